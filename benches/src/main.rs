@@ -1,0 +1,2 @@
+//! The shmbus benchmark harness (work in progress).
+fn main() {}
