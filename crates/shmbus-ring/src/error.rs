@@ -1,0 +1,248 @@
+//! Typed errors: what failed, on which segment, and why.
+
+use std::fmt;
+use std::time::Duration;
+
+pub use nix::errno::Errno;
+
+/// The result type of segment and ring setup operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which side of a ring an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Writes records into the ring.
+    Producer,
+    /// Reads records out of the ring.
+    Consumer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// An errno rendered as `Permission denied (EACCES)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsCode(pub Errno);
+
+impl fmt::Display for OsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?})", self.0.desc(), self.0)
+    }
+}
+
+/// Errors from creating, opening, validating and attaching to segments and rings.
+///
+/// Every variant names the segment (`target`: the shm name, file path, `memfd:NAME`,
+/// `anonymous` or `heap`) and, where a header field is at fault, the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed: `shm_open("/orders"): Permission denied (EACCES)`.
+    #[error("{op}(\"{target}\"): {code}")]
+    Os {
+        /// The system call or operation (`shm_open`, `ftruncate`, `mmap`, ...).
+        op: &'static str,
+        /// The segment it was applied to.
+        target: String,
+        /// The errno it returned.
+        code: OsCode,
+    },
+    /// The name cannot be a POSIX shared-memory object name.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The object is too small to hold even the header.
+    #[error("{target}: object is {actual} bytes, smaller than the {needed}-byte header (truncated or not a shmbus segment)")]
+    Truncated {
+        /// The segment.
+        target: String,
+        /// Its real size (`fstat`).
+        actual: u64,
+        /// The smallest size a segment can have.
+        needed: u64,
+    },
+    /// The creator never published `READY` within the wait bound.
+    #[error("{target}: header not ready after {waited:?} (init_state = {state:#x}); the creator may have died mid-initialisation")]
+    NotReady {
+        /// The segment.
+        target: String,
+        /// How long the opener waited.
+        waited: Duration,
+        /// The last `init_state` seen.
+        state: u32,
+    },
+    /// `init_state` holds a value that is neither "being built" nor `READY`.
+    #[error(
+        "{target}: header field `init_state` is {state:#x}, neither 0 (being built) nor READY"
+    )]
+    BadInitState {
+        /// The segment.
+        target: String,
+        /// The value found.
+        state: u32,
+    },
+    /// The magic number is wrong: this is not a shmbus segment.
+    #[error("{target}: header field `magic` is {found:#018x}, expected {expected:#018x}: not a shmbus segment")]
+    BadMagic {
+        /// The segment.
+        target: String,
+        /// The value found.
+        found: u64,
+        /// The value shmbus writes.
+        expected: u64,
+    },
+    /// The layout's major version differs from this build's.
+    #[error(
+        "{target}: header field `layout_major` is {found}, this build speaks layout {expected}.x"
+    )]
+    MajorVersion {
+        /// The segment.
+        target: String,
+        /// The version found.
+        found: u16,
+        /// The version this build writes and reads.
+        expected: u16,
+    },
+    /// The ABI flags (endianness, block alignment) differ from this process's.
+    #[error("{target}: header field `{field}` is {found:#x}, this process needs {expected:#x}")]
+    AbiMismatch {
+        /// The segment.
+        target: String,
+        /// `abi_flags`, `block_align` or `header_len`.
+        field: &'static str,
+        /// The value found.
+        found: u64,
+        /// The value this process needs.
+        expected: u64,
+    },
+    /// The segment holds another kind of ring.
+    #[error("{target}: header field `ring_kind` is {found}, expected {expected}")]
+    WrongKind {
+        /// The segment.
+        target: String,
+        /// The kind found, by name or number.
+        found: String,
+        /// The kind asked for.
+        expected: String,
+    },
+    /// A size or offset in the header disagrees with the object or with another field.
+    #[error("{target}: header field `{field}` is {value}, but {reason}")]
+    BadField {
+        /// The segment.
+        target: String,
+        /// The field at fault.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// What it disagrees with.
+        reason: String,
+    },
+    /// The type fingerprint or codec of the segment is not what the opener expects.
+    #[error("{target}: header field `{field}` is {found:#x}, the opener expects {expected:#x}")]
+    Mismatch {
+        /// The segment.
+        target: String,
+        /// `type_fingerprint` or `codec_id`.
+        field: &'static str,
+        /// The value in the segment.
+        found: u64,
+        /// The value the opener expects.
+        expected: u64,
+    },
+    /// The ring's single producer or consumer slot is taken.
+    #[error("{target}: a {role} is already attached (pid {pid}); an SPSC ring takes one of each")]
+    AlreadyAttached {
+        /// The segment.
+        target: String,
+        /// The role asked for.
+        role: Role,
+        /// The pid recorded by the current holder.
+        pid: u32,
+    },
+    /// An endpoint was asked of a segment mapped read-only.
+    #[error("{target}: mapped read-only; endpoints need a read-write mapping")]
+    ReadOnly {
+        /// The segment.
+        target: String,
+    },
+    /// A ring was created in a segment this handle did not create (it may be in use).
+    #[error("{target}: a ring can only be created in a segment this process just created")]
+    NotCreator {
+        /// The segment.
+        target: String,
+    },
+    /// The ring state in shared memory is inconsistent.
+    #[error("{target}: {corruption}")]
+    Corrupt {
+        /// The segment.
+        target: String,
+        /// What was found.
+        #[source]
+        corruption: Corruption,
+    },
+}
+
+/// Corrupt state found in shared memory by a ring operation: what, where, and the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt ring state: {what} (position {position}, value {value:#x})")]
+pub struct Corruption {
+    /// What was inconsistent.
+    pub what: &'static str,
+    /// The ring position (byte position for SPSC) at which it was found.
+    pub position: u64,
+    /// The offending value.
+    pub value: u64,
+}
+
+/// Why a push did not happen. Nothing was written when this is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The ring has no room for the record now.
+    #[error("ring is full")]
+    Full,
+    /// The record is larger than the ring's record limit.
+    #[error("record of {len} bytes exceeds the ring's limit of {max} bytes")]
+    TooLarge {
+        /// The record's length.
+        len: usize,
+        /// The ring's record limit.
+        max: usize,
+    },
+    /// The consumer's position in shared memory is inconsistent.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+}
+
+/// Why a pop did not return a record. Nothing was consumed when this is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PopError {
+    /// No committed record is waiting.
+    #[error("ring is empty")]
+    Empty,
+    /// The caller's buffer is smaller than the next record.
+    #[error("buffer of {len} bytes is too small for a {needed}-byte record")]
+    BufferTooSmall {
+        /// The record's length.
+        needed: usize,
+        /// The buffer's length.
+        len: usize,
+    },
+    /// The record header at the consumer's position is inconsistent.
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+}

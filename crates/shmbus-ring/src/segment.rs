@@ -1,0 +1,713 @@
+//! Shared-memory segments: creation, opening, ownership of the name, and the backings.
+//!
+//! A [`Segment`] is a mapped region of memory that one or more processes share, plus the
+//! knowledge of where it came from ([`Backing`]) and whether this handle owns its name. It
+//! knows nothing of rings: [`crate::SpscRing`] lays a ring out inside one.
+//!
+//! | backing | created by | shared with | name |
+//! |---|---|---|---|
+//! | [`Backing::Shm`] | [`Segment::create`] | any process, by name | `/name` under `/dev/shm` |
+//! | [`Backing::Anonymous`] | [`Segment::anonymous`] | children forked after creation | none |
+//! | [`Backing::Memfd`] | [`Segment::memfd`] | children, or any process the fd is passed to | none |
+//! | [`Backing::File`] | [`Segment::create_file`] | any process, by path; survives reboot | a path |
+//! | [`Backing::Heap`] | [`Segment::heap`] | this process only (tests, fuzzing) | none |
+
+use crate::error::{Error, OsCode, Result};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, SealFlag};
+use nix::sys::mman::{MapFlags, ProtFlags};
+use nix::sys::stat::Mode;
+use std::alloc::Layout;
+use std::fs::File;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+/// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// The alignment of a heap-backed segment, and the page size segments are rounded to at least.
+const HEAP_ALIGN: usize = 4096;
+
+/// Where a segment's memory comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A named POSIX shared-memory object (`shm_open`), e.g. `/orders`.
+    Shm(String),
+    /// An anonymous shared mapping (`MAP_SHARED | MAP_ANONYMOUS`), inherited over `fork`.
+    Anonymous,
+    /// A `memfd_create` file sealed against shrinking and growing; its fd can be inherited or
+    /// passed over a Unix socket. The string is the debugging name the memfd was given.
+    Memfd(String),
+    /// A regular file mapped shared: a ring that survives the processes and a reboot.
+    File(PathBuf),
+    /// Process-private heap memory with the same layout (tests, fuzzing, in-process rings).
+    Heap,
+}
+
+impl Backing {
+    /// The name used in error messages: the shm name, the path, `memfd:NAME`, `anonymous`, `heap`.
+    pub fn target(&self) -> String {
+        match self {
+            Backing::Shm(n) => n.clone(),
+            Backing::Anonymous => "anonymous".into(),
+            Backing::Memfd(n) => format!("memfd:{n}"),
+            Backing::File(p) => p.display().to_string(),
+            Backing::Heap => "heap".into(),
+        }
+    }
+}
+
+/// Options for creating, opening and mapping a segment.
+///
+/// ```
+/// use shmbus_ring::SegmentOptions;
+/// let opts = SegmentOptions::new().mode(0o660).prefault(true);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SegmentOptions {
+    mode: u32,
+    prefault: bool,
+    mlock: bool,
+    read_only: bool,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            mode: 0o600,
+            prefault: false,
+            mlock: false,
+            read_only: false,
+        }
+    }
+}
+
+impl SegmentOptions {
+    /// The defaults: mode `0600`, no prefault, no `mlock`, read-write.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Permission bits of a created object or file (default `0o600`); applied exactly,
+    /// regardless of the process umask.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Map with `MAP_POPULATE`, so the first messages do not pay page faults.
+    pub fn prefault(mut self, yes: bool) -> Self {
+        self.prefault = yes;
+        self
+    }
+
+    /// `mlock` the mapping, so it is never paged out (needs `RLIMIT_MEMLOCK` or privilege).
+    pub fn mlock(mut self, yes: bool) -> Self {
+        self.mlock = yes;
+        self
+    }
+
+    /// Open read-only, for inspection: such a segment can be examined but not attached to.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+}
+
+enum Map {
+    Raw(memmap2::MmapRaw),
+    Anon { ptr: NonNull<u8>, len: usize },
+    Heap { ptr: NonNull<u8>, layout: Layout },
+}
+
+impl Map {
+    fn ptr(&self) -> NonNull<u8> {
+        match self {
+            Map::Raw(m) => NonNull::new(m.as_mut_ptr()).expect("mmap never returns null"),
+            Map::Anon { ptr, .. } | Map::Heap { ptr, .. } => *ptr,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Map::Raw(m) => m.len(),
+            Map::Anon { len, .. } => *len,
+            Map::Heap { layout, .. } => layout.size(),
+        }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        match self {
+            Map::Raw(_) => {}
+            Map::Anon { ptr, len } => {
+                // SAFETY: `ptr`/`len` are exactly what `mmap_anonymous` returned, and the mapping
+                // is unmapped once, here; no reference into it outlives the `Segment`.
+                let _ = unsafe { nix::sys::mman::munmap(ptr.cast(), *len) };
+            }
+            Map::Heap { ptr, layout } => {
+                // SAFETY: allocated by `alloc_zeroed` with this very layout, freed once.
+                unsafe { std::alloc::dealloc(ptr.as_ptr(), *layout) }
+            }
+        }
+    }
+}
+
+/// A mapped shared-memory region and where it came from.
+///
+/// Exactly one handle owns a name: the one that created it ([`Segment::create`],
+/// [`Segment::create_file`]), which unlinks it when dropped unless told to
+/// [`keep`](Segment::keep) it. [`unlink`](Segment::unlink) removes the name early; the mapping
+/// stays valid for every process that has it.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus_ring::{Segment, SegmentOptions};
+/// let name = format!("/shmbus-doc-seg-{}", std::process::id());
+/// let owner = Segment::create(&name, 10_000, &SegmentOptions::default())?;
+/// assert_eq!(owner.len() % 4096, 0); // rounded up to whole pages
+/// let other = Segment::open(&name, &SegmentOptions::default())?;
+/// assert_eq!(other.len(), owner.len());
+/// drop(owner); // unlinks the name; `other` stays mapped
+/// assert!(Segment::open(&name, &SegmentOptions::default()).is_err());
+/// # Ok::<(), shmbus_ring::Error>(())
+/// ```
+pub struct Segment {
+    map: Map,
+    fd: Option<OwnedFd>,
+    backing: Backing,
+    created: bool,
+    writable: bool,
+    unlink_on_drop: AtomicBool,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("backing", &self.backing)
+            .field("len", &self.len())
+            .field("created", &self.created)
+            .field("writable", &self.writable)
+            .field(
+                "unlink_on_drop",
+                &self.unlink_on_drop.load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
+
+fn os(op: &'static str, target: &str, errno: Errno) -> Error {
+    Error::Os {
+        op,
+        target: target.to_string(),
+        code: OsCode(errno),
+    }
+}
+
+fn io_os(op: &'static str, target: &str, e: std::io::Error) -> Error {
+    os(
+        op,
+        target,
+        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    )
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|v| usize::try_from(v).ok())
+        .filter(|v| v.is_power_of_two())
+        .unwrap_or(4096)
+}
+
+fn round_len(len: u64, target: &str) -> Result<usize> {
+    let page = page_size() as u64;
+    let rounded = len
+        .max(1)
+        .checked_add(page - 1)
+        .map(|v| v / page * page)
+        .and_then(|v| usize::try_from(v).ok())
+        .filter(|v| *v <= isize::MAX as usize)
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!("{target}: segment length {len} is too large"))
+        })?;
+    Ok(rounded)
+}
+
+/// Checks that `name` is a portable POSIX shared-memory name: a leading `/`, then 1 to 255
+/// bytes with no `/` and no NUL, and not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    let Some(rest) = name.strip_prefix('/') else {
+        return bad("must start with '/'");
+    };
+    if rest.is_empty() {
+        return bad("must have at least one character after '/'");
+    }
+    if rest.len() > MAX_NAME_LEN {
+        return bad("longer than 255 bytes after '/'");
+    }
+    if rest.contains('/') {
+        return bad("must not contain '/' after the first character");
+    }
+    if rest.contains('\0') {
+        return bad("must not contain NUL");
+    }
+    if rest == "." || rest == ".." {
+        return bad("must not be '.' or '..'");
+    }
+    Ok(())
+}
+
+impl Segment {
+    /// Creates the named POSIX shared-memory object `name` (`O_CREAT | O_EXCL`), sizes it to
+    /// `len` rounded up to whole pages, and maps it shared. This handle owns the name and unlinks
+    /// it on drop. The memory starts zeroed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a bad name; [`Error::Os`] naming `shm_open` (`EEXIST` when the
+    /// name is taken, `EACCES`), `fchmod`, `ftruncate` or `mmap`. On failure after the object was
+    /// created, the name is unlinked again.
+    pub fn create(name: &str, len: u64, opts: &SegmentOptions) -> Result<Segment> {
+        validate_name(name)?;
+        let len = round_len(len, name)?;
+        let fd = nix::sys::mman::shm_open(
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(opts.mode),
+        )
+        .map_err(|e| os("shm_open", name, e))?;
+        let result = (|| {
+            nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
+                .map_err(|e| os("fchmod", name, e))?;
+            let file = File::from(fd);
+            file.set_len(len as u64)
+                .map_err(|e| io_os("ftruncate", name, e))?;
+            Self::map_fd(file.into(), len, Backing::Shm(name.to_string()), true, opts)
+        })();
+        if result.is_err() {
+            let _ = nix::sys::mman::shm_unlink(name);
+        }
+        let seg = result?;
+        seg.unlink_on_drop.store(true, Ordering::Relaxed);
+        Ok(seg)
+    }
+
+    /// Opens the existing named object `name` and maps all of it, read-write unless
+    /// [`SegmentOptions::read_only`]. The handle does not own the name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming `shm_open` (`ENOENT` when there is no such object, `EACCES`) or
+    /// `mmap`; [`Error::Truncated`] for an empty object.
+    pub fn open(name: &str, opts: &SegmentOptions) -> Result<Segment> {
+        validate_name(name)?;
+        let flags = if opts.read_only {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_RDWR
+        };
+        let fd = nix::sys::mman::shm_open(name, flags | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| os("shm_open", name, e))?;
+        Self::open_fd_as(fd, Backing::Shm(name.to_string()), opts)
+    }
+
+    /// Creates an anonymous shared mapping of `len` bytes (rounded up to pages). A child
+    /// `fork`ed after this call shares it; nothing else can reach it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming `mmap` or `mlock`.
+    pub fn anonymous(len: u64, opts: &SegmentOptions) -> Result<Segment> {
+        let target = "anonymous";
+        let len = round_len(len, target)?;
+        let nz =
+            NonZeroUsize::new(len).ok_or_else(|| Error::InvalidConfig("zero length".into()))?;
+        let mut flags = MapFlags::MAP_SHARED;
+        if opts.prefault {
+            flags |= MapFlags::MAP_POPULATE;
+        }
+        // SAFETY: a fresh anonymous mapping aliases nothing; we own it until `Map::drop`.
+        let ptr = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                nz,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                flags,
+            )
+        }
+        .map_err(|e| os("mmap", target, e))?;
+        let map = Map::Anon {
+            ptr: ptr.cast(),
+            len,
+        };
+        if opts.mlock {
+            // SAFETY: `ptr`/`len` describe the mapping just created.
+            unsafe { nix::sys::mman::mlock(ptr, len) }.map_err(|e| os("mlock", target, e))?;
+        }
+        Ok(Segment {
+            map,
+            fd: None,
+            backing: Backing::Anonymous,
+            created: true,
+            writable: true,
+            unlink_on_drop: AtomicBool::new(false),
+        })
+    }
+
+    /// Creates a `memfd_create` segment of `len` bytes (rounded up to pages), sealed with
+    /// `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL` so no holder of the fd can resize it and make
+    /// another process fault. Pass [`Segment::fd`] to other processes (inheritance or
+    /// `SCM_RIGHTS`), which open it with [`Segment::open_fd`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming `memfd_create`, `ftruncate`, `fcntl(F_ADD_SEALS)` or `mmap`.
+    pub fn memfd(debug_name: &str, len: u64, opts: &SegmentOptions) -> Result<Segment> {
+        let target = format!("memfd:{debug_name}");
+        let len = round_len(len, &target)?;
+        let cname = std::ffi::CString::new(debug_name).map_err(|_| Error::InvalidName {
+            name: debug_name.into(),
+            reason: "must not contain NUL",
+        })?;
+        let fd = nix::sys::memfd::memfd_create(
+            &cname,
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
+                | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .map_err(|e| os("memfd_create", &target, e))?;
+        let file = File::from(fd);
+        file.set_len(len as u64)
+            .map_err(|e| io_os("ftruncate", &target, e))?;
+        nix::fcntl::fcntl(
+            file.as_raw_fd(),
+            FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
+            ),
+        )
+        .map_err(|e| os("fcntl(F_ADD_SEALS)", &target, e))?;
+        Self::map_fd(
+            file.into(),
+            len,
+            Backing::Memfd(debug_name.to_string()),
+            true,
+            opts,
+        )
+    }
+
+    /// Maps a segment from an fd received from another process or inherited: a memfd, a shm
+    /// object or a file. A memfd must carry `F_SEAL_SHRINK` (else the sender could truncate it
+    /// under us and make this process fault).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadField`] naming `seals` for an unsealed memfd; [`Error::Os`] naming `fstat` or
+    /// `mmap`; [`Error::Truncated`] for an empty object.
+    pub fn open_fd(fd: OwnedFd, opts: &SegmentOptions) -> Result<Segment> {
+        let backing = match nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS) {
+            Ok(seals) => {
+                let seals = SealFlag::from_bits_truncate(seals);
+                if !seals.contains(SealFlag::F_SEAL_SHRINK) {
+                    return Err(Error::BadField {
+                        target: "memfd".into(),
+                        field: "seals",
+                        value: seals.bits() as u64,
+                        reason: "the memfd is not sealed against shrinking (F_SEAL_SHRINK)".into(),
+                    });
+                }
+                Backing::Memfd(String::new())
+            }
+            Err(_) => Backing::Memfd(String::new()),
+        };
+        Self::open_fd_as(fd, backing, opts)
+    }
+
+    /// Creates a regular file at `path` (`O_CREAT | O_EXCL`, mode from the options), sized to
+    /// `len` rounded up to pages, and maps it shared. The ring in it persists; this handle owns
+    /// the path only if [`Segment::set_unlink_on_drop`] is set (by default a file is kept).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming `open`, `ftruncate` or `mmap`.
+    pub fn create_file(path: impl AsRef<Path>, len: u64, opts: &SegmentOptions) -> Result<Segment> {
+        let path = path.as_ref();
+        let target = path.display().to_string();
+        let len = round_len(len, &target)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(opts.mode)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| io_os("open", &target, e))?;
+        let result = (|| {
+            nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
+                .map_err(|e| os("fchmod", &target, e))?;
+            file.set_len(len as u64)
+                .map_err(|e| io_os("ftruncate", &target, e))?;
+            Self::map_fd(
+                file.into(),
+                len,
+                Backing::File(path.to_path_buf()),
+                true,
+                opts,
+            )
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
+    /// Opens an existing file segment at `path` and maps all of it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming `open` or `mmap`; [`Error::Truncated`] for an empty file.
+    pub fn open_file(path: impl AsRef<Path>, opts: &SegmentOptions) -> Result<Segment> {
+        let path = path.as_ref();
+        let target = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!opts.read_only)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| io_os("open", &target, e))?;
+        Self::open_fd_as(file.into(), Backing::File(path.to_path_buf()), opts)
+    }
+
+    /// A zeroed, page-aligned heap segment of `len` bytes (rounded up to pages), private to this
+    /// process: the same layout and code paths as shared memory, for tests and in-process use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] if `len` is too large to allocate.
+    pub fn heap(len: u64) -> Result<Segment> {
+        let len = round_len(len, "heap")?;
+        let layout = Layout::from_size_align(len, HEAP_ALIGN)
+            .map_err(|_| Error::InvalidConfig(format!("heap: length {len} is too large")))?;
+        // SAFETY: `layout` has a non-zero size (`round_len` gives at least one page).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Ok(Segment {
+            map: Map::Heap { ptr, layout },
+            fd: None,
+            backing: Backing::Heap,
+            created: true,
+            writable: true,
+            unlink_on_drop: AtomicBool::new(false),
+        })
+    }
+
+    /// A heap segment holding a copy of `bytes` (padded with zeros to whole pages), presented
+    /// as if another process had built it: opening a ring in it runs every validation. For
+    /// fuzzing and corruption tests.
+    ///
+    /// # Errors
+    ///
+    /// As [`Segment::heap`].
+    pub fn heap_from_bytes(bytes: &[u8]) -> Result<Segment> {
+        let mut seg = Segment::heap(bytes.len() as u64)?;
+        // SAFETY: the heap segment is at least `bytes.len()` long, freshly allocated and not yet
+        // shared with anything, so this copy aliases nothing.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.as_ptr(), bytes.len());
+        }
+        seg.created = false;
+        Ok(seg)
+    }
+
+    fn open_fd_as(fd: OwnedFd, backing: Backing, opts: &SegmentOptions) -> Result<Segment> {
+        let target = backing.target();
+        let file = File::from(fd);
+        let size = file
+            .metadata()
+            .map_err(|e| io_os("fstat", &target, e))?
+            .len();
+        if size == 0 {
+            return Err(Error::Truncated {
+                target,
+                actual: 0,
+                needed: crate::layout::HEADER_LEN as u64,
+            });
+        }
+        let len = usize::try_from(size).map_err(|_| Error::BadField {
+            target: target.clone(),
+            field: "object size",
+            value: size,
+            reason: "it does not fit this process's address space".into(),
+        })?;
+        Self::map_fd(file.into(), len, backing, false, opts)
+    }
+
+    fn map_fd(
+        fd: OwnedFd,
+        len: usize,
+        backing: Backing,
+        created: bool,
+        opts: &SegmentOptions,
+    ) -> Result<Segment> {
+        let target = backing.target();
+        let mut mo = memmap2::MmapOptions::new();
+        mo.len(len);
+        if opts.prefault {
+            mo.populate();
+        }
+        let writable = created || !opts.read_only;
+        let raw = if writable {
+            mo.map_raw(&fd)
+        } else {
+            mo.map_raw_read_only(&fd)
+        }
+        .map_err(|e| io_os("mmap", &target, e))?;
+        if opts.mlock {
+            raw.lock().map_err(|e| io_os("mlock", &target, e))?;
+        }
+        Ok(Segment {
+            map: Map::Raw(raw),
+            fd: Some(fd),
+            backing,
+            created,
+            writable,
+            unlink_on_drop: AtomicBool::new(false),
+        })
+    }
+
+    /// Removes the name (shm object or file) now. Processes that have it mapped keep it; new
+    /// opens fail. Afterwards this handle no longer unlinks on drop.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming `shm_unlink` or `unlink`. Backings without a name do nothing.
+    pub fn unlink(&self) -> Result<()> {
+        self.unlink_on_drop.store(false, Ordering::Relaxed);
+        match &self.backing {
+            Backing::Shm(name) => {
+                nix::sys::mman::shm_unlink(name.as_str()).map_err(|e| os("shm_unlink", name, e))
+            }
+            Backing::File(path) => {
+                std::fs::remove_file(path).map_err(|e| io_os("unlink", &self.backing.target(), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives up ownership of the name: it outlives this handle (another process, or a later
+    /// [`Segment::unlink`], removes it).
+    pub fn keep(&self) {
+        self.unlink_on_drop.store(false, Ordering::Relaxed);
+    }
+
+    /// Sets whether dropping this handle unlinks the name (shm object or file).
+    pub fn set_unlink_on_drop(&self, yes: bool) {
+        self.unlink_on_drop.store(yes, Ordering::Relaxed);
+    }
+
+    /// Whether dropping this handle unlinks the name.
+    pub fn unlinks_on_drop(&self) -> bool {
+        self.unlink_on_drop.load(Ordering::Relaxed)
+    }
+
+    /// Where the memory comes from.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// The name used in error messages.
+    pub fn target(&self) -> String {
+        self.backing.target()
+    }
+
+    /// Whether this handle created the memory (so it is known to be fresh and zeroed).
+    pub fn is_creator(&self) -> bool {
+        self.created
+    }
+
+    /// Whether the mapping is writable.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The mapped length in bytes (a whole number of pages for shared backings).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the mapping is empty (never, for a segment that was opened successfully).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The base address of the mapping (page-aligned). Another process may write to this
+    /// memory at any time: treat what it holds as untrusted.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.ptr().as_ptr()
+    }
+
+    /// The file descriptor behind the mapping, if any (for passing a memfd to another process).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The 64-bit atomic at byte offset `off`, or `None` if `off` is not 8-aligned or
+    /// `off + 8` exceeds the mapping. On a read-only mapping only loads are allowed: a store
+    /// faults.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let seg = shmbus_ring::Segment::heap(4096)?;
+    /// let word = seg.atomic_u64(64).expect("aligned and in bounds");
+    /// word.store(7, Ordering::Relaxed);
+    /// assert_eq!(seg.atomic_u64(64).unwrap().load(Ordering::Relaxed), 7);
+    /// assert!(seg.atomic_u64(3).is_none());
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    pub fn atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
+        if off % 8 != 0 || off.checked_add(8)? > self.len() {
+            return None;
+        }
+        // SAFETY: `off` is 8-aligned and in bounds of a page-aligned mapping that lives as long
+        // as `&self`; all accesses through the returned reference are atomic.
+        Some(unsafe { AtomicU64::from_ptr(self.as_ptr().add(off).cast()) })
+    }
+
+    /// The 32-bit atomic at byte offset `off`, or `None` if misaligned or out of bounds.
+    pub fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+        if off % 4 != 0 || off.checked_add(4)? > self.len() {
+            return None;
+        }
+        // SAFETY: `off` is 4-aligned and in bounds of a mapping that lives as long as `&self`;
+        // all accesses through the returned reference are atomic.
+        Some(unsafe { AtomicU32::from_ptr(self.as_ptr().add(off).cast()) })
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.unlink_on_drop.load(Ordering::Relaxed) {
+            let _ = self.unlink();
+        }
+    }
+}
+
+// SAFETY: a `Segment` is a mapping plus an fd; the memory is shared by design and only accessed
+// through atomics or by the side the ring protocol hands it to.
+unsafe impl Send for Segment {}
+// SAFETY: as for `Send`; `&Segment` exposes only atomic views and raw pointers.
+unsafe impl Sync for Segment {}
