@@ -723,6 +723,17 @@ impl SpscRing {
                 format!("an SPSC capacity is a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}"),
             ));
         }
+        if cap > h.total_len - DATA_OFFSET {
+            return Err(bad(
+                "capacity",
+                cap,
+                format!(
+                    "only {} data bytes fit in the {}-byte object",
+                    h.total_len - DATA_OFFSET,
+                    h.total_len
+                ),
+            ));
+        }
         if h.data_len != cap {
             return Err(bad(
                 "data_len",
