@@ -1,2 +1,248 @@
-//! The shmbus benchmark harness (work in progress).
-fn main() {}
+//! `shmbus-bench`: shmbus against the kernel's IPC transports, in one run.
+//!
+//! Every transport is measured between two real processes — this binary and a copy of itself
+//! started with a hidden role argument — pinned to distinct cores when the machine has them.
+//! Every transport goes through the same [`transport::Endpoint`] trait and the same loops in
+//! [`driver`], so the comparison is fair by construction. Rounds are interleaved (for each
+//! size: the floors, then every transport; then again) and the report gives medians across
+//! rounds with their spread, because these VMs' vCPUs move around and only figures measured
+//! within seconds of each other compare.
+//!
+//! ```text
+//! cargo run --release -p shmbus-bench -- [--quick] [--transports a,b] [--sizes 8,64,...]
+//!     [--rounds N] [--json FILE] [--csv FILE] [--svg FILE]
+//! ```
+#![forbid(unsafe_code)]
+
+mod chart;
+mod cli;
+mod clock;
+mod driver;
+mod measure;
+mod msg;
+mod peer;
+mod report;
+mod stats;
+mod transport;
+
+use anyhow::{bail, Context, Result};
+use cli::{Command, Options};
+use indicatif::{ProgressBar, ProgressStyle};
+use measure::{memcpy_floor, FLOOR_MEMCPY};
+use report::{Machine, Record, Report};
+use transport::{Class, Phase, Transport};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(peer::PEER_ROLE) {
+        peer::peer_main(&args[1..]);
+    }
+    let code = match cli::parse(&args) {
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            0
+        }
+        Ok(Command::List) => {
+            println!("{FLOOR_MEMCPY}");
+            for t in transport::all() {
+                println!("{}", t.name());
+            }
+            0
+        }
+        Ok(Command::Run(opts)) => match run(&opts) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprintln!("shmbus-bench: {e:#}");
+                2
+            }
+        },
+        Err(e) => {
+            eprintln!("shmbus-bench: {e:#}");
+            64
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn machine(placement: String, cores: usize) -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    Machine {
+        cpu,
+        cores,
+        kernel,
+        placement,
+    }
+}
+
+/// Runs the whole comparison; `Ok(false)` when some transport failed (and was dropped).
+fn run(opts: &Options) -> Result<bool> {
+    let known = transport::all();
+    let (with_memcpy, transports): (bool, Vec<Box<dyn Transport>>) = if opts.transports.is_empty() {
+        (true, known)
+    } else {
+        let mut v = Vec::new();
+        for name in &opts.transports {
+            if name == FLOOR_MEMCPY {
+                continue;
+            }
+            match transport::by_name(name) {
+                Some(t) => v.push(t),
+                None => bail!(
+                    "unknown transport {name:?} (known: {FLOOR_MEMCPY}, {})",
+                    names(&transport::all())
+                ),
+            }
+        }
+        (opts.transports.iter().any(|n| n == FLOOR_MEMCPY), v)
+    };
+
+    let cpus = allowed_cpus();
+    let (parent_cpu, peer_cpu, placement) = if cpus.len() >= 2 {
+        (
+            Some(cpus[0]),
+            Some(cpus[1]),
+            format!(
+                "harness pinned to cpu{}, peer pinned to cpu{}",
+                cpus[0], cpus[1]
+            ),
+        )
+    } else {
+        (
+            None,
+            None,
+            format!(
+                "not pinned: only {} cpu available, both processes share it",
+                cpus.len()
+            ),
+        )
+    };
+    if let Some(c) = parent_cpu {
+        peer::pin_to(c)?;
+    }
+    let mut notes = Vec::new();
+    for t in &transports {
+        for n in t.prepare(&opts.sizes) {
+            notes.push(format!("{}: {n}", t.name()));
+        }
+    }
+    let mut env = peer::RunEnv::new(peer_cpu)?;
+
+    let supported = |t: &dyn Transport, size| {
+        [Phase::RoundTrip, Phase::Stream, Phase::Rate]
+            .iter()
+            .any(|&p| t.supports(p, size))
+    };
+    let per_round: usize = opts
+        .sizes
+        .iter()
+        .map(|&s| {
+            usize::from(with_memcpy)
+                + transports
+                    .iter()
+                    .filter(|t| supported(t.as_ref(), s))
+                    .count()
+        })
+        .sum();
+    let bar = ProgressBar::new((per_round * opts.rounds) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} round {prefix} {msg}")
+            .expect("progress template")
+            .progress_chars("=> "),
+    );
+
+    let mut records = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for round in 1..=opts.rounds {
+        bar.set_prefix(format!("{round}/{}", opts.rounds));
+        for (si, &size) in opts.sizes.iter().enumerate() {
+            if with_memcpy {
+                bar.set_message(format!("{FLOOR_MEMCPY} {size} B"));
+                records.push(Record {
+                    transport: FLOOR_MEMCPY.into(),
+                    class: Class::Floor,
+                    size,
+                    result: memcpy_floor(size, opts.phase),
+                });
+                bar.inc(1);
+            }
+            for t in &transports {
+                if !supported(t.as_ref(), size) {
+                    continue;
+                }
+                bar.inc(1);
+                if failed.iter().any(|f| f == t.name()) {
+                    continue;
+                }
+                bar.set_message(format!("{} {size} B", t.name()));
+                match measure::measure(&mut env, t.as_ref(), size, opts, si == 0) {
+                    Ok(result) => records.push(Record {
+                        transport: t.name().into(),
+                        class: t.class(),
+                        size,
+                        result,
+                    }),
+                    Err(e) => {
+                        bar.suspend(|| eprintln!("FAILED {}: {e:#}", t.name()));
+                        notes.push(format!(
+                            "{}: FAILED and dropped from the run: {e:#}",
+                            t.name()
+                        ));
+                        failed.push(t.name().into());
+                    }
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    drop(env);
+
+    let report = Report::build(
+        machine(placement, cpus.len()),
+        &records,
+        notes,
+        opts.rounds,
+        opts.rate,
+        opts.quick,
+    );
+    print!("{}", report.table());
+    if let Some(p) = &opts.json {
+        let text = serde_json::to_string_pretty(&report.json())?;
+        std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    if let Some(p) = &opts.csv {
+        std::fs::write(p, report.csv()).with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    if let Some(p) = &opts.svg {
+        chart::write_svg(&report, p)?;
+        println!("wrote {}", p.display());
+    }
+    Ok(failed.is_empty())
+}
+
+fn names(ts: &[Box<dyn Transport>]) -> String {
+    ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+}

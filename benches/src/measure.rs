@@ -1,0 +1,137 @@
+//! One measurement: a transport at one message size between the parent and a fresh peer,
+//! through every phase the transport supports; and the in-process memcpy floor.
+
+use crate::cli::Options;
+use crate::clock::{cpu_ns, now_ns};
+use crate::driver;
+use crate::peer::{field, Peer, RunEnv};
+use crate::stats::Percentiles;
+use crate::transport::{Phase, Transport};
+use anyhow::{ensure, Context, Result};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// Streaming results of one round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Messages per second received.
+    pub msgs_per_s: f64,
+    /// Payload megabytes (10^6) per second received.
+    pub mb_per_s: f64,
+    /// CPU time of both processes per message, ns.
+    pub cpu_ns_per_msg: f64,
+}
+
+/// Everything measured for one transport at one size in one round.
+#[derive(Debug, Clone, Default)]
+pub struct PairResult {
+    /// Ping-pong round trip.
+    pub rtt: Option<Percentiles>,
+    /// One-way latency at the offered rate (coordinated-omission corrected).
+    pub oneway: Option<Percentiles>,
+    /// One-way streaming.
+    pub stream: Option<Throughput>,
+    /// CPU share (0..1) of a receiver waiting for a message that does not come.
+    pub idle_cpu: Option<f64>,
+}
+
+/// The name of the in-process copy floor.
+pub const FLOOR_MEMCPY: &str = "floor-memcpy";
+
+/// Runs every supported phase of `t` at `size` against a fresh peer.
+pub fn measure(
+    env: &mut RunEnv,
+    t: &dyn Transport,
+    size: usize,
+    opts: &Options,
+    with_idle: bool,
+) -> Result<PairResult> {
+    let budget = opts.warmup + opts.phase * 3 + opts.idle + Duration::from_secs(20);
+    let (mut peer, mut ep) = Peer::spawn(env, t, size, budget)?;
+    let ep = ep.as_mut();
+    let mut out = PairResult::default();
+    let name = t.name();
+
+    if t.supports(Phase::RoundTrip, size) {
+        peer.begin("rtt")?;
+        let hist = driver::rtt_client(ep, size, opts.warmup, opts.phase)
+            .with_context(|| format!("{name} at {size} B: round trip"))?;
+        peer.done()?;
+        out.rtt = Some(Percentiles::of(&hist));
+    }
+
+    if t.supports(Phase::Stream, size) {
+        peer.begin("stream")?;
+        let (cpu0, t0) = (cpu_ns(), now_ns());
+        let sent = driver::stream_send(ep, size, opts.phase)
+            .with_context(|| format!("{name} at {size} B: streaming"))?;
+        let f = peer.done()?;
+        let (cpu1, t1) = (cpu_ns(), now_ns());
+        let got = field(&f, "count")?;
+        ensure!(
+            got == sent,
+            "{name} at {size} B: sent {sent} messages, the peer received {got}"
+        );
+        let secs = (t1 - t0) as f64 / 1e9;
+        let cpu = (cpu1 - cpu0 + field(&f, "cpu_ns")?) as f64;
+        out.stream = Some(Throughput {
+            msgs_per_s: got as f64 / secs,
+            mb_per_s: (got as f64 * size as f64) / secs / 1e6,
+            cpu_ns_per_msg: cpu / got.max(1) as f64,
+        });
+    }
+
+    if t.supports(Phase::Rate, size) {
+        peer.begin("rate")?;
+        let sent = driver::rate_send(ep, size, opts.rate, opts.phase)
+            .with_context(|| format!("{name} at {size} B: one-way"))?;
+        let p = Percentiles::decode(&peer.done()?)?;
+        ensure!(
+            p.samples == sent,
+            "{name} at {size} B: sent {sent} messages at the offered rate, the peer timed {}",
+            p.samples
+        );
+        out.oneway = Some(p);
+    }
+
+    if with_idle && t.supports(Phase::Idle, size) {
+        peer.begin("idle")?;
+        std::thread::sleep(opts.idle);
+        driver::idle_wake(ep, size)?;
+        let f = peer.done()?;
+        out.idle_cpu = Some(field(&f, "cpu_ns")? as f64 / field(&f, "wall_ns")?.max(1) as f64);
+    }
+
+    peer.quit()?;
+    Ok(out)
+}
+
+/// Single-core copy bandwidth at the message size: `size`-byte copies between two
+/// cache-resident buffers in this process for `duration`.
+pub fn memcpy_floor(size: usize, duration: Duration) -> PairResult {
+    let src = crate::msg::new_message(size);
+    let mut dst = vec![0u8; size];
+    let end = now_ns() + duration.as_nanos() as u64;
+    let (cpu0, t0) = (cpu_ns(), now_ns());
+    let mut n = 0u64;
+    loop {
+        for _ in 0..64 {
+            dst.copy_from_slice(black_box(&src));
+            black_box(&mut dst);
+        }
+        n += 64;
+        if now_ns() >= end {
+            break;
+        }
+    }
+    let (cpu1, t1) = (cpu_ns(), now_ns());
+    let secs = (t1 - t0) as f64 / 1e9;
+    PairResult {
+        stream: Some(Throughput {
+            msgs_per_s: n as f64 / secs,
+            mb_per_s: n as f64 * size as f64 / secs / 1e6,
+            cpu_ns_per_msg: (cpu1 - cpu0) as f64 / n as f64,
+        }),
+        ..PairResult::default()
+    }
+}

@@ -1,0 +1,426 @@
+//! Peers are real processes: the harness binary re-spawned with the hidden role argument
+//! [`PEER_ROLE`]. The parent talks to a peer over a control socket (one line per command and
+//! per reply) and to the transport under test through an [`Endpoint`].
+//!
+//! Control protocol, parent → peer: `rtt`, `stream`, `rate`, `idle`, `quit`; the peer answers
+//! `GO` when it is about to run the phase, then `DONE key=value ...` when the phase ended, or
+//! `ERR message` and exits.
+//!
+//! Every wait is bounded: the control socket has a read timeout, a [`Watchdog`] kills a peer
+//! that outlives its deadline (and ends the harness if the parent stays stuck in a transport
+//! call), a peer kills itself at its own deadline, and the kernel kills it if the parent dies
+//! (`PR_SET_PDEATHSIG`).
+
+use crate::clock::{cpu_ns, now_ns};
+use crate::driver;
+use crate::stats::Percentiles;
+use crate::transport::{self, Endpoint, SetupEnv, Transport};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sched::{sched_setaffinity, CpuSet};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The hidden first argument that makes the binary a peer.
+pub const PEER_ROLE: &str = "__shmbus_bench_peer";
+
+/// Pins the calling thread (and threads it starts later) to `cpu`.
+pub fn pin_to(cpu: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)
+        .with_context(|| format!("CpuSet::set({cpu})"))?;
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .with_context(|| format!("sched_setaffinity(cpu {cpu})"))
+}
+
+/// Kills a stuck peer at a deadline; if the parent is still stuck a few seconds later (blocked
+/// in a transport call that the peer's death does not interrupt), ends the harness.
+#[derive(Clone)]
+pub struct Watchdog {
+    state: Arc<(Mutex<WatchState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    generation: u64,
+    armed: Option<(Instant, i32, String)>,
+}
+
+impl Watchdog {
+    /// Starts the watchdog thread.
+    pub fn start() -> Self {
+        let w = Watchdog {
+            state: Arc::new((Mutex::new(WatchState::default()), Condvar::new())),
+        };
+        let state = w.state.clone();
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || watch(&state))
+            .expect("spawn watchdog thread");
+        w
+    }
+
+    /// Watches peer `pid` until `deadline`, described as `what` in the failure message.
+    pub fn arm(&self, pid: u32, deadline: Instant, what: String) {
+        let (m, cv) = &*self.state;
+        let mut s = m.lock().expect("watchdog lock");
+        s.generation += 1;
+        s.armed = Some((deadline, pid as i32, what));
+        cv.notify_all();
+    }
+
+    /// Stops watching.
+    pub fn disarm(&self) {
+        let (m, cv) = &*self.state;
+        let mut s = m.lock().expect("watchdog lock");
+        s.generation += 1;
+        s.armed = None;
+        cv.notify_all();
+    }
+}
+
+fn watch(state: &(Mutex<WatchState>, Condvar)) {
+    let (m, cv) = state;
+    let mut s = m.lock().expect("watchdog lock");
+    loop {
+        let Some((deadline, pid, what)) = s.armed.clone() else {
+            s = cv.wait(s).expect("watchdog lock");
+            continue;
+        };
+        let now = Instant::now();
+        if now < deadline {
+            s = cv.wait_timeout(s, deadline - now).expect("watchdog lock").0;
+            continue;
+        }
+        let generation = s.generation;
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        s = cv
+            .wait_timeout_while(s, Duration::from_secs(3), |s| s.generation == generation)
+            .expect("watchdog lock")
+            .0;
+        if s.generation == generation {
+            eprintln!(
+                "\nshmbus-bench: {what} did not finish in time; peer {pid} killed, giving up"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// What the parent keeps for the whole run: the scratch directory, the control socket every
+/// peer connects to, where peers are pinned, and the watchdog.
+pub struct RunEnv {
+    /// Scratch directory (sockets, FIFOs), removed on drop.
+    pub dir: PathBuf,
+    listener: UnixListener,
+    /// The core peers are pinned to, if pinning.
+    pub peer_cpu: Option<usize>,
+    watchdog: Watchdog,
+    next_id: u64,
+}
+
+impl RunEnv {
+    /// Creates the scratch directory and the control socket.
+    pub fn new(peer_cpu: Option<usize>) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("shmbus-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        let ctl = dir.join("ctl.sock");
+        let listener =
+            UnixListener::bind(&ctl).with_context(|| format!("bind({})", ctl.display()))?;
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            dir,
+            listener,
+            peer_cpu,
+            watchdog: Watchdog::start(),
+            next_id: 0,
+        })
+    }
+
+    fn ctl_path(&self) -> PathBuf {
+        self.dir.join("ctl.sock")
+    }
+}
+
+impl Drop for RunEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running peer process, killed and reaped on drop.
+pub struct Peer {
+    child: Child,
+    ctl_rx: BufReader<UnixStream>,
+    ctl_tx: UnixStream,
+    watchdog: Watchdog,
+    label: String,
+}
+
+/// Parsed `key=value` fields of a `DONE` reply.
+pub type Fields = HashMap<String, String>;
+
+/// Reads a numeric field of a reply.
+pub fn field(f: &Fields, key: &str) -> Result<u64> {
+    f.get(key)
+        .ok_or_else(|| anyhow!("peer reply lacks {key}"))?
+        .parse()
+        .with_context(|| format!("peer reply field {key}"))
+}
+
+impl Peer {
+    /// Sets up `transport` for messages of `size` bytes, starts a peer for it, and returns the
+    /// peer and the parent's endpoint, or fails (killing the peer) within `budget`.
+    pub fn spawn(
+        env: &mut RunEnv,
+        t: &dyn Transport,
+        size: usize,
+        budget: Duration,
+    ) -> Result<(Peer, Box<dyn Endpoint>)> {
+        env.next_id += 1;
+        let unique = format!("shmbus-bench-{}-{}", std::process::id(), env.next_id);
+        let label = format!("{} at {size} B", t.name());
+        let listening = t
+            .listen(
+                &SetupEnv {
+                    dir: env.dir.clone(),
+                    unique,
+                },
+                size,
+            )
+            .with_context(|| format!("{label}: setting up"))?;
+        let deadline = Instant::now() + budget;
+        let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
+        cmd.arg(PEER_ROLE)
+            .arg(t.name())
+            .arg(size.to_string())
+            .arg(env.ctl_path())
+            .arg(env.peer_cpu.map_or("-".to_string(), |c| c.to_string()))
+            .arg((budget + Duration::from_secs(5)).as_millis().to_string())
+            .arg(&listening.arg)
+            .stdin(listening.child_stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(listening.child_stdout.map_or_else(Stdio::null, Stdio::from))
+            .stderr(Stdio::inherit());
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("{label}: spawning the peer"))?;
+        // The peer's ends of pipes and sockets live in `cmd`: close our copies now.
+        drop(cmd);
+        env.watchdog.arm(child.id(), deadline, label.clone());
+        let mut guard = ChildGuard(Some(child), env.watchdog.clone());
+        let ctl = accept_until(&env.listener, deadline, guard.0.as_mut().expect("child"))
+            .with_context(|| format!("{label}: waiting for the peer to connect"))?;
+        ctl.set_nonblocking(false)?;
+        ctl.set_read_timeout(Some(budget))?;
+        let ep = (listening.finish)().with_context(|| format!("{label}: connecting"))?;
+        let mut peer = Peer {
+            child: guard.0.take().expect("child"),
+            ctl_rx: BufReader::new(ctl.try_clone()?),
+            ctl_tx: ctl,
+            watchdog: env.watchdog.clone(),
+            label,
+        };
+        peer.expect_line("READY")?;
+        Ok((peer, ep))
+    }
+
+    fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        let n = self
+            .ctl_rx
+            .read_line(&mut line)
+            .with_context(|| format!("{}: reading the control socket", self.label))?;
+        if n == 0 {
+            bail!(
+                "{}: the peer closed its control socket (exited?)",
+                self.label
+            );
+        }
+        let line = line.trim_end().to_string();
+        if let Some(msg) = line.strip_prefix("ERR ") {
+            bail!("{}: peer failed: {msg}", self.label);
+        }
+        Ok(line)
+    }
+
+    fn expect_line(&mut self, want: &str) -> Result<()> {
+        let got = self.read_line()?;
+        if got != want {
+            bail!(
+                "{}: expected {want:?} from the peer, got {got:?}",
+                self.label
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends a command and waits until the peer is about to run it.
+    pub fn begin(&mut self, cmd: &str) -> Result<()> {
+        writeln!(self.ctl_tx, "{cmd}").with_context(|| format!("{}: sending {cmd}", self.label))?;
+        self.expect_line("GO")
+    }
+
+    /// Waits for the peer's `DONE` and parses its fields.
+    pub fn done(&mut self) -> Result<Fields> {
+        let line = self.read_line()?;
+        let rest = line
+            .strip_prefix("DONE")
+            .ok_or_else(|| anyhow!("{}: expected DONE, got {line:?}", self.label))?;
+        Ok(rest
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    /// Tells the peer to exit and reaps it.
+    pub fn quit(mut self) -> Result<()> {
+        let _ = writeln!(self.ctl_tx, "quit");
+        let status = wait_bounded(&mut self.child, Duration::from_secs(2));
+        match status {
+            Some(s) if s.success() => Ok(()),
+            Some(s) => bail!("{}: peer exited with {s}", self.label),
+            None => bail!("{}: peer did not exit after quit; killed", self.label),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if wait_bounded(&mut self.child, Duration::from_millis(1)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        self.watchdog.disarm();
+    }
+}
+
+/// Kills the child (and disarms the watchdog) if setup fails before a [`Peer`] owns it.
+struct ChildGuard(Option<Child>, Watchdog);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+            self.1.disarm();
+        }
+    }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn accept_until(
+    listener: &UnixListener,
+    deadline: Instant,
+    child: &mut Child,
+) -> Result<UnixStream> {
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).context("accept on the control socket"),
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("peer exited before connecting: {status}");
+        }
+        if Instant::now() >= deadline {
+            bail!("peer did not connect in time");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Entry point of a peer process: `PEER_ROLE transport size ctl-path cpu|- deadline-ms arg`.
+pub fn peer_main(args: &[String]) -> ! {
+    let [name, size, ctl, cpu, deadline_ms, arg] = args else {
+        eprintln!("shmbus-bench peer: bad arguments {args:?}");
+        std::process::exit(64);
+    };
+    // Die with the parent, and by our own deadline at the latest.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() == Pid::from_raw(1) {
+        std::process::exit(1);
+    }
+    let limit = Duration::from_millis(deadline_ms.parse().unwrap_or(60_000));
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("shmbus-bench peer: deadline passed, exiting");
+        std::process::exit(3);
+    });
+    let mut ctl = match UnixStream::connect(Path::new(ctl)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("shmbus-bench peer: connect({ctl}): {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match serve(name, size, cpu, arg, &mut ctl) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(ctl, "ERR {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn serve(name: &str, size: &str, cpu: &str, arg: &str, ctl: &mut UnixStream) -> Result<()> {
+    let size: usize = size.parse().context("size")?;
+    if cpu != "-" {
+        pin_to(cpu.parse().context("cpu")?)?;
+    }
+    let t = transport::by_name(name).ok_or_else(|| anyhow!("unknown transport {name}"))?;
+    let mut ep = t
+        .connect(arg, size)
+        .with_context(|| format!("{name}: connecting"))?;
+    writeln!(ctl, "READY")?;
+    let mut rx = BufReader::new(ctl.try_clone()?);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if rx.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim();
+        if cmd == "quit" {
+            return Ok(());
+        }
+        writeln!(ctl, "GO")?;
+        let (cpu0, t0) = (cpu_ns(), now_ns());
+        let reply = match cmd {
+            "rtt" => format!("count={}", driver::rtt_echo(ep.as_mut(), size)?),
+            "stream" => format!("count={}", driver::stream_recv(ep.as_mut(), size)?),
+            "rate" => Percentiles::of(&driver::rate_recv(ep.as_mut(), size)?).encode(),
+            "idle" => {
+                driver::idle_recv(ep.as_mut(), size)?;
+                String::new()
+            }
+            other => bail!("unknown command {other:?}"),
+        };
+        let (cpu1, t1) = (cpu_ns(), now_ns());
+        writeln!(
+            ctl,
+            "DONE {reply} cpu_ns={} wall_ns={}",
+            cpu1 - cpu0,
+            t1 - t0
+        )?;
+    }
+}

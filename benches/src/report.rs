@@ -1,0 +1,566 @@
+//! Results across rounds: medians with spread, the terminal tables, JSON and CSV.
+
+use crate::measure::{PairResult, Throughput};
+use crate::stats::{median, spread, Percentiles};
+use crate::transport::Class;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// The machine the run happened on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    /// CPU model name.
+    pub cpu: String,
+    /// Cores this process may run on.
+    pub cores: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// Where the two processes ran.
+    pub placement: String,
+}
+
+/// One round's result for one transport at one size.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Transport name.
+    pub transport: String,
+    /// Floor, kernel or shared memory.
+    pub class: Class,
+    /// Message size, bytes.
+    pub size: usize,
+    /// What was measured.
+    pub result: PairResult,
+}
+
+/// A median across rounds and the (min, max) of its headline figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Agg<T> {
+    /// Field-wise median across rounds.
+    pub median: T,
+    /// Lowest and highest headline figure across rounds (p50 or msgs/s).
+    pub spread: (f64, f64),
+}
+
+/// All rounds of one transport at one size, folded.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Transport name.
+    pub transport: String,
+    /// Floor, kernel or shared memory.
+    pub class: Class,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Rounds that contributed.
+    pub rounds: usize,
+    /// Round trip.
+    pub rtt: Option<Agg<Percentiles>>,
+    /// One-way at the offered rate.
+    pub oneway: Option<Agg<Percentiles>>,
+    /// Streaming.
+    pub stream: Option<Agg<Throughput>>,
+    /// Idle receiver CPU share (0..1).
+    pub idle_cpu: Option<f64>,
+}
+
+/// A whole run, ready to print or write.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// One row per transport and size, by size then run order.
+    pub rows: Vec<Row>,
+    /// Setup remarks (limits raised or not, transports skipped).
+    pub notes: Vec<String>,
+    /// Rounds asked for.
+    pub rounds: usize,
+    /// Offered rate of the one-way phase, msgs/s.
+    pub rate: u64,
+    /// A `--quick` run (short phases: the tails are thin).
+    pub quick: bool,
+}
+
+fn agg_pct(v: &[Percentiles]) -> Option<Agg<Percentiles>> {
+    (!v.is_empty()).then(|| Agg {
+        median: Percentiles::median_of(v),
+        spread: spread(v.iter().map(|p| p.p50)),
+    })
+}
+
+impl Report {
+    /// Folds the records of all rounds into rows (records of one transport and size, in any
+    /// order, become one row).
+    pub fn build(
+        machine: Machine,
+        records: &[Record],
+        notes: Vec<String>,
+        rounds: usize,
+        rate: u64,
+        quick: bool,
+    ) -> Self {
+        let mut keys: Vec<(usize, String, Class)> = Vec::new();
+        for r in records {
+            if !keys
+                .iter()
+                .any(|(s, t, _)| *s == r.size && *t == r.transport)
+            {
+                keys.push((r.size, r.transport.clone(), r.class));
+            }
+        }
+        keys.sort_by_key(|k| k.0); // stable: keeps run order within a size
+        let rows = keys
+            .into_iter()
+            .map(|(size, transport, class)| {
+                let mine: Vec<&PairResult> = records
+                    .iter()
+                    .filter(|r| r.size == size && r.transport == transport)
+                    .map(|r| &r.result)
+                    .collect();
+                let rtt: Vec<Percentiles> = mine.iter().filter_map(|r| r.rtt).collect();
+                let oneway: Vec<Percentiles> = mine.iter().filter_map(|r| r.oneway).collect();
+                let stream: Vec<Throughput> = mine.iter().filter_map(|r| r.stream).collect();
+                let idle: Vec<f64> = mine.iter().filter_map(|r| r.idle_cpu).collect();
+                Row {
+                    rounds: mine.len(),
+                    rtt: agg_pct(&rtt),
+                    oneway: agg_pct(&oneway),
+                    stream: (!stream.is_empty()).then(|| Agg {
+                        median: Throughput {
+                            msgs_per_s: median(stream.iter().map(|s| s.msgs_per_s)),
+                            mb_per_s: median(stream.iter().map(|s| s.mb_per_s)),
+                            cpu_ns_per_msg: median(stream.iter().map(|s| s.cpu_ns_per_msg)),
+                        },
+                        spread: spread(stream.iter().map(|s| s.msgs_per_s)),
+                    }),
+                    idle_cpu: (!idle.is_empty()).then(|| median(idle.into_iter())),
+                    transport,
+                    class,
+                    size,
+                }
+            })
+            .collect();
+        Report {
+            machine,
+            rows,
+            notes,
+            rounds,
+            rate,
+            quick,
+        }
+    }
+
+    /// The best kernel transport's round-trip p50 at `size` (lowest), with its name.
+    pub fn best_kernel_rtt(&self, size: usize) -> Option<(&str, f64)> {
+        self.rows
+            .iter()
+            .filter(|r| r.size == size && r.class == Class::Kernel)
+            .filter_map(|r| r.rtt.map(|a| (r.transport.as_str(), a.median.p50)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The best kernel transport's streaming rate at `size` (highest), with its name.
+    pub fn best_kernel_stream(&self, size: usize) -> Option<(&str, f64)> {
+        self.rows
+            .iter()
+            .filter(|r| r.size == size && r.class == Class::Kernel)
+            .filter_map(|r| {
+                r.stream
+                    .map(|a| (r.transport.as_str(), a.median.msgs_per_s))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The terminal tables.
+    pub fn table(&self) -> String {
+        let mut o = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            o,
+            "machine: {} | {} cores | Linux {} | {}",
+            m.cpu, m.cores, m.kernel, m.placement
+        );
+        let _ = writeln!(
+            o,
+            "figures are medians of {} interleaved rounds; spread = lowest..highest round",
+            self.rounds
+        );
+        for n in &self.notes {
+            let _ = writeln!(o, "note: {n}");
+        }
+        let _ = writeln!(
+            o,
+            "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max   p50 spread        vs best kernel"
+        );
+        for r in &self.rows {
+            let Some(a) = r.rtt else { continue };
+            let p = a.median;
+            let vs = match self.best_kernel_rtt(r.size) {
+                Some((best, b)) if r.class != Class::Kernel || best != r.transport => {
+                    ratio(b / p.p50, best)
+                }
+                Some(_) => "(best kernel)".into(),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>16}  {}",
+                size(r.size),
+                r.transport,
+                t(p.p50),
+                t(p.p90),
+                t(p.p99),
+                t(p.p999),
+                t(p.p9999),
+                t(p.max),
+                format!("{}..{}", t(a.spread.0), t(a.spread.1)),
+                vs
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)      msgs/s spread   vs best kernel"
+        );
+        for r in &self.rows {
+            let Some(a) = r.stream else { continue };
+            let s = a.median;
+            let vs = match self.best_kernel_stream(r.size) {
+                Some((best, b)) if r.class != Class::Kernel || best != r.transport => {
+                    ratio(s.msgs_per_s / b, best)
+                }
+                Some(_) => "(best kernel)".into(),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>18}   {}",
+                size(r.size),
+                r.transport,
+                si(s.msgs_per_s),
+                s.mb_per_s,
+                t(s.cpu_ns_per_msg),
+                format!("{}..{}", si(a.spread.0), si(a.spread.1)),
+                vs
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max   p50 spread",
+            si(self.rate as f64)
+        );
+        for r in &self.rows {
+            let Some(a) = r.oneway else { continue };
+            let p = a.median;
+            let _ = writeln!(
+                o,
+                "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>16}",
+                size(r.size),
+                r.transport,
+                t(p.p50),
+                t(p.p99),
+                t(p.p999),
+                t(p.max),
+                format!("{}..{}", t(a.spread.0), t(a.spread.1)),
+            );
+        }
+        let idle: Vec<&Row> = self.rows.iter().filter(|r| r.idle_cpu.is_some()).collect();
+        if !idle.is_empty() {
+            let _ = writeln!(o, "\nIDLE RECEIVER CPU (blocked in recv, nothing sent)");
+            for r in idle {
+                let _ = writeln!(
+                    o,
+                    "       {:<20}{:>6.1} %",
+                    r.transport,
+                    r.idle_cpu.unwrap_or(0.0) * 100.0
+                );
+            }
+        }
+        o
+    }
+
+    /// The JSON document of the issue's schema: `machine`, and `results` entries of kind `rtt`
+    /// and `throughput` with exactly the issue's fields. Extra information goes into extra
+    /// kinds (`oneway`, `idle`) and extra top-level keys (`rounds`, `rate_per_s`, `notes`,
+    /// `spread`), which a reader of the issue's schema can ignore.
+    pub fn json(&self) -> Value {
+        let m = &self.machine;
+        let mut results = Vec::new();
+        let mut spreads = Vec::new();
+        let pct = |p: &Percentiles| {
+            json!({"samples": p.samples, "p50_ns": p.p50, "p90_ns": p.p90, "p99_ns": p.p99,
+                   "p999_ns": p.p999, "p9999_ns": p.p9999, "max_ns": p.max})
+        };
+        for r in &self.rows {
+            let head = |kind: &str| json!({"transport": r.transport, "size": r.size, "kind": kind});
+            if let Some(a) = r.rtt {
+                results.push(merge(head("rtt"), pct(&a.median)));
+                spreads.push(
+                    json!({"transport": r.transport, "size": r.size, "kind": "rtt",
+                    "metric": "p50_ns", "min": a.spread.0, "max": a.spread.1, "rounds": r.rounds}),
+                );
+            }
+            if let Some(a) = r.stream {
+                let s = a.median;
+                results.push(merge(
+                    head("throughput"),
+                    json!({"msgs_per_s": s.msgs_per_s, "mb_per_s": s.mb_per_s, "cpu_ns_per_msg": s.cpu_ns_per_msg}),
+                ));
+                spreads.push(json!({"transport": r.transport, "size": r.size, "kind": "throughput",
+                    "metric": "msgs_per_s", "min": a.spread.0, "max": a.spread.1, "rounds": r.rounds}));
+            }
+            if let Some(a) = r.oneway {
+                results.push(merge(
+                    merge(head("oneway"), pct(&a.median)),
+                    json!({"rate_per_s": self.rate}),
+                ));
+            }
+            if let Some(idle) = r.idle_cpu {
+                results.push(merge(head("idle"), json!({"idle_cpu_pct": idle * 100.0})));
+            }
+        }
+        json!({
+            "machine": {"cpu": m.cpu, "cores": m.cores, "kernel": m.kernel, "placement": m.placement},
+            "results": results,
+            "rounds": self.rounds,
+            "rate_per_s": self.rate,
+            "quick": self.quick,
+            "notes": self.notes,
+            "spread": spreads,
+        })
+    }
+
+    /// One CSV line per transport, size and kind.
+    pub fn csv(&self) -> String {
+        let mut o = String::from(
+            "transport,class,size,kind,samples,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,msgs_per_s,mb_per_s,cpu_ns_per_msg,idle_cpu_pct,spread_min,spread_max\n",
+        );
+        let class = |c: Class| match c {
+            Class::Floor => "floor",
+            Class::Kernel => "kernel",
+            Class::SharedMemory => "shm",
+        };
+        for r in &self.rows {
+            let c = class(r.class);
+            for (kind, a) in [("rtt", r.rtt), ("oneway", r.oneway)] {
+                if let Some(a) = a {
+                    let p = a.median;
+                    let _ = writeln!(
+                        o,
+                        "{},{c},{},{kind},{},{},{},{},{},{},{},,,,,{},{}",
+                        r.transport,
+                        r.size,
+                        p.samples,
+                        p.p50,
+                        p.p90,
+                        p.p99,
+                        p.p999,
+                        p.p9999,
+                        p.max,
+                        a.spread.0,
+                        a.spread.1
+                    );
+                }
+            }
+            if let Some(a) = r.stream {
+                let s = a.median;
+                let _ = writeln!(
+                    o,
+                    "{},{c},{},throughput,,,,,,,,{:.1},{:.3},{:.2},,{:.1},{:.1}",
+                    r.transport,
+                    r.size,
+                    s.msgs_per_s,
+                    s.mb_per_s,
+                    s.cpu_ns_per_msg,
+                    a.spread.0,
+                    a.spread.1
+                );
+            }
+            if let Some(i) = r.idle_cpu {
+                let _ = writeln!(
+                    o,
+                    "{},{c},{},idle,,,,,,,,,,,{:.2},,",
+                    r.transport,
+                    r.size,
+                    i * 100.0
+                );
+            }
+        }
+        o
+    }
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+fn ratio(x: f64, best: &str) -> String {
+    format!("{x:>8.2}x {best}")
+}
+
+/// Nanoseconds, human-sized.
+pub fn t(ns: f64) -> String {
+    if !ns.is_finite() {
+        "-".into()
+    } else if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// A count with an SI suffix.
+pub fn si(x: f64) -> String {
+    if x >= 1e9 {
+        format!("{:.2} G", x / 1e9)
+    } else if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// A message size, human-sized.
+pub fn size(b: usize) -> String {
+    if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{}MiB", b >> 20)
+    } else if b >= 1024 && b % 1024 == 0 {
+        format!("{}KiB", b >> 10)
+    } else {
+        format!("{b}B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pct(p50: f64) -> Percentiles {
+        Percentiles {
+            samples: 100,
+            p50,
+            p90: p50 * 1.1,
+            p99: p50 * 1.5,
+            p999: p50 * 2.0,
+            p9999: p50 * 3.0,
+            max: p50 * 4.0,
+        }
+    }
+
+    fn sample_report() -> Report {
+        let rec = |transport: &str, class, p50: f64, rate: f64| Record {
+            transport: transport.into(),
+            class,
+            size: 64,
+            result: PairResult {
+                rtt: Some(pct(p50)),
+                oneway: Some(pct(p50 / 2.0)),
+                stream: Some(Throughput {
+                    msgs_per_s: rate,
+                    mb_per_s: rate * 64.0 / 1e6,
+                    cpu_ns_per_msg: 100.0,
+                }),
+                idle_cpu: Some(0.001),
+            },
+        };
+        let records = vec![
+            rec("pipe", Class::Kernel, 60_000.0, 1e6),
+            rec("tcp", Class::Kernel, 70_000.0, 2e6),
+            rec("pipe", Class::Kernel, 40_000.0, 1e6),
+            rec("pipe", Class::Kernel, 50_000.0, 1e6),
+        ];
+        let machine = Machine {
+            cpu: "test cpu".into(),
+            cores: 2,
+            kernel: "6.0".into(),
+            placement: "parent cpu0, peer cpu1".into(),
+        };
+        Report::build(machine, &records, vec![], 3, 10_000, false)
+    }
+
+    #[test]
+    fn rows_take_the_median_across_rounds_and_name_the_best_kernel_transport() {
+        let r = sample_report();
+        let pipe = r.rows.iter().find(|r| r.transport == "pipe").unwrap();
+        assert_eq!(pipe.rounds, 3);
+        assert_eq!(pipe.rtt.unwrap().median.p50, 50_000.0);
+        assert_eq!(pipe.rtt.unwrap().spread, (40_000.0, 60_000.0));
+        assert_eq!(r.best_kernel_rtt(64), Some(("pipe", 50_000.0)));
+        assert_eq!(r.best_kernel_stream(64), Some(("tcp", 2e6)));
+        assert!(r.table().contains("(best kernel)"));
+    }
+
+    #[test]
+    fn json_follows_the_issue_schema() {
+        let j = sample_report().json();
+        let m = j["machine"].as_object().unwrap();
+        assert!(
+            m["cpu"].is_string()
+                && m["cores"].is_u64()
+                && m["kernel"].is_string()
+                && m["placement"].is_string()
+        );
+        let results = j["results"].as_array().unwrap();
+        let keys = |kind: &str| -> Vec<Vec<String>> {
+            results
+                .iter()
+                .filter(|r| r["kind"] == kind)
+                .map(|r| {
+                    let mut k: Vec<String> = r.as_object().unwrap().keys().cloned().collect();
+                    k.sort();
+                    k
+                })
+                .collect()
+        };
+        let sorted = |v: &[&str]| {
+            let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let rtt = sorted(&[
+            "transport",
+            "size",
+            "kind",
+            "samples",
+            "p50_ns",
+            "p90_ns",
+            "p99_ns",
+            "p999_ns",
+            "p9999_ns",
+            "max_ns",
+        ]);
+        let thr = sorted(&[
+            "transport",
+            "size",
+            "kind",
+            "msgs_per_s",
+            "mb_per_s",
+            "cpu_ns_per_msg",
+        ]);
+        assert_eq!(keys("rtt"), vec![rtt.clone(), rtt]);
+        assert_eq!(keys("throughput"), vec![thr.clone(), thr]);
+        for r in results {
+            assert!(r["transport"].is_string() && r["size"].is_u64());
+        }
+        let first = &results[0];
+        assert!(first["p50_ns"].is_number() && first["samples"].is_u64());
+    }
+
+    #[test]
+    fn csv_has_one_line_per_kind() {
+        let csv = sample_report().csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        let columns = lines[0].split(',').count();
+        assert_eq!(lines.len(), 1 + 2 * 4);
+        assert!(
+            lines.iter().all(|l| l.split(',').count() == columns),
+            "{csv}"
+        );
+    }
+}
