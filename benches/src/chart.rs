@@ -74,7 +74,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("message size (bytes)")
-        .y_desc("round trip (ns)")
+        .y_desc("round trip")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| crate::report::t(*v))
         .draw()

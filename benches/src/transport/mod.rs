@@ -13,9 +13,11 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 mod fifo;
+mod floor_cacheline;
 
 mod pipe;
 mod posix_mq;
+mod shmbus_spsc;
 mod tcp;
 mod uds;
 
@@ -101,6 +103,8 @@ pub trait Transport {
 /// Every transport the harness knows, in the order rounds run them (floors first).
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
+        Box::new(floor_cacheline::FloorCacheline),
+        Box::new(shmbus_spsc::ShmbusSpsc),
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
