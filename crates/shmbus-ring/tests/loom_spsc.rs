@@ -1,0 +1,83 @@
+//! loom models of the SPSC publish/consume protocol: every interleaving (within loom's bounds)
+//! of one producer and one consumer on a tiny ring that wraps, with payload bytes race-checked.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p shmbus-ring --release loom`.
+#![cfg(loom)]
+
+use shmbus_ring::spsc::loom_model::{pair, spin};
+use shmbus_ring::{PopError, PushError};
+
+/// loom's exhaustive search, bounded to 5 preemptions (the usual bound: bugs that need more
+/// are rare) unless `LOOM_MAX_PREEMPTIONS` says otherwise.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(5);
+    }
+    builder.check(f);
+}
+
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 16 + j) as u8 + 1).collect()
+}
+
+/// Sizes chosen so a 32-byte ring wraps and needs padding: records of 16, 24 and 16 bytes.
+const LENS: [usize; 3] = [3, 9, 1];
+
+fn consume_all(rx: &mut shmbus_ring::spsc::loom_model::ModelConsumer, lens: &[usize]) {
+    let mut buf = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        spin(|| match rx.try_pop_vec(&mut buf) {
+            Ok(_) => Some(()),
+            Err(PopError::Empty) => None,
+            Err(e) => panic!("consumer saw {e}"),
+        });
+        assert_eq!(buf, payload(i, len), "record {i}");
+    }
+    assert!(matches!(rx.try_pop_vec(&mut buf), Err(PopError::Empty)));
+}
+
+#[test]
+fn loom_spsc_single_records_arrive_whole_and_in_order_across_the_wrap() {
+    model(|| {
+        let (mut tx, mut rx) = pair(32);
+        let producer = loom::thread::spawn(move || {
+            for (i, &len) in LENS.iter().enumerate() {
+                let data = payload(i, len);
+                spin(|| match tx.try_push(&data) {
+                    Ok(()) => Some(()),
+                    Err(PushError::Full) => None,
+                    Err(e) => panic!("producer saw {e}"),
+                });
+            }
+        });
+        consume_all(&mut rx, &LENS);
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_spsc_a_batch_is_published_by_one_store_and_seen_whole() {
+    model(|| {
+        let (mut tx, mut rx) = pair(64);
+        let lens = [1, 2, 3];
+        let producer = loom::thread::spawn(move || {
+            let recs: Vec<Vec<u8>> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| payload(i, l))
+                .collect();
+            let refs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+            let mut done = 0;
+            while done < refs.len() {
+                match tx.try_push_batch(&refs[done..]) {
+                    Ok(n) => done += n,
+                    Err(PushError::Full) => loom::thread::yield_now(),
+                    Err(e) => panic!("producer saw {e}"),
+                }
+            }
+        });
+        consume_all(&mut rx, &lens);
+        producer.join().unwrap();
+    });
+}
