@@ -50,6 +50,10 @@ pub const MIN_CAPACITY: u64 = 64;
 /// The largest data capacity of an SPSC ring, in bytes (1 TiB).
 pub const MAX_CAPACITY: u64 = 1 << 40;
 
+/// Positions stay below 2^62 (a century of traffic at 1 TB/s), so sums never overflow; a
+/// larger value read from shared memory is corruption.
+const MAX_POSITION: u64 = 1 << 62;
+
 /// The geometry and identity of a new SPSC ring.
 ///
 /// ```
@@ -220,8 +224,12 @@ impl<M: Memory> ProducerCore<M> {
             position,
             value,
         };
-        if tail % 8 != 0 {
-            return Err(corrupt("producer tail is not 8-byte aligned", tail, tail));
+        if tail % 8 != 0 || tail > MAX_POSITION {
+            return Err(corrupt(
+                "producer tail is not 8-byte aligned or beyond 2^62",
+                tail,
+                tail,
+            ));
         }
         if head % 8 != 0 || head > tail || tail - head > g.cap {
             return Err(corrupt(
@@ -454,9 +462,9 @@ impl<M: Memory> ConsumerCore<M> {
     pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
         // SAFETY: in-bounds aligned control word by the caller's contract.
         let head = unsafe { mem.load(g.head_off, Ordering::Relaxed) };
-        if head % 8 != 0 {
+        if head % 8 != 0 || head > MAX_POSITION {
             return Err(Corruption {
-                what: "consumer head is not 8-byte aligned",
+                what: "consumer head is not 8-byte aligned or beyond 2^62",
                 position: head,
                 value: head,
             });
