@@ -18,6 +18,7 @@ mod chart;
 mod cli;
 mod clock;
 mod driver;
+mod load;
 mod measure;
 mod msg;
 mod peer;
@@ -172,6 +173,7 @@ fn run(opts: &Options) -> Result<bool> {
             .progress_chars("=> "),
     );
 
+    let load = load::LoadProbe::start();
     let mut records = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for round in 1..=opts.rounds {
@@ -217,6 +219,7 @@ fn run(opts: &Options) -> Result<bool> {
     }
     bar.finish_and_clear();
     drop(env);
+    notes.extend(load.note());
 
     let report = Report::build(
         machine(placement, cpus.len()),

@@ -1,0 +1,102 @@
+//! In-process micro-benchmarks of the SPSC ring's operations (one thread, heap-backed ring):
+//! what a push and a pop cost without any cross-core traffic. `cargo bench -p shmbus-bench`.
+
+use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
+use shmbus_ring::{SpscConfig, SpscRing};
+
+const SIZES: [usize; 4] = [8, 64, 512, 4096];
+const BATCH: usize = 32;
+
+fn ring() -> SpscRing {
+    SpscRing::in_heap(&SpscConfig::new(1 << 20)).expect("heap ring")
+}
+
+/// `try_push` then `try_pop` of one record: the copy-in, copy-out path.
+fn push_pop(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc/push_pop");
+    for size in SIZES {
+        let ring = ring();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let msg = vec![7u8; size];
+        let mut buf = vec![0u8; size];
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                tx.try_push(black_box(&msg)).unwrap();
+                black_box(rx.try_pop(&mut buf).unwrap());
+            })
+        });
+    }
+    g.finish();
+}
+
+/// `try_push_batch` of 32 records, then `pop_batch`: one publication per 32 records.
+fn batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc/batch32");
+    for size in SIZES {
+        let ring = ring();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let msgs: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![i as u8; size]).collect();
+        g.throughput(Throughput::Elements(BATCH as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                assert_eq!(tx.try_push_batch(black_box(&msgs)).unwrap(), BATCH);
+                let mut sum = 0usize;
+                rx.pop_batch(BATCH, |r| sum += r.len()).unwrap();
+                black_box(sum);
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Zero-copy: `reserve` + write in place + `commit`, then `peek` + read in place + `release`.
+fn reserve_commit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc/reserve_commit_peek_release");
+    for size in SIZES {
+        let ring = ring();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
+            b.iter(|| {
+                let mut r = tx.reserve(size).unwrap();
+                r[0] = 1;
+                r[size - 1] = 2;
+                r.commit();
+                let rec = rx.peek().unwrap().expect("committed");
+                black_box(rec[0] as usize + rec[size - 1] as usize);
+                rec.release();
+            })
+        });
+    }
+    g.finish();
+}
+
+/// `try_pop_with`: the consumer reads the record in place through a closure.
+fn pop_with(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc/push_pop_with");
+    for size in SIZES {
+        let ring = ring();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let msg = vec![7u8; size];
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                tx.try_push(black_box(&msg)).unwrap();
+                black_box(rx.try_pop_with(|r| r[0]).unwrap());
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Every micro-benchmark of this file (what `criterion_group!` would generate, documented).
+fn benches() {
+    let mut c = Criterion::default().configure_from_args();
+    push_pop(&mut c);
+    batch(&mut c);
+    reserve_commit(&mut c);
+    pop_with(&mut c);
+}
+
+criterion_main!(benches);
