@@ -2,7 +2,7 @@
 //! what a push and a pop cost without any cross-core traffic. `cargo bench -p shmbus-bench`.
 
 use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
-use shmbus_ring::{SpscConfig, SpscRing};
+use shmbus::ring::{SpscConfig, SpscRing};
 
 const SIZES: [usize; 4] = [8, 64, 512, 4096];
 const BATCH: usize = 32;

@@ -8,7 +8,7 @@
 
 use super::{Class, Endpoint, Listening, Phase, SetupEnv, Transport};
 use anyhow::{anyhow, ensure, Context, Result};
-use shmbus_ring::{Segment, SegmentOptions};
+use shmbus::ring::{Segment, SegmentOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One cache line shared by the two processes.

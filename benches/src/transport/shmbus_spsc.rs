@@ -4,7 +4,7 @@
 
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use anyhow::{bail, ensure, Context, Result};
-use shmbus_ring::{Consumer, PopError, Producer, PushError, SegmentOptions, SpscConfig, SpscRing};
+use shmbus::ring::{Consumer, PopError, Producer, PushError, SegmentOptions, SpscConfig, SpscRing};
 
 /// shmbus's SPSC ring, busy-polling.
 pub struct ShmbusSpsc;
