@@ -168,7 +168,7 @@ fn run(cap: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
                                 r.commit_len(keep);
                                 m.commit(data[..keep].to_vec());
                             }
-                            _ => drop(r),
+                            _ => {} // dropped uncommitted: abandoned
                         }
                     }
                     Err(PushError::Full) => {
