@@ -28,7 +28,9 @@ pub fn rtt_client(
     let mut buf = vec![0u8; size];
     let mut hist = new_histogram();
     let mut seq = 0u64;
-    let mut one = |seq: u64, msg: &mut [u8], buf: &mut [u8]| -> Result<u64> {
+    // Returns the two timestamps around one round trip; the later one also serves as "now"
+    // for the loop's end check, so the loop reads the clock twice per message and no more.
+    let mut one = |seq: u64, msg: &mut [u8], buf: &mut [u8]| -> Result<(u64, u64)> {
         put_word0(msg, seq);
         let t0 = now_ns();
         ep.send(msg)?;
@@ -39,19 +41,22 @@ pub fn rtt_client(
             echoed == seq,
             "round trip: sent #{seq}, echo carries #{echoed}"
         );
-        Ok(t1 - t0)
+        Ok((t0, t1))
     };
     let warm_end = now_ns() + ns(warmup);
-    while now_ns() < warm_end {
-        one(seq, &mut msg, &mut buf)?;
+    loop {
+        let (_, t1) = one(seq, &mut msg, &mut buf)?;
         seq += 1;
+        if t1 >= warm_end {
+            break;
+        }
     }
     let end = now_ns() + ns(duration);
     loop {
-        let rtt = one(seq, &mut msg, &mut buf)?;
-        hist.saturating_record(rtt);
+        let (t0, t1) = one(seq, &mut msg, &mut buf)?;
+        hist.saturating_record(t1 - t0);
         seq += 1;
-        if now_ns() >= end {
+        if t1 >= end {
             break;
         }
     }

@@ -24,6 +24,7 @@ mod msg;
 mod peer;
 mod report;
 mod stats;
+mod targets;
 mod transport;
 
 use anyhow::{bail, Context, Result};
@@ -185,6 +186,7 @@ fn run(opts: &Options) -> Result<bool> {
                     transport: FLOOR_MEMCPY.into(),
                     class: Class::Floor,
                     size,
+                    round,
                     result: memcpy_floor(size, opts.phase),
                 });
                 bar.inc(1);
@@ -203,6 +205,7 @@ fn run(opts: &Options) -> Result<bool> {
                         transport: t.name().into(),
                         class: t.class(),
                         size,
+                        round,
                         result,
                     }),
                     Err(e) => {
@@ -229,9 +232,13 @@ fn run(opts: &Options) -> Result<bool> {
         opts.rate,
         opts.quick,
     );
+    let targets = targets::evaluate(&report);
     print!("{}", report.table());
+    print!("{}", targets::table(&targets));
     if let Some(p) = &opts.json {
-        let text = serde_json::to_string_pretty(&report.json())?;
+        let mut doc = report.json();
+        doc["targets"] = targets::json(&targets);
+        let text = serde_json::to_string_pretty(&doc)?;
         std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
     }

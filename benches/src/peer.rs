@@ -85,6 +85,21 @@ impl Watchdog {
     }
 }
 
+/// How often an armed watchdog looks whether the peer died (a dead peer leaves a parent that
+/// spins on shared memory waiting forever; kernel transports see EOF instead).
+const DEATH_POLL: Duration = Duration::from_millis(250);
+
+/// Whether `pid` is a zombie: exited, not yet reaped.
+fn exited(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 fn watch(state: &(Mutex<WatchState>, Condvar)) {
     let (m, cv) = state;
     let mut s = m.lock().expect("watchdog lock");
@@ -94,20 +109,27 @@ fn watch(state: &(Mutex<WatchState>, Condvar)) {
             continue;
         };
         let now = Instant::now();
-        if now < deadline {
-            s = cv.wait_timeout(s, deadline - now).expect("watchdog lock").0;
-            continue;
-        }
         let generation = s.generation;
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let why = if now >= deadline {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            "did not finish in time; peer killed"
+        } else {
+            s = cv
+                .wait_timeout(s, (deadline - now).min(DEATH_POLL))
+                .expect("watchdog lock")
+                .0;
+            if s.generation != generation || !exited(pid) {
+                continue;
+            }
+            "lost its peer, which exited unexpectedly"
+        };
+        // Give the main thread a moment to notice on its own (EOF, a reply, a normal reap).
         s = cv
             .wait_timeout_while(s, Duration::from_secs(3), |s| s.generation == generation)
             .expect("watchdog lock")
             .0;
         if s.generation == generation {
-            eprintln!(
-                "\nshmbus-bench: {what} did not finish in time; peer {pid} killed, giving up"
-            );
+            eprintln!("\nshmbus-bench: {what} {why} (pid {pid}); giving up");
             std::process::exit(2);
         }
     }

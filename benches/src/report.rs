@@ -28,6 +28,8 @@ pub struct Record {
     pub class: Class,
     /// Message size, bytes.
     pub size: usize,
+    /// Which round (from 1): ratios pair figures of the same round.
+    pub round: usize,
     /// What was measured.
     pub result: PairResult,
 }
@@ -77,6 +79,8 @@ pub struct Report {
     pub rate: u64,
     /// A `--quick` run (short phases: the tails are thin).
     pub quick: bool,
+    /// Every round's records, for ratios paired within a round.
+    pub records: Vec<Record>,
 }
 
 fn agg_pct(v: &[Percentiles]) -> Option<Agg<Percentiles>> {
@@ -145,6 +149,7 @@ impl Report {
             rounds,
             rate,
             quick,
+            records: records.to_vec(),
         }
     }
 
@@ -458,6 +463,7 @@ mod tests {
             transport: transport.into(),
             class,
             size: 64,
+            round: 1,
             result: PairResult {
                 rtt: Some(pct(p50)),
                 oneway: Some(pct(p50 / 2.0)),

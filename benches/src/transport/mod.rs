@@ -150,8 +150,13 @@ impl<R: std::io::Read, W: std::io::Write> Endpoint for StreamEndpoint<R, W> {
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.rx.read_exact(buf)?;
-        Ok(buf.len())
+        match self.rx.read_exact(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                anyhow::bail!("the other side closed the connection (peer exited?)")
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -1,0 +1,223 @@
+//! The performance targets, checked against a run. Ratios are formed within each round
+//! (both sides measured seconds apart) and the median across rounds is compared with the
+//! target: the VM's vCPUs move between rounds, so a ratio of two cross-round medians could
+//! pair a fast round with a slow one.
+
+use crate::measure::PairResult;
+use crate::report::{Record, Report};
+use crate::stats::median;
+use crate::transport::Class;
+use serde_json::{json, Value};
+
+/// One target and what the run says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// What is compared, in words.
+    pub what: String,
+    /// The measured ratio (median of per-round ratios), if both sides were measured.
+    pub ratio: Option<f64>,
+    /// The target ratio.
+    pub limit: f64,
+    /// Whether the ratio must be at least `limit` (else at most).
+    pub at_least: bool,
+}
+
+impl Target {
+    /// Met, not met, or not measured.
+    pub fn verdict(&self) -> &'static str {
+        match self.ratio {
+            None => "not measured",
+            Some(r)
+                if (self.at_least && r >= self.limit) || (!self.at_least && r <= self.limit) =>
+            {
+                "met"
+            }
+            Some(_) => "NOT met",
+        }
+    }
+}
+
+type Metric = fn(&PairResult) -> Option<f64>;
+
+fn rtt_p50(r: &PairResult) -> Option<f64> {
+    r.rtt.map(|p| p.p50)
+}
+fn rtt_p999(r: &PairResult) -> Option<f64> {
+    r.rtt.map(|p| p.p999)
+}
+fn msgs(r: &PairResult) -> Option<f64> {
+    r.stream.map(|s| s.msgs_per_s)
+}
+fn mbps(r: &PairResult) -> Option<f64> {
+    r.stream.map(|s| s.mb_per_s)
+}
+
+fn in_round(recs: &[Record], round: usize, size: usize) -> impl Iterator<Item = &Record> {
+    recs.iter()
+        .filter(move |r| r.round == round && r.size == size)
+}
+
+/// Median over rounds of `metric(a) / metric(b)`, where `b` is a transport name or, for
+/// `None`, the best kernel transport of that round (lowest if `lower_is_better`).
+fn paired(
+    recs: &[Record],
+    a: &str,
+    b: Option<&str>,
+    size: usize,
+    metric: Metric,
+    lower_is_better: bool,
+) -> Option<f64> {
+    let rounds: Vec<usize> = {
+        let mut v: Vec<usize> = recs.iter().map(|r| r.round).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let ratios: Vec<f64> = rounds
+        .into_iter()
+        .filter_map(|round| {
+            let x = in_round(recs, round, size)
+                .find(|r| r.transport == a)
+                .and_then(|r| metric(&r.result))?;
+            let y = match b {
+                Some(b) => in_round(recs, round, size)
+                    .find(|r| r.transport == b)
+                    .and_then(|r| metric(&r.result))?,
+                None => {
+                    let kernel = in_round(recs, round, size)
+                        .filter(|r| r.class == Class::Kernel)
+                        .filter_map(|r| metric(&r.result));
+                    if lower_is_better {
+                        kernel.min_by(f64::total_cmp)?
+                    } else {
+                        kernel.max_by(f64::total_cmp)?
+                    }
+                }
+            };
+            Some(x / y)
+        })
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios.into_iter()))
+}
+
+/// The targets for `shmbus-spsc`.
+pub fn evaluate(report: &Report) -> Vec<Target> {
+    let recs = &report.records;
+    let spsc = "shmbus-spsc";
+    let inv = |r: Option<f64>| r.map(|x| 1.0 / x);
+    let mut v = vec![
+        Target {
+            what: format!("{spsc} round trip p50 at 8 B / floor-cacheline p50"),
+            ratio: paired(recs, spsc, Some("floor-cacheline"), 8, rtt_p50, true),
+            limit: 1.3,
+            at_least: false,
+        },
+        Target {
+            what: format!("{spsc} round trip p99.9 at 8 B / floor-cacheline p99.9"),
+            ratio: paired(recs, spsc, Some("floor-cacheline"), 8, rtt_p999, true),
+            limit: 3.0,
+            at_least: false,
+        },
+    ];
+    for size in [8, 1024] {
+        v.push(Target {
+            what: format!("best kernel round trip p50 at {size} B / {spsc} p50"),
+            ratio: inv(paired(recs, spsc, None, size, rtt_p50, true)),
+            limit: 100.0,
+            at_least: true,
+        });
+    }
+    v.push(Target {
+        what: format!("{spsc} msgs/s at 64 B / best kernel msgs/s"),
+        ratio: paired(recs, spsc, None, 64, msgs, false),
+        limit: 20.0,
+        at_least: true,
+    });
+    v.push(Target {
+        what: format!("{spsc} MB/s at 64 KiB / best kernel MB/s"),
+        ratio: paired(recs, spsc, None, 65536, mbps, false),
+        limit: 2.0,
+        at_least: true,
+    });
+    v
+}
+
+/// The targets as a table section.
+pub fn table(targets: &[Target]) -> String {
+    let mut o = String::from("\nTARGETS (ratios paired within each round, median across rounds)\n");
+    for t in targets {
+        let ratio = t.ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
+        let rule = format!("{} {}x", if t.at_least { ">=" } else { "<=" }, t.limit);
+        o += &format!(
+            "  {:<62}{:>9}  (target {:<7}) {}\n",
+            t.what,
+            ratio,
+            rule,
+            t.verdict()
+        );
+    }
+    o
+}
+
+/// The targets as JSON (an extra top-level key of the report).
+pub fn json(targets: &[Target]) -> Value {
+    targets
+        .iter()
+        .map(|t| {
+            json!({"what": t.what, "ratio": t.ratio, "limit": t.limit,
+                   "at_least": t.at_least, "verdict": t.verdict()})
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Machine;
+    use crate::stats::Percentiles;
+
+    fn rec(transport: &str, class: Class, round: usize, p50: f64) -> Record {
+        Record {
+            transport: transport.into(),
+            class,
+            size: 8,
+            round,
+            result: PairResult {
+                rtt: Some(Percentiles {
+                    samples: 1,
+                    p50,
+                    p999: p50 * 2.0,
+                    ..Percentiles::default()
+                }),
+                ..PairResult::default()
+            },
+        }
+    }
+
+    #[test]
+    fn ratios_pair_figures_of_the_same_round() {
+        // Round 1 is a fast round, round 2 a slow one (the vCPUs moved): the ratio is 1.2 in
+        // both, though the cross-round medians alone would not say so.
+        let records = vec![
+            rec("floor-cacheline", Class::Floor, 1, 100.0),
+            rec("shmbus-spsc", Class::SharedMemory, 1, 120.0),
+            rec("pipe", Class::Kernel, 1, 15_000.0),
+            rec("floor-cacheline", Class::Floor, 2, 400.0),
+            rec("shmbus-spsc", Class::SharedMemory, 2, 480.0),
+            rec("pipe", Class::Kernel, 2, 60_000.0),
+        ];
+        let m = Machine {
+            cpu: "t".into(),
+            cores: 2,
+            kernel: "k".into(),
+            placement: "p".into(),
+        };
+        let report = Report::build(m, &records, vec![], 2, 10_000, false);
+        let t = evaluate(&report);
+        assert!((t[0].ratio.unwrap() - 1.2).abs() < 1e-9);
+        assert_eq!(t[0].verdict(), "met");
+        assert!((t[2].ratio.unwrap() - 125.0).abs() < 1e-9);
+        assert_eq!(t[3].verdict(), "not measured");
+        assert!(table(&t).contains("NOT met") || t.iter().all(|t| t.verdict() != "NOT met"));
+    }
+}
