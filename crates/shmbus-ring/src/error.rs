@@ -172,6 +172,14 @@ pub enum Error {
         /// The pid recorded by the current holder.
         pid: u32,
     },
+    /// Every entry of the ring's endpoint table is taken.
+    #[error("{target}: all {max} endpoint slots are taken")]
+    TooManyEndpoints {
+        /// The segment.
+        target: String,
+        /// The size of the endpoint table.
+        max: u32,
+    },
     /// An endpoint was asked of a segment mapped read-only.
     #[error("{target}: mapped read-only; endpoints need a read-write mapping")]
     ReadOnly {

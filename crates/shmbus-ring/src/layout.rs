@@ -5,10 +5,10 @@
 //! ```text
 //! offset     size  what
 //! 0          256   SegmentHeader (this module): magic, versions, ABI, kind, geometry, identity
-//! 256        128   producer block (SPSC: tail position, attached producer's pid)
-//! 384        128   consumer block (SPSC: head position, attached consumer's pid)
-//! 512        3584  reserved, zero (endpoint table in a later minor version)
-//! 4096       ...   ring data (SPSC: `capacity` bytes of records)
+//! 256        128   producer block (SPSC: tail, producer pid; MPMC: tail hint)
+//! 384        128   consumer block (SPSC: head, consumer pid; MPMC: head hint)
+//! 512        3584  endpoint table (MPMC: 56 entries of 64 bytes); zero for SPSC
+//! 4096       ...   ring data (SPSC: `capacity` bytes of records; MPMC: `capacity` slots)
 //! ```
 //!
 //! All fields are fixed-width little-endian integers (no `usize`, no pointers), so a 32-bit
@@ -49,6 +49,23 @@ pub const PRODUCER_BLOCK: u64 = 256;
 pub const CONSUMER_BLOCK: u64 = 384;
 /// Offset of the ring data: the first page is the header, control blocks and reserved space.
 pub const DATA_OFFSET: u64 = 4096;
+
+/// Offset of the endpoint table (MPMC rings): one 64-byte entry per attached endpoint.
+pub const ENDPOINT_TABLE: u64 = 512;
+/// Size of an endpoint table entry.
+pub const ENDPOINT_SIZE: u64 = 64;
+/// Number of endpoint table entries: the rest of the first page.
+pub const MAX_ENDPOINTS: u64 = (DATA_OFFSET - ENDPOINT_TABLE) / ENDPOINT_SIZE;
+/// Within an endpoint entry: its state (`u32`): [`ENDPOINT_FREE`] or a [`crate::Role`] code.
+pub const ENDPOINT_STATE: u64 = 0;
+/// Within an endpoint entry: the pid of the process holding it (`u32`, diagnostics).
+pub const ENDPOINT_PID: u64 = 4;
+/// Endpoint state: the entry is free.
+pub const ENDPOINT_FREE: u32 = 0;
+/// Endpoint state: held by a producer.
+pub const ENDPOINT_PRODUCER: u32 = 1;
+/// Endpoint state: held by a consumer.
+pub const ENDPOINT_CONSUMER: u32 = 2;
 
 /// Within a control block: the free-running position (`tail` for the producer block, `head`
 /// for the consumer block), a `u64`.
@@ -162,6 +179,9 @@ const _: () = {
         DATA_OFFSET % BLOCK_ALIGN as u64 == 0 && DATA_OFFSET >= CONSUMER_BLOCK + BLOCK_ALIGN as u64
     );
     assert!(BLOCK_OWNER_PID + 4 <= BLOCK_ALIGN as u64);
+    assert!(ENDPOINT_TABLE >= CONSUMER_BLOCK + BLOCK_ALIGN as u64);
+    assert!(ENDPOINT_TABLE + MAX_ENDPOINTS * ENDPOINT_SIZE <= DATA_OFFSET);
+    assert!(MAX_ENDPOINTS == 56);
 };
 
 /// Identity written into a header at creation and checked by openers that ask.

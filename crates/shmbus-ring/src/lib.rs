@@ -50,6 +50,7 @@ pub mod error;
 pub mod frame;
 pub mod layout;
 mod mem;
+pub mod mpmc;
 pub mod segment;
 pub mod spsc;
 mod sync;
@@ -58,5 +59,6 @@ pub use error::{Corruption, Errno, Error, OsCode, PopError, PushError, Result, R
 pub use layout::{Identity, OpenOptions, RingKind, SegmentHeader};
 #[cfg(loom)]
 pub use mem::LoomMem;
+pub use mpmc::{MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, ReadSlot, WriteSlot};
 pub use segment::{Backing, Segment, SegmentOptions};
 pub use spsc::{Consumer, Peeked, Producer, Reservation, SpscConfig, SpscRing};

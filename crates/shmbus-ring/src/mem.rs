@@ -30,6 +30,25 @@ pub(crate) unsafe trait Memory {
     ///
     /// - `off % 8 == 0` and `off + 8 <= len`.
     unsafe fn store(&self, off: usize, val: u64, order: Ordering);
+    /// Atomic compare-and-exchange of the word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 8 == 0` and `off + 8 <= len`.
+    unsafe fn compare_exchange(
+        &self,
+        off: usize,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+    /// Atomic maximum of the word at `off` and `val`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 8 == 0` and `off + 8 <= len`.
+    unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64;
     /// Copies `src` to `off`.
     ///
     /// # Safety
@@ -103,6 +122,25 @@ unsafe impl Memory for RawMem {
     }
 
     #[inline]
+    unsafe fn compare_exchange(
+        &self,
+        off: usize,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        // SAFETY: forwarded contract.
+        unsafe { self.word(off) }.compare_exchange(current, new, success, failure)
+    }
+
+    #[inline]
+    unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: forwarded contract.
+        unsafe { self.word(off) }.fetch_max(val, order)
+    }
+
+    #[inline]
     unsafe fn write(&self, off: usize, src: &[u8]) {
         debug_assert!(off + src.len() <= self.len);
         // SAFETY: in bounds by contract; `src` is process-local memory, so cannot overlap.
@@ -164,6 +202,21 @@ mod loom_mem {
 
         unsafe fn store(&self, off: usize, val: u64, order: Ordering) {
             self.cells.words[off / 8].store(val, order)
+        }
+
+        unsafe fn compare_exchange(
+            &self,
+            off: usize,
+            current: u64,
+            new: u64,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u64, u64> {
+            self.cells.words[off / 8].compare_exchange(current, new, success, failure)
+        }
+
+        unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_max(val, order)
         }
 
         unsafe fn write(&self, off: usize, src: &[u8]) {

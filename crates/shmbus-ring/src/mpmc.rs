@@ -1,0 +1,1074 @@
+//! The MPMC slot ring: any number of producers and consumers, in any processes, on one ring of
+//! fixed-size slots.
+//!
+//! # Protocol
+//!
+//! The ring is Vyukov's bounded queue (as crossbeam's `ArrayQueue`) with one change that makes
+//! ownership visible: a position is claimed by a compare-and-swap on **the slot's own sequence
+//! word**, which then names the claiming endpoint, rather than by a CAS on a shared `tail`.
+//!
+//! Each slot starts with a 64-bit word `seq << 8 | tag`. For position `p` (slot `p & (cap-1)`):
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `(p, 0)` | free: a producer may claim position `p` |
+//! | `(p, k)` | endpoint `k` is writing position `p` |
+//! | `(p + 1, 0)` | committed: a consumer may claim it |
+//! | `(p + 1, k)` | endpoint `k` is reading position `p` |
+//! | `(p + cap, 0)` | consumed (or abandoned): free for position `p + cap`, the next lap |
+//!
+//! `tail` and `head` in the control blocks are only *hints* (the highest position claimed,
+//! plus one), advanced with `fetch_max`. A producer starts at the tail hint and walks forward
+//! over positions that are claimed or committed until it claims a free one; it reports `Full`
+//! when a slot still holds an earlier lap. A consumer starts at the head hint, walks over
+//! positions being read or already consumed, and reports empty at the first position that is
+//! not committed. Every claim is by one endpoint, so a slot left claimed by an endpoint that
+//! died names its owner: liveness repair can free it without guessing.
+//!
+//! Orderings: the producer's Release store of `(p + 1, 0)` publishes the payload to the
+//! consumer's Acquire load (and CAS) of the word; the consumer's Release store of
+//! `(p + cap, 0)` orders its reads before the next lap's producer, whose Acquire load of the
+//! word observes it.
+
+use crate::error::{Corruption, Error, PopError, PushError, Result, Role};
+use crate::layout::{
+    self, Identity, OpenOptions, RingKind, SegmentHeader, CONSUMER_BLOCK, DATA_OFFSET,
+    ENDPOINT_CONSUMER, ENDPOINT_FREE, ENDPOINT_PID, ENDPOINT_PRODUCER, ENDPOINT_SIZE,
+    ENDPOINT_STATE, ENDPOINT_TABLE, MAX_ENDPOINTS, PRODUCER_BLOCK,
+};
+use crate::mem::{Memory, RawMem};
+use crate::segment::{Segment, SegmentOptions};
+use crate::sync::Ordering;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// The fewest slots an MPMC ring can have.
+pub const MIN_SLOTS: u64 = 2;
+/// The most slots an MPMC ring can have.
+pub const MAX_SLOTS: u64 = 1 << 32;
+/// The largest slot payload, in bytes (16 MiB).
+pub const MAX_SLOT_SIZE: u64 = 1 << 24;
+/// Bytes before a slot's payload: the sequence word, then `len: u32` and 4 reserved bytes.
+pub const SLOT_HEADER: u64 = 16;
+/// Slots are laid out at multiples of this stride alignment (a cache line).
+pub const SLOT_ALIGN: u64 = 64;
+
+const TAG_BITS: u32 = 8;
+const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+/// Positions stay below 2^55 so `seq` (56 bits) never wraps and differences fit an `i64`; a
+/// hint at or above this is corruption.
+const MAX_POSITION: u64 = 1 << 55;
+
+#[inline]
+const fn join(seq: u64, tag: u64) -> u64 {
+    (seq << TAG_BITS) | tag
+}
+
+#[inline]
+const fn split(word: u64) -> (u64, u64) {
+    (word >> TAG_BITS, word & TAG_MASK)
+}
+
+/// The distance between slots for a payload of `slot_size` bytes.
+pub const fn slot_stride(slot_size: u64) -> u64 {
+    (SLOT_HEADER + slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+}
+
+/// The geometry and identity of a new MPMC ring.
+///
+/// ```
+/// use shmbus_ring::MpmcConfig;
+/// let cfg = MpmcConfig::new(1024, 48); // 1024 slots of up to 48 bytes: one cache line each
+/// assert_eq!(cfg.segment_len(), 4096 + 1024 * 64);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpmcConfig {
+    slots: u64,
+    slot_size: u64,
+    identity: Identity,
+}
+
+impl MpmcConfig {
+    /// `slots` slots (a power of two, 2 to 2^32) of up to `slot_size` payload bytes each
+    /// (1 B to 16 MiB).
+    pub fn new(slots: u64, slot_size: u64) -> Self {
+        MpmcConfig {
+            slots,
+            slot_size,
+            identity: Identity::default(),
+        }
+    }
+
+    /// The type fingerprint and codec id written into the header.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The segment length this ring needs.
+    pub fn segment_len(&self) -> u64 {
+        DATA_OFFSET.saturating_add(
+            self.slots
+                .saturating_mul(slot_stride(self.slot_size.min(MAX_SLOT_SIZE))),
+        )
+    }
+
+    fn checked(&self) -> Result<()> {
+        if !self.slots.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&self.slots) {
+            return Err(Error::InvalidConfig(format!(
+                "MPMC slot count {} must be a power of two from {MIN_SLOTS} to {MAX_SLOTS}",
+                self.slots
+            )));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&self.slot_size) {
+            return Err(Error::InvalidConfig(format!(
+                "MPMC slot size {} must be from 1 to {MAX_SLOT_SIZE}",
+                self.slot_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The algorithm, over any `Memory`.
+// ---------------------------------------------------------------------------------------------
+
+/// Where a ring's words live inside its memory, and its geometry (validated at open).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    pub(crate) tail_off: usize,
+    pub(crate) head_off: usize,
+    pub(crate) data_off: usize,
+    pub(crate) slots: u64,
+    pub(crate) slot_size: u64,
+    pub(crate) stride: u64,
+}
+
+impl Geometry {
+    /// The memory offset of the slot holding position `pos`.
+    #[inline]
+    fn slot(&self, pos: u64) -> usize {
+        self.data_off + ((pos & (self.slots - 1)) * self.stride) as usize
+    }
+
+    /// How far a producer or consumer walks before it reports full or empty: a whole lap of
+    /// busy slots, plus slack for hints that lag.
+    #[inline]
+    fn walk_limit(&self) -> u64 {
+        2 * self.slots + 64
+    }
+}
+
+/// One endpoint's view of the algorithm; `tag` (1..=255) names it in the slots it claims.
+pub(crate) struct Core<M: Memory> {
+    mem: M,
+    g: Geometry,
+    tag: u64,
+}
+
+impl<M: Memory> Core<M> {
+    /// # Safety
+    ///
+    /// - `mem` holds the two hint words and `g.slots` slots of `g.stride` bytes at `g.data_off`.
+    pub(crate) unsafe fn new(mem: M, g: Geometry, tag: u64) -> Self {
+        debug_assert!((1..=TAG_MASK).contains(&tag));
+        Core { mem, g, tag }
+    }
+
+    /// Writes the initial sequence words: slot `i` is free for position `i`.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Core::new`], and no other endpoint is using the memory yet.
+    pub(crate) unsafe fn initialize(mem: &M, g: &Geometry) {
+        for i in 0..g.slots {
+            // SAFETY: each slot offset is in bounds and 8-aligned (stride is a multiple of 64).
+            unsafe { mem.store(g.slot(i), join(i, 0), Ordering::Relaxed) };
+        }
+    }
+
+    #[inline]
+    fn hint(&self, off: usize) -> Result<u64, Corruption> {
+        // Relaxed: a hint only says where to start looking; the slot words decide.
+        // SAFETY: hint words are in bounds and aligned (constructor contract).
+        let v = unsafe { self.mem.load(off, Ordering::Relaxed) };
+        if v >= MAX_POSITION {
+            return Err(Corruption {
+                what: "position hint beyond 2^55",
+                position: v,
+                value: v,
+            });
+        }
+        Ok(v)
+    }
+
+    /// Claims a free position for writing; returns it.
+    pub(crate) fn claim_write(&mut self) -> Result<u64, PushError> {
+        let mut pos = self.hint(self.g.tail_off)?;
+        for _ in 0..self.g.walk_limit() {
+            let off = self.g.slot(pos);
+            // Acquire: pairs with the consumer's Release store of `(pos, 0)` in `release_read`
+            // (or a producer's abandon), so the previous lap's reads finish before we write.
+            // SAFETY: `off` is an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            let dif = seq as i64 - pos as i64;
+            if dif == 0 && tag == 0 {
+                let mine = join(pos, self.tag);
+                // Acquire on success: as for the load above. Relaxed on failure: we re-read.
+                // SAFETY: as above.
+                if unsafe {
+                    self.mem
+                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                }
+                .is_ok()
+                {
+                    // Relaxed: the hint orders nothing.
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.tail_off, pos + 1, Ordering::Relaxed)
+                    };
+                    return Ok(pos);
+                }
+            } else if dif == 0 || dif == 1 {
+                // Being written by another producer, or committed (maybe being read): taken.
+                pos += 1;
+            } else if dif < 0 {
+                // The slot still holds an earlier lap: the ring is full here.
+                return Err(PushError::Full);
+            } else {
+                // This position was passed long ago: we were lapped. Jump to the hint.
+                let hint = self.hint(self.g.tail_off)?;
+                pos = hint.max(pos + 1);
+            }
+            if pos >= MAX_POSITION {
+                return Err(PushError::Corrupt(Corruption {
+                    what: "producer walked beyond 2^55",
+                    position: pos,
+                    value: word,
+                }));
+            }
+        }
+        Err(PushError::Full)
+    }
+
+    /// Writes `len` at position `pos` (claimed by us) and commits it.
+    #[inline]
+    pub(crate) fn commit_write(&mut self, pos: u64, len: usize) {
+        let off = self.g.slot(pos);
+        // SAFETY: the length field is inside our claimed slot.
+        unsafe { self.mem.write(off + 8, &(len as u32).to_le_bytes()) };
+        // Release: publishes the payload and length; pairs with the Acquire load/CAS of the
+        // word in `claim_read`.
+        // SAFETY: in-bounds aligned slot word, claimed by us.
+        unsafe { self.mem.store(off, join(pos + 1, 0), Ordering::Release) };
+    }
+
+    /// Gives up a claimed (written or read) position: the slot becomes free for the next lap,
+    /// and consumers walk past the position.
+    #[inline]
+    pub(crate) fn release(&mut self, pos: u64) {
+        // Release: our reads of the slot (or nothing, for an abandoned write) happen before
+        // the next lap's producer writes; pairs with the Acquire load/CAS in `claim_write`.
+        // SAFETY: in-bounds aligned slot word, claimed by us.
+        unsafe {
+            self.mem.store(
+                self.g.slot(pos),
+                join(pos + self.g.slots, 0),
+                Ordering::Release,
+            )
+        };
+    }
+
+    /// Claims the next committed position for reading; `Ok(None)` when none is committed.
+    pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
+        let mut pos = self.hint(self.g.head_off)?;
+        for _ in 0..self.g.walk_limit() {
+            let off = self.g.slot(pos);
+            // Acquire: pairs with the producer's Release store of `(pos + 1, 0)` in
+            // `commit_write`: the payload is visible once the word says committed.
+            // SAFETY: `off` is an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            let dif = seq as i64 - (pos + 1) as i64;
+            if dif == 0 && tag == 0 {
+                let mine = join(pos + 1, self.tag);
+                // Acquire on success: as for the load above.
+                // SAFETY: as above.
+                if unsafe {
+                    self.mem
+                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                }
+                .is_ok()
+                {
+                    // Relaxed: the hint orders nothing.
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.head_off, pos + 1, Ordering::Relaxed)
+                    };
+                    return Ok(Some(pos));
+                }
+            } else if dif == 0 {
+                // Another consumer is reading it.
+                pos += 1;
+            } else if dif < 0 {
+                // Not committed yet (free, or being written): nothing to read in order.
+                return Ok(None);
+            } else {
+                // Consumed already; if far behind, jump to the hint.
+                let hint = self.hint(self.g.head_off)?;
+                pos = hint.max(pos + 1);
+            }
+            if pos >= MAX_POSITION {
+                return Err(Corruption {
+                    what: "consumer walked beyond 2^55",
+                    position: pos,
+                    value: word,
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    /// The validated payload length of a position we claimed for reading. On corruption the
+    /// slot is released (the garbage is dropped) and the error returned.
+    #[inline]
+    pub(crate) fn read_len(&mut self, pos: u64) -> Result<usize, Corruption> {
+        let mut len = [0u8; 4];
+        // SAFETY: the length field is inside our claimed slot.
+        unsafe { self.mem.read(self.g.slot(pos) + 8, &mut len) };
+        let len = u32::from_le_bytes(len) as u64;
+        if len > self.g.slot_size {
+            self.release(pos);
+            return Err(Corruption {
+                what: "slot length exceeds the slot size",
+                position: pos,
+                value: len,
+            });
+        }
+        Ok(len as usize)
+    }
+
+    #[inline]
+    fn payload_off(&self, pos: u64) -> usize {
+        self.g.slot(pos) + SLOT_HEADER as usize
+    }
+
+    #[inline]
+    fn check_len(&self, len: usize) -> Result<(), PushError> {
+        if len as u64 > self.g.slot_size {
+            return Err(PushError::TooLarge {
+                len,
+                max: self.g.slot_size as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies `payload` into a claimed slot and commits it.
+    #[inline]
+    pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.check_len(payload.len())?;
+        let pos = self.claim_write()?;
+        // SAFETY: the payload fits the slot (checked) and the slot is ours.
+        unsafe { self.mem.write(self.payload_off(pos), payload) };
+        self.commit_write(pos, payload.len());
+        Ok(())
+    }
+
+    /// Pushes records until one does not fit; returns how many were pushed.
+    pub(crate) fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+        for r in records {
+            self.check_len(r.as_ref().len())?;
+        }
+        let mut n = 0;
+        for r in records {
+            match self.try_push(r.as_ref()) {
+                Ok(()) => n += 1,
+                Err(PushError::Full) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Pushes all records or none: claims a position for each first, abandoning the claims
+    /// (consumers skip them) if the ring fills before all are claimed.
+    pub(crate) fn push_bulk<R: AsRef<[u8]>>(
+        &mut self,
+        records: &[R],
+        claimed: &mut Vec<u64>,
+    ) -> Result<(), PushError> {
+        for r in records {
+            self.check_len(r.as_ref().len())?;
+        }
+        claimed.clear();
+        for _ in records {
+            match self.claim_write() {
+                Ok(pos) => claimed.push(pos),
+                Err(e) => {
+                    for &pos in claimed.iter() {
+                        self.release(pos);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (r, &pos) in records.iter().zip(claimed.iter()) {
+            let payload = r.as_ref();
+            // SAFETY: fits (checked) and ours.
+            unsafe { self.mem.write(self.payload_off(pos), payload) };
+            self.commit_write(pos, payload.len());
+        }
+        Ok(())
+    }
+
+    /// Pops one record into a cleared `buf`.
+    pub(crate) fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        let len = self.read_len(pos)?;
+        buf.clear();
+        buf.resize(len, 0);
+        // SAFETY: `len` is within the slot (validated) and the slot is ours.
+        unsafe { self.mem.read(self.payload_off(pos), buf) };
+        self.release(pos);
+        Ok(len)
+    }
+
+    /// Pops one record into `buf`, which must hold a whole slot.
+    pub(crate) fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        if (buf.len() as u64) < self.g.slot_size {
+            // Checked before claiming: a claimed position cannot be handed back in order.
+            return Err(PopError::BufferTooSmall {
+                needed: self.g.slot_size as usize,
+                len: buf.len(),
+            });
+        }
+        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        let len = self.read_len(pos)?;
+        // SAFETY: `len` is within the slot (validated) and the slot is ours.
+        unsafe { self.mem.read(self.payload_off(pos), &mut buf[..len]) };
+        self.release(pos);
+        Ok(len)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rings in segments, and the endpoint handles.
+// ---------------------------------------------------------------------------------------------
+
+struct RingInner {
+    seg: Segment,
+    header: SegmentHeader,
+    g: Geometry,
+}
+
+impl RingInner {
+    fn mem(&self) -> RawMem {
+        let base = NonNull::new(self.seg.as_ptr()).expect("a mapping is never at address 0");
+        // SAFETY: the segment is page-aligned and `len()` bytes long; it lives in this `Arc`,
+        // which every handle built on this `RawMem` holds.
+        unsafe { RawMem::from_raw(base, self.seg.len()) }
+    }
+
+    fn entry_state(&self, index: u64) -> &std::sync::atomic::AtomicU32 {
+        self.seg
+            .atomic_u32((ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_STATE) as usize)
+            .expect("the endpoint table lies in the first page")
+    }
+
+    /// Registers an endpoint in the table; its index + 1 is the tag it claims slots with.
+    fn register(&self, role: Role) -> Result<u64> {
+        if !self.seg.is_writable() {
+            return Err(Error::ReadOnly {
+                target: self.seg.target(),
+            });
+        }
+        let code = match role {
+            Role::Producer => ENDPOINT_PRODUCER,
+            Role::Consumer => ENDPOINT_CONSUMER,
+        };
+        for index in 0..MAX_ENDPOINTS {
+            // Acquire on success: pairs with the Release store of FREE in `unregister`, so the
+            // previous holder's writes to the entry are done. Relaxed on failure: try the next.
+            if self
+                .entry_state(index)
+                .compare_exchange(ENDPOINT_FREE, code, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                let pid = self
+                    .seg
+                    .atomic_u32((ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_PID) as usize)
+                    .expect("the endpoint table lies in the first page");
+                // Relaxed: diagnostics only.
+                pid.store(std::process::id(), Ordering::Relaxed);
+                return Ok(index + 1);
+            }
+        }
+        Err(Error::TooManyEndpoints {
+            target: self.seg.target(),
+            max: MAX_ENDPOINTS as u32,
+        })
+    }
+
+    fn unregister(&self, tag: u64) {
+        // Release: publishes this endpoint's last slot stores before the entry is reused; pairs
+        // with the Acquire CAS in `register`.
+        self.entry_state(tag - 1)
+            .store(ENDPOINT_FREE, Ordering::Release);
+    }
+}
+
+/// An MPMC ring laid out in a [`Segment`]: a cheap, cloneable handle from which any number of
+/// [`MpmcProducer`]s and [`MpmcConsumer`]s attach (up to 56 at a time), in any processes.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus_ring::{MpmcConfig, MpmcRing, SegmentOptions};
+/// let name = format!("/shmbus-doc-mpmc-{}", std::process::id());
+/// let ring = MpmcRing::create_shm(&name, &MpmcConfig::new(64, 32), &SegmentOptions::default())?;
+/// let (mut a, mut b) = (ring.producer()?, ring.producer()?);
+/// a.try_push(b"from a")?;
+/// b.try_push(b"from b")?;
+/// // Any process: MpmcRing::open_shm(&name, &SegmentOptions::default())?.consumer()?
+/// let mut rx = ring.consumer()?;
+/// let mut buf = Vec::new();
+/// rx.try_pop_vec(&mut buf)?;
+/// assert_eq!(buf, b"from a");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct MpmcRing {
+    inner: Arc<RingInner>,
+}
+
+impl std::fmt::Debug for MpmcRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcRing")
+            .field("segment", &self.inner.seg)
+            .field("slots", &self.inner.g.slots)
+            .field("slot_size", &self.inner.g.slot_size)
+            .finish()
+    }
+}
+
+fn geometry(slots: u64, slot_size: u64) -> Geometry {
+    Geometry {
+        tail_off: PRODUCER_BLOCK as usize,
+        head_off: CONSUMER_BLOCK as usize,
+        data_off: DATA_OFFSET as usize,
+        slots,
+        slot_size,
+        stride: slot_stride(slot_size),
+    }
+}
+
+impl MpmcRing {
+    /// Creates the named shm object `name`, sized for `config`, and builds the ring in it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry; segment errors as for [`Segment::create`].
+    pub fn create_shm(name: &str, config: &MpmcConfig, opts: &SegmentOptions) -> Result<MpmcRing> {
+        config.checked()?;
+        MpmcRing::create_in(Segment::create(name, config.segment_len(), opts)?, config)
+    }
+
+    /// Opens the ring in the named shm object `name` (waiting up to 1 s for its creator).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Segment::open`] and [`MpmcRing::open_in`].
+    pub fn open_shm(name: &str, opts: &SegmentOptions) -> Result<MpmcRing> {
+        MpmcRing::open_in(Segment::open(name, opts)?, &OpenOptions::default())
+    }
+
+    /// A ring in process-private heap memory (same layout and code as a shared one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry.
+    pub fn in_heap(config: &MpmcConfig) -> Result<MpmcRing> {
+        config.checked()?;
+        MpmcRing::create_in(Segment::heap(config.segment_len())?, config)
+    }
+
+    /// Builds a ring in a segment this process just created: every slot's sequence word, then
+    /// the header, `READY` last.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`], [`Error::NotCreator`].
+    pub fn create_in(seg: Segment, config: &MpmcConfig) -> Result<MpmcRing> {
+        config.checked()?;
+        if (seg.len() as u64) < config.segment_len() {
+            return Err(Error::InvalidConfig(format!(
+                "{}: segment of {} bytes is smaller than the {} bytes the ring needs",
+                seg.target(),
+                seg.len(),
+                config.segment_len()
+            )));
+        }
+        if !seg.is_creator() {
+            return Err(Error::NotCreator {
+                target: seg.target(),
+            });
+        }
+        let g = geometry(config.slots, config.slot_size);
+        let inner = RingInner {
+            header: layout::new_header(
+                RingKind::Mpmc,
+                seg.len() as u64,
+                config.slots,
+                config.slot_size,
+                config.slots * g.stride,
+                config.identity,
+            ),
+            seg,
+            g,
+        };
+        // SAFETY: the geometry fits the segment (checked above) and nobody else can use the
+        // ring before the header is published.
+        unsafe { Core::initialize(&inner.mem(), &g) };
+        layout::publish(&inner.seg, inner.header)?;
+        Ok(MpmcRing {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Opens the ring in `seg`, validating the header (as [`crate::SpscRing::open_in`]) and the
+    /// MPMC geometry: slot count, slot size, and data length against the object's size.
+    ///
+    /// # Errors
+    ///
+    /// One variant per failed check, as for [`crate::SpscRing::open_in`].
+    pub fn open_in(seg: Segment, opts: &OpenOptions) -> Result<MpmcRing> {
+        let h = layout::open_header(&seg, RingKind::Mpmc, opts)?;
+        let target = seg.target();
+        let bad = |field, value, reason: String| Error::BadField {
+            target: target.clone(),
+            field,
+            value,
+            reason,
+        };
+        if !h.capacity.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&h.capacity) {
+            return Err(bad(
+                "capacity",
+                h.capacity,
+                format!("an MPMC slot count is a power of two from {MIN_SLOTS} to {MAX_SLOTS}"),
+            ));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&h.record_limit) {
+            return Err(bad(
+                "record_limit",
+                h.record_limit,
+                format!("an MPMC slot size is from 1 to {MAX_SLOT_SIZE}"),
+            ));
+        }
+        let g = geometry(h.capacity, h.record_limit);
+        let need = h.capacity * g.stride;
+        if h.data_len != need {
+            return Err(bad(
+                "data_len",
+                h.data_len,
+                format!(
+                    "{} slots of stride {} take {need} bytes",
+                    h.capacity, g.stride
+                ),
+            ));
+        }
+        if need > h.total_len - DATA_OFFSET {
+            return Err(bad(
+                "capacity",
+                h.capacity,
+                format!(
+                    "{need} bytes of slots do not fit the {}-byte object",
+                    h.total_len
+                ),
+            ));
+        }
+        Ok(MpmcRing {
+            inner: Arc::new(RingInner { seg, header: h, g }),
+        })
+    }
+
+    fn core(&self, role: Role) -> Result<Core<RawMem>> {
+        let tag = self.inner.register(role)?;
+        // SAFETY: the geometry was validated against the segment's size at create/open.
+        Ok(unsafe { Core::new(self.inner.mem(), self.inner.g, tag) })
+    }
+
+    /// Attaches a new producer endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyEndpoints`] when the endpoint table is full; [`Error::ReadOnly`].
+    pub fn producer(&self) -> Result<MpmcProducer> {
+        Ok(MpmcProducer {
+            core: self.core(Role::Producer)?,
+            ring: self.clone(),
+            claimed: Vec::new(),
+        })
+    }
+
+    /// Attaches a new consumer endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyEndpoints`] when the endpoint table is full; [`Error::ReadOnly`].
+    pub fn consumer(&self) -> Result<MpmcConsumer> {
+        Ok(MpmcConsumer {
+            core: self.core(Role::Consumer)?,
+            ring: self.clone(),
+        })
+    }
+
+    /// The segment the ring lives in.
+    pub fn segment(&self) -> &Segment {
+        &self.inner.seg
+    }
+
+    /// The header as validated at create/open.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.inner.header
+    }
+
+    /// Number of slots.
+    pub fn slots(&self) -> u64 {
+        self.inner.g.slots
+    }
+
+    /// The largest message, in bytes.
+    pub fn slot_size(&self) -> usize {
+        self.inner.g.slot_size as usize
+    }
+}
+
+/// A producer endpoint of an MPMC ring. Each endpoint is registered in the segment; create one
+/// per thread with [`MpmcRing::producer`].
+pub struct MpmcProducer {
+    core: Core<RawMem>,
+    ring: MpmcRing,
+    claimed: Vec<u64>,
+}
+
+impl std::fmt::Debug for MpmcProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcProducer")
+            .field("target", &self.ring.inner.seg.target())
+            .field("endpoint", &self.core.tag)
+            .finish()
+    }
+}
+
+impl MpmcProducer {
+    /// Copies `payload` into a slot and commits it.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`]; [`PushError::TooLarge`] above the slot size (never truncated);
+    /// [`PushError::Corrupt`] if the tail hint in shared memory is out of range.
+    #[inline]
+    pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.core.try_push(payload)
+    }
+
+    /// Pushes records in order until the ring is full; returns how many were pushed.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::TooLarge`] (before anything is pushed); [`PushError::Full`] if none fits.
+    pub fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+        self.core.push_burst(records)
+    }
+
+    /// Pushes all `records` or none. Positions are claimed first and committed together; if
+    /// the ring fills before all are claimed, the claims are abandoned (consumers skip them).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] (nothing pushed), [`PushError::TooLarge`], [`PushError::Corrupt`].
+    pub fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
+        self.core.push_bulk(records, &mut self.claimed)
+    }
+
+    /// Claims a slot for writing in place; [`WriteSlot::commit`] publishes it, and dropping it
+    /// uncommitted abandons the position (consumers skip it).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`], [`PushError::Corrupt`].
+    ///
+    /// ```
+    /// # use shmbus_ring::{MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 64))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut slot = tx.claim()?;
+    /// slot[..5].copy_from_slice(b"hello");
+    /// slot.commit(5);
+    /// let msg = rx.claim()?.expect("committed");
+    /// assert_eq!(&*msg, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn claim(&mut self) -> Result<WriteSlot<'_>, PushError> {
+        let pos = self.core.claim_write()?;
+        Ok(WriteSlot {
+            producer: self,
+            pos,
+            committed: false,
+        })
+    }
+
+    /// The largest message, in bytes.
+    pub fn slot_size(&self) -> usize {
+        self.core.g.slot_size as usize
+    }
+}
+
+impl Drop for MpmcProducer {
+    fn drop(&mut self) {
+        self.ring.inner.unregister(self.core.tag);
+    }
+}
+
+/// A slot claimed by [`MpmcProducer::claim`]; dereferences to the whole slot payload area.
+pub struct WriteSlot<'a> {
+    producer: &'a mut MpmcProducer,
+    pos: u64,
+    committed: bool,
+}
+
+impl WriteSlot<'_> {
+    /// Commits the first `len` bytes as the message.
+    ///
+    /// # Panics
+    ///
+    /// If `len` exceeds the slot size.
+    pub fn commit(mut self, len: usize) {
+        assert!(
+            len <= self.producer.slot_size(),
+            "commit({len}) exceeds the slot size"
+        );
+        self.producer.core.commit_write(self.pos, len);
+        self.committed = true;
+    }
+}
+
+impl Deref for WriteSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let core = &self.producer.core;
+        // SAFETY: we claimed this slot; its payload area is `slot_size` bytes inside the
+        // segment, and no honest endpoint touches it until we commit or abandon it.
+        unsafe {
+            std::slice::from_raw_parts(
+                core.mem.ptr(core.payload_off(self.pos)),
+                core.g.slot_size as usize,
+            )
+        }
+    }
+}
+
+impl DerefMut for WriteSlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let core = &self.producer.core;
+        // SAFETY: as in `deref`; `&mut self` borrows the claim exclusively.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                core.mem.ptr(core.payload_off(self.pos)),
+                core.g.slot_size as usize,
+            )
+        }
+    }
+}
+
+impl Drop for WriteSlot<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.producer.core.release(self.pos);
+        }
+    }
+}
+
+/// A consumer endpoint of an MPMC ring. Each endpoint is registered in the segment; create one
+/// per thread with [`MpmcRing::consumer`].
+pub struct MpmcConsumer {
+    core: Core<RawMem>,
+    ring: MpmcRing,
+}
+
+impl std::fmt::Debug for MpmcConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcConsumer")
+            .field("target", &self.ring.inner.seg.target())
+            .field("endpoint", &self.core.tag)
+            .finish()
+    }
+}
+
+impl MpmcConsumer {
+    /// Pops the next message into `buf`, which must hold a whole slot
+    /// ([`MpmcRing::slot_size`] bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`]; [`PopError::BufferTooSmall`] (checked first, nothing consumed);
+    /// [`PopError::Corrupt`] for a garbage slot (that message is dropped, the ring goes on).
+    #[inline]
+    pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.core.try_pop(buf)
+    }
+
+    /// Pops the next message into `buf` (cleared and resized to it).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] or [`PopError::Corrupt`].
+    #[inline]
+    pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        self.core.try_pop_vec(buf)
+    }
+
+    /// Pops the next message and hands it, in place, to `f`.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`] or [`PopError::Corrupt`]; `f` is not called then.
+    pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
+        let msg = self.claim()?.ok_or(PopError::Empty)?;
+        Ok(f(&msg))
+    }
+
+    /// Pops up to `max` messages, handing each to `f` in place; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Corrupt`]; the messages before it were delivered.
+    pub fn pop_burst(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, PopError> {
+        let mut n = 0;
+        while n < max {
+            match self.claim()? {
+                Some(msg) => f(&msg),
+                None => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Claims the next message for reading in place; dropping the guard releases the slot.
+    /// `Ok(None)` when none is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Corrupt`] for a garbage slot (released) or hint.
+    pub fn claim(&mut self) -> Result<Option<ReadSlot<'_>>, PopError> {
+        let Some(pos) = self.core.claim_read()? else {
+            return Ok(None);
+        };
+        let len = self.core.read_len(pos)?;
+        Ok(Some(ReadSlot {
+            consumer: self,
+            pos,
+            len,
+        }))
+    }
+}
+
+impl Drop for MpmcConsumer {
+    fn drop(&mut self) {
+        self.ring.inner.unregister(self.core.tag);
+    }
+}
+
+/// A message claimed by [`MpmcConsumer::claim`]; dereferences to its bytes. Dropping it frees
+/// the slot for producers.
+pub struct ReadSlot<'a> {
+    consumer: &'a mut MpmcConsumer,
+    pos: u64,
+    len: usize,
+}
+
+impl Deref for ReadSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let core = &self.consumer.core;
+        // SAFETY: we claimed this slot and validated `len <= slot_size`; honest producers do
+        // not write it until we release it.
+        unsafe { std::slice::from_raw_parts(core.mem.ptr(core.payload_off(self.pos)), self.len) }
+    }
+}
+
+impl Drop for ReadSlot<'_> {
+    fn drop(&mut self) {
+        self.consumer.core.release(self.pos);
+    }
+}
+
+/// Model-checking entry points: the MPMC core over [`crate::mem::LoomMem`].
+#[cfg(loom)]
+pub mod loom_model {
+    use super::*;
+    use crate::mem::LoomMem;
+
+    /// An endpoint over loom memory.
+    pub struct ModelEndpoint(Core<LoomMem>, Vec<u64>);
+
+    /// A ring of `slots` slots of `slot_size` bytes in loom memory, and a factory of endpoints.
+    pub struct ModelRing {
+        mem: LoomMem,
+        g: Geometry,
+    }
+
+    impl ModelRing {
+        /// A fresh ring.
+        pub fn new(slots: u64, slot_size: u64) -> Self {
+            let stride = slot_stride(slot_size);
+            let g = Geometry {
+                tail_off: 0,
+                head_off: 8,
+                data_off: 64,
+                slots,
+                slot_size,
+                stride,
+            };
+            let mem = LoomMem::zeroed(64 + (slots * stride) as usize);
+            // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.
+            unsafe { Core::initialize(&mem, &g) };
+            ModelRing { mem, g }
+        }
+
+        /// An endpoint with tag `tag` (1..=255).
+        pub fn endpoint(&self, tag: u64) -> ModelEndpoint {
+            // SAFETY: as in `new`.
+            ModelEndpoint(
+                unsafe { Core::new(self.mem.clone(), self.g, tag) },
+                Vec::new(),
+            )
+        }
+    }
+
+    impl ModelEndpoint {
+        /// See [`MpmcProducer::try_push`].
+        pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+            self.0.try_push(payload)
+        }
+        /// See [`MpmcProducer::push_bulk`].
+        pub fn push_bulk(&mut self, records: &[&[u8]]) -> Result<(), PushError> {
+            self.0.push_bulk(records, &mut self.1)
+        }
+        /// See [`MpmcProducer::push_burst`].
+        pub fn push_burst(&mut self, records: &[&[u8]]) -> Result<usize, PushError> {
+            self.0.push_burst(records)
+        }
+        /// See [`MpmcConsumer::try_pop_vec`].
+        pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+            self.0.try_pop_vec(buf)
+        }
+    }
+}
