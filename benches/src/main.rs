@@ -234,7 +234,7 @@ fn run(opts: &Options) -> Result<bool> {
     );
     let targets = targets::evaluate(&report);
     print!("{}", report.table());
-    print!("{}", targets::table(&targets));
+    print!("{}", targets::table(&targets, targets::ceiling(&report)));
     if let Some(p) = &opts.json {
         let mut doc = report.json();
         doc["targets"] = targets::json(&targets);

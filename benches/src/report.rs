@@ -185,16 +185,19 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "figures are medians of {} interleaved rounds; spread = lowest..highest round",
-            self.rounds
+            "figures are medians of {} interleaved rounds; spread = lowest..highest round{}",
+            self.rounds,
+            if self.quick {
+                " (--quick: short phases, thin tails)"
+            } else {
+                ""
+            }
         );
         for n in &self.notes {
             let _ = writeln!(o, "note: {n}");
         }
-        let _ = writeln!(
-            o,
-            "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max   p50 spread        vs best kernel"
-        );
+        // Each section is printed only when some transport has figures for it.
+        let mut rtt = String::new();
         for r in &self.rows {
             let Some(a) = r.rtt else { continue };
             let p = a.median;
@@ -206,7 +209,7 @@ impl Report {
                 None => String::new(),
             };
             let _ = writeln!(
-                o,
+                rtt,
                 "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>16}  {}",
                 size(r.size),
                 r.transport,
@@ -220,10 +223,11 @@ impl Report {
                 vs
             );
         }
-        let _ = writeln!(
-            o,
-            "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)      msgs/s spread   vs best kernel"
-        );
+        if !rtt.is_empty() {
+            o += "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max        p50 spread   vs best kernel\n";
+            o += &rtt;
+        }
+        let mut stream = String::new();
         for r in &self.rows {
             let Some(a) = r.stream else { continue };
             let s = a.median;
@@ -235,7 +239,7 @@ impl Report {
                 None => String::new(),
             };
             let _ = writeln!(
-                o,
+                stream,
                 "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>18}   {}",
                 size(r.size),
                 r.transport,
@@ -246,16 +250,16 @@ impl Report {
                 vs
             );
         }
-        let _ = writeln!(
-            o,
-            "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max   p50 spread",
-            si(self.rate as f64)
-        );
+        if !stream.is_empty() {
+            o += "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)      msgs/s spread   vs best kernel\n";
+            o += &stream;
+        }
+        let mut oneway = String::new();
         for r in &self.rows {
             let Some(a) = r.oneway else { continue };
             let p = a.median;
             let _ = writeln!(
-                o,
+                oneway,
                 "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>16}",
                 size(r.size),
                 r.transport,
@@ -265,6 +269,14 @@ impl Report {
                 t(p.max),
                 format!("{}..{}", t(a.spread.0), t(a.spread.1)),
             );
+        }
+        if !oneway.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max        p50 spread",
+                si(self.rate as f64)
+            );
+            o += &oneway;
         }
         let idle: Vec<&Row> = self.rows.iter().filter(|r| r.idle_cpu.is_some()).collect();
         if !idle.is_empty() {

@@ -142,8 +142,17 @@ pub fn evaluate(report: &Report) -> Vec<Target> {
     v
 }
 
-/// The targets as a table section.
-pub fn table(targets: &[Target]) -> String {
+/// What the hardware allows for the "100x the best kernel transport" target: the best kernel
+/// round trip at 8 B over `floor-cacheline`'s, paired within rounds. No ring can beat it.
+pub fn ceiling(report: &Report) -> Option<f64> {
+    paired(&report.records, "floor-cacheline", None, 8, rtt_p50, true).map(|x| 1.0 / x)
+}
+
+/// The targets as a table section (empty when none was measured).
+pub fn table(targets: &[Target], ceiling: Option<f64>) -> String {
+    if targets.iter().all(|t| t.ratio.is_none()) {
+        return String::new();
+    }
     let mut o = String::from("\nTARGETS (ratios paired within each round, median across rounds)\n");
     for t in targets {
         let ratio = t.ratio.map_or("-".to_string(), |r| format!("{r:.2}x"));
@@ -154,6 +163,13 @@ pub fn table(targets: &[Target]) -> String {
             ratio,
             rule,
             t.verdict()
+        );
+    }
+    if let Some(c) = ceiling {
+        o += &format!(
+            "  {:<62}{:>9}  (the most any ring can reach here)\n",
+            "best kernel round trip p50 at 8 B / floor-cacheline p50",
+            format!("{c:.2}x")
         );
     }
     o
@@ -218,6 +234,12 @@ mod tests {
         assert_eq!(t[0].verdict(), "met");
         assert!((t[2].ratio.unwrap() - 125.0).abs() < 1e-9);
         assert_eq!(t[3].verdict(), "not measured");
-        assert!(table(&t).contains("NOT met") || t.iter().all(|t| t.verdict() != "NOT met"));
+        let c = ceiling(&report).unwrap();
+        assert!((c - 150.0).abs() < 1e-9, "{c}");
+        let text = table(&t, Some(c));
+        assert!(
+            text.contains("125.00x") && text.contains("150.00x"),
+            "{text}"
+        );
     }
 }
