@@ -53,15 +53,15 @@ struct WatchState {
 }
 
 impl Watchdog {
-    /// Starts the watchdog thread.
-    pub fn start() -> Self {
+    /// Starts the watchdog thread; `give_up` runs before it ends the process.
+    pub fn start(give_up: impl Fn() + Send + 'static) -> Self {
         let w = Watchdog {
             state: Arc::new((Mutex::new(WatchState::default()), Condvar::new())),
         };
         let state = w.state.clone();
         std::thread::Builder::new()
             .name("watchdog".into())
-            .spawn(move || watch(&state))
+            .spawn(move || watch(&state, &give_up))
             .expect("spawn watchdog thread");
         w
     }
@@ -73,6 +73,16 @@ impl Watchdog {
         s.generation += 1;
         s.armed = Some((deadline, pid as i32, what));
         cv.notify_all();
+    }
+
+    /// Kills the peer being watched, if any (on Ctrl-C).
+    pub fn kill_armed(&self) {
+        let (m, _) = &*self.state;
+        if let Ok(s) = m.lock() {
+            if let Some((_, pid, _)) = &s.armed {
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            }
+        }
     }
 
     /// Stops watching.
@@ -100,7 +110,7 @@ fn exited(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-fn watch(state: &(Mutex<WatchState>, Condvar)) {
+fn watch(state: &(Mutex<WatchState>, Condvar), give_up: &dyn Fn()) {
     let (m, cv) = state;
     let mut s = m.lock().expect("watchdog lock");
     loop {
@@ -130,6 +140,7 @@ fn watch(state: &(Mutex<WatchState>, Condvar)) {
             .0;
         if s.generation == generation {
             eprintln!("\nshmbus-bench: {what} {why} (pid {pid}); giving up");
+            give_up();
             std::process::exit(2);
         }
     }
@@ -144,30 +155,91 @@ pub struct RunEnv {
     /// The core peers are pinned to, if pinning.
     pub peer_cpu: Option<usize>,
     watchdog: Watchdog,
-    next_id: u64,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RunEnv {
     /// Creates the scratch directory and the control socket.
+    /// Call before starting any thread: it blocks SIGINT and SIGTERM for the threads to come.
     pub fn new(peer_cpu: Option<usize>) -> Result<Self> {
+        termination_signals()
+            .thread_block()
+            .context("pthread_sigmask")?;
         let dir = std::env::temp_dir().join(format!("shmbus-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
         let ctl = dir.join("ctl.sock");
         let listener =
             UnixListener::bind(&ctl).with_context(|| format!("bind({})", ctl.display()))?;
         listener.set_nonblocking(true)?;
-        Ok(Self {
+        let next_id: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (d, ids) = (dir.clone(), next_id.clone());
+        let env = Self {
             dir,
             listener,
             peer_cpu,
-            watchdog: Watchdog::start(),
-            next_id: 0,
-        })
+            watchdog: Watchdog::start(move || remove_run_objects(&d, &ids)),
+            next_id,
+        };
+        clean_up_on_signals(&env)?;
+        Ok(env)
     }
 
     fn ctl_path(&self) -> PathBuf {
         self.dir.join("ctl.sock")
     }
+}
+
+/// The prefix of every name (shm object, message queue, scratch file) this run creates; the
+/// connection number follows it.
+pub fn name_prefix() -> String {
+    format!("shmbus-bench-{}-", std::process::id())
+}
+
+/// Removes what this run created and whose owners' destructors will not run because the
+/// process is about to exit: shared-memory objects, message queues, the scratch directory.
+fn remove_run_objects(dir: &Path, ids: &std::sync::atomic::AtomicU64) {
+    let prefix = name_prefix();
+    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    for id in 1..=ids.load(std::sync::atomic::Ordering::Relaxed) {
+        for end in ["down", "up"] {
+            let _ = nix::mqueue::mq_unlink(format!("/{prefix}{id}-{end}").as_str());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// SIGINT and SIGTERM, which the run handles itself (see [`clean_up_on_signals`]).
+fn termination_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set
+}
+
+/// On SIGINT or SIGTERM: kill the running peer, remove this run's shared-memory objects,
+/// message queues and scratch directory (their owners' destructors will not run), and exit.
+/// The signals are blocked in every thread (the mask is set in [`RunEnv::new`] before any
+/// thread starts, and inherited) and taken with `sigwait` by one thread here.
+fn clean_up_on_signals(env: &RunEnv) -> Result<()> {
+    let set = termination_signals();
+    let (watchdog, dir, ids) = (env.watchdog.clone(), env.dir.clone(), env.next_id.clone());
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(sig) = set.wait() else { return };
+            watchdog.kill_armed();
+            remove_run_objects(&dir, &ids);
+            eprintln!("\nshmbus-bench: {sig:?}: peer killed, shared memory and queues removed");
+            std::process::exit(130);
+        })
+        .context("spawn the signal thread")?;
+    Ok(())
 }
 
 impl Drop for RunEnv {
@@ -205,8 +277,11 @@ impl Peer {
         size: usize,
         budget: Duration,
     ) -> Result<(Peer, Box<dyn Endpoint>)> {
-        env.next_id += 1;
-        let unique = format!("shmbus-bench-{}-{}", std::process::id(), env.next_id);
+        let id = env
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let unique = format!("{}{id}", name_prefix());
         let label = format!("{} at {size} B", t.name());
         let listening = t
             .listen(
