@@ -1,4 +1,5 @@
-//! `pipe`: two anonymous pipes, handed to the peer as its stdin and stdout.
+//! `pipe`: two anonymous pipes, handed to the peer as its stdin and stdout. (So a peer never
+//! prints to stdout: its messages go to stderr or the control socket.)
 
 use super::{
     peer_stdin, peer_stdout, Class, Endpoint, Listening, SetupEnv, StreamEndpoint, Transport,
