@@ -212,7 +212,7 @@ impl Default for OpenOptions {
 }
 
 fn init_word(seg: &Segment) -> &AtomicU32 {
-    seg.atomic_u32(offset_of!(SegmentHeader, init_state))
+    seg.raw_atomic_u32(offset_of!(SegmentHeader, init_state))
         .expect("callers check the segment holds a header")
 }
 
@@ -239,10 +239,31 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
         });
     }
     header.init_state = INIT_BUILDING;
-    // SAFETY: the segment was just created by this process, is at least one page long and
-    // page-aligned, and no other process can have attached (the header is not READY, and
-    // openers touch nothing before READY).
-    unsafe { std::ptr::write_volatile(seg.as_ptr().cast::<SegmentHeader>(), header) };
+    let bytes: [u8; HEADER_LEN as usize] =
+        // SAFETY: `SegmentHeader` is `repr(C)` plain integers of exactly HEADER_LEN bytes with no
+        // padding (the const asserts above pin every offset), so its bytes are initialised.
+        unsafe { std::mem::transmute::<SegmentHeader, [u8; HEADER_LEN as usize]>(header) };
+    let init = offset_of!(SegmentHeader, init_state);
+    // SAFETY: the segment was just created by this process and is at least one page long. Every
+    // byte but `init_state` (which openers poll atomically, and which stays 0 until the Release
+    // store below) is written plainly: no opener reads them before READY. The control blocks and
+    // the reserved area are zeroed explicitly rather than trusted to be, in case anything wrote
+    // to the fresh object between its creation and now.
+    unsafe {
+        let base = seg.as_ptr();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, init);
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr().add(init + 4),
+            base.add(init + 4),
+            bytes.len() - init - 4,
+        );
+        std::ptr::write_bytes(
+            base.add(HEADER_LEN as usize),
+            0,
+            (DATA_OFFSET - HEADER_LEN as u64) as usize,
+        );
+    }
+    seg.mark_in_ring();
     // Release: publishes every header field and every control-block word written before this
     // call; pairs with the Acquire load of `init_state` in `wait_ready`.
     init_word(seg).store(INIT_READY, Ordering::Release);
@@ -303,6 +324,7 @@ pub(crate) fn open_header(
             needed: DATA_OFFSET,
         });
     }
+    seg.mark_in_ring();
     wait_ready(seg, opts.ready_timeout)?;
     let h = snapshot(seg);
     if h.magic != MAGIC {
@@ -411,11 +433,16 @@ fn wait_ready(seg: &Segment, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        // Acquire: pairs with the Release store of READY in `publish`, so the header fields and
-        // control blocks the creator wrote are visible to the snapshot that follows.
-        let state = word.load(Ordering::Acquire);
+        // Relaxed, then an Acquire fence once READY is seen: pairs with the Release store of
+        // READY in `publish`, so the header and control blocks the creator wrote are visible to
+        // the snapshot that follows. (A fence rather than an Acquire load: on a read-only
+        // mapping only Relaxed atomic loads are allowed.)
+        let state = word.load(Ordering::Relaxed);
         match state {
-            INIT_READY => return Ok(()),
+            INIT_READY => {
+                std::sync::atomic::fence(Ordering::Acquire);
+                return Ok(());
+            }
             INIT_BUILDING => {}
             other => {
                 return Err(Error::BadInitState {

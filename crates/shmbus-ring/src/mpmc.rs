@@ -477,7 +477,7 @@ impl RingInner {
 
     fn entry_state(&self, index: u64) -> &std::sync::atomic::AtomicU32 {
         self.seg
-            .atomic_u32((ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_STATE) as usize)
+            .raw_atomic_u32((ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_STATE) as usize)
             .expect("the endpoint table lies in the first page")
     }
 
@@ -502,7 +502,9 @@ impl RingInner {
             {
                 let pid = self
                     .seg
-                    .atomic_u32((ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_PID) as usize)
+                    .raw_atomic_u32(
+                        (ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_PID) as usize,
+                    )
                     .expect("the endpoint table lies in the first page");
                 // Relaxed: diagnostics only.
                 pid.store(std::process::id(), Ordering::Relaxed);

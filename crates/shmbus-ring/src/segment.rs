@@ -186,6 +186,9 @@ pub struct Segment {
     created: bool,
     writable: bool,
     unlink_on_drop: AtomicBool,
+    /// Set once a ring is laid out in (or opened on) this segment: from then on only the ring
+    /// touches its words, so the raw accessors refuse.
+    in_ring: AtomicBool,
 }
 
 impl std::fmt::Debug for Segment {
@@ -243,6 +246,16 @@ fn round_len(len: u64, target: &str) -> Result<usize> {
     Ok(rounded)
 }
 
+/// Allocates the object's storage now (`posix_fallocate`), so a full `/dev/shm` or disk is an
+/// `ENOSPC` error here rather than a `SIGBUS` in every process at the first write to an
+/// unbacked page. Filesystems without `fallocate` (`EOPNOTSUPP`) are left as they are.
+fn reserve_space(file: &File, len: usize, target: &str) -> Result<()> {
+    match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) {
+        Ok(()) | Err(Errno::EOPNOTSUPP) | Err(Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(os("posix_fallocate", target, e)),
+    }
+}
+
 /// Checks that `name` is a portable POSIX shared-memory name: a leading `/`, then 1 to 255
 /// bytes with no `/` and no NUL, and not `.` or `..`.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -298,6 +311,7 @@ impl Segment {
             let file = File::from(fd);
             file.set_len(len as u64)
                 .map_err(|e| io_os("ftruncate", name, e))?;
+            reserve_space(&file, len, name)?;
             Self::map_fd(file.into(), len, Backing::Shm(name.to_string()), true, opts)
         })();
         if result.is_err() {
@@ -367,6 +381,7 @@ impl Segment {
             created: true,
             writable: true,
             unlink_on_drop: AtomicBool::new(false),
+            in_ring: AtomicBool::new(false),
         })
     }
 
@@ -394,6 +409,7 @@ impl Segment {
         let file = File::from(fd);
         file.set_len(len as u64)
             .map_err(|e| io_os("ftruncate", &target, e))?;
+        reserve_space(&file, len, &target)?;
         nix::fcntl::fcntl(
             file.as_raw_fd(),
             FcntlArg::F_ADD_SEALS(
@@ -412,27 +428,35 @@ impl Segment {
 
     /// Maps a segment from an fd received from another process or inherited: a memfd, a shm
     /// object or a file. A memfd must carry `F_SEAL_SHRINK` (else the sender could truncate it
-    /// under us and make this process fault).
+    /// under us and make this process fault). The handle owns no name.
     ///
     /// # Errors
     ///
-    /// [`Error::BadField`] naming `seals` for an unsealed memfd; [`Error::Os`] naming `fstat` or
-    /// `mmap`; [`Error::Truncated`] for an empty object.
+    /// [`Error::BadField`] naming `seals` for an unsealed memfd; [`Error::Os`] naming `fstat`,
+    /// `fcntl(F_GET_SEALS)` or `mmap`; [`Error::Truncated`] for an empty object.
     pub fn open_fd(fd: OwnedFd, opts: &SegmentOptions) -> Result<Segment> {
-        let backing = match nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS) {
-            Ok(seals) => {
-                let seals = SealFlag::from_bits_truncate(seals);
-                if !seals.contains(SealFlag::F_SEAL_SHRINK) {
-                    return Err(Error::BadField {
-                        target: "memfd".into(),
-                        field: "seals",
-                        value: seals.bits() as u64,
-                        reason: "the memfd is not sealed against shrinking (F_SEAL_SHRINK)".into(),
-                    });
-                }
-                Backing::Memfd(String::new())
+        // What the fd is: `/memfd:NAME (deleted)` for a memfd, a path for a shm object or file.
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let backing = if let Some(rest) = link.strip_prefix("/memfd:") {
+            let name = rest.strip_suffix(" (deleted)").unwrap_or(rest).to_string();
+            let seals = nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS)
+                .map_err(|e| os("fcntl(F_GET_SEALS)", &format!("memfd:{name}"), e))?;
+            let seals = SealFlag::from_bits_truncate(seals);
+            if !seals.contains(SealFlag::F_SEAL_SHRINK) {
+                return Err(Error::BadField {
+                    target: format!("memfd:{name}"),
+                    field: "seals",
+                    value: seals.bits() as u64,
+                    reason: "the memfd is not sealed against shrinking (F_SEAL_SHRINK)".into(),
+                });
             }
-            Err(_) => Backing::Memfd(String::new()),
+            Backing::Memfd(name)
+        } else if let Some(name) = link.strip_prefix("/dev/shm") {
+            Backing::Shm(name.to_string())
+        } else {
+            Backing::File(PathBuf::from(link))
         };
         Self::open_fd_as(fd, backing, opts)
     }
@@ -461,6 +485,7 @@ impl Segment {
                 .map_err(|e| os("fchmod", &target, e))?;
             file.set_len(len as u64)
                 .map_err(|e| io_os("ftruncate", &target, e))?;
+            reserve_space(&file, len, &target)?;
             Self::map_fd(
                 file.into(),
                 len,
@@ -512,6 +537,7 @@ impl Segment {
             created: true,
             writable: true,
             unlink_on_drop: AtomicBool::new(false),
+            in_ring: AtomicBool::new(false),
         })
     }
 
@@ -586,6 +612,7 @@ impl Segment {
             created,
             writable,
             unlink_on_drop: AtomicBool::new(false),
+            in_ring: AtomicBool::new(false),
         })
     }
 
@@ -597,6 +624,11 @@ impl Segment {
     /// [`Error::Os`] naming `shm_unlink` or `unlink`. Backings without a name do nothing.
     pub fn unlink(&self) -> Result<()> {
         self.unlink_on_drop.store(false, Ordering::Relaxed);
+        if !self.name_is_ours() {
+            // The name now refers to another object (ours was unlinked and the name reused):
+            // leave it alone.
+            return Ok(());
+        }
         match &self.backing {
             Backing::Shm(name) => {
                 nix::sys::mman::shm_unlink(name.as_str()).map_err(|e| os("shm_unlink", name, e))
@@ -605,6 +637,29 @@ impl Segment {
                 std::fs::remove_file(path).map_err(|e| io_os("unlink", &self.backing.target(), e))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the name still refers to the object this handle maps (same device and inode).
+    /// A name that no longer exists, or that refers to another object, is not ours.
+    fn name_is_ours(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(fd) = &self.fd else { return true };
+        let Ok(ours) = File::from(match fd.try_clone() {
+            Ok(f) => f,
+            Err(_) => return true,
+        })
+        .metadata() else {
+            return true;
+        };
+        let theirs = match &self.backing {
+            Backing::Shm(name) => std::fs::metadata(format!("/dev/shm{name}")),
+            Backing::File(path) => std::fs::metadata(path),
+            _ => return true,
+        };
+        match theirs {
+            Ok(m) => m.dev() == ours.dev() && m.ino() == ours.ino(),
+            Err(_) => false,
         }
     }
 
@@ -665,9 +720,10 @@ impl Segment {
         self.fd.as_ref().map(|f| f.as_fd())
     }
 
-    /// The 64-bit atomic at byte offset `off`, or `None` if `off` is not 8-aligned or
-    /// `off + 8` exceeds the mapping. On a read-only mapping only loads are allowed: a store
-    /// faults.
+    /// The 64-bit atomic at byte offset `off` of a writable segment that holds no ring (raw
+    /// shared memory, e.g. a flag or a counter shared with another process). `None` if `off` is
+    /// not 8-aligned or out of bounds, if the mapping is read-only (a store would fault), or if
+    /// a ring has been laid out in or opened on the segment (its words belong to the ring).
     ///
     /// ```
     /// use std::sync::atomic::Ordering;
@@ -679,21 +735,43 @@ impl Segment {
     /// # Ok::<(), shmbus_ring::Error>(())
     /// ```
     pub fn atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
+        if !self.writable || self.in_ring.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.raw_atomic_u64(off)
+    }
+
+    /// The 32-bit atomic at byte offset `off`; `None` as for [`Segment::atomic_u64`].
+    pub fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+        if !self.writable || self.in_ring.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.raw_atomic_u32(off)
+    }
+
+    /// Marks the segment as holding a ring: the public raw accessors refuse from now on.
+    pub(crate) fn mark_in_ring(&self) {
+        self.in_ring.store(true, Ordering::Relaxed);
+    }
+
+    /// The 64-bit word at `off` for the crate's own use. On a read-only mapping only Relaxed
+    /// loads may be done through it.
+    pub(crate) fn raw_atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
         if off % 8 != 0 || off.checked_add(8)? > self.len() {
             return None;
         }
         // SAFETY: `off` is 8-aligned and in bounds of a page-aligned mapping that lives as long
-        // as `&self`; all accesses through the returned reference are atomic.
+        // as `&self`; all accesses through the returned reference are atomic, and the crate only
+        // loads (Relaxed) through it on read-only mappings.
         Some(unsafe { AtomicU64::from_ptr(self.as_ptr().add(off).cast()) })
     }
 
-    /// The 32-bit atomic at byte offset `off`, or `None` if misaligned or out of bounds.
-    pub fn atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+    /// The 32-bit word at `off` for the crate's own use; as [`Segment::raw_atomic_u64`].
+    pub(crate) fn raw_atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
         if off % 4 != 0 || off.checked_add(4)? > self.len() {
             return None;
         }
-        // SAFETY: `off` is 4-aligned and in bounds of a mapping that lives as long as `&self`;
-        // all accesses through the returned reference are atomic.
+        // SAFETY: as for `raw_atomic_u64`, with 4-byte alignment.
         Some(unsafe { AtomicU32::from_ptr(self.as_ptr().add(off).cast()) })
     }
 }

@@ -31,6 +31,15 @@
 //! Everything the consumer reads from the ring (header words) and everything the producer
 //! reads (the consumer's `head`) is validated before use: a value another process scribbled
 //! there yields [`Corruption`], never an out-of-bounds access.
+//!
+//! # Zero-copy views
+//!
+//! [`Producer::reserve`], [`Consumer::peek`], [`Consumer::try_pop_with`] and
+//! [`Consumer::pop_batch`] hand out slices of the shared segment itself. The protocol gives the
+//! bytes to one side at a time, so between honest peers they do not change under you; but a
+//! process that breaks the protocol can write them at any moment. Where the peer is not
+//! trusted, use the copying calls ([`Consumer::try_pop`], [`Consumer::try_pop_vec`]) and parse
+//! the private copy: never decode in place what a hostile process can rewrite mid-decode.
 
 use crate::error::{Corruption, Error, PopError, PushError, Result, Role};
 use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
@@ -231,13 +240,18 @@ impl<M: Memory> ProducerCore<M> {
                 tail,
             ));
         }
-        if head % 8 != 0 || head > tail || tail - head > g.cap {
+        // The published tail may be stale: a producer that died between committing records
+        // (R1) and publishing `tail` leaves it behind, and the consumer may already have read
+        // past it. So `head` may be ahead of `tail`, by less than a lap.
+        if head % 8 != 0 || head > MAX_POSITION || head.abs_diff(tail) > g.cap - 8 {
             return Err(corrupt(
-                "consumer head is not within one capacity behind the tail",
+                "consumer head is not within one capacity of the tail",
                 tail,
                 head,
             ));
         }
+        // Walk from the later of the two.
+        tail = tail.max(head);
         // At most cap / 8 records can lie between the published tail and the true one.
         for _ in 0..=g.cap / 8 {
             // Acquire: pairs with the Release header store of the producer that wrote it.
@@ -454,19 +468,25 @@ pub(crate) struct ConsumerCore<M: Memory> {
 }
 
 impl<M: Memory> ConsumerCore<M> {
-    /// Attaches a consumer at the published `head`.
+    /// Attaches a consumer at the published `head`, which must be within a lap of the published
+    /// `tail` (either side: the published tail may be stale, see `ProducerCore::attach`).
     ///
     /// # Safety
     ///
     /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
     pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
-        // SAFETY: in-bounds aligned control word by the caller's contract.
-        let head = unsafe { mem.load(g.head_off, Ordering::Relaxed) };
-        if head % 8 != 0 || head > MAX_POSITION {
+        // SAFETY: in-bounds aligned control words by the caller's contract.
+        let (head, tail) = unsafe {
+            (
+                mem.load(g.head_off, Ordering::Relaxed),
+                mem.load(g.tail_off, Ordering::Relaxed),
+            )
+        };
+        if head % 8 != 0 || head > MAX_POSITION || head.abs_diff(tail) > g.cap - 8 {
             return Err(Corruption {
-                what: "consumer head is not 8-byte aligned or beyond 2^62",
+                what: "consumer head is misaligned, beyond 2^62, or not within one capacity of the tail",
                 position: head,
-                value: head,
+                value: tail,
             });
         }
         Ok(ConsumerCore { mem, g, head })
@@ -570,7 +590,7 @@ impl RingInner {
             Role::Consumer => CONSUMER_BLOCK,
         };
         self.seg
-            .atomic_u32((block + BLOCK_OWNER_PID) as usize)
+            .raw_atomic_u32((block + BLOCK_OWNER_PID) as usize)
             .expect("validated segments hold both control blocks")
     }
 
@@ -598,9 +618,15 @@ impl RingInner {
     }
 
     fn release(&self, role: Role) {
-        // Release: publishes this endpoint's final position stores to the next claimant; pairs
-        // with the Acquire CAS in `claim`.
-        self.owner_word(role).store(0, Ordering::Release);
+        // Only our own claim: if it was cleared and someone else claimed the role since, theirs
+        // stays. Release: publishes this endpoint's final position stores to the next
+        // claimant; pairs with the Acquire CAS in `claim`. Relaxed on failure: nothing to do.
+        let _ = self.owner_word(role).compare_exchange(
+            std::process::id().max(1),
+            0,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
     }
 
     fn corrupt(&self, corruption: Corruption) -> Error {
@@ -686,6 +712,11 @@ impl SpscRing {
                 config.segment_len()
             )));
         }
+        // The word at position 0 is where the first record's header goes: it must read 0
+        // (the zero-ahead invariant), so make sure of it rather than trust the fresh object.
+        seg.raw_atomic_u64(DATA_OFFSET as usize)
+            .ok_or_else(|| Error::InvalidConfig("segment too small".into()))?
+            .store(0, Ordering::Relaxed);
         let header = layout::new_header(
             RingKind::Spsc,
             seg.len() as u64,
@@ -842,18 +873,18 @@ impl SpscRing {
     }
 
     /// Bytes committed and not yet consumed, from the published positions (a racy snapshot,
-    /// for monitoring; `None` if the positions are inconsistent).
+    /// for monitoring; `None` if the positions are inconsistent). The producer publishes `tail`
+    /// just after a record, so the consumer's `head` may briefly be ahead: that reads as 0.
     pub fn used_bytes(&self) -> Option<u64> {
-        let tail = self
-            .inner
-            .seg
-            .atomic_u64((PRODUCER_BLOCK + BLOCK_POSITION) as usize)?;
-        let head = self
-            .inner
-            .seg
-            .atomic_u64((CONSUMER_BLOCK + BLOCK_POSITION) as usize)?;
+        let seg = &self.inner.seg;
+        let tail = seg.raw_atomic_u64((PRODUCER_BLOCK + BLOCK_POSITION) as usize)?;
+        let head = seg.raw_atomic_u64((CONSUMER_BLOCK + BLOCK_POSITION) as usize)?;
+        // Relaxed: a monitoring snapshot (Relaxed loads are also what a read-only map allows).
         let (t, h) = (tail.load(Ordering::Relaxed), head.load(Ordering::Relaxed));
-        t.checked_sub(h).filter(|u| *u <= self.inner.g.cap)
+        if h > t {
+            return (h - t <= self.inner.g.cap).then_some(0);
+        }
+        Some(t - h).filter(|u| *u <= self.inner.g.cap)
     }
 }
 
@@ -1053,6 +1084,9 @@ impl Consumer {
 
     /// Pops the next record and hands its bytes, in place in shared memory, to `f`.
     ///
+    /// The bytes are a view of shared memory (see "Zero-copy views" in the module docs): where
+    /// the peer is not trusted, copy them before parsing.
+    ///
     /// # Errors
     ///
     /// [`PopError::Empty`] or [`PopError::Corrupt`]; `f` is not called then.
@@ -1065,7 +1099,11 @@ impl Consumer {
     }
 
     /// Pops up to `max` records, handing each to `f` in place, and publishes the consumer's
-    /// position once at the end. Returns how many were popped (0 when empty).
+    /// position once at the end. Returns how many were popped (0 when empty). If `f` panics,
+    /// the records before the one it panicked on count as consumed.
+    ///
+    /// The bytes are a view of shared memory (see "Zero-copy views" in the module docs): where
+    /// the peer is not trusted, copy them before parsing.
     ///
     /// # Errors
     ///
@@ -1097,6 +1135,9 @@ impl Consumer {
     /// The next record, in place, without consuming it: [`Peeked::release`] consumes it, and
     /// dropping the guard leaves it in the ring. `Ok(None)` when empty.
     ///
+    /// The bytes are a view of shared memory (see "Zero-copy views" in the module docs): where
+    /// the peer is not trusted, copy them before parsing.
+    ///
     /// # Errors
     ///
     /// [`PopError::Corrupt`] if the record header is inconsistent.
@@ -1122,10 +1163,12 @@ impl Consumer {
     }
 
     fn slice(&self, start: u64, len: usize) -> &[u8] {
-        // SAFETY: `next` validated that the record lies inside the data region; the producer
-        // does not write it again until `head` moves past it, which needs `&mut self`. A
-        // hostile producer could change the bytes under us; they are plain bytes, and no
-        // length or offset is derived from them.
+        // SAFETY: `next` validated that the record lies inside the data region, and an honest
+        // producer does not write it again until `head` moves past it, which needs `&mut self`.
+        // This is a view of shared memory: a peer that breaks the protocol can change these
+        // bytes while the slice is alive, which the zero-copy API documents (trusted peers
+        // only; copy first where the peer is untrusted). No length or offset this crate uses
+        // is derived from payload bytes.
         unsafe {
             std::slice::from_raw_parts(
                 self.core
@@ -1139,6 +1182,9 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        // Records handed out before a panic in a `pop_batch` callback are consumed: publish
+        // the local head so a successor does not see them again.
+        self.core.publish_head();
         self.ring.inner.release(Role::Consumer);
     }
 }

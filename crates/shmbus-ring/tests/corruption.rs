@@ -6,17 +6,40 @@
 use proptest::prelude::*;
 use shmbus_ring::frame::{encode, KIND_DATA, KIND_PADDING};
 use shmbus_ring::layout::{CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK};
-use shmbus_ring::{Error, PopError, PushError, SpscConfig, SpscRing};
-use std::sync::atomic::Ordering;
+use shmbus_ring::{Error, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const CAP: u64 = 256;
 
-fn ring() -> SpscRing {
-    SpscRing::in_heap(&SpscConfig::new(CAP).max_record(100)).unwrap()
+/// A ring in named shared memory, and a second, raw mapping of the same object: the hostile
+/// process's view.
+struct Fixture {
+    ring: SpscRing,
+    raw: Segment,
 }
 
-fn poke(ring: &SpscRing, off: u64, v: u64) {
-    ring.segment()
+impl std::ops::Deref for Fixture {
+    type Target = SpscRing;
+    fn deref(&self) -> &SpscRing {
+        &self.ring
+    }
+}
+
+fn ring() -> Fixture {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "/shmbus-corrupt-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let cfg = SpscConfig::new(CAP).max_record(100);
+    let ring = SpscRing::create_shm(&name, &cfg, &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    Fixture { ring, raw }
+}
+
+fn poke(f: &Fixture, off: u64, v: u64) {
+    f.raw
         .atomic_u64(off as usize)
         .unwrap()
         .store(v, Ordering::SeqCst);

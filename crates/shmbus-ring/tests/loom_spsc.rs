@@ -81,3 +81,34 @@ fn loom_spsc_a_batch_is_published_by_one_store_and_seen_whole() {
         producer.join().unwrap();
     });
 }
+
+/// Batches on a 64-byte ring where padding lands *inside* a batch (a Relaxed header after the
+/// deferred first one), and batches that stop early at Full after that padding.
+#[test]
+fn loom_spsc_batches_that_wrap_with_padding_inside() {
+    model(|| {
+        let (mut tx, mut rx) = pair(64);
+        // [1,1,1] fills 0..48; then [0, 9, 1]: 8 bytes at 48, padding at 56, 24 at 64...
+        let lens = [1usize, 1, 1, 0, 9, 1];
+        let producer = loom::thread::spawn(move || {
+            let recs: Vec<Vec<u8>> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| payload(i, l))
+                .collect();
+            let refs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+            let mut done = 0;
+            for end in [3, 6] {
+                while done < end {
+                    match tx.try_push_batch(&refs[done..end]) {
+                        Ok(n) => done += n,
+                        Err(PushError::Full) => loom::thread::yield_now(),
+                        Err(e) => panic!("producer saw {e}"),
+                    }
+                }
+            }
+        });
+        consume_all(&mut rx, &lens);
+        producer.join().unwrap();
+    });
+}
