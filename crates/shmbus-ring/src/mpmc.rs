@@ -673,7 +673,21 @@ impl MpmcRing {
             ));
         }
         let g = geometry(h.capacity, h.record_limit);
-        let need = h.capacity * g.stride;
+        let room = h.total_len - DATA_OFFSET;
+        let need = h
+            .capacity
+            .checked_mul(g.stride)
+            .filter(|n| *n <= room)
+            .ok_or_else(|| {
+                bad(
+                    "capacity",
+                    h.capacity,
+                    format!(
+                        "{} slots of stride {} do not fit the {}-byte object",
+                        h.capacity, g.stride, h.total_len
+                    ),
+                )
+            })?;
         if h.data_len != need {
             return Err(bad(
                 "data_len",
@@ -681,16 +695,6 @@ impl MpmcRing {
                 format!(
                     "{} slots of stride {} take {need} bytes",
                     h.capacity, g.stride
-                ),
-            ));
-        }
-        if need > h.total_len - DATA_OFFSET {
-            return Err(bad(
-                "capacity",
-                h.capacity,
-                format!(
-                    "{need} bytes of slots do not fit the {}-byte object",
-                    h.total_len
                 ),
             ));
         }

@@ -459,3 +459,49 @@ fn permission_denied_is_eacces_naming_shm_open() {
 }
 
 use std::os::unix::process::CommandExt;
+
+#[test]
+fn opening_one_ring_kind_as_the_other_is_wrong_kind() {
+    use shmbus_ring::{MpmcConfig, MpmcRing};
+    let name = unique("kinds");
+    let _spsc = make_ring(&name);
+    let err = MpmcRing::open_shm(&name, &opts()).unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongKind { found, expected, .. } if found.contains("Spsc") && expected.contains("Mpmc")),
+        "{err:?}"
+    );
+    let name = unique("kinds");
+    let _mpmc = MpmcRing::create_shm(&name, &MpmcConfig::new(16, 48), &opts()).unwrap();
+    let err = open(&name).unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongKind { found, .. } if found.contains("Mpmc")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn mpmc_slot_geometry_that_disagrees_with_the_object_names_the_field() {
+    use shmbus_ring::{MpmcConfig, MpmcRing};
+    let cases: &[(&str, usize, u64)] = &[
+        ("capacity", offset_of!(SegmentHeader, capacity), 24),
+        ("capacity", offset_of!(SegmentHeader, capacity), 1 << 20),
+        ("record_limit", offset_of!(SegmentHeader, record_limit), 0),
+        (
+            "record_limit",
+            offset_of!(SegmentHeader, record_limit),
+            1 << 30,
+        ),
+        ("data_len", offset_of!(SegmentHeader, record_limit), 200),
+        ("data_len", offset_of!(SegmentHeader, data_len), 4096),
+    ];
+    for &(field, off, value) in cases {
+        let name = unique("mpmcfield");
+        let _ring = MpmcRing::create_shm(&name, &MpmcConfig::new(16, 48), &opts()).unwrap();
+        poke_u64(&name, off, value);
+        let err = MpmcRing::open_shm(&name, &opts()).unwrap_err();
+        assert!(
+            matches!(&err, Error::BadField { field: f, .. } if *f == field),
+            "poking offset {off} = {value}: {err:?}"
+        );
+    }
+}
