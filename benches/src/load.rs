@@ -52,14 +52,20 @@ impl LoadProbe {
         }
     }
 
-    /// A note for the report when others used more than 5 % of a core on average since
-    /// `start` (reaped peers included in "ours").
-    pub fn note(&self) -> Option<String> {
+    /// CPU used since `start` by other processes and the hypervisor (steal), each as a
+    /// fraction of one core on average. Peers count as ours once reaped.
+    pub fn others(&self) -> Option<(f64, f64)> {
         let (b0, s0) = self.host?;
         let (b1, s1) = host_busy()?;
-        let wall = self.at.elapsed().as_secs_f64();
+        let wall = self.at.elapsed().as_secs_f64().max(1e-3);
         let others = ((b1 - b0) - (ours() - self.ours)).max(0.0) / wall;
-        let steal = (s1 - s0) / wall;
+        Some((others, (s1 - s0).max(0.0) / wall))
+    }
+
+    /// A note for the report when others used more than 5 % of a core on average since
+    /// `start`.
+    pub fn note(&self) -> Option<String> {
+        let (others, steal) = self.others()?;
         (others > 0.05 || steal > 0.02).then(|| {
             format!(
                 "other load during the run: {:.0} % of a core on average (hypervisor steal {:.0} %); \

@@ -182,12 +182,15 @@ fn run(opts: &Options) -> Result<bool> {
         for (si, &size) in opts.sizes.iter().enumerate() {
             if with_memcpy {
                 bar.set_message(format!("{FLOOR_MEMCPY} {size} B"));
+                let probe = load::LoadProbe::start();
+                let result = memcpy_floor(size, opts.phase);
                 records.push(Record {
                     transport: FLOOR_MEMCPY.into(),
                     class: Class::Floor,
                     size,
                     round,
-                    result: memcpy_floor(size, opts.phase),
+                    other_load: probe.others().map(|(o, steal)| o + steal),
+                    result,
                 });
                 bar.inc(1);
             }
@@ -200,12 +203,14 @@ fn run(opts: &Options) -> Result<bool> {
                     continue;
                 }
                 bar.set_message(format!("{} {size} B", t.name()));
+                let probe = load::LoadProbe::start();
                 match measure::measure(&mut env, t.as_ref(), size, opts, si == 0) {
                     Ok(result) => records.push(Record {
                         transport: t.name().into(),
                         class: t.class(),
                         size,
                         round,
+                        other_load: probe.others().map(|(o, steal)| o + steal),
                         result,
                     }),
                     Err(e) => {

@@ -30,8 +30,23 @@ pub struct Record {
     pub size: usize,
     /// Which round (from 1): ratios pair figures of the same round.
     pub round: usize,
+    /// CPU that other processes and the hypervisor took while this was measured, as a
+    /// fraction of one core (`None`: unknown).
+    pub other_load: Option<f64>,
     /// What was measured.
     pub result: PairResult,
+}
+
+/// Other load (fraction of a core) above which a round's figures are set aside when the
+/// same transport and size has cleaner rounds: /proc/stat counts in 10 ms ticks, so a
+/// 300 ms phase shows 3 % of noise on its own.
+pub const CONTAMINATED: f64 = 0.10;
+
+impl Record {
+    /// Whether nothing else competed noticeably for the CPU during this measurement.
+    pub fn is_clean(&self) -> bool {
+        self.other_load.map_or(true, |l| l < CONTAMINATED)
+    }
 }
 
 /// A median across rounds and the (min, max) of its headline figure.
@@ -54,6 +69,10 @@ pub struct Row {
     pub size: usize,
     /// Rounds that contributed.
     pub rounds: usize,
+    /// Rounds measured under competing load and left out because cleaner ones exist.
+    pub set_aside: usize,
+    /// Every round of this row ran under competing load (so none could be left out).
+    pub contaminated: bool,
     /// Round trip.
     pub rtt: Option<Agg<Percentiles>>,
     /// One-way at the offered rate.
@@ -62,6 +81,17 @@ pub struct Row {
     pub stream: Option<Agg<Throughput>>,
     /// Idle receiver CPU share (0..1).
     pub idle_cpu: Option<f64>,
+}
+
+impl Row {
+    /// The transport's name, marked `*` when every round ran under competing load.
+    pub fn label(&self) -> String {
+        if self.contaminated {
+            format!("{}*", self.transport)
+        } else {
+            self.transport.clone()
+        }
+    }
 }
 
 /// A whole run, ready to print or write.
@@ -114,17 +144,21 @@ impl Report {
         let rows = keys
             .into_iter()
             .map(|(size, transport, class)| {
-                let mine: Vec<&PairResult> = records
+                let all: Vec<&Record> = records
                     .iter()
                     .filter(|r| r.size == size && r.transport == transport)
-                    .map(|r| &r.result)
                     .collect();
+                let clean: Vec<&Record> = all.iter().copied().filter(|r| r.is_clean()).collect();
+                let used = if clean.is_empty() { &all } else { &clean };
+                let mine: Vec<&PairResult> = used.iter().map(|r| &r.result).collect();
                 let rtt: Vec<Percentiles> = mine.iter().filter_map(|r| r.rtt).collect();
                 let oneway: Vec<Percentiles> = mine.iter().filter_map(|r| r.oneway).collect();
                 let stream: Vec<Throughput> = mine.iter().filter_map(|r| r.stream).collect();
                 let idle: Vec<f64> = mine.iter().filter_map(|r| r.idle_cpu).collect();
                 Row {
                     rounds: mine.len(),
+                    set_aside: all.len() - mine.len(),
+                    contaminated: clean.is_empty(),
                     rtt: agg_pct(&rtt),
                     oneway: agg_pct(&oneway),
                     stream: (!stream.is_empty()).then(|| Agg {
@@ -196,6 +230,21 @@ impl Report {
         for n in &self.notes {
             let _ = writeln!(o, "note: {n}");
         }
+        let set_aside: usize = self.rows.iter().map(|r| r.set_aside).sum();
+        let limit = CONTAMINATED * 100.0;
+        if set_aside > 0 {
+            let _ = writeln!(
+                o,
+                "note: {set_aside} measurement(s) taken while other processes used over {limit:.0} % \
+                 of a core were left out of the medians (cleaner rounds of the same row exist)"
+            );
+        }
+        if self.rows.iter().any(|r| r.contaminated) {
+            let _ = writeln!(
+                o,
+                "note: * = every round of that row ran while other processes used over {limit:.0} % of a core"
+            );
+        }
         // Each section is printed only when some transport has figures for it.
         let mut rtt = String::new();
         for r in &self.rows {
@@ -212,7 +261,7 @@ impl Report {
                 rtt,
                 "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>16}  {}",
                 size(r.size),
-                r.transport,
+                r.label(),
                 t(p.p50),
                 t(p.p90),
                 t(p.p99),
@@ -242,7 +291,7 @@ impl Report {
                 stream,
                 "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>18}   {}",
                 size(r.size),
-                r.transport,
+                r.label(),
                 si(s.msgs_per_s),
                 s.mb_per_s,
                 t(s.cpu_ns_per_msg),
@@ -262,7 +311,7 @@ impl Report {
                 oneway,
                 "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>16}",
                 size(r.size),
-                r.transport,
+                r.label(),
                 t(p.p50),
                 t(p.p99),
                 t(p.p999),
@@ -285,7 +334,7 @@ impl Report {
                 let _ = writeln!(
                     o,
                     "       {:<20}{:>6.1} %",
-                    r.transport,
+                    r.label(),
                     r.idle_cpu.unwrap_or(0.0) * 100.0
                 );
             }
@@ -311,7 +360,7 @@ impl Report {
                 results.push(merge(head("rtt"), pct(&a.median)));
                 spreads.push(
                     json!({"transport": r.transport, "size": r.size, "kind": "rtt",
-                    "metric": "p50_ns", "min": a.spread.0, "max": a.spread.1, "rounds": r.rounds}),
+                    "metric": "p50_ns", "min": a.spread.0, "max": a.spread.1, "rounds": r.rounds, "rounds_set_aside": r.set_aside, "contaminated": r.contaminated}),
                 );
             }
             if let Some(a) = r.stream {
@@ -321,7 +370,7 @@ impl Report {
                     json!({"msgs_per_s": s.msgs_per_s, "mb_per_s": s.mb_per_s, "cpu_ns_per_msg": s.cpu_ns_per_msg}),
                 ));
                 spreads.push(json!({"transport": r.transport, "size": r.size, "kind": "throughput",
-                    "metric": "msgs_per_s", "min": a.spread.0, "max": a.spread.1, "rounds": r.rounds}));
+                    "metric": "msgs_per_s", "min": a.spread.0, "max": a.spread.1, "rounds": r.rounds, "rounds_set_aside": r.set_aside, "contaminated": r.contaminated}));
             }
             if let Some(a) = r.oneway {
                 results.push(merge(
@@ -476,6 +525,7 @@ mod tests {
             class,
             size: 64,
             round: 1,
+            other_load: None,
             result: PairResult {
                 rtt: Some(pct(p50)),
                 oneway: Some(pct(p50 / 2.0)),
@@ -512,6 +562,39 @@ mod tests {
         assert_eq!(r.best_kernel_rtt(64), Some(("pipe", 50_000.0)));
         assert_eq!(r.best_kernel_stream(64), Some(("tcp", 2e6)));
         assert!(r.table().contains("(best kernel)"));
+    }
+
+    #[test]
+    fn rounds_under_competing_load_are_left_out_when_clean_ones_exist() {
+        let rec = |round, p50: f64, load: f64| Record {
+            transport: "shmbus-spsc".into(),
+            class: Class::SharedMemory,
+            size: 8,
+            round,
+            other_load: Some(load),
+            result: PairResult {
+                rtt: Some(pct(p50)),
+                ..PairResult::default()
+            },
+        };
+        let m = |records: &[Record]| {
+            let machine = Machine {
+                cpu: "c".into(),
+                cores: 2,
+                kernel: "k".into(),
+                placement: "p".into(),
+            };
+            Report::build(machine, records, vec![], 3, 1, false)
+        };
+        let mixed = m(&[rec(1, 150.0, 0.0), rec(2, 9000.0, 0.9), rec(3, 170.0, 0.01)]);
+        let row = &mixed.rows[0];
+        assert_eq!((row.rounds, row.set_aside, row.contaminated), (2, 1, false));
+        assert_eq!(row.rtt.unwrap().median.p50, 160.0);
+        assert!(mixed.table().contains("1 measurement(s)"));
+        let dirty = m(&[rec(1, 9000.0, 0.5), rec(2, 8000.0, 0.9)]);
+        let row = &dirty.rows[0];
+        assert_eq!((row.rounds, row.set_aside, row.contaminated), (2, 0, true));
+        assert!(dirty.table().contains("shmbus-spsc*"));
     }
 
     #[test]

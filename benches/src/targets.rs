@@ -73,31 +73,40 @@ fn paired(
         v.dedup();
         v
     };
-    let ratios: Vec<f64> = rounds
+    // (ratio, whether both sides were measured without competing load)
+    let ratios: Vec<(f64, bool)> = rounds
         .into_iter()
         .filter_map(|round| {
-            let x = in_round(recs, round, size)
+            let value = |r: &Record| metric(&r.result).map(|v| (v, r.is_clean()));
+            let (x, x_clean) = in_round(recs, round, size)
                 .find(|r| r.transport == a)
-                .and_then(|r| metric(&r.result))?;
-            let y = match b {
+                .and_then(value)?;
+            let (y, y_clean) = match b {
                 Some(b) => in_round(recs, round, size)
                     .find(|r| r.transport == b)
-                    .and_then(|r| metric(&r.result))?,
+                    .and_then(value)?,
                 None => {
                     let kernel = in_round(recs, round, size)
                         .filter(|r| r.class == Class::Kernel)
-                        .filter_map(|r| metric(&r.result));
+                        .filter_map(value);
                     if lower_is_better {
-                        kernel.min_by(f64::total_cmp)?
+                        kernel.min_by(|p, q| p.0.total_cmp(&q.0))?
                     } else {
-                        kernel.max_by(f64::total_cmp)?
+                        kernel.max_by(|p, q| p.0.total_cmp(&q.0))?
                     }
                 }
             };
-            Some(x / y)
+            Some((x / y, x_clean && y_clean))
         })
         .collect();
-    (!ratios.is_empty()).then(|| median(ratios.into_iter()))
+    // Rounds where either side competed with other load are left out when clean ones exist.
+    let clean: Vec<f64> = ratios.iter().filter(|r| r.1).map(|r| r.0).collect();
+    let used = if clean.is_empty() {
+        ratios.iter().map(|r| r.0).collect()
+    } else {
+        clean
+    };
+    (!used.is_empty()).then(|| median(used.into_iter()))
 }
 
 /// The targets for `shmbus-spsc`.
@@ -198,6 +207,7 @@ mod tests {
             class,
             size: 8,
             round,
+            other_load: Some(0.0),
             result: PairResult {
                 rtt: Some(Percentiles {
                     samples: 1,
