@@ -109,9 +109,10 @@ pub fn measure(
 /// Single-core copy bandwidth at the message size: `size`-byte copies between two
 /// cache-resident, 64-byte-aligned buffers in this process for `duration`.
 ///
-/// Both buffers start on a cache line on purpose: with glibc 2.36 on AMD Zen 3, `memcpy` of
-/// 4 KiB and more (`rep movsb`) drops from ~45 GB/s to ~3 GB/s when the destination sits 8 to
-/// 24 bytes past the source modulo 64. The floor is the good case.
+/// Both buffers start on a cache line on purpose: with glibc 2.36 on AMD Zen 3, `memcpy` of a
+/// few KiB and more (`rep movsb`) drops from ~45 GB/s to ~3 GB/s when the destination's page
+/// offset is 8 to 24 bytes past the source's; with both on cache lines the distance is a
+/// multiple of 64. The floor is the good case.
 pub fn memcpy_floor(size: usize, duration: Duration) -> PairResult {
     let src_buf = crate::msg::new_message(size + 64);
     let mut dst_buf = vec![0u8; size + 64];
