@@ -144,6 +144,10 @@ pub(crate) struct Geometry {
     pub(crate) slots: u64,
     pub(crate) slot_size: u64,
     pub(crate) stride: u64,
+    /// Offset of `len` within a slot: 8 (packed with the sequence word) in layout 1.0.
+    pub(crate) len_off: usize,
+    /// Offset of the payload within a slot: [`SLOT_HEADER`] in layout 1.0.
+    pub(crate) payload_off: usize,
 }
 
 impl Geometry {
@@ -260,7 +264,10 @@ impl<M: Memory> Core<M> {
     pub(crate) fn commit_write(&mut self, pos: u64, len: usize) {
         let off = self.g.slot(pos);
         // SAFETY: the length field is inside our claimed slot.
-        unsafe { self.mem.write(off + 8, &(len as u32).to_le_bytes()) };
+        unsafe {
+            self.mem
+                .write(off + self.g.len_off, &(len as u32).to_le_bytes())
+        };
         // Release: publishes the payload and length; pairs with the Acquire load/CAS of the
         // word in `claim_read`.
         // SAFETY: in-bounds aligned slot word, claimed by us.
@@ -340,7 +347,7 @@ impl<M: Memory> Core<M> {
     pub(crate) fn read_len(&mut self, pos: u64) -> Result<usize, Corruption> {
         let mut len = [0u8; 4];
         // SAFETY: the length field is inside our claimed slot.
-        unsafe { self.mem.read(self.g.slot(pos) + 8, &mut len) };
+        unsafe { self.mem.read(self.g.slot(pos) + self.g.len_off, &mut len) };
         let len = u32::from_le_bytes(len) as u64;
         if len > self.g.slot_size {
             self.release(pos);
@@ -355,7 +362,7 @@ impl<M: Memory> Core<M> {
 
     #[inline]
     fn payload_off(&self, pos: u64) -> usize {
-        self.g.slot(pos) + SLOT_HEADER as usize
+        self.g.slot(pos) + self.g.payload_off
     }
 
     #[inline]
@@ -567,6 +574,8 @@ fn geometry(slots: u64, slot_size: u64) -> Geometry {
         slots,
         slot_size,
         stride: slot_stride(slot_size),
+        len_off: 8,
+        payload_off: SLOT_HEADER as usize,
     }
 }
 
@@ -700,6 +709,32 @@ impl MpmcRing {
         }
         Ok(MpmcRing {
             inner: Arc::new(RingInner { seg, header: h, g }),
+        })
+    }
+
+    /// A heap ring whose slots put the sequence word alone on its own cache line, with `len`
+    /// and payload on the following line(s): the layout the protocol did *not* choose, kept
+    /// only so the choice can be measured (`cargo run --release -p shmbus-ring --example
+    /// mpmc_slot_layout`). Not a wire layout: other processes could not open it.
+    #[doc(hidden)]
+    pub fn in_heap_with_separate_sequence_line(config: &MpmcConfig) -> Result<MpmcRing> {
+        let ring = MpmcRing::in_heap(config)?;
+        let mut inner = Arc::into_inner(ring.inner).expect("just created");
+        let g = Geometry {
+            stride: (SLOT_ALIGN + SLOT_HEADER + config.slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN,
+            len_off: SLOT_ALIGN as usize,
+            payload_off: (SLOT_ALIGN + SLOT_HEADER) as usize,
+            ..inner.g
+        };
+        let seg = Segment::heap(DATA_OFFSET + config.slots * g.stride)?;
+        layout::publish(&seg, inner.header)?;
+        inner.seg = seg;
+        inner.g = g;
+        // SAFETY: the new heap segment holds `slots` slots of the wider stride after the first
+        // page; nothing else uses it yet.
+        unsafe { Core::initialize(&inner.mem(), &g) };
+        Ok(MpmcRing {
+            inner: Arc::new(inner),
         })
     }
 
@@ -1042,6 +1077,8 @@ pub mod loom_model {
                 slots,
                 slot_size,
                 stride,
+                len_off: 8,
+                payload_off: SLOT_HEADER as usize,
             };
             let mem = LoomMem::zeroed(64 + (slots * stride) as usize);
             // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.

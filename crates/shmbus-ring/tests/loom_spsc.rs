@@ -7,14 +7,18 @@
 use shmbus_ring::spsc::loom_model::{pair, spin};
 use shmbus_ring::{PopError, PushError};
 
-/// loom's exhaustive search, bounded to 5 preemptions (the usual bound: bugs that need more
-/// are rare) unless `LOOM_MAX_PREEMPTIONS` says otherwise.
-fn model(f: impl Fn() + Sync + Send + 'static) {
+/// loom's exhaustive search, bounded to `bound` preemptions unless `LOOM_MAX_PREEMPTIONS` says
+/// otherwise (bugs that need more are rare; the bound keeps CI within a minute or two).
+fn model_with(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(5);
+        builder.preemption_bound = Some(bound);
     }
     builder.check(f);
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with(5, f);
 }
 
 fn payload(i: usize, len: usize) -> Vec<u8> {
@@ -86,7 +90,8 @@ fn loom_spsc_a_batch_is_published_by_one_store_and_seen_whole() {
 /// deferred first one), and batches that stop early at Full after that padding.
 #[test]
 fn loom_spsc_batches_that_wrap_with_padding_inside() {
-    model(|| {
+    // Six records in two batches: bound 4 (bound 5 takes minutes).
+    model_with(4, || {
         let (mut tx, mut rx) = pair(64);
         // [1,1,1] fills 0..48; then [0, 9, 1]: 8 bytes at 48, padding at 56, 24 at 64...
         let lens = [1usize, 1, 1, 0, 9, 1];
