@@ -7,15 +7,28 @@
 //! offset  size   what                                               module
 //! 0       256    header: magic, layout version, ABI, ring kind,     layout
 //!                geometry, type fingerprint, codec, creation time
-//! 256     128    producer block: tail position, producer pid        layout / spsc
-//! 384     128    consumer block: head position, consumer pid        layout / spsc
-//! 512     3584   reserved (zero)
-//! 4096    cap    records: {len: u32, kind: u32} header + payload,   frame / spsc
+//! 256     128    producer block: SPSC tail + producer pid;          layout / spsc / mpmc
+//!                MPMC tail hint
+//! 384     128    consumer block: SPSC head + consumer pid;          layout / spsc / mpmc
+//!                MPMC head hint
+//! 512     3584   MPMC endpoint table (56 × 64 B); SPSC: zero         layout / mpmc
+//! 4096    ...    SPSC: records {len: u32, kind: u32} + payload,     frame / spsc
 //!                8-byte aligned, padding record at the wrap
+//!                MPMC: slots [seq << 8 | tag: u64][len: u32]       mpmc
+//!                [reserved: u32][payload], 64-byte aligned
 //! ```
 //!
-//! `docs/PROTOCOL.md` in the repository describes the bytes and the ordering protocol in full,
+//! `docs/PROTOCOL.md` in the repository describes the bytes and the ordering protocols in full,
 //! enough to write a compatible peer in C.
+//!
+//! # Rings
+//!
+//! - [`SpscRing`]: one [`Producer`], one [`Consumer`], variable-size records; the fast path.
+//! - [`MpmcRing`]: any number of [`MpmcProducer`]s and [`MpmcConsumer`]s in any processes,
+//!   messages up to a fixed slot size.
+//!
+//! Both run over any [`Segment`]: named POSIX shared memory, an anonymous shared mapping
+//! inherited over `fork`, a sealed memfd, a file, or process-private heap memory.
 //!
 //! # Example
 //!
