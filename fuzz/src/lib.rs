@@ -1,0 +1,6 @@
+//! Fuzz harness for the shmbus ring protocol. The drivers and models live in [`harness`],
+//! which the stable property tests in `crates/shmbus-ring/tests/fuzz_invariants.rs` include
+//! as well, so a fuzz finding and its regression test run the same code.
+#![forbid(unsafe_code)]
+
+pub mod harness;
