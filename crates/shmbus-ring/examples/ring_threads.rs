@@ -70,6 +70,7 @@ impl Rx for shmbus_ring::MpmcConsumer {
 }
 
 type Pair = (Box<dyn Tx>, Box<dyn Rx>);
+type Endpoints = (Vec<Box<dyn Tx>>, Vec<Box<dyn Rx>>);
 
 fn spsc() -> Pair {
     let r = SpscRing::in_heap(&SpscConfig::new(1 << 16)).unwrap();
@@ -132,11 +133,7 @@ fn rtt(make: fn() -> Pair, size: usize) -> f64 {
 
 /// One-way messages per second with `p` producer and `c` consumer threads (threads alternate
 /// between the two cores), for `dur`.
-fn throughput(
-    make_ring: impl Fn() -> (Vec<Box<dyn Tx>>, Vec<Box<dyn Rx>>),
-    size: usize,
-    dur: Duration,
-) -> f64 {
+fn throughput(make_ring: impl Fn() -> Endpoints, size: usize, dur: Duration) -> f64 {
     let (txs, rxs) = make_ring();
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
@@ -179,12 +176,12 @@ fn throughput(
     received.load(Ordering::Relaxed) as f64 / dur.as_secs_f64()
 }
 
-fn one(make: fn() -> Pair) -> (Vec<Box<dyn Tx>>, Vec<Box<dyn Rx>>) {
+fn one(make: fn() -> Pair) -> Endpoints {
     let (tx, rx) = make();
     (vec![tx], vec![rx])
 }
 
-fn mpmc_n(p: usize, c: usize) -> (Vec<Box<dyn Tx>>, Vec<Box<dyn Rx>>) {
+fn mpmc_n(p: usize, c: usize) -> Endpoints {
     let r = MpmcRing::in_heap(&MpmcConfig::new(1024, 64)).unwrap();
     let txs = (0..p)
         .map(|_| Box::new(r.producer().unwrap()) as Box<dyn Tx>)

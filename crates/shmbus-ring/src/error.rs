@@ -230,6 +230,14 @@ pub enum PushError {
         /// The ring's record limit.
         max: usize,
     },
+    /// An all-or-nothing batch has more records than the ring has slots: it can never fit.
+    #[error("batch of {count} records exceeds the ring's {max} slots")]
+    TooMany {
+        /// Records in the batch.
+        count: usize,
+        /// Slots in the ring.
+        max: usize,
+    },
     /// The consumer's position in shared memory is inconsistent.
     #[error(transparent)]
     Corrupt(#[from] Corruption),

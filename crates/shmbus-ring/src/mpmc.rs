@@ -246,6 +246,13 @@ impl<M: Memory> Core<M> {
             } else {
                 // This position was passed long ago: we were lapped. Jump to the hint.
                 let hint = self.hint(self.g.tail_off)?;
+                if hint <= pos {
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.tail_off, pos + 1, Ordering::Relaxed)
+                    };
+                }
                 pos = hint.max(pos + 1);
             }
             if pos >= MAX_POSITION {
@@ -326,8 +333,17 @@ impl<M: Memory> Core<M> {
                 // Not committed yet (free, or being written): nothing to read in order.
                 return Ok(None);
             } else {
-                // Consumed already; if far behind, jump to the hint.
+                // Consumed (or abandoned) already; if far behind, jump to the hint. If the hint
+                // is not past this position (a run of abandoned positions, which no consumer
+                // claims), move it: every position up to `pos` is read or abandoned.
                 let hint = self.hint(self.g.head_off)?;
+                if hint <= pos {
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.head_off, pos + 1, Ordering::Relaxed)
+                    };
+                }
                 pos = hint.max(pos + 1);
             }
             if pos >= MAX_POSITION {
@@ -396,7 +412,9 @@ impl<M: Memory> Core<M> {
         for r in records {
             match self.try_push(r.as_ref()) {
                 Ok(()) => n += 1,
-                Err(PushError::Full) if n > 0 => break,
+                // Whatever stopped the burst, report what was pushed; the next call reports
+                // the error itself (so a caller that retries never sends duplicates).
+                Err(_) if n > 0 => break,
                 Err(e) => return Err(e),
             }
         }
@@ -410,6 +428,13 @@ impl<M: Memory> Core<M> {
         records: &[R],
         claimed: &mut Vec<u64>,
     ) -> Result<(), PushError> {
+        if records.len() as u64 > self.g.slots {
+            // It could never all fit: not a "try again later".
+            return Err(PushError::TooMany {
+                count: records.len(),
+                max: self.g.slots as usize,
+            });
+        }
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
@@ -524,11 +549,20 @@ impl RingInner {
         })
     }
 
-    fn unregister(&self, tag: u64) {
-        // Release: publishes this endpoint's last slot stores before the entry is reused; pairs
-        // with the Acquire CAS in `register`.
-        self.entry_state(tag - 1)
-            .store(ENDPOINT_FREE, Ordering::Release);
+    fn unregister(&self, tag: u64, role: Role) {
+        let code = match role {
+            Role::Producer => ENDPOINT_PRODUCER,
+            Role::Consumer => ENDPOINT_CONSUMER,
+        };
+        // Only our own registration (if a peer freed the entry and another endpoint took it,
+        // theirs stays). Release: publishes this endpoint's last slot stores before the entry
+        // is reused; pairs with the Acquire CAS in `register`. Relaxed on failure: no-op.
+        let _ = self.entry_state(tag - 1).compare_exchange(
+            code,
+            ENDPOINT_FREE,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -715,7 +749,7 @@ impl MpmcRing {
     /// A heap ring whose slots put the sequence word alone on its own cache line, with `len`
     /// and payload on the following line(s): the layout the protocol did *not* choose, kept
     /// only so the choice can be measured (`cargo run --release -p shmbus-ring --example
-    /// mpmc_slot_layout`). Not a wire layout: other processes could not open it.
+    /// ring_threads`). Not a wire layout: other processes could not open it.
     #[doc(hidden)]
     pub fn in_heap_with_separate_sequence_line(config: &MpmcConfig) -> Result<MpmcRing> {
         let ring = MpmcRing::in_heap(config)?;
@@ -727,6 +761,8 @@ impl MpmcRing {
             ..inner.g
         };
         let seg = Segment::heap(DATA_OFFSET + config.slots * g.stride)?;
+        inner.header.data_len = config.slots * g.stride;
+        inner.header.total_len = seg.len() as u64;
         layout::publish(&seg, inner.header)?;
         inner.seg = seg;
         inner.g = g;
@@ -823,7 +859,9 @@ impl MpmcProducer {
     ///
     /// # Errors
     ///
-    /// [`PushError::TooLarge`] (before anything is pushed); [`PushError::Full`] if none fits.
+    /// [`PushError::TooLarge`] (before anything is pushed); [`PushError::Full`] if none fits;
+    /// [`PushError::Corrupt`] if the first push meets corruption (after `n > 0` pushes, any
+    /// error ends the burst with `Ok(n)` and the next call reports it).
     pub fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
         self.core.push_burst(records)
     }
@@ -833,7 +871,9 @@ impl MpmcProducer {
     ///
     /// # Errors
     ///
-    /// [`PushError::Full`] (nothing pushed), [`PushError::TooLarge`], [`PushError::Corrupt`].
+    /// [`PushError::Full`] (nothing pushed; try again later), [`PushError::TooMany`] for more
+    /// records than the ring has slots (it could never fit), [`PushError::TooLarge`],
+    /// [`PushError::Corrupt`].
     pub fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
         self.core.push_bulk(records, &mut self.claimed)
     }
@@ -873,7 +913,7 @@ impl MpmcProducer {
 
 impl Drop for MpmcProducer {
     fn drop(&mut self) {
-        self.ring.inner.unregister(self.core.tag);
+        self.ring.inner.unregister(self.core.tag, Role::Producer);
     }
 }
 
@@ -989,13 +1029,16 @@ impl MpmcConsumer {
     ///
     /// # Errors
     ///
-    /// [`PopError::Corrupt`]; the messages before it were delivered.
+    /// [`PopError::Corrupt`] if the first message is corrupt; after `n > 0` messages were
+    /// delivered, an error ends the burst with `Ok(n)` and the next call reports it.
     pub fn pop_burst(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, PopError> {
         let mut n = 0;
         while n < max {
-            match self.claim()? {
-                Some(msg) => f(&msg),
-                None => break,
+            match self.claim() {
+                Ok(Some(msg)) => f(&msg),
+                Ok(None) => break,
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
             }
             n += 1;
         }
@@ -1023,7 +1066,7 @@ impl MpmcConsumer {
 
 impl Drop for MpmcConsumer {
     fn drop(&mut self) {
-        self.ring.inner.unregister(self.core.tag);
+        self.ring.inner.unregister(self.core.tag, Role::Consumer);
     }
 }
 

@@ -529,7 +529,8 @@ impl Segment {
             .map_err(|_| Error::InvalidConfig(format!("heap: length {len} is too large")))?;
         // SAFETY: `layout` has a non-zero size (`round_len` gives at least one page).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        let ptr = NonNull::new(ptr)
+            .ok_or_else(|| Error::InvalidConfig(format!("heap: cannot allocate {len} bytes")))?;
         Ok(Segment {
             map: Map::Heap { ptr, layout },
             fd: None,

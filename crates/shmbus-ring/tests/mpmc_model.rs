@@ -128,6 +128,17 @@ fn run(slots: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Bulk(w, lens) => {
                 let msgs: Vec<Vec<u8>> = lens.iter().map(|&l| m.msg(l)).collect();
+                if msgs.len() as u64 > m.slots {
+                    let err = txs[w].push_bulk(&msgs).unwrap_err();
+                    prop_assert_eq!(
+                        err,
+                        PushError::TooMany {
+                            count: msgs.len(),
+                            max: m.slots as usize
+                        }
+                    );
+                    continue;
+                }
                 // Claim one position per message; on a shortfall, every claim is abandoned.
                 let start = m.entries.len();
                 let mut all = true;
