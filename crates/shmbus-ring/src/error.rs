@@ -222,6 +222,9 @@ pub enum PushError {
     /// The ring has no room for the record now.
     #[error("ring is full")]
     Full,
+    /// A blocking push reached its deadline with the ring still full.
+    #[error("timed out waiting for room in the ring")]
+    Timeout,
     /// The record is larger than the ring's record limit.
     #[error("record of {len} bytes exceeds the ring's limit of {max} bytes")]
     TooLarge {
@@ -250,6 +253,9 @@ pub enum PopError {
     /// No committed record is waiting.
     #[error("ring is empty")]
     Empty,
+    /// A blocking pop reached its deadline with the ring still empty.
+    #[error("timed out waiting for a record")]
+    Timeout,
     /// The caller's buffer is smaller than the next record.
     #[error("buffer of {len} bytes is too small for a {needed}-byte record")]
     BufferTooSmall {

@@ -72,6 +72,15 @@ pub const ENDPOINT_CONSUMER: u32 = 2;
 pub const BLOCK_POSITION: u64 = 0;
 /// Within a control block: the pid of the attached endpoint, 0 when none (`u32`).
 pub const BLOCK_OWNER_PID: u64 = 8;
+/// Within a control block: the wake sequence (`u64`; its low 32 bits are the futex word) that
+/// waiters sleep on. In the producer block: "data was published"; in the consumer block:
+/// "space was freed".
+pub const BLOCK_WAKE_SEQ: u64 = 16;
+/// Within a control block: how many endpoints are (about to be) asleep on the wake sequence.
+pub const BLOCK_WAITERS: u64 = 24;
+/// Ring flag: endpoints notify sleepers (a SeqCst fence and a check of the waiters count after
+/// every publish or release). Without it, blocking calls poll with growing sleeps instead.
+pub const RING_FLAG_NOTIFY: u32 = 1;
 
 /// What kind of ring a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,8 +154,12 @@ pub struct SegmentHeader {
     pub creator_pid: u32,
     /// Creation time, nanoseconds since the Unix epoch (diagnostics only).
     pub created_unix_ns: u64,
+    /// Ring flags: [`RING_FLAG_NOTIFY`]. Unknown bits are refused.
+    pub ring_flags: u32,
+    /// Zero.
+    pub reserved_u32: u32,
     /// Zero; room for later minor versions.
-    pub reserved: [u64; 18],
+    pub reserved: [u64; 17],
 }
 
 const _: () = {
@@ -170,6 +183,9 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, codec_id) == 96);
     assert!(offset_of!(SegmentHeader, creator_pid) == 100);
     assert!(offset_of!(SegmentHeader, created_unix_ns) == 104);
+    assert!(offset_of!(SegmentHeader, ring_flags) == 112);
+    assert!(offset_of!(SegmentHeader, reserved) == 120);
+    assert!(BLOCK_WAITERS + 8 <= BLOCK_ALIGN as u64);
     assert!(PRODUCER_BLOCK % BLOCK_ALIGN as u64 == 0 && PRODUCER_BLOCK >= HEADER_LEN as u64);
     assert!(
         CONSUMER_BLOCK % BLOCK_ALIGN as u64 == 0
@@ -271,6 +287,7 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
 }
 
 /// A header for a new segment of the given kind and geometry, with this process's constants.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn new_header(
     kind: RingKind,
     total_len: u64,
@@ -278,6 +295,7 @@ pub(crate) fn new_header(
     record_limit: u64,
     data_len: u64,
     id: Identity,
+    ring_flags: u32,
 ) -> SegmentHeader {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -303,7 +321,9 @@ pub(crate) fn new_header(
         codec_id: id.codec_id,
         creator_pid: std::process::id(),
         created_unix_ns: now,
-        reserved: [0; 18],
+        ring_flags,
+        reserved_u32: 0,
+        reserved: [0; 17],
     }
 }
 
@@ -405,6 +425,13 @@ pub(crate) fn open_header(
                 "only {} bytes follow data_offset in a {actual}-byte object",
                 actual - DATA_OFFSET
             ),
+        ));
+    }
+    if h.ring_flags & !RING_FLAG_NOTIFY != 0 {
+        return Err(bad(
+            "ring_flags",
+            h.ring_flags.into(),
+            format!("only bit 0 (notify) is defined in layout {LAYOUT_MAJOR}.{LAYOUT_MINOR}"),
         ));
     }
     if let Some(id) = opts.expect {

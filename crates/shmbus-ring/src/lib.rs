@@ -67,6 +67,7 @@ pub mod mpmc;
 pub mod segment;
 pub mod spsc;
 mod sync;
+pub mod wait;
 
 pub use error::{Corruption, Errno, Error, OsCode, PopError, PushError, Result, Role};
 pub use layout::{Identity, OpenOptions, RingKind, SegmentHeader};
@@ -75,3 +76,4 @@ pub use mem::LoomMem;
 pub use mpmc::{MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, ReadSlot, WriteSlot};
 pub use segment::{Backing, Segment, SegmentOptions};
 pub use spsc::{Consumer, Peeked, Producer, Reservation, SpscConfig, SpscRing};
+pub use wait::WaitStrategy;

@@ -49,6 +49,18 @@ pub(crate) unsafe trait Memory {
     ///
     /// - `off % 8 == 0` and `off + 8 <= len`.
     unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Atomic add to the word at `off`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 8 == 0` and `off + 8 <= len`.
+    unsafe fn fetch_add(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Wakes every process sleeping on the futex word at `off` (no-op in models).
+    ///
+    /// # Safety
+    ///
+    /// - `off % 8 == 0` and `off + 8 <= len`.
+    unsafe fn wake(&self, off: usize);
     /// Copies `src` to `off`.
     ///
     /// # Safety
@@ -141,6 +153,18 @@ unsafe impl Memory for RawMem {
     }
 
     #[inline]
+    unsafe fn fetch_add(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: forwarded contract.
+        unsafe { self.word(off) }.fetch_add(val, order)
+    }
+
+    #[inline]
+    unsafe fn wake(&self, off: usize) {
+        // SAFETY: forwarded contract.
+        crate::wait::futex_wake(unsafe { self.word(off) })
+    }
+
+    #[inline]
     unsafe fn write(&self, off: usize, src: &[u8]) {
         debug_assert!(off + src.len() <= self.len);
         // SAFETY: in bounds by contract; `src` is process-local memory, so cannot overlap.
@@ -218,6 +242,12 @@ mod loom_mem {
         unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64 {
             self.cells.words[off / 8].fetch_max(val, order)
         }
+
+        unsafe fn fetch_add(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_add(val, order)
+        }
+
+        unsafe fn wake(&self, _off: usize) {}
 
         unsafe fn write(&self, off: usize, src: &[u8]) {
             for (i, b) in src.iter().enumerate() {

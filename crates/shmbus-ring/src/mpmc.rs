@@ -39,9 +39,11 @@ use crate::layout::{
 use crate::mem::{Memory, RawMem};
 use crate::segment::{Segment, SegmentOptions};
 use crate::sync::Ordering;
+use crate::wait::{wait_for, WaitStrategy, WakeWords};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The fewest slots an MPMC ring can have.
 pub const MIN_SLOTS: u64 = 2;
@@ -87,6 +89,7 @@ pub struct MpmcConfig {
     slots: u64,
     slot_size: u64,
     identity: Identity,
+    notify: bool,
 }
 
 impl MpmcConfig {
@@ -97,7 +100,14 @@ impl MpmcConfig {
             slots,
             slot_size,
             identity: Identity::default(),
+            notify: true,
         }
+    }
+
+    /// Whether endpoints wake sleepers (default `true`); see [`crate::SpscConfig::notify`].
+    pub fn notify(mut self, yes: bool) -> Self {
+        self.notify = yes;
+        self
     }
 
     /// The type fingerprint and codec id written into the header.
@@ -148,6 +158,8 @@ pub(crate) struct Geometry {
     pub(crate) len_off: usize,
     /// Offset of the payload within a slot: [`SLOT_HEADER`] in layout 1.0.
     pub(crate) payload_off: usize,
+    /// The wake words, when the ring notifies sleepers.
+    pub(crate) wake: Option<crate::spsc::Wake>,
 }
 
 impl Geometry {
@@ -279,6 +291,10 @@ impl<M: Memory> Core<M> {
         // word in `claim_read`.
         // SAFETY: in-bounds aligned slot word, claimed by us.
         unsafe { self.mem.store(off, join(pos + 1, 0), Ordering::Release) };
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (constructor contract).
+            unsafe { crate::spsc::notify(&self.mem, w.data_seq, w.data_waiters) };
+        }
     }
 
     /// Gives up a claimed (written or read) position: the slot becomes free for the next lap,
@@ -295,6 +311,10 @@ impl<M: Memory> Core<M> {
                 Ordering::Release,
             )
         };
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (constructor contract).
+            unsafe { crate::spsc::notify(&self.mem, w.space_seq, w.space_waiters) };
+        }
     }
 
     /// Claims the next committed position for reading; `Ok(None)` when none is committed.
@@ -549,6 +569,20 @@ impl RingInner {
         })
     }
 
+    /// The wake words of one direction, if the ring notifies.
+    fn wake_words(&self, data: bool) -> Option<WakeWords<'_>> {
+        let w = self.g.wake?;
+        let (seq, waiters) = if data {
+            (w.data_seq, w.data_waiters)
+        } else {
+            (w.space_seq, w.space_waiters)
+        };
+        Some(WakeWords {
+            seq: self.seg.raw_atomic_u64(seq)?,
+            waiters: self.seg.raw_atomic_u64(waiters)?,
+        })
+    }
+
     fn unregister(&self, tag: u64, role: Role) {
         let code = match role {
             Role::Producer => ENDPOINT_PRODUCER,
@@ -600,8 +634,9 @@ impl std::fmt::Debug for MpmcRing {
     }
 }
 
-fn geometry(slots: u64, slot_size: u64) -> Geometry {
+fn geometry(slots: u64, slot_size: u64, notify: bool) -> Geometry {
     Geometry {
+        wake: notify.then(crate::spsc::Wake::for_segment),
         tail_off: PRODUCER_BLOCK as usize,
         head_off: CONSUMER_BLOCK as usize,
         data_off: DATA_OFFSET as usize,
@@ -664,7 +699,7 @@ impl MpmcRing {
                 target: seg.target(),
             });
         }
-        let g = geometry(config.slots, config.slot_size);
+        let g = geometry(config.slots, config.slot_size, config.notify);
         let inner = RingInner {
             header: layout::new_header(
                 RingKind::Mpmc,
@@ -673,6 +708,11 @@ impl MpmcRing {
                 config.slot_size,
                 config.slots * g.stride,
                 config.identity,
+                if config.notify {
+                    layout::RING_FLAG_NOTIFY
+                } else {
+                    0
+                },
             ),
             seg,
             g,
@@ -715,7 +755,11 @@ impl MpmcRing {
                 format!("an MPMC slot size is from 1 to {MAX_SLOT_SIZE}"),
             ));
         }
-        let g = geometry(h.capacity, h.record_limit);
+        let g = geometry(
+            h.capacity,
+            h.record_limit,
+            h.ring_flags & layout::RING_FLAG_NOTIFY != 0,
+        );
         let room = h.total_len - DATA_OFFSET;
         let need = h
             .capacity
@@ -790,6 +834,7 @@ impl MpmcRing {
             core: self.core(Role::Producer)?,
             ring: self.clone(),
             claimed: Vec::new(),
+            wait: WaitStrategy::default(),
         })
     }
 
@@ -802,6 +847,7 @@ impl MpmcRing {
         Ok(MpmcConsumer {
             core: self.core(Role::Consumer)?,
             ring: self.clone(),
+            wait: WaitStrategy::default(),
         })
     }
 
@@ -832,6 +878,7 @@ pub struct MpmcProducer {
     core: Core<RawMem>,
     ring: MpmcRing,
     claimed: Vec<u64>,
+    wait: WaitStrategy,
 }
 
 impl std::fmt::Debug for MpmcProducer {
@@ -909,6 +956,55 @@ impl MpmcProducer {
     pub fn slot_size(&self) -> usize {
         self.core.g.slot_size as usize
     }
+
+    /// Sets how the blocking calls wait while the ring is full (default
+    /// [`WaitStrategy::Block`] after 50 µs of spinning).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// Pushes `payload`, waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::TooLarge`] at once; [`PushError::Corrupt`].
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.push_deadline(payload, None)
+    }
+
+    /// Pushes `payload`, waiting at most `timeout` while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`push`](Self::push).
+    pub fn push_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<(), PushError> {
+        self.push_deadline(payload, Instant::now().checked_add(timeout))
+    }
+
+    /// Pushes `payload`, waiting until `deadline` (`None`: for ever) while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`push`](Self::push).
+    pub fn push_deadline(
+        &mut self,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), PushError> {
+        let MpmcProducer {
+            core, ring, wait, ..
+        } = self;
+        wait_for(
+            *wait,
+            deadline,
+            ring.inner.wake_words(false),
+            || match core.try_push(payload) {
+                Err(PushError::Full) => None,
+                other => Some(other),
+            },
+        )
+        .unwrap_or(Err(PushError::Timeout))
+    }
 }
 
 impl Drop for MpmcProducer {
@@ -981,6 +1077,7 @@ impl Drop for WriteSlot<'_> {
 pub struct MpmcConsumer {
     core: Core<RawMem>,
     ring: MpmcRing,
+    wait: WaitStrategy,
 }
 
 impl std::fmt::Debug for MpmcConsumer {
@@ -1043,6 +1140,90 @@ impl MpmcConsumer {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Sets how the blocking calls wait while the ring is empty (default
+    /// [`WaitStrategy::Block`] after 50 µs of spinning).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// Pops the next message into `buf` (a whole slot), waiting while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::BufferTooSmall`], [`PopError::Corrupt`].
+    pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.pop_deadline(buf, None)
+    }
+
+    /// Pops the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    pub fn pop_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, PopError> {
+        self.pop_deadline(buf, Instant::now().checked_add(timeout))
+    }
+
+    /// Pops the next message into `buf`, waiting until `deadline` (`None`: for ever).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    pub fn pop_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, PopError> {
+        let MpmcConsumer { core, ring, wait } = self;
+        wait_for(
+            *wait,
+            deadline,
+            ring.inner.wake_words(true),
+            || match core.try_pop(buf) {
+                Err(PopError::Empty) => None,
+                other => Some(other),
+            },
+        )
+        .unwrap_or(Err(PopError::Timeout))
+    }
+
+    /// Waits until `deadline` (`None`: for ever) for the next message and hands it, in place,
+    /// to `f`.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`] or [`PopError::Corrupt`]; `f` is not called then.
+    pub fn pop_with_deadline<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, PopError> {
+        let claimed = {
+            let MpmcConsumer { core, ring, wait } = self;
+            wait_for(
+                *wait,
+                deadline,
+                ring.inner.wake_words(true),
+                || match core.claim_read() {
+                    Ok(None) => None,
+                    Ok(Some(pos)) => Some(Ok(pos)),
+                    Err(c) => Some(Err(c)),
+                },
+            )
+        };
+        let pos = match claimed {
+            None => return Err(PopError::Timeout),
+            Some(r) => r?,
+        };
+        let len = self.core.read_len(pos)?;
+        let msg = ReadSlot {
+            consumer: self,
+            pos,
+            len,
+        };
+        Ok(f(&msg))
     }
 
     /// Claims the next message for reading in place; dropping the guard releases the slot.
@@ -1122,6 +1303,7 @@ pub mod loom_model {
                 stride,
                 len_off: 8,
                 payload_off: SLOT_HEADER as usize,
+                wake: None,
             };
             let mem = LoomMem::zeroed(64 + (slots * stride) as usize);
             // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.

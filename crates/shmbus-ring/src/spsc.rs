@@ -45,14 +45,16 @@ use crate::error::{Corruption, Error, PopError, PushError, Result, Role};
 use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
 use crate::layout::{
     self, Identity, OpenOptions, RingKind, SegmentHeader, BLOCK_OWNER_PID, BLOCK_POSITION,
-    CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
+    BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, RING_FLAG_NOTIFY,
 };
 use crate::mem::{Memory, RawMem};
 use crate::segment::{Segment, SegmentOptions};
 use crate::sync::Ordering;
+use crate::wait::{wait_for, WaitStrategy, WakeWords};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The smallest data capacity of an SPSC ring, in bytes.
 pub const MIN_CAPACITY: u64 = 64;
@@ -75,6 +77,7 @@ pub struct SpscConfig {
     capacity: u64,
     max_record: Option<u64>,
     identity: Identity,
+    notify: bool,
 }
 
 impl SpscConfig {
@@ -85,7 +88,17 @@ impl SpscConfig {
             capacity,
             max_record: None,
             identity: Identity::default(),
+            notify: true,
         }
+    }
+
+    /// Whether endpoints wake sleepers (default `true`): every publish then pays a SeqCst
+    /// fence and a check of a waiters count, so that [`WaitStrategy::Block`] can sleep on a
+    /// futex. A ring used only by spinning endpoints can turn it off; its blocking calls then
+    /// poll with growing sleeps.
+    pub fn notify(mut self, yes: bool) -> Self {
+        self.notify = yes;
+        self
     }
 
     /// The largest record payload the ring accepts (at most `capacity - 16`).
@@ -141,11 +154,60 @@ pub(crate) struct Geometry {
     pub(crate) data_off: usize,
     pub(crate) cap: u64,
     pub(crate) max_record: u64,
+    /// The wake words, when the ring notifies sleepers.
+    pub(crate) wake: Option<Wake>,
+}
+
+/// Offsets of the wake sequences and waiter counts of both directions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wake {
+    /// "Data was published": the producer block's wake sequence.
+    pub(crate) data_seq: usize,
+    /// Consumers asleep on `data_seq`.
+    pub(crate) data_waiters: usize,
+    /// "Space was freed": the consumer block's wake sequence.
+    pub(crate) space_seq: usize,
+    /// Producers asleep on `space_seq`.
+    pub(crate) space_waiters: usize,
+}
+
+impl Wake {
+    pub(crate) fn for_segment() -> Self {
+        Wake {
+            data_seq: (PRODUCER_BLOCK + BLOCK_WAKE_SEQ) as usize,
+            data_waiters: (PRODUCER_BLOCK + BLOCK_WAITERS) as usize,
+            space_seq: (CONSUMER_BLOCK + BLOCK_WAKE_SEQ) as usize,
+            space_waiters: (CONSUMER_BLOCK + BLOCK_WAITERS) as usize,
+        }
+    }
+}
+
+/// N1–N2 of the sleep/notify protocol ([`crate::wait`]): after a publishing store, wake the
+/// other side if any of it sleeps on `seq`.
+///
+/// # Safety
+///
+/// - `seq` and `waiters` are in-bounds aligned words of `mem`.
+#[inline]
+pub(crate) unsafe fn notify<M: Memory>(mem: &M, seq: usize, waiters: usize) {
+    // SeqCst: orders the caller's publishing store before the load of the waiters count; pairs
+    // with the SeqCst fence a sleeper runs after registering (`wait::wait_for`, P3).
+    crate::sync::fence_seqcst();
+    // SAFETY: the caller's contract.
+    unsafe {
+        if mem.load(waiters, Ordering::Relaxed) != 0 {
+            // Release: orders the publication before the sequence change a sleeper reads
+            // (Acquire, P2) — and the change makes its futex_wait return.
+            mem.fetch_add(seq, 1, Ordering::Release);
+            mem.wake(seq);
+        }
+    }
 }
 
 impl Geometry {
-    fn for_segment(cap: u64, max_record: u64) -> Self {
+    fn for_segment(cap: u64, max_record: u64, notify: bool) -> Self {
         Geometry {
+            wake: notify.then(Wake::for_segment),
             tail_off: (PRODUCER_BLOCK + BLOCK_POSITION) as usize,
             head_off: (CONSUMER_BLOCK + BLOCK_POSITION) as usize,
             data_off: DATA_OFFSET as usize,
@@ -329,6 +391,7 @@ impl<M: Memory> ProducerCore<M> {
         // through header words.
         // SAFETY: in-bounds aligned control word.
         unsafe { self.mem.store(self.g.tail_off, end, Ordering::Relaxed) };
+        self.notify_data();
     }
 
     /// Finds room for a record of `len` payload bytes, publishing a padding record first if it
@@ -447,6 +510,7 @@ impl<M: Memory> ProducerCore<M> {
                 self.mem.store(self.g.tail_off, tail, Ordering::Relaxed);
             }
             self.tail = tail;
+            self.notify_data();
         }
         match stopped {
             Some(e) if pushed == 0 => Err(e),
@@ -456,6 +520,14 @@ impl<M: Memory> ProducerCore<M> {
 
     pub(crate) fn max_record(&self) -> usize {
         self.g.max_record as usize
+    }
+
+    #[inline]
+    fn notify_data(&self) {
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (attach contract).
+            unsafe { notify(&self.mem, w.data_seq, w.data_waiters) };
+        }
     }
 }
 
@@ -528,6 +600,10 @@ impl<M: Memory> ConsumerCore<M> {
             self.mem
                 .store(self.g.head_off, self.head, Ordering::Release)
         };
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (attach contract).
+            unsafe { notify(&self.mem, w.space_seq, w.space_waiters) };
+        }
     }
 
     /// Pops one record into `buf`.
@@ -629,6 +705,20 @@ impl RingInner {
         );
     }
 
+    /// The wake words of one direction, if the ring notifies.
+    fn wake_words(&self, data: bool) -> Option<WakeWords<'_>> {
+        let w = self.g.wake?;
+        let (seq, waiters) = if data {
+            (w.data_seq, w.data_waiters)
+        } else {
+            (w.space_seq, w.space_waiters)
+        };
+        Some(WakeWords {
+            seq: self.seg.raw_atomic_u64(seq)?,
+            waiters: self.seg.raw_atomic_u64(waiters)?,
+        })
+    }
+
     fn corrupt(&self, corruption: Corruption) -> Error {
         Error::Corrupt {
             target: self.seg.target(),
@@ -724,6 +814,7 @@ impl SpscRing {
             max,
             cap,
             config.identity,
+            if config.notify { RING_FLAG_NOTIFY } else { 0 },
         );
         // The control blocks and data are zero in a fresh segment: head = tail = 0, no owners,
         // and every header word empty. Publishing the header makes the ring openable.
@@ -732,7 +823,7 @@ impl SpscRing {
             inner: Arc::new(RingInner {
                 seg,
                 header,
-                g: Geometry::for_segment(cap, max),
+                g: Geometry::for_segment(cap, max, config.notify),
             }),
         })
     }
@@ -794,7 +885,7 @@ impl SpscRing {
             inner: Arc::new(RingInner {
                 seg,
                 header: h,
-                g: Geometry::for_segment(cap, h.record_limit),
+                g: Geometry::for_segment(cap, h.record_limit, h.ring_flags & RING_FLAG_NOTIFY != 0),
             }),
         })
     }
@@ -823,6 +914,7 @@ impl SpscRing {
             Ok(core) => Ok(Producer {
                 core,
                 ring: self.clone(),
+                wait: WaitStrategy::default(),
             }),
             Err(c) => {
                 self.inner.release(Role::Producer);
@@ -844,6 +936,7 @@ impl SpscRing {
             Ok(core) => Ok(Consumer {
                 core,
                 ring: self.clone(),
+                wait: WaitStrategy::default(),
             }),
             Err(c) => {
                 self.inner.release(Role::Consumer);
@@ -892,6 +985,7 @@ impl SpscRing {
 pub struct Producer {
     core: ProducerCore<RawMem>,
     ring: SpscRing,
+    wait: WaitStrategy,
 }
 
 impl std::fmt::Debug for Producer {
@@ -972,6 +1066,54 @@ impl Producer {
         self.core.max_record()
     }
 
+    /// Sets how the blocking calls ([`push`](Self::push) and friends) wait while the ring is
+    /// full. Default: [`WaitStrategy::Block`] after 50 µs of spinning.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// Pushes `payload`, waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::TooLarge`] at once; [`PushError::Corrupt`]. A peer that never frees space
+    /// makes this wait for ever: use [`push_timeout`](Self::push_timeout) where that matters.
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.push_deadline(payload, None)
+    }
+
+    /// Pushes `payload`, waiting at most `timeout` while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`push`](Self::push).
+    pub fn push_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<(), PushError> {
+        self.push_deadline(payload, Instant::now().checked_add(timeout))
+    }
+
+    /// Pushes `payload`, waiting until `deadline` (`None`: for ever) while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`push`](Self::push).
+    pub fn push_deadline(
+        &mut self,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), PushError> {
+        let Producer { core, ring, wait } = self;
+        wait_for(
+            *wait,
+            deadline,
+            ring.inner.wake_words(false),
+            || match core.try_push(payload) {
+                Err(PushError::Full) => None,
+                other => Some(other),
+            },
+        )
+        .unwrap_or(Err(PushError::Timeout))
+    }
+
     /// The ring this producer writes to.
     pub fn ring(&self) -> &SpscRing {
         &self.ring
@@ -1050,6 +1192,7 @@ impl DerefMut for Reservation<'_> {
 pub struct Consumer {
     core: ConsumerCore<RawMem>,
     ring: SpscRing,
+    wait: WaitStrategy,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -1157,6 +1300,89 @@ impl Consumer {
         self.core.is_empty()
     }
 
+    /// Sets how the blocking calls ([`pop`](Self::pop) and friends) wait while the ring is
+    /// empty. Default: [`WaitStrategy::Block`] after 50 µs of spinning.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = strategy;
+    }
+
+    /// Pops the next record into `buf`, waiting while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::BufferTooSmall`] (the record stays), [`PopError::Corrupt`]. A producer that
+    /// never publishes makes this wait for ever: use [`pop_timeout`](Self::pop_timeout) where
+    /// that matters.
+    pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.pop_deadline(buf, None)
+    }
+
+    /// Pops the next record into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    pub fn pop_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, PopError> {
+        self.pop_deadline(buf, Instant::now().checked_add(timeout))
+    }
+
+    /// Pops the next record into `buf`, waiting until `deadline` (`None`: for ever).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    pub fn pop_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, PopError> {
+        let Consumer { core, ring, wait } = self;
+        wait_for(
+            *wait,
+            deadline,
+            ring.inner.wake_words(true),
+            || match core.try_pop(buf) {
+                Err(PopError::Empty) => None,
+                other => Some(other),
+            },
+        )
+        .unwrap_or(Err(PopError::Timeout))
+    }
+
+    /// Waits until `deadline` (`None`: for ever) for the next record, then pops it and hands
+    /// its bytes, in place, to `f` (a view of shared memory: see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`] or [`PopError::Corrupt`]; `f` is not called then.
+    pub fn pop_with_deadline<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, PopError> {
+        let found = {
+            let Consumer { core, ring, wait } = self;
+            wait_for(
+                *wait,
+                deadline,
+                ring.inner.wake_words(true),
+                || match core.next() {
+                    Ok(None) => None,
+                    other => Some(other),
+                },
+            )
+        };
+        let (start, len) = match found {
+            None => return Err(PopError::Timeout),
+            Some(Err(c)) => return Err(PopError::Corrupt(c)),
+            Some(Ok(Some(found))) => found,
+            Some(Ok(None)) => unreachable!("`None` keeps waiting"),
+        };
+        let r = f(self.slice(start, len));
+        self.core.advance(record_size(len as u64));
+        Ok(r)
+    }
+
     /// The ring this consumer reads from.
     pub fn ring(&self) -> &SpscRing {
         &self.ring
@@ -1229,6 +1455,7 @@ pub mod loom_model {
             data_off: 16,
             cap,
             max_record: largest_record(cap),
+            wake: None,
         };
         let mem = LoomMem::zeroed(16 + cap as usize);
         // SAFETY: the model memory holds the two control words and `cap` data bytes.

@@ -77,6 +77,20 @@ fn check(seq: u64, got: &[u8], scratch: &mut Vec<u8>) {
     assert_eq!(&scratch[..], got, "record {seq}: content differs");
 }
 
+/// Spin, yielding now and then: with more runnable processes than cores (a loaded CI machine),
+/// a pure spin would burn whole time slices while the peer cannot run.
+fn backoff() {
+    use std::cell::Cell;
+    thread_local!(static SPINS: Cell<u32> = const { Cell::new(0) });
+    SPINS.with(|s| {
+        s.set(s.get().wrapping_add(1));
+        if s.get() % 64 == 0 {
+            std::thread::yield_now();
+        }
+    });
+    std::hint::spin_loop();
+}
+
 /// The producer process: pushes `count` records, mixing the copy, zero-copy and batch paths.
 fn run_producer(ring: SpscRing, count: u64) {
     let mut tx = ring.producer().expect("attach producer");
@@ -95,7 +109,7 @@ fn run_producer(ring: SpscRing, count: u64) {
                 loop {
                     match tx.try_push(&rec) {
                         Ok(()) => break,
-                        Err(PushError::Full) => std::hint::spin_loop(),
+                        Err(PushError::Full) => backoff(),
                         Err(e) => panic!("producer: {e}"),
                     }
                 }
@@ -109,7 +123,7 @@ fn run_producer(ring: SpscRing, count: u64) {
                         seq += 1;
                         break;
                     }
-                    Err(PushError::Full) => std::hint::spin_loop(),
+                    Err(PushError::Full) => backoff(),
                     Err(e) => panic!("producer: {e}"),
                 }
             },
@@ -125,7 +139,7 @@ fn run_producer(ring: SpscRing, count: u64) {
                 while done < batch.len() {
                     match tx.try_push_batch(&batch[done..]) {
                         Ok(n) => done += n,
-                        Err(PushError::Full) => std::hint::spin_loop(),
+                        Err(PushError::Full) => backoff(),
                         Err(e) => panic!("producer: {e}"),
                     }
                 }
@@ -191,6 +205,9 @@ fn run_consumer(ring: &SpscRing, child: &mut KillOnDrop, count: u64) -> u64 {
                         "producer exited after {seq} of {count} records"
                     );
                 }
+            }
+            if idle % 64 == 0 {
+                std::thread::yield_now();
             }
             std::hint::spin_loop();
         }
