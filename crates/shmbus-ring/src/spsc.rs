@@ -1322,6 +1322,21 @@ impl Consumer {
     /// # Errors
     ///
     /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    ///
+    /// ```
+    /// use shmbus_ring::{PopError, SpscConfig, SpscRing, WaitStrategy};
+    /// use std::time::Duration;
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// rx.set_wait_strategy(WaitStrategy::Block { spin: Duration::from_micros(20) });
+    /// let mut buf = [0u8; 64];
+    /// assert_eq!(rx.pop_timeout(&mut buf, Duration::from_millis(5)), Err(PopError::Timeout));
+    /// let sender = std::thread::spawn(move || tx.push(b"later"));
+    /// let n = rx.pop_timeout(&mut buf, Duration::from_secs(10))?; // sleeps on the futex
+    /// assert_eq!(&buf[..n], b"later");
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pop_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, PopError> {
         self.pop_deadline(buf, Instant::now().checked_add(timeout))
     }
