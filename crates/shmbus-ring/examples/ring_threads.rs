@@ -1,6 +1,7 @@
 //! In-process reading of the rings, two threads pinned to two cores: SPSC against MPMC at one
-//! producer and one consumer, MPMC 2×2, and the MPMC slot layout (sequence word packed with the
-//! payload, as shipped, against the sequence word alone on its own cache line).
+//! producer and one consumer, MPMC 2×2, the MPMC slot layout (sequence word packed with the
+//! payload, as shipped, against the sequence word alone on its own cache line), and the cost of
+//! wake-up notification (rings are measured with it off, and SPSC once more with it on).
 //!
 //! Threads in one process pinned to distinct cores move cache lines between cores exactly as
 //! two processes do; the cross-process comparison against the kernel's IPC is the `shmbus-bench`
@@ -73,6 +74,15 @@ type Pair = (Box<dyn Tx>, Box<dyn Rx>);
 type Endpoints = (Vec<Box<dyn Tx>>, Vec<Box<dyn Rx>>);
 
 fn spsc() -> Pair {
+    let r = SpscRing::in_heap(&SpscConfig::new(1 << 16).notify(false)).unwrap();
+    (
+        Box::new(r.producer().unwrap()),
+        Box::new(r.consumer().unwrap()),
+    )
+}
+
+/// The default ring: notification on (a SeqCst fence and a waiters check per publish).
+fn spsc_notify() -> Pair {
     let r = SpscRing::in_heap(&SpscConfig::new(1 << 16)).unwrap();
     (
         Box::new(r.producer().unwrap()),
@@ -81,7 +91,7 @@ fn spsc() -> Pair {
 }
 
 fn mpmc(separate: bool) -> Pair {
-    let cfg = MpmcConfig::new(1024, 64);
+    let cfg = MpmcConfig::new(1024, 64).notify(false);
     let r = if separate {
         MpmcRing::in_heap_with_separate_sequence_line(&cfg).unwrap()
     } else {
@@ -182,7 +192,7 @@ fn one(make: fn() -> Pair) -> Endpoints {
 }
 
 fn mpmc_n(p: usize, c: usize) -> Endpoints {
-    let r = MpmcRing::in_heap(&MpmcConfig::new(1024, 64)).unwrap();
+    let r = MpmcRing::in_heap(&MpmcConfig::new(1024, 64).notify(false)).unwrap();
     let txs = (0..p)
         .map(|_| Box::new(r.producer().unwrap()) as Box<dyn Tx>)
         .collect();
@@ -214,27 +224,30 @@ fn main() {
     let dur = Duration::from_millis(500);
     let names = [
         "spsc 1x1",
+        "spsc 1x1 (notify on: the default)",
         "mpmc 1x1 (packed: shipped)",
         "mpmc 1x1 (sequence on its own line)",
         "mpmc 2x2 (packed)",
     ];
-    let mut rtt8 = vec![Vec::new(); 3];
-    let mut tput64 = vec![Vec::new(); 4];
+    let mut rtt8 = vec![Vec::new(); 4];
+    let mut tput64 = vec![Vec::new(); 5];
     for _ in 0..rounds {
         rtt8[0].push(rtt(spsc, 8));
-        rtt8[1].push(rtt(|| mpmc(false), 8));
-        rtt8[2].push(rtt(|| mpmc(true), 8));
+        rtt8[1].push(rtt(spsc_notify, 8));
+        rtt8[2].push(rtt(|| mpmc(false), 8));
+        rtt8[3].push(rtt(|| mpmc(true), 8));
         tput64[0].push(throughput(|| one(spsc), 64, dur));
-        tput64[1].push(throughput(|| one(|| mpmc(false)), 64, dur));
-        tput64[2].push(throughput(|| one(|| mpmc(true)), 64, dur));
-        tput64[3].push(throughput(|| mpmc_n(2, 2), 64, dur));
+        tput64[1].push(throughput(|| one(spsc_notify), 64, dur));
+        tput64[2].push(throughput(|| one(|| mpmc(false)), 64, dur));
+        tput64[3].push(throughput(|| one(|| mpmc(true)), 64, dur));
+        tput64[4].push(throughput(|| mpmc_n(2, 2), 64, dur));
     }
     println!(
         "{:<38} {:>22} {:>26}",
         "ring", "round trip 8 B, p50", "one-way 64 B, M msgs/s"
     );
     for (i, name) in names.iter().enumerate() {
-        let r = if i < 3 {
+        let r = if i < 4 {
             let (m, lo, hi) = median(rtt8[i].clone());
             format!("{m:>7.0} ns ({lo:.0}-{hi:.0})")
         } else {
