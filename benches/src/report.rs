@@ -208,6 +208,15 @@ impl Report {
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
+    /// `lo..hi`, followed by how many rounds backed the row when some were left out.
+    fn spread_text(&self, r: &Row, lo: String, hi: String) -> String {
+        if r.rounds < self.rounds {
+            format!("{lo}..{hi} ({}/{})", r.rounds, self.rounds)
+        } else {
+            format!("{lo}..{hi}")
+        }
+    }
+
     /// The terminal tables.
     pub fn table(&self) -> String {
         let mut o = String::new();
@@ -259,7 +268,7 @@ impl Report {
             };
             let _ = writeln!(
                 rtt,
-                "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>16}  {}",
+                "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>22}  {}",
                 size(r.size),
                 r.label(),
                 t(p.p50),
@@ -268,12 +277,12 @@ impl Report {
                 t(p.p999),
                 t(p.p9999),
                 t(p.max),
-                format!("{}..{}", t(a.spread.0), t(a.spread.1)),
+                self.spread_text(r, t(a.spread.0), t(a.spread.1)),
                 vs
             );
         }
         if !rtt.is_empty() {
-            o += "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max        p50 spread   vs best kernel\n";
+            o += "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max              p50 spread   vs best kernel\n";
             o += &rtt;
         }
         let mut stream = String::new();
@@ -289,18 +298,18 @@ impl Report {
             };
             let _ = writeln!(
                 stream,
-                "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>18}   {}",
+                "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>24}   {}",
                 size(r.size),
                 r.label(),
                 si(s.msgs_per_s),
                 s.mb_per_s,
                 t(s.cpu_ns_per_msg),
-                format!("{}..{}", si(a.spread.0), si(a.spread.1)),
+                self.spread_text(r, si(a.spread.0), si(a.spread.1)),
                 vs
             );
         }
         if !stream.is_empty() {
-            o += "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)      msgs/s spread   vs best kernel\n";
+            o += "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)            msgs/s spread   vs best kernel\n";
             o += &stream;
         }
         let mut oneway = String::new();
@@ -309,20 +318,20 @@ impl Report {
             let p = a.median;
             let _ = writeln!(
                 oneway,
-                "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>16}",
+                "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>22}",
                 size(r.size),
                 r.label(),
                 t(p.p50),
                 t(p.p99),
                 t(p.p999),
                 t(p.max),
-                format!("{}..{}", t(a.spread.0), t(a.spread.1)),
+                self.spread_text(r, t(a.spread.0), t(a.spread.1)),
             );
         }
         if !oneway.is_empty() {
             let _ = writeln!(
                 o,
-                "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max        p50 spread",
+                "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max              p50 spread",
                 si(self.rate as f64)
             );
             o += &oneway;
