@@ -20,7 +20,12 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(40, 40, 160),
 ];
 
-fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+/// Factor of empty log-axis space above the data, where the legend goes.
+const LEGEND_HEADROOM: f64 = 300.0;
+
+/// Log-axis bounds around `values`, with `headroom` times the largest value on top (room for
+/// the legend above the data).
+fn bounds(values: impl Iterator<Item = f64>, headroom: f64) -> (f64, f64) {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
         .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
@@ -29,7 +34,7 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if lo > hi {
         (1.0, 10.0)
     } else {
-        (lo / 1.5, hi * 1.5)
+        (lo / 1.5, hi * headroom)
     }
 }
 
@@ -51,7 +56,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<()> {
             names.push(&r.transport);
         }
     }
-    let (smin, smax) = bounds(report.rows.iter().map(|r| r.size as f64));
+    let (smin, smax) = bounds(report.rows.iter().map(|r| r.size as f64), 1.5);
 
     // Left: round trip p50 (solid, dots) and p99.9 (thin, triangles).
     let (lmin, lmax) = bounds(
@@ -60,6 +65,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<()> {
             .iter()
             .filter_map(|r| r.rtt)
             .flat_map(|a| [a.median.p50, a.median.p999]),
+        LEGEND_HEADROOM,
     );
     let mut chart = ChartBuilder::on(&left)
         .caption(
@@ -127,6 +133,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<()> {
             .iter()
             .filter_map(|r| r.stream)
             .map(|a| a.median.mb_per_s),
+        LEGEND_HEADROOM,
     );
     let mut chart = ChartBuilder::on(&right)
         .caption("one-way streaming throughput", ("sans-serif", 16))
