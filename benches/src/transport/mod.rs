@@ -17,6 +17,7 @@ mod floor_cacheline;
 
 mod pipe;
 mod posix_mq;
+mod shmbus_mpmc;
 mod shmbus_spsc;
 mod tcp;
 mod uds;
@@ -104,7 +105,9 @@ pub trait Transport {
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
         Box::new(floor_cacheline::FloorCacheline),
-        Box::new(shmbus_spsc::ShmbusSpsc),
+        Box::new(shmbus_spsc::ShmbusSpsc { blocking: false }),
+        Box::new(shmbus_spsc::ShmbusSpsc { blocking: true }),
+        Box::new(shmbus_mpmc::ShmbusMpmc),
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),

@@ -1,13 +1,21 @@
 //! `shmbus-spsc`: two shmbus SPSC record rings in POSIX shared memory (parent→peer and
 //! peer→parent), both sides spinning: `try_push` until there is room, `try_pop` until a record
-//! is there. No system call on the message path.
+//! is there. No system call on the message path; the rings are created without wake-up
+//! notification (no fence per message).
+//!
+//! `shmbus-spsc-blocking`: the same rings with notification on (the default), both sides using
+//! the blocking `push`/`pop` with the default wait strategy: spin 50 µs, then sleep on a futex
+//! in the segment.
 
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use anyhow::{bail, ensure, Context, Result};
 use shmbus::ring::{Consumer, PopError, Producer, PushError, SegmentOptions, SpscConfig, SpscRing};
 
-/// shmbus's SPSC ring, busy-polling.
-pub struct ShmbusSpsc;
+/// shmbus's SPSC ring, busy-polling (`blocking: false`) or spin-then-futex (`blocking: true`).
+pub struct ShmbusSpsc {
+    /// Use the blocking calls on a notifying ring.
+    pub blocking: bool,
+}
 
 /// Ring capacity for messages of `size` bytes: at least 64 KiB (a pipe's buffer), and room for
 /// at least eight records of the largest size so streaming never runs in lock-step.
@@ -25,12 +33,16 @@ fn options() -> SegmentOptions {
 struct SpscEndpoint {
     tx: Producer,
     rx: Consumer,
+    blocking: bool,
     _rings: [SpscRing; 2],
 }
 
 impl Endpoint for SpscEndpoint {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<()> {
+        if self.blocking {
+            return self.tx.push(msg).context("push");
+        }
         loop {
             match self.tx.try_push(msg) {
                 Ok(()) => return Ok(()),
@@ -42,6 +54,15 @@ impl Endpoint for SpscEndpoint {
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.blocking {
+            let n = self.rx.pop(buf).context("pop")?;
+            ensure!(
+                n == buf.len(),
+                "pop: {n}-byte record, expected {}",
+                buf.len()
+            );
+            return Ok(n);
+        }
         loop {
             match self.rx.try_pop(buf) {
                 Ok(n) => {
@@ -61,7 +82,11 @@ impl Endpoint for SpscEndpoint {
 
 impl Transport for ShmbusSpsc {
     fn name(&self) -> &'static str {
-        "shmbus-spsc"
+        if self.blocking {
+            "shmbus-spsc-blocking"
+        } else {
+            "shmbus-spsc"
+        }
     }
 
     fn class(&self) -> Class {
@@ -70,7 +95,7 @@ impl Transport for ShmbusSpsc {
 
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
-        let config = SpscConfig::new(capacity_for(size));
+        let config = SpscConfig::new(capacity_for(size)).notify(self.blocking);
         let create = |suffix: &str| {
             let name = format!("{base}-{suffix}");
             SpscRing::create_shm(&name, &config, &options())
@@ -80,6 +105,7 @@ impl Transport for ShmbusSpsc {
         let ep = SpscEndpoint {
             tx: down.producer().context("producer")?,
             rx: up.consumer().context("consumer")?,
+            blocking: self.blocking,
             _rings: [down, up],
         };
         Ok(Listening {
@@ -100,6 +126,7 @@ impl Transport for ShmbusSpsc {
         Ok(Box::new(SpscEndpoint {
             tx: up.producer().context("producer")?,
             rx: down.consumer().context("consumer")?,
+            blocking: self.blocking,
             _rings: [down, up],
         }))
     }

@@ -1,0 +1,110 @@
+//! `shmbus-mpmc`: two shmbus MPMC slot rings in POSIX shared memory (parent→peer and
+//! peer→parent), one producer and one consumer endpoint on each, both sides spinning, rings
+//! without wake-up notification. The same workload as `shmbus-spsc`, so the two rings compare
+//! at one producer and one consumer.
+
+use super::shmbus_spsc::capacity_for;
+use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use anyhow::{bail, ensure, Context, Result};
+use shmbus::ring::mpmc::slot_stride;
+use shmbus::ring::{
+    MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, PopError, PushError, SegmentOptions,
+};
+
+/// shmbus's MPMC ring at one producer and one consumer, busy-polling.
+pub struct ShmbusMpmc;
+
+/// Slots of `size` bytes, as many as fit the SPSC ring's capacity for that size (at least 8).
+fn config(size: usize) -> MpmcConfig {
+    let slots = (capacity_for(size) / slot_stride(size as u64))
+        .max(8)
+        .next_power_of_two();
+    MpmcConfig::new(slots, size.max(1) as u64).notify(false)
+}
+
+fn options() -> SegmentOptions {
+    SegmentOptions::default().prefault(true)
+}
+
+struct MpmcEndpoint {
+    tx: MpmcProducer,
+    rx: MpmcConsumer,
+    _rings: [MpmcRing; 2],
+}
+
+impl Endpoint for MpmcEndpoint {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        loop {
+            match self.tx.try_push(msg) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Full) => std::hint::spin_loop(),
+                Err(e) => bail!("try_push: {e}"),
+            }
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.rx.try_pop(buf) {
+                Ok(n) => {
+                    ensure!(
+                        n == buf.len(),
+                        "try_pop: {n}-byte message, expected {}",
+                        buf.len()
+                    );
+                    return Ok(n);
+                }
+                Err(PopError::Empty) => std::hint::spin_loop(),
+                Err(e) => bail!("try_pop: {e}"),
+            }
+        }
+    }
+}
+
+impl Transport for ShmbusMpmc {
+    fn name(&self) -> &'static str {
+        "shmbus-mpmc"
+    }
+
+    fn class(&self) -> Class {
+        Class::SharedMemory
+    }
+
+    fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
+        let base = format!("/{}", env.unique);
+        let cfg = config(size);
+        let create = |suffix: &str| {
+            let name = format!("{base}-{suffix}");
+            MpmcRing::create_shm(&name, &cfg, &options())
+                .with_context(|| format!("MpmcRing::create_shm({name})"))
+        };
+        let (down, up) = (create("down")?, create("up")?);
+        let ep = MpmcEndpoint {
+            tx: down.producer().context("producer")?,
+            rx: up.consumer().context("consumer")?,
+            _rings: [down, up],
+        };
+        Ok(Listening {
+            arg: base,
+            child_stdin: None,
+            child_stdout: None,
+            finish: Box::new(move || Ok(Box::new(ep) as Box<dyn Endpoint>)),
+        })
+    }
+
+    fn connect(&self, arg: &str, _size: usize) -> Result<Box<dyn Endpoint>> {
+        let open = |suffix: &str| {
+            let name = format!("{arg}-{suffix}");
+            MpmcRing::open_shm(&name, &options())
+                .with_context(|| format!("MpmcRing::open_shm({name})"))
+        };
+        let (down, up) = (open("down")?, open("up")?);
+        Ok(Box::new(MpmcEndpoint {
+            tx: up.producer().context("producer")?,
+            rx: down.consumer().context("consumer")?,
+            _rings: [down, up],
+        }))
+    }
+}
