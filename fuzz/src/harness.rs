@@ -778,6 +778,28 @@ pub enum Honest {
     Probe,
     /// Drop the producer (true) or consumer and attach a new one.
     Reattach(bool),
+    /// `push_timeout` with a short timeout: must return by then (plus scheduling slack),
+    /// whatever a peer wrote into the wake words.
+    TimedPush(u16),
+    /// `pop_timeout` with a short timeout; as `TimedPush`.
+    TimedPop,
+}
+
+/// The timeout of [`Honest::TimedPush`] / [`Honest::TimedPop`].
+pub const TIMED: Duration = Duration::from_micros(50);
+/// How late a timed call may return before it counts as a hang (a loaded 2-vCPU machine can
+/// deschedule the caller for a while; a real hang is caught by libFuzzer's -timeout too).
+pub const TIMED_SLACK: Duration = Duration::from_secs(2);
+
+fn timed<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let t = std::time::Instant::now();
+    let r = f();
+    let took = t.elapsed();
+    ensure!(
+        took <= TIMED + TIMED_SLACK,
+        "a {TIMED:?} timed call took {took:?}"
+    );
+    Ok(r)
 }
 
 /// A case for `open_segment`.
@@ -990,6 +1012,23 @@ impl SpscEnds {
                     self.rx = ring.consumer().ok();
                 }
             }
+            Honest::TimedPush(raw) => {
+                let data = self.payload(size(raw, max));
+                if let Some(tx) = self.tx.as_mut() {
+                    let r = timed(|| tx.push_timeout(&data, TIMED))?;
+                    self.push_result(r);
+                }
+            }
+            Honest::TimedPop => {
+                let mut buf = vec![0u8; max];
+                if let Some(rx) = self.rx.as_mut() {
+                    let r = timed(|| rx.pop_timeout(&mut buf, TIMED))?;
+                    if let Ok(n) = r {
+                        ensure!(n <= max, "popped {n} bytes, limit {max}");
+                    }
+                    self.pop_result(&r);
+                }
+            }
         }
         Ok(())
     }
@@ -1138,6 +1177,23 @@ impl MpmcEnds {
                 } else {
                     self.rx = None;
                     self.rx = ring.consumer().ok();
+                }
+            }
+            Honest::TimedPush(raw) => {
+                let data = self.payload(size(raw, max));
+                if let Some(tx) = self.tx.as_mut() {
+                    let r = timed(|| tx.push_timeout(&data, TIMED))?;
+                    self.push_result(&r);
+                }
+            }
+            Honest::TimedPop => {
+                let mut buf = vec![0u8; max];
+                if let Some(rx) = self.rx.as_mut() {
+                    let r = timed(|| rx.pop_timeout(&mut buf, TIMED))?;
+                    if let Ok(n) = r {
+                        ensure!(n <= max, "popped {n} bytes, limit {max}");
+                    }
+                    self.pop_result(&r);
                 }
             }
         }

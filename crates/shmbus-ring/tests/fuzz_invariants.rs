@@ -75,6 +75,8 @@ fn honest() -> impl Strategy<Value = Honest> {
         1 => any::<bool>().prop_map(Honest::Peek),
         1 => Just(Honest::Probe),
         1 => any::<bool>().prop_map(Honest::Reattach),
+        1 => raw_len().prop_map(Honest::TimedPush),
+        1 => Just(Honest::TimedPop),
     ]
 }
 
