@@ -17,8 +17,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Online CPUs, read once: `available_parallelism` follows the calling thread's affinity, so
+/// after the first pin it would say 1.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn pin(cpu: usize) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let mut set = CpuSet::new();
     if set.set(cpu % cores).is_ok() {
         let _ = sched_setaffinity(Pid::from_raw(0), &set);
