@@ -571,16 +571,7 @@ impl RingInner {
 
     /// The wake words of one direction, if the ring notifies.
     fn wake_words(&self, data: bool) -> Option<WakeWords<'_>> {
-        let w = self.g.wake?;
-        let (seq, waiters) = if data {
-            (w.data_seq, w.data_waiters)
-        } else {
-            (w.space_seq, w.space_waiters)
-        };
-        Some(WakeWords {
-            seq: self.seg.raw_atomic_u64(seq)?,
-            waiters: self.seg.raw_atomic_u64(waiters)?,
-        })
+        self.g.wake?.words(&self.seg, data)
     }
 
     fn unregister(&self, tag: u64, role: Role) {

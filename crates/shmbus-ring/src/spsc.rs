@@ -172,6 +172,20 @@ pub(crate) struct Wake {
 }
 
 impl Wake {
+    /// The wake sequence and waiters count of one direction ("data published" if `data`,
+    /// else "space freed") as atomics in `seg`.
+    pub(crate) fn words<'a>(&self, seg: &'a Segment, data: bool) -> Option<WakeWords<'a>> {
+        let (seq, waiters) = if data {
+            (self.data_seq, self.data_waiters)
+        } else {
+            (self.space_seq, self.space_waiters)
+        };
+        Some(WakeWords {
+            seq: seg.raw_atomic_u64(seq)?,
+            waiters: seg.raw_atomic_u64(waiters)?,
+        })
+    }
+
     pub(crate) fn for_segment() -> Self {
         Wake {
             data_seq: (PRODUCER_BLOCK + BLOCK_WAKE_SEQ) as usize,
@@ -707,16 +721,7 @@ impl RingInner {
 
     /// The wake words of one direction, if the ring notifies.
     fn wake_words(&self, data: bool) -> Option<WakeWords<'_>> {
-        let w = self.g.wake?;
-        let (seq, waiters) = if data {
-            (w.data_seq, w.data_waiters)
-        } else {
-            (w.space_seq, w.space_waiters)
-        };
-        Some(WakeWords {
-            seq: self.seg.raw_atomic_u64(seq)?,
-            waiters: self.seg.raw_atomic_u64(waiters)?,
-        })
+        self.g.wake?.words(&self.seg, data)
     }
 
     fn corrupt(&self, corruption: Corruption) -> Error {
