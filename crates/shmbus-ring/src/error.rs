@@ -241,6 +241,11 @@ pub enum PushError {
         /// Slots in the ring.
         max: usize,
     },
+    /// Every consumer that attached to the ring is gone (dropped, or its process died) and
+    /// none is attached now: nothing would ever read the record. A consumer attaching again
+    /// ends this state.
+    #[error("no consumer is attached to the ring any more")]
+    Disconnected,
     /// The consumer's position in shared memory is inconsistent.
     #[error(transparent)]
     Corrupt(#[from] Corruption),
@@ -264,6 +269,11 @@ pub enum PopError {
         /// The buffer's length.
         len: usize,
     },
+    /// The ring is empty and every producer that attached to it is gone (dropped, or its
+    /// process died): no record will ever arrive. Returned only after everything committed
+    /// has been consumed. A producer attaching again ends this state.
+    #[error("ring is empty and no producer is attached any more")]
+    Disconnected,
     /// The record header at the consumer's position is inconsistent.
     #[error(transparent)]
     Corrupt(#[from] Corruption),

@@ -943,6 +943,38 @@ impl MpmcProducer {
         })
     }
 
+    /// Claims a free slot, waiting until `deadline` (`None`: for ever) while the ring is
+    /// full; then as [`claim`](Self::claim).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`claim`](Self::claim).
+    pub fn claim_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<WriteSlot<'_>, PushError> {
+        let pos = {
+            let MpmcProducer {
+                core, ring, wait, ..
+            } = &mut *self;
+            wait_for(
+                *wait,
+                deadline,
+                ring.inner.wake_words(false),
+                || match core.claim_write() {
+                    Err(PushError::Full) => None,
+                    other => Some(other),
+                },
+            )
+            .unwrap_or(Err(PushError::Timeout))?
+        };
+        Ok(WriteSlot {
+            producer: self,
+            pos,
+            committed: false,
+        })
+    }
+
     /// The largest message, in bytes.
     pub fn slot_size(&self) -> usize {
         self.core.g.slot_size as usize

@@ -1066,6 +1066,37 @@ impl Producer {
         })
     }
 
+    /// Reserves a record of `len` bytes, waiting until `deadline` (`None`: for ever) while
+    /// the ring has no room for it; then as [`reserve`](Self::reserve).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`try_push`](Self::try_push).
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation<'_>, PushError> {
+        let start = {
+            let Producer { core, ring, wait } = &mut *self;
+            wait_for(
+                *wait,
+                deadline,
+                ring.inner.wake_words(false),
+                || match core.place(len) {
+                    Err(PushError::Full) => None,
+                    other => Some(other),
+                },
+            )
+            .unwrap_or(Err(PushError::Timeout))?
+        };
+        Ok(Reservation {
+            producer: self,
+            start,
+            len,
+        })
+    }
+
     /// The largest record payload the ring accepts.
     pub fn max_record(&self) -> usize {
         self.core.max_record()
