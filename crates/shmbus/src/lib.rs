@@ -5,12 +5,48 @@
 //! consumer in another process reads it from there. No kernel call on the hot path, no daemon,
 //! no pointers in shared memory.
 //!
-//! Today this crate re-exports the core ring crate as [`ring`]; typed channels
-//! (`Sender<T>` / `Receiver<T>`) are being built on top of it.
+//! # Typed channels
+//!
+//! [`Sender<T>`] and [`Receiver<T>`] speak crossbeam-channel's vocabulary across processes:
+//! `send`, `try_send`, `send_timeout`, `recv`, `try_recv`, `recv_timeout`, `iter`,
+//! `try_iter`, and errors that give an unsent message back. A [`ChannelBuilder`] (start with
+//! [`channel`]) picks the flavor ([`Spsc`](flavor::Spsc) or [`Mpmc`](flavor::Mpmc)), the
+//! [`codec`] (bincode by default, postcard, plain-old-data by `memcpy`, raw bytes), capacity,
+//! maximum message size, permissions, and where the channel lives: named shared memory, an
+//! anonymous mapping shared with forked children, a memfd, a file.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! enum Command { Move { x: i32, y: i32 }, Say(String), Stop }
+//!
+//! let name = format!("/shmbus-doc-top-{}", std::process::id());
+//! // Process A
+//! let mut tx = shmbus::channel::<Command>().create_sender(&name)?;
+//! // Process B: opening checks the type fingerprint and codec written by A.
+//! let mut rx = shmbus::channel::<Command>().open_receiver(&name)?;
+//!
+//! tx.send(Command::Say("hello".into()))?;
+//! tx.send(Command::Move { x: 1, y: -1 })?;
+//! assert_eq!(rx.recv()?, Command::Say("hello".into()));
+//! assert_eq!(rx.try_recv()?, Command::Move { x: 1, y: -1 });
+//! assert!(rx.try_recv().unwrap_err().is_empty());
+//!
+//! // The wrong type is refused at open, naming both sides.
+//! let err = shmbus::channel::<String>().open_receiver(&name).unwrap_err();
+//! assert!(matches!(err, shmbus::Error::TypeMismatch { .. }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The ring underneath
+//!
+//! [`ring`] re-exports the core crate: segments, the SPSC record ring and the MPMC slot ring,
+//! with zero-copy reservations and waits, for those who want bytes rather than types.
 //!
 //! ```
 //! use shmbus::ring::{SegmentOptions, SpscConfig, SpscRing};
-//! let name = format!("/shmbus-doc-top-{}", std::process::id());
+//! let name = format!("/shmbus-doc-ring-{}", std::process::id());
 //! let ring = SpscRing::create_shm(&name, &SpscConfig::new(1 << 16), &SegmentOptions::default())?;
 //! let mut tx = ring.producer()?;
 //! tx.try_push(b"tick")?;
@@ -22,4 +58,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codec;
+pub mod fingerprint;
+pub mod flavor;
+
+mod channel;
+mod error;
+mod receiver;
+mod sender;
+
+pub use channel::{channel, Channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE};
+pub use error::{
+    Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use receiver::{IntoIter, Iter, Receiver, TryIter};
+pub use sender::Sender;
+
+pub use bytemuck;
 pub use shmbus_ring as ring;

@@ -1,0 +1,517 @@
+//! Making channels: the [`ChannelBuilder`] and the [`Channel`] it creates or opens.
+
+use crate::codec::{Bincode, Codec};
+use crate::error::Error;
+use crate::fingerprint::TypeIdentity;
+use crate::flavor::{Flavor, Mpmc, Spsc};
+use crate::{Receiver, Sender};
+use shmbus_ring::{Identity, OpenOptions, Segment, SegmentOptions, WaitStrategy};
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::Duration;
+
+/// The default capacity of a channel, in messages of the maximum size.
+pub const DEFAULT_CAPACITY: u64 = 1024;
+
+/// The default maximum message size of a channel, in encoded bytes, for codecs whose messages
+/// vary in size ([`Plain`](crate::codec::Plain) channels default to the type's size).
+pub const DEFAULT_MAX_MESSAGE: usize = 1024;
+
+/// Starts building a channel of `T` messages: SPSC, bincode, [`DEFAULT_CAPACITY`] messages of
+/// up to [`DEFAULT_MAX_MESSAGE`] bytes, mode `0600`.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// struct Order { id: u64, item: String }
+///
+/// let name = format!("/shmbus-doc-channel-{}", std::process::id());
+/// // Process A creates the channel under a name and keeps the sending end.
+/// let mut tx = shmbus::channel::<Order>().capacity(256).max_message(512).create_sender(&name)?;
+/// // Process B (here the same one) opens it by name and takes the receiving end.
+/// let mut rx = shmbus::channel::<Order>().open_receiver(&name)?;
+/// tx.send(Order { id: 1, item: "tea".into() })?;
+/// assert_eq!(rx.recv()?, Order { id: 1, item: "tea".into() });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn channel<T>() -> ChannelBuilder<T>
+where
+    Bincode: Codec<T>,
+{
+    ChannelBuilder::new()
+}
+
+/// Settings for a new channel, or for opening an existing one: flavor, codec, capacity,
+/// maximum message size, permissions and how endpoints wait. The last call says where the
+/// channel lives: [`create`](Self::create) (named shared memory), [`anonymous`](Self::anonymous)
+/// (shared with children forked later), [`memfd`](Self::memfd), [`create_file`](Self::create_file),
+/// [`in_process`](Self::in_process); or [`open`](Self::open), [`open_file`](Self::open_file),
+/// [`open_fd`](Self::open_fd) for the other end.
+///
+/// ```
+/// use shmbus::codec::Plain;
+/// use shmbus::flavor::Mpmc;
+/// let builder = shmbus::channel::<[u64; 4]>()
+///     .mpmc()                 // any number of senders and receivers; handles are Clone
+///     .codec::<Plain>()       // plain-old-data by memcpy
+///     .capacity(64)           // 64 messages
+///     .mode(0o660)            // group may open it
+///     .prefault(true);
+/// let ch: shmbus::Channel<[u64; 4], Mpmc, Plain> = builder.in_process()?;
+/// assert_eq!(ch.max_message(), 32);
+/// # Ok::<(), shmbus::Error>(())
+/// ```
+pub struct ChannelBuilder<T, F = Spsc, C = Bincode> {
+    capacity: u64,
+    max_message: Option<usize>,
+    segment: SegmentOptions,
+    notify: bool,
+    wait: WaitStrategy,
+    type_name: Option<String>,
+    ready_timeout: Duration,
+    _types: PhantomData<fn() -> (T, F, C)>,
+}
+
+impl<T, F, C> std::fmt::Debug for ChannelBuilder<T, F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelBuilder")
+            .field("type", &std::any::type_name::<T>())
+            .field("flavor", &std::any::type_name::<F>())
+            .field("codec", &std::any::type_name::<C>())
+            .field("capacity", &self.capacity)
+            .field("max_message", &self.max_message)
+            .field("segment", &self.segment)
+            .field("notify", &self.notify)
+            .field("wait", &self.wait)
+            .field("type_name", &self.type_name)
+            .finish()
+    }
+}
+
+impl<T, F, C> Clone for ChannelBuilder<T, F, C> {
+    fn clone(&self) -> Self {
+        ChannelBuilder {
+            capacity: self.capacity,
+            max_message: self.max_message,
+            segment: self.segment.clone(),
+            notify: self.notify,
+            wait: self.wait,
+            type_name: self.type_name.clone(),
+            ready_timeout: self.ready_timeout,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> Default for ChannelBuilder<T, F, C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
+    /// The defaults: [`DEFAULT_CAPACITY`] messages of up to [`DEFAULT_MAX_MESSAGE`] bytes (a
+    /// fixed-size codec: its size), mode `0600`, endpoints that notify and wait by
+    /// [`WaitStrategy::default`].
+    pub fn new() -> Self {
+        ChannelBuilder {
+            capacity: DEFAULT_CAPACITY,
+            max_message: None,
+            segment: SegmentOptions::default(),
+            notify: true,
+            wait: WaitStrategy::default(),
+            type_name: None,
+            ready_timeout: OpenOptions::default().ready_timeout,
+            _types: PhantomData,
+        }
+    }
+
+    fn with<F2, C2>(self) -> ChannelBuilder<T, F2, C2> {
+        ChannelBuilder {
+            capacity: self.capacity,
+            max_message: self.max_message,
+            segment: self.segment,
+            notify: self.notify,
+            wait: self.wait,
+            type_name: self.type_name,
+            ready_timeout: self.ready_timeout,
+            _types: PhantomData,
+        }
+    }
+
+    /// One sender, one receiver, variable-size messages (the default; the fastest).
+    pub fn spsc(self) -> ChannelBuilder<T, Spsc, C> {
+        self.with()
+    }
+
+    /// Any number of senders and receivers, each message in a slot of the maximum size;
+    /// handles are `Clone`.
+    pub fn mpmc(self) -> ChannelBuilder<T, Mpmc, C> {
+        self.with()
+    }
+
+    /// Encodes messages with `C2` ([`codec`](crate::codec)) instead of bincode.
+    pub fn codec<C2: Codec<T>>(self) -> ChannelBuilder<T, F, C2> {
+        self.with()
+    }
+
+    /// Room for at least `messages` messages of the maximum size at once (default
+    /// [`DEFAULT_CAPACITY`]). MPMC: that many slots, rounded up to a power of two. SPSC: a byte
+    /// ring for `messages + 1` records of the maximum size, rounded up to a power of two, in
+    /// which smaller messages take only their own size.
+    pub fn capacity(mut self, messages: u64) -> Self {
+        self.capacity = messages.max(1);
+        self
+    }
+
+    /// The largest encoded message, in bytes (default [`DEFAULT_MAX_MESSAGE`]; for a
+    /// fixed-size codec, the type's size). Sending a larger one is an error at the call.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = Some(bytes);
+        self
+    }
+
+    /// Permission bits of a created segment (default `0o600`), applied regardless of umask.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.segment = self.segment.mode(mode);
+        self
+    }
+
+    /// Map with `MAP_POPULATE` so the first messages do not pay page faults.
+    pub fn prefault(mut self, yes: bool) -> Self {
+        self.segment = self.segment.prefault(yes);
+        self
+    }
+
+    /// `mlock` the mapping (needs `RLIMIT_MEMLOCK` or privilege).
+    pub fn mlock(mut self, yes: bool) -> Self {
+        self.segment = self.segment.mlock(yes);
+        self
+    }
+
+    /// Whether a created ring wakes sleeping endpoints (default `true`); a channel whose
+    /// endpoints only spin can turn it off to take a fence off every message. See
+    /// [`SpscConfig::notify`](crate::ring::SpscConfig::notify).
+    pub fn notify(mut self, yes: bool) -> Self {
+        self.notify = yes;
+        self
+    }
+
+    /// How the endpoints this builder attaches wait in blocking calls (default
+    /// [`WaitStrategy::default`]: spin 50 µs, then sleep on a futex).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The type name that goes into the fingerprint instead of [`std::any::type_name`]: for
+    /// processes built from different crates that each define the message type (see
+    /// [`fingerprint`](crate::fingerprint)). Both ends must use the same name.
+    pub fn type_name(mut self, name: impl Into<String>) -> Self {
+        self.type_name = Some(name.into());
+        self
+    }
+
+    /// How long an opener waits for the creator to finish building the segment (default 1 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// What this end carries: type, codec and fingerprint.
+    pub fn identity(&self) -> TypeIdentity {
+        TypeIdentity::of::<T, C>(self.type_name.as_deref())
+    }
+
+    fn max(&self) -> Result<usize, Error> {
+        let max = self
+            .max_message
+            .or_else(C::fixed_len)
+            .unwrap_or(DEFAULT_MAX_MESSAGE);
+        if let Some(fixed) = C::fixed_len() {
+            if max < fixed {
+                return Err(Error::Config(format!(
+                    "the maximum message size {max} is smaller than the {fixed} bytes of every {} message",
+                    C::NAME
+                )));
+            }
+        }
+        if let Some(limit) = C::decode_limit() {
+            if max > limit {
+                return Err(Error::Config(format!(
+                    "the maximum message size {max} exceeds the {} decode limit of {limit} bytes \
+                     (raise it: Bincode<{{ LIMIT }}>)",
+                    C::NAME
+                )));
+            }
+        }
+        Ok(max.max(1))
+    }
+
+    fn segment_len(&self) -> Result<u64, Error> {
+        F::segment_len(self.capacity, self.max()? as u64).map_err(Error::Config)
+    }
+
+    fn build(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
+        let id = self.identity();
+        let identity = Identity {
+            type_fingerprint: id.fingerprint,
+            codec_id: id.codec_id,
+        };
+        let ring = F::create(
+            seg,
+            self.capacity,
+            self.max()? as u64,
+            identity,
+            self.notify,
+        )?;
+        Ok(Channel::new(ring, self.wait))
+    }
+
+    fn attach(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
+        let target = seg.target();
+        let opts = OpenOptions {
+            ready_timeout: self.ready_timeout,
+            // The identity is compared below, both fields at once, so that a mismatch names
+            // both sides completely.
+            expect: None,
+        };
+        let ring = F::open(seg, &opts)?;
+        let expected = self.identity();
+        let header = F::header(&ring);
+        if header.type_fingerprint != expected.fingerprint || header.codec_id != expected.codec_id {
+            return Err(Error::TypeMismatch {
+                target,
+                found_fingerprint: header.type_fingerprint,
+                found_codec_id: header.codec_id,
+                expected: Box::new(expected),
+            });
+        }
+        Ok(Channel::new(ring, self.wait))
+    }
+
+    /// Creates the channel in the named POSIX shared-memory object `name` (`/orders`). The
+    /// returned channel owns the name: it is unlinked when the channel and every endpoint
+    /// attached through it are dropped (or kept with `channel.segment().keep()`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for settings that make no channel; [`Error::Ring`] naming the call
+    /// that failed (`shm_open("/orders"): File exists (EEXIST)`, ...).
+    pub fn create(&self, name: &str) -> Result<Channel<T, F, C>, Error> {
+        let seg = Segment::create(name, self.segment_len()?, &self.segment)?;
+        self.build(seg)
+    }
+
+    /// [`create`](Self::create)s the channel and attaches its sender. The sender keeps the
+    /// segment, and owns its name until it is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_sender(&self, name: &str) -> Result<Sender<T, F, C>, Error> {
+        self.create(name)?.sender()
+    }
+
+    /// [`create`](Self::create)s the channel and attaches its receiver.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    pub fn create_receiver(&self, name: &str) -> Result<Receiver<T, F, C>, Error> {
+        self.create(name)?.receiver()
+    }
+
+    /// Creates the channel in an anonymous shared mapping: children `fork`ed afterwards share
+    /// it, and nothing else can reach it. Attach endpoints *after* the fork, in the process
+    /// that uses them: `channel.sender()` in one, `channel.receiver()` in the other.
+    ///
+    /// ```no_run
+    /// let ch = shmbus::channel::<String>().anonymous()?;
+    /// // SAFETY (in the caller): fork before any thread is started.
+    /// # let pid = 0;
+    /// if pid == 0 {
+    ///     let mut tx = ch.sender()?;   // child
+    ///     tx.send("from the child".into())?;
+    /// } else {
+    ///     let mut rx = ch.receiver()?; // parent
+    ///     println!("{}", rx.recv()?);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) (`mmap`).
+    pub fn anonymous(&self) -> Result<Channel<T, F, C>, Error> {
+        let seg = Segment::anonymous(self.segment_len()?, &self.segment)?;
+        self.build(seg)
+    }
+
+    /// Creates the channel in a sealed memfd: pass `channel.segment().fd()` to another
+    /// process (inheritance or `SCM_RIGHTS`), which opens it with [`open_fd`](Self::open_fd).
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) (`memfd_create`, `fcntl(F_ADD_SEALS)`).
+    pub fn memfd(&self, debug_name: &str) -> Result<Channel<T, F, C>, Error> {
+        let seg = Segment::memfd(debug_name, self.segment_len()?, &self.segment)?;
+        self.build(seg)
+    }
+
+    /// Creates the channel in a new regular file at `path` (a channel that survives reboot;
+    /// the file is kept when the channel is dropped).
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) (`open` with `EEXIST` when the file exists).
+    pub fn create_file(&self, path: impl AsRef<Path>) -> Result<Channel<T, F, C>, Error> {
+        let seg = Segment::create_file(path, self.segment_len()?, &self.segment)?;
+        self.build(seg)
+    }
+
+    /// Creates the channel in this process's heap: the same code and layout as shared memory,
+    /// for threads, tests and examples.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`]; [`Error::Ring`] if the memory cannot be allocated.
+    pub fn in_process(&self) -> Result<Channel<T, F, C>, Error> {
+        let seg = Segment::heap(self.segment_len()?)?;
+        self.build(seg)
+    }
+
+    /// Opens the channel another process created under `name`, waiting up to the
+    /// [`ready_timeout`](Self::ready_timeout) for its creator to finish, and checks that it
+    /// carries this builder's type and codec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TypeMismatch`] naming both sides' type fingerprints and codecs;
+    /// [`Error::Ring`] for a missing object (`ENOENT`), a segment of the other flavor
+    /// (`WrongKind`), or a header that fails validation.
+    pub fn open(&self, name: &str) -> Result<Channel<T, F, C>, Error> {
+        self.attach(Segment::open(name, &self.segment)?)
+    }
+
+    /// [`open`](Self::open)s the channel and attaches a sender.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), and [`Error::Ring`] with `AlreadyAttached` if an SPSC
+    /// channel's sender is taken.
+    pub fn open_sender(&self, name: &str) -> Result<Sender<T, F, C>, Error> {
+        self.open(name)?.sender()
+    }
+
+    /// [`open`](Self::open)s the channel and attaches a receiver.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_sender`](Self::open_sender).
+    pub fn open_receiver(&self, name: &str) -> Result<Receiver<T, F, C>, Error> {
+        self.open(name)?.receiver()
+    }
+
+    /// Opens a channel in the file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Channel<T, F, C>, Error> {
+        self.attach(Segment::open_file(path, &self.segment)?)
+    }
+
+    /// Opens a channel from a file descriptor another process passed (a memfd, shm object or
+    /// file).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open); an unsealed memfd is refused.
+    pub fn open_fd(&self, fd: OwnedFd) -> Result<Channel<T, F, C>, Error> {
+        self.attach(Segment::open_fd(fd, &self.segment)?)
+    }
+}
+
+/// A channel's ring, created or opened, with no endpoint attached: attach them with
+/// [`sender`](Self::sender) and [`receiver`](Self::receiver). Cheap to clone (the ring is
+/// shared).
+///
+/// ```
+/// let ch = shmbus::channel::<u32>().mpmc().capacity(8).in_process()?;
+/// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+/// tx.send(7)?;
+/// assert_eq!(rx.recv()?, 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Channel<T, F: Flavor = Spsc, C = Bincode> {
+    ring: F::Ring,
+    wait: WaitStrategy,
+    _types: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T, F: Flavor, C> Clone for Channel<T, F, C> {
+    fn clone(&self) -> Self {
+        Channel {
+            ring: self.ring.clone(),
+            wait: self.wait,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<T, F: Flavor, C> std::fmt::Debug for Channel<T, F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("type", &std::any::type_name::<T>())
+            .field("flavor", &F::NAME)
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> Channel<T, F, C> {
+    fn new(ring: F::Ring, wait: WaitStrategy) -> Self {
+        Channel {
+            ring,
+            wait,
+            _types: PhantomData,
+        }
+    }
+
+    /// Attaches a sender. SPSC: one at a time. MPMC: a new endpoint each call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`]: `AlreadyAttached` (SPSC), `TooManyEndpoints` (MPMC), `ReadOnly`.
+    pub fn sender(&self) -> Result<Sender<T, F, C>, Error> {
+        let producer = F::producer(&self.ring, self.wait)?;
+        Ok(Sender::new(producer, self.ring.clone(), self.wait))
+    }
+
+    /// Attaches a receiver. SPSC: one at a time. MPMC: a new endpoint each call.
+    ///
+    /// # Errors
+    ///
+    /// As [`sender`](Self::sender).
+    pub fn receiver(&self) -> Result<Receiver<T, F, C>, Error> {
+        let consumer = F::consumer(&self.ring, self.wait)?;
+        Ok(Receiver::new(consumer, self.ring.clone(), self.wait))
+    }
+
+    /// The segment the channel lives in (its name, fd, and whether it unlinks on drop).
+    pub fn segment(&self) -> &Segment {
+        F::segment(&self.ring)
+    }
+
+    /// The largest encoded message, in bytes.
+    pub fn max_message(&self) -> usize {
+        F::max_message(&self.ring)
+    }
+
+    /// The ring underneath, for monitoring and for its own API.
+    pub fn ring(&self) -> &F::Ring {
+        &self.ring
+    }
+}

@@ -1,0 +1,260 @@
+//! The receiving end of a channel, and its iterators.
+
+use crate::codec::{Bincode, Codec};
+use crate::error::{RecvError, RecvFailure, RecvTimeoutError, TryRecvError};
+use crate::flavor::{sealed::Ops, Flavor, Mpmc, Spsc, Wait};
+use shmbus_ring::{PopError, WaitStrategy};
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// The receiving end of a channel: one endpoint of the ring.
+///
+/// A message is copied out of shared memory into a buffer the receiver owns and reuses, and
+/// decoded from there: a peer that rewrites the ring cannot change the bytes under the
+/// decoder. Decoding runs under the codec's limit. A message that fails to decode is an error
+/// for that message ([`RecvError::Decode`]); the next call receives the next one.
+/// [`Plain`](crate::codec::Plain) and [`Raw`](crate::codec::Raw) messages are decoded by the
+/// copy itself.
+///
+/// MPMC receivers are `Clone`, each clone a new endpoint; an SPSC channel has one receiver.
+///
+/// ```
+/// use std::time::Duration;
+/// let ch = shmbus::channel::<String>().in_process()?;
+/// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+/// assert!(rx.try_recv().unwrap_err().is_empty());
+/// assert!(rx.recv_timeout(Duration::from_millis(1)).unwrap_err().is_timeout());
+/// tx.send("a".into())?;
+/// tx.send("b".into())?;
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["a", "b"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Receiver<T, F: Flavor = Spsc, C = Bincode> {
+    consumer: F::Consumer,
+    ring: F::Ring,
+    buf: Vec<u8>,
+    wait: WaitStrategy,
+    _types: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T, F: Flavor, C> std::fmt::Debug for Receiver<T, F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("type", &std::any::type_name::<T>())
+            .field("flavor", &F::NAME)
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
+    pub(crate) fn new(consumer: F::Consumer, ring: F::Ring, wait: WaitStrategy) -> Self {
+        Receiver {
+            consumer,
+            ring,
+            buf: Vec::new(),
+            wait,
+            _types: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn read(&mut self, wait: Wait) -> Result<T, RecvFailure> {
+        let Receiver { consumer, buf, .. } = self;
+        let popped = if C::DECODES_BY_COPY {
+            // The decode is the copy out of shared memory.
+            F::read(consumer, wait, |bytes| C::decode(bytes))
+        } else {
+            // Copy out first (the buffer keeps its capacity: no allocation once it has grown
+            // to the largest message), then decode the private copy.
+            F::read(consumer, wait, |bytes| {
+                buf.clear();
+                buf.extend_from_slice(bytes);
+            })
+            .map(|()| C::decode(buf))
+        };
+        match popped {
+            Ok(decoded) => decoded.map_err(RecvFailure::Decode),
+            Err(e) => Err(match e {
+                PopError::Empty => RecvFailure::Empty,
+                PopError::Timeout => RecvFailure::Timeout,
+                PopError::Disconnected => RecvFailure::Disconnected,
+                PopError::Corrupt(c) => RecvFailure::Corrupt(c),
+                // The closure-taking pops have no caller buffer that could be too small, and
+                // later variants are treated as the end of the channel.
+                _ => RecvFailure::Disconnected,
+            }),
+        }
+    }
+
+    /// Receives the next message, waiting while the channel is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] once the channel is drained and every sender is gone;
+    /// [`RecvError::Decode`] for a message that cannot be decoded (consumed; call again for
+    /// the next); [`RecvError::Corrupt`]. A sender that stays attached but never sends makes
+    /// this wait for ever: use [`recv_timeout`](Self::recv_timeout) where that matters.
+    pub fn recv(&mut self) -> Result<T, RecvError> {
+        loop {
+            match self.read(Wait::Until(None)) {
+                Ok(msg) => return Ok(msg),
+                // Not returned by a wait without a deadline; waiting again is the right answer.
+                Err(RecvFailure::Empty | RecvFailure::Timeout) => continue,
+                Err(failure) => return Err(RecvError::new(failure)),
+            }
+        }
+    }
+
+    /// Receives the next message if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], and as [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.read(Wait::Never).map_err(TryRecvError::new)
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], and as [`recv`](Self::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.read(Wait::Until(deadline))
+            .map_err(RecvTimeoutError::new)
+    }
+
+    /// Receives the next message, waiting until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], and as [`recv`](Self::recv).
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.read(Wait::Until(Some(deadline)))
+            .map_err(RecvTimeoutError::new)
+    }
+
+    /// A blocking iterator over messages: each `next` is a [`recv`](Self::recv). It ends when
+    /// `recv` returns an error: at disconnection (every sender gone, channel drained), and
+    /// also at a message that cannot be decoded or at corruption, which a loop over `recv`
+    /// can tell apart and go on from.
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<u8>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// let t = std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send(i).unwrap();
+    ///     }
+    /// });
+    /// let got: Vec<u8> = rx.iter().take(3).collect();
+    /// assert_eq!(got, [0, 1, 2]);
+    /// t.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> Iter<'_, T, F, C> {
+        Iter { rx: self }
+    }
+
+    /// A non-blocking iterator over the messages waiting now: each `next` is a
+    /// [`try_recv`](Self::try_recv), and it ends at the first error (empty included).
+    pub fn try_iter(&mut self) -> TryIter<'_, T, F, C> {
+        TryIter { rx: self }
+    }
+
+    /// The largest encoded message the channel carries, in bytes.
+    pub fn max_message(&self) -> usize {
+        F::max_message(&self.ring)
+    }
+
+    /// Sets how blocking receives wait while the channel is empty.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+        F::set_consumer_wait(&mut self.consumer, wait);
+    }
+}
+
+impl<T, C: Codec<T>> Receiver<T, Mpmc, C> {
+    /// A new receiver endpoint on the same MPMC ring (what [`Clone`] does), or the error that
+    /// prevented it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`](crate::Error::Ring) with `TooManyEndpoints` when the ring's endpoint
+    /// table is full.
+    pub fn try_clone(&self) -> Result<Self, crate::Error> {
+        let consumer = Mpmc::consumer(&self.ring, self.wait)?;
+        Ok(Receiver::new(consumer, self.ring.clone(), self.wait))
+    }
+}
+
+impl<T, C: Codec<T>> Clone for Receiver<T, Mpmc, C> {
+    /// A new receiver endpoint on the same ring.
+    ///
+    /// # Panics
+    ///
+    /// When the ring's endpoint table is full (56 endpoints, senders and receivers together,
+    /// across all processes); [`try_clone`](Receiver::try_clone) returns that as an error.
+    fn clone(&self) -> Self {
+        self.try_clone()
+            .unwrap_or_else(|e| panic!("cloning an MPMC receiver: {e}"))
+    }
+}
+
+/// A blocking iterator over a [`Receiver`]'s messages; see [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T, F: Flavor = Spsc, C = Bincode> {
+    rx: &'a mut Receiver<T, F, C>,
+}
+
+impl<T, F: Flavor, C: Codec<T>> Iterator for Iter<'_, T, F, C> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// A non-blocking iterator over the messages waiting in a [`Receiver`]; see
+/// [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T, F: Flavor = Spsc, C = Bincode> {
+    rx: &'a mut Receiver<T, F, C>,
+}
+
+impl<T, F: Flavor, C: Codec<T>> Iterator for TryIter<'_, T, F, C> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// A blocking iterator that owns its [`Receiver`]; see [`Receiver::iter`].
+#[derive(Debug)]
+pub struct IntoIter<T, F: Flavor = Spsc, C = Bincode> {
+    rx: Receiver<T, F, C>,
+}
+
+impl<T, F: Flavor, C: Codec<T>> Iterator for IntoIter<T, F, C> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> IntoIterator for Receiver<T, F, C> {
+    type Item = T;
+    type IntoIter = IntoIter<T, F, C>;
+    fn into_iter(self) -> IntoIter<T, F, C> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T, F: Flavor, C: Codec<T>> IntoIterator for &'a mut Receiver<T, F, C> {
+    type Item = T;
+    type IntoIter = Iter<'a, T, F, C>;
+    fn into_iter(self) -> Iter<'a, T, F, C> {
+        self.iter()
+    }
+}

@@ -1,0 +1,178 @@
+//! The sending end of a channel.
+
+use crate::codec::{Bincode, Codec};
+use crate::error::{SendError, SendFailure, SendTimeoutError, TrySendError};
+use crate::flavor::{sealed::Ops, Flavor, Mpmc, Spsc, Wait};
+use shmbus_ring::{PushError, WaitStrategy};
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// The sending end of a channel: one endpoint of the ring.
+///
+/// A message is measured by the codec, then encoded straight into space reserved in the ring,
+/// with no intermediate buffer and no allocation (for codecs that do not allocate while
+/// encoding). Sending takes `&mut self`: a sender is one endpoint, used by one thread at a
+/// time. MPMC senders are `Clone`, each clone a new endpoint; an SPSC channel has one sender.
+///
+/// ```
+/// let ch = shmbus::channel::<Vec<u32>>().capacity(2).max_message(64).in_process()?;
+/// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+/// tx.send(vec![1, 2, 3])?;
+/// assert_eq!(rx.recv()?, vec![1, 2, 3]);
+/// // Too large for the channel: an error at the call, and the message comes back.
+/// let err = tx.try_send(vec![7; 100]).unwrap_err();
+/// assert!(matches!(err, shmbus::TrySendError::TooLarge { len: 101, max: 64, .. }));
+/// assert_eq!(err.into_inner().len(), 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Sender<T, F: Flavor = Spsc, C = Bincode> {
+    producer: F::Producer,
+    ring: F::Ring,
+    max: usize,
+    wait: WaitStrategy,
+    _types: PhantomData<fn(T) -> C>,
+}
+
+impl<T, F: Flavor, C> std::fmt::Debug for Sender<T, F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("type", &std::any::type_name::<T>())
+            .field("flavor", &F::NAME)
+            .field("ring", &self.ring)
+            .field("max_message", &self.max)
+            .finish()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
+    pub(crate) fn new(producer: F::Producer, ring: F::Ring, wait: WaitStrategy) -> Self {
+        Sender {
+            producer,
+            max: F::max_message(&ring),
+            ring,
+            wait,
+            _types: PhantomData,
+        }
+    }
+
+    /// Encodes `msg` into the ring: its exact encoded length is reserved and written in place.
+    #[inline]
+    fn write(&mut self, msg: &T, wait: Wait) -> Result<(), SendFailure> {
+        let len = C::encoded_len(msg).map_err(SendFailure::Encode)?;
+        if len > self.max {
+            return Err(SendFailure::TooLarge { len, max: self.max });
+        }
+        match F::write(&mut self.producer, len, wait, |buf| C::encode(msg, buf)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SendFailure::Encode(e)),
+            Err(e) => Err(match e {
+                PushError::Full => SendFailure::Full,
+                PushError::Timeout => SendFailure::Timeout,
+                PushError::Disconnected => SendFailure::Disconnected,
+                PushError::TooLarge { len, max } => SendFailure::TooLarge { len, max },
+                PushError::Corrupt(c) => SendFailure::Corrupt(c),
+                // `TooMany` is for batches; a single message can only be too large.
+                _ => SendFailure::TooLarge { len, max: self.max },
+            }),
+        }
+    }
+
+    /// Sends `msg`, waiting while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when every receiver is gone; [`SendError::TooLarge`] at
+    /// once, without waiting; [`SendError::Encode`]; [`SendError::Corrupt`]. The message comes
+    /// back in every case. A receiver that stays attached but never receives makes this wait
+    /// for ever: use [`send_timeout`](Self::send_timeout) where that matters.
+    pub fn send(&mut self, msg: T) -> Result<(), SendError<T>> {
+        loop {
+            match self.write(&msg, Wait::Until(None)) {
+                Ok(()) => return Ok(()),
+                // Not returned by a wait without a deadline; waiting again is the right answer.
+                Err(SendFailure::Full | SendFailure::Timeout) => continue,
+                Err(failure) => return Err(SendError::new(failure, msg)),
+            }
+        }
+    }
+
+    /// Sends `msg` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`], and as [`send`](Self::send).
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<u64>().mpmc().capacity(2).in_process()?;
+    /// let mut tx = ch.sender()?;
+    /// tx.try_send(1)?;
+    /// tx.try_send(2)?;
+    /// let full = tx.try_send(3).unwrap_err();
+    /// assert!(full.is_full());
+    /// assert_eq!(full.into_inner(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send(&mut self, msg: T) -> Result<(), TrySendError<T>> {
+        self.write(&msg, Wait::Never)
+            .map_err(|failure| TrySendError::new(failure, msg))
+    }
+
+    /// Sends `msg`, waiting at most `timeout` while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`], and as [`send`](Self::send).
+    pub fn send_timeout(&mut self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.write(&msg, Wait::Until(deadline))
+            .map_err(|failure| SendTimeoutError::new(failure, msg))
+    }
+
+    /// Sends `msg`, waiting until `deadline` while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`], and as [`send`](Self::send).
+    pub fn send_deadline(&mut self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.write(&msg, Wait::Until(Some(deadline)))
+            .map_err(|failure| SendTimeoutError::new(failure, msg))
+    }
+
+    /// The largest encoded message the channel takes, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.max
+    }
+
+    /// Sets how blocking sends wait while the channel is full.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+        F::set_producer_wait(&mut self.producer, wait);
+    }
+}
+
+impl<T, C: Codec<T>> Sender<T, Mpmc, C> {
+    /// A new sender endpoint on the same MPMC ring (what [`Clone`] does), or the error that
+    /// prevented it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ring`](crate::Error::Ring) with `TooManyEndpoints` when the ring's endpoint
+    /// table is full.
+    pub fn try_clone(&self) -> Result<Self, crate::Error> {
+        let producer = Mpmc::producer(&self.ring, self.wait)?;
+        Ok(Sender::new(producer, self.ring.clone(), self.wait))
+    }
+}
+
+impl<T, C: Codec<T>> Clone for Sender<T, Mpmc, C> {
+    /// A new sender endpoint on the same ring.
+    ///
+    /// # Panics
+    ///
+    /// When the ring's endpoint table is full (56 endpoints, senders and receivers together,
+    /// across all processes); [`try_clone`](Sender::try_clone) returns that as an error.
+    fn clone(&self) -> Self {
+        self.try_clone()
+            .unwrap_or_else(|e| panic!("cloning an MPMC sender: {e}"))
+    }
+}
