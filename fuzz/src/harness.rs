@@ -1340,7 +1340,9 @@ fn run_hostile_spsc(case: &HostileCase) -> Result<(), String> {
                     Target::DataWord(n) | Target::SlotLen(n) => data(u64::from(n) * 8),
                     Target::AtHead => data(word(&raw, CONSUMER_BLOCK)?.load(Ordering::Relaxed)),
                     Target::AtTail => data(word(&raw, PRODUCER_BLOCK)?.load(Ordering::Relaxed)),
-                    Target::Endpoint(n) => ENDPOINT_TABLE + ENDPOINT_SIZE * u64::from(n % 56),
+                    Target::Endpoint(n) => {
+                        ENDPOINT_TABLE + ENDPOINT_SIZE * (u64::from(n) % MAX_ENDPOINTS)
+                    }
                     Target::Header(n) => 8 * u64::from(n % 32),
                 };
                 let x = value(&raw, off, v, false)?;

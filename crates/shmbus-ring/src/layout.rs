@@ -5,9 +5,10 @@
 //! ```text
 //! offset     size  what
 //! 0          256   SegmentHeader (this module): magic, versions, ABI, kind, geometry, identity
-//! 256        128   producer block (SPSC: tail, producer pid; MPMC: tail hint)
-//! 384        128   consumer block (SPSC: head, consumer pid; MPMC: head hint)
-//! 512        3584  endpoint table (MPMC: 56 entries of 64 bytes); zero for SPSC
+//! 256        128   producer block (position / hint, SPSC owner tag, wake sequence, waiters)
+//! 384        128   consumer block (the same fields for the consumer side)
+//! 512        64    roster: attached-endpoint bitmaps per role, "ever attached" bits
+//! 576        3520  endpoint table: 55 entries of 64 bytes (state, start time, pidns, lock)
 //! 4096       ...   ring data (SPSC: `capacity` bytes of records; MPMC: `capacity` slots)
 //! ```
 //!
@@ -50,28 +51,41 @@ pub const CONSUMER_BLOCK: u64 = 384;
 /// Offset of the ring data: the first page is the header, control blocks and reserved space.
 pub const DATA_OFFSET: u64 = 4096;
 
-/// Offset of the endpoint table (MPMC rings): one 64-byte entry per attached endpoint.
-pub const ENDPOINT_TABLE: u64 = 512;
+/// Offset of the roster: one cache line, read-mostly, saying which endpoint entries are
+/// attached per role (see [`crate::liveness`]).
+pub const ROSTER: u64 = 512;
+/// Within the roster: bit `i` set while entry `i` holds an attached producer (`u64`).
+pub const ROSTER_PRODUCERS: u64 = 0;
+/// Within the roster: bit `i` set while entry `i` holds an attached consumer (`u64`).
+pub const ROSTER_CONSUMERS: u64 = 8;
+/// Within the roster: bit 0 once a producer has ever attached, bit 1 once a consumer has
+/// (`u64`): a side that never had a peer is waiting for one, not disconnected.
+pub const ROSTER_EVER: u64 = 16;
+/// Offset of the endpoint table: one 64-byte entry per attached endpoint, both ring kinds.
+pub const ENDPOINT_TABLE: u64 = 576;
 /// Size of an endpoint table entry.
 pub const ENDPOINT_SIZE: u64 = 64;
 /// Number of endpoint table entries: the rest of the first page.
 pub const MAX_ENDPOINTS: u64 = (DATA_OFFSET - ENDPOINT_TABLE) / ENDPOINT_SIZE;
-/// Within an endpoint entry: its state (`u32`): [`ENDPOINT_FREE`] or a [`crate::Role`] code.
+/// Within an endpoint entry: its state word (`u64`: pid, generation, phase, role, reaper;
+/// see [`crate::liveness`]).
 pub const ENDPOINT_STATE: u64 = 0;
-/// Within an endpoint entry: the pid of the process holding it (`u32`, diagnostics).
-pub const ENDPOINT_PID: u64 = 4;
-/// Endpoint state: the entry is free.
-pub const ENDPOINT_FREE: u32 = 0;
-/// Endpoint state: held by a producer.
-pub const ENDPOINT_PRODUCER: u32 = 1;
-/// Endpoint state: held by a consumer.
-pub const ENDPOINT_CONSUMER: u32 = 2;
+/// Within an endpoint entry: the holder's process start time, in clock ticks after boot
+/// (`/proc/<pid>/stat` field 22; `u64`, diagnostics and pid-reuse detection).
+pub const ENDPOINT_START_TIME: u64 = 8;
+/// Within an endpoint entry: the inode of the holder's PID namespace (`u64`); its pid means
+/// something only to a process in the same namespace.
+pub const ENDPOINT_PIDNS: u64 = 16;
+/// Within an endpoint entry: 1 if the holder keeps an OFD write lock on the entry's first
+/// byte of the segment's file (`u32`).
+pub const ENDPOINT_LOCKED: u64 = 24;
 
 /// Within a control block: the free-running position (`tail` for the producer block, `head`
 /// for the consumer block), a `u64`.
 pub const BLOCK_POSITION: u64 = 0;
-/// Within a control block: the pid of the attached endpoint, 0 when none (`u32`).
-pub const BLOCK_OWNER_PID: u64 = 8;
+/// Within a control block of an SPSC ring: the tag (endpoint entry index + 1) of the attached
+/// endpoint of that side, 0 when none (`u32`).
+pub const BLOCK_OWNER: u64 = 8;
 /// Within a control block: the wake sequence (`u64`; its low 32 bits are the futex word) that
 /// waiters sleep on. In the producer block: "data was published"; in the consumer block:
 /// "space was freed".
@@ -194,10 +208,11 @@ const _: () = {
     assert!(
         DATA_OFFSET % BLOCK_ALIGN as u64 == 0 && DATA_OFFSET >= CONSUMER_BLOCK + BLOCK_ALIGN as u64
     );
-    assert!(BLOCK_OWNER_PID + 4 <= BLOCK_ALIGN as u64);
-    assert!(ENDPOINT_TABLE >= CONSUMER_BLOCK + BLOCK_ALIGN as u64);
+    assert!(BLOCK_OWNER + 4 <= BLOCK_ALIGN as u64);
+    assert!(ROSTER >= CONSUMER_BLOCK + BLOCK_ALIGN as u64);
+    assert!(ENDPOINT_TABLE == ROSTER + 64);
     assert!(ENDPOINT_TABLE + MAX_ENDPOINTS * ENDPOINT_SIZE <= DATA_OFFSET);
-    assert!(MAX_ENDPOINTS == 56);
+    assert!(MAX_ENDPOINTS == 55);
 };
 
 /// Identity written into a header at creation and checked by openers that ask.

@@ -59,9 +59,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[doc(hidden)]
+pub mod crashpoint;
 pub mod error;
 pub mod frame;
 pub mod layout;
+pub mod liveness;
 mod mem;
 pub mod mpmc;
 pub mod segment;

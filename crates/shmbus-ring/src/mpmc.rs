@@ -33,13 +33,13 @@
 use crate::error::{Corruption, Error, PopError, PushError, Result, Role};
 use crate::layout::{
     self, Identity, OpenOptions, RingKind, SegmentHeader, CONSUMER_BLOCK, DATA_OFFSET,
-    ENDPOINT_CONSUMER, ENDPOINT_FREE, ENDPOINT_PID, ENDPOINT_PRODUCER, ENDPOINT_SIZE,
-    ENDPOINT_STATE, ENDPOINT_TABLE, MAX_ENDPOINTS, PRODUCER_BLOCK,
+    PRODUCER_BLOCK,
 };
+use crate::liveness::{self, Registration};
 use crate::mem::{Memory, RawMem};
 use crate::segment::{Segment, SegmentOptions};
 use crate::sync::Ordering;
-use crate::wait::{wait_for, WaitStrategy, WakeWords};
+use crate::wait::{wait_for, wake_all, WaitStrategy, WakeWords};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -377,6 +377,76 @@ impl<M: Memory> Core<M> {
         Ok(None)
     }
 
+    /// Releases every slot claimed by endpoint `dead` (whose process is gone): a position it
+    /// was writing is abandoned (consumers walk past it), a position it was reading is freed
+    /// for producers (that one message, which the dead consumer had taken, is lost). Slots
+    /// name their claimer, so no other endpoint's claim is touched. Idempotent; returns how
+    /// many slots were released.
+    pub(crate) fn repair_claims(&mut self, dead: u64) -> usize {
+        let mask = self.g.slots - 1;
+        let mut released = 0;
+        for i in 0..self.g.slots {
+            let off = self.g.slot(i);
+            // Acquire: the dead endpoint's stores to the slot are visible before we free it
+            // (pairs with its claiming CAS; its payload writes are never read).
+            // SAFETY: `off` is an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            if tag != dead || seq >= MAX_POSITION {
+                continue;
+            }
+            // `(p, k)` in slot p & mask: writing p. `(p + 1, k)` in slot p & mask: reading p.
+            let pos = if seq & mask == i {
+                seq
+            } else if seq > 0 && (seq - 1) & mask == i {
+                seq - 1
+            } else {
+                continue;
+            };
+            crate::crashpoint::hit("mpmc.repair.slot");
+            // Release: pairs with the Acquire load/CAS in `claim_write` of the next lap's
+            // producer (as `release`). Relaxed on failure: the slot moved on; not ours to fix.
+            // SAFETY: as above.
+            if unsafe {
+                self.mem.compare_exchange(
+                    off,
+                    word,
+                    join(pos + self.g.slots, 0),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+            }
+            .is_ok()
+            {
+                released += 1;
+            }
+        }
+        released
+    }
+
+    /// Whether a committed, unclaimed position waits at or after the head hint (what
+    /// `claim_read` would take), without claiming it.
+    pub(crate) fn has_committed(&self) -> Result<bool, Corruption> {
+        let mut pos = self.hint(self.g.head_off)?;
+        for _ in 0..self.g.walk_limit() {
+            // Acquire: as in `claim_read`.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            let dif = seq as i64 - (pos + 1) as i64;
+            if dif == 0 && tag == 0 {
+                return Ok(true);
+            } else if dif < 0 {
+                return Ok(false);
+            }
+            pos += 1;
+            if pos >= MAX_POSITION {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
     /// The validated payload length of a position we claimed for reading. On corruption the
     /// slot is released (the garbage is dropped) and the error returned.
     #[inline]
@@ -527,67 +597,76 @@ impl RingInner {
         unsafe { RawMem::from_raw(base, self.seg.len()) }
     }
 
-    fn entry_state(&self, index: u64) -> &std::sync::atomic::AtomicU32 {
-        self.seg
-            .raw_atomic_u32((ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_STATE) as usize)
-            .expect("the endpoint table lies in the first page")
-    }
-
-    /// Registers an endpoint in the table; its index + 1 is the tag it claims slots with.
-    fn register(&self, role: Role) -> Result<u64> {
-        if !self.seg.is_writable() {
-            return Err(Error::ReadOnly {
-                target: self.seg.target(),
-            });
-        }
-        let code = match role {
-            Role::Producer => ENDPOINT_PRODUCER,
-            Role::Consumer => ENDPOINT_CONSUMER,
-        };
-        for index in 0..MAX_ENDPOINTS {
-            // Acquire on success: pairs with the Release store of FREE in `unregister`, so the
-            // previous holder's writes to the entry are done. Relaxed on failure: try the next.
-            if self
-                .entry_state(index)
-                .compare_exchange(ENDPOINT_FREE, code, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                let pid = self
-                    .seg
-                    .raw_atomic_u32(
-                        (ENDPOINT_TABLE + index * ENDPOINT_SIZE + ENDPOINT_PID) as usize,
-                    )
-                    .expect("the endpoint table lies in the first page");
-                // Relaxed: diagnostics only.
-                pid.store(std::process::id(), Ordering::Relaxed);
-                return Ok(index + 1);
-            }
-        }
-        Err(Error::TooManyEndpoints {
-            target: self.seg.target(),
-            max: MAX_ENDPOINTS as u32,
-        })
-    }
-
     /// The wake words of one direction, if the ring notifies.
     fn wake_words(&self, data: bool) -> Option<WakeWords<'_>> {
         self.g.wake?.words(&self.seg, data)
     }
 
-    fn unregister(&self, tag: u64, role: Role) {
-        let code = match role {
-            Role::Producer => ENDPOINT_PRODUCER,
-            Role::Consumer => ENDPOINT_CONSUMER,
-        };
-        // Only our own registration (if a peer freed the entry and another endpoint took it,
-        // theirs stays). Release: publishes this endpoint's last slot stores before the entry
-        // is reused; pairs with the Acquire CAS in `register`. Relaxed on failure: no-op.
-        let _ = self.entry_state(tag - 1).compare_exchange(
-            code,
-            ENDPOINT_FREE,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+    /// Wakes every sleeper of both directions (the set of endpoints changed).
+    fn wake_everyone(&self) {
+        for data in [true, false] {
+            if let Some(w) = self.wake_words(data) {
+                wake_all(w);
+            }
+        }
+    }
+
+    /// Detaches an endpoint and wakes sleepers so that they re-check for disconnection.
+    fn detach(&self, reg: &mut Registration) {
+        reg.unregister(&self.seg);
+        self.wake_everyone();
+    }
+
+    /// Probes the other endpoints, reaping dead ones and releasing the slots they claimed.
+    fn probe(&self, reg: &mut Registration, core: &mut Core<RawMem>) {
+        let reaped = reg.probe(&self.seg, &mut |tag, _, _| {
+            core.repair_claims(tag);
+        });
+        if reaped > 0 {
+            self.wake_everyone();
+        }
+    }
+
+    /// What a push that found the ring full reports: `Disconnected` if every consumer is gone
+    /// (probing for dead endpoints, and repairing their slots, when the interval has passed).
+    #[cold]
+    fn on_full(&self, reg: &mut Registration, core: &mut Core<RawMem>) -> PushError {
+        if reg.probe_due() {
+            self.probe(reg, core);
+        }
+        if liveness::side_gone(&self.seg, Role::Consumer) {
+            PushError::Disconnected
+        } else {
+            PushError::Full
+        }
+    }
+
+    /// What a pop that found nothing reports: `Disconnected` if every producer is gone and
+    /// nothing committed is left (probing and repairing first when the interval has passed).
+    #[cold]
+    fn on_empty(&self, reg: &mut Registration, core: &mut Core<RawMem>) -> PopError {
+        if reg.probe_due() {
+            self.probe(reg, core);
+        }
+        // `side_gone` is an Acquire load pairing with the last producer's Release detach (or
+        // its reaper's): everything it committed is visible to `has_committed`.
+        if liveness::side_gone(&self.seg, Role::Producer)
+            && !matches!(core.has_committed(), Ok(true))
+        {
+            PopError::Disconnected
+        } else {
+            PopError::Empty
+        }
+    }
+
+    /// `Err(Disconnected)` if the consumer side is gone (one read-mostly load).
+    #[inline]
+    fn check_consumers(&self) -> Result<(), PushError> {
+        if liveness::side_gone(&self.seg, Role::Consumer) {
+            Err(PushError::Disconnected)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -809,10 +888,11 @@ impl MpmcRing {
         })
     }
 
-    fn core(&self, role: Role) -> Result<Core<RawMem>> {
-        let tag = self.inner.register(role)?;
+    fn core(&self, role: Role) -> Result<(Core<RawMem>, Registration)> {
+        let reg = Registration::register(&self.inner.seg, role)?;
         // SAFETY: the geometry was validated against the segment's size at create/open.
-        Ok(unsafe { Core::new(self.inner.mem(), self.inner.g, tag) })
+        let core = unsafe { Core::new(self.inner.mem(), self.inner.g, reg.tag()) };
+        Ok((core, reg))
     }
 
     /// Attaches a new producer endpoint.
@@ -821,11 +901,13 @@ impl MpmcRing {
     ///
     /// [`Error::TooManyEndpoints`] when the endpoint table is full; [`Error::ReadOnly`].
     pub fn producer(&self) -> Result<MpmcProducer> {
+        let (core, reg) = self.core(Role::Producer)?;
         Ok(MpmcProducer {
-            core: self.core(Role::Producer)?,
+            core,
             ring: self.clone(),
             claimed: Vec::new(),
             wait: WaitStrategy::default(),
+            reg,
         })
     }
 
@@ -835,10 +917,12 @@ impl MpmcRing {
     ///
     /// [`Error::TooManyEndpoints`] when the endpoint table is full; [`Error::ReadOnly`].
     pub fn consumer(&self) -> Result<MpmcConsumer> {
+        let (core, reg) = self.core(Role::Consumer)?;
         Ok(MpmcConsumer {
-            core: self.core(Role::Consumer)?,
+            core,
             ring: self.clone(),
             wait: WaitStrategy::default(),
+            reg,
         })
     }
 
@@ -870,6 +954,7 @@ pub struct MpmcProducer {
     ring: MpmcRing,
     claimed: Vec<u64>,
     wait: WaitStrategy,
+    reg: Registration,
 }
 
 impl std::fmt::Debug for MpmcProducer {
@@ -882,6 +967,14 @@ impl std::fmt::Debug for MpmcProducer {
 }
 
 impl MpmcProducer {
+    /// Sets how often, while the ring is full, this endpoint checks whether the other endpoints are
+    /// still alive, reaps dead ones and repairs the slots they held, and so notices a consumer that died (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
+    /// call also wakes this often to check.
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.reg.set_interval(interval);
+    }
+
     /// Copies `payload` into a slot and commits it.
     ///
     /// # Errors
@@ -890,7 +983,11 @@ impl MpmcProducer {
     /// [`PushError::Corrupt`] if the tail hint in shared memory is out of range.
     #[inline]
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.core.try_push(payload)
+        self.ring.inner.check_consumers()?;
+        match self.core.try_push(payload) {
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Pushes records in order until the ring is full; returns how many were pushed.
@@ -901,7 +998,11 @@ impl MpmcProducer {
     /// [`PushError::Corrupt`] if the first push meets corruption (after `n > 0` pushes, any
     /// error ends the burst with `Ok(n)` and the next call reports it).
     pub fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        self.core.push_burst(records)
+        self.ring.inner.check_consumers()?;
+        match self.core.push_burst(records) {
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Pushes all `records` or none. Positions are claimed first and committed together; if
@@ -913,7 +1014,11 @@ impl MpmcProducer {
     /// records than the ring has slots (it could never fit), [`PushError::TooLarge`],
     /// [`PushError::Corrupt`].
     pub fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
-        self.core.push_bulk(records, &mut self.claimed)
+        self.ring.inner.check_consumers()?;
+        match self.core.push_bulk(records, &mut self.claimed) {
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Claims a slot for writing in place; [`WriteSlot::commit`] publishes it, and dropping it
@@ -935,7 +1040,13 @@ impl MpmcProducer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn claim(&mut self) -> Result<WriteSlot<'_>, PushError> {
-        let pos = self.core.claim_write()?;
+        self.ring.inner.check_consumers()?;
+        let pos = match self.core.claim_write() {
+            Err(PushError::Full) => {
+                return Err(self.ring.inner.on_full(&mut self.reg, &mut self.core))
+            }
+            other => other?,
+        };
         Ok(WriteSlot {
             producer: self,
             pos,
@@ -955,17 +1066,25 @@ impl MpmcProducer {
     ) -> Result<WriteSlot<'_>, PushError> {
         let pos = {
             let MpmcProducer {
-                core, ring, wait, ..
+                core,
+                ring,
+                wait,
+                reg,
+                ..
             } = &mut *self;
-            wait_for(
-                *wait,
-                deadline,
-                ring.inner.wake_words(false),
-                || match core.claim_write() {
-                    Err(PushError::Full) => None,
+            let nap = reg.interval();
+            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+                if let Err(e) = ring.inner.check_consumers() {
+                    return Some(Err(e));
+                }
+                match core.claim_write() {
+                    Err(PushError::Full) => match ring.inner.on_full(reg, core) {
+                        PushError::Full => None,
+                        e => Some(Err(e)),
+                    },
                     other => Some(other),
-                },
-            )
+                }
+            })
             .unwrap_or(Err(PushError::Timeout))?
         };
         Ok(WriteSlot {
@@ -1015,24 +1134,32 @@ impl MpmcProducer {
         deadline: Option<Instant>,
     ) -> Result<(), PushError> {
         let MpmcProducer {
-            core, ring, wait, ..
+            core,
+            ring,
+            wait,
+            reg,
+            ..
         } = self;
-        wait_for(
-            *wait,
-            deadline,
-            ring.inner.wake_words(false),
-            || match core.try_push(payload) {
-                Err(PushError::Full) => None,
+        let nap = reg.interval();
+        wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+            if let Err(e) = ring.inner.check_consumers() {
+                return Some(Err(e));
+            }
+            match core.try_push(payload) {
+                Err(PushError::Full) => match ring.inner.on_full(reg, core) {
+                    PushError::Full => None,
+                    e => Some(Err(e)),
+                },
                 other => Some(other),
-            },
-        )
+            }
+        })
         .unwrap_or(Err(PushError::Timeout))
     }
 }
 
 impl Drop for MpmcProducer {
     fn drop(&mut self) {
-        self.ring.inner.unregister(self.core.tag, Role::Producer);
+        self.ring.inner.detach(&mut self.reg);
     }
 }
 
@@ -1101,6 +1228,7 @@ pub struct MpmcConsumer {
     core: Core<RawMem>,
     ring: MpmcRing,
     wait: WaitStrategy,
+    reg: Registration,
 }
 
 impl std::fmt::Debug for MpmcConsumer {
@@ -1113,6 +1241,14 @@ impl std::fmt::Debug for MpmcConsumer {
 }
 
 impl MpmcConsumer {
+    /// Sets how often, while the ring is empty, this endpoint checks whether the other endpoints are
+    /// still alive, reaps dead ones and repairs the slots they held, and so notices a producer that died (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
+    /// call also wakes this often to check.
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.reg.set_interval(interval);
+    }
+
     /// Pops the next message into `buf`, which must hold a whole slot
     /// ([`MpmcRing::slot_size`] bytes).
     ///
@@ -1122,7 +1258,10 @@ impl MpmcConsumer {
     /// [`PopError::Corrupt`] for a garbage slot (that message is dropped, the ring goes on).
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        self.core.try_pop(buf)
+        match self.core.try_pop(buf) {
+            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Pops the next message into `buf` (cleared and resized to it).
@@ -1132,7 +1271,10 @@ impl MpmcConsumer {
     /// [`PopError::Empty`] or [`PopError::Corrupt`].
     #[inline]
     pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        self.core.try_pop_vec(buf)
+        match self.core.try_pop_vec(buf) {
+            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Pops the next message and hands it, in place, to `f`.
@@ -1141,8 +1283,10 @@ impl MpmcConsumer {
     ///
     /// [`PopError::Empty`] or [`PopError::Corrupt`]; `f` is not called then.
     pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
-        let msg = self.claim()?.ok_or(PopError::Empty)?;
-        Ok(f(&msg))
+        match self.claim()? {
+            Some(msg) => Ok(f(&msg)),
+            None => Err(PopError::Empty),
+        }
     }
 
     /// Pops up to `max` messages, handing each to `f` in place; returns how many.
@@ -1161,6 +1305,12 @@ impl MpmcConsumer {
                 Err(e) => return Err(e),
             }
             n += 1;
+        }
+        if n == 0 && max > 0 {
+            if let PopError::Disconnected = self.ring.inner.on_empty(&mut self.reg, &mut self.core)
+            {
+                return Err(PopError::Disconnected);
+            }
         }
         Ok(n)
     }
@@ -1199,13 +1349,23 @@ impl MpmcConsumer {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, PopError> {
-        let MpmcConsumer { core, ring, wait } = self;
+        let MpmcConsumer {
+            core,
+            ring,
+            wait,
+            reg,
+        } = self;
+        let nap = reg.interval();
         wait_for(
             *wait,
             deadline,
             ring.inner.wake_words(true),
+            nap,
             || match core.try_pop(buf) {
-                Err(PopError::Empty) => None,
+                Err(PopError::Empty) => match ring.inner.on_empty(reg, core) {
+                    PopError::Empty => None,
+                    e => Some(Err(e)),
+                },
                 other => Some(other),
             },
         )
@@ -1224,15 +1384,25 @@ impl MpmcConsumer {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, PopError> {
         let claimed = {
-            let MpmcConsumer { core, ring, wait } = self;
+            let MpmcConsumer {
+                core,
+                ring,
+                wait,
+                reg,
+            } = self;
+            let nap = reg.interval();
             wait_for(
                 *wait,
                 deadline,
                 ring.inner.wake_words(true),
+                nap,
                 || match core.claim_read() {
-                    Ok(None) => None,
+                    Ok(None) => match ring.inner.on_empty(reg, core) {
+                        PopError::Empty => None,
+                        e => Some(Err(e)),
+                    },
                     Ok(Some(pos)) => Some(Ok(pos)),
-                    Err(c) => Some(Err(c)),
+                    Err(c) => Some(Err(PopError::Corrupt(c))),
                 },
             )
         };
@@ -1257,7 +1427,10 @@ impl MpmcConsumer {
     /// [`PopError::Corrupt`] for a garbage slot (released) or hint.
     pub fn claim(&mut self) -> Result<Option<ReadSlot<'_>>, PopError> {
         let Some(pos) = self.core.claim_read()? else {
-            return Ok(None);
+            return match self.ring.inner.on_empty(&mut self.reg, &mut self.core) {
+                PopError::Disconnected => Err(PopError::Disconnected),
+                _ => Ok(None),
+            };
         };
         let len = self.core.read_len(pos)?;
         Ok(Some(ReadSlot {
@@ -1270,7 +1443,7 @@ impl MpmcConsumer {
 
 impl Drop for MpmcConsumer {
     fn drop(&mut self) {
-        self.ring.inner.unregister(self.core.tag, Role::Consumer);
+        self.ring.inner.detach(&mut self.reg);
     }
 }
 

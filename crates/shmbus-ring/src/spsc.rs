@@ -44,13 +44,14 @@
 use crate::error::{Corruption, Error, PopError, PushError, Result, Role};
 use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
 use crate::layout::{
-    self, Identity, OpenOptions, RingKind, SegmentHeader, BLOCK_OWNER_PID, BLOCK_POSITION,
+    self, Identity, OpenOptions, RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION,
     BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, RING_FLAG_NOTIFY,
 };
+use crate::liveness::{self, Registration};
 use crate::mem::{Memory, RawMem};
 use crate::segment::{Segment, SegmentOptions};
 use crate::sync::Ordering;
-use crate::wait::{wait_for, WaitStrategy, WakeWords};
+use crate::wait::{wait_for, wake_all, WaitStrategy, WakeWords};
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -674,49 +675,141 @@ impl RingInner {
         unsafe { RawMem::from_raw(base, self.seg.len()) }
     }
 
-    fn owner_word(&self, role: Role) -> &std::sync::atomic::AtomicU32 {
+    fn owner(&self, role: Role) -> &std::sync::atomic::AtomicU32 {
         let block = match role {
             Role::Producer => PRODUCER_BLOCK,
             Role::Consumer => CONSUMER_BLOCK,
         };
         self.seg
-            .raw_atomic_u32((block + BLOCK_OWNER_PID) as usize)
+            .raw_atomic_u32((block + BLOCK_OWNER) as usize)
             .expect("validated segments hold both control blocks")
     }
 
-    fn claim(&self, role: Role) -> Result<()> {
-        if !self.seg.is_writable() {
-            return Err(Error::ReadOnly {
-                target: self.seg.target(),
-            });
-        }
-        let pid = std::process::id().max(1);
-        // Acquire on success: pairs with the Release store of 0 in `release`, so the previous
-        // endpoint's last position store is visible to our attach. Relaxed on failure: we only
-        // report the holder's pid.
-        match self
-            .owner_word(role)
-            .compare_exchange(0, pid, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => Ok(()),
-            Err(holder) => Err(Error::AlreadyAttached {
-                target: self.seg.target(),
-                role,
-                pid: holder,
-            }),
-        }
-    }
-
-    fn release(&self, role: Role) {
-        // Only our own claim: if it was cleared and someone else claimed the role since, theirs
-        // stays. Release: publishes this endpoint's final position stores to the next
-        // claimant; pairs with the Acquire CAS in `claim`. Relaxed on failure: nothing to do.
-        let _ = self.owner_word(role).compare_exchange(
-            std::process::id().max(1),
+    /// Clears `role`'s owner word if it still names endpoint `tag` of generation `gen` (the
+    /// repair for a dead SPSC endpoint; idempotent).
+    fn clear_owner(&self, role: Role, tag: u64, gen: u16) {
+        // Release: the dead holder's last position stores (seen by the reaper's Acquire CAS on
+        // its entry) happen before the next claimant's Acquire CAS in `claim`. Relaxed on
+        // failure: someone else's word, leave it.
+        let _ = self.owner(role).compare_exchange(
+            liveness::owner_word(tag, gen),
             0,
             Ordering::Release,
             Ordering::Relaxed,
         );
+    }
+
+    /// Registers an endpoint of `role` and makes it the ring's one endpoint of that role. An
+    /// owner that died is reaped and replaced (producer takeover).
+    fn claim(&self, role: Role) -> Result<Registration> {
+        let mut reg = Registration::register(&self.seg, role)?;
+        let mine = liveness::owner_word(reg.tag(), reg.gen());
+        let mut holder_pid = 0;
+        for _ in 0..8 {
+            // Acquire on success: pairs with the Release CAS to 0 in `release` or
+            // `clear_owner`, so the previous endpoint's last position store is visible to our
+            // attach. Relaxed on failure: we judge the holder next.
+            let holder = match self.owner(role).compare_exchange(
+                0,
+                mine,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(reg),
+                Err(holder) => holder,
+            };
+            let (tag, gen) = (u64::from(holder & 0xff), (holder >> 8) as u16);
+            match reg.reap_owner(&self.seg, tag, gen, &mut |t, g, r| {
+                self.clear_owner(r, t, g)
+            }) {
+                Some(pid) => {
+                    holder_pid = pid;
+                    break;
+                }
+                None => {
+                    // The holder is gone (reaped now, or its word names no live entry):
+                    // clear the word if it still holds that value, and try again.
+                    // Relaxed: as in `clear_owner`'s failure case; the retry's CAS orders.
+                    let _ = self.owner(role).compare_exchange(
+                        holder,
+                        0,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+        }
+        reg.unregister(&self.seg);
+        Err(Error::AlreadyAttached {
+            target: self.seg.target(),
+            role,
+            pid: holder_pid,
+        })
+    }
+
+    /// Detaches `role`'s endpoint: clears the owner word, frees the entry, and wakes sleepers
+    /// of both directions so that they re-check for disconnection.
+    fn release(&self, role: Role, reg: &mut Registration) {
+        self.clear_owner(role, reg.tag(), reg.gen());
+        reg.unregister(&self.seg);
+        self.wake_everyone();
+    }
+
+    /// Wakes every sleeper of both directions.
+    fn wake_everyone(&self) {
+        for data in [true, false] {
+            if let Some(w) = self.wake_words(data) {
+                wake_all(w);
+            }
+        }
+    }
+
+    /// Probes the other endpoints, reaping dead ones; wakes sleepers if any was reaped.
+    fn probe(&self, reg: &mut Registration) {
+        let reaped = reg.probe(&self.seg, &mut |t, g, r| self.clear_owner(r, t, g));
+        if reaped > 0 {
+            self.wake_everyone();
+        }
+    }
+
+    /// What a push that found the ring full reports: `Disconnected` if the consumer is gone
+    /// (probing for a dead one when the probe interval has passed), else `Full`.
+    #[cold]
+    fn on_full(&self, reg: &mut Registration) -> PushError {
+        if reg.probe_due() {
+            self.probe(reg);
+        }
+        if liveness::side_gone(&self.seg, Role::Consumer) {
+            PushError::Disconnected
+        } else {
+            PushError::Full
+        }
+    }
+
+    /// What a pop that found the ring empty reports: `Disconnected` if the producer is gone
+    /// and the ring is still empty after that was seen, else `Empty`.
+    #[cold]
+    fn on_empty<M: Memory>(&self, reg: &mut Registration, core: &mut ConsumerCore<M>) -> PopError {
+        if reg.probe_due() {
+            self.probe(reg);
+        }
+        // `side_gone` is an Acquire load that pairs with the producer's Release detach: every
+        // record it committed is visible to the re-check.
+        if liveness::side_gone(&self.seg, Role::Producer) && core.is_empty() {
+            PopError::Disconnected
+        } else {
+            PopError::Empty
+        }
+    }
+
+    /// `Err(Disconnected)` if the consumer side is gone (one read-mostly load).
+    #[inline]
+    fn check_consumer(&self) -> Result<(), PushError> {
+        if liveness::side_gone(&self.seg, Role::Consumer) {
+            Err(PushError::Disconnected)
+        } else {
+            Ok(())
+        }
     }
 
     /// The wake words of one direction, if the ring notifies.
@@ -913,16 +1006,17 @@ impl SpscRing {
     /// [`Error::AlreadyAttached`], [`Error::ReadOnly`], or [`Error::Corrupt`] if the positions
     /// in the segment are inconsistent.
     pub fn producer(&self) -> Result<Producer> {
-        self.inner.claim(Role::Producer)?;
+        let mut reg = self.inner.claim(Role::Producer)?;
         // SAFETY: the geometry was validated against the segment's size at create/open.
         match unsafe { ProducerCore::attach(self.inner.mem(), self.inner.g) } {
             Ok(core) => Ok(Producer {
                 core,
                 ring: self.clone(),
                 wait: WaitStrategy::default(),
+                reg,
             }),
             Err(c) => {
-                self.inner.release(Role::Producer);
+                self.inner.release(Role::Producer, &mut reg);
                 Err(self.inner.corrupt(c))
             }
         }
@@ -935,16 +1029,17 @@ impl SpscRing {
     ///
     /// [`Error::AlreadyAttached`], [`Error::ReadOnly`], or [`Error::Corrupt`].
     pub fn consumer(&self) -> Result<Consumer> {
-        self.inner.claim(Role::Consumer)?;
+        let mut reg = self.inner.claim(Role::Consumer)?;
         // SAFETY: the geometry was validated against the segment's size at create/open.
         match unsafe { ConsumerCore::attach(self.inner.mem(), self.inner.g) } {
             Ok(core) => Ok(Consumer {
                 core,
                 ring: self.clone(),
                 wait: WaitStrategy::default(),
+                reg,
             }),
             Err(c) => {
-                self.inner.release(Role::Consumer);
+                self.inner.release(Role::Consumer, &mut reg);
                 Err(self.inner.corrupt(c))
             }
         }
@@ -991,6 +1086,7 @@ pub struct Producer {
     core: ProducerCore<RawMem>,
     ring: SpscRing,
     wait: WaitStrategy,
+    reg: Registration,
 }
 
 impl std::fmt::Debug for Producer {
@@ -1003,6 +1099,14 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Producer {
+    /// Sets how often, while the ring is full, this endpoint checks whether the other endpoints are
+    /// still alive, reaps dead ones, and so notices a consumer that died (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
+    /// call also wakes this often to check.
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.reg.set_interval(interval);
+    }
+
     /// Copies `payload` into the ring as one record and publishes it.
     ///
     /// # Errors
@@ -1012,7 +1116,11 @@ impl Producer {
     /// if the consumer's position in shared memory is inconsistent.
     #[inline]
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.core.try_push(payload)
+        self.ring.inner.check_consumer()?;
+        match self.core.try_push(payload) {
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg)),
+            other => other,
+        }
     }
 
     /// Pushes as many of `records` as fit, in order, and publishes them all with a single
@@ -1034,7 +1142,11 @@ impl Producer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        self.core.try_push_batch(records)
+        self.ring.inner.check_consumer()?;
+        match self.core.try_push_batch(records) {
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg)),
+            other => other,
+        }
     }
 
     /// Reserves a record of `len` bytes in the ring and returns it for writing in place.
@@ -1058,7 +1170,11 @@ impl Producer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>, PushError> {
-        let start = self.core.place(len)?;
+        self.ring.inner.check_consumer()?;
+        let start = match self.core.place(len) {
+            Err(PushError::Full) => return Err(self.ring.inner.on_full(&mut self.reg)),
+            other => other?,
+        };
         Ok(Reservation {
             producer: self,
             start,
@@ -1078,16 +1194,25 @@ impl Producer {
         deadline: Option<Instant>,
     ) -> Result<Reservation<'_>, PushError> {
         let start = {
-            let Producer { core, ring, wait } = &mut *self;
-            wait_for(
-                *wait,
-                deadline,
-                ring.inner.wake_words(false),
-                || match core.place(len) {
-                    Err(PushError::Full) => None,
+            let Producer {
+                core,
+                ring,
+                wait,
+                reg,
+            } = &mut *self;
+            let nap = reg.interval();
+            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+                if let Err(e) = ring.inner.check_consumer() {
+                    return Some(Err(e));
+                }
+                match core.place(len) {
+                    Err(PushError::Full) => match ring.inner.on_full(reg) {
+                        PushError::Full => None,
+                        e => Some(Err(e)),
+                    },
                     other => Some(other),
-                },
-            )
+                }
+            })
             .unwrap_or(Err(PushError::Timeout))?
         };
         Ok(Reservation {
@@ -1137,16 +1262,25 @@ impl Producer {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), PushError> {
-        let Producer { core, ring, wait } = self;
-        wait_for(
-            *wait,
-            deadline,
-            ring.inner.wake_words(false),
-            || match core.try_push(payload) {
-                Err(PushError::Full) => None,
+        let Producer {
+            core,
+            ring,
+            wait,
+            reg,
+        } = self;
+        let nap = reg.interval();
+        wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+            if let Err(e) = ring.inner.check_consumer() {
+                return Some(Err(e));
+            }
+            match core.try_push(payload) {
+                Err(PushError::Full) => match ring.inner.on_full(reg) {
+                    PushError::Full => None,
+                    e => Some(Err(e)),
+                },
                 other => Some(other),
-            },
-        )
+            }
+        })
         .unwrap_or(Err(PushError::Timeout))
     }
 
@@ -1158,7 +1292,7 @@ impl Producer {
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        self.ring.inner.release(Role::Producer);
+        self.ring.inner.release(Role::Producer, &mut self.reg);
     }
 }
 
@@ -1229,6 +1363,7 @@ pub struct Consumer {
     core: ConsumerCore<RawMem>,
     ring: SpscRing,
     wait: WaitStrategy,
+    reg: Registration,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -1241,6 +1376,14 @@ impl std::fmt::Debug for Consumer {
 }
 
 impl Consumer {
+    /// Sets how often, while the ring is empty, this endpoint checks whether the other endpoints are
+    /// still alive, reaps dead ones, and so notices a producer that died (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
+    /// call also wakes this often to check.
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.reg.set_interval(interval);
+    }
+
     /// Pops the next record into `buf`, returning its length.
     ///
     /// # Errors
@@ -1249,7 +1392,10 @@ impl Consumer {
     /// [`PopError::Corrupt`] if the record header in shared memory is inconsistent.
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        self.core.try_pop(buf)
+        match self.core.try_pop(buf) {
+            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Pops the next record into `buf` (cleared and resized to the record), returning its length.
@@ -1258,7 +1404,10 @@ impl Consumer {
     ///
     /// [`PopError::Empty`] or [`PopError::Corrupt`].
     pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        self.core.try_pop_vec(buf)
+        match self.core.try_pop_vec(buf) {
+            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            other => other,
+        }
     }
 
     /// Pops the next record and hands its bytes, in place in shared memory, to `f`.
@@ -1271,7 +1420,9 @@ impl Consumer {
     /// [`PopError::Empty`] or [`PopError::Corrupt`]; `f` is not called then.
     #[inline]
     pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
-        let (start, len) = self.core.next()?.ok_or(PopError::Empty)?;
+        let Some((start, len)) = self.core.next()? else {
+            return Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core));
+        };
         let r = f(self.slice(start, len));
         self.core.advance(record_size(len as u64));
         Ok(r)
@@ -1307,6 +1458,11 @@ impl Consumer {
         }
         if n > 0 {
             self.core.publish_head();
+        } else if result.is_ok() {
+            if let PopError::Disconnected = self.ring.inner.on_empty(&mut self.reg, &mut self.core)
+            {
+                return Err(PopError::Disconnected);
+            }
         }
         result.map(|()| n)
     }
@@ -1322,7 +1478,10 @@ impl Consumer {
     /// [`PopError::Corrupt`] if the record header is inconsistent.
     pub fn peek(&mut self) -> Result<Option<Peeked<'_>>, PopError> {
         match self.core.next()? {
-            None => Ok(None),
+            None => match self.ring.inner.on_empty(&mut self.reg, &mut self.core) {
+                PopError::Disconnected => Err(PopError::Disconnected),
+                _ => Ok(None),
+            },
             Some((start, len)) => Ok(Some(Peeked {
                 consumer: self,
                 start,
@@ -1387,13 +1546,23 @@ impl Consumer {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, PopError> {
-        let Consumer { core, ring, wait } = self;
+        let Consumer {
+            core,
+            ring,
+            wait,
+            reg,
+        } = self;
+        let nap = reg.interval();
         wait_for(
             *wait,
             deadline,
             ring.inner.wake_words(true),
+            nap,
             || match core.try_pop(buf) {
-                Err(PopError::Empty) => None,
+                Err(PopError::Empty) => match ring.inner.on_empty(reg, core) {
+                    PopError::Empty => None,
+                    e => Some(Err(e)),
+                },
                 other => Some(other),
             },
         )
@@ -1412,22 +1581,32 @@ impl Consumer {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, PopError> {
         let found = {
-            let Consumer { core, ring, wait } = self;
+            let Consumer {
+                core,
+                ring,
+                wait,
+                reg,
+            } = self;
+            let nap = reg.interval();
             wait_for(
                 *wait,
                 deadline,
                 ring.inner.wake_words(true),
+                nap,
                 || match core.next() {
-                    Ok(None) => None,
-                    other => Some(other),
+                    Ok(None) => match ring.inner.on_empty(reg, core) {
+                        PopError::Empty => None,
+                        e => Some(Err(e)),
+                    },
+                    Ok(Some(found)) => Some(Ok(found)),
+                    Err(c) => Some(Err(PopError::Corrupt(c))),
                 },
             )
         };
         let (start, len) = match found {
             None => return Err(PopError::Timeout),
-            Some(Err(c)) => return Err(PopError::Corrupt(c)),
-            Some(Ok(Some(found))) => found,
-            Some(Ok(None)) => unreachable!("`None` keeps waiting"),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(found)) => found,
         };
         let r = f(self.slice(start, len));
         self.core.advance(record_size(len as u64));
@@ -1462,7 +1641,7 @@ impl Drop for Consumer {
         // Records handed out before a panic in a `pop_batch` callback are consumed: publish
         // the local head so a successor does not see them again.
         self.core.publish_head();
-        self.ring.inner.release(Role::Consumer);
+        self.ring.inner.release(Role::Consumer, &mut self.reg);
     }
 }
 

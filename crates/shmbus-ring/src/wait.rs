@@ -126,12 +126,27 @@ pub(crate) fn futex_wake(word: &AtomicU64) {
     }
 }
 
+/// Wakes every sleeper of one direction, whatever it waits for: used when the set of
+/// endpoints changes (a detach, a reaped peer), so that sleepers re-check for disconnection.
+pub(crate) fn wake_all(w: WakeWords<'_>) {
+    // SeqCst: as N1 of the protocol (module docs): orders the caller's change (roster bit,
+    // repaired slots) before the load of the waiters count; pairs with the sleeper's P3 fence.
+    fence(Ordering::SeqCst);
+    if w.waiters.load(Ordering::Relaxed) != 0 {
+        // Release: as N2; the sleeper's Acquire load of the sequence (P2) pairs with it.
+        w.seq.fetch_add(1, Ordering::Release);
+        futex_wake(w.seq);
+    }
+}
+
 /// Runs `attempt` until it returns `Some` (the operation's outcome) or `deadline` passes
-/// (`None`), waiting between attempts as `strategy` says.
+/// (`None`), waiting between attempts as `strategy` says. A futex sleep lasts at most `nap`,
+/// so that `attempt` runs (and checks peer liveness) at least that often.
 pub(crate) fn wait_for<R>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
     wake: Option<WakeWords<'_>>,
+    nap: Duration,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
     let start = Instant::now();
@@ -174,11 +189,8 @@ pub(crate) fn wait_for<R>(
             fence(Ordering::SeqCst);
             let outcome = attempt();
             if outcome.is_none() {
-                futex_wait(
-                    w.seq,
-                    seq,
-                    deadline.map(|d| d.saturating_duration_since(now)),
-                );
+                let left = deadline.map_or(nap, |d| d.saturating_duration_since(now).min(nap));
+                futex_wait(w.seq, seq, Some(left));
             }
             // Relaxed: the count only gates whether notifiers make the syscall.
             w.waiters.fetch_sub(1, Ordering::Relaxed);

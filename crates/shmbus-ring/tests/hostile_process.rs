@@ -11,7 +11,7 @@
 //!   kill may hit before death repair exists).
 #![cfg(not(loom))]
 
-use shmbus_ring::layout::{ENDPOINT_PID, ENDPOINT_SIZE, ENDPOINT_TABLE, MAX_ENDPOINTS};
+use shmbus_ring::layout::{ENDPOINT_SIZE, ENDPOINT_TABLE, MAX_ENDPOINTS};
 use shmbus_ring::{
     MpmcConfig, MpmcRing, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
@@ -138,6 +138,7 @@ fn scribbler() {
 #[derive(Debug, Default)]
 struct Tally {
     ok: u64,
+    /// Full, Empty, TooLarge, BufferTooSmall, or Disconnected (the roster can be scribbled on).
     empty_or_full: u64,
     corrupt: u64,
     other: u64,
@@ -258,7 +259,10 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                 };
                 match r {
                     Ok(()) => t.ok += 1,
-                    Err(PushError::Full | PushError::TooLarge { .. }) => t.empty_or_full += 1,
+                    // Disconnected: the scribbler may clear the roster's attached bits.
+                    Err(PushError::Full | PushError::TooLarge { .. } | PushError::Disconnected) => {
+                        t.empty_or_full += 1
+                    }
                     Err(PushError::Corrupt(_)) => t.corrupt += 1,
                     Err(_) => t.other += 1,
                 }
@@ -299,7 +303,9 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                         assert!(k <= limit);
                         t.ok += 1
                     }
-                    Err(PopError::Empty | PopError::BufferTooSmall { .. }) => t.empty_or_full += 1,
+                    Err(
+                        PopError::Empty | PopError::BufferTooSmall { .. } | PopError::Disconnected,
+                    ) => t.empty_or_full += 1,
                     Err(PopError::Corrupt(_)) => t.corrupt += 1,
                     Err(_) => t.other += 1,
                 }
@@ -371,9 +377,11 @@ fn a_process_scribbling_into_a_live_mpmc_ring_gets_the_honest_side_errors_not_cr
                             };
                             match r {
                                 Ok(()) => t.ok += 1,
-                                Err(PushError::Full | PushError::TooLarge { .. }) => {
-                                    t.empty_or_full += 1
-                                }
+                                Err(
+                                    PushError::Full
+                                    | PushError::TooLarge { .. }
+                                    | PushError::Disconnected,
+                                ) => t.empty_or_full += 1,
                                 Err(PushError::Corrupt(_)) => t.corrupt += 1,
                                 Err(_) => t.other += 1,
                             }
@@ -389,9 +397,11 @@ fn a_process_scribbling_into_a_live_mpmc_ring_gets_the_honest_side_errors_not_cr
                                     assert!(k <= limit);
                                     t.ok += 1
                                 }
-                                Err(PopError::Empty | PopError::BufferTooSmall { .. }) => {
-                                    t.empty_or_full += 1
-                                }
+                                Err(
+                                    PopError::Empty
+                                    | PopError::BufferTooSmall { .. }
+                                    | PopError::Disconnected,
+                                ) => t.empty_or_full += 1,
                                 Err(PopError::Corrupt(_)) => t.corrupt += 1,
                                 Err(_) => t.other += 1,
                             }
@@ -631,10 +641,12 @@ fn free_endpoints_of(raw: &Segment, pid: u32) -> u32 {
     let mut freed = 0;
     for i in 0..MAX_ENDPOINTS {
         let entry = (ENDPOINT_TABLE + i * ENDPOINT_SIZE) as usize;
-        let state = raw.atomic_u32(entry).unwrap();
-        let owner = raw.atomic_u32(entry + ENDPOINT_PID as usize).unwrap();
-        if state.load(Ordering::SeqCst) != 0 && owner.load(Ordering::SeqCst) == pid {
-            state.store(0, Ordering::SeqCst);
+        // The state word: pid in the high half, phase in bits 4..8 (0: free).
+        let state = raw.atomic_u64(entry).unwrap();
+        let word = state.load(Ordering::SeqCst);
+        if (word >> 4) & 0xf != 0 && (word >> 32) as u32 == pid {
+            // Whatever the generation was, free it with the phase cleared.
+            state.store(word & 0xffff_0000, Ordering::SeqCst);
             freed += 1;
         }
     }

@@ -14,7 +14,6 @@ const TEST: &str =
 const ROLE: &str = "SHMBUS_MPMC_ROLE";
 const NAME: &str = "SHMBUS_MPMC_NAME";
 const PER_PRODUCER: &str = "SHMBUS_MPMC_PER_PRODUCER";
-const SENTINEL: u32 = u32::MAX;
 const DEADLINE: Duration = Duration::from_secs(300);
 
 struct Kill(Vec<Child>);
@@ -73,7 +72,8 @@ fn producer(ring: &MpmcRing, p: u32, count: u64) {
     }
 }
 
-/// Consumes until a sentinel; prints `RESULT producer count seq_sum mix_sum` per producer.
+/// Consumes until every producer has detached and the ring is drained (`Disconnected`);
+/// prints `RESULT producer count seq_sum mix_sum` per producer.
 fn consumer(ring: &MpmcRing, producers: u32) {
     let mut rx = ring.consumer().unwrap();
     let deadline = Instant::now() + DEADLINE;
@@ -86,9 +86,6 @@ fn consumer(ring: &MpmcRing, producers: u32) {
         match rx.try_pop(&mut buf) {
             Ok(len) => {
                 let p = u32::from_le_bytes(buf[..4].try_into().unwrap());
-                if p == SENTINEL {
-                    break;
-                }
                 let seq = u64::from_le_bytes(buf[4..12].try_into().unwrap());
                 let mut want = [0u8; 64];
                 assert!(p < producers, "unknown producer {p}");
@@ -113,6 +110,8 @@ fn consumer(ring: &MpmcRing, producers: u32) {
                 sums[i] = sums[i].wrapping_add(seq);
                 mixes[i] = mixes[i].wrapping_add(mix(p, seq));
             }
+            // Every producer detached and everything committed is consumed: the stream ended.
+            Err(PopError::Disconnected) => break,
             Err(PopError::Empty) => {
                 idle += 1;
                 if idle % 1024 == 0 {
@@ -158,6 +157,10 @@ fn four_producer_and_four_consumer_processes_pass_ten_million_messages_exactly_o
             .spawn()
             .unwrap()
     };
+    // The parent holds a producer endpoint until every producer process has finished, so the
+    // consumers see "disconnected" only at the real end of the streams (not in a gap between
+    // one producer exiting and another attaching).
+    let tx = ring.producer().unwrap();
     let mut cons = Kill(
         (0..consumers)
             .map(|_| spawn("consumer".into(), Stdio::piped()))
@@ -171,15 +174,9 @@ fn four_producer_and_four_consumer_processes_pass_ten_million_messages_exactly_o
     for c in &mut prods.0 {
         assert!(c.wait().unwrap().success(), "a producer process failed");
     }
-    // All real messages are in; one sentinel per consumer, behind them in position order.
-    let mut tx = ring.producer().unwrap();
-    let mut sentinel = [0u8; 64];
-    sentinel[..4].copy_from_slice(&SENTINEL.to_le_bytes());
-    for _ in 0..consumers {
-        while tx.try_push(&sentinel[..12]).is_err() {
-            std::thread::yield_now();
-        }
-    }
+    // All messages are committed: the last producer detaching lets the consumers drain the
+    // ring and then end with `Disconnected`.
+    drop(tx);
     let (mut count, mut sums, mut mixes) = ([0u64; 4], [0u64; 4], [0u64; 4]);
     for c in &mut cons.0 {
         let out = BufReader::new(c.stdout.take().unwrap());

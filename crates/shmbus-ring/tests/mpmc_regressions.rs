@@ -94,33 +94,24 @@ fn a_burst_that_meets_an_error_midway_reports_what_it_pushed() {
 #[test]
 fn an_endpoint_never_frees_a_table_entry_it_does_not_hold() {
     let (ring, raw) = shm_ring(4);
+    let entry = raw.atomic_u64(ENDPOINT_TABLE as usize).unwrap();
+    // The state word: role in bits 0..4 (1 producer, 2 consumer), phase in bits 4..8
+    // (0 free, 2 active).
+    let role_phase = |w: u64| (w & 0xf, (w >> 4) & 0xf);
     let a = ring.producer().unwrap();
+    assert_eq!(role_phase(entry.load(Ordering::SeqCst)), (1, 2));
     // A peer frees A's entry (index 0) and a consumer registers in it.
-    raw.atomic_u32(ENDPOINT_TABLE as usize)
-        .unwrap()
-        .store(0, Ordering::SeqCst);
+    entry.store(0, Ordering::SeqCst);
     let b = ring.consumer().unwrap();
-    assert_eq!(
-        raw.atomic_u32(ENDPOINT_TABLE as usize)
-            .unwrap()
-            .load(Ordering::SeqCst),
-        2
-    );
+    assert_eq!(role_phase(entry.load(Ordering::SeqCst)), (2, 2));
     drop(a);
     assert_eq!(
-        raw.atomic_u32(ENDPOINT_TABLE as usize)
-            .unwrap()
-            .load(Ordering::SeqCst),
-        2,
+        role_phase(entry.load(Ordering::SeqCst)),
+        (2, 2),
         "the consumer's entry survived the producer's drop"
     );
     drop(b);
-    assert_eq!(
-        raw.atomic_u32(ENDPOINT_TABLE as usize)
-            .unwrap()
-            .load(Ordering::SeqCst),
-        0
-    );
+    assert_eq!(role_phase(entry.load(Ordering::SeqCst)).1, 0);
 }
 
 #[test]

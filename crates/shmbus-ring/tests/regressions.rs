@@ -67,12 +67,21 @@ fn attach_refuses_a_published_tail_a_full_lap_ahead() {
 fn dropping_an_endpoint_does_not_clear_a_claim_that_is_not_its_own() {
     let (ring, raw) = ring(&SpscConfig::new(256));
     let a = ring.producer().unwrap();
-    // Someone clears A's claim and B claims the role (here with another pid).
+    // Someone clears A's claim (the owner word) and B, a live endpoint, claims the role.
     raw.atomic_u32((PRODUCER_BLOCK + 8) as usize)
         .unwrap()
-        .store(4_000_000, Ordering::SeqCst);
+        .store(0, Ordering::SeqCst);
+    let b = ring.producer().unwrap();
     drop(a);
-    assert!(ring.producer().is_err(), "B's claim survived A's drop");
+    assert!(
+        matches!(
+            ring.producer().unwrap_err(),
+            shmbus_ring::Error::AlreadyAttached { .. }
+        ),
+        "B's claim survived A's drop"
+    );
+    drop(b);
+    ring.producer().expect("B's drop released the role");
 }
 
 #[test]

@@ -1,0 +1,52 @@
+//! Crash points: a test-only hook that parks the process between two steps of the protocol,
+//! so a test can SIGKILL it exactly there.
+//!
+//! Disarmed (always, unless a test arms it), a crash point costs one `Relaxed` load of a
+//! process-local flag. Armed with a name, the first thread to reach the point of that name
+//! prints `shmbus-crashpoint: NAME` on standard error and sleeps for ever.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static POINT: OnceLock<String> = OnceLock::new();
+
+/// Arms the crash point `name` for this process (once; later calls are ignored). For tests.
+#[doc(hidden)]
+pub fn arm(name: &str) {
+    if POINT.set(name.to_string()).is_ok() {
+        ARMED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Arms the crash point named by the environment variable `SHMBUS_CRASHPOINT`, if set.
+#[doc(hidden)]
+pub fn arm_from_env() {
+    if let Ok(name) = std::env::var("SHMBUS_CRASHPOINT") {
+        arm(&name);
+    }
+}
+
+/// Marks the point `name` of the protocol.
+#[inline(always)]
+pub(crate) fn hit(name: &'static str) {
+    // Relaxed: a process-local switch set before the protocol runs.
+    if ARMED.load(Ordering::Relaxed) {
+        park_if(name);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn park_if(name: &'static str) {
+    if POINT.get().map(String::as_str) != Some(name) {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "shmbus-crashpoint: {name}");
+    let _ = err.flush();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,800 @@
+//! Endpoint liveness: the endpoint table, death detection without heartbeats, and reaping.
+//!
+//! # The table
+//!
+//! Every attached producer and consumer, of either ring kind, holds one 64-byte entry of the
+//! endpoint table ([`ENDPOINT_TABLE`], [`MAX_ENDPOINTS`] entries). Its index + 1 is the
+//! endpoint's **tag**: MPMC slots name the endpoint that claimed them by it, SPSC control
+//! blocks name their owner by it. An entry's state word packs:
+//!
+//! ```text
+//! bits 0..4    role     1 producer, 2 consumer
+//! bits 4..8    phase    0 free, 1 registering, 2 active, 3 reaping
+//! bits 8..16   reaper   the tag of the endpoint reaping this entry (phase 3)
+//! bits 16..32  gen      registration generation: bumped by every registration (no ABA)
+//! bits 32..64  pid      the holder's pid (diagnostics; meaningful in its PID namespace)
+//! ```
+//!
+//! The roster line ([`ROSTER`]) holds one bitmap per role: bit `i` is set while entry `i` is
+//! attached. It is the cheap disconnection test: a producer checks the consumer bitmap on every
+//! push (one load of a read-mostly line); a consumer checks the producer bitmap when the ring is
+//! empty. Bits are set and cleared idempotently (`fetch_or` / `fetch_and`), so a reaper that
+//! dies half-way and a second reaper that redoes its work cannot corrupt the count.
+//!
+//! # Death detection
+//!
+//! An endpoint in a segment with a file (shm, memfd, file) opens its own open file description
+//! of that file and takes an OFD write lock (`F_OFD_SETLK`) on the first byte of its entry. The
+//! kernel drops the lock when the last descriptor of that description closes, which a dying
+//! process does. Other processes probe it with `F_OFD_GETLK`; this works across PID namespaces.
+//! Because a `fork`ed child inherits descriptors (and so keeps a parent's lock alive), the
+//! probe also checks, when prober and holder share a PID namespace, that a process with the
+//! entry's pid and start time still exists. Segments without a file (anonymous, heap) use that
+//! check alone. An endpoint whose fate cannot be told (another namespace, no lock) counts as
+//! alive: it is never reaped on a guess.
+//!
+//! # Reaping
+//!
+//! A survivor that finds a dead entry moves it, by CAS on the state word, from `active` (or
+//! `registering`) to `reaping` with its own tag, so exactly one live reaper works on an entry.
+//! The reaper then repairs what the dead endpoint held (the ring kind's job: an SPSC owner word
+//! is cleared; MPMC slots tagged with the dead tag are released), clears the roster bit, and
+//! frees the entry. If the reaper dies too, the next survivor that finds the reaper dead takes
+//! the entry over and redoes the (idempotent) steps. Only a dead endpoint's own claims carry
+//! its tag, and its entry is freed only after they are repaired, so a repair never touches a
+//! live endpoint's claim.
+
+use crate::crashpoint;
+use crate::error::{Error, Result, Role};
+use crate::layout::{
+    self, ENDPOINT_LOCKED, ENDPOINT_PIDNS, ENDPOINT_SIZE, ENDPOINT_START_TIME, ENDPOINT_STATE,
+    ENDPOINT_TABLE, MAX_ENDPOINTS, ROSTER, ROSTER_CONSUMERS, ROSTER_EVER, ROSTER_PRODUCERS,
+};
+use crate::segment::{Segment, SegmentOptions};
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How often, by default, a waiting endpoint checks whether its peers are still alive (and
+/// repairs what dead ones held). Death is noticed within about this much of it becoming
+/// detectable (plus the 4 ms resolution of the coarse clock).
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(20);
+
+const PHASE_FREE: u64 = 0;
+const PHASE_REGISTERING: u64 = 1;
+const PHASE_ACTIVE: u64 = 2;
+const PHASE_REAPING: u64 = 3;
+
+/// A decoded entry state word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct State {
+    pub(crate) pid: u32,
+    pub(crate) gen: u16,
+    pub(crate) phase: u64,
+    pub(crate) reaper: u8,
+    pub(crate) role: Option<Role>,
+}
+
+impl State {
+    fn decode(w: u64) -> State {
+        State {
+            role: match w & 0xf {
+                1 => Some(Role::Producer),
+                2 => Some(Role::Consumer),
+                _ => None,
+            },
+            phase: (w >> 4) & 0xf,
+            reaper: (w >> 8) as u8,
+            gen: (w >> 16) as u16,
+            pid: (w >> 32) as u32,
+        }
+    }
+
+    fn encode(&self) -> u64 {
+        let role = match self.role {
+            Some(Role::Producer) => 1,
+            Some(Role::Consumer) => 2,
+            None => 0,
+        };
+        role | self.phase << 4
+            | u64::from(self.reaper) << 8
+            | u64::from(self.gen) << 16
+            | u64::from(self.pid) << 32
+    }
+
+    fn free(gen: u16) -> u64 {
+        u64::from(gen) << 16
+    }
+
+    /// Whether this is a held entry with a valid role (garbage in a held phase is skipped).
+    fn held(&self) -> Option<Role> {
+        match self.phase {
+            PHASE_REGISTERING | PHASE_ACTIVE | PHASE_REAPING => self.role,
+            _ => None,
+        }
+    }
+}
+
+/// The word an SPSC control block's owner field holds for an endpoint: its tag and the low
+/// bits of its generation (so a stale owner word is never mistaken for a newer holder).
+pub(crate) fn owner_word(tag: u64, gen: u16) -> u32 {
+    tag as u32 | u32::from(gen) << 8
+}
+
+fn entry_off(index: u64) -> usize {
+    (ENDPOINT_TABLE + index * ENDPOINT_SIZE) as usize
+}
+
+fn state_word(seg: &Segment, index: u64) -> &AtomicU64 {
+    seg.raw_atomic_u64(entry_off(index) + ENDPOINT_STATE as usize)
+        .expect("validated segments hold the endpoint table")
+}
+
+fn entry_u64(seg: &Segment, index: u64, field: u64) -> &AtomicU64 {
+    seg.raw_atomic_u64(entry_off(index) + field as usize)
+        .expect("validated segments hold the endpoint table")
+}
+
+fn entry_u32(seg: &Segment, index: u64, field: u64) -> &AtomicU32 {
+    seg.raw_atomic_u32(entry_off(index) + field as usize)
+        .expect("validated segments hold the endpoint table")
+}
+
+fn roster(seg: &Segment, field: u64) -> &AtomicU64 {
+    seg.raw_atomic_u64((ROSTER + field) as usize)
+        .expect("validated segments hold the roster")
+}
+
+fn roster_field(role: Role) -> u64 {
+    match role {
+        Role::Producer => ROSTER_PRODUCERS,
+        Role::Consumer => ROSTER_CONSUMERS,
+    }
+}
+
+fn ever_bit(role: Role) -> u64 {
+    match role {
+        Role::Producer => 1,
+        Role::Consumer => 2,
+    }
+}
+
+/// Whether `role`'s side has gone away: some endpoint of that role attached once, and none is
+/// attached now. A side that never had an endpoint is still expected, not gone.
+pub(crate) fn side_gone(seg: &Segment, role: Role) -> bool {
+    // Acquire: pairs with the Release `fetch_and` that cleared the last bit (`unregister`,
+    // `reap`), so everything that endpoint published (records, releases) is visible to a
+    // caller that then concludes "gone" and re-polls the ring.
+    roster(seg, roster_field(role)).load(Ordering::Acquire) == 0
+        && roster(seg, ROSTER_EVER).load(Ordering::Relaxed) & ever_bit(role) != 0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process identity: pid namespace, start time, and the probes.
+// ---------------------------------------------------------------------------------------------
+
+/// The inode of this process's PID namespace, 0 if unknown (no `/proc`).
+fn own_pidns() -> u64 {
+    static NS: OnceLock<u64> = OnceLock::new();
+    *NS.get_or_init(|| {
+        std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .and_then(|p| {
+                let s = p.to_string_lossy().into_owned();
+                s.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .unwrap_or(0)
+    })
+}
+
+/// The start time (clock ticks after boot) of process `pid` in this PID namespace; `None` if
+/// there is no such process (or `/proc` cannot say).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2 (comm) may contain spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Field 3 is the first after ')'; field 22 (starttime) is the 20th.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a process with `pid` exists in this namespace: `Some(false)` on ESRCH.
+fn pid_exists(pid: u32) -> Option<bool> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Some(false);
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(true),
+        Err(nix::errno::Errno::ESRCH) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Whether some open file description other than `fd`'s holds a write lock on byte `off`.
+fn lock_held(fd: BorrowedFd<'_>, off: u64) -> Option<bool> {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = off as _;
+    fl.l_len = 1;
+    nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_GETLK(&mut fl)).ok()?;
+    Some(fl.l_type != libc::F_UNLCK as _)
+}
+
+/// Opens a new open file description of `seg`'s file and takes an OFD write lock on byte
+/// `off` with it. `None` when the segment has no file, `/proc` is missing, or the byte is
+/// locked already (e.g. by a descriptor a forked child inherited).
+fn take_lock(seg: &Segment, off: u64) -> Option<File> {
+    let fd = seg.fd()?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()?;
+    // SAFETY: as in `lock_held`.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = off as _;
+    fl.l_len = 1;
+    nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).ok()?;
+    Some(file)
+}
+
+/// Monotonic time in nanoseconds from the coarse clock (no TSC read: a few ns).
+fn coarse_now_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether an endpoint's process is alive, as far as the caller can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vitality {
+    /// Its lock is held, or its process exists with the recorded start time.
+    Alive,
+    /// Its lock is gone, or no process with its pid and start time exists.
+    Dead,
+    /// It holds no lock this process can probe and lives in another PID namespace.
+    Unknown,
+}
+
+/// Judges the holder of entry `index` (state `st`).
+fn vitality(seg: &Segment, index: u64, st: &State) -> Vitality {
+    let locked = entry_u32(seg, index, ENDPOINT_LOCKED).load(Ordering::Relaxed) == 1;
+    let mut lock = None;
+    // A registering endpoint may not have taken its lock yet: judge it by its pid alone.
+    if locked && st.phase != PHASE_REGISTERING {
+        if let Some(fd) = seg.fd() {
+            lock = lock_held(fd, entry_off(index) as u64);
+            if lock == Some(false) {
+                return Vitality::Dead;
+            }
+        }
+    }
+    let ns = own_pidns();
+    if ns != 0 && entry_u64(seg, index, ENDPOINT_PIDNS).load(Ordering::Relaxed) == ns {
+        if pid_exists(st.pid) == Some(false) {
+            return Vitality::Dead;
+        }
+        let recorded = entry_u64(seg, index, ENDPOINT_START_TIME).load(Ordering::Relaxed);
+        return match start_time(st.pid) {
+            // The same process, or one we cannot tell apart (no start time was recorded).
+            Some(t) if t == recorded || recorded == 0 => Vitality::Alive,
+            // The pid now belongs to another process: ours is gone.
+            Some(_) => Vitality::Dead,
+            None => match pid_exists(st.pid) {
+                Some(false) => Vitality::Dead,
+                _ => Vitality::Unknown,
+            },
+        };
+    }
+    if lock == Some(true) {
+        Vitality::Alive
+    } else {
+        Vitality::Unknown
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One endpoint's registration.
+// ---------------------------------------------------------------------------------------------
+
+/// An endpoint's entry in the table, held from attach to drop.
+pub(crate) struct Registration {
+    index: u64,
+    role: Role,
+    gen: u16,
+    pid: u32,
+    /// The open file description holding our OFD lock (closing it releases the lock).
+    lock: Option<File>,
+    next_probe_ns: u64,
+    interval_ns: u64,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("tag", &self.tag())
+            .field("role", &self.role)
+            .field("gen", &self.gen)
+            .finish()
+    }
+}
+
+impl Registration {
+    /// Takes a free entry for an endpoint of `role`, locks it, and marks it attached.
+    pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
+        if !seg.is_writable() {
+            return Err(Error::ReadOnly {
+                target: seg.target(),
+            });
+        }
+        let pid = std::process::id();
+        for index in 0..MAX_ENDPOINTS {
+            let word = state_word(seg, index);
+            // Relaxed: only a candidate; the CAS decides.
+            let seen = word.load(Ordering::Relaxed);
+            let st = State::decode(seen);
+            if st.phase != PHASE_FREE {
+                continue;
+            }
+            let gen = st.gen.wrapping_add(1);
+            let registering = State {
+                pid,
+                gen,
+                phase: PHASE_REGISTERING,
+                reaper: 0,
+                role: Some(role),
+            };
+            // Acquire on success: pairs with the Release store that freed the entry
+            // (`unregister`, `reap`): the previous holder is done with it. Relaxed on
+            // failure: try the next entry.
+            if word
+                .compare_exchange(
+                    seen,
+                    registering.encode(),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            // Relaxed: the fields are published by the Release store of `active` below.
+            entry_u64(seg, index, ENDPOINT_START_TIME)
+                .store(start_time(pid).unwrap_or(0), Ordering::Relaxed);
+            entry_u64(seg, index, ENDPOINT_PIDNS).store(own_pidns(), Ordering::Relaxed);
+            entry_u32(seg, index, ENDPOINT_LOCKED).store(0, Ordering::Relaxed);
+            crashpoint::hit("register.claimed");
+            let lock = take_lock(seg, entry_off(index) as u64);
+            if lock.is_some() {
+                entry_u32(seg, index, ENDPOINT_LOCKED).store(1, Ordering::Relaxed);
+            }
+            crashpoint::hit("register.locked");
+            // Relaxed: a flag that only ever goes from 0 to 1.
+            roster(seg, ROSTER_EVER).fetch_or(ever_bit(role), Ordering::Relaxed);
+            // Relaxed: nothing of ours needs publishing to a peer that sees the bit.
+            roster(seg, roster_field(role)).fetch_or(1 << index, Ordering::Relaxed);
+            let active = State {
+                phase: PHASE_ACTIVE,
+                ..registering
+            };
+            // Release: publishes the entry's fields to probers (Acquire load in `probe`).
+            word.store(active.encode(), Ordering::Release);
+            return Ok(Registration {
+                index,
+                role,
+                gen,
+                pid,
+                lock,
+                next_probe_ns: 0,
+                interval_ns: DEFAULT_PROBE_INTERVAL.as_nanos() as u64,
+            });
+        }
+        Err(Error::TooManyEndpoints {
+            target: seg.target(),
+            max: MAX_ENDPOINTS as u32,
+        })
+    }
+
+    /// The endpoint's tag: its entry index + 1 (1..=55).
+    pub(crate) fn tag(&self) -> u64 {
+        self.index + 1
+    }
+
+    /// The registration generation (for SPSC owner words).
+    pub(crate) fn gen(&self) -> u16 {
+        self.gen
+    }
+
+    /// Sets how often [`Registration::probe_due`] says yes.
+    pub(crate) fn set_interval(&mut self, interval: Duration) {
+        self.interval_ns = interval.as_nanos().min(u64::MAX as u128) as u64;
+        self.next_probe_ns = 0;
+    }
+
+    /// The probe interval.
+    pub(crate) fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
+    /// Whether the probe interval has passed since the last probe (and if so, starts the next
+    /// interval). Costs one read of the coarse clock.
+    #[inline]
+    pub(crate) fn probe_due(&mut self) -> bool {
+        let now = coarse_now_ns();
+        if now < self.next_probe_ns {
+            return false;
+        }
+        self.next_probe_ns = now.saturating_add(self.interval_ns);
+        true
+    }
+
+    /// Detaches: clears the roster bit, frees the entry, releases the lock.
+    pub(crate) fn unregister(&mut self, seg: &Segment) {
+        crashpoint::hit("unregister.start");
+        // Release: everything this endpoint published happens before a peer's Acquire load of
+        // the bitmap that finds it empty (`side_gone`).
+        roster(seg, roster_field(self.role)).fetch_and(!(1 << self.index), Ordering::Release);
+        let active = State {
+            pid: self.pid,
+            gen: self.gen,
+            phase: PHASE_ACTIVE,
+            reaper: 0,
+            role: Some(self.role),
+        };
+        // Release: our last uses of the entry happen before the next registrant's Acquire CAS.
+        // Relaxed on failure: a reaper took the entry (it judged us dead); it frees it.
+        let _ = state_word(seg, self.index).compare_exchange(
+            active.encode(),
+            State::free(self.gen),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        self.lock = None;
+    }
+
+    /// Looks at every other entry and reaps the dead ones; `repair(tag, gen, role)` undoes
+    /// what a dead endpoint held (it must be idempotent). Returns how many entries were reaped.
+    pub(crate) fn probe(&mut self, seg: &Segment, repair: &mut dyn FnMut(u64, u16, Role)) -> usize {
+        let mut reaped = 0;
+        for index in 0..MAX_ENDPOINTS {
+            if index == self.index {
+                continue;
+            }
+            // Acquire: pairs with the Release store of `active` in `register`, so the entry's
+            // fields (pidns, start time, lock flag) are the holder's.
+            let seen = state_word(seg, index).load(Ordering::Acquire);
+            let st = State::decode(seen);
+            let Some(role) = st.held() else { continue };
+            let dead = if st.phase == PHASE_REAPING {
+                // Someone is reaping it: take over only if that reaper is gone.
+                let reaper = u64::from(st.reaper);
+                if reaper == 0 || reaper > MAX_ENDPOINTS || reaper == self.tag() {
+                    true
+                } else {
+                    let rst = State::decode(state_word(seg, reaper - 1).load(Ordering::Acquire));
+                    rst.held().is_none() || vitality(seg, reaper - 1, &rst) == Vitality::Dead
+                }
+            } else {
+                vitality(seg, index, &st) == Vitality::Dead
+            };
+            if dead && self.reap(seg, index, seen, role, repair) {
+                reaped += 1;
+            }
+        }
+        reaped
+    }
+
+    /// Reaps entry `index`, seen as `seen`: claims it, repairs, clears its bit, frees it.
+    fn reap(
+        &self,
+        seg: &Segment,
+        index: u64,
+        seen: u64,
+        role: Role,
+        repair: &mut dyn FnMut(u64, u16, Role),
+    ) -> bool {
+        let st = State::decode(seen);
+        let reaping = State {
+            phase: PHASE_REAPING,
+            reaper: self.tag() as u8,
+            ..st
+        };
+        let word = state_word(seg, index);
+        // Acquire on success: the dead endpoint's last stores (claims, owner word) are visible
+        // to the repair. Relaxed on failure: the entry changed; nothing to do now.
+        if word
+            .compare_exchange(seen, reaping.encode(), Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        crashpoint::hit("reap.claimed");
+        repair(index + 1, st.gen, role);
+        crashpoint::hit("reap.repaired");
+        // Release: the repair happens before a peer's Acquire load that finds the bitmap
+        // empty (`side_gone`).
+        roster(seg, roster_field(role)).fetch_and(!(1 << index), Ordering::Release);
+        crashpoint::hit("reap.unlisted");
+        // Release: the repair happens before the next registrant's Acquire CAS.
+        let _ = word.compare_exchange(
+            reaping.encode(),
+            State::free(st.gen),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        true
+    }
+
+    /// Judges the endpoint holding `tag` with generation `gen` (an SPSC owner word), reaping it
+    /// if dead. Returns the holder's pid if it is (or may be) alive, `None` once it is gone.
+    pub(crate) fn reap_owner(
+        &self,
+        seg: &Segment,
+        tag: u64,
+        gen: u16,
+        repair: &mut dyn FnMut(u64, u16, Role),
+    ) -> Option<u32> {
+        if tag == 0 || tag > MAX_ENDPOINTS {
+            return None;
+        }
+        let index = tag - 1;
+        // Acquire: as in `probe`.
+        let seen = state_word(seg, index).load(Ordering::Acquire);
+        let st = State::decode(seen);
+        let role = st.held()?;
+        if st.gen != gen {
+            return None;
+        }
+        if st.phase != PHASE_REAPING && vitality(seg, index, &st) != Vitality::Dead {
+            return Some(st.pid);
+        }
+        if st.phase == PHASE_REAPING {
+            let reaper = u64::from(st.reaper);
+            if (1..=MAX_ENDPOINTS).contains(&reaper) {
+                let rst = State::decode(state_word(seg, reaper - 1).load(Ordering::Acquire));
+                if rst.held().is_some() && vitality(seg, reaper - 1, &rst) != Vitality::Dead {
+                    // A live reaper is on it; the owner word will be cleared.
+                    return Some(st.pid);
+                }
+            }
+        }
+        if self.reap(seg, index, seen, role, repair) {
+            None
+        } else {
+            Some(st.pid)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspection: which endpoints are alive, and removal of stale segments.
+// ---------------------------------------------------------------------------------------------
+
+/// The phase of an endpoint entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Attaching: the entry is taken, the endpoint not yet live.
+    Registering,
+    /// Attached.
+    Active,
+    /// Found dead; a survivor is repairing what it held.
+    Reaping,
+}
+
+/// One endpoint of a segment, as [`endpoints`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Its tag (entry index + 1).
+    pub tag: u32,
+    /// Producer or consumer.
+    pub role: Role,
+    /// Its pid (in its own PID namespace).
+    pub pid: u32,
+    /// Its process start time in clock ticks after boot (0 if unknown).
+    pub start_time: u64,
+    /// Whether it holds an OFD lock on its entry.
+    pub locked: bool,
+    /// Its phase.
+    pub phase: Phase,
+    /// Whether its process is alive, as far as this process can tell.
+    pub vitality: Vitality,
+}
+
+/// The endpoints registered in `seg`'s endpoint table, with their vitality.
+///
+/// # Errors
+///
+/// [`Error::Truncated`] if the segment is too short to hold the table.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus_ring::{liveness::{self, Vitality}, SpscConfig, SpscRing, Role};
+/// let ring = SpscRing::in_heap(&SpscConfig::new(1 << 10))?;
+/// let _tx = ring.producer()?;
+/// let eps = liveness::endpoints(ring.segment())?;
+/// assert_eq!(eps.len(), 1);
+/// assert_eq!(eps[0].role, Role::Producer);
+/// assert_eq!(eps[0].pid, std::process::id());
+/// assert_eq!(eps[0].vitality, Vitality::Alive);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn endpoints(seg: &Segment) -> Result<Vec<EndpointInfo>> {
+    if (seg.len() as u64) < layout::DATA_OFFSET {
+        return Err(Error::Truncated {
+            target: seg.target(),
+            actual: seg.len() as u64,
+            needed: layout::DATA_OFFSET,
+        });
+    }
+    let mut out = Vec::new();
+    for index in 0..MAX_ENDPOINTS {
+        // Acquire: as in `Registration::probe`.
+        let st = State::decode(state_word(seg, index).load(Ordering::Acquire));
+        let Some(role) = st.held() else { continue };
+        out.push(EndpointInfo {
+            tag: index as u32 + 1,
+            role,
+            pid: st.pid,
+            start_time: entry_u64(seg, index, ENDPOINT_START_TIME).load(Ordering::Relaxed),
+            locked: entry_u32(seg, index, ENDPOINT_LOCKED).load(Ordering::Relaxed) == 1,
+            phase: match st.phase {
+                PHASE_REGISTERING => Phase::Registering,
+                PHASE_ACTIVE => Phase::Active,
+                _ => Phase::Reaping,
+            },
+            vitality: vitality(seg, index, &st),
+        });
+    }
+    Ok(out)
+}
+
+/// What [`inspect`] found about a named segment.
+#[derive(Debug, Clone)]
+pub struct SegmentStatus {
+    /// The shm name.
+    pub name: String,
+    /// The ring kind's raw header value (1 SPSC, 2 MPMC; anything else is not a ring).
+    pub ring_kind: u32,
+    /// The pid that created it (header field).
+    pub creator_pid: u32,
+    /// Whether the creator still runs, judged by pid and start time (same PID namespace).
+    pub creator: Vitality,
+    /// The registered endpoints.
+    pub endpoints: Vec<EndpointInfo>,
+}
+
+impl SegmentStatus {
+    /// Stale: no endpoint is alive or of unknown fate, and the creator is dead.
+    pub fn is_stale(&self) -> bool {
+        self.creator == Vitality::Dead
+            && self.endpoints.iter().all(|e| e.vitality == Vitality::Dead)
+    }
+
+    /// The endpoints that are alive (or whose fate cannot be told).
+    pub fn live_endpoints(&self) -> impl Iterator<Item = &EndpointInfo> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.vitality != Vitality::Dead)
+    }
+}
+
+/// Judges the creator of a segment: dead if no process has its pid, or if the process with
+/// that pid started after the segment was created (the pid was reused).
+fn creator_vitality(pid: u32, created_unix_ns: u64) -> Vitality {
+    match pid_exists(pid) {
+        Some(false) => return Vitality::Dead,
+        None => return Vitality::Unknown,
+        Some(true) => {}
+    }
+    let (Some(ticks), Some(boot)) = (start_time(pid), boot_time_s()) else {
+        return Vitality::Unknown;
+    };
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return Vitality::Unknown;
+    }
+    let started_ns = boot * 1_000_000_000 + ticks * (1_000_000_000 / hz as u64);
+    // Start times have tick resolution (10 ms) and btime whole seconds: allow 2 s of slack.
+    if started_ns > created_unix_ns.saturating_add(2_000_000_000) {
+        Vitality::Dead
+    } else {
+        Vitality::Alive
+    }
+}
+
+fn boot_time_s() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Opens the named shm segment read-only and reports its creator and endpoints.
+///
+/// # Errors
+///
+/// Segment errors as for [`Segment::open`]; [`Error::Truncated`], [`Error::BadMagic`] for
+/// an object that is not a shmbus segment.
+pub fn inspect(name: &str) -> Result<SegmentStatus> {
+    let seg = Segment::open(name, &SegmentOptions::new().read_only(true))?;
+    let header = layout::read_header(&seg)?;
+    if header.magic != layout::MAGIC {
+        return Err(Error::BadMagic {
+            target: seg.target(),
+            found: header.magic,
+            expected: layout::MAGIC,
+        });
+    }
+    Ok(SegmentStatus {
+        name: name.to_string(),
+        ring_kind: header.ring_kind,
+        creator_pid: header.creator_pid,
+        creator: creator_vitality(header.creator_pid, header.created_unix_ns),
+        endpoints: endpoints(&seg)?,
+    })
+}
+
+/// Removes the named segment if it is stale ([`SegmentStatus::is_stale`]). Returns the
+/// status and whether the name was removed.
+///
+/// # Errors
+///
+/// As [`inspect`]; [`Error::Os`] naming `shm_unlink`.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus_ring::{liveness, SegmentOptions, SpscConfig, SpscRing};
+/// let name = format!("/shmbus-doc-stale-{}", std::process::id());
+/// let ring = SpscRing::create_shm(&name, &SpscConfig::new(1 << 10), &SegmentOptions::default())?;
+/// // Its creator (this process) is alive: not stale, not removed.
+/// let (status, removed) = liveness::remove_if_stale(&name)?;
+/// assert!(!status.is_stale() && !removed);
+/// # drop(ring);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn remove_if_stale(name: &str) -> Result<(SegmentStatus, bool)> {
+    let status = inspect(name)?;
+    if !status.is_stale() {
+        return Ok((status, false));
+    }
+    match nix::sys::mman::shm_unlink(name) {
+        Ok(()) => Ok((status, true)),
+        Err(nix::errno::Errno::ENOENT) => Ok((status, false)),
+        Err(e) => Err(Error::Os {
+            op: "shm_unlink",
+            target: name.to_string(),
+            code: crate::error::OsCode(e),
+        }),
+    }
+}
+
+/// Inspects every shm object in `/dev/shm` whose name starts with `prefix` (without the
+/// leading `/`; empty for all). Objects that are not shmbus segments come back as errors.
+pub fn scan(prefix: &str) -> Vec<(String, Result<SegmentStatus>)> {
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .map(|n| format!("/{n}"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let r = inspect(&n);
+            (n, r)
+        })
+        .collect()
+}
