@@ -42,6 +42,9 @@ where
     ChannelBuilder::new()
 }
 
+/// The builder's type parameters as a marker that is `Send + Sync` whatever they are.
+type Types<T, F, C> = fn() -> (T, F, C);
+
 /// Settings for a new channel, or for opening an existing one: flavor, codec, capacity,
 /// maximum message size, permissions and how endpoints wait. The last call says where the
 /// channel lives: [`create`](Self::create) (named shared memory), [`anonymous`](Self::anonymous)
@@ -70,7 +73,7 @@ pub struct ChannelBuilder<T, F = Spsc, C = Bincode> {
     wait: WaitStrategy,
     type_name: Option<String>,
     ready_timeout: Duration,
-    _types: PhantomData<fn() -> (T, F, C)>,
+    _types: PhantomData<Types<T, F, C>>,
 }
 
 impl<T, F, C> std::fmt::Debug for ChannelBuilder<T, F, C> {

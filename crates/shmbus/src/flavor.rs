@@ -321,10 +321,18 @@ fn mpmc_config(
     identity: Identity,
     notify: bool,
 ) -> Result<MpmcConfig, String> {
+    use shmbus_ring::mpmc::{MAX_SLOTS, MAX_SLOT_SIZE};
+    // Checked here, before a segment is allocated for a ring that could not be built in it.
+    if max > MAX_SLOT_SIZE {
+        return Err(format!(
+            "an MPMC message (slot) is at most {MAX_SLOT_SIZE} bytes, not {max}"
+        ));
+    }
     let slots = capacity
         .max(2)
         .checked_next_power_of_two()
-        .ok_or_else(|| format!("{capacity} slots are too many"))?;
+        .filter(|s| *s <= MAX_SLOTS)
+        .ok_or_else(|| format!("an MPMC channel has at most {MAX_SLOTS} slots, not {capacity}"))?;
     Ok(MpmcConfig::new(slots, max)
         .identity(identity)
         .notify(notify))

@@ -7,6 +7,9 @@ use shmbus_ring::{PopError, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
+/// The largest receive buffer a receiver allocates up front.
+const PREALLOCATED_BUFFER: usize = 64 << 10;
+
 /// The receiving end of a channel: one endpoint of the ring.
 ///
 /// A message is copied out of shared memory into a buffer the receiver owns and reuses, and
@@ -49,10 +52,17 @@ impl<T, F: Flavor, C> std::fmt::Debug for Receiver<T, F, C> {
 
 impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     pub(crate) fn new(consumer: F::Consumer, ring: F::Ring, wait: WaitStrategy) -> Self {
+        // Room for any message up to 64 KiB from the start, so that receiving allocates
+        // nothing; a channel of larger messages grows the buffer to the largest one seen.
+        let buf = if C::DECODES_BY_COPY {
+            Vec::new()
+        } else {
+            Vec::with_capacity(F::max_message(&ring).min(PREALLOCATED_BUFFER))
+        };
         Receiver {
             consumer,
             ring,
-            buf: Vec::new(),
+            buf,
             wait,
             _types: PhantomData,
         }
