@@ -487,8 +487,10 @@ impl<M: Memory> Core<M> {
     pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         self.check_len(payload.len())?;
         let pos = self.claim_write()?;
+        crate::crashpoint::hit("mpmc.push.claimed");
         // SAFETY: the payload fits the slot (checked) and the slot is ours.
         unsafe { self.mem.write(self.payload_off(pos), payload) };
+        crate::crashpoint::hit("mpmc.push.written");
         self.commit_write(pos, payload.len());
         Ok(())
     }
@@ -540,6 +542,7 @@ impl<M: Memory> Core<M> {
                 }
             }
         }
+        crate::crashpoint::hit("mpmc.bulk.claimed");
         for (r, &pos) in records.iter().zip(claimed.iter()) {
             let payload = r.as_ref();
             // SAFETY: fits (checked) and ours.
@@ -552,11 +555,13 @@ impl<M: Memory> Core<M> {
     /// Pops one record into a cleared `buf`.
     pub(crate) fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
         let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        crate::crashpoint::hit("mpmc.pop.claimed");
         let len = self.read_len(pos)?;
         buf.clear();
         buf.resize(len, 0);
         // SAFETY: `len` is within the slot (validated) and the slot is ours.
         unsafe { self.mem.read(self.payload_off(pos), buf) };
+        crate::crashpoint::hit("mpmc.pop.read");
         self.release(pos);
         Ok(len)
     }

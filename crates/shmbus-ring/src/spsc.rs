@@ -400,6 +400,7 @@ impl<M: Memory> ProducerCore<M> {
             // load of the header word in `ConsumerCore::next`.
             self.mem.store(self.g.at(start), word, Ordering::Release);
         }
+        crate::crashpoint::hit("spsc.push.published");
         self.tail = end;
         // Relaxed: `tail` in shared memory is informational (occupancy, a successor producer's
         // starting point, which it re-validates by walking headers); data visibility goes
@@ -444,6 +445,7 @@ impl<M: Memory> ProducerCore<M> {
             self.mem
                 .write(self.g.at(start) + HEADER_SIZE as usize, payload)
         };
+        crate::crashpoint::hit("spsc.push.written");
         let end = start + record_size(payload.len() as u64);
         self.publish(start, end, encode(payload.len() as u32, KIND_DATA));
         Ok(())
@@ -509,6 +511,7 @@ impl<M: Memory> ProducerCore<M> {
             tail += size;
             pushed += 1;
         }
+        crate::crashpoint::hit("spsc.batch.written");
         // Whatever was written (records, or a padding record alone) is published, even when
         // the batch stopped early.
         self.tail = first;
@@ -636,6 +639,7 @@ impl<M: Memory> ConsumerCore<M> {
             self.mem
                 .read(self.g.at(start) + HEADER_SIZE as usize, &mut buf[..len])
         };
+        crate::crashpoint::hit("spsc.pop.read");
         self.advance(record_size(len as u64));
         Ok(len)
     }
@@ -647,6 +651,7 @@ impl<M: Memory> ConsumerCore<M> {
         buf.resize(len, 0);
         // SAFETY: `next` validated the record lies within the data region.
         unsafe { self.mem.read(self.g.at(start) + HEADER_SIZE as usize, buf) };
+        crate::crashpoint::hit("spsc.pop.read");
         self.advance(record_size(len as u64));
         Ok(len)
     }
