@@ -1539,5 +1539,18 @@ pub mod loom_model {
         pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
             self.0.try_pop_vec(buf)
         }
+        /// Claims a position for writing and stops there: a producer that dies holding it.
+        pub fn claim_write_and_die(&mut self) -> Option<u64> {
+            self.0.claim_write().ok()
+        }
+        /// Claims the next committed position for reading and stops there: a consumer that
+        /// dies holding it.
+        pub fn claim_read_and_die(&mut self) -> Option<u64> {
+            self.0.claim_read().ok().flatten()
+        }
+        /// Releases every slot claimed by the dead endpoint `tag` (the reaper's repair).
+        pub fn repair_claims(&mut self, tag: u64) -> usize {
+            self.0.repair_claims(tag)
+        }
     }
 }

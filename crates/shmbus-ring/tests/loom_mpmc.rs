@@ -148,3 +148,65 @@ fn loom_mpmc_bulk_is_all_or_nothing_and_burst_keeps_order() {
         assert_eq!(got, want, "bulk_in {bulk_in}, single_in {single_in}");
     });
 }
+
+/// A producer dies holding a claimed position (it stops between claiming and committing),
+/// racing a live producer; after its death a reaper repairs its claims while the live producer
+/// and a consumer go on. Every message of the live producer arrives exactly once, in order,
+/// and the ring is not wedged.
+#[test]
+fn loom_mpmc_repair_of_a_dead_producers_claim_loses_and_wedges_nothing() {
+    model(2, || {
+        let ring = ModelRing::new(2, 8);
+        let mut live = ring.endpoint(1);
+        let mut victim = ring.endpoint(2);
+        let producer = loom::thread::spawn(move || push_some(&mut live, 0, 2));
+        let dying = loom::thread::spawn(move || victim.claim_write_and_die());
+        // Death is detected only after the victim's last step (the kernel drops its lock): the
+        // join stands for that happens-before.
+        let _held = dying.join().unwrap();
+        let mut reaper = ring.endpoint(3);
+        let repair = loom::thread::spawn(move || {
+            reaper.repair_claims(2);
+            pop_some(&mut reaper, 2)
+        });
+        let mut rx = ring.endpoint(4);
+        let got1 = pop_some(&mut rx, 1);
+        let sent = producer.join().unwrap();
+        let got2 = repair.join().unwrap();
+        let rest = finish(&mut ring.endpoint(5), &mut rx, &[(0, sent)], 2);
+        check(vec![got1, got2, rest], 1, 2);
+    });
+}
+
+/// A consumer dies holding a message it claimed; the reaper's repair frees that slot for
+/// producers. Only that message may be lost; every other arrives exactly once and in order,
+/// and producers can fill the ring again.
+#[test]
+fn loom_mpmc_repair_of_a_dead_consumers_claim_loses_only_its_message() {
+    model(2, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut victim = ring.endpoint(2);
+        let producer = loom::thread::spawn(move || push_some(&mut tx, 0, 2));
+        let dying = loom::thread::spawn(move || victim.claim_read_and_die());
+        let held = dying.join().unwrap();
+        let mut reaper = ring.endpoint(3);
+        let repaired = loom::thread::spawn(move || reaper.repair_claims(2));
+        let mut rx = ring.endpoint(4);
+        let mut got = pop_some(&mut rx, 2);
+        let sent = producer.join().unwrap();
+        assert_eq!(repaired.join().unwrap(), usize::from(held.is_some()));
+        let mut tx = ring.endpoint(5);
+        got.extend(finish(&mut tx, &mut rx, &[(0, sent)], 2));
+        let seqs: Vec<u8> = got.iter().map(|m| m[1]).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order: {seqs:?}");
+        // The victim held position `p` = message `p` (one producer, in order): exactly that one
+        // is missing.
+        let want: Vec<u8> = (0..2u8).filter(|s| Some(u64::from(*s)) != held).collect();
+        assert_eq!(seqs, want, "held {held:?}");
+        // Not wedged: the ring takes a full lap again.
+        for s in 0..2u8 {
+            tx.try_push(&[9, s]).expect("slot freed by the repair");
+        }
+    });
+}
