@@ -20,9 +20,7 @@
 //! crate is a finding by itself.
 
 use shmbus_ring::frame::{encode, record_size, KIND_DATA};
-use shmbus_ring::layout::{
-    CONSUMER_BLOCK, DATA_OFFSET, ENDPOINT_SIZE, ENDPOINT_TABLE, MAX_ENDPOINTS, PRODUCER_BLOCK,
-};
+use shmbus_ring::layout::{CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, ROSTER};
 use shmbus_ring::mpmc::slot_stride;
 use shmbus_ring::{
     MpmcConfig, MpmcRing, OpenOptions, PopError, PushError, Segment, SegmentOptions, SpscConfig,
@@ -1224,7 +1222,8 @@ pub enum Target {
     AtTail,
     /// MPMC: the `len` word of slot `n`; SPSC: a data word as `DataWord`.
     SlotLen(u16),
-    /// An endpoint table entry (state and pid) `n % MAX_ENDPOINTS`.
+    /// Word `n` from the roster on: the attached bitmaps, then the endpoint entries (state
+    /// words, start times, namespaces, lock flags).
     Endpoint(u8),
     /// The segment header's word `n % 32` (copied at open; later writes must not matter).
     Header(u8),
@@ -1340,9 +1339,8 @@ fn run_hostile_spsc(case: &HostileCase) -> Result<(), String> {
                     Target::DataWord(n) | Target::SlotLen(n) => data(u64::from(n) * 8),
                     Target::AtHead => data(word(&raw, CONSUMER_BLOCK)?.load(Ordering::Relaxed)),
                     Target::AtTail => data(word(&raw, PRODUCER_BLOCK)?.load(Ordering::Relaxed)),
-                    Target::Endpoint(n) => {
-                        ENDPOINT_TABLE + ENDPOINT_SIZE * (u64::from(n) % MAX_ENDPOINTS)
-                    }
+                    // The roster, then the first 31 endpoint entries, word by word.
+                    Target::Endpoint(n) => ROSTER + 8 * u64::from(n),
                     Target::Header(n) => 8 * u64::from(n % 32),
                 };
                 let x = value(&raw, off, v, false)?;
@@ -1416,9 +1414,8 @@ fn run_hostile_mpmc(case: &HostileCase) -> Result<(), String> {
                     Target::SlotLen(n) => slot(u64::from(n)) + 8,
                     Target::AtHead => slot(word(&raw, CONSUMER_BLOCK)?.load(Ordering::Relaxed)),
                     Target::AtTail => slot(word(&raw, PRODUCER_BLOCK)?.load(Ordering::Relaxed)),
-                    Target::Endpoint(n) => {
-                        ENDPOINT_TABLE + ENDPOINT_SIZE * (u64::from(n) % MAX_ENDPOINTS)
-                    }
+                    // The roster, then the first 31 endpoint entries, word by word.
+                    Target::Endpoint(n) => ROSTER + 8 * u64::from(n),
                     Target::Header(n) => 8 * u64::from(n % 32),
                 };
                 let x = value(&raw, off, v, true)?;
