@@ -54,13 +54,16 @@ pub const DATA_OFFSET: u64 = 4096;
 /// Offset of the roster: one cache line, read-mostly, saying which endpoint entries are
 /// attached per role (see [`crate::liveness`]).
 pub const ROSTER: u64 = 512;
-/// Within the roster: bit `i` set while entry `i` holds an attached producer (`u64`).
+/// Within the roster: bit `i` set while entry `i` holds an attached producer, and bit
+/// [`ROSTER_EVER_BIT`] once any producer has attached (`u64`).
 pub const ROSTER_PRODUCERS: u64 = 0;
-/// Within the roster: bit `i` set while entry `i` holds an attached consumer (`u64`).
+/// Within the roster: bit `i` set while entry `i` holds an attached consumer, and bit
+/// [`ROSTER_EVER_BIT`] once any consumer has attached (`u64`).
 pub const ROSTER_CONSUMERS: u64 = 8;
-/// Within the roster: bit 0 once a producer has ever attached, bit 1 once a consumer has
-/// (`u64`): a side that never had a peer is waiting for one, not disconnected.
-pub const ROSTER_EVER: u64 = 16;
+/// The "ever attached" bit of a roster bitmap: set together with the first endpoint's bit (one
+/// `fetch_or`), never cleared. A side that never had a peer is waiting for one, not
+/// disconnected.
+pub const ROSTER_EVER_BIT: u32 = 63;
 /// Offset of the endpoint table: one 64-byte entry per attached endpoint, both ring kinds.
 pub const ENDPOINT_TABLE: u64 = 576;
 /// Size of an endpoint table entry.

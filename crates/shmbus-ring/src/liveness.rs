@@ -12,11 +12,13 @@
 //! bits 4..8    phase    0 free, 1 registering, 2 active, 3 reaping
 //! bits 8..16   reaper   the tag of the endpoint reaping this entry (phase 3)
 //! bits 16..32  gen      registration generation: bumped by every registration (no ABA)
-//! bits 32..64  pid      the holder's pid (diagnostics; meaningful in its PID namespace)
+//! bits 32..64  pid      the holder's pid (meaningful in its PID namespace); while
+//!                       reaping, the reaper's pid
 //! ```
 //!
 //! The roster line ([`ROSTER`]) holds one bitmap per role: bit `i` is set while entry `i` is
-//! attached. It is the cheap disconnection test: a producer checks the consumer bitmap on every
+//! attached, and bit 63 once any endpoint of that role has attached (set with the first bit, in
+//! the same `fetch_or`, never cleared). It is the cheap disconnection test: a producer checks the consumer bitmap on every
 //! push (one load of a read-mostly line); a consumer checks the producer bitmap when the ring is
 //! empty. Bits are set and cleared idempotently (`fetch_or` / `fetch_and`), so a reaper that
 //! dies half-way and a second reaper that redoes its work cannot corrupt the count.
@@ -48,13 +50,13 @@ use crate::crashpoint;
 use crate::error::{Error, Result, Role};
 use crate::layout::{
     self, ENDPOINT_LOCKED, ENDPOINT_PIDNS, ENDPOINT_SIZE, ENDPOINT_START_TIME, ENDPOINT_STATE,
-    ENDPOINT_TABLE, MAX_ENDPOINTS, ROSTER, ROSTER_CONSUMERS, ROSTER_EVER, ROSTER_PRODUCERS,
+    ENDPOINT_TABLE, MAX_ENDPOINTS, ROSTER, ROSTER_CONSUMERS, ROSTER_EVER_BIT, ROSTER_PRODUCERS,
 };
 use crate::segment::{Segment, SegmentOptions};
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How often, by default, a waiting endpoint checks whether its peers are still alive (and
@@ -154,12 +156,7 @@ fn roster_field(role: Role) -> u64 {
     }
 }
 
-fn ever_bit(role: Role) -> u64 {
-    match role {
-        Role::Producer => 1,
-        Role::Consumer => 2,
-    }
-}
+const EVER: u64 = 1 << ROSTER_EVER_BIT;
 
 /// Whether `role`'s side has gone away: some endpoint of that role attached once, and none is
 /// attached now. A side that never had an endpoint is still expected, not gone.
@@ -167,26 +164,36 @@ pub(crate) fn side_gone(seg: &Segment, role: Role) -> bool {
     // Acquire: pairs with the Release `fetch_and` that cleared the last bit (`unregister`,
     // `reap`), so everything that endpoint published (records, releases) is visible to a
     // caller that then concludes "gone" and re-polls the ring.
-    roster(seg, roster_field(role)).load(Ordering::Acquire) == 0
-        && roster(seg, ROSTER_EVER).load(Ordering::Relaxed) & ever_bit(role) != 0
+    roster(seg, roster_field(role)).load(Ordering::Acquire) == EVER
 }
 
 // ---------------------------------------------------------------------------------------------
 // Process identity: pid namespace, start time, and the probes.
 // ---------------------------------------------------------------------------------------------
 
-/// The inode of this process's PID namespace, 0 if unknown (no `/proc`).
+/// The inode of this process's PID namespace, 0 if unknown: no `/proc`, or a `/proc` mounted
+/// from another PID namespace (its `self` is not our pid), where pids cannot be checked.
+/// Cached per pid: a child in a new namespace looks again.
 fn own_pidns() -> u64 {
-    static NS: OnceLock<u64> = OnceLock::new();
-    *NS.get_or_init(|| {
-        std::fs::read_link("/proc/self/ns/pid")
+    static CACHE: Mutex<(u32, u64)> = Mutex::new((0, 0));
+    let pid = std::process::id();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.0 != pid {
+        let proc_is_ours = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| s.split_ascii_whitespace().next()?.parse::<u32>().ok())
+            == Some(pid);
+        let ns = std::fs::read_link("/proc/self/ns/pid")
             .ok()
             .and_then(|p| {
                 let s = p.to_string_lossy().into_owned();
                 s.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
             })
-            .unwrap_or(0)
-    })
+            .filter(|_| proc_is_ours)
+            .unwrap_or(0);
+        *cache = (pid, ns);
+    }
+    cache.1
 }
 
 /// The start time (clock ticks after boot) of process `pid` in this PID namespace; `None` if
@@ -261,6 +268,15 @@ pub enum Vitality {
     Unknown,
 }
 
+/// Zeroes an entry's fields before it is freed, so that the next registrant is never judged by
+/// its predecessor's start time, namespace or lock flag.
+fn clear_fields(seg: &Segment, index: u64) {
+    // Relaxed: ordered before the Release store that frees the entry.
+    entry_u64(seg, index, ENDPOINT_START_TIME).store(0, Ordering::Relaxed);
+    entry_u64(seg, index, ENDPOINT_PIDNS).store(0, Ordering::Relaxed);
+    entry_u32(seg, index, ENDPOINT_LOCKED).store(0, Ordering::Relaxed);
+}
+
 /// Judges the holder of entry `index` (state `st`).
 fn vitality(seg: &Segment, index: u64, st: &State) -> Vitality {
     let locked = entry_u32(seg, index, ENDPOINT_LOCKED).load(Ordering::Relaxed) == 1;
@@ -274,6 +290,8 @@ fn vitality(seg: &Segment, index: u64, st: &State) -> Vitality {
             }
         }
     }
+    // Entry fields are zeroed before an entry is freed, so they are either 0 (not known) or
+    // the current holder's own: a stale value of a previous holder is never compared.
     let ns = own_pidns();
     if ns != 0 && entry_u64(seg, index, ENDPOINT_PIDNS).load(Ordering::Relaxed) == ns {
         if pid_exists(st.pid) == Some(false) {
@@ -363,27 +381,40 @@ impl Registration {
             {
                 continue;
             }
-            // Relaxed: the fields are published by the Release store of `active` below.
+            // Relaxed: the fields are published by the Release CAS to `active` below. Until
+            // then a prober judges this entry by its pid alone.
             entry_u64(seg, index, ENDPOINT_START_TIME)
                 .store(start_time(pid).unwrap_or(0), Ordering::Relaxed);
             entry_u64(seg, index, ENDPOINT_PIDNS).store(own_pidns(), Ordering::Relaxed);
-            entry_u32(seg, index, ENDPOINT_LOCKED).store(0, Ordering::Relaxed);
             crashpoint::hit("register.claimed");
             let lock = take_lock(seg, entry_off(index) as u64);
             if lock.is_some() {
                 entry_u32(seg, index, ENDPOINT_LOCKED).store(1, Ordering::Relaxed);
             }
             crashpoint::hit("register.locked");
-            // Relaxed: a flag that only ever goes from 0 to 1.
-            roster(seg, ROSTER_EVER).fetch_or(ever_bit(role), Ordering::Relaxed);
-            // Relaxed: nothing of ours needs publishing to a peer that sees the bit.
-            roster(seg, roster_field(role)).fetch_or(1 << index, Ordering::Relaxed);
             let active = State {
                 phase: PHASE_ACTIVE,
                 ..registering
             };
             // Release: publishes the entry's fields to probers (Acquire load in `probe`).
-            word.store(active.encode(), Ordering::Release);
+            // A CAS, not a store: if a prober judged us dead meanwhile and took the entry, we
+            // must not overwrite its reaping (nor a later holder); we look for another entry.
+            // Relaxed on failure: the entry is not ours any more.
+            if word
+                .compare_exchange(
+                    registering.encode(),
+                    active.encode(),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            // The "ever" bit goes in with our own bit, in one RMW: a peer never sees "ever"
+            // without an attached endpoint. Relaxed: nothing of ours needs publishing to a peer
+            // that sees the bit.
+            roster(seg, roster_field(role)).fetch_or(EVER | 1 << index, Ordering::Relaxed);
             return Ok(Registration {
                 index,
                 role,
@@ -433,8 +464,17 @@ impl Registration {
         true
     }
 
-    /// Detaches: clears the roster bit, frees the entry, releases the lock.
+    /// Whether this registration was made by the calling process (not inherited over `fork`).
+    pub(crate) fn is_own(&self) -> bool {
+        std::process::id() == self.pid
+    }
+
+    /// Detaches: clears the roster bit, frees the entry, releases the lock. In a `fork`ed child
+    /// that inherited the endpoint, does nothing: the parent's endpoint stays attached.
     pub(crate) fn unregister(&mut self, seg: &Segment) {
+        if !self.is_own() {
+            return;
+        }
         crashpoint::hit("unregister.start");
         // Release: everything this endpoint published happens before a peer's Acquire load of
         // the bitmap that finds it empty (`side_gone`).
@@ -446,8 +486,11 @@ impl Registration {
             reaper: 0,
             role: Some(self.role),
         };
-        // Release: our last uses of the entry happen before the next registrant's Acquire CAS.
         // Relaxed on failure: a reaper took the entry (it judged us dead); it frees it.
+        // (Clearing the fields first is harmless then: a reaper judges by the state word.)
+        clear_fields(seg, self.index);
+        // Release: our last uses of the entry (and the cleared fields) happen before the next
+        // registrant's Acquire CAS.
         let _ = state_word(seg, self.index).compare_exchange(
             active.encode(),
             State::free(self.gen),
@@ -472,13 +515,7 @@ impl Registration {
             let Some(role) = st.held() else { continue };
             let dead = if st.phase == PHASE_REAPING {
                 // Someone is reaping it: take over only if that reaper is gone.
-                let reaper = u64::from(st.reaper);
-                if reaper == 0 || reaper > MAX_ENDPOINTS || reaper == self.tag() {
-                    true
-                } else {
-                    let rst = State::decode(state_word(seg, reaper - 1).load(Ordering::Acquire));
-                    rst.held().is_none() || vitality(seg, reaper - 1, &rst) == Vitality::Dead
-                }
+                self.reaper_gone(seg, &st)
             } else {
                 vitality(seg, index, &st) == Vitality::Dead
             };
@@ -487,6 +524,22 @@ impl Registration {
             }
         }
         reaped
+    }
+
+    /// Whether the reaper named by a `reaping` state is gone: its tag is out of range or ours
+    /// (we are not reaping it: a previous holder of our entry was, and died), its entry is not
+    /// held by the reaper's pid any more, or that holder is dead.
+    fn reaper_gone(&self, seg: &Segment, st: &State) -> bool {
+        let reaper = u64::from(st.reaper);
+        if reaper == 0 || reaper > MAX_ENDPOINTS || reaper == self.tag() {
+            return true;
+        }
+        // Acquire: as in `probe`.
+        let rst = State::decode(state_word(seg, reaper - 1).load(Ordering::Acquire));
+        rst.held().is_none()
+            || rst.phase != PHASE_ACTIVE
+            || rst.pid != st.pid
+            || vitality(seg, reaper - 1, &rst) == Vitality::Dead
     }
 
     /// Reaps entry `index`, seen as `seen`: claims it, repairs, clears its bit, frees it.
@@ -499,14 +552,20 @@ impl Registration {
         repair: &mut dyn FnMut(u64, u16, Role),
     ) -> bool {
         let st = State::decode(seen);
+        // While reaping, the state names the reaper: its tag and its pid (so a later holder of
+        // the reaper's entry is not taken for it).
         let reaping = State {
             phase: PHASE_REAPING,
             reaper: self.tag() as u8,
+            pid: self.pid,
             ..st
         };
         let word = state_word(seg, index);
-        // Acquire on success: the dead endpoint's last stores (claims, owner word) are visible
-        // to the repair. Relaxed on failure: the entry changed; nothing to do now.
+        // Acquire on success: pairs with the Release of whoever last wrote the word (the
+        // holder's `active`, or a previous reaper), so the entry's fields are theirs. The dead
+        // holder's later stores (slot claims, owner words, positions) are not ordered by this;
+        // the repair reads and changes them only with RMWs and Acquire loads of their own.
+        // Relaxed on failure: the entry changed; nothing to do now.
         if word
             .compare_exchange(seen, reaping.encode(), Ordering::Acquire, Ordering::Relaxed)
             .is_err()
@@ -520,7 +579,9 @@ impl Registration {
         // empty (`side_gone`).
         roster(seg, roster_field(role)).fetch_and(!(1 << index), Ordering::Release);
         crashpoint::hit("reap.unlisted");
-        // Release: the repair happens before the next registrant's Acquire CAS.
+        clear_fields(seg, index);
+        // Release: the repair and the cleared fields happen before the next registrant's
+        // Acquire CAS.
         let _ = word.compare_exchange(
             reaping.encode(),
             State::free(st.gen),
@@ -531,44 +592,53 @@ impl Registration {
     }
 
     /// Judges the endpoint holding `tag` with generation `gen` (an SPSC owner word), reaping it
-    /// if dead. Returns the holder's pid if it is (or may be) alive, `None` once it is gone.
+    /// if dead.
     pub(crate) fn reap_owner(
         &self,
         seg: &Segment,
         tag: u64,
         gen: u16,
         repair: &mut dyn FnMut(u64, u16, Role),
-    ) -> Option<u32> {
+    ) -> Owner {
         if tag == 0 || tag > MAX_ENDPOINTS {
-            return None;
+            return Owner::Gone;
         }
         let index = tag - 1;
         // Acquire: as in `probe`.
         let seen = state_word(seg, index).load(Ordering::Acquire);
         let st = State::decode(seen);
-        let role = st.held()?;
+        let Some(role) = st.held() else {
+            return Owner::Gone;
+        };
         if st.gen != gen {
-            return None;
-        }
-        if st.phase != PHASE_REAPING && vitality(seg, index, &st) != Vitality::Dead {
-            return Some(st.pid);
+            return Owner::Gone;
         }
         if st.phase == PHASE_REAPING {
-            let reaper = u64::from(st.reaper);
-            if (1..=MAX_ENDPOINTS).contains(&reaper) {
-                let rst = State::decode(state_word(seg, reaper - 1).load(Ordering::Acquire));
-                if rst.held().is_some() && vitality(seg, reaper - 1, &rst) != Vitality::Dead {
-                    // A live reaper is on it; the owner word will be cleared.
-                    return Some(st.pid);
-                }
+            if !self.reaper_gone(seg, &st) {
+                // A live reaper is on it; the owner word will be cleared shortly.
+                return Owner::BeingReaped;
             }
+        } else if vitality(seg, index, &st) != Vitality::Dead {
+            return Owner::Alive(st.pid);
         }
         if self.reap(seg, index, seen, role, repair) {
-            None
+            Owner::Gone
         } else {
-            Some(st.pid)
+            // The entry changed under us: judge again.
+            Owner::BeingReaped
         }
     }
+}
+
+/// What [`Registration::reap_owner`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The owner lives (or its fate cannot be told): its pid.
+    Alive(u32),
+    /// The owner is being reaped, or its entry just changed: look again shortly.
+    BeingReaped,
+    /// The owner is gone (reaped now, or the word names no held entry of that generation).
+    Gone,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,7 +663,7 @@ pub struct EndpointInfo {
     pub tag: u32,
     /// Producer or consumer.
     pub role: Role,
-    /// Its pid (in its own PID namespace).
+    /// Its pid (in its own PID namespace); while [`Phase::Reaping`], the reaper's pid.
     pub pid: u32,
     /// Its process start time in clock ticks after boot (0 if unknown).
     pub start_time: u64,
@@ -634,24 +704,40 @@ pub fn endpoints(seg: &Segment) -> Result<Vec<EndpointInfo>> {
     }
     let mut out = Vec::new();
     for index in 0..MAX_ENDPOINTS {
-        // Acquire: as in `Registration::probe`.
-        let st = State::decode(state_word(seg, index).load(Ordering::Acquire));
-        let Some(role) = st.held() else { continue };
-        out.push(EndpointInfo {
-            tag: index as u32 + 1,
-            role,
-            pid: st.pid,
-            start_time: entry_u64(seg, index, ENDPOINT_START_TIME).load(Ordering::Relaxed),
-            locked: entry_u32(seg, index, ENDPOINT_LOCKED).load(Ordering::Relaxed) == 1,
-            phase: match st.phase {
-                PHASE_REGISTERING => Phase::Registering,
-                PHASE_ACTIVE => Phase::Active,
-                _ => Phase::Reaping,
-            },
-            vitality: vitality(seg, index, &st),
-        });
+        // The fields belong to the holder the state word names only if the word is the same
+        // after reading them: re-read, a few times, while it changes under us.
+        let mut found = None;
+        for _ in 0..4 {
+            // Acquire: as in `Registration::probe`.
+            let seen = state_word(seg, index).load(Ordering::Acquire);
+            let st = State::decode(seen);
+            let Some(role) = st.held() else { break };
+            let info = info(seg, index, &st, role);
+            // Acquire: the fields read above are not older than the state we compare.
+            if state_word(seg, index).load(Ordering::Acquire) == seen {
+                found = Some(info);
+                break;
+            }
+        }
+        out.extend(found);
     }
     Ok(out)
+}
+
+fn info(seg: &Segment, index: u64, st: &State, role: Role) -> EndpointInfo {
+    EndpointInfo {
+        tag: index as u32 + 1,
+        role,
+        pid: st.pid,
+        start_time: entry_u64(seg, index, ENDPOINT_START_TIME).load(Ordering::Relaxed),
+        locked: entry_u32(seg, index, ENDPOINT_LOCKED).load(Ordering::Relaxed) == 1,
+        phase: match st.phase {
+            PHASE_REGISTERING => Phase::Registering,
+            PHASE_ACTIVE => Phase::Active,
+            _ => Phase::Reaping,
+        },
+        vitality: vitality(seg, index, st),
+    }
 }
 
 /// What [`inspect`] found about a named segment.

@@ -618,6 +618,10 @@ impl RingInner {
 
     /// Detaches an endpoint and wakes sleepers so that they re-check for disconnection.
     fn detach(&self, reg: &mut Registration) {
+        if !reg.is_own() {
+            // A `fork`ed child dropping an inherited endpoint: the parent's stays attached.
+            return;
+        }
         reg.unregister(&self.seg);
         self.wake_everyone();
     }

@@ -47,7 +47,7 @@ use crate::layout::{
     self, Identity, OpenOptions, RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION,
     BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, RING_FLAG_NOTIFY,
 };
-use crate::liveness::{self, Registration};
+use crate::liveness::{self, Owner, Registration};
 use crate::mem::{Memory, RawMem};
 use crate::segment::{Segment, SegmentOptions};
 use crate::sync::Ordering;
@@ -565,10 +565,13 @@ impl<M: Memory> ConsumerCore<M> {
     ///
     /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
     pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
+        // Acquire on `head`: pairs with the previous consumer's Release store of it
+        // (`publish_head`), so a successor starts after everything it consumed. Relaxed on
+        // `tail`: informational (see `ProducerCore::publish`).
         // SAFETY: in-bounds aligned control words by the caller's contract.
         let (head, tail) = unsafe {
             (
-                mem.load(g.head_off, Ordering::Relaxed),
+                mem.load(g.head_off, Ordering::Acquire),
                 mem.load(g.tail_off, Ordering::Relaxed),
             )
         };
@@ -693,9 +696,11 @@ impl RingInner {
     /// Clears `role`'s owner word if it still names endpoint `tag` of generation `gen` (the
     /// repair for a dead SPSC endpoint; idempotent).
     fn clear_owner(&self, role: Role, tag: u64, gen: u16) {
-        // Release: the dead holder's last position stores (seen by the reaper's Acquire CAS on
-        // its entry) happen before the next claimant's Acquire CAS in `claim`. Relaxed on
-        // failure: someone else's word, leave it.
+        // Release: pairs with the next claimant's Acquire CAS in `claim`; for a clean detach it
+        // publishes the endpoint's last position stores. (A dead holder's last stores are not
+        // ordered by it: its successor validates positions and walks record headers with
+        // Acquire loads of its own, see `ProducerCore::attach`.) Relaxed on failure: someone
+        // else's word, leave it.
         let _ = self.owner(role).compare_exchange(
             liveness::owner_word(tag, gen),
             0,
@@ -727,11 +732,12 @@ impl RingInner {
             match reg.reap_owner(&self.seg, tag, gen, &mut |t, g, r| {
                 self.clear_owner(r, t, g)
             }) {
-                Some(pid) => {
+                Owner::Alive(pid) => {
                     holder_pid = pid;
                     break;
                 }
-                None => {
+                Owner::BeingReaped => std::thread::sleep(Duration::from_millis(1)),
+                Owner::Gone => {
                     // The holder is gone (reaped now, or its word names no live entry):
                     // clear the word if it still holds that value, and try again.
                     // Relaxed: as in `clear_owner`'s failure case; the retry's CAS orders.
@@ -755,6 +761,10 @@ impl RingInner {
     /// Detaches `role`'s endpoint: clears the owner word, frees the entry, and wakes sleepers
     /// of both directions so that they re-check for disconnection.
     fn release(&self, role: Role, reg: &mut Registration) {
+        if !reg.is_own() {
+            // A `fork`ed child dropping an inherited endpoint: the parent's stays attached.
+            return;
+        }
         self.clear_owner(role, reg.tag(), reg.gen());
         reg.unregister(&self.seg);
         self.wake_everyone();
@@ -1645,7 +1655,9 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         // Records handed out before a panic in a `pop_batch` callback are consumed: publish
         // the local head so a successor does not see them again.
-        self.core.publish_head();
+        if self.reg.is_own() {
+            self.core.publish_head();
+        }
         self.ring.inner.release(Role::Consumer, &mut self.reg);
     }
 }

@@ -1,0 +1,211 @@
+//! Regression tests for findings of the adversarial review of liveness and repair.
+#![cfg(not(loom))]
+
+use shmbus_ring::layout::{
+    ENDPOINT_LOCKED, ENDPOINT_PIDNS, ENDPOINT_SIZE, ENDPOINT_START_TIME, ENDPOINT_TABLE,
+    PRODUCER_BLOCK,
+};
+use shmbus_ring::liveness::{self, Vitality};
+use shmbus_ring::{
+    MpmcConfig, MpmcRing, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
+};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn name(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "/shmbus-live-regress-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn entry(i: u64) -> usize {
+    (ENDPOINT_TABLE + i * ENDPOINT_SIZE) as usize
+}
+
+/// State word: role | phase << 4 | reaper << 8 | gen << 16 | pid << 32.
+fn state(role: u64, phase: u64, reaper: u64, gen: u64, pid: u32) -> u64 {
+    role | phase << 4 | reaper << 8 | gen << 16 | u64::from(pid) << 32
+}
+
+/// The pid of a process that has exited (and been reaped by us).
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_freed_entry_keeps_nothing_of_its_previous_holder() {
+    let name = name("fields");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let tx = ring.producer().unwrap();
+    let field = |f: u64| {
+        raw.atomic_u64(entry(0) + f as usize)
+            .unwrap()
+            .load(Ordering::SeqCst)
+    };
+    assert_ne!(field(ENDPOINT_START_TIME), 0);
+    assert_eq!(
+        raw.atomic_u32(entry(0) + ENDPOINT_LOCKED as usize)
+            .unwrap()
+            .load(Ordering::SeqCst),
+        1
+    );
+    drop(tx);
+    assert_eq!(field(ENDPOINT_START_TIME), 0, "start time left behind");
+    assert_eq!(field(ENDPOINT_PIDNS), 0, "namespace left behind");
+    assert_eq!(
+        raw.atomic_u32(entry(0) + ENDPOINT_LOCKED as usize)
+            .unwrap()
+            .load(Ordering::SeqCst),
+        0
+    );
+}
+
+/// Finding 1: a live process in the middle of registering (state written, fields not yet) was
+/// judged by its predecessor's start time, found "dead", and reaped.
+#[test]
+fn a_live_process_in_the_middle_of_registering_is_never_reaped() {
+    const TEST: &str = "a_live_process_in_the_middle_of_registering_is_never_reaped";
+    if let Ok(name) = std::env::var("SHMBUS_LIVE_REGRESS_NAME") {
+        // The previous holder: another process attaches and detaches (entry 1).
+        let ring = MpmcRing::open_shm(&name, &SegmentOptions::default()).unwrap();
+        drop(ring.producer().unwrap());
+        return;
+    }
+    let name = name("registering");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let first = ring.producer().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--test-threads=1"])
+        .env("SHMBUS_LIVE_REGRESS_NAME", &name)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Now "we" are half-way registered in entry 1: state registering with our pid, the
+    // fields not written yet (whatever the previous holder left).
+    let word = raw.atomic_u64(entry(1)).unwrap();
+    word.store(state(1, 1, 0, 7, std::process::id()), Ordering::SeqCst);
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::ZERO);
+    for _ in 0..10 {
+        assert_eq!(rx.try_pop_vec(&mut Vec::new()), Err(PopError::Empty));
+    }
+    assert_eq!(
+        word.load(Ordering::SeqCst) >> 4 & 0xf,
+        1,
+        "the registering entry of a live process was reaped"
+    );
+    let eps = liveness::endpoints(ring.segment()).unwrap();
+    assert!(eps.iter().all(|e| e.vitality != Vitality::Dead), "{eps:?}");
+    drop(first);
+}
+
+/// Finding 2: the "ever" bit was set before the endpoint's own bit, so a producer waiting for
+/// its first consumer could see "every consumer is gone" in between.
+#[test]
+fn the_first_peer_attaching_never_looks_like_a_disconnection() {
+    for _ in 0..300 {
+        let ring = MpmcRing::in_heap(&MpmcConfig::new(64, 8)).unwrap();
+        let spsc = SpscRing::in_heap(&SpscConfig::new(1024)).unwrap();
+        let mut tx = ring.producer().unwrap();
+        let mut rx = spsc.consumer().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let attach = {
+            let (ring, spsc, stop) = (ring.clone(), spsc.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = ring.consumer().unwrap();
+                let p = spsc.producer().unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::yield_now();
+                }
+                drop((c, p));
+            })
+        };
+        let mut buf = Vec::new();
+        // Until both peers are attached, every call says Full/Empty or succeeds, never
+        // Disconnected.
+        for _ in 0..2000 {
+            match tx.try_push(b"x") {
+                Ok(()) | Err(PushError::Full) => {}
+                Err(e) => panic!("producer waiting for its first consumer: {e}"),
+            }
+            match rx.try_pop_vec(&mut buf) {
+                Ok(_) | Err(PopError::Empty) => {}
+                Err(e) => panic!("consumer waiting for its first producer: {e}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        attach.join().unwrap();
+    }
+}
+
+/// Finding 3: an entry left `reaping` by a dead reaper whose tag is now ours made every
+/// attach of ours fail with `AlreadyAttached`, naming the dead owner.
+#[test]
+fn an_owner_left_mid_reaping_by_a_reaper_whose_tag_is_now_ours_is_taken_over() {
+    let name = name("selftag");
+    let ring =
+        SpscRing::create_shm(&name, &SpscConfig::new(1024), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let dead = dead_pid();
+    // The producer role is owned by tag 5 (entry 4), generation 3, being reaped by tag 1
+    // (entry 0, which we will get) with the dead reaper's pid.
+    raw.atomic_u64(entry(4))
+        .unwrap()
+        .store(state(1, 3, 1, 3, dead), Ordering::SeqCst);
+    raw.atomic_u32((PRODUCER_BLOCK + 8) as usize)
+        .unwrap()
+        .store(5 | 3 << 8, Ordering::SeqCst);
+    let tx = ring.producer().expect("the stale owner is taken over");
+    drop(tx);
+    assert_eq!(liveness::endpoints(ring.segment()).unwrap(), vec![]);
+}
+
+/// Finding 5: a `fork`ed child that drops an inherited endpoint must not detach the parent's.
+#[test]
+fn a_forked_child_dropping_an_inherited_endpoint_leaves_the_parent_attached() {
+    let ring = SpscRing::create_in(
+        Segment::anonymous(
+            SpscConfig::new(1024).segment_len(),
+            &SegmentOptions::default(),
+        )
+        .unwrap(),
+        &SpscConfig::new(1024),
+    )
+    .unwrap();
+    let tx = ring.producer().unwrap();
+    // SAFETY: the child only drops the inherited producer (a few atomics on shared
+    // memory, `getpid`) and exits with `_exit`; it allocates nothing.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            drop(tx);
+            // SAFETY: `_exit` is async-signal-safe and ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            nix::sys::wait::waitpid(child, None).unwrap();
+        }
+    }
+    assert!(
+        matches!(
+            ring.producer().unwrap_err(),
+            shmbus_ring::Error::AlreadyAttached { .. }
+        ),
+        "the parent's producer is still the producer"
+    );
+    let eps = liveness::endpoints(ring.segment()).unwrap();
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].pid, std::process::id());
+    drop(tx);
+}
