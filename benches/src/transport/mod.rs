@@ -12,9 +12,9 @@ use anyhow::Result;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+mod eventfd;
 mod fifo;
 mod floor_cacheline;
-
 mod pipe;
 mod posix_mq;
 mod shmbus_mpmc;
@@ -105,9 +105,11 @@ pub trait Transport {
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
         Box::new(floor_cacheline::FloorCacheline),
-        Box::new(shmbus_spsc::ShmbusSpsc { blocking: false }),
-        Box::new(shmbus_spsc::ShmbusSpsc { blocking: true }),
+        Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Spin)),
+        Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
+        Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Parked)),
         Box::new(shmbus_mpmc::ShmbusMpmc),
+        Box::new(eventfd::EventFdTransport),
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
