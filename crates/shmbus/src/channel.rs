@@ -330,16 +330,22 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// it, and nothing else can reach it. Attach endpoints *after* the fork, in the process
     /// that uses them: `channel.sender()` in one, `channel.receiver()` in the other.
     ///
-    /// ```no_run
+    /// ```
+    /// use nix::sys::wait::waitpid;
+    /// use nix::unistd::{fork, ForkResult};
     /// let ch = shmbus::channel::<String>().anonymous()?;
-    /// // SAFETY (in the caller): fork before any thread is started.
-    /// # let pid = 0;
-    /// if pid == 0 {
-    ///     let mut tx = ch.sender()?;   // child
-    ///     tx.send("from the child".into())?;
-    /// } else {
-    ///     let mut rx = ch.receiver()?; // parent
-    ///     println!("{}", rx.recv()?);
+    /// // SAFETY: no thread has been started, so the child may run ordinary code.
+    /// match unsafe { fork() }? {
+    ///     ForkResult::Child => {
+    ///         let mut tx = ch.sender()?;
+    ///         tx.send("from the child".into())?;
+    ///         std::process::exit(0);
+    ///     }
+    ///     ForkResult::Parent { child } => {
+    ///         let mut rx = ch.receiver()?;
+    ///         assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(30))?, "from the child");
+    ///         waitpid(child, None)?;
+    ///     }
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -4,7 +4,7 @@
 //! | codec | messages | id | decode limit |
 //! |---|---|---|---|
 //! | [`Bincode`] (default) | `T: Serialize + DeserializeOwned`, bincode 2 standard configuration | 1 | `LIMIT` bytes claimed (default [`DEFAULT_DECODE_LIMIT`]) |
-//! | [`Postcard`] (feature `postcard`) | `T: Serialize + DeserializeOwned` | 2 | the message's length |
+//! | `Postcard` (feature `postcard`) | `T: Serialize + DeserializeOwned` | 2 | the message's length |
 //! | [`Plain`] | `T: bytemuck::Pod`, copied as its bytes, no codec | 3 | exactly `size_of::<T>()` |
 //! | [`Raw`] | `Vec<u8>`, the bytes as they are | 0 | the message's length |
 //!
@@ -22,7 +22,7 @@ pub const DEFAULT_DECODE_LIMIT: usize = 64 << 20;
 
 /// Turns messages of type `T` into bytes and back.
 ///
-/// Implemented by marker types ([`Bincode`], [`Postcard`], [`Plain`], [`Raw`]) that a channel
+/// Implemented by marker types ([`Bincode`], `Postcard`, [`Plain`], [`Raw`]) that a channel
 /// names as a type parameter. An implementation for another format provides the four
 /// functions below and a codec id that no other codec uses (ids below 256 are reserved for
 /// shmbus).
@@ -158,7 +158,7 @@ impl std::error::Error for CodecError {}
 /// channels of larger messages: `Bincode<{ 1 << 30 }>`.
 ///
 /// bincode is unmaintained upstream (RUSTSEC-2025-0141); it is the default because users ask
-/// for it, pinned at `=2.0.1`. [`Postcard`] is the maintained alternative.
+/// for it, pinned at `=2.0.1`. `Postcard` is the maintained alternative.
 ///
 /// ```
 /// use shmbus::codec::{Bincode, Codec};
