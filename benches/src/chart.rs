@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// Colours for successive transports (a colour-blind-friendly palette).
-const PALETTE: [RGBColor; 10] = [
+const PALETTE: [RGBColor; 13] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -18,6 +18,9 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0, 0, 0),
     RGBColor(160, 40, 40),
     RGBColor(40, 40, 160),
+    RGBColor(0, 90, 60),
+    RGBColor(150, 100, 0),
+    RGBColor(110, 60, 160),
 ];
 
 /// Factor of empty log-axis space above the data, where the legend goes.
