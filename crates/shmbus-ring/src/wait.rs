@@ -162,6 +162,10 @@ pub(crate) fn wait_for<R>(
             return Some(r);
         }
         n = n.wrapping_add(1);
+        if spin.is_zero() {
+            // No spin phase: straight to yielding or sleeping after one attempt.
+            break;
+        }
         if n % 64 == 0 {
             let now = Instant::now();
             if expired(now) {
