@@ -8,7 +8,7 @@ use shmbus_ring::{
     Error as RingError, Identity, MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, OpenOptions,
     PopError, Producer, PushError, Segment, SegmentHeader, SpscConfig, SpscRing, WaitStrategy,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One producer and one consumer, variable-size messages in a byte ring: the fast path.
 /// Capacity is counted in bytes; a small message takes only its own length plus 8 bytes
@@ -47,6 +47,20 @@ pub(crate) mod sealed {
         Never,
         /// Until the instant (`None`: for ever).
         Until(Option<Instant>),
+        /// For this long after the first attempt.
+        For(Duration),
+    }
+
+    impl Wait {
+        /// The deadline of a wait that found the ring full or empty at its first attempt.
+        /// Computed only then, so a call that succeeds at once never reads the clock.
+        pub(crate) fn deadline(self) -> Option<Instant> {
+            match self {
+                Wait::Never => Some(Instant::now()),
+                Wait::Until(deadline) => deadline,
+                Wait::For(timeout) => Instant::now().checked_add(timeout),
+            }
+        }
     }
 
     /// What a channel needs of a ring. Not nameable outside the crate.
@@ -87,7 +101,7 @@ pub(crate) mod sealed {
         fn read<R>(
             c: &mut Self::Consumer,
             wait: Wait,
-            f: impl FnOnce(&[u8]) -> R,
+            f: impl FnMut(&[u8]) -> R,
         ) -> Result<R, PopError>;
     }
 }
@@ -164,30 +178,63 @@ impl sealed::Ops for Spsc {
         // Exactly `len` bytes: the codec measured the message first. Reserving the maximum
         // message size instead would make every send wait for room for the largest message
         // (the whole ring, when the maximum is close to the capacity).
-        let mut r = match wait {
-            Wait::Never => p.reserve(len)?,
-            Wait::Until(deadline) => p.reserve_deadline(len, deadline)?,
-        };
-        match f(&mut r) {
-            Ok(n) => {
-                r.commit_len(n.min(len));
-                Ok(Ok(()))
-            }
-            // Dropping the reservation abandons it: nothing becomes visible.
-            Err(e) => Ok(Err(e)),
+        //
+        // One attempt first: a blocking call that finds room at once does not read the clock.
+        match p.reserve(len) {
+            Ok(r) => return Ok(fill(r, len, f)),
+            Err(PushError::Full) if !matches!(wait, Wait::Never) => {}
+            Err(e) => return Err(e),
         }
+        let r = p.reserve_deadline(len, wait.deadline())?;
+        Ok(fill(r, len, f))
     }
 
     #[inline]
     fn read<R>(
         c: &mut Self::Consumer,
         wait: Wait,
-        f: impl FnOnce(&[u8]) -> R,
+        mut f: impl FnMut(&[u8]) -> R,
     ) -> Result<R, PopError> {
-        match wait {
-            Wait::Never => c.try_pop_with(f),
-            Wait::Until(deadline) => c.pop_with_deadline(deadline, f),
+        // One attempt first: a blocking call that finds a message at once does not read the
+        // clock.
+        match c.try_pop_with(&mut f) {
+            Err(PopError::Empty) if !matches!(wait, Wait::Never) => {}
+            other => return other,
         }
+        c.pop_with_deadline(wait.deadline(), f)
+    }
+}
+
+/// Hands a reservation to `f` and publishes what it wrote; abandons it if `f` fails.
+fn fill<E>(
+    mut r: shmbus_ring::Reservation<'_>,
+    len: usize,
+    f: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+) -> Result<(), E> {
+    match f(&mut r) {
+        Ok(n) => {
+            r.commit_len(n.min(len));
+            Ok(())
+        }
+        // Dropping the reservation abandons it: nothing becomes visible.
+        Err(e) => Err(e),
+    }
+}
+
+/// Hands the first `len` bytes of a claimed slot to `f` and commits what it wrote; abandons
+/// the claim if `f` fails.
+fn fill_slot<E>(
+    mut slot: shmbus_ring::WriteSlot<'_>,
+    len: usize,
+    f: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+) -> Result<(), E> {
+    match f(&mut slot[..len]) {
+        Ok(n) => {
+            slot.commit(n.min(len));
+            Ok(())
+        }
+        // Dropping the claim abandons the position: receivers skip it.
+        Err(e) => Err(e),
     }
 }
 
@@ -286,30 +333,28 @@ impl sealed::Ops for Mpmc {
                 max: p.slot_size(),
             });
         }
-        let mut slot = match wait {
-            Wait::Never => p.claim()?,
-            Wait::Until(deadline) => p.claim_deadline(deadline)?,
-        };
-        match f(&mut slot[..len]) {
-            Ok(n) => {
-                slot.commit(n.min(len));
-                Ok(Ok(()))
-            }
-            // Dropping the claim abandons the position: receivers skip it.
-            Err(e) => Ok(Err(e)),
+        // One attempt first: a blocking call that finds a free slot does not read the clock.
+        match p.claim() {
+            Ok(slot) => return Ok(fill_slot(slot, len, f)),
+            Err(PushError::Full) if !matches!(wait, Wait::Never) => {}
+            Err(e) => return Err(e),
         }
+        let slot = p.claim_deadline(wait.deadline())?;
+        Ok(fill_slot(slot, len, f))
     }
 
     #[inline]
     fn read<R>(
         c: &mut MpmcConsumer,
         wait: Wait,
-        f: impl FnOnce(&[u8]) -> R,
+        mut f: impl FnMut(&[u8]) -> R,
     ) -> Result<R, PopError> {
-        match wait {
-            Wait::Never => c.try_pop_with(f),
-            Wait::Until(deadline) => c.pop_with_deadline(deadline, f),
+        // One attempt first, as for SPSC.
+        match c.try_pop_with(&mut f) {
+            Err(PopError::Empty) if !matches!(wait, Wait::Never) => {}
+            other => return other,
         }
+        c.pop_with_deadline(wait.deadline(), f)
     }
 }
 

@@ -131,9 +131,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     ///
     /// [`RecvTimeoutError::Timeout`], and as [`recv`](Self::recv).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.read(Wait::Until(deadline))
-            .map_err(RecvTimeoutError::new)
+        self.read(Wait::For(timeout)).map_err(RecvTimeoutError::new)
     }
 
     /// Receives the next message, waiting until `deadline`.

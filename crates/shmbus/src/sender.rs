@@ -123,8 +123,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     ///
     /// [`SendTimeoutError::Timeout`], and as [`send`](Self::send).
     pub fn send_timeout(&mut self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.write(&msg, Wait::Until(deadline))
+        self.write(&msg, Wait::For(timeout))
             .map_err(|failure| SendTimeoutError::new(failure, msg))
     }
 
