@@ -149,6 +149,10 @@ pub(crate) fn wait_for<R>(
     nap: Duration,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
+    // The common case, a call that succeeds at once, reads no clock.
+    if let Some(r) = attempt() {
+        return Some(r);
+    }
     let start = Instant::now();
     let expired = |now: Instant| deadline.is_some_and(|d| now >= d);
     let spin = match strategy {
