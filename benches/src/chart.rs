@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// Colours for successive transports (a colour-blind-friendly palette).
-const PALETTE: [RGBColor; 13] = [
+const PALETTE: [RGBColor; 15] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -21,6 +21,8 @@ const PALETTE: [RGBColor; 13] = [
     RGBColor(0, 90, 60),
     RGBColor(150, 100, 0),
     RGBColor(110, 60, 160),
+    RGBColor(0, 150, 160),
+    RGBColor(200, 0, 90),
 ];
 
 /// Factor of empty log-axis space above the data, where the legend goes.

@@ -109,7 +109,8 @@ fn paired(
     (!used.is_empty()).then(|| median(used.into_iter()))
 }
 
-/// The targets for `shmbus-spsc`.
+/// The targets for `shmbus-spsc`, `shmbus-channel` and (feature `iceoryx2`) against
+/// `iceoryx2`.
 pub fn evaluate(report: &Report) -> Vec<Target> {
     let recs = &report.records;
     let spsc = "shmbus-spsc";
@@ -148,6 +149,35 @@ pub fn evaluate(report: &Report) -> Vec<Target> {
         limit: 2.0,
         at_least: true,
     });
+    // The typed layer: bincode struct of (about) the same encoded size, both spinning.
+    for size in [8, 1024] {
+        v.push(Target {
+            what: format!("shmbus-channel round trip p50 at {size} B / {spsc} p50"),
+            ratio: paired(recs, "shmbus-channel", Some(spsc), size, rtt_p50, true),
+            limit: 1.3,
+            at_least: false,
+        });
+    }
+    if cfg!(feature = "iceoryx2") {
+        let ice = Some("iceoryx2");
+        for (what, metric, lower) in [
+            ("round trip p50", rtt_p50 as Metric, true),
+            ("round trip p99.9", rtt_p999, true),
+        ] {
+            v.push(Target {
+                what: format!("{spsc} {what} at 8 B / iceoryx2 {what}"),
+                ratio: paired(recs, spsc, ice, 8, metric, lower),
+                limit: 1.0,
+                at_least: false,
+            });
+        }
+        v.push(Target {
+            what: format!("{spsc} msgs/s at 64 B / iceoryx2 msgs/s"),
+            ratio: paired(recs, spsc, ice, 64, msgs, false),
+            limit: 1.0,
+            at_least: true,
+        });
+    }
     v
 }
 

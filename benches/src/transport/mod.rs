@@ -15,8 +15,11 @@ use std::path::PathBuf;
 mod eventfd;
 mod fifo;
 mod floor_cacheline;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx2;
 mod pipe;
 mod posix_mq;
+mod shmbus_channel;
 mod shmbus_mpmc;
 mod shmbus_spsc;
 mod tcp;
@@ -109,6 +112,9 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Parked)),
         Box::new(shmbus_mpmc::ShmbusMpmc),
+        Box::new(shmbus_channel::ShmbusChannel),
+        #[cfg(feature = "iceoryx2")]
+        Box::new(iceoryx2::Iceoryx2),
         Box::new(eventfd::EventFdTransport),
         Box::new(pipe::Pipe),
         Box::new(fifo::Fifo),

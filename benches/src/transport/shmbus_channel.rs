@@ -1,0 +1,343 @@
+//! `shmbus-channel`: shmbus's typed channel layer — SPSC flavor, bincode (the default codec) —
+//! carrying a small struct, two channels in POSIX shared memory (parent→peer and peer→parent).
+//! Both sides spin exactly like `shmbus-spsc`: `try_send` until there is room, `try_recv`
+//! until a message is there, channels built without wake-up notification. What this adds over
+//! `shmbus-spsc` is the typed layer: measuring and encoding the struct straight into the
+//! ring's reservation, copying the record out into the receiver's private buffer, decoding it.
+//!
+//! The struct, [`BenchMessage`], carries the harness's message field for field: `word0` (the
+//! sequence number, or in the one-way phase the intended send time, `CLOCK_MONOTONIC` ns),
+//! `word1` (the one-way phase's sequence number) and the rest of the message as a byte payload
+//! (serialized as bytes: a length and one copy, not byte by byte). bincode's variable-length
+//! integers make the encoded size differ from the harness's size by a few bytes, depending on
+//! the values; [`Transport::prepare`] reports the encoded sizes.
+//!
+//! Allocation: the channel API takes a message by value and hands one back by value, so
+//! decoding the payload allocates one `Vec` per received message. The endpoint reuses the last
+//! received payload's buffer for its next send, so a ping-pong costs one allocation per
+//! message per side, not two; a streaming sender allocates its payload per message (the
+//! channel consumes and drops it after encoding).
+//!
+//! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
+//! `Disconnected`, which ends the phase with an error rather than a wait for ever.
+
+use super::shmbus_spsc::capacity_for;
+use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::msg::{new_message, put_word0, put_word1, word0, word1};
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use shmbus::codec::{Bincode, Codec};
+use shmbus::ring::WaitStrategy;
+use shmbus::{ChannelBuilder, Receiver, Sender};
+
+/// The typed channel, SPSC, bincode, both sides spinning.
+pub struct ShmbusChannel;
+
+/// What travels through the channel: the harness's message as a struct.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BenchMessage {
+    /// Sequence number (round trip, streaming) or intended send time (one way), or `STOP`.
+    pub word0: u64,
+    /// The one-way phase's sequence number; the filler's bytes 8..16 otherwise; 0 for a
+    /// message shorter than 16 bytes.
+    pub word1: u64,
+    /// The rest of the message.
+    #[serde(
+        serialize_with = "bytes::serialize",
+        deserialize_with = "bytes::deserialize"
+    )]
+    pub payload: Vec<u8>,
+}
+
+/// `Vec<u8>` as serde bytes (bincode: a varint length, then the bytes in one copy) instead of
+/// a sequence of `u8` (one call per byte).
+mod bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element()? {
+                    v.push(b);
+                }
+                Ok(v)
+            }
+        }
+        d.deserialize_byte_buf(Bytes)
+    }
+}
+
+/// Where the payload starts in a harness message of `len` bytes (`word1` needs 16).
+fn payload_start(len: usize) -> usize {
+    if len >= 16 {
+        16
+    } else {
+        8
+    }
+}
+
+impl BenchMessage {
+    /// The struct for the harness message `msg` (at least 8 bytes), reusing `payload`'s
+    /// buffer.
+    pub fn from_bytes(msg: &[u8], mut payload: Vec<u8>) -> Self {
+        payload.clear();
+        payload.extend_from_slice(&msg[payload_start(msg.len())..]);
+        BenchMessage {
+            word0: word0(msg),
+            word1: word1(msg).unwrap_or(0),
+            payload,
+        }
+    }
+
+    /// Writes the message back into `buf` (the harness's message size).
+    pub fn to_bytes(&self, buf: &mut [u8]) -> Result<()> {
+        let start = payload_start(buf.len());
+        ensure!(
+            buf.len() >= 8 && self.payload.len() == buf.len() - start,
+            "shmbus-channel: a {}-byte payload for a {}-byte message",
+            self.payload.len(),
+            buf.len()
+        );
+        put_word0(buf, self.word0);
+        put_word1(buf, self.word1);
+        buf[start..].copy_from_slice(&self.payload);
+        Ok(())
+    }
+
+    /// bincode's encoded length of this message.
+    pub fn encoded_len(&self) -> usize {
+        <Bincode as Codec<BenchMessage>>::encoded_len(self).unwrap_or(0)
+    }
+}
+
+/// The largest encoded message for a harness size: the payload, its length (at most a 5-byte
+/// varint) and two `u64`s at their longest (9 bytes each).
+fn max_message(size: usize) -> usize {
+    size + 24
+}
+
+/// The channel's capacity in messages of the maximum size, chosen so that its ring has the
+/// same number of bytes as `shmbus-spsc`'s for this size ([`capacity_for`]): the channel
+/// makes a ring of `(capacity + 1)` records of the maximum size plus 8, rounded up to a power
+/// of two.
+fn capacity_messages(size: usize) -> u64 {
+    let record = 8 + (max_message(size) as u64).next_multiple_of(8);
+    ((capacity_for(size) - 8) / record).saturating_sub(1).max(1)
+}
+
+fn builder(size: usize) -> ChannelBuilder<BenchMessage> {
+    shmbus::channel::<BenchMessage>()
+        .capacity(capacity_messages(size))
+        .max_message(max_message(size))
+        .notify(false)
+        .wait_strategy(WaitStrategy::Spin)
+        .prefault(true)
+}
+
+struct ChannelEndpoint {
+    tx: Sender<BenchMessage>,
+    rx: Receiver<BenchMessage>,
+    /// The last received payload's buffer, for the next send.
+    spare: Vec<u8>,
+}
+
+impl Endpoint for ChannelEndpoint {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let mut m = BenchMessage::from_bytes(msg, std::mem::take(&mut self.spare));
+        loop {
+            match self.tx.try_send(m) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_full() => {
+                    m = e.into_inner();
+                    std::hint::spin_loop();
+                }
+                Err(e) if e.is_disconnected() => {
+                    bail!("try_send: the receiver detached (peer exited?)")
+                }
+                Err(e) => bail!("try_send: {e}"),
+            }
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(m) => {
+                    m.to_bytes(buf)?;
+                    self.spare = m.payload;
+                    return Ok(buf.len());
+                }
+                Err(e) if e.is_empty() => std::hint::spin_loop(),
+                Err(e) if e.is_disconnected() => {
+                    bail!("try_recv: the sender detached (peer exited?)")
+                }
+                Err(e) => bail!("try_recv: {e}"),
+            }
+        }
+    }
+}
+
+impl Transport for ShmbusChannel {
+    fn name(&self) -> &'static str {
+        "shmbus-channel"
+    }
+
+    fn class(&self) -> Class {
+        Class::SharedMemory
+    }
+
+    fn prepare(&self, sizes: &[usize]) -> Vec<String> {
+        // A round-trip message (sequence number 100 000: a 5-byte varint; the filler in
+        // word1: 9 bytes) and a one-way message (a CLOCK_MONOTONIC stamp: 9 bytes).
+        let sizes: Vec<String> = sizes
+            .iter()
+            .map(|&size| {
+                let mut msg = new_message(size);
+                put_word0(&mut msg, 100_000);
+                let rtt = BenchMessage::from_bytes(&msg, Vec::new()).encoded_len();
+                put_word0(&mut msg, 1 << 40);
+                put_word1(&mut msg, 100_000);
+                let oneway = BenchMessage::from_bytes(&msg, Vec::new()).encoded_len();
+                format!("{size} B -> {rtt} B ({oneway} B one way)")
+            })
+            .collect();
+        vec![format!(
+            "bincode-encoded size of the struct {{ word0: u64, word1: u64, payload: bytes }}: {}",
+            sizes.join(", ")
+        )]
+    }
+
+    fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
+        let base = format!("/{}", env.unique);
+        let b = builder(size);
+        let down = format!("{base}-down");
+        let up = format!("{base}-up");
+        let ep = ChannelEndpoint {
+            tx: b
+                .create_sender(&down)
+                .with_context(|| format!("create_sender({down})"))?,
+            rx: b
+                .create_receiver(&up)
+                .with_context(|| format!("create_receiver({up})"))?,
+            spare: Vec::new(),
+        };
+        Ok(Listening {
+            arg: base,
+            child_stdin: None,
+            child_stdout: None,
+            finish: Box::new(move || Ok(Box::new(ep) as Box<dyn Endpoint>)),
+        })
+    }
+
+    fn connect(&self, arg: &str, size: usize) -> Result<Box<dyn Endpoint>> {
+        let b = builder(size);
+        let down = format!("{arg}-down");
+        let up = format!("{arg}-up");
+        Ok(Box::new(ChannelEndpoint {
+            rx: b
+                .open_receiver(&down)
+                .with_context(|| format!("open_receiver({down})"))?,
+            tx: b
+                .open_sender(&up)
+                .with_context(|| format!("open_sender({up})"))?,
+            spare: Vec::new(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::STOP;
+
+    #[test]
+    fn messages_survive_the_struct_and_encode_close_to_their_size() {
+        for size in [8, 12, 16, 64, 512, 1024, 4096, 65536] {
+            let mut msg = new_message(size);
+            put_word0(&mut msg, 100_000);
+            let m = BenchMessage::from_bytes(&msg, Vec::new());
+            let mut back = vec![0u8; size];
+            m.to_bytes(&mut back).unwrap();
+            assert_eq!(back, msg, "{size}");
+            assert!(
+                m.encoded_len().abs_diff(size) <= 3,
+                "{size}: {}",
+                m.encoded_len()
+            );
+            let mut stop = msg.clone();
+            put_word0(&mut stop, STOP);
+            let s = BenchMessage::from_bytes(&stop, Vec::new());
+            assert!(s.encoded_len() <= max_message(size), "{size}");
+            let bytes = {
+                let mut b = vec![0u8; s.encoded_len()];
+                <Bincode as Codec<BenchMessage>>::encode(&s, &mut b).unwrap();
+                b
+            };
+            assert_eq!(<Bincode as Codec<BenchMessage>>::decode(&bytes).unwrap(), s);
+            assert!(m.to_bytes(&mut vec![0u8; size + 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn the_ring_is_as_large_as_shmbus_spsc_s() {
+        for size in [8, 64, 512, 4096, 65536] {
+            let ch = builder(size).in_process().unwrap();
+            assert_eq!(ch.ring().capacity(), capacity_for(size), "{size}");
+        }
+    }
+
+    #[test]
+    fn a_departed_peer_is_an_error_not_a_hang() {
+        let size = 64;
+        let (a, b) = (
+            builder(size).in_process().unwrap(),
+            builder(size).in_process().unwrap(),
+        );
+        let mut ours = ChannelEndpoint {
+            tx: a.sender().unwrap(),
+            rx: b.receiver().unwrap(),
+            spare: Vec::new(),
+        };
+        let mut theirs = ChannelEndpoint {
+            tx: b.sender().unwrap(),
+            rx: a.receiver().unwrap(),
+            spare: Vec::new(),
+        };
+        let mut msg = new_message(size);
+        let mut buf = vec![0u8; size];
+        for seq in 0..3 {
+            put_word0(&mut msg, seq);
+            ours.send(&msg).unwrap();
+            theirs.recv(&mut buf).unwrap();
+            assert_eq!(buf, msg);
+            theirs.send(&buf).unwrap();
+            ours.recv(&mut buf).unwrap();
+            assert_eq!(word0(&buf), seq);
+        }
+        drop(theirs);
+        let err = ours.recv(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("detached"), "{err}");
+        let err = ours.send(&msg).unwrap_err();
+        assert!(err.to_string().contains("detached"), "{err}");
+    }
+}
