@@ -144,8 +144,7 @@ fn peer(name: &str, p: Params) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 // Every transfer spins on the non-blocking calls (`try_send`/`try_recv`, `try_push`/`try_pop`),
-// as the benchmark harness does: the blocking calls read the clock once per call, which on
-// these VMs costs about as much as a small message.
+// as the benchmark harness does, so both transports wait the same way.
 
 fn send_typed(tx: &mut Sender<Tick, Spsc>, mut m: Tick) -> Result<(), shmbus::TrySendError<Tick>> {
     loop {
