@@ -1,9 +1,10 @@
 //! Crash points: a test-only hook that parks the process between two steps of the protocol,
 //! so a test can SIGKILL it exactly there.
 //!
-//! Disarmed (always, unless a test arms it), a crash point costs one `Relaxed` load of a
-//! process-local flag. Armed with a name, the first thread to reach the point of that name
-//! prints `shmbus-crashpoint: NAME` on standard error and sleeps for ever.
+//! Compiled in only with the `crashpoints` feature (this crate's own tests); otherwise every
+//! point is an empty inline function and [`arm`] does nothing. Disarmed, a point costs one
+//! `Relaxed` load of a process-local flag. Armed with a name, the first thread to reach the
+//! point of that name prints `shmbus-crashpoint: NAME` on standard error and sleeps for ever.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ pub fn arm_from_env() {
 #[inline(always)]
 pub(crate) fn hit(name: &'static str) {
     // Relaxed: a process-local switch set before the protocol runs.
-    if ARMED.load(Ordering::Relaxed) {
+    if cfg!(feature = "crashpoints") && ARMED.load(Ordering::Relaxed) {
         park_if(name);
     }
 }

@@ -144,6 +144,7 @@ fn entry_u32(seg: &Segment, index: u64, field: u64) -> &AtomicU32 {
         .expect("validated segments hold the endpoint table")
 }
 
+#[inline]
 fn roster(seg: &Segment, field: u64) -> &AtomicU64 {
     seg.raw_atomic_u64((ROSTER + field) as usize)
         .expect("validated segments hold the roster")
@@ -160,6 +161,7 @@ const EVER: u64 = 1 << ROSTER_EVER_BIT;
 
 /// Whether `role`'s side has gone away: some endpoint of that role attached once, and none is
 /// attached now. A side that never had an endpoint is still expected, not gone.
+#[inline]
 pub(crate) fn side_gone(seg: &Segment, role: Role) -> bool {
     // Acquire: pairs with the Release `fetch_and` that cleared the last bit (`unregister`,
     // `reap`), so everything that endpoint published (records, releases) is visible to a

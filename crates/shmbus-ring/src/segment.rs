@@ -757,6 +757,7 @@ impl Segment {
 
     /// The 64-bit word at `off` for the crate's own use. On a read-only mapping only Relaxed
     /// loads may be done through it.
+    #[inline]
     pub(crate) fn raw_atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
         if off % 8 != 0 || off.checked_add(8)? > self.len() {
             return None;
