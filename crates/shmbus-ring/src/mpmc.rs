@@ -639,8 +639,8 @@ impl RingInner {
     /// What a push that found the ring full reports: `Disconnected` if every consumer is gone
     /// (probing for dead endpoints, and repairing their slots, when the interval has passed).
     #[cold]
-    fn on_full(&self, reg: &mut Registration, core: &mut Core<RawMem>) -> PushError {
-        if reg.probe_due() {
+    fn on_full(&self, reg: &mut Registration, core: &mut Core<RawMem>, slow: bool) -> PushError {
+        if reg.probe_due(slow) {
             self.probe(reg, core);
         }
         if liveness::side_gone(&self.seg, Role::Consumer) {
@@ -653,8 +653,8 @@ impl RingInner {
     /// What a pop that found nothing reports: `Disconnected` if every producer is gone and
     /// nothing committed is left (probing and repairing first when the interval has passed).
     #[cold]
-    fn on_empty(&self, reg: &mut Registration, core: &mut Core<RawMem>) -> PopError {
-        if reg.probe_due() {
+    fn on_empty(&self, reg: &mut Registration, core: &mut Core<RawMem>, slow: bool) -> PopError {
+        if reg.probe_due(slow) {
             self.probe(reg, core);
         }
         // `side_gone` is an Acquire load pairing with the last producer's Release detach (or
@@ -994,7 +994,12 @@ impl MpmcProducer {
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         self.ring.inner.check_consumers()?;
         match self.core.try_push(payload) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, &mut self.core)),
+            Err(PushError::Full) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_full(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1009,7 +1014,12 @@ impl MpmcProducer {
     pub fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
         self.ring.inner.check_consumers()?;
         match self.core.push_burst(records) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, &mut self.core)),
+            Err(PushError::Full) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_full(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1025,7 +1035,12 @@ impl MpmcProducer {
     pub fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
         self.ring.inner.check_consumers()?;
         match self.core.push_bulk(records, &mut self.claimed) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, &mut self.core)),
+            Err(PushError::Full) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_full(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1052,7 +1067,10 @@ impl MpmcProducer {
         self.ring.inner.check_consumers()?;
         let pos = match self.core.claim_write() {
             Err(PushError::Full) => {
-                return Err(self.ring.inner.on_full(&mut self.reg, &mut self.core))
+                return Err(self
+                    .ring
+                    .inner
+                    .on_full(&mut self.reg, &mut self.core, false))
             }
             other => other?,
         };
@@ -1082,12 +1100,12 @@ impl MpmcProducer {
                 ..
             } = &mut *self;
             let nap = reg.interval();
-            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
                 if let Err(e) = ring.inner.check_consumers() {
                     return Some(Err(e));
                 }
                 match core.claim_write() {
-                    Err(PushError::Full) => match ring.inner.on_full(reg, core) {
+                    Err(PushError::Full) => match ring.inner.on_full(reg, core, slow) {
                         PushError::Full => None,
                         e => Some(Err(e)),
                     },
@@ -1150,12 +1168,12 @@ impl MpmcProducer {
             ..
         } = self;
         let nap = reg.interval();
-        wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+        wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
             if let Err(e) = ring.inner.check_consumers() {
                 return Some(Err(e));
             }
             match core.try_push(payload) {
-                Err(PushError::Full) => match ring.inner.on_full(reg, core) {
+                Err(PushError::Full) => match ring.inner.on_full(reg, core, slow) {
                     PushError::Full => None,
                     e => Some(Err(e)),
                 },
@@ -1268,7 +1286,12 @@ impl MpmcConsumer {
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         match self.core.try_pop(buf) {
-            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            Err(PopError::Empty) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_empty(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1281,7 +1304,12 @@ impl MpmcConsumer {
     #[inline]
     pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
         match self.core.try_pop_vec(buf) {
-            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            Err(PopError::Empty) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_empty(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1316,7 +1344,10 @@ impl MpmcConsumer {
             n += 1;
         }
         if n == 0 && max > 0 {
-            if let PopError::Disconnected = self.ring.inner.on_empty(&mut self.reg, &mut self.core)
+            if let PopError::Disconnected =
+                self.ring
+                    .inner
+                    .on_empty(&mut self.reg, &mut self.core, false)
             {
                 return Err(PopError::Disconnected);
             }
@@ -1370,8 +1401,8 @@ impl MpmcConsumer {
             deadline,
             ring.inner.wake_words(true),
             nap,
-            || match core.try_pop(buf) {
-                Err(PopError::Empty) => match ring.inner.on_empty(reg, core) {
+            |slow| match core.try_pop(buf) {
+                Err(PopError::Empty) => match ring.inner.on_empty(reg, core, slow) {
                     PopError::Empty => None,
                     e => Some(Err(e)),
                 },
@@ -1405,8 +1436,8 @@ impl MpmcConsumer {
                 deadline,
                 ring.inner.wake_words(true),
                 nap,
-                || match core.claim_read() {
-                    Ok(None) => match ring.inner.on_empty(reg, core) {
+                |slow| match core.claim_read() {
+                    Ok(None) => match ring.inner.on_empty(reg, core, slow) {
                         PopError::Empty => None,
                         e => Some(Err(e)),
                     },
@@ -1436,7 +1467,11 @@ impl MpmcConsumer {
     /// [`PopError::Corrupt`] for a garbage slot (released) or hint.
     pub fn claim(&mut self) -> Result<Option<ReadSlot<'_>>, PopError> {
         let Some(pos) = self.core.claim_read()? else {
-            return match self.ring.inner.on_empty(&mut self.reg, &mut self.core) {
+            return match self
+                .ring
+                .inner
+                .on_empty(&mut self.reg, &mut self.core, false)
+            {
                 PopError::Disconnected => Err(PopError::Disconnected),
                 _ => Ok(None),
             };

@@ -126,6 +126,7 @@ enum Map {
 }
 
 impl Map {
+    #[inline]
     fn ptr(&self) -> NonNull<u8> {
         match self {
             Map::Raw(m) => NonNull::new(m.as_mut_ptr()).expect("mmap never returns null"),
@@ -133,6 +134,7 @@ impl Map {
         }
     }
 
+    #[inline]
     fn len(&self) -> usize {
         match self {
             Map::Raw(m) => m.len(),
@@ -701,6 +703,7 @@ impl Segment {
     }
 
     /// The mapped length in bytes (a whole number of pages for shared backings).
+    #[inline]
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -712,6 +715,7 @@ impl Segment {
 
     /// The base address of the mapping (page-aligned). Another process may write to this
     /// memory at any time: treat what it holds as untrusted.
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.map.ptr().as_ptr()
     }

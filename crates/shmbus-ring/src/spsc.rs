@@ -790,8 +790,8 @@ impl RingInner {
     /// What a push that found the ring full reports: `Disconnected` if the consumer is gone
     /// (probing for a dead one when the probe interval has passed), else `Full`.
     #[cold]
-    fn on_full(&self, reg: &mut Registration) -> PushError {
-        if reg.probe_due() {
+    fn on_full(&self, reg: &mut Registration, slow: bool) -> PushError {
+        if reg.probe_due(slow) {
             self.probe(reg);
         }
         if liveness::side_gone(&self.seg, Role::Consumer) {
@@ -804,8 +804,13 @@ impl RingInner {
     /// What a pop that found the ring empty reports: `Disconnected` if the producer is gone
     /// and the ring is still empty after that was seen, else `Empty`.
     #[cold]
-    fn on_empty<M: Memory>(&self, reg: &mut Registration, core: &mut ConsumerCore<M>) -> PopError {
-        if reg.probe_due() {
+    fn on_empty<M: Memory>(
+        &self,
+        reg: &mut Registration,
+        core: &mut ConsumerCore<M>,
+        slow: bool,
+    ) -> PopError {
+        if reg.probe_due(slow) {
             self.probe(reg);
         }
         // `side_gone` is an Acquire load that pairs with the producer's Release detach: every
@@ -1133,7 +1138,7 @@ impl Producer {
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         self.ring.inner.check_consumer()?;
         match self.core.try_push(payload) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg)),
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, false)),
             other => other,
         }
     }
@@ -1159,7 +1164,7 @@ impl Producer {
     pub fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
         self.ring.inner.check_consumer()?;
         match self.core.try_push_batch(records) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg)),
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, false)),
             other => other,
         }
     }
@@ -1187,7 +1192,7 @@ impl Producer {
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>, PushError> {
         self.ring.inner.check_consumer()?;
         let start = match self.core.place(len) {
-            Err(PushError::Full) => return Err(self.ring.inner.on_full(&mut self.reg)),
+            Err(PushError::Full) => return Err(self.ring.inner.on_full(&mut self.reg, false)),
             other => other?,
         };
         Ok(Reservation {
@@ -1216,12 +1221,12 @@ impl Producer {
                 reg,
             } = &mut *self;
             let nap = reg.interval();
-            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
                 if let Err(e) = ring.inner.check_consumer() {
                     return Some(Err(e));
                 }
                 match core.place(len) {
-                    Err(PushError::Full) => match ring.inner.on_full(reg) {
+                    Err(PushError::Full) => match ring.inner.on_full(reg, slow) {
                         PushError::Full => None,
                         e => Some(Err(e)),
                     },
@@ -1284,12 +1289,12 @@ impl Producer {
             reg,
         } = self;
         let nap = reg.interval();
-        wait_for(*wait, deadline, ring.inner.wake_words(false), nap, || {
+        wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
             if let Err(e) = ring.inner.check_consumer() {
                 return Some(Err(e));
             }
             match core.try_push(payload) {
-                Err(PushError::Full) => match ring.inner.on_full(reg) {
+                Err(PushError::Full) => match ring.inner.on_full(reg, slow) {
                     PushError::Full => None,
                     e => Some(Err(e)),
                 },
@@ -1408,7 +1413,12 @@ impl Consumer {
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         match self.core.try_pop(buf) {
-            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            Err(PopError::Empty) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_empty(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1420,7 +1430,12 @@ impl Consumer {
     /// [`PopError::Empty`] or [`PopError::Corrupt`].
     pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
         match self.core.try_pop_vec(buf) {
-            Err(PopError::Empty) => Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core)),
+            Err(PopError::Empty) => {
+                Err(self
+                    .ring
+                    .inner
+                    .on_empty(&mut self.reg, &mut self.core, false))
+            }
             other => other,
         }
     }
@@ -1436,7 +1451,10 @@ impl Consumer {
     #[inline]
     pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
         let Some((start, len)) = self.core.next()? else {
-            return Err(self.ring.inner.on_empty(&mut self.reg, &mut self.core));
+            return Err(self
+                .ring
+                .inner
+                .on_empty(&mut self.reg, &mut self.core, false));
         };
         let r = f(self.slice(start, len));
         self.core.advance(record_size(len as u64));
@@ -1474,7 +1492,10 @@ impl Consumer {
         if n > 0 {
             self.core.publish_head();
         } else if result.is_ok() {
-            if let PopError::Disconnected = self.ring.inner.on_empty(&mut self.reg, &mut self.core)
+            if let PopError::Disconnected =
+                self.ring
+                    .inner
+                    .on_empty(&mut self.reg, &mut self.core, false)
             {
                 return Err(PopError::Disconnected);
             }
@@ -1493,7 +1514,11 @@ impl Consumer {
     /// [`PopError::Corrupt`] if the record header is inconsistent.
     pub fn peek(&mut self) -> Result<Option<Peeked<'_>>, PopError> {
         match self.core.next()? {
-            None => match self.ring.inner.on_empty(&mut self.reg, &mut self.core) {
+            None => match self
+                .ring
+                .inner
+                .on_empty(&mut self.reg, &mut self.core, false)
+            {
                 PopError::Disconnected => Err(PopError::Disconnected),
                 _ => Ok(None),
             },
@@ -1573,8 +1598,8 @@ impl Consumer {
             deadline,
             ring.inner.wake_words(true),
             nap,
-            || match core.try_pop(buf) {
-                Err(PopError::Empty) => match ring.inner.on_empty(reg, core) {
+            |slow| match core.try_pop(buf) {
+                Err(PopError::Empty) => match ring.inner.on_empty(reg, core, slow) {
                     PopError::Empty => None,
                     e => Some(Err(e)),
                 },
@@ -1608,8 +1633,8 @@ impl Consumer {
                 deadline,
                 ring.inner.wake_words(true),
                 nap,
-                || match core.next() {
-                    Ok(None) => match ring.inner.on_empty(reg, core) {
+                |slow| match core.next() {
+                    Ok(None) => match ring.inner.on_empty(reg, core, slow) {
                         PopError::Empty => None,
                         e => Some(Err(e)),
                     },

@@ -141,16 +141,18 @@ pub(crate) fn wake_all(w: WakeWords<'_>) {
 
 /// Runs `attempt` until it returns `Some` (the operation's outcome) or `deadline` passes
 /// (`None`), waiting between attempts as `strategy` says. A futex sleep lasts at most `nap`,
-/// so that `attempt` runs (and checks peer liveness) at least that often.
+/// so that `attempt` runs (and checks peer liveness) at least that often. `attempt(slow)` is
+/// told whether it runs after a yield or a sleep (`true`) or in the spin phase (`false`), so
+/// that it can afford a clock read each time.
 pub(crate) fn wait_for<R>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
     wake: Option<WakeWords<'_>>,
     nap: Duration,
-    mut attempt: impl FnMut() -> Option<R>,
+    mut attempt: impl FnMut(bool) -> Option<R>,
 ) -> Option<R> {
     // The common case, a call that succeeds at once, reads no clock.
-    if let Some(r) = attempt() {
+    if let Some(r) = attempt(false) {
         return Some(r);
     }
     let start = Instant::now();
@@ -162,7 +164,7 @@ pub(crate) fn wait_for<R>(
     // Spin phase: check the clock only every 64 attempts.
     let mut n = 0u32;
     loop {
-        if let Some(r) = attempt() {
+        if let Some(r) = attempt(false) {
             return Some(r);
         }
         n = n.wrapping_add(1);
@@ -183,7 +185,7 @@ pub(crate) fn wait_for<R>(
     }
     match (strategy, wake) {
         (WaitStrategy::Block { .. }, Some(w)) => loop {
-            if let Some(r) = attempt() {
+            if let Some(r) = attempt(true) {
                 return Some(r);
             }
             let now = Instant::now();
@@ -195,7 +197,7 @@ pub(crate) fn wait_for<R>(
             w.waiters.fetch_add(1, Ordering::SeqCst);
             let seq = w.seq.load(Ordering::Acquire);
             fence(Ordering::SeqCst);
-            let outcome = attempt();
+            let outcome = attempt(true);
             if outcome.is_none() {
                 let left = deadline.map_or(nap, |d| d.saturating_duration_since(now).min(nap));
                 futex_wait(w.seq, seq, Some(left));
@@ -210,7 +212,7 @@ pub(crate) fn wait_for<R>(
             // A ring without notification: poll with growing sleeps (1 µs .. 1 ms).
             let mut nap = Duration::from_micros(1);
             loop {
-                if let Some(r) = attempt() {
+                if let Some(r) = attempt(true) {
                     return Some(r);
                 }
                 let now = Instant::now();
@@ -223,7 +225,7 @@ pub(crate) fn wait_for<R>(
             }
         }
         _ => loop {
-            if let Some(r) = attempt() {
+            if let Some(r) = attempt(true) {
                 return Some(r);
             }
             if expired(Instant::now()) {
