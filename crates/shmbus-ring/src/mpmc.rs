@@ -124,6 +124,15 @@ impl MpmcConfig {
         )
     }
 
+    /// Checks the geometry without allocating anything: what `create_in` would refuse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the value at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.checked()
+    }
+
     fn checked(&self) -> Result<()> {
         if !self.slots.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&self.slots) {
             return Err(Error::InvalidConfig(format!(

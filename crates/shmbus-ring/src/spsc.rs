@@ -119,6 +119,15 @@ impl SpscConfig {
         DATA_OFFSET.saturating_add(self.capacity)
     }
 
+    /// Checks the geometry without allocating anything: what `create_in` would refuse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the value at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.checked().map(|_| ())
+    }
+
     fn checked(&self) -> Result<(u64, u64)> {
         let cap = self.capacity;
         if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
