@@ -157,7 +157,7 @@ fn roster_field(role: Role) -> u64 {
     }
 }
 
-const EVER: u64 = 1 << ROSTER_EVER_BIT;
+pub(crate) const EVER: u64 = 1 << ROSTER_EVER_BIT;
 
 /// Whether `role`'s side has gone away: some endpoint of that role attached once, and none is
 /// attached now. A side that never had an endpoint is still expected, not gone.
@@ -167,6 +167,17 @@ pub(crate) fn side_gone(seg: &Segment, role: Role) -> bool {
     // `reap`), so everything that endpoint published (records, releases) is visible to a
     // caller that then concludes "gone" and re-polls the ring.
     roster(seg, roster_field(role)).load(Ordering::Acquire) == EVER
+}
+
+/// [`side_gone`] for the consumer side, through a ring's own view of the segment: the push
+/// paths' check, one load of the read-mostly roster line with no bounds checks or indirection.
+#[inline]
+pub(crate) fn consumers_gone(mem: &crate::mem::RawMem) -> bool {
+    use crate::mem::Memory;
+    // SAFETY: a `RawMem` of a ring covers the whole validated segment, at least `DATA_OFFSET`
+    // bytes, and the roster word is 8-aligned inside its first page.
+    // Acquire: as in `side_gone` (pairs with the Release `fetch_and` of the last detach).
+    unsafe { mem.load((ROSTER + ROSTER_CONSUMERS) as usize, Ordering::Acquire) == EVER }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -603,6 +603,16 @@ struct RingInner {
     g: Geometry,
 }
 
+/// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
+#[inline]
+fn check_consumers(mem: &RawMem) -> Result<(), PushError> {
+    if liveness::consumers_gone(mem) {
+        Err(PushError::Disconnected)
+    } else {
+        Ok(())
+    }
+}
+
 impl RingInner {
     fn mem(&self) -> RawMem {
         let base = NonNull::new(self.seg.as_ptr()).expect("a mapping is never at address 0");
@@ -674,16 +684,6 @@ impl RingInner {
             PopError::Disconnected
         } else {
             PopError::Empty
-        }
-    }
-
-    /// `Err(Disconnected)` if the consumer side is gone (one read-mostly load).
-    #[inline]
-    fn check_consumers(&self) -> Result<(), PushError> {
-        if liveness::side_gone(&self.seg, Role::Consumer) {
-            Err(PushError::Disconnected)
-        } else {
-            Ok(())
         }
     }
 }
@@ -1001,7 +1001,7 @@ impl MpmcProducer {
     /// [`PushError::Corrupt`] if the tail hint in shared memory is out of range.
     #[inline]
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.ring.inner.check_consumers()?;
+        check_consumers(&self.core.mem)?;
         match self.core.try_push(payload) {
             Err(PushError::Full) => {
                 Err(self
@@ -1021,7 +1021,7 @@ impl MpmcProducer {
     /// [`PushError::Corrupt`] if the first push meets corruption (after `n > 0` pushes, any
     /// error ends the burst with `Ok(n)` and the next call reports it).
     pub fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        self.ring.inner.check_consumers()?;
+        check_consumers(&self.core.mem)?;
         match self.core.push_burst(records) {
             Err(PushError::Full) => {
                 Err(self
@@ -1042,7 +1042,7 @@ impl MpmcProducer {
     /// records than the ring has slots (it could never fit), [`PushError::TooLarge`],
     /// [`PushError::Corrupt`].
     pub fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
-        self.ring.inner.check_consumers()?;
+        check_consumers(&self.core.mem)?;
         match self.core.push_bulk(records, &mut self.claimed) {
             Err(PushError::Full) => {
                 Err(self
@@ -1073,7 +1073,7 @@ impl MpmcProducer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn claim(&mut self) -> Result<WriteSlot<'_>, PushError> {
-        self.ring.inner.check_consumers()?;
+        check_consumers(&self.core.mem)?;
         let pos = match self.core.claim_write() {
             Err(PushError::Full) => {
                 return Err(self
@@ -1110,7 +1110,7 @@ impl MpmcProducer {
             } = &mut *self;
             let nap = reg.interval();
             wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
-                if let Err(e) = ring.inner.check_consumers() {
+                if let Err(e) = check_consumers(&core.mem) {
                     return Some(Err(e));
                 }
                 match core.claim_write() {
@@ -1178,7 +1178,7 @@ impl MpmcProducer {
         } = self;
         let nap = reg.interval();
         wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
-            if let Err(e) = ring.inner.check_consumers() {
+            if let Err(e) = check_consumers(&core.mem) {
                 return Some(Err(e));
             }
             match core.try_push(payload) {

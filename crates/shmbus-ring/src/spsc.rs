@@ -684,6 +684,16 @@ struct RingInner {
     g: Geometry,
 }
 
+/// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
+#[inline]
+fn check_consumers(mem: &RawMem) -> Result<(), PushError> {
+    if liveness::consumers_gone(mem) {
+        Err(PushError::Disconnected)
+    } else {
+        Ok(())
+    }
+}
+
 impl RingInner {
     fn mem(&self) -> RawMem {
         let base = NonNull::new(self.seg.as_ptr()).expect("a mapping is never at address 0");
@@ -828,16 +838,6 @@ impl RingInner {
             PopError::Disconnected
         } else {
             PopError::Empty
-        }
-    }
-
-    /// `Err(Disconnected)` if the consumer side is gone (one read-mostly load).
-    #[inline]
-    fn check_consumer(&self) -> Result<(), PushError> {
-        if liveness::side_gone(&self.seg, Role::Consumer) {
-            Err(PushError::Disconnected)
-        } else {
-            Ok(())
         }
     }
 
@@ -1145,7 +1145,7 @@ impl Producer {
     /// if the consumer's position in shared memory is inconsistent.
     #[inline]
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.ring.inner.check_consumer()?;
+        check_consumers(&self.core.mem)?;
         match self.core.try_push(payload) {
             Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, false)),
             other => other,
@@ -1171,7 +1171,7 @@ impl Producer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        self.ring.inner.check_consumer()?;
+        check_consumers(&self.core.mem)?;
         match self.core.try_push_batch(records) {
             Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, false)),
             other => other,
@@ -1199,7 +1199,7 @@ impl Producer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>, PushError> {
-        self.ring.inner.check_consumer()?;
+        check_consumers(&self.core.mem)?;
         let start = match self.core.place(len) {
             Err(PushError::Full) => return Err(self.ring.inner.on_full(&mut self.reg, false)),
             other => other?,
@@ -1231,7 +1231,7 @@ impl Producer {
             } = &mut *self;
             let nap = reg.interval();
             wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
-                if let Err(e) = ring.inner.check_consumer() {
+                if let Err(e) = check_consumers(&core.mem) {
                     return Some(Err(e));
                 }
                 match core.place(len) {
@@ -1299,7 +1299,7 @@ impl Producer {
         } = self;
         let nap = reg.interval();
         wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
-            if let Err(e) = ring.inner.check_consumer() {
+            if let Err(e) = check_consumers(&core.mem) {
                 return Some(Err(e));
             }
             match core.try_push(payload) {
