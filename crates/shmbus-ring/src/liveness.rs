@@ -169,15 +169,16 @@ pub(crate) fn side_gone(seg: &Segment, role: Role) -> bool {
     roster(seg, roster_field(role)).load(Ordering::Acquire) == EVER
 }
 
-/// [`side_gone`] for the consumer side, through a ring's own view of the segment: the push
-/// paths' check, one load of the read-mostly roster line with no bounds checks or indirection.
+/// [`side_gone`] through a ring's own view of the segment: the hot paths' check (every push;
+/// every empty poll), one load of the read-mostly roster line with no bounds checks or
+/// indirection.
 #[inline]
-pub(crate) fn consumers_gone(mem: &crate::mem::RawMem) -> bool {
+pub(crate) fn gone(mem: &crate::mem::RawMem, role: Role) -> bool {
     use crate::mem::Memory;
     // SAFETY: a `RawMem` of a ring covers the whole validated segment, at least `DATA_OFFSET`
-    // bytes, and the roster word is 8-aligned inside its first page.
+    // bytes, and the roster words are 8-aligned inside its first page.
     // Acquire: as in `side_gone` (pairs with the Release `fetch_and` of the last detach).
-    unsafe { mem.load((ROSTER + ROSTER_CONSUMERS) as usize, Ordering::Acquire) == EVER }
+    unsafe { mem.load((ROSTER + roster_field(role)) as usize, Ordering::Acquire) == EVER }
 }
 
 // ---------------------------------------------------------------------------------------------

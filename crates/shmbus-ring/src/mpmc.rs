@@ -606,7 +606,7 @@ struct RingInner {
 /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
 #[inline]
 fn check_consumers(mem: &RawMem) -> Result<(), PushError> {
-    if liveness::consumers_gone(mem) {
+    if liveness::gone(mem, Role::Consumer) {
         Err(PushError::Disconnected)
     } else {
         Ok(())
@@ -662,7 +662,7 @@ impl RingInner {
         if reg.probe_due(slow) {
             self.probe(reg, core);
         }
-        if liveness::side_gone(&self.seg, Role::Consumer) {
+        if liveness::gone(&core.mem, Role::Consumer) {
             PushError::Disconnected
         } else {
             PushError::Full
@@ -678,9 +678,7 @@ impl RingInner {
         }
         // `side_gone` is an Acquire load pairing with the last producer's Release detach (or
         // its reaper's): everything it committed is visible to `has_committed`.
-        if liveness::side_gone(&self.seg, Role::Producer)
-            && !matches!(core.has_committed(), Ok(true))
-        {
+        if liveness::gone(&core.mem, Role::Producer) && !matches!(core.has_committed(), Ok(true)) {
             PopError::Disconnected
         } else {
             PopError::Empty

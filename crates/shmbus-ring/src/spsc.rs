@@ -687,7 +687,7 @@ struct RingInner {
 /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
 #[inline]
 fn check_consumers(mem: &RawMem) -> Result<(), PushError> {
-    if liveness::consumers_gone(mem) {
+    if liveness::gone(mem, Role::Consumer) {
         Err(PushError::Disconnected)
     } else {
         Ok(())
@@ -823,10 +823,10 @@ impl RingInner {
     /// What a pop that found the ring empty reports: `Disconnected` if the producer is gone
     /// and the ring is still empty after that was seen, else `Empty`.
     #[cold]
-    fn on_empty<M: Memory>(
+    fn on_empty(
         &self,
         reg: &mut Registration,
-        core: &mut ConsumerCore<M>,
+        core: &mut ConsumerCore<RawMem>,
         slow: bool,
     ) -> PopError {
         if reg.probe_due(slow) {
@@ -834,7 +834,7 @@ impl RingInner {
         }
         // `side_gone` is an Acquire load that pairs with the producer's Release detach: every
         // record it committed is visible to the re-check.
-        if liveness::side_gone(&self.seg, Role::Producer) && core.is_empty() {
+        if liveness::gone(&core.mem, Role::Producer) && core.is_empty() {
             PopError::Disconnected
         } else {
             PopError::Empty
