@@ -11,7 +11,8 @@
 //!                MPMC tail hint
 //! 384     128    consumer block: SPSC head + consumer pid;          layout / spsc / mpmc
 //!                MPMC head hint
-//! 512     3584   MPMC endpoint table (56 × 64 B); SPSC: zero         layout / mpmc
+//! 512     64     roster: attached endpoints per role                liveness
+//! 576     3520   endpoint table (55 × 64 B), both ring kinds        liveness
 //! 4096    ...    SPSC: records {len: u32, kind: u32} + payload,     frame / spsc
 //!                8-byte aligned, padding record at the wrap
 //!                MPMC: slots [seq << 8 | tag: u64][len: u32]       mpmc

@@ -56,7 +56,7 @@ use crate::segment::{Segment, SegmentOptions};
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How often, by default, a waiting endpoint checks whether its peers are still alive (and
@@ -186,28 +186,25 @@ pub(crate) fn gone(mem: &crate::mem::RawMem, role: Role) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// The inode of this process's PID namespace, 0 if unknown: no `/proc`, or a `/proc` mounted
-/// from another PID namespace (its `self` is not our pid), where pids cannot be checked.
-/// Cached per pid: a child in a new namespace looks again.
+/// from another PID namespace (its `self` is not our pid), where pids cannot be checked. Read
+/// each time (no cache): a `fork`ed child may be in a new namespace, even with the same pid
+/// (1, in containers).
 fn own_pidns() -> u64 {
-    static CACHE: Mutex<(u32, u64)> = Mutex::new((0, 0));
     let pid = std::process::id();
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if cache.0 != pid {
-        let proc_is_ours = std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| s.split_ascii_whitespace().next()?.parse::<u32>().ok())
-            == Some(pid);
-        let ns = std::fs::read_link("/proc/self/ns/pid")
-            .ok()
-            .and_then(|p| {
-                let s = p.to_string_lossy().into_owned();
-                s.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
-            })
-            .filter(|_| proc_is_ours)
-            .unwrap_or(0);
-        *cache = (pid, ns);
+    let proc_is_ours = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.split_ascii_whitespace().next()?.parse::<u32>().ok())
+        == Some(pid);
+    if !proc_is_ours {
+        return 0;
     }
-    cache.1
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|p| {
+            let s = p.to_string_lossy().into_owned();
+            s.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 /// The start time (clock ticks after boot) of process `pid` in this PID namespace; `None` if
@@ -262,6 +259,24 @@ fn take_lock(seg: &Segment, off: u64) -> Option<File> {
     fl.l_len = 1;
     nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).ok()?;
     Some(file)
+}
+
+/// The resolution of the coarse clock (a scheduler tick, typically 4 ms), read once.
+fn coarse_resolution_ns() -> u64 {
+    static RES: OnceLock<u64> = OnceLock::new();
+    *RES.get_or_init(|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        if rc == 0 {
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        } else {
+            4_000_000
+        }
+    })
 }
 
 /// Monotonic time in nanoseconds from the coarse clock (a vDSO read of the last tick, no TSC
@@ -411,9 +426,9 @@ impl Registration {
             entry_u64(seg, index, ENDPOINT_PIDNS).store(own_pidns(), Ordering::Relaxed);
             crashpoint::hit("register.claimed");
             let lock = take_lock(seg, entry_off(index) as u64);
-            if lock.is_some() {
-                entry_u32(seg, index, ENDPOINT_LOCKED).store(1, Ordering::Relaxed);
-            }
+            // Stored either way: a 1 left by anyone else must not outlive this registration.
+            entry_u32(seg, index, ENDPOINT_LOCKED)
+                .store(u32::from(lock.is_some()), Ordering::Relaxed);
             crashpoint::hit("register.locked");
             let active = State {
                 phase: PHASE_ACTIVE,
@@ -490,7 +505,9 @@ impl Registration {
                 return false;
             }
         }
-        let now = coarse_now_ns();
+        // The coarse clock moves in ticks: allow one tick of slack, so that a caller woken after
+        // exactly one interval probes now rather than an interval later.
+        let now = coarse_now_ns().saturating_add(coarse_resolution_ns());
         if now < self.next_probe_ns {
             return false;
         }
@@ -510,9 +527,6 @@ impl Registration {
             return;
         }
         crashpoint::hit("unregister.start");
-        // Release: everything this endpoint published happens before a peer's Acquire load of
-        // the bitmap that finds it empty (`side_gone`).
-        roster(seg, roster_field(self.role)).fetch_and(!(1 << self.index), Ordering::Release);
         let active = State {
             pid: self.pid,
             gen: self.gen,
@@ -520,23 +534,48 @@ impl Registration {
             reaper: 0,
             role: Some(self.role),
         };
-        // Relaxed on failure: a reaper took the entry (it judged us dead); it frees it.
-        // (Clearing the fields first is harmless then: a reaper judges by the state word.)
-        clear_fields(seg, self.index);
-        // Release: our last uses of the entry (and the cleared fields) happen before the next
-        // registrant's Acquire CAS.
-        let _ = state_word(seg, self.index).compare_exchange(
-            active.encode(),
-            State::free(self.gen),
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        // First make sure the entry is still ours, and hold it while we clean up (as a reaper
+        // would): if a prober took it meanwhile, its bit and fields may belong to someone else
+        // by now, and we touch nothing. Acquire/Relaxed: as in `reap`.
+        let leaving = State {
+            phase: PHASE_REAPING,
+            reaper: self.tag() as u8,
+            ..active
+        };
+        let word = state_word(seg, self.index);
+        if word
+            .compare_exchange(
+                active.encode(),
+                leaving.encode(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            // Release: everything this endpoint published happens before a peer's Acquire
+            // load of the bitmap that finds it empty (`side_gone`, `gone`).
+            roster(seg, roster_field(self.role)).fetch_and(!(1 << self.index), Ordering::Release);
+            clear_fields(seg, self.index);
+            // Release: our last uses of the entry (and the cleared fields) happen before the
+            // next registrant's Acquire CAS. Relaxed on failure: a prober found our process
+            // dead (it cannot be, while we run this) and freed the entry itself.
+            let _ = word.compare_exchange(
+                leaving.encode(),
+                State::free(self.gen),
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
         self.lock = None;
     }
 
     /// Looks at every other entry and reaps the dead ones; `repair(tag, gen, role)` undoes
     /// what a dead endpoint held (it must be idempotent). Returns how many entries were reaped.
     pub(crate) fn probe(&mut self, seg: &Segment, repair: &mut dyn FnMut(u64, u16, Role)) -> usize {
+        if !self.is_own() {
+            // An endpoint inherited over `fork` does not reap under its parent's name.
+            return 0;
+        }
         let mut reaped = 0;
         for index in 0..MAX_ENDPOINTS {
             if index == self.index {
@@ -547,7 +586,10 @@ impl Registration {
             let seen = state_word(seg, index).load(Ordering::Acquire);
             let st = State::decode(seen);
             let Some(role) = st.held() else { continue };
-            let dead = if st.phase == PHASE_REAPING {
+            let dead = if st.phase == PHASE_REAPING && u64::from(st.reaper) == index + 1 {
+                // The holder is detaching itself (`unregister`): dead only if its process is.
+                vitality(seg, index, &st) == Vitality::Dead
+            } else if st.phase == PHASE_REAPING {
                 // Someone is reaping it: take over only if that reaper is gone.
                 self.reaper_gone(seg, &st)
             } else {
@@ -647,7 +689,12 @@ impl Registration {
         if st.gen != gen {
             return Owner::Gone;
         }
-        if st.phase == PHASE_REAPING {
+        if st.phase == PHASE_REAPING && u64::from(st.reaper) == tag {
+            // Detaching itself: it clears the owner word on its way out, unless it died.
+            if vitality(seg, index, &st) != Vitality::Dead {
+                return Owner::BeingReaped;
+            }
+        } else if st.phase == PHASE_REAPING {
             if !self.reaper_gone(seg, &st) {
                 // A live reaper is on it; the owner word will be cleared shortly.
                 return Owner::BeingReaped;
@@ -745,13 +792,19 @@ pub fn endpoints(seg: &Segment) -> Result<Vec<EndpointInfo>> {
             // Acquire: as in `Registration::probe`.
             let seen = state_word(seg, index).load(Ordering::Acquire);
             let st = State::decode(seen);
-            let Some(role) = st.held() else { break };
-            let info = info(seg, index, &st, role);
+            let Some(role) = st.held() else {
+                found = None;
+                break;
+            };
+            let mut info = info(seg, index, &st, role);
             // Acquire: the fields read above are not older than the state we compare.
             if state_word(seg, index).load(Ordering::Acquire) == seen {
                 found = Some(info);
                 break;
             }
+            // Changing under us: held by someone, fate unknown (never "dead" on a guess).
+            info.vitality = Vitality::Unknown;
+            found = Some(info);
         }
         out.extend(found);
     }

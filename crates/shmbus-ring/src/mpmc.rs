@@ -687,7 +687,7 @@ impl RingInner {
 }
 
 /// An MPMC ring laid out in a [`Segment`]: a cheap, cloneable handle from which any number of
-/// [`MpmcProducer`]s and [`MpmcConsumer`]s attach (up to 56 at a time), in any processes.
+/// [`MpmcProducer`]s and [`MpmcConsumer`]s attach (up to 55 at a time), in any processes.
 ///
 /// # Examples
 ///
@@ -986,7 +986,9 @@ impl MpmcProducer {
     /// Sets how often, while the ring is full, this endpoint checks whether the other endpoints are
     /// still alive, reaps dead ones and repairs the slots they held, and so notices a consumer that died (default
     /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
-    /// call also wakes this often to check.
+    /// call also wakes this often to check. (Non-blocking pops that find the ring empty read
+    /// the clock only every 16th time, to keep a polling loop fast: a caller that polls
+    /// slowly notices a dead peer within 16 polls of the interval.)
     pub fn set_probe_interval(&mut self, interval: Duration) {
         self.reg.set_interval(interval);
     }
@@ -1002,10 +1004,7 @@ impl MpmcProducer {
         check_consumers(&self.core.mem)?;
         match self.core.try_push(payload) {
             Err(PushError::Full) => {
-                Err(self
-                    .ring
-                    .inner
-                    .on_full(&mut self.reg, &mut self.core, false))
+                Err(self.ring.inner.on_full(&mut self.reg, &mut self.core, true))
             }
             other => other,
         }
@@ -1022,10 +1021,7 @@ impl MpmcProducer {
         check_consumers(&self.core.mem)?;
         match self.core.push_burst(records) {
             Err(PushError::Full) => {
-                Err(self
-                    .ring
-                    .inner
-                    .on_full(&mut self.reg, &mut self.core, false))
+                Err(self.ring.inner.on_full(&mut self.reg, &mut self.core, true))
             }
             other => other,
         }
@@ -1043,10 +1039,7 @@ impl MpmcProducer {
         check_consumers(&self.core.mem)?;
         match self.core.push_bulk(records, &mut self.claimed) {
             Err(PushError::Full) => {
-                Err(self
-                    .ring
-                    .inner
-                    .on_full(&mut self.reg, &mut self.core, false))
+                Err(self.ring.inner.on_full(&mut self.reg, &mut self.core, true))
             }
             other => other,
         }
@@ -1074,10 +1067,7 @@ impl MpmcProducer {
         check_consumers(&self.core.mem)?;
         let pos = match self.core.claim_write() {
             Err(PushError::Full) => {
-                return Err(self
-                    .ring
-                    .inner
-                    .on_full(&mut self.reg, &mut self.core, false))
+                return Err(self.ring.inner.on_full(&mut self.reg, &mut self.core, true))
             }
             other => other?,
         };
@@ -1278,7 +1268,9 @@ impl MpmcConsumer {
     /// Sets how often, while the ring is empty, this endpoint checks whether the other endpoints are
     /// still alive, reaps dead ones and repairs the slots they held, and so notices a producer that died (default
     /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
-    /// call also wakes this often to check.
+    /// call also wakes this often to check. (Non-blocking pops that find the ring empty read
+    /// the clock only every 16th time, to keep a polling loop fast: a caller that polls
+    /// slowly notices a dead peer within 16 polls of the interval.)
     pub fn set_probe_interval(&mut self, interval: Duration) {
         self.reg.set_interval(interval);
     }

@@ -734,7 +734,10 @@ impl RingInner {
         let mut reg = Registration::register(&self.seg, role)?;
         let mine = liveness::owner_word(reg.tag(), reg.gen());
         let mut holder_pid = 0;
-        for _ in 0..8 {
+        // Bounded: a few retries when the owner word changes under us, and up to about a
+        // second while a live reaper (or the holder itself, detaching) finishes.
+        let waited = Instant::now();
+        for _ in 0..64 {
             // Acquire on success: pairs with the Release CAS to 0 in `release` or
             // `clear_owner`, so the previous endpoint's last position store is visible to our
             // attach. Relaxed on failure: we judge the holder next.
@@ -755,7 +758,12 @@ impl RingInner {
                     holder_pid = pid;
                     break;
                 }
-                Owner::BeingReaped => std::thread::sleep(Duration::from_millis(1)),
+                Owner::BeingReaped => {
+                    if waited.elapsed() > Duration::from_secs(1) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 Owner::Gone => {
                     // The holder is gone (reaped now, or its word names no live entry):
                     // clear the word if it still holds that value, and try again.
@@ -770,6 +778,7 @@ impl RingInner {
             }
         }
         reg.unregister(&self.seg);
+        self.wake_everyone();
         Err(Error::AlreadyAttached {
             target: self.seg.target(),
             role,
@@ -1131,7 +1140,9 @@ impl Producer {
     /// Sets how often, while the ring is full, this endpoint checks whether the other endpoints are
     /// still alive, reaps dead ones, and so notices a consumer that died (default
     /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
-    /// call also wakes this often to check.
+    /// call also wakes this often to check. (Non-blocking pops that find the ring empty read
+    /// the clock only every 16th time, to keep a polling loop fast: a caller that polls
+    /// slowly notices a dead peer within 16 polls of the interval.)
     pub fn set_probe_interval(&mut self, interval: Duration) {
         self.reg.set_interval(interval);
     }
@@ -1147,7 +1158,7 @@ impl Producer {
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         check_consumers(&self.core.mem)?;
         match self.core.try_push(payload) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, false)),
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, true)),
             other => other,
         }
     }
@@ -1173,7 +1184,7 @@ impl Producer {
     pub fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
         check_consumers(&self.core.mem)?;
         match self.core.try_push_batch(records) {
-            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, false)),
+            Err(PushError::Full) => Err(self.ring.inner.on_full(&mut self.reg, true)),
             other => other,
         }
     }
@@ -1201,7 +1212,7 @@ impl Producer {
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>, PushError> {
         check_consumers(&self.core.mem)?;
         let start = match self.core.place(len) {
-            Err(PushError::Full) => return Err(self.ring.inner.on_full(&mut self.reg, false)),
+            Err(PushError::Full) => return Err(self.ring.inner.on_full(&mut self.reg, true)),
             other => other?,
         };
         Ok(Reservation {
@@ -1408,7 +1419,9 @@ impl Consumer {
     /// Sets how often, while the ring is empty, this endpoint checks whether the other endpoints are
     /// still alive, reaps dead ones, and so notices a producer that died (default
     /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
-    /// call also wakes this often to check.
+    /// call also wakes this often to check. (Non-blocking pops that find the ring empty read
+    /// the clock only every 16th time, to keep a polling loop fast: a caller that polls
+    /// slowly notices a dead peer within 16 polls of the interval.)
     pub fn set_probe_interval(&mut self, interval: Duration) {
         self.reg.set_interval(interval);
     }

@@ -265,3 +265,49 @@ fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
         "the name is gone after removal"
     );
 }
+
+#[test]
+fn a_sigkilled_producer_process_disconnects_the_consumer_after_the_drain() {
+    const TEST: &str = "a_sigkilled_producer_process_disconnects_the_consumer_after_the_drain";
+    if std::env::var(ROLE).is_ok() {
+        let ring =
+            SpscRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let mut tx = ring.producer().unwrap();
+        for i in 0u32..100 {
+            tx.push_timeout(&i.to_le_bytes(), Duration::from_secs(30))
+                .unwrap();
+        }
+        // Still attached, never detaching: only death ends this producer.
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    let name = format!("/shmbus-disc-kill-{}", std::process::id());
+    let ring =
+        SpscRing::create_shm(&name, &SpscConfig::new(4096), &SegmentOptions::default()).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::from_millis(5));
+    let mut child = spawn(TEST, "producer", &name);
+    let mut buf = [0u8; 8];
+    for i in 0u32..100 {
+        let n = rx.pop_timeout(&mut buf, Duration::from_secs(30)).unwrap();
+        assert_eq!(u32::from_le_bytes(buf[..n].try_into().unwrap()), i);
+    }
+    // The producer is alive and attached: empty, not disconnected.
+    assert_eq!(
+        rx.pop_timeout(&mut buf, Duration::from_millis(50)),
+        Err(PopError::Timeout)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    // A blocked pop notices the death within its probe interval and reports it.
+    assert_eq!(
+        rx.pop_timeout(&mut buf, Duration::from_secs(10)),
+        Err(PopError::Disconnected)
+    );
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    // A new producer takes over the dead one's role.
+    let mut tx = ring.producer().unwrap();
+    tx.try_push(b"again").unwrap();
+    assert_eq!(rx.try_pop(&mut buf), Ok(5));
+}

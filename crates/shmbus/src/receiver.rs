@@ -203,7 +203,7 @@ impl<T, C: Codec<T>> Clone for Receiver<T, Mpmc, C> {
     ///
     /// # Panics
     ///
-    /// When the ring's endpoint table is full (56 endpoints, senders and receivers together,
+    /// When the ring's endpoint table is full (55 endpoints, senders and receivers together,
     /// across all processes); [`try_clone`](Receiver::try_clone) returns that as an error.
     fn clone(&self) -> Self {
         self.try_clone()

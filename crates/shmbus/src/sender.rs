@@ -168,7 +168,7 @@ impl<T, C: Codec<T>> Clone for Sender<T, Mpmc, C> {
     ///
     /// # Panics
     ///
-    /// When the ring's endpoint table is full (56 endpoints, senders and receivers together,
+    /// When the ring's endpoint table is full (55 endpoints, senders and receivers together,
     /// across all processes); [`try_clone`](Sender::try_clone) returns that as an error.
     fn clone(&self) -> Self {
         self.try_clone()
