@@ -1088,29 +1088,7 @@ impl MpmcProducer {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<WriteSlot<'_>, PushError> {
-        let pos = {
-            let MpmcProducer {
-                core,
-                ring,
-                wait,
-                reg,
-                ..
-            } = &mut *self;
-            let nap = reg.interval();
-            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
-                if let Err(e) = check_consumers(&core.mem) {
-                    return Some(Err(e));
-                }
-                match core.claim_write() {
-                    Err(PushError::Full) => match ring.inner.on_full(reg, core, slow) {
-                        PushError::Full => None,
-                        e => Some(Err(e)),
-                    },
-                    other => Some(other),
-                }
-            })
-            .unwrap_or(Err(PushError::Timeout))?
-        };
+        let pos = self.wait_room(deadline, |core| core.claim_write())?;
         Ok(WriteSlot {
             producer: self,
             pos,
@@ -1157,6 +1135,17 @@ impl MpmcProducer {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), PushError> {
+        self.wait_room(deadline, |core| core.try_push(payload))
+    }
+
+    /// Runs `op` until it does not report `Full`, waiting as the wait strategy says (and
+    /// checking for gone consumers, repairing dead endpoints' slots) until `deadline`: the loop
+    /// of every blocking push.
+    fn wait_room<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut Core<RawMem>) -> Result<R, PushError>,
+    ) -> Result<R, PushError> {
         let MpmcProducer {
             core,
             ring,
@@ -1169,7 +1158,7 @@ impl MpmcProducer {
             if let Err(e) = check_consumers(&core.mem) {
                 return Some(Err(e));
             }
-            match core.try_push(payload) {
+            match op(core) {
                 Err(PushError::Full) => match ring.inner.on_full(reg, core, slow) {
                     PushError::Full => None,
                     e => Some(Err(e)),
@@ -1388,27 +1377,7 @@ impl MpmcConsumer {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, PopError> {
-        let MpmcConsumer {
-            core,
-            ring,
-            wait,
-            reg,
-        } = self;
-        let nap = reg.interval();
-        wait_for(
-            *wait,
-            deadline,
-            ring.inner.wake_words(true),
-            nap,
-            |slow| match core.try_pop(buf) {
-                Err(PopError::Empty) => match ring.inner.on_empty(reg, core, slow) {
-                    PopError::Empty => None,
-                    e => Some(Err(e)),
-                },
-                other => Some(other),
-            },
-        )
-        .unwrap_or(Err(PopError::Timeout))
+        self.wait_data(deadline, |core| core.try_pop(buf))
     }
 
     /// Waits until `deadline` (`None`: for ever) for the next message and hands it, in place,
@@ -1422,33 +1391,7 @@ impl MpmcConsumer {
         deadline: Option<Instant>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, PopError> {
-        let claimed = {
-            let MpmcConsumer {
-                core,
-                ring,
-                wait,
-                reg,
-            } = self;
-            let nap = reg.interval();
-            wait_for(
-                *wait,
-                deadline,
-                ring.inner.wake_words(true),
-                nap,
-                |slow| match core.claim_read() {
-                    Ok(None) => match ring.inner.on_empty(reg, core, slow) {
-                        PopError::Empty => None,
-                        e => Some(Err(e)),
-                    },
-                    Ok(Some(pos)) => Some(Ok(pos)),
-                    Err(c) => Some(Err(PopError::Corrupt(c))),
-                },
-            )
-        };
-        let pos = match claimed {
-            None => return Err(PopError::Timeout),
-            Some(r) => r?,
-        };
+        let pos = self.wait_data(deadline, |core| core.claim_read()?.ok_or(PopError::Empty))?;
         let len = self.core.read_len(pos)?;
         let msg = ReadSlot {
             consumer: self,
@@ -1481,6 +1424,37 @@ impl MpmcConsumer {
             pos,
             len,
         }))
+    }
+
+    /// Runs `op` until it does not report `Empty`, waiting as the wait strategy says (and
+    /// checking for gone producers, repairing dead endpoints' slots) until `deadline`: the
+    /// loop of every blocking pop.
+    fn wait_data<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut Core<RawMem>) -> Result<R, PopError>,
+    ) -> Result<R, PopError> {
+        let MpmcConsumer {
+            core,
+            ring,
+            wait,
+            reg,
+        } = self;
+        let nap = reg.interval();
+        wait_for(
+            *wait,
+            deadline,
+            ring.inner.wake_words(true),
+            nap,
+            |slow| match op(core) {
+                Err(PopError::Empty) => match ring.inner.on_empty(reg, core, slow) {
+                    PopError::Empty => None,
+                    e => Some(Err(e)),
+                },
+                other => Some(other),
+            },
+        )
+        .unwrap_or(Err(PopError::Timeout))
     }
 }
 

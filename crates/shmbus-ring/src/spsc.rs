@@ -1233,28 +1233,7 @@ impl Producer {
         len: usize,
         deadline: Option<Instant>,
     ) -> Result<Reservation<'_>, PushError> {
-        let start = {
-            let Producer {
-                core,
-                ring,
-                wait,
-                reg,
-            } = &mut *self;
-            let nap = reg.interval();
-            wait_for(*wait, deadline, ring.inner.wake_words(false), nap, |slow| {
-                if let Err(e) = check_consumers(&core.mem) {
-                    return Some(Err(e));
-                }
-                match core.place(len) {
-                    Err(PushError::Full) => match ring.inner.on_full(reg, slow) {
-                        PushError::Full => None,
-                        e => Some(Err(e)),
-                    },
-                    other => Some(other),
-                }
-            })
-            .unwrap_or(Err(PushError::Timeout))?
-        };
+        let start = self.wait_room(deadline, |core| core.place(len))?;
         Ok(Reservation {
             producer: self,
             start,
@@ -1302,6 +1281,16 @@ impl Producer {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), PushError> {
+        self.wait_room(deadline, |core| core.try_push(payload))
+    }
+
+    /// Runs `op` until it does not report `Full`, waiting as the wait strategy says (and
+    /// checking for a gone consumer) until `deadline`: the loop of every blocking push.
+    fn wait_room<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut ProducerCore<RawMem>) -> Result<R, PushError>,
+    ) -> Result<R, PushError> {
         let Producer {
             core,
             ring,
@@ -1313,7 +1302,7 @@ impl Producer {
             if let Err(e) = check_consumers(&core.mem) {
                 return Some(Err(e));
             }
-            match core.try_push(payload) {
+            match op(core) {
                 Err(PushError::Full) => match ring.inner.on_full(reg, slow) {
                     PushError::Full => None,
                     e => Some(Err(e)),
@@ -1608,27 +1597,7 @@ impl Consumer {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, PopError> {
-        let Consumer {
-            core,
-            ring,
-            wait,
-            reg,
-        } = self;
-        let nap = reg.interval();
-        wait_for(
-            *wait,
-            deadline,
-            ring.inner.wake_words(true),
-            nap,
-            |slow| match core.try_pop(buf) {
-                Err(PopError::Empty) => match ring.inner.on_empty(reg, core, slow) {
-                    PopError::Empty => None,
-                    e => Some(Err(e)),
-                },
-                other => Some(other),
-            },
-        )
-        .unwrap_or(Err(PopError::Timeout))
+        self.wait_data(deadline, |core| core.try_pop(buf))
     }
 
     /// Waits until `deadline` (`None`: for ever) for the next record, then pops it and hands
@@ -1642,37 +1611,40 @@ impl Consumer {
         deadline: Option<Instant>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, PopError> {
-        let found = {
-            let Consumer {
-                core,
-                ring,
-                wait,
-                reg,
-            } = self;
-            let nap = reg.interval();
-            wait_for(
-                *wait,
-                deadline,
-                ring.inner.wake_words(true),
-                nap,
-                |slow| match core.next() {
-                    Ok(None) => match ring.inner.on_empty(reg, core, slow) {
-                        PopError::Empty => None,
-                        e => Some(Err(e)),
-                    },
-                    Ok(Some(found)) => Some(Ok(found)),
-                    Err(c) => Some(Err(PopError::Corrupt(c))),
-                },
-            )
-        };
-        let (start, len) = match found {
-            None => return Err(PopError::Timeout),
-            Some(Err(e)) => return Err(e),
-            Some(Ok(found)) => found,
-        };
+        let (start, len) = self.wait_data(deadline, |core| core.next()?.ok_or(PopError::Empty))?;
         let r = f(self.slice(start, len));
         self.core.advance(record_size(len as u64));
         Ok(r)
+    }
+
+    /// Runs `op` until it does not report `Empty`, waiting as the wait strategy says (and
+    /// checking for gone producers) until `deadline`: the loop of every blocking pop.
+    fn wait_data<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut ConsumerCore<RawMem>) -> Result<R, PopError>,
+    ) -> Result<R, PopError> {
+        let Consumer {
+            core,
+            ring,
+            wait,
+            reg,
+        } = self;
+        let nap = reg.interval();
+        wait_for(
+            *wait,
+            deadline,
+            ring.inner.wake_words(true),
+            nap,
+            |slow| match op(core) {
+                Err(PopError::Empty) => match ring.inner.on_empty(reg, core, slow) {
+                    PopError::Empty => None,
+                    e => Some(Err(e)),
+                },
+                other => Some(other),
+            },
+        )
+        .unwrap_or(Err(PopError::Timeout))
     }
 
     /// The ring this consumer reads from.
