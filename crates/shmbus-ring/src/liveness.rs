@@ -898,6 +898,12 @@ fn boot_time_s() -> Option<u64> {
 /// Segment errors as for [`Segment::open`]; [`Error::Truncated`], [`Error::BadMagic`] for
 /// an object that is not a shmbus segment.
 pub fn inspect(name: &str) -> Result<SegmentStatus> {
+    inspect_open(name).map(|(_, status)| status)
+}
+
+/// [`inspect`], keeping the opened segment (so a removal can make sure the name still refers
+/// to the object that was judged).
+fn inspect_open(name: &str) -> Result<(Segment, SegmentStatus)> {
     let seg = Segment::open(name, &SegmentOptions::new().read_only(true))?;
     let header = layout::read_header(&seg)?;
     if header.magic != layout::MAGIC {
@@ -907,13 +913,14 @@ pub fn inspect(name: &str) -> Result<SegmentStatus> {
             expected: layout::MAGIC,
         });
     }
-    Ok(SegmentStatus {
+    let status = SegmentStatus {
         name: name.to_string(),
         ring_kind: header.ring_kind,
         creator_pid: header.creator_pid,
         creator: creator_vitality(header.creator_pid, header.created_unix_ns),
         endpoints: endpoints(&seg)?,
-    })
+    };
+    Ok((seg, status))
 }
 
 /// Removes the named segment if it is stale ([`SegmentStatus::is_stale`]). Returns the
@@ -936,8 +943,10 @@ pub fn inspect(name: &str) -> Result<SegmentStatus> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn remove_if_stale(name: &str) -> Result<(SegmentStatus, bool)> {
-    let status = inspect(name)?;
-    if !status.is_stale() {
+    let (seg, status) = inspect_open(name)?;
+    // Only the object that was judged: if the name was removed and created again meanwhile,
+    // the new segment is left alone.
+    if !status.is_stale() || !seg.name_is_ours() {
         return Ok((status, false));
     }
     match nix::sys::mman::shm_unlink(name) {

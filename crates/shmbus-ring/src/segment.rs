@@ -645,7 +645,7 @@ impl Segment {
 
     /// Whether the name still refers to the object this handle maps (same device and inode).
     /// A name that no longer exists, or that refers to another object, is not ours.
-    fn name_is_ours(&self) -> bool {
+    pub(crate) fn name_is_ours(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Some(fd) = &self.fd else { return true };
         let Ok(ours) = File::from(match fd.try_clone() {
