@@ -7,7 +7,7 @@
 //! point of that name prints `shmbus-crashpoint: NAME` on standard error and sleeps for ever.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 static ARMED: AtomicBool = AtomicBool::new(false);

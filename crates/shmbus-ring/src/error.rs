@@ -3,32 +3,43 @@
 use std::fmt;
 use std::time::Duration;
 
-pub use nix::errno::Errno;
+use crate::endpoint::Role;
+use nix::errno::Errno;
 
 /// The result type of segment and ring setup operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Which side of a ring an endpoint is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Writes records into the ring.
-    Producer,
-    /// Reads records out of the ring.
-    Consumer,
-}
+/// An errno, rendered as `Permission denied (EACCES)`. Compare with the `libc` constants:
+/// `code.raw() == libc::EACCES`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OsCode(Errno);
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Producer => "producer",
-            Role::Consumer => "consumer",
-        })
+impl OsCode {
+    /// The errno as the raw number (`libc::EACCES`, ...).
+    pub fn raw(self) -> i32 {
+        self.0 as i32
+    }
+
+    /// The code for a raw errno.
+    pub fn from_raw(errno: i32) -> Self {
+        OsCode(Errno::from_raw(errno))
+    }
+
+    /// The symbolic name: `"EACCES"`.
+    pub fn name(self) -> String {
+        format!("{:?}", self.0)
+    }
+
+    pub(crate) fn new(errno: Errno) -> Self {
+        OsCode(errno)
     }
 }
 
-/// An errno rendered as `Permission denied (EACCES)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OsCode(pub Errno);
+impl fmt::Debug for OsCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OsCode({:?})", self.0)
+    }
+}
 
 impl fmt::Display for OsCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

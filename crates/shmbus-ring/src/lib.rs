@@ -5,28 +5,49 @@
 //!
 //! ```text
 //! offset  size   what                                               module
-//! 0       256    header: magic, layout version, ABI, ring kind,     layout
+//! 0       256    header: magic, layout version, ABI, ring kind,     layout, handshake
 //!                geometry, type fingerprint, codec, creation time
-//! 256     128    producer block: SPSC tail + producer pid;          layout / spsc / mpmc
-//!                MPMC tail hint
-//! 384     128    consumer block: SPSC head + consumer pid;          layout / spsc / mpmc
-//!                MPMC head hint
+//! 256     128    producer block: SPSC tail, SPSC owner word,        layout, spsc, mpmc,
+//!                wake sequence, waiters; MPMC tail hint             wait
+//! 384     128    consumer block: the same for the consumer side     layout, spsc, mpmc, wait
 //! 512     64     roster: attached endpoints per role                liveness
 //! 576     3520   endpoint table (55 × 64 B), both ring kinds        liveness
-//! 4096    ...    SPSC: records {len: u32, kind: u32} + payload,     frame / spsc
+//! 4096    ...    SPSC: records {len: u32, kind: u32} + payload,     frame, spsc/core
 //!                8-byte aligned, padding record at the wrap
-//!                MPMC: slots [seq << 8 | tag: u64][len: u32]       mpmc
+//!                MPMC: slots [seq << 8 | tag: u64][len: u32]       mpmc/core
 //!                [reserved: u32][payload], 64-byte aligned
 //! ```
+//!
+//! # The modules
+//!
+//! | module | concern |
+//! |---|---|
+//! | `sync` | the std/loom switch and [the one path to shared memory](crate::sync): every shared word goes through its `Memory` |
+//! | `layout` | offsets, constants and the header struct, checked at compile time |
+//! | `handshake` | publishing a header (`READY` last) and checking one at open |
+//! | `segment` | segments: named shm, anonymous, memfd, file, heap; the one place that unlinks |
+//! | `frame` | the SPSC record header word |
+//! | `spsc/core`, `mpmc/core` | the lock-free algorithms over `Memory`, nothing else |
+//! | `spsc/ring`, `mpmc/ring` | each ring in a segment: geometry checks, role claims, repair |
+//! | `ring` | [`Ring`] and the sealed [`Kind`] trait: what every kind provides |
+//! | `endpoint` | [`Producer`] and [`Consumer`], written once: registration, probing, disconnection, waiting, the blocking calls, the guards |
+//! | `wait` | the wait strategies and the sleep/notify protocol (N1–N2, P1–P6) |
+//! | `liveness` | the endpoint table: state words, process identity, registration and reaping, inspection |
+//! | `error` | typed errors |
+//! | `conv` | the one conversion point between `u64` positions and `usize` offsets |
 //!
 //! `docs/PROTOCOL.md` in the repository describes the bytes and the ordering protocols in full,
 //! enough to write a compatible peer in C.
 //!
 //! # Rings
 //!
-//! - [`SpscRing`]: one [`Producer`], one [`Consumer`], variable-size records; the fast path.
-//! - [`MpmcRing`]: any number of [`MpmcProducer`]s and [`MpmcConsumer`]s in any processes,
-//!   messages up to a fixed slot size.
+//! - [`SpscRing`] (`Ring<Spsc>`): one [`Producer`], one [`Consumer`], variable-size
+//!   records; the fast path.
+//! - [`MpmcRing`] (`Ring<Mpmc>`): any number of [`MpmcProducer`]s and [`MpmcConsumer`]s in
+//!   any processes, messages up to a fixed slot size.
+//!
+//! Both kinds have the same endpoint API (see [`Producer`] and [`Consumer`] for the
+//! vocabulary), so code written over `K: Kind` works with either.
 //!
 //! Both run over any [`Segment`]: named POSIX shared memory, an anonymous shared mapping
 //! inherited over `fork`, a sealed memfd, a file, or process-private heap memory.
@@ -60,24 +81,31 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod conv;
 #[doc(hidden)]
 pub mod crashpoint;
+mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod handshake;
 pub mod layout;
 pub mod liveness;
-mod mem;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model;
 pub mod mpmc;
+mod ring;
 pub mod segment;
 pub mod spsc;
 mod sync;
 pub mod wait;
 
-pub use error::{Corruption, Errno, Error, OsCode, PopError, PushError, Result, Role};
-pub use layout::{Identity, OpenOptions, RingKind, SegmentHeader};
-#[cfg(loom)]
-pub use mem::LoomMem;
-pub use mpmc::{MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, ReadSlot, WriteSlot};
+pub use endpoint::{Consumer, Producer, ReadGuard, Role, WriteGuard};
+pub use error::{Corruption, Error, OsCode, PopError, PushError, Result};
+pub use handshake::OpenOptions;
+pub use layout::{Identity, RingKind, SegmentHeader};
+pub use mpmc::{Mpmc, MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing};
+pub use ring::{Kind, Ring};
 pub use segment::{Backing, Segment, SegmentOptions};
-pub use spsc::{Consumer, Peeked, Producer, Reservation, SpscConfig, SpscRing};
+pub use spsc::{Spsc, SpscConfig, SpscRing};
 pub use wait::WaitStrategy;

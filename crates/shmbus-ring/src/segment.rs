@@ -24,7 +24,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RawMem};
 
 /// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
 pub const MAX_NAME_LEN: usize = 255;
@@ -212,7 +212,7 @@ fn os(op: &'static str, target: &str, errno: Errno) -> Error {
     Error::Os {
         op,
         target: target.to_string(),
-        code: OsCode(errno),
+        code: OsCode::new(errno),
     }
 }
 
@@ -626,20 +626,32 @@ impl Segment {
     ///
     /// [`Error::Os`] naming `shm_unlink` or `unlink`. Backings without a name do nothing.
     pub fn unlink(&self) -> Result<()> {
+        self.unlink_if_ours().map(drop)
+    }
+
+    /// Removes the name if it still refers to the object this handle maps; `Ok(true)` if this
+    /// call removed it. The one place that unlinks (a drop, [`Segment::unlink`] and
+    /// `liveness::remove_if_stale` all come here).
+    pub(crate) fn unlink_if_ours(&self) -> Result<bool> {
         self.unlink_on_drop.store(false, Ordering::Relaxed);
         if !self.name_is_ours() {
             // The name now refers to another object (ours was unlinked and the name reused):
             // leave it alone.
-            return Ok(());
+            return Ok(false);
         }
         match &self.backing {
-            Backing::Shm(name) => {
-                nix::sys::mman::shm_unlink(name.as_str()).map_err(|e| os("shm_unlink", name, e))
-            }
-            Backing::File(path) => {
-                std::fs::remove_file(path).map_err(|e| io_os("unlink", &self.backing.target(), e))
-            }
-            _ => Ok(()),
+            Backing::Shm(name) => match nix::sys::mman::shm_unlink(name.as_str()) {
+                Ok(()) => Ok(true),
+                // Removed by someone else since the check.
+                Err(nix::errno::Errno::ENOENT) => Ok(false),
+                Err(e) => Err(os("shm_unlink", name, e)),
+            },
+            Backing::File(path) => match std::fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(io_os("unlink", &self.backing.target(), e)),
+            },
+            _ => Ok(false),
         }
     }
 
@@ -743,7 +755,7 @@ impl Segment {
         if !self.writable || self.in_ring.load(Ordering::Relaxed) {
             return None;
         }
-        self.raw_atomic_u64(off)
+        self.word_u64(off)
     }
 
     /// The 32-bit atomic at byte offset `off`; `None` as for [`Segment::atomic_u64`].
@@ -751,7 +763,7 @@ impl Segment {
         if !self.writable || self.in_ring.load(Ordering::Relaxed) {
             return None;
         }
-        self.raw_atomic_u32(off)
+        self.word_u32(off)
     }
 
     /// Marks the segment as holding a ring: the public raw accessors refuse from now on.
@@ -759,25 +771,36 @@ impl Segment {
         self.in_ring.store(true, Ordering::Relaxed);
     }
 
-    /// The 64-bit word at `off` for the crate's own use. On a read-only mapping only Relaxed
-    /// loads may be done through it.
-    #[inline]
-    pub(crate) fn raw_atomic_u64(&self, off: usize) -> Option<&AtomicU64> {
+    /// The whole mapping as the crate's one path to shared memory, if it is at least `min_len`
+    /// bytes long. On a read-only mapping, callers only load through it.
+    pub(crate) fn raw_mem(&self, min_len: usize) -> Option<RawMem> {
+        if self.len() < min_len {
+            return None;
+        }
+        let base = std::ptr::NonNull::new(self.as_ptr())?;
+        // SAFETY: the mapping is page-aligned (so 8-aligned) and `len()` bytes long; every ring
+        // handle that keeps the returned view also keeps this segment (in an `Arc`), so the
+        // mapping outlives the view.
+        Some(unsafe { RawMem::from_raw(base, self.len()) })
+    }
+
+    /// The 64-bit word at `off`, if aligned and in bounds.
+    fn word_u64(&self, off: usize) -> Option<&AtomicU64> {
         if off % 8 != 0 || off.checked_add(8)? > self.len() {
             return None;
         }
         // SAFETY: `off` is 8-aligned and in bounds of a page-aligned mapping that lives as long
-        // as `&self`; all accesses through the returned reference are atomic, and the crate only
-        // loads (Relaxed) through it on read-only mappings.
+        // as `&self`; the public accessors hand it out only for writable segments that hold no
+        // ring, where the caller owns the meaning of the words.
         Some(unsafe { AtomicU64::from_ptr(self.as_ptr().add(off).cast()) })
     }
 
-    /// The 32-bit word at `off` for the crate's own use; as [`Segment::raw_atomic_u64`].
-    pub(crate) fn raw_atomic_u32(&self, off: usize) -> Option<&AtomicU32> {
+    /// The 32-bit word at `off`, if aligned and in bounds.
+    fn word_u32(&self, off: usize) -> Option<&AtomicU32> {
         if off % 4 != 0 || off.checked_add(4)? > self.len() {
             return None;
         }
-        // SAFETY: as for `raw_atomic_u64`, with 4-byte alignment.
+        // SAFETY: as for `word_u64`, with 4-byte alignment.
         Some(unsafe { AtomicU32::from_ptr(self.as_ptr().add(off).cast()) })
     }
 }

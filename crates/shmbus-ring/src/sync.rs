@@ -1,16 +1,26 @@
-//! The std/loom switch.
+//! The std/loom switch, and the one path to shared memory.
 //!
-//! The ring cores are generic over [`crate::mem::Memory`]. In a normal build that is a raw view
-//! of the segment with `std` atomics overlaid on its bytes; under `RUSTFLAGS="--cfg loom"` the
-//! model tests use [`crate::mem::LoomMem`], whose words are loom atomics in ordinary heap
-//! structures (loom's atomics cannot be overlaid on mapped bytes). This module holds the few
-//! primitives whose implementation differs between the two builds.
+//! Every word the protocol shares between processes — ring positions and record headers, MPMC
+//! slot words, the endpoint table and roster, the SPSC owner words, the wake sequences and
+//! waiter counts, the handshake word — is reached through [`Memory`]. In a normal build that
+//! is [`RawMem`], a raw view of a mapped segment with `std` atomics overlaid on its bytes;
+//! under `RUSTFLAGS="--cfg loom"` the model tests use [`LoomMem`], whose words are loom
+//! atomics in ordinary heap structures (loom's atomics cannot be overlaid on mapped bytes) and
+//! whose futex is a loom condition variable, so that loom checks every ordering of the
+//! protocol and reports a lost wake-up as a deadlock.
+//!
+//! This is the only file that names `std::sync::atomic` or `loom`: everything else imports
+//! [`Ordering`], [`fence`], [`spin_hint`] and the atomic types from here (as
+//! `tokio/src/loom/mod.rs` does for tokio).
 
 pub(crate) use std::sync::atomic::Ordering;
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+
+use std::ptr::NonNull;
+use std::time::Duration;
 
 /// A hint for a spin-wait loop; under loom, a yield so the model can schedule the other side.
 #[inline]
-#[cfg_attr(not(loom), allow(dead_code))]
 pub(crate) fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
@@ -18,11 +28,525 @@ pub(crate) fn spin_hint() {
     std::hint::spin_loop();
 }
 
-/// A sequentially consistent fence (loom's under loom).
+/// A memory fence (loom's under loom).
 #[inline]
-pub(crate) fn fence_seqcst() {
+pub(crate) fn fence(order: Ordering) {
     #[cfg(loom)]
-    loom::sync::atomic::fence(Ordering::SeqCst);
+    loom::sync::atomic::fence(order);
     #[cfg(not(loom))]
-    std::sync::atomic::fence(Ordering::SeqCst);
+    std::sync::atomic::fence(order);
+}
+
+/// Memory a ring runs over: a region addressed by byte offset, whose aligned 8-byte (and, for
+/// a few header and table fields, 4-byte) words the protocol accesses atomically, and whose
+/// other bytes carry payload handed to one side at a time.
+///
+/// # Safety
+///
+/// Implementations must make the word operations atomic accesses of the addressed word and
+/// `read`/`write` byte copies, all in bounds whenever the callers' contracts hold.
+pub unsafe trait Memory {
+    /// Atomically loads the 8-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 8 == 0` and `off + 8 <= len` (the same for every `u64` word operation below).
+    unsafe fn load(&self, off: usize, order: Ordering) -> u64;
+    /// Atomically stores the 8-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn store(&self, off: usize, val: u64, order: Ordering);
+    /// Atomic compare-and-exchange of the word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn compare_exchange(
+        &self,
+        off: usize,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+    /// Atomic maximum of the word at `off` and `val`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Atomic wrapping add to the word at `off`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn fetch_add(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Atomic wrapping subtract from the word at `off`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn fetch_sub(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Atomic bitwise or into the word at `off`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn fetch_or(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Atomic bitwise and into the word at `off`; returns the previous value.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn fetch_and(&self, off: usize, val: u64, order: Ordering) -> u64;
+    /// Atomically loads the 4-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 4 == 0` and `off + 4 <= len`, and the word is never accessed as part of an
+    ///   8-byte word (the same for every `u32` operation below).
+    unsafe fn load_u32(&self, off: usize, order: Ordering) -> u32;
+    /// Atomically stores the 4-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load_u32`].
+    unsafe fn store_u32(&self, off: usize, val: u32, order: Ordering);
+    /// Atomic compare-and-exchange of the 4-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load_u32`].
+    unsafe fn compare_exchange_u32(
+        &self,
+        off: usize,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
+    /// Sleeps while the low 32 bits of the 8-byte word at `off` equal those of `expected`, at
+    /// most `timeout` (`None`: until woken). May return early (spuriously); callers re-check.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn wait(&self, off: usize, expected: u64, timeout: Option<Duration>);
+    /// Wakes every process sleeping on the word at `off` ([`Memory::wait`]).
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn wake(&self, off: usize);
+    /// Copies `src` to `off`.
+    ///
+    /// # Safety
+    ///
+    /// - `off + src.len() <= len`, and the protocol gives these bytes to the caller.
+    unsafe fn write(&self, off: usize, src: &[u8]);
+    /// Copies the bytes at `off` into `dst`.
+    ///
+    /// # Safety
+    ///
+    /// - `off + dst.len() <= len`, and the protocol gives these bytes to the caller.
+    unsafe fn read(&self, off: usize, dst: &mut [u8]);
+}
+
+/// Copies `len` bytes in pieces of at most 2 KiB. glibc's `memcpy` for large sizes (`rep movsb`
+/// on CPUs with ERMS/FSRM) runs an order of magnitude slower on some CPUs (seen on an AMD EPYC
+/// VM: 4088 bytes in ~1.7 µs instead of ~0.18 µs) when source and destination sit at certain
+/// relative offsets within their pages, which a ring cannot choose; 2 KiB pieces stay on the
+/// fast path (measured by `push_pop_4088_by_user_page_offset` in `shmbus-bench`).
+///
+/// # Safety
+///
+/// As for [`std::ptr::copy_nonoverlapping`].
+#[inline]
+unsafe fn copy_chunked(src: *const u8, dst: *mut u8, len: usize) {
+    const CHUNK: usize = 2048;
+    if len <= CHUNK {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+        return;
+    }
+    let mut done = 0;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        // SAFETY: `done + n <= len`, within the caller's ranges.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(done), dst.add(done), n) };
+        done += n;
+    }
+}
+
+/// A raw view of `len` bytes at an 8-byte aligned address.
+#[derive(Debug, Clone, Copy)]
+pub struct RawMem {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `RawMem` is a view of memory accessed only through atomics or by the side the ring
+// protocol hands bytes to; every handle holding one also holds an `Arc` of the segment, so
+// the mapping outlives it.
+unsafe impl Send for RawMem {}
+// SAFETY: as for `Send`: `&RawMem` gives only atomic word access and raw copies under the
+// protocol's hand-over rules.
+unsafe impl Sync for RawMem {}
+
+impl RawMem {
+    /// # Safety
+    ///
+    /// - `base` is 8-byte aligned and valid for reads and writes (or, for a read-only mapping,
+    ///   reads; callers then only load) of `len` bytes for as long as the returned `RawMem` (or
+    ///   a copy) is used.
+    pub(crate) unsafe fn from_raw(base: NonNull<u8>, len: usize) -> Self {
+        debug_assert_eq!(base.as_ptr() as usize % 8, 0);
+        RawMem { base, len }
+    }
+
+    /// The atomic view of the 8-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 8 == 0` and `off + 8 <= len`.
+    #[inline]
+    unsafe fn word(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.len);
+        // SAFETY: in bounds and 8-aligned by the caller's contract, so valid for an `AtomicU64`;
+        // every concurrent access to a word the protocol uses as a word is atomic.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(off).cast::<u64>()) }
+    }
+
+    /// The atomic view of the 4-byte word at `off`.
+    ///
+    /// # Safety
+    ///
+    /// - `off % 4 == 0` and `off + 4 <= len`.
+    #[inline]
+    unsafe fn word_u32(&self, off: usize) -> &AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= self.len);
+        // SAFETY: as in `word`, with 4-byte alignment.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off).cast::<u32>()) }
+    }
+
+    /// A raw pointer to byte offset `off`, for zero-copy slices handed out under the protocol.
+    ///
+    /// # Safety
+    ///
+    /// - `off <= len`.
+    #[inline]
+    pub(crate) unsafe fn ptr(&self, off: usize) -> *mut u8 {
+        debug_assert!(off <= self.len);
+        // SAFETY: in bounds (one past the end at most) by the caller's contract.
+        unsafe { self.base.as_ptr().add(off) }
+    }
+}
+
+/// The address of the 32-bit futex word inside a 64-bit wake sequence: its low half.
+fn futex_addr(word: &AtomicU64) -> *const u32 {
+    let base = word.as_ptr().cast::<u32>();
+    if cfg!(target_endian = "big") {
+        base.wrapping_add(1)
+    } else {
+        base
+    }
+}
+
+/// Shared memory needs the *non-private* futex operations (`FUTEX_WAIT` / `FUTEX_WAKE` without
+/// `FUTEX_PRIVATE_FLAG`): the private ones key the wait queue on the process's own address
+/// space and never wake another process. std, parking_lot and atomic-wait all use the private
+/// ones, hence the raw syscall.
+fn futex_wait(word: &AtomicU64, expected: u64, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| std::ptr::from_ref::<libc::timespec>(t));
+    // The futex compares the low 32 bits only.
+    #[allow(clippy::cast_possible_truncation)]
+    let expected = expected as u32;
+    // SAFETY: the address is a valid, 4-aligned u32 inside a live mapping (the low half of an
+    // aligned `AtomicU64`); FUTEX_WAIT only reads it. `ts_ptr` is null or points to a timespec
+    // that outlives the call. EAGAIN (value changed), EINTR and ETIMEDOUT all just return: the
+    // caller re-checks its condition.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            futex_addr(word),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every sleeper on `word`.
+fn futex_wake(word: &AtomicU64) {
+    // SAFETY: a valid, aligned u32 address in a live mapping; FUTEX_WAKE does not access it
+    // beyond hashing the address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            futex_addr(word),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+// SAFETY: the word operations go through `AtomicU64`/`AtomicU32` on aligned in-bounds words;
+// `read`/`write` are in-bounds copies, all under the callers' contracts.
+unsafe impl Memory for RawMem {
+    #[inline]
+    unsafe fn load(&self, off: usize, order: Ordering) -> u64 {
+        // SAFETY: the contract of `Memory::load` is `word`'s.
+        unsafe { self.word(off) }.load(order)
+    }
+
+    #[inline]
+    unsafe fn store(&self, off: usize, val: u64, order: Ordering) {
+        // SAFETY: the contract of `Memory::store` is `word`'s.
+        unsafe { self.word(off) }.store(val, order);
+    }
+
+    #[inline]
+    unsafe fn compare_exchange(
+        &self,
+        off: usize,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        // SAFETY: the contract of `Memory::compare_exchange` is `word`'s.
+        unsafe { self.word(off) }.compare_exchange(current, new, success, failure)
+    }
+
+    #[inline]
+    unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: the contract of `Memory::fetch_max` is `word`'s.
+        unsafe { self.word(off) }.fetch_max(val, order)
+    }
+
+    #[inline]
+    unsafe fn fetch_add(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: the contract of `Memory::fetch_add` is `word`'s.
+        unsafe { self.word(off) }.fetch_add(val, order)
+    }
+
+    #[inline]
+    unsafe fn fetch_sub(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: the contract of `Memory::fetch_sub` is `word`'s.
+        unsafe { self.word(off) }.fetch_sub(val, order)
+    }
+
+    #[inline]
+    unsafe fn fetch_or(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: the contract of `Memory::fetch_or` is `word`'s.
+        unsafe { self.word(off) }.fetch_or(val, order)
+    }
+
+    #[inline]
+    unsafe fn fetch_and(&self, off: usize, val: u64, order: Ordering) -> u64 {
+        // SAFETY: the contract of `Memory::fetch_and` is `word`'s.
+        unsafe { self.word(off) }.fetch_and(val, order)
+    }
+
+    #[inline]
+    unsafe fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+        // SAFETY: the contract of `Memory::load_u32` is `word_u32`'s.
+        unsafe { self.word_u32(off) }.load(order)
+    }
+
+    #[inline]
+    unsafe fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+        // SAFETY: the contract of `Memory::store_u32` is `word_u32`'s.
+        unsafe { self.word_u32(off) }.store(val, order);
+    }
+
+    #[inline]
+    unsafe fn compare_exchange_u32(
+        &self,
+        off: usize,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        // SAFETY: the contract of `Memory::compare_exchange_u32` is `word_u32`'s.
+        unsafe { self.word_u32(off) }.compare_exchange(current, new, success, failure)
+    }
+
+    unsafe fn wait(&self, off: usize, expected: u64, timeout: Option<Duration>) {
+        // SAFETY: the contract of `Memory::wait` is `word`'s.
+        futex_wait(unsafe { self.word(off) }, expected, timeout);
+    }
+
+    #[inline]
+    unsafe fn wake(&self, off: usize) {
+        // SAFETY: the contract of `Memory::wake` is `word`'s.
+        futex_wake(unsafe { self.word(off) });
+    }
+
+    #[inline]
+    unsafe fn write(&self, off: usize, src: &[u8]) {
+        debug_assert!(off + src.len() <= self.len);
+        // SAFETY: in bounds by contract; `src` is process-local memory, so cannot overlap.
+        unsafe { copy_chunked(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
+    }
+
+    #[inline]
+    unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+        debug_assert!(off + dst.len() <= self.len);
+        // SAFETY: in bounds by contract; `dst` is process-local memory, so cannot overlap.
+        unsafe { copy_chunked(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom_mem::LoomMem;
+
+#[cfg(loom)]
+mod loom_mem {
+    use super::{Duration, Memory, Ordering};
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicU32, AtomicU64};
+    use loom::sync::{Arc, Condvar, Mutex};
+
+    struct Cells {
+        words: Box<[AtomicU64]>,
+        halves: Box<[AtomicU32]>,
+        bytes: Box<[UnsafeCell<u8>]>,
+        /// The futex: one lock and condition variable for the whole region.
+        futex: (Mutex<()>, Condvar),
+    }
+
+    /// A loom model of a region: atomic words and race-checked payload bytes, kept apart (a
+    /// model uses each word either as a `u64`, or as two `u32`s, or as payload bytes). The
+    /// futex is a condition variable: a sleeper that nobody wakes is a deadlock, which loom
+    /// reports, so a lost wake-up fails the model.
+    #[derive(Clone)]
+    pub(crate) struct LoomMem {
+        cells: Arc<Cells>,
+    }
+
+    impl LoomMem {
+        /// A zeroed model region of `len` bytes (a multiple of 8).
+        pub(crate) fn zeroed(len: usize) -> Self {
+            assert_eq!(len % 8, 0);
+            let words = (0..len / 8).map(|_| AtomicU64::new(0)).collect();
+            let halves = (0..len / 4).map(|_| AtomicU32::new(0)).collect();
+            let bytes = (0..len).map(|_| UnsafeCell::new(0)).collect();
+            LoomMem {
+                cells: Arc::new(Cells {
+                    words,
+                    halves,
+                    bytes,
+                    futex: (Mutex::new(()), Condvar::new()),
+                }),
+            }
+        }
+    }
+
+    // SAFETY: words are loom atomics; bytes are loom cells whose accesses loom race-checks;
+    // indexing panics (in the model) rather than going out of bounds.
+    unsafe impl Memory for LoomMem {
+        unsafe fn load(&self, off: usize, order: Ordering) -> u64 {
+            self.cells.words[off / 8].load(order)
+        }
+
+        unsafe fn store(&self, off: usize, val: u64, order: Ordering) {
+            self.cells.words[off / 8].store(val, order);
+        }
+
+        unsafe fn compare_exchange(
+            &self,
+            off: usize,
+            current: u64,
+            new: u64,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u64, u64> {
+            self.cells.words[off / 8].compare_exchange(current, new, success, failure)
+        }
+
+        unsafe fn fetch_max(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_max(val, order)
+        }
+
+        unsafe fn fetch_add(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_add(val, order)
+        }
+
+        unsafe fn fetch_sub(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_sub(val, order)
+        }
+
+        unsafe fn fetch_or(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_or(val, order)
+        }
+
+        unsafe fn fetch_and(&self, off: usize, val: u64, order: Ordering) -> u64 {
+            self.cells.words[off / 8].fetch_and(val, order)
+        }
+
+        unsafe fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+            self.cells.halves[off / 4].load(order)
+        }
+
+        unsafe fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+            self.cells.halves[off / 4].store(val, order);
+        }
+
+        unsafe fn compare_exchange_u32(
+            &self,
+            off: usize,
+            current: u32,
+            new: u32,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u32, u32> {
+            self.cells.halves[off / 4].compare_exchange(current, new, success, failure)
+        }
+
+        unsafe fn wait(&self, off: usize, expected: u64, _timeout: Option<Duration>) {
+            // The kernel checks the word and queues the sleeper atomically with respect to
+            // FUTEX_WAKE (both under the futex's hash-bucket lock): so does the model, under
+            // its mutex. Timeouts are not modelled: a model sleeper waits to be woken.
+            let (lock, cv) = &self.cells.futex;
+            let guard = lock.lock().unwrap();
+            if self.cells.words[off / 8].load(Ordering::Relaxed) as u32 == expected as u32 {
+                drop(cv.wait(guard).unwrap());
+            }
+        }
+
+        unsafe fn wake(&self, _off: usize) {
+            let (lock, cv) = &self.cells.futex;
+            let _guard = lock.lock().unwrap();
+            cv.notify_all();
+        }
+
+        unsafe fn write(&self, off: usize, src: &[u8]) {
+            for (i, b) in src.iter().enumerate() {
+                // SAFETY: loom checks that no access to this cell races with this one.
+                self.cells.bytes[off + i].with_mut(|p| unsafe { *p = *b });
+            }
+        }
+
+        unsafe fn read(&self, off: usize, dst: &mut [u8]) {
+            for (i, d) in dst.iter_mut().enumerate() {
+                // SAFETY: loom checks that no access to this cell races with this one.
+                *d = self.cells.bytes[off + i].with(|p| unsafe { *p });
+            }
+        }
+    }
 }

@@ -34,7 +34,8 @@
 //! no publication is missed. Rings created without [`crate::layout::RING_FLAG_NOTIFY`] skip N1
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use crate::layout::{BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, PRODUCER_BLOCK};
+use crate::sync::{fence, spin_hint, Memory, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a blocking call waits when the ring is full (push) or empty (pop).
@@ -66,93 +67,135 @@ impl Default for WaitStrategy {
     }
 }
 
-/// The wake words of one direction, when the ring notifies.
-#[derive(Clone, Copy)]
-pub(crate) struct WakeWords<'a> {
-    pub(crate) seq: &'a AtomicU64,
-    pub(crate) waiters: &'a AtomicU64,
+
+/// Which way a wake-up goes: to consumers waiting for data, or to producers waiting for space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// "Data was published": consumers sleep on it.
+    Data,
+    /// "Space was freed": producers sleep on it.
+    Space,
 }
 
-/// The address of the 32-bit futex word inside a 64-bit wake sequence: its low half.
-fn futex_addr(word: &AtomicU64) -> *const u32 {
-    let base = word.as_ptr().cast::<u32>();
-    if cfg!(target_endian = "big") {
-        base.wrapping_add(1)
-    } else {
-        base
+/// Where a ring's wake sequences and waiter counts live, for both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wake {
+    /// "Data was published": the producer block's wake sequence.
+    pub(crate) data_seq: usize,
+    /// Consumers asleep on `data_seq`.
+    pub(crate) data_waiters: usize,
+    /// "Space was freed": the consumer block's wake sequence.
+    pub(crate) space_seq: usize,
+    /// Producers asleep on `space_seq`.
+    pub(crate) space_waiters: usize,
+}
+
+impl Wake {
+    /// The wake words of a segment laid out as layout 1 says (both ring kinds).
+    pub(crate) const SEGMENT: Wake = Wake {
+        data_seq: to_usize(PRODUCER_BLOCK + BLOCK_WAKE_SEQ),
+        data_waiters: to_usize(PRODUCER_BLOCK + BLOCK_WAITERS),
+        space_seq: to_usize(CONSUMER_BLOCK + BLOCK_WAKE_SEQ),
+        space_waiters: to_usize(CONSUMER_BLOCK + BLOCK_WAITERS),
+    };
+
+    /// The wake sequence and waiters count of one direction: `(seq, waiters)` offsets.
+    #[inline]
+    fn words(self, dir: Direction) -> (usize, usize) {
+        match dir {
+            Direction::Data => (self.data_seq, self.data_waiters),
+            Direction::Space => (self.space_seq, self.space_waiters),
+        }
     }
 }
 
-/// Sleeps while the low 32 bits of `word` equal those of `expected`, at most `timeout`.
-fn futex_wait(word: &AtomicU64, expected: u64, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: the address is a valid, 4-aligned u32 inside a live mapping (the low half of an
-    // aligned `AtomicU64`); FUTEX_WAIT only reads it. `ts_ptr` is null or points to a timespec
-    // that outlives the call. EAGAIN (value changed), EINTR and ETIMEDOUT all just return: the
-    // caller re-checks its condition.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            futex_addr(word),
-            libc::FUTEX_WAIT,
-            expected as u32,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
-}
-
-/// Wakes every sleeper on `word`.
-pub(crate) fn futex_wake(word: &AtomicU64) {
-    // SAFETY: a valid, aligned u32 address in a live mapping; FUTEX_WAKE does not access it
-    // beyond hashing the address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            futex_addr(word),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
-}
-
-/// Wakes every sleeper of one direction, whatever it waits for: used when the set of
-/// endpoints changes (a detach, a reaped peer), so that sleepers re-check for disconnection.
-pub(crate) fn wake_all(w: WakeWords<'_>) {
-    // SeqCst: as N1 of the protocol (module docs): orders the caller's change (roster bit,
-    // repaired slots) before the load of the waiters count; pairs with the sleeper's P3 fence.
+/// N1–N2 of the sleep/notify protocol (module docs): after a publishing store (a record, a
+/// commit, a freed slot) or a change of the set of endpoints (a detach, a reaped peer), wake
+/// the sleepers of direction `dir` if there are any.
+///
+/// # Safety
+///
+/// - `wake`'s words of `dir` are in-bounds aligned words of `mem`.
+#[inline]
+pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
+    let (seq, waiters) = wake.words(dir);
+    // N1: SeqCst fence. Orders the caller's publishing store before the load of the waiters
+    // count; pairs with the sleeper's P3 fence (`sleep_once`).
     fence(Ordering::SeqCst);
-    if w.waiters.load(Ordering::Relaxed) != 0 {
-        // Release: as N2; the sleeper's Acquire load of the sequence (P2) pairs with it.
-        w.seq.fetch_add(1, Ordering::Release);
-        futex_wake(w.seq);
+    // SAFETY: the caller's contract.
+    unsafe {
+        // N2: Relaxed load of W; the fences order it.
+        if mem.load(waiters, Ordering::Relaxed) != 0 {
+            // N2: Release: orders the publication before the sequence change a sleeper reads
+            // (its Acquire load, P2) — and the change makes its futex wait (P5) return.
+            mem.fetch_add(seq, 1, Ordering::Release);
+            mem.wake(seq);
+        }
     }
+}
+
+/// One round of P1–P6 (module docs): registers as a waiter of direction `dir`, re-runs
+/// `attempt`, and if it still fails sleeps on the wake sequence for at most `timeout` (`None`:
+/// until woken). Returns `attempt`'s outcome if it succeeded; `None` after a sleep (woken, timed
+/// out or spuriously: the caller re-checks).
+///
+/// # Safety
+///
+/// - `wake`'s words of `dir` are in-bounds aligned words of `mem`.
+pub(crate) unsafe fn sleep_once<M: Memory, R>(
+    mem: &M,
+    wake: Wake,
+    dir: Direction,
+    timeout: Option<Duration>,
+    attempt: impl FnOnce() -> Option<R>,
+) -> Option<R> {
+    let (seq_off, waiters) = wake.words(dir);
+    // SAFETY: the caller's contract.
+    unsafe {
+        // P1: SeqCst: the increment is in the total order before our P3 fence, so a notifier
+        // whose N1 fence follows P3 sees it (N2).
+        mem.fetch_add(waiters, 1, Ordering::SeqCst);
+        // P2: Acquire: pairs with N2's Release increment, so a publication that bumped the
+        // sequence before this load is visible to the re-check (P4).
+        let seq = mem.load(seq_off, Ordering::Acquire);
+        // P3: SeqCst fence; pairs with the notifier's N1.
+        fence(Ordering::SeqCst);
+        // P4: re-check.
+        let outcome = attempt();
+        if outcome.is_none() {
+            // P5: sleep while the sequence is still `seq`.
+            mem.wait(seq_off, seq, timeout);
+        }
+        // P6: Relaxed: the count only gates whether notifiers make the syscall.
+        mem.fetch_sub(waiters, 1, Ordering::Relaxed);
+        outcome
+    }
+}
+
+/// How an attempt inside [`wait_for`] is paced: whether it may afford a clock read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// A non-blocking call, or the spin phase of a blocking one: a tight loop, which reads the
+    /// clock only now and then.
+    Spinning,
+    /// After a yield or a sleep: reading the clock costs nothing in comparison.
+    Waited,
 }
 
 /// Runs `attempt` until it returns `Some` (the operation's outcome) or `deadline` passes
-/// (`None`), waiting between attempts as `strategy` says. A futex sleep lasts at most `nap`,
-/// so that `attempt` runs (and checks peer liveness) at least that often. `attempt(slow)` is
-/// told whether it runs after a yield or a sleep (`true`) or in the spin phase (`false`), so
-/// that it can afford a clock read each time.
-pub(crate) fn wait_for<R>(
+/// (`None`), waiting between attempts as `strategy` says. `wake` names the direction to sleep
+/// on, when the ring notifies (`None`: poll with growing sleeps). A futex sleep lasts at most
+/// `nap`, so that `attempt` runs (and checks peer liveness) at least that often.
+pub(crate) fn wait_for<M: Memory, R>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
-    wake: Option<WakeWords<'_>>,
+    mem: &M,
+    wake: Option<(Wake, Direction)>,
     nap: Duration,
-    mut attempt: impl FnMut(bool) -> Option<R>,
+    mut attempt: impl FnMut(Pace) -> Option<R>,
 ) -> Option<R> {
     // The common case, a call that succeeds at once, reads no clock.
-    if let Some(r) = attempt(false) {
+    if let Some(r) = attempt(Pace::Spinning) {
         return Some(r);
     }
     let start = Instant::now();
@@ -161,10 +204,11 @@ pub(crate) fn wait_for<R>(
         WaitStrategy::Spin => Duration::MAX,
         WaitStrategy::SpinYield { spin } | WaitStrategy::Block { spin } => spin,
     };
-    // Spin phase: check the clock only every 64 attempts.
+    // Spin phase: one spin hint between attempts (not an exponential backoff: DECISIONS D-wait),
+    // and a clock read only every 64 attempts.
     let mut n = 0u32;
     loop {
-        if let Some(r) = attempt(false) {
+        if let Some(r) = attempt(Pace::Spinning) {
             return Some(r);
         }
         n = n.wrapping_add(1);
@@ -181,29 +225,20 @@ pub(crate) fn wait_for<R>(
                 break;
             }
         }
-        std::hint::spin_loop();
+        spin_hint();
     }
     match (strategy, wake) {
-        (WaitStrategy::Block { .. }, Some(w)) => loop {
-            if let Some(r) = attempt(true) {
+        (WaitStrategy::Block { .. }, Some((wake, dir))) => loop {
+            if let Some(r) = attempt(Pace::Waited) {
                 return Some(r);
             }
             let now = Instant::now();
             if expired(now) {
                 return None;
             }
-            // P1..P3: register, read the sequence, fence. SeqCst: pairs with the SeqCst fence
-            // of the notifying side (see the module docs).
-            w.waiters.fetch_add(1, Ordering::SeqCst);
-            let seq = w.seq.load(Ordering::Acquire);
-            fence(Ordering::SeqCst);
-            let outcome = attempt(true);
-            if outcome.is_none() {
-                let left = deadline.map_or(nap, |d| d.saturating_duration_since(now).min(nap));
-                futex_wait(w.seq, seq, Some(left));
-            }
-            // Relaxed: the count only gates whether notifiers make the syscall.
-            w.waiters.fetch_sub(1, Ordering::Relaxed);
+            let left = deadline.map_or(nap, |d| d.saturating_duration_since(now).min(nap));
+            // SAFETY: `wake` comes from the ring's validated geometry, whose words `mem` holds.
+            let outcome = unsafe { sleep_once(mem, wake, dir, Some(left), || attempt(Pace::Waited)) };
             if outcome.is_some() {
                 return outcome;
             }
@@ -212,7 +247,7 @@ pub(crate) fn wait_for<R>(
             // A ring without notification: poll with growing sleeps (1 µs .. 1 ms).
             let mut nap = Duration::from_micros(1);
             loop {
-                if let Some(r) = attempt(true) {
+                if let Some(r) = attempt(Pace::Waited) {
                     return Some(r);
                 }
                 let now = Instant::now();
@@ -225,7 +260,7 @@ pub(crate) fn wait_for<R>(
             }
         }
         _ => loop {
-            if let Some(r) = attempt(true) {
+            if let Some(r) = attempt(Pace::Waited) {
                 return Some(r);
             }
             if expired(Instant::now()) {
@@ -234,4 +269,10 @@ pub(crate) fn wait_for<R>(
             std::thread::yield_now();
         },
     }
+}
+
+const fn to_usize(v: u64) -> usize {
+    // Layout offsets are below one page.
+    assert!(v < 4096);
+    v as usize
 }

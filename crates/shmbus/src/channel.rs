@@ -3,7 +3,7 @@
 use crate::codec::{Bincode, Codec};
 use crate::error::Error;
 use crate::fingerprint::TypeIdentity;
-use crate::flavor::{Flavor, Mpmc, Spsc};
+use crate::flavor::{Flavor, Mpmc, Ring, Spsc};
 use crate::{Receiver, Sender};
 use shmbus_ring::{Identity, OpenOptions, Segment, SegmentOptions, WaitStrategy};
 use std::marker::PhantomData;
@@ -253,7 +253,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     }
 
     fn segment_len(&self) -> Result<u64, Error> {
-        F::segment_len(self.capacity, self.max()? as u64).map_err(Error::Config)
+        let config = F::config_for(self.capacity, self.max()? as u64, Identity::default(), true)
+            .map_err(config_error)?;
+        F::segment_len(&config).map_err(config_error)
     }
 
     fn build(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
@@ -262,13 +264,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
             type_fingerprint: id.fingerprint,
             codec_id: id.codec_id,
         };
-        let ring = F::create(
-            seg,
-            self.capacity,
-            self.max()? as u64,
-            identity,
-            self.notify,
-        )?;
+        let config = F::config_for(self.capacity, self.max()? as u64, identity, self.notify)
+            .map_err(config_error)?;
+        let ring = Ring::<F>::create_in(seg, &config)?;
         Ok(Channel::new(ring, self.wait))
     }
 
@@ -280,9 +278,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
             // both sides completely.
             expect: None,
         };
-        let ring = F::open(seg, &opts)?;
+        let ring = Ring::<F>::open_in(seg, &opts)?;
         let expected = self.identity();
-        let header = F::header(&ring);
+        let header = ring.header();
         if header.type_fingerprint != expected.fingerprint || header.codec_id != expected.codec_id {
             return Err(Error::TypeMismatch {
                 target,
@@ -455,7 +453,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Channel<T, F: Flavor = Spsc, C = Bincode> {
-    ring: F::Ring,
+    ring: Ring<F>,
     wait: WaitStrategy,
     _types: PhantomData<fn() -> (T, C)>,
 }
@@ -474,14 +472,14 @@ impl<T, F: Flavor, C> std::fmt::Debug for Channel<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
             .field("type", &std::any::type_name::<T>())
-            .field("flavor", &F::NAME)
+            .field("flavor", &<F as Flavor>::NAME)
             .field("ring", &self.ring)
             .finish()
     }
 }
 
 impl<T, F: Flavor, C: Codec<T>> Channel<T, F, C> {
-    fn new(ring: F::Ring, wait: WaitStrategy) -> Self {
+    fn new(ring: Ring<F>, wait: WaitStrategy) -> Self {
         Channel {
             ring,
             wait,
@@ -495,7 +493,8 @@ impl<T, F: Flavor, C: Codec<T>> Channel<T, F, C> {
     ///
     /// [`Error::Ring`]: `AlreadyAttached` (SPSC), `TooManyEndpoints` (MPMC), `ReadOnly`.
     pub fn sender(&self) -> Result<Sender<T, F, C>, Error> {
-        let producer = F::producer(&self.ring, self.wait)?;
+        let mut producer = self.ring.producer()?;
+        producer.set_wait_strategy(self.wait);
         Ok(Sender::new(producer, self.ring.clone(), self.wait))
     }
 
@@ -505,22 +504,31 @@ impl<T, F: Flavor, C: Codec<T>> Channel<T, F, C> {
     ///
     /// As [`sender`](Self::sender).
     pub fn receiver(&self) -> Result<Receiver<T, F, C>, Error> {
-        let consumer = F::consumer(&self.ring, self.wait)?;
+        let mut consumer = self.ring.consumer()?;
+        consumer.set_wait_strategy(self.wait);
         Ok(Receiver::new(consumer, self.ring.clone(), self.wait))
     }
 
     /// The segment the channel lives in (its name, fd, and whether it unlinks on drop).
     pub fn segment(&self) -> &Segment {
-        F::segment(&self.ring)
+        self.ring.segment()
     }
 
     /// The largest encoded message, in bytes.
     pub fn max_message(&self) -> usize {
-        F::max_message(&self.ring)
+        self.ring.max_message()
     }
 
     /// The ring underneath, for monitoring and for its own API.
-    pub fn ring(&self) -> &F::Ring {
+    pub fn ring(&self) -> &Ring<F> {
         &self.ring
+    }
+}
+
+/// A configuration the ring crate refused, as the channel's error.
+fn config_error(e: shmbus_ring::Error) -> Error {
+    match e {
+        shmbus_ring::Error::InvalidConfig(msg) => Error::Config(msg),
+        other => Error::Ring(other),
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::codec::{Bincode, Codec};
 use crate::error::{RecvError, RecvFailure, RecvTimeoutError, TryRecvError};
-use crate::flavor::{sealed::Ops, Flavor, Mpmc, Spsc, Wait};
-use shmbus_ring::{PopError, WaitStrategy};
+use crate::flavor::{self, Flavor, Mpmc, Ring, Spsc, Wait};
+use shmbus_ring::{Consumer, PopError, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,8 @@ const PREALLOCATED_BUFFER: usize = 64 << 10;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Receiver<T, F: Flavor = Spsc, C = Bincode> {
-    consumer: F::Consumer,
-    ring: F::Ring,
+    consumer: Consumer<F>,
+    ring: Ring<F>,
     buf: Vec<u8>,
     wait: WaitStrategy,
     _types: PhantomData<fn() -> (T, C)>,
@@ -44,20 +44,20 @@ impl<T, F: Flavor, C> std::fmt::Debug for Receiver<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
             .field("type", &std::any::type_name::<T>())
-            .field("flavor", &F::NAME)
+            .field("flavor", &<F as Flavor>::NAME)
             .field("ring", &self.ring)
             .finish()
     }
 }
 
 impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
-    pub(crate) fn new(consumer: F::Consumer, ring: F::Ring, wait: WaitStrategy) -> Self {
+    pub(crate) fn new(consumer: Consumer<F>, ring: Ring<F>, wait: WaitStrategy) -> Self {
         // Room for any message up to 64 KiB from the start, so that receiving allocates
         // nothing; a channel of larger messages grows the buffer to the largest one seen.
         let buf = if C::DECODES_BY_COPY {
             Vec::new()
         } else {
-            Vec::with_capacity(F::max_message(&ring).min(PREALLOCATED_BUFFER))
+            Vec::with_capacity(ring.max_message().min(PREALLOCATED_BUFFER))
         };
         Receiver {
             consumer,
@@ -73,11 +73,11 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
         let Receiver { consumer, buf, .. } = self;
         let popped = if C::DECODES_BY_COPY {
             // The decode is the copy out of shared memory.
-            F::read(consumer, wait, |bytes| C::decode(bytes))
+            flavor::read(consumer, wait, |bytes| C::decode(bytes))
         } else {
             // Copy out first (the buffer keeps its capacity: no allocation once it has grown
             // to the largest message), then decode the private copy.
-            F::read(consumer, wait, |bytes| {
+            flavor::read(consumer, wait, |bytes| {
                 buf.clear();
                 buf.extend_from_slice(bytes);
             })
@@ -174,13 +174,13 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
 
     /// The largest encoded message the channel carries, in bytes.
     pub fn max_message(&self) -> usize {
-        F::max_message(&self.ring)
+        self.ring.max_message()
     }
 
     /// Sets how blocking receives wait while the channel is empty.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
-        F::set_consumer_wait(&mut self.consumer, wait);
+        self.consumer.set_wait_strategy(wait);
     }
 }
 
@@ -193,7 +193,8 @@ impl<T, C: Codec<T>> Receiver<T, Mpmc, C> {
     /// [`Error::Ring`](crate::Error::Ring) with `TooManyEndpoints` when the ring's endpoint
     /// table is full.
     pub fn try_clone(&self) -> Result<Self, crate::Error> {
-        let consumer = Mpmc::consumer(&self.ring, self.wait)?;
+        let mut consumer = self.ring.consumer()?;
+        consumer.set_wait_strategy(self.wait);
         Ok(Receiver::new(consumer, self.ring.clone(), self.wait))
     }
 }

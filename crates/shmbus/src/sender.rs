@@ -2,8 +2,8 @@
 
 use crate::codec::{Bincode, Codec};
 use crate::error::{SendError, SendFailure, SendTimeoutError, TrySendError};
-use crate::flavor::{sealed::Ops, Flavor, Mpmc, Spsc, Wait};
-use shmbus_ring::{PushError, WaitStrategy};
+use crate::flavor::{self, Flavor, Mpmc, Ring, Spsc, Wait};
+use shmbus_ring::{Producer, PushError, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Sender<T, F: Flavor = Spsc, C = Bincode> {
-    producer: F::Producer,
-    ring: F::Ring,
+    producer: Producer<F>,
+    ring: Ring<F>,
     max: usize,
     wait: WaitStrategy,
     _types: PhantomData<fn(T) -> C>,
@@ -37,7 +37,7 @@ impl<T, F: Flavor, C> std::fmt::Debug for Sender<T, F, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender")
             .field("type", &std::any::type_name::<T>())
-            .field("flavor", &F::NAME)
+            .field("flavor", &<F as Flavor>::NAME)
             .field("ring", &self.ring)
             .field("max_message", &self.max)
             .finish()
@@ -45,10 +45,10 @@ impl<T, F: Flavor, C> std::fmt::Debug for Sender<T, F, C> {
 }
 
 impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
-    pub(crate) fn new(producer: F::Producer, ring: F::Ring, wait: WaitStrategy) -> Self {
+    pub(crate) fn new(producer: Producer<F>, ring: Ring<F>, wait: WaitStrategy) -> Self {
         Sender {
             producer,
-            max: F::max_message(&ring),
+            max: ring.max_message(),
             ring,
             wait,
             _types: PhantomData,
@@ -62,7 +62,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
         if len > self.max {
             return Err(SendFailure::TooLarge { len, max: self.max });
         }
-        match F::write(&mut self.producer, len, wait, |buf| C::encode(msg, buf)) {
+        match flavor::write(&mut self.producer, len, wait, |buf| C::encode(msg, buf)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(SendFailure::Encode(e)),
             Err(e) => Err(match e {
@@ -145,7 +145,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     /// Sets how blocking sends wait while the channel is full.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
-        F::set_producer_wait(&mut self.producer, wait);
+        self.producer.set_wait_strategy(wait);
     }
 }
 
@@ -158,7 +158,8 @@ impl<T, C: Codec<T>> Sender<T, Mpmc, C> {
     /// [`Error::Ring`](crate::Error::Ring) with `TooManyEndpoints` when the ring's endpoint
     /// table is full.
     pub fn try_clone(&self) -> Result<Self, crate::Error> {
-        let producer = Mpmc::producer(&self.ring, self.wait)?;
+        let mut producer = self.ring.producer()?;
+        producer.set_wait_strategy(self.wait);
         Ok(Sender::new(producer, self.ring.clone(), self.wait))
     }
 }

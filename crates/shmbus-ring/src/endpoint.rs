@@ -1,0 +1,889 @@
+//! The endpoint layer, written once for every ring kind: registration, probing for dead peers,
+//! disconnection, the wait loops, and the blocking `push`/`pop` families, over the small core
+//! traits [`WriteCore`] and [`ReadCore`] that each kind's algorithm implements.
+//!
+//! # One vocabulary for every ring
+//!
+//! | idea | producer | consumer |
+//! |---|---|---|
+//! | copy one message | `try_push`, `push`, `push_timeout`, `push_deadline` | `try_pop`, `try_pop_vec`, `pop`, `pop_timeout`, `pop_deadline` |
+//! | in place | [`Producer::reserve`] → [`WriteGuard`]: `commit` / `commit_len`; dropped: abandoned | [`Consumer::read`] → [`ReadGuard`]; dropped: consumed |
+//! | in place, with a callback | — | `try_pop_with`, `pop_with_deadline` |
+//! | many at once | `try_push_batch` (as many as fit) | `try_pop_batch` (up to `max`) |
+//!
+//! Both read guards consume the message when dropped (as an MPMC slot must be freed for the
+//! ring to go on); a consumer that wants to look without consuming copies the bytes out.
+
+use crate::error::{PopError, PushError, Result};
+use crate::liveness::process::{coarse_now_ns, coarse_resolution_ns};
+use crate::liveness::{side_gone, Os, Registration};
+use crate::ring::{Kind, Ring};
+use crate::sync::RawMem;
+use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+/// Which side of a ring an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Writes messages into the ring.
+    Producer,
+    /// Reads messages out of the ring.
+    Consumer,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// A producer's half of a ring algorithm, as the endpoint layer drives it. Positions are the
+/// core's own tokens (`at`): an SPSC record's start, an MPMC slot's position.
+pub trait WriteCore: Send {
+    /// Copies `payload` in as one message and publishes it.
+    fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError>;
+    /// Pushes as many of `records` as fit, in order; how many.
+    fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError>;
+    /// Makes room for a message of `len` bytes, written in place; returns its position.
+    fn reserve(&mut self, len: usize) -> Result<u64, PushError>;
+    /// Publishes the first `len` bytes of the message reserved at `at`.
+    fn commit(&mut self, at: u64, len: usize);
+    /// Gives up the message reserved at `at` (nothing becomes visible).
+    fn abandon(&mut self, at: u64);
+    /// The address of the payload of the message reserved at `at`.
+    fn payload(&self, at: u64) -> *mut u8;
+    /// The largest message.
+    fn max_message(&self) -> usize;
+    /// The next position this producer writes (diagnostics).
+    fn position(&self) -> u64;
+}
+
+/// A consumer's half of a ring algorithm, as the endpoint layer drives it.
+pub trait ReadCore: Send {
+    /// Pops one message into `buf`.
+    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError>;
+    /// Pops one message into a cleared `buf`.
+    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError>;
+    /// Takes the next committed message for reading in place: its position and length.
+    /// `Ok(None)` when there is none.
+    fn next(&mut self) -> Result<Option<(u64, usize)>, PopError>;
+    /// The address of the payload of the message taken at `at`.
+    fn payload(&self, at: u64) -> *const u8;
+    /// Consumes the message taken at `at` of `len` bytes; with [`Publish::Later`] the
+    /// consumer's position is published by the next [`ReadCore::flush`] (or consume).
+    fn consume(&mut self, at: u64, len: usize, publish: Publish);
+    /// Publishes the consumer's position.
+    fn flush(&mut self);
+    /// Whether a committed message is waiting (a drained ring reports `Disconnected` only
+    /// when this is false).
+    fn has_committed(&mut self) -> bool;
+    /// The next position this consumer reads (diagnostics).
+    fn position(&self) -> u64;
+}
+
+/// When a consumed message's space is handed back to producers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// At once.
+    Now,
+    /// At the next [`ReadCore::flush`]: a batch publishes once.
+    Later,
+}
+
+/// When an endpoint probes its peers: at most once an interval, on slow paths only.
+#[derive(Debug)]
+struct ProbeClock {
+    next_probe_ns: u64,
+    interval_ns: u64,
+    /// Fast-path calls since the last clock read.
+    polls: u32,
+}
+
+impl ProbeClock {
+    fn new() -> Self {
+        let mut c = ProbeClock {
+            next_probe_ns: 0,
+            interval_ns: 0,
+            polls: 0,
+        };
+        c.set_interval(crate::liveness::DEFAULT_PROBE_INTERVAL);
+        c
+    }
+
+    fn set_interval(&mut self, interval: Duration) {
+        self.interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
+        self.next_probe_ns = 0;
+        // The first fast-path call reads the clock.
+        self.polls = 15;
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
+    /// Whether the probe interval has passed since the last probe (and if so, starts the next
+    /// interval). A caller in a tight loop ([`Pace::Spinning`]) reads the coarse clock only
+    /// every 16th time; a caller that just yielded or slept reads it every time.
+    #[inline]
+    fn due(&mut self, pace: Pace) -> bool {
+        if pace == Pace::Spinning {
+            self.polls = self.polls.wrapping_add(1);
+            if self.polls % 16 != 0 {
+                return false;
+            }
+        }
+        // The coarse clock moves in ticks: allow one tick of slack, so that a caller woken
+        // after exactly one interval probes now rather than an interval later.
+        let now = coarse_now_ns().saturating_add(coarse_resolution_ns());
+        if now < self.next_probe_ns {
+            return false;
+        }
+        self.next_probe_ns = now.saturating_add(self.interval_ns);
+        true
+    }
+}
+
+/// What every endpoint holds besides its core.
+struct Attachment<K: Kind> {
+    /// The ring's memory, for the hot path's roster check (no indirection through the ring).
+    mem: RawMem,
+    ring: Ring<K>,
+    wait: WaitStrategy,
+    reg: Registration,
+    clock: ProbeClock,
+}
+
+impl<K: Kind> Attachment<K> {
+    /// `Err(Disconnected)` if every endpoint of `role` that attached is gone.
+    #[inline]
+    fn gone(&self, role: Role) -> bool {
+        // SAFETY: `mem` covers the whole validated segment, which holds the roster.
+        unsafe { side_gone(&self.mem, role) }
+    }
+
+    /// Probes now if the interval has passed.
+    #[inline]
+    fn maybe_probe(&mut self, pace: Pace) {
+        if self.clock.due(pace) {
+            self.ring.inner.probe(&self.reg);
+        }
+    }
+
+    /// What a push that found the ring full reports: `Disconnected` if every consumer is gone
+    /// (probing for dead endpoints, and repairing what they held, when the interval has
+    /// passed), else `Full`.
+    #[cold]
+    fn on_full(&mut self, pace: Pace) -> PushError {
+        self.maybe_probe(pace);
+        if self.gone(Role::Consumer) {
+            PushError::Disconnected
+        } else {
+            PushError::Full
+        }
+    }
+
+    fn wake(&self, dir: Direction) -> Option<(crate::wait::Wake, Direction)> {
+        self.ring.inner.wake.map(|w| (w, dir))
+    }
+
+    fn detach(&mut self) {
+        let os = Os::new(&self.ring.inner.seg);
+        if !self.reg.is_own(&os) {
+            // A `fork`ed child dropping an inherited endpoint: the parent's stays attached.
+            return;
+        }
+        K::detach(&self.ring.inner, &self.reg);
+        self.ring.inner.unregister(&mut self.reg);
+    }
+}
+
+/// Registers an endpoint of `role` on `ring` and builds its core; on a corrupt ring, detaches
+/// again.
+fn attach<K: Kind, C>(
+    ring: Ring<K>,
+    role: Role,
+    core: impl FnOnce(&Ring<K>, &Registration) -> Result<C, crate::error::Corruption>,
+) -> Result<(C, Attachment<K>)> {
+    let reg = K::register(&ring.inner, role)?;
+    let mut att = Attachment {
+        mem: ring.inner.mem,
+        ring,
+        wait: WaitStrategy::default(),
+        reg,
+        clock: ProbeClock::new(),
+    };
+    match core(&att.ring, &att.reg) {
+        Ok(c) => Ok((c, att)),
+        Err(c) => {
+            att.detach();
+            Err(att.ring.inner.corrupt(c))
+        }
+    }
+}
+
+/// The writing end of a ring. [`Producer`] alone is the SPSC producer (one per ring);
+/// [`MpmcProducer`](crate::MpmcProducer) is `Producer<Mpmc>` (any number, in any processes).
+///
+/// Every endpoint is registered in the segment's endpoint table from attach to drop; while it
+/// waits it probes its peers, repairs what dead ones held, and reports
+/// [`PushError::Disconnected`] once every consumer that attached is gone.
+pub struct Producer<K: Kind = crate::Spsc> {
+    core: K::WriteCore,
+    att: Attachment<K>,
+}
+
+impl<K: Kind> std::fmt::Debug for Producer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("kind", &K::NAME)
+            .field("target", &self.att.ring.inner.seg.target())
+            .field("endpoint", &self.att.reg.tag())
+            .field("position", &self.core.position())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Kind> Producer<K> {
+    pub(crate) fn attach(ring: Ring<K>) -> Result<Self> {
+        let (core, att) = attach(ring, Role::Producer, |ring, reg| K::writer(&ring.inner, reg))?;
+        Ok(Producer { core, att })
+    }
+
+    /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
+    #[inline]
+    fn check_consumers(&self) -> Result<(), PushError> {
+        if self.att.gone(Role::Consumer) {
+            Err(PushError::Disconnected)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs one non-blocking operation: the disconnection check, then `op`; a full ring is
+    /// judged by `on_full` (a full ring is rare on a non-blocking push: the clock is read each
+    /// time).
+    #[inline]
+    pub(crate) fn once<R>(
+        &mut self,
+        op: impl FnOnce(&mut K::WriteCore) -> Result<R, PushError>,
+    ) -> Result<R, PushError> {
+        self.check_consumers()?;
+        match op(&mut self.core) {
+            Err(PushError::Full) => Err(self.att.on_full(Pace::Waited)),
+            other => other,
+        }
+    }
+
+    /// Copies `payload` into the ring as one message and publishes it.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] when there is no room now (nothing was written);
+    /// [`PushError::TooLarge`] above [`max_message`](Self::max_message);
+    /// [`PushError::Disconnected`] when every consumer is gone; [`PushError::Corrupt`] if the
+    /// ring's shared state is inconsistent.
+    #[inline]
+    pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.once(|core| core.try_push(payload))
+    }
+
+    /// Pushes as many of `records` as fit, in order, and returns how many were pushed. An SPSC
+    /// ring publishes them all with a single Release store.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::TooLarge`] (before anything is written) if any record exceeds the limit;
+    /// [`PushError::Full`] if not even the first fits; [`PushError::Disconnected`];
+    /// [`PushError::Corrupt`] if the first push meets corruption (after `n > 0` pushes, an
+    /// error ends the batch with `Ok(n)` and the next call reports it).
+    ///
+    /// ```
+    /// # use shmbus_ring::{SpscConfig, SpscRing};
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(1 << 10))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert_eq!(tx.try_push_batch(&[&b"a"[..], b"bc", b"def"])?, 3);
+    /// let mut got = Vec::new();
+    /// rx.try_pop_batch(10, |r| got.push(r.to_vec()))?;
+    /// assert_eq!(got, vec![b"a".to_vec(), b"bc".to_vec(), b"def".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+        self.once(|core| core.try_push_batch(records))
+    }
+
+    /// Reserves a message of `len` bytes in the ring and returns it for writing in place.
+    /// [`WriteGuard::commit`] publishes it; dropping the guard abandons it (nothing becomes
+    /// visible; an MPMC ring's consumers skip the position).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_push`](Self::try_push).
+    ///
+    /// ```
+    /// # use shmbus_ring::{SpscConfig, SpscRing};
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(1 << 10))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut w = tx.reserve(4)?;
+    /// w.copy_from_slice(&7u32.to_le_bytes());
+    /// w.commit();
+    /// let msg = rx.read()?.expect("committed");
+    /// assert_eq!(&*msg, &7u32.to_le_bytes());
+    /// drop(msg); // consumed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve(&mut self, len: usize) -> Result<WriteGuard<'_, K>, PushError> {
+        let at = self.once(|core| core.reserve(len))?;
+        Ok(WriteGuard {
+            producer: self,
+            at,
+            len,
+            done: false,
+        })
+    }
+
+    /// Reserves a message of `len` bytes, waiting until `deadline` (`None`: for ever) while
+    /// the ring has no room for it; then as [`reserve`](Self::reserve).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`try_push`](Self::try_push).
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<WriteGuard<'_, K>, PushError> {
+        let at = self.wait_room(deadline, |core| core.reserve(len))?;
+        Ok(WriteGuard {
+            producer: self,
+            at,
+            len,
+            done: false,
+        })
+    }
+
+    /// Pushes `payload`, waiting while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::TooLarge`] at once; [`PushError::Disconnected`]; [`PushError::Corrupt`].
+    /// A consumer that lives but never frees space makes this wait for ever: use
+    /// [`push_timeout`](Self::push_timeout) where that matters.
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.push_deadline(payload, None)
+    }
+
+    /// Pushes `payload`, waiting at most `timeout` while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`push`](Self::push).
+    pub fn push_timeout(&mut self, payload: &[u8], timeout: Duration) -> Result<(), PushError> {
+        self.push_deadline(payload, Instant::now().checked_add(timeout))
+    }
+
+    /// Pushes `payload`, waiting until `deadline` (`None`: for ever) while the ring is full.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Timeout`], and as [`push`](Self::push).
+    pub fn push_deadline(
+        &mut self,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), PushError> {
+        self.wait_room(deadline, |core| core.try_push(payload))
+    }
+
+    /// Runs `op` until it does not report `Full`, waiting as the wait strategy says (and
+    /// checking for gone consumers, repairing dead endpoints' claims) until `deadline`: the
+    /// loop of every blocking push.
+    fn wait_room<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut K::WriteCore) -> Result<R, PushError>,
+    ) -> Result<R, PushError> {
+        let Producer { core, att } = self;
+        let (strategy, nap, mem, wake) = (
+            att.wait,
+            att.clock.interval(),
+            att.mem,
+            att.wake(Direction::Space),
+        );
+        wait_for(strategy, deadline, &mem, wake, nap, |pace| {
+            if att.gone(Role::Consumer) {
+                return Some(Err(PushError::Disconnected));
+            }
+            match op(core) {
+                Err(PushError::Full) => match att.on_full(pace) {
+                    PushError::Full => None,
+                    e => Some(Err(e)),
+                },
+                other => Some(other),
+            }
+        })
+        .unwrap_or(Err(PushError::Timeout))
+    }
+
+    /// The largest message the ring accepts, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.core.max_message()
+    }
+
+    /// Sets how the blocking calls ([`push`](Self::push) and friends) wait while the ring is
+    /// full. Default: [`WaitStrategy::Block`] after 50 µs of spinning.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.att.wait = strategy;
+    }
+
+    /// Sets how often, while the ring is full, this endpoint checks whether the other
+    /// endpoints are still alive, reaps dead ones and repairs what they held, and so notices a
+    /// consumer that died (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
+    /// call also wakes this often to check.
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.att.clock.set_interval(interval);
+    }
+
+    /// The ring this producer writes to.
+    pub fn ring(&self) -> &Ring<K> {
+        &self.att.ring
+    }
+}
+
+impl<K: Kind> Drop for Producer<K> {
+    fn drop(&mut self) {
+        self.att.detach();
+    }
+}
+
+/// A message reserved in the ring by [`Producer::reserve`], written in place. Dereferences to
+/// its payload bytes (`&mut [u8]`, in shared memory: their prior content is unspecified).
+/// [`commit`](Self::commit) publishes it; dropped uncommitted, it is abandoned.
+pub struct WriteGuard<'a, K: Kind = crate::Spsc> {
+    producer: &'a mut Producer<K>,
+    at: u64,
+    len: usize,
+    done: bool,
+}
+
+impl<K: Kind> WriteGuard<'_, K> {
+    /// Publishes the whole reserved message.
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len);
+    }
+
+    /// Publishes only the first `len` bytes (for encoders that reserve the maximum and write
+    /// less).
+    ///
+    /// # Panics
+    ///
+    /// If `len` exceeds the reserved length.
+    pub fn commit_len(mut self, len: usize) {
+        assert!(
+            len <= self.len,
+            "commit_len({len}) exceeds the {} bytes reserved",
+            self.len
+        );
+        self.producer.core.commit(self.at, len);
+        self.done = true;
+    }
+}
+
+impl<K: Kind> Deref for WriteGuard<'_, K> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `reserve` made room for `len` payload bytes at this address, inside the
+        // ring's memory; no honest endpoint reads or writes them until `commit` publishes (or
+        // `abandon` returns) them, and the guard borrows the producer.
+        unsafe { std::slice::from_raw_parts(self.producer.core.payload(self.at), self.len) }
+    }
+}
+
+impl<K: Kind> DerefMut for WriteGuard<'_, K> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` borrows the reservation exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.producer.core.payload(self.at), self.len) }
+    }
+}
+
+impl<K: Kind> Drop for WriteGuard<'_, K> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.producer.core.abandon(self.at);
+        }
+    }
+}
+
+/// The reading end of a ring. [`Consumer`] alone is the SPSC consumer (one per ring);
+/// [`MpmcConsumer`](crate::MpmcConsumer) is `Consumer<Mpmc>` (any number, in any processes,
+/// each message to one of them).
+///
+/// Once every producer that attached is gone and everything committed has been read, the
+/// calls report [`PopError::Disconnected`].
+///
+/// # Zero-copy views
+///
+/// [`read`](Self::read), [`try_pop_with`](Self::try_pop_with) and
+/// [`try_pop_batch`](Self::try_pop_batch) hand out slices of the shared segment itself. The
+/// protocol gives the bytes to one side at a time, so between honest peers they do not change
+/// under you; but a process that breaks the protocol can write them at any moment. Where the
+/// peer is not trusted, use the copying calls ([`try_pop`](Self::try_pop),
+/// [`try_pop_vec`](Self::try_pop_vec)) and parse the private copy: never decode in place what
+/// a hostile process can rewrite mid-decode.
+pub struct Consumer<K: Kind = crate::Spsc> {
+    core: K::ReadCore,
+    att: Attachment<K>,
+}
+
+impl<K: Kind> std::fmt::Debug for Consumer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("kind", &K::NAME)
+            .field("target", &self.att.ring.inner.seg.target())
+            .field("endpoint", &self.att.reg.tag())
+            .field("position", &self.core.position())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Kind> Consumer<K> {
+    pub(crate) fn attach(ring: Ring<K>) -> Result<Self> {
+        let (core, att) = attach(ring, Role::Consumer, |ring, reg| K::reader(&ring.inner, reg))?;
+        Ok(Consumer { core, att })
+    }
+
+    /// What a pop that found nothing reports: `Disconnected` if every producer is gone and
+    /// nothing committed is left (probing, and repairing dead endpoints' claims, first when
+    /// the interval has passed), else `Empty`.
+    #[cold]
+    fn on_empty(&mut self, pace: Pace) -> PopError {
+        on_empty(&mut self.core, &mut self.att, pace)
+    }
+
+    /// Runs one non-blocking operation; an empty ring is judged by `on_empty`.
+    #[inline]
+    fn once<R>(
+        &mut self,
+        op: impl FnOnce(&mut K::ReadCore) -> Result<R, PopError>,
+    ) -> Result<R, PopError> {
+        match op(&mut self.core) {
+            Err(PopError::Empty) => Err(self.on_empty(Pace::Spinning)),
+            other => other,
+        }
+    }
+
+    /// Pops the next message into `buf`, returning its length.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`]; [`PopError::BufferTooSmall`] (the message stays in the ring; an
+    /// MPMC consumer's `buf` must hold a whole slot, [`max_message`](Self::max_message)
+    /// bytes); [`PopError::Disconnected`] once every producer is gone and the ring is drained;
+    /// [`PopError::Corrupt`] if the ring's shared state is inconsistent.
+    #[inline]
+    pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.once(|core| core.try_pop(buf))
+    }
+
+    /// Pops the next message into `buf` (cleared and resized to it), returning its length.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`], [`PopError::Disconnected`] or [`PopError::Corrupt`].
+    #[inline]
+    pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        self.once(|core| core.try_pop_vec(buf))
+    }
+
+    /// Takes the next message for reading in place; the message is consumed when the guard
+    /// drops. `Ok(None)` when none is committed.
+    ///
+    /// The bytes are a view of shared memory (see "Zero-copy views" above).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Disconnected`]; [`PopError::Corrupt`] for an inconsistent message or
+    /// position (an MPMC slot found corrupt is freed, and the ring goes on).
+    pub fn read(&mut self) -> Result<Option<ReadGuard<'_, K>>, PopError> {
+        match self.core.next()? {
+            Some((at, len)) => Ok(Some(ReadGuard {
+                consumer: self,
+                at,
+                len,
+            })),
+            None => match self.on_empty(Pace::Spinning) {
+                PopError::Disconnected => Err(PopError::Disconnected),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Pops the next message and hands its bytes, in place, to `f`.
+    ///
+    /// The bytes are a view of shared memory (see "Zero-copy views" above).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Empty`], [`PopError::Disconnected`] or [`PopError::Corrupt`]; `f` is not
+    /// called then.
+    #[inline]
+    pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
+        let Some((at, len)) = self.core.next()? else {
+            return Err(self.on_empty(Pace::Spinning));
+        };
+        Ok(self.hand_over(at, len, f))
+    }
+
+    /// Pops up to `max` messages, handing each to `f` in place, and publishes the consumer's
+    /// position once at the end (SPSC). Returns how many were popped (0 when empty). A message
+    /// handed to `f` counts as consumed, also if `f` panics on it.
+    ///
+    /// The bytes are a view of shared memory (see "Zero-copy views" above).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Disconnected`] when nothing was popped and the ring is drained;
+    /// [`PopError::Corrupt`] if the first message is inconsistent (after `n > 0` messages, an
+    /// error ends the batch with `Ok(n)` and the next call reports it).
+    pub fn try_pop_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, PopError> {
+        let mut n = 0;
+        while n < max {
+            match self.core.next() {
+                Ok(Some((at, len))) => {
+                    let bytes = self.core.payload(at);
+                    // Consumed when this drops, also while unwinding from a panic in `f`.
+                    let taken = Taken {
+                        core: &mut self.core,
+                        at,
+                        len,
+                    };
+                    // SAFETY: as in `view`: `next` validated the message, which stays ours
+                    // until `taken` consumes it; `taken` does not touch the payload bytes.
+                    f(unsafe { std::slice::from_raw_parts(bytes, len) });
+                    drop(taken);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if n > 0 {
+            self.core.flush();
+        } else if max > 0 {
+            if let PopError::Disconnected = self.on_empty(Pace::Spinning) {
+                return Err(PopError::Disconnected);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether no committed message is waiting now.
+    pub fn is_empty(&mut self) -> bool {
+        !self.core.has_committed()
+    }
+
+    /// Pops the next message into `buf`, waiting while the ring is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::BufferTooSmall`] (the message stays), [`PopError::Disconnected`],
+    /// [`PopError::Corrupt`]. A producer that lives but never publishes makes this wait for
+    /// ever: use [`pop_timeout`](Self::pop_timeout) where that matters.
+    pub fn pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.pop_deadline(buf, None)
+    }
+
+    /// Pops the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    ///
+    /// ```
+    /// use shmbus_ring::{PopError, SpscConfig, SpscRing, WaitStrategy};
+    /// use std::time::Duration;
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(4096))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// rx.set_wait_strategy(WaitStrategy::Block { spin: Duration::from_micros(20) });
+    /// let mut buf = [0u8; 64];
+    /// assert_eq!(rx.pop_timeout(&mut buf, Duration::from_millis(5)), Err(PopError::Timeout));
+    /// let sender = std::thread::spawn(move || tx.push(b"later"));
+    /// let n = rx.pop_timeout(&mut buf, Duration::from_secs(10))?; // sleeps on the futex
+    /// assert_eq!(&buf[..n], b"later");
+    /// sender.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pop_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> Result<usize, PopError> {
+        self.pop_deadline(buf, Instant::now().checked_add(timeout))
+    }
+
+    /// Pops the next message into `buf`, waiting until `deadline` (`None`: for ever).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], and as [`pop`](Self::pop).
+    pub fn pop_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, PopError> {
+        self.wait_data(deadline, |core| core.try_pop(buf))
+    }
+
+    /// Waits until `deadline` (`None`: for ever) for the next message, then pops it and hands
+    /// its bytes, in place, to `f` (a view of shared memory: see "Zero-copy views" above).
+    ///
+    /// # Errors
+    ///
+    /// [`PopError::Timeout`], [`PopError::Disconnected`] or [`PopError::Corrupt`]; `f` is not
+    /// called then.
+    pub fn pop_with_deadline<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, PopError> {
+        let (at, len) = self.wait_data(deadline, |core| core.next()?.ok_or(PopError::Empty))?;
+        Ok(self.hand_over(at, len, f))
+    }
+
+    /// Runs `op` until it does not report `Empty`, waiting as the wait strategy says (and
+    /// checking for gone producers, repairing dead endpoints' claims) until `deadline`: the
+    /// loop of every blocking pop.
+    fn wait_data<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
+    ) -> Result<R, PopError> {
+        let Consumer { core, att } = self;
+        let (strategy, nap, mem, wake) = (
+            att.wait,
+            att.clock.interval(),
+            att.mem,
+            att.wake(Direction::Data),
+        );
+        wait_for(strategy, deadline, &mem, wake, nap, |pace| match op(core) {
+            Err(PopError::Empty) => match on_empty(core, att, pace) {
+                PopError::Empty => None,
+                e => Some(Err(e)),
+            },
+            other => Some(other),
+        })
+        .unwrap_or(Err(PopError::Timeout))
+    }
+
+    /// Hands the message taken at `at` to `f`, then consumes it (also if `f` panics: the
+    /// guard's drop; a message handed out is consumed).
+    fn hand_over<R>(&mut self, at: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let guard = ReadGuard {
+            consumer: self,
+            at,
+            len,
+        };
+        f(&guard)
+    }
+
+    /// The payload of the message taken at `at`.
+    fn view(&self, at: u64, len: usize) -> &[u8] {
+        // SAFETY: `next` validated that the message lies inside the ring's memory, and an
+        // honest producer does not write it again until this consumer consumes it, which
+        // needs `&mut self`. This is a view of shared memory: a peer that breaks the protocol
+        // can change these bytes while the slice is alive, which the zero-copy API documents
+        // (trusted peers only; copy first where the peer is untrusted). No length or offset
+        // this crate uses is derived from payload bytes.
+        unsafe { std::slice::from_raw_parts(self.core.payload(at), len) }
+    }
+
+    /// The largest message the ring carries, in bytes.
+    pub fn max_message(&self) -> usize {
+        K::max_message(&self.att.ring.inner.g)
+    }
+
+    /// Sets how the blocking calls ([`pop`](Self::pop) and friends) wait while the ring is
+    /// empty. Default: [`WaitStrategy::Block`] after 50 µs of spinning.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.att.wait = strategy;
+    }
+
+    /// Sets how often, while the ring is empty, this endpoint checks whether the other
+    /// endpoints are still alive, reaps dead ones and repairs what they held, and so notices a
+    /// producer that died (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::liveness::DEFAULT_PROBE_INTERVAL), 20 ms). A blocked
+    /// call also wakes this often to check. (Non-blocking pops that find the ring empty read
+    /// the clock only every 16th time, to keep a polling loop fast: a caller that polls
+    /// slowly notices a dead peer within 16 polls of the interval.)
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.att.clock.set_interval(interval);
+    }
+
+    /// The ring this consumer reads from.
+    pub fn ring(&self) -> &Ring<K> {
+        &self.att.ring
+    }
+}
+
+/// [`Consumer::on_empty`] over the split borrows the wait loop holds.
+fn on_empty<K: Kind>(core: &mut K::ReadCore, att: &mut Attachment<K>, pace: Pace) -> PopError {
+    att.maybe_probe(pace);
+    // `gone` is an Acquire load that pairs with the last producer's Release detach (or its
+    // reaper's): everything it committed is visible to `has_committed`.
+    if att.gone(Role::Producer) && !core.has_committed() {
+        PopError::Disconnected
+    } else {
+        PopError::Empty
+    }
+}
+
+impl<K: Kind> Drop for Consumer<K> {
+    fn drop(&mut self) {
+        // Messages handed out before a panic in a `try_pop_batch` callback are consumed:
+        // publish the position so a successor does not see them again.
+        if self.att.reg.is_own(&Os::new(&self.att.ring.inner.seg)) {
+            self.core.flush();
+        }
+        self.att.detach();
+    }
+}
+
+/// A message of a batch, consumed (its position published later) when dropped.
+struct Taken<'c, C: ReadCore> {
+    core: &'c mut C,
+    at: u64,
+    len: usize,
+}
+
+impl<C: ReadCore> Drop for Taken<'_, C> {
+    fn drop(&mut self) {
+        self.core.consume(self.at, self.len, Publish::Later);
+    }
+}
+
+/// A message taken by [`Consumer::read`], in place. Dereferences to its payload; consumed
+/// (its space handed back to producers) when dropped.
+pub struct ReadGuard<'a, K: Kind = crate::Spsc> {
+    consumer: &'a mut Consumer<K>,
+    at: u64,
+    len: usize,
+}
+
+impl<K: Kind> Deref for ReadGuard<'_, K> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.consumer.view(self.at, self.len)
+    }
+}
+
+impl<K: Kind> Drop for ReadGuard<'_, K> {
+    fn drop(&mut self) {
+        self.consumer.core.consume(self.at, self.len, Publish::Now);
+    }
+}

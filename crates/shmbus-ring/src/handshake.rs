@@ -1,0 +1,322 @@
+//! The handshake (PROTOCOL §3): the creator writes the header and control blocks, then
+//! publishes `init_state = READY` (H1); an opener waits, bounded, for READY (H2) and checks
+//! every field against what it expects and against the object's real size.
+
+use crate::conv::{offset, wide};
+use crate::error::{Error, Result};
+use crate::layout::{
+    Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CONSUMER_BLOCK, DATA_OFFSET,
+    HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC,
+    PRODUCER_BLOCK, RING_FLAG_NOTIFY,
+};
+use crate::segment::Segment;
+use crate::sync::{fence, Memory, Ordering, RawMem};
+use std::time::{Duration, Instant};
+
+/// How an opener waits for and checks a header.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long to wait for the creator's `READY` (default 1 s).
+    pub ready_timeout: Duration,
+    /// If set, the header's `type_fingerprint` and `codec_id` must equal these.
+    pub expect: Option<Identity>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            ready_timeout: Duration::from_secs(1),
+            expect: None,
+        }
+    }
+}
+
+/// The segment as memory, with at least `min` bytes; the handshake word is at
+/// [`INIT_STATE`].
+fn mem_of(seg: &Segment, min: u64) -> Option<RawMem> {
+    seg.raw_mem(offset(min))
+}
+
+/// Reads a snapshot of the header. The caller has checked `seg.len() >= HEADER_LEN`.
+fn snapshot(seg: &Segment) -> SegmentHeader {
+    debug_assert!(seg.len() >= HEADER_LEN as usize);
+    // SAFETY: the mapping is page-aligned (so aligned for the header) and at least HEADER_LEN
+    // bytes long. A volatile read copies whatever the bytes hold; every field is a plain
+    // integer, so any bit pattern is a valid value, and the copy is validated before use.
+    unsafe { std::ptr::read_volatile(seg.as_ptr().cast::<SegmentHeader>()) }
+}
+
+/// Writes a header into a freshly created (zeroed) segment and publishes it: every field
+/// first, then `init_state = READY` with Release, last.
+pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
+    if !seg.is_creator() {
+        return Err(Error::NotCreator {
+            target: seg.target(),
+        });
+    }
+    let Some(mem) = mem_of(seg, DATA_OFFSET) else {
+        return Err(Error::NotCreator {
+            target: seg.target(),
+        });
+    };
+    // SAFETY: `init_state` is a 4-aligned word of the header, inside `mem`.
+    if unsafe { mem.load_u32(offset(INIT_STATE), Ordering::Relaxed) } != INIT_BUILDING {
+        return Err(Error::NotCreator {
+            target: seg.target(),
+        });
+    }
+    header.init_state = INIT_BUILDING;
+    let bytes: [u8; HEADER_LEN as usize] =
+        // SAFETY: `SegmentHeader` is `repr(C)` plain integers of exactly HEADER_LEN bytes with no
+        // padding (the const asserts above pin every offset), so its bytes are initialised.
+        unsafe { std::mem::transmute::<SegmentHeader, [u8; HEADER_LEN as usize]>(header) };
+    let init = offset(INIT_STATE);
+    let header_len = offset(u64::from(HEADER_LEN));
+    let zeros = [0u8; (DATA_OFFSET - HEADER_LEN as u64) as usize];
+    // SAFETY: the segment was just created by this process and holds at least one page. Every
+    // byte but `init_state` (which openers poll atomically, and which stays 0 until H1 below)
+    // is written plainly: no opener reads them before READY. The control blocks and the
+    // reserved area are zeroed explicitly rather than trusted to be, in case anything wrote
+    // to the fresh object between its creation and now.
+    unsafe {
+        mem.write(0, &bytes[..init]);
+        mem.write(init + 4, &bytes[init + 4..]);
+        mem.write(header_len, &zeros);
+    }
+    seg.mark_in_ring();
+    // H1: Release; publishes every header field and every control-block word written before
+    // this call; pairs with the opener's Acquire fence after it reads READY (H2, `wait_ready`).
+    // SAFETY: as above.
+    unsafe { mem.store_u32(init, INIT_READY, Ordering::Release) };
+    Ok(())
+}
+
+/// A header for a new segment of the given kind and geometry, with this process's constants.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_header(
+    kind: RingKind,
+    total_len: u64,
+    capacity: u64,
+    record_limit: u64,
+    data_len: u64,
+    id: Identity,
+    ring_flags: u32,
+) -> SegmentHeader {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    SegmentHeader {
+        magic: MAGIC,
+        init_state: INIT_BUILDING,
+        layout_major: LAYOUT_MAJOR,
+        layout_minor: LAYOUT_MINOR,
+        abi_flags: ABI_FLAGS,
+        block_align: BLOCK_ALIGN,
+        ring_kind: kind as u32,
+        header_len: HEADER_LEN,
+        total_len,
+        capacity,
+        record_limit,
+        producer_offset: PRODUCER_BLOCK,
+        consumer_offset: CONSUMER_BLOCK,
+        data_offset: DATA_OFFSET,
+        data_len,
+        type_fingerprint: id.type_fingerprint,
+        codec_id: id.codec_id,
+        creator_pid: std::process::id(),
+        created_unix_ns: now,
+        ring_flags,
+        reserved_u32: 0,
+        reserved: [0; 17],
+    }
+}
+
+/// Waits (bounded) for `READY`, then checks everything that does not depend on the ring kind's
+/// geometry: magic, major version, ABI, header length, kind, total length against the real size,
+/// block offsets, identity. Returns the snapshot for the kind-specific checks.
+pub(crate) fn open_header(
+    seg: &Segment,
+    kind: RingKind,
+    opts: &OpenOptions,
+) -> Result<SegmentHeader> {
+    let target = seg.target();
+    let actual = seg.len() as u64;
+    if actual < DATA_OFFSET {
+        return Err(Error::Truncated {
+            target,
+            actual,
+            needed: DATA_OFFSET,
+        });
+    }
+    seg.mark_in_ring();
+    wait_ready(seg, opts.ready_timeout)?;
+    let h = snapshot(seg);
+    if h.magic != MAGIC {
+        return Err(Error::BadMagic {
+            target,
+            found: h.magic,
+            expected: MAGIC,
+        });
+    }
+    if h.layout_major != LAYOUT_MAJOR {
+        return Err(Error::MajorVersion {
+            target,
+            found: h.layout_major,
+            expected: LAYOUT_MAJOR,
+        });
+    }
+    let abi = |field, found: u64, expected: u64| Error::AbiMismatch {
+        target: target.clone(),
+        field,
+        found,
+        expected,
+    };
+    if h.abi_flags != ABI_FLAGS {
+        return Err(abi("abi_flags", h.abi_flags.into(), ABI_FLAGS.into()));
+    }
+    if h.block_align != BLOCK_ALIGN {
+        return Err(abi("block_align", h.block_align.into(), BLOCK_ALIGN.into()));
+    }
+    if h.header_len != HEADER_LEN {
+        return Err(abi("header_len", h.header_len.into(), HEADER_LEN.into()));
+    }
+    if h.ring_kind != kind as u32 {
+        return Err(Error::WrongKind {
+            target,
+            found: RingKind::describe(h.ring_kind),
+            expected: RingKind::describe(kind as u32),
+        });
+    }
+    let bad = |field, value, reason: String| Error::BadField {
+        target: target.clone(),
+        field,
+        value,
+        reason,
+    };
+    if h.total_len != actual {
+        return Err(bad(
+            "total_len",
+            h.total_len,
+            format!("the object's real size is {actual} bytes"),
+        ));
+    }
+    if h.producer_offset != PRODUCER_BLOCK {
+        return Err(bad(
+            "producer_offset",
+            h.producer_offset,
+            format!("layout 1 puts it at {PRODUCER_BLOCK}"),
+        ));
+    }
+    if h.consumer_offset != CONSUMER_BLOCK {
+        return Err(bad(
+            "consumer_offset",
+            h.consumer_offset,
+            format!("layout 1 puts it at {CONSUMER_BLOCK}"),
+        ));
+    }
+    if h.data_offset != DATA_OFFSET {
+        return Err(bad(
+            "data_offset",
+            h.data_offset,
+            format!("layout 1 puts it at {DATA_OFFSET}"),
+        ));
+    }
+    if h.data_len > actual - DATA_OFFSET {
+        return Err(bad(
+            "data_len",
+            h.data_len,
+            format!(
+                "only {} bytes follow data_offset in a {actual}-byte object",
+                actual - DATA_OFFSET
+            ),
+        ));
+    }
+    if h.ring_flags & !RING_FLAG_NOTIFY != 0 {
+        return Err(bad(
+            "ring_flags",
+            h.ring_flags.into(),
+            format!("only bit 0 (notify) is defined in layout {LAYOUT_MAJOR}.{LAYOUT_MINOR}"),
+        ));
+    }
+    if let Some(id) = opts.expect {
+        if h.type_fingerprint != id.type_fingerprint {
+            return Err(Error::Mismatch {
+                target,
+                field: "type_fingerprint",
+                found: h.type_fingerprint,
+                expected: id.type_fingerprint,
+            });
+        }
+        if h.codec_id != id.codec_id {
+            return Err(Error::Mismatch {
+                target,
+                field: "codec_id",
+                found: h.codec_id.into(),
+                expected: id.codec_id.into(),
+            });
+        }
+    }
+    Ok(h)
+}
+
+fn wait_ready(seg: &Segment, timeout: Duration) -> Result<()> {
+    let mem = mem_of(seg, u64::from(HEADER_LEN)).ok_or_else(|| Error::Truncated {
+        target: seg.target(),
+        actual: wide(seg.len()),
+        needed: u64::from(HEADER_LEN),
+    })?;
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        // H2: Relaxed, then an Acquire fence once READY is seen: pairs with the Release store
+        // of READY (H1 in `publish`), so the header and control blocks the creator wrote are
+        // visible to the snapshot that follows. (A fence rather than an Acquire load: on a
+        // read-only mapping only Relaxed atomic loads are allowed.)
+        // SAFETY: `init_state` is a 4-aligned word of the header, inside `mem`.
+        let state = unsafe { mem.load_u32(offset(INIT_STATE), Ordering::Relaxed) };
+        match state {
+            INIT_READY => {
+                fence(Ordering::Acquire);
+                return Ok(());
+            }
+            INIT_BUILDING => {}
+            other => {
+                return Err(Error::BadInitState {
+                    target: seg.target(),
+                    state: other,
+                })
+            }
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(Error::NotReady {
+                target: seg.target(),
+                waited,
+                state,
+            });
+        }
+        spins += 1;
+        if spins < 64 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Reads the header of a segment without validating its geometry (for inspection tools).
+///
+/// # Errors
+///
+/// [`Error::Truncated`] if the segment is shorter than a header.
+pub fn read_header(seg: &Segment) -> Result<SegmentHeader> {
+    if seg.len() < HEADER_LEN as usize {
+        return Err(Error::Truncated {
+            target: seg.target(),
+            actual: seg.len() as u64,
+            needed: HEADER_LEN as u64,
+        });
+    }
+    Ok(snapshot(seg))
+}

@@ -1,0 +1,194 @@
+//! Process identity as Linux tells it: PID namespaces, start times, OFD locks on the
+//! segment's file, and the coarse clock the probes are paced by.
+
+use super::{entry_field, Vitals};
+use crate::layout::ENDPOINT_STATE;
+use crate::segment::Segment;
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::OnceLock;
+
+/// The operating system's answers for one segment (the one whose file carries the locks).
+#[derive(Clone, Copy)]
+pub(crate) struct Os<'a> {
+    seg: &'a Segment,
+}
+
+impl<'a> Os<'a> {
+    /// The answers for endpoints of `seg`.
+    pub(crate) fn new(seg: &'a Segment) -> Self {
+        Os { seg }
+    }
+}
+
+impl Vitals for Os<'_> {
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    fn pidns(&self) -> u64 {
+        own_pidns()
+    }
+
+    fn start_time(&self, pid: u32) -> Option<u64> {
+        start_time(pid)
+    }
+
+    fn pid_exists(&self, pid: u32) -> Option<bool> {
+        pid_exists(pid)
+    }
+
+    fn take_lock(&self, index: u64) -> Option<File> {
+        take_lock(self.seg, lock_byte(index))
+    }
+
+    fn lock_held(&self, index: u64) -> Option<bool> {
+        lock_held(self.seg.fd()?, lock_byte(index))
+    }
+
+    #[inline]
+    fn step(&self, name: &'static str) -> bool {
+        crate::crashpoint::hit(name);
+        true
+    }
+}
+
+/// The byte of the segment's file an endpoint locks: the first byte of its entry.
+fn lock_byte(index: u64) -> u64 {
+    entry_field(index, ENDPOINT_STATE) as u64
+}
+
+/// The inode of this process's PID namespace, 0 if unknown: no `/proc`, or a `/proc` mounted
+/// from another PID namespace (its `self` is not our pid), where pids cannot be checked. Read
+/// each time (no cache): a `fork`ed child may be in a new namespace, even with the same pid
+/// (1, in containers).
+pub(crate) fn own_pidns() -> u64 {
+    let pid = std::process::id();
+    let proc_is_ours = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.split_ascii_whitespace().next()?.parse::<u32>().ok())
+        == Some(pid);
+    if !proc_is_ours {
+        return 0;
+    }
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|p| {
+            let s = p.to_string_lossy().into_owned();
+            s.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The start time (clock ticks after boot) of process `pid` in this PID namespace; `None` if
+/// there is no such process (or `/proc` cannot say).
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2 (comm) may contain spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Field 3 is the first after ')'; field 22 (starttime) is the 20th.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a process with `pid` exists in this namespace: `Some(false)` on ESRCH.
+pub(crate) fn pid_exists(pid: u32) -> Option<bool> {
+    let Ok(raw) = i32::try_from(pid) else {
+        return Some(false);
+    };
+    if raw == 0 {
+        return Some(false);
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(true),
+        Err(nix::errno::Errno::ESRCH) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// A one-byte `flock` request at `off`.
+fn flock_at(kind: libc::c_int, off: u64) -> Option<libc::flock> {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::c_short::try_from(kind).ok()?;
+    fl.l_whence = libc::c_short::try_from(libc::SEEK_SET).ok()?;
+    fl.l_start = libc::off_t::try_from(off).ok()?;
+    fl.l_len = 1;
+    Some(fl)
+}
+
+/// Whether some open file description other than `fd`'s holds a write lock on byte `off`.
+fn lock_held(fd: BorrowedFd<'_>, off: u64) -> Option<bool> {
+    let mut fl = flock_at(libc::F_RDLCK, off)?;
+    nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_GETLK(&mut fl)).ok()?;
+    Some(libc::c_int::from(fl.l_type) != libc::F_UNLCK)
+}
+
+/// Opens a new open file description of `seg`'s file and takes an OFD write lock on byte
+/// `off` with it. `None` when the segment has no file, `/proc` is missing, or the byte is
+/// locked already (e.g. by a descriptor a forked child inherited).
+fn take_lock(seg: &Segment, off: u64) -> Option<File> {
+    let fd = seg.fd()?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()?;
+    let fl = flock_at(libc::F_WRLCK, off)?;
+    nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).ok()?;
+    Some(file)
+}
+
+fn timespec_ns(ts: &libc::timespec) -> u64 {
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// The resolution of the coarse clock (a scheduler tick, typically 4 ms), read once.
+pub(crate) fn coarse_resolution_ns() -> u64 {
+    static RES: OnceLock<u64> = OnceLock::new();
+    *RES.get_or_init(|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        if rc == 0 {
+            timespec_ns(&ts)
+        } else {
+            4_000_000
+        }
+    })
+}
+
+/// Monotonic time in nanoseconds from the coarse clock (a vDSO read of the last tick, no TSC
+/// read: a few ns).
+#[inline]
+pub(crate) fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every Linux
+    // this crate supports. On failure `ts` stays zero, which only delays a probe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    timespec_ns(&ts)
+}
+
+/// The system's boot time, seconds since the Unix epoch (`btime` in `/proc/stat`).
+pub(crate) fn boot_time_s() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), if positive.
+pub(crate) fn clock_ticks_per_s() -> Option<u64> {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(hz).ok().filter(|h| *h > 0)
+}

@@ -1,0 +1,560 @@
+//! The MPMC slot ring's algorithm, over any [`Memory`] (PROTOCOL §5.2–§5.5): one endpoint's
+//! view of Vyukov's bounded queue with owner-tagged claims, and the repair of a dead endpoint's
+//! claims.
+
+use super::{join, split, MAX_POSITION, TAG_MASK};
+use crate::conv::{len_u32, offset, signed_diff, wide};
+use crate::endpoint::{Publish, ReadCore, WriteCore};
+use crate::error::{Corruption, PopError, PushError};
+use crate::sync::{Memory, Ordering, RawMem};
+use crate::wait::{notify, Direction, Wake};
+
+/// Where a ring's words live inside its memory, and its geometry (validated at open).
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    pub(crate) tail_off: usize,
+    pub(crate) head_off: usize,
+    pub(crate) data_off: usize,
+    pub(crate) slots: u64,
+    pub(crate) slot_size: u64,
+    pub(crate) stride: u64,
+    /// Offset of `len` within a slot: 8 (packed with the sequence word) in layout 1.0.
+    pub(crate) len_off: usize,
+    /// Offset of the payload within a slot: [`SLOT_HEADER`](super::SLOT_HEADER) in layout 1.0.
+    pub(crate) payload_off: usize,
+    /// The wake words, when the ring notifies sleepers.
+    pub(crate) wake: Option<Wake>,
+}
+
+impl Geometry {
+    /// The memory offset of the slot holding position `pos`.
+    #[inline]
+    fn slot(&self, pos: u64) -> usize {
+        self.data_off + offset((pos & (self.slots - 1)) * self.stride)
+    }
+
+    /// How far a producer or consumer walks before it reports full or empty: a whole lap of
+    /// busy slots, plus slack for hints that lag.
+    #[inline]
+    fn walk_limit(&self) -> u64 {
+        2 * self.slots + 64
+    }
+}
+
+/// One endpoint's view of the algorithm; `tag` (1..=255) names it in the slots it claims.
+pub struct Core<M: Memory> {
+    mem: M,
+    g: Geometry,
+    tag: u64,
+    /// Scratch space for `push_bulk`'s claims (allocated on first use only).
+    claimed: Vec<u64>,
+}
+
+impl<M: Memory> Core<M> {
+    /// # Safety
+    ///
+    /// - `mem` holds the two hint words and `g.slots` slots of `g.stride` bytes at `g.data_off`.
+    pub(crate) unsafe fn new(mem: M, g: Geometry, tag: u64) -> Self {
+        debug_assert!((1..=TAG_MASK).contains(&tag));
+        Core {
+            mem,
+            g,
+            tag,
+            claimed: Vec::new(),
+        }
+    }
+
+    /// Writes the initial sequence words: slot `i` is free for position `i`.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Core::new`], and no other endpoint is using the memory yet.
+    pub(crate) unsafe fn initialize(mem: &M, g: &Geometry) {
+        for i in 0..g.slots {
+            // SAFETY: each slot offset is in bounds and 8-aligned (stride is a multiple of 64).
+            unsafe { mem.store(g.slot(i), join(i, 0), Ordering::Relaxed) };
+        }
+    }
+
+    #[inline]
+    fn hint(&self, off: usize) -> Result<u64, Corruption> {
+        // Relaxed: a hint only says where to start looking; the slot words decide.
+        // SAFETY: hint words are in bounds and aligned (constructor contract).
+        let v = unsafe { self.mem.load(off, Ordering::Relaxed) };
+        if v >= MAX_POSITION {
+            return Err(Corruption {
+                what: "position hint beyond 2^55",
+                position: v,
+                value: v,
+            });
+        }
+        Ok(v)
+    }
+
+    /// Claims a free position for writing; returns it.
+    pub(crate) fn claim_write(&mut self) -> Result<u64, PushError> {
+        let mut pos = self.hint(self.g.tail_off)?;
+        for _ in 0..self.g.walk_limit() {
+            let off = self.g.slot(pos);
+            // Acquire: pairs with the consumer's Release store of `(pos, 0)` in `release_read`
+            // (or a producer's abandon), so the previous lap's reads finish before we write.
+            // SAFETY: `off` is an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            let dif = signed_diff(seq, pos);
+            if dif == 0 && tag == 0 {
+                let mine = join(pos, self.tag);
+                // Acquire on success: as for the load above. Relaxed on failure: we re-read.
+                // SAFETY: as above.
+                if unsafe {
+                    self.mem
+                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                }
+                .is_ok()
+                {
+                    // Relaxed: the hint orders nothing.
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.tail_off, pos + 1, Ordering::Relaxed)
+                    };
+                    return Ok(pos);
+                }
+            } else if dif == 0 || dif == 1 {
+                // Being written by another producer, or committed (maybe being read): taken.
+                pos += 1;
+            } else if dif < 0 {
+                // The slot still holds an earlier lap: the ring is full here.
+                return Err(PushError::Full);
+            } else {
+                // This position was passed long ago: we were lapped. Jump to the hint.
+                let hint = self.hint(self.g.tail_off)?;
+                if hint <= pos {
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.tail_off, pos + 1, Ordering::Relaxed)
+                    };
+                }
+                pos = hint.max(pos + 1);
+            }
+            if pos >= MAX_POSITION {
+                return Err(PushError::Corrupt(Corruption {
+                    what: "producer walked beyond 2^55",
+                    position: pos,
+                    value: word,
+                }));
+            }
+        }
+        Err(PushError::Full)
+    }
+
+    /// Writes `len` at position `pos` (claimed by us) and commits it.
+    #[inline]
+    pub(crate) fn commit_write(&mut self, pos: u64, len: usize) {
+        let off = self.g.slot(pos);
+        // SAFETY: the length field is inside our claimed slot.
+        unsafe {
+            self.mem
+                .write(off + self.g.len_off, &len_u32(len).to_le_bytes())
+        };
+        // Release: publishes the payload and length; pairs with the Acquire load/CAS of the
+        // word in `claim_read`.
+        // SAFETY: in-bounds aligned slot word, claimed by us.
+        unsafe { self.mem.store(off, join(pos + 1, 0), Ordering::Release) };
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (constructor contract).
+            unsafe { notify(&self.mem, w, Direction::Data) };
+        }
+    }
+
+    /// Gives up a claimed (written or read) position: the slot becomes free for the next lap,
+    /// and consumers walk past the position.
+    #[inline]
+    pub(crate) fn release(&mut self, pos: u64) {
+        // Release: our reads of the slot (or nothing, for an abandoned write) happen before
+        // the next lap's producer writes; pairs with the Acquire load/CAS in `claim_write`.
+        // SAFETY: in-bounds aligned slot word, claimed by us.
+        unsafe {
+            self.mem.store(
+                self.g.slot(pos),
+                join(pos + self.g.slots, 0),
+                Ordering::Release,
+            )
+        };
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (constructor contract).
+            unsafe { notify(&self.mem, w, Direction::Space) };
+        }
+    }
+
+    /// Claims the next committed position for reading; `Ok(None)` when none is committed.
+    pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
+        let mut pos = self.hint(self.g.head_off)?;
+        for _ in 0..self.g.walk_limit() {
+            let off = self.g.slot(pos);
+            // Acquire: pairs with the producer's Release store of `(pos + 1, 0)` in
+            // `commit_write`: the payload is visible once the word says committed.
+            // SAFETY: `off` is an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            let dif = signed_diff(seq, pos + 1);
+            if dif == 0 && tag == 0 {
+                let mine = join(pos + 1, self.tag);
+                // Acquire on success: as for the load above.
+                // SAFETY: as above.
+                if unsafe {
+                    self.mem
+                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                }
+                .is_ok()
+                {
+                    // Relaxed: the hint orders nothing.
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.head_off, pos + 1, Ordering::Relaxed)
+                    };
+                    return Ok(Some(pos));
+                }
+            } else if dif == 0 {
+                // Another consumer is reading it.
+                pos += 1;
+            } else if dif < 0 {
+                // Not committed yet (free, or being written): nothing to read in order.
+                return Ok(None);
+            } else {
+                // Consumed (or abandoned) already; if far behind, jump to the hint. If the hint
+                // is not past this position (a run of abandoned positions, which no consumer
+                // claims), move it: every position up to `pos` is read or abandoned.
+                let hint = self.hint(self.g.head_off)?;
+                if hint <= pos {
+                    // SAFETY: in-bounds aligned hint word.
+                    unsafe {
+                        self.mem
+                            .fetch_max(self.g.head_off, pos + 1, Ordering::Relaxed)
+                    };
+                }
+                pos = hint.max(pos + 1);
+            }
+            if pos >= MAX_POSITION {
+                return Err(Corruption {
+                    what: "consumer walked beyond 2^55",
+                    position: pos,
+                    value: word,
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    /// Releases every slot claimed by endpoint `dead`: see [`repair_claims`].
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn repair_claims(&mut self, dead: u64) -> usize {
+        // SAFETY: `mem` holds the geometry's slots (constructor contract).
+        unsafe { repair_claims(&self.mem, &self.g, dead) }
+    }
+
+    /// Whether a committed, unclaimed position waits at or after the head hint (what
+    /// `claim_read` would take), without claiming it.
+    pub(crate) fn has_committed(&self) -> Result<bool, Corruption> {
+        let mut pos = self.hint(self.g.head_off)?;
+        for _ in 0..self.g.walk_limit() {
+            // Acquire: as in `claim_read`.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            let dif = signed_diff(seq, pos + 1);
+            if dif == 0 && tag == 0 {
+                return Ok(true);
+            } else if dif < 0 {
+                return Ok(false);
+            }
+            pos += 1;
+            if pos >= MAX_POSITION {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
+    /// The validated payload length of a position we claimed for reading. On corruption the
+    /// slot is released (the garbage is dropped) and the error returned.
+    #[inline]
+    pub(crate) fn read_len(&mut self, pos: u64) -> Result<usize, Corruption> {
+        let mut len = [0u8; 4];
+        // SAFETY: the length field is inside our claimed slot.
+        unsafe { self.mem.read(self.g.slot(pos) + self.g.len_off, &mut len) };
+        let len = u64::from(u32::from_le_bytes(len));
+        if len > self.g.slot_size {
+            self.release(pos);
+            return Err(Corruption {
+                what: "slot length exceeds the slot size",
+                position: pos,
+                value: len,
+            });
+        }
+        Ok(offset(len))
+    }
+
+    #[inline]
+    fn payload_off(&self, pos: u64) -> usize {
+        self.g.slot(pos) + self.g.payload_off
+    }
+
+    #[inline]
+    fn check_len(&self, len: usize) -> Result<(), PushError> {
+        if wide(len) > self.g.slot_size {
+            return Err(PushError::TooLarge {
+                len,
+                max: offset(self.g.slot_size),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies `payload` into a claimed slot and commits it.
+    #[inline]
+    pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.check_len(payload.len())?;
+        let pos = self.claim_write()?;
+        crate::crashpoint::hit("mpmc.push.claimed");
+        // SAFETY: the payload fits the slot (checked) and the slot is ours.
+        unsafe { self.mem.write(self.payload_off(pos), payload) };
+        crate::crashpoint::hit("mpmc.push.written");
+        self.commit_write(pos, payload.len());
+        Ok(())
+    }
+
+    /// Pushes records until one does not fit; returns how many were pushed.
+    pub(crate) fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+        for r in records {
+            self.check_len(r.as_ref().len())?;
+        }
+        let mut n = 0;
+        for r in records {
+            match self.try_push(r.as_ref()) {
+                Ok(()) => n += 1,
+                // Whatever stopped the burst, report what was pushed; the next call reports
+                // the error itself (so a caller that retries never sends duplicates).
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Pushes all records or none: claims a position for each first, abandoning the claims
+    /// (consumers skip them) if the ring fills before all are claimed.
+    pub(crate) fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
+        let mut claimed = std::mem::take(&mut self.claimed);
+        let done = self.push_bulk_with(records, &mut claimed);
+        self.claimed = claimed;
+        done
+    }
+
+    fn push_bulk_with<R: AsRef<[u8]>>(
+        &mut self,
+        records: &[R],
+        claimed: &mut Vec<u64>,
+    ) -> Result<(), PushError> {
+        if wide(records.len()) > self.g.slots {
+            // It could never all fit: not a "try again later".
+            return Err(PushError::TooMany {
+                count: records.len(),
+                max: offset(self.g.slots),
+            });
+        }
+        for r in records {
+            self.check_len(r.as_ref().len())?;
+        }
+        claimed.clear();
+        for _ in records {
+            match self.claim_write() {
+                Ok(pos) => claimed.push(pos),
+                Err(e) => {
+                    for &pos in claimed.iter() {
+                        self.release(pos);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        crate::crashpoint::hit("mpmc.bulk.claimed");
+        for (r, &pos) in records.iter().zip(claimed.iter()) {
+            let payload = r.as_ref();
+            // SAFETY: fits (checked) and ours.
+            unsafe { self.mem.write(self.payload_off(pos), payload) };
+            self.commit_write(pos, payload.len());
+        }
+        Ok(())
+    }
+
+    /// Pops one record into a cleared `buf`.
+    pub(crate) fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        crate::crashpoint::hit("mpmc.pop.claimed");
+        let len = self.read_len(pos)?;
+        buf.clear();
+        buf.resize(len, 0);
+        // SAFETY: `len` is within the slot (validated) and the slot is ours.
+        unsafe { self.mem.read(self.payload_off(pos), buf) };
+        crate::crashpoint::hit("mpmc.pop.read");
+        self.release(pos);
+        Ok(len)
+    }
+
+    /// Pops one record into `buf`, which must hold a whole slot.
+    pub(crate) fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        if wide(buf.len()) < self.g.slot_size {
+            // Checked before claiming: a claimed position cannot be handed back in order.
+            return Err(PopError::BufferTooSmall {
+                needed: offset(self.g.slot_size),
+                len: buf.len(),
+            });
+        }
+        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        let len = self.read_len(pos)?;
+        // SAFETY: `len` is within the slot (validated) and the slot is ours.
+        unsafe { self.mem.read(self.payload_off(pos), &mut buf[..len]) };
+        self.release(pos);
+        Ok(len)
+    }
+}
+
+/// Releases every slot claimed by endpoint `dead` (whose process is gone): a position it
+/// was writing is abandoned (consumers walk past it), a position it was reading is freed
+/// for producers (that one message, which the dead consumer had taken, is lost). Slots
+/// name their claimer, so no other endpoint's claim is touched. Idempotent; returns how
+/// many slots were released.
+///
+/// # Safety
+///
+/// - `mem` holds `g.slots` slots of `g.stride` bytes at `g.data_off`.
+pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) -> usize {
+    let mask = g.slots - 1;
+    let mut released = 0;
+    for i in 0..g.slots {
+        let off = g.slot(i);
+        // Acquire: the dead endpoint's stores to the slot are visible before we free it
+        // (pairs with its claiming CAS; its payload writes are never read).
+        // SAFETY: `off` is an in-bounds aligned slot word.
+        let word = unsafe { mem.load(off, Ordering::Acquire) };
+        let (seq, tag) = split(word);
+        if tag != dead || seq >= MAX_POSITION {
+            continue;
+        }
+        // `(p, k)` in slot p & mask: writing p. `(p + 1, k)` in slot p & mask: reading p.
+        let pos = if seq & mask == i {
+            seq
+        } else if seq > 0 && (seq - 1) & mask == i {
+            seq - 1
+        } else {
+            continue;
+        };
+        crate::crashpoint::hit("mpmc.repair.slot");
+        // Release: pairs with the Acquire load/CAS in `claim_write` of the next lap's
+        // producer (as `release`). Relaxed on failure: the slot moved on; not ours to fix.
+        // SAFETY: as above.
+        if unsafe {
+            mem.compare_exchange(
+                off,
+                word,
+                join(pos + g.slots, 0),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+        }
+        .is_ok()
+        {
+            released += 1;
+        }
+    }
+    released
+}
+
+impl WriteCore for Core<RawMem> {
+    #[inline]
+    fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        Core::try_push(self, payload)
+    }
+
+    fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+        self.push_burst(records)
+    }
+
+    #[inline]
+    fn reserve(&mut self, len: usize) -> Result<u64, PushError> {
+        self.check_len(len)?;
+        self.claim_write()
+    }
+
+    #[inline]
+    fn commit(&mut self, at: u64, len: usize) {
+        self.commit_write(at, len);
+    }
+
+    fn abandon(&mut self, at: u64) {
+        self.release(at);
+    }
+
+    #[inline]
+    fn payload(&self, at: u64) -> *mut u8 {
+        // SAFETY: a slot's payload area lies inside the data region (geometry validated).
+        unsafe { self.mem.ptr(self.payload_off(at)) }
+    }
+
+    fn max_message(&self) -> usize {
+        offset(self.g.slot_size)
+    }
+
+    fn position(&self) -> u64 {
+        // Relaxed: diagnostics only.
+        // SAFETY: the hint word is in bounds (constructor contract).
+        unsafe { self.mem.load(self.g.tail_off, Ordering::Relaxed) }
+    }
+}
+
+impl ReadCore for Core<RawMem> {
+    #[inline]
+    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        Core::try_pop(self, buf)
+    }
+
+    #[inline]
+    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        Core::try_pop_vec(self, buf)
+    }
+
+    #[inline]
+    fn next(&mut self) -> Result<Option<(u64, usize)>, PopError> {
+        let Some(pos) = self.claim_read()? else {
+            return Ok(None);
+        };
+        Ok(Some((pos, self.read_len(pos)?)))
+    }
+
+    #[inline]
+    fn payload(&self, at: u64) -> *const u8 {
+        // SAFETY: as in the producer's `payload`.
+        unsafe { self.mem.ptr(self.payload_off(at)) }
+    }
+
+    #[inline]
+    fn consume(&mut self, at: u64, _len: usize, _publish: Publish) {
+        // A slot is freed at once: other consumers walk on regardless, and producers need it.
+        self.release(at);
+    }
+
+    fn flush(&mut self) {}
+
+    fn has_committed(&mut self) -> bool {
+        matches!(Core::has_committed(self), Ok(true))
+    }
+
+    fn position(&self) -> u64 {
+        // Relaxed: diagnostics only.
+        // SAFETY: the hint word is in bounds (constructor contract).
+        unsafe { self.mem.load(self.g.head_off, Ordering::Relaxed) }
+    }
+}

@@ -1,0 +1,166 @@
+//! The MPMC slot ring: any number of producers and consumers, in any processes, on one ring of
+//! fixed-size slots.
+//!
+//! # Protocol
+//!
+//! The ring is Vyukov's bounded queue (as crossbeam's `ArrayQueue`) with one change that makes
+//! ownership visible: a position is claimed by a compare-and-swap on **the slot's own sequence
+//! word**, which then names the claiming endpoint, rather than by a CAS on a shared `tail`.
+//!
+//! Each slot starts with a 64-bit word `seq << 8 | tag`. For position `p` (slot `p & (cap-1)`):
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `(p, 0)` | free: a producer may claim position `p` |
+//! | `(p, k)` | endpoint `k` is writing position `p` |
+//! | `(p + 1, 0)` | committed: a consumer may claim it |
+//! | `(p + 1, k)` | endpoint `k` is reading position `p` |
+//! | `(p + cap, 0)` | consumed (or abandoned): free for position `p + cap`, the next lap |
+//!
+//! `tail` and `head` in the control blocks are only *hints* (the highest position claimed,
+//! plus one), advanced with `fetch_max`. A producer starts at the tail hint and walks forward
+//! over positions that are claimed or committed until it claims a free one; it reports `Full`
+//! when a slot still holds an earlier lap. A consumer starts at the head hint, walks over
+//! positions being read or already consumed, and reports empty at the first position that is
+//! not committed. Every claim is by one endpoint, so a slot left claimed by an endpoint that
+//! died names its owner: liveness repair can free it without guessing.
+//!
+//! Orderings: the producer's Release store of `(p + 1, 0)` publishes the payload to the
+//! consumer's Acquire load (and CAS) of the word; the consumer's Release store of
+//! `(p + cap, 0)` orders its reads before the next lap's producer, whose Acquire load of the
+//! word observes it.
+
+//!
+//! # Files
+//!
+//! - `core.rs`: the algorithm over [`Memory`](crate::sync): claim, commit, read, release,
+//!   and the repair of a dead endpoint's claims;
+//! - `ring.rs`: the ring in a segment — geometry checks at create and open.
+//!
+//! The endpoints are the generic [`Producer`](crate::Producer) and
+//! [`Consumer`](crate::Consumer) (`endpoint.rs`) with `K = Mpmc`.
+
+mod core;
+mod ring;
+
+use crate::error::{Error, Result};
+use crate::layout::{Identity, DATA_OFFSET};
+
+/// The MPMC ring kind: any number of producers and consumers, fixed-size slots. A type
+/// parameter of [`Ring`](crate::Ring), [`Producer`](crate::Producer) and
+/// [`Consumer`](crate::Consumer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Mpmc;
+
+/// An MPMC ring in a segment.
+pub type MpmcRing = crate::Ring<Mpmc>;
+/// A producer endpoint of an MPMC ring.
+pub type MpmcProducer = crate::Producer<Mpmc>;
+/// A consumer endpoint of an MPMC ring.
+pub type MpmcConsumer = crate::Consumer<Mpmc>;
+
+/// The fewest slots an MPMC ring can have.
+pub const MIN_SLOTS: u64 = 2;
+/// The most slots an MPMC ring can have.
+pub const MAX_SLOTS: u64 = 1 << 32;
+/// The largest slot payload, in bytes (16 MiB).
+pub const MAX_SLOT_SIZE: u64 = 1 << 24;
+/// Bytes before a slot's payload: the sequence word, then `len: u32` and 4 reserved bytes.
+pub const SLOT_HEADER: u64 = 16;
+/// Slots are laid out at multiples of this stride alignment (a cache line).
+pub const SLOT_ALIGN: u64 = 64;
+
+pub(crate) const TAG_BITS: u32 = 8;
+pub(crate) const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+/// Positions stay below 2^55 so `seq` (56 bits) never wraps and differences fit an `i64`; a
+/// hint at or above this is corruption.
+pub(crate) const MAX_POSITION: u64 = 1 << 55;
+
+#[inline]
+pub(crate) const fn join(seq: u64, tag: u64) -> u64 {
+    (seq << TAG_BITS) | tag
+}
+
+#[inline]
+pub(crate) const fn split(word: u64) -> (u64, u64) {
+    (word >> TAG_BITS, word & TAG_MASK)
+}
+
+/// The distance between slots for a payload of `slot_size` bytes.
+pub const fn slot_stride(slot_size: u64) -> u64 {
+    (SLOT_HEADER + slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+}
+
+/// The geometry and identity of a new MPMC ring.
+///
+/// ```
+/// use shmbus_ring::MpmcConfig;
+/// let cfg = MpmcConfig::new(1024, 48); // 1024 slots of up to 48 bytes: one cache line each
+/// assert_eq!(cfg.segment_len(), 4096 + 1024 * 64);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpmcConfig {
+    slots: u64,
+    slot_size: u64,
+    identity: Identity,
+    notify: bool,
+}
+
+impl MpmcConfig {
+    /// `slots` slots (a power of two, 2 to 2^32) of up to `slot_size` payload bytes each
+    /// (1 B to 16 MiB).
+    pub fn new(slots: u64, slot_size: u64) -> Self {
+        MpmcConfig {
+            slots,
+            slot_size,
+            identity: Identity::default(),
+            notify: true,
+        }
+    }
+
+    /// Whether endpoints wake sleepers (default `true`); see [`crate::SpscConfig::notify`].
+    pub fn notify(mut self, yes: bool) -> Self {
+        self.notify = yes;
+        self
+    }
+
+    /// The type fingerprint and codec id written into the header.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The segment length this ring needs.
+    pub fn segment_len(&self) -> u64 {
+        DATA_OFFSET.saturating_add(
+            self.slots
+                .saturating_mul(slot_stride(self.slot_size.min(MAX_SLOT_SIZE))),
+        )
+    }
+
+    /// Checks the geometry without allocating anything: what [`Ring::create_in`](crate::Ring::create_in) would refuse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the value at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.checked()
+    }
+
+    pub(crate) fn checked(&self) -> Result<()> {
+        if !self.slots.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&self.slots) {
+            return Err(Error::InvalidConfig(format!(
+                "MPMC slot count {} must be a power of two from {MIN_SLOTS} to {MAX_SLOTS}",
+                self.slots
+            )));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&self.slot_size) {
+            return Err(Error::InvalidConfig(format!(
+                "MPMC slot size {} must be from 1 to {MAX_SLOT_SIZE}",
+                self.slot_size
+            )));
+        }
+        Ok(())
+    }
+}
+

@@ -1,0 +1,218 @@
+//! The MPMC ring in a segment: its geometry, checked at create and open (PROTOCOL §5.1).
+
+use super::core::{repair_claims, Core, Geometry};
+use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
+use crate::conv::{offset, wide};
+use crate::endpoint::Producer;
+use crate::endpoint::Role;
+use crate::error::{Corruption, Error, PushError, Result};
+use crate::handshake::new_header;
+use crate::layout::{
+    Identity, RingKind, SegmentHeader, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, RING_FLAG_NOTIFY,
+};
+use crate::liveness::Registration;
+use crate::ring::{sealed::KindImpl, Kind, Ring, Shared};
+use crate::segment::Segment;
+use crate::sync::RawMem;
+use crate::wait::Wake;
+
+/// The geometry of layout 1: slots of `slot_stride(slot_size)` bytes after the first page,
+/// each the sequence word, `len`, 4 reserved bytes and the payload.
+fn geometry(slots: u64, slot_size: u64, notify: bool) -> Geometry {
+    Geometry {
+        wake: notify.then_some(Wake::SEGMENT),
+        tail_off: offset(PRODUCER_BLOCK),
+        head_off: offset(CONSUMER_BLOCK),
+        data_off: offset(DATA_OFFSET),
+        slots,
+        slot_size,
+        stride: slot_stride(slot_size),
+        len_off: 8,
+        payload_off: offset(SLOT_HEADER),
+    }
+}
+
+impl Kind for Mpmc {
+    type Config = MpmcConfig;
+
+    fn config_for(
+        messages: u64,
+        max_message: u64,
+        identity: Identity,
+        notify: bool,
+    ) -> Result<MpmcConfig> {
+        // Checked here, before a segment is allocated for a ring that could not be built in it.
+        if max_message > MAX_SLOT_SIZE {
+            return Err(Error::InvalidConfig(format!(
+                "an MPMC message (slot) is at most {MAX_SLOT_SIZE} bytes, not {max_message}"
+            )));
+        }
+        let slots = messages
+            .max(MIN_SLOTS)
+            .checked_next_power_of_two()
+            .filter(|s| *s <= MAX_SLOTS)
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "an MPMC ring has at most {MAX_SLOTS} slots, not {messages}"
+                ))
+            })?;
+        let config = MpmcConfig::new(slots, max_message.max(1))
+            .identity(identity)
+            .notify(notify);
+        config.checked()?;
+        Ok(config)
+    }
+
+    fn segment_len(config: &MpmcConfig) -> Result<u64> {
+        config.checked()?;
+        Ok(config.segment_len())
+    }
+}
+
+impl KindImpl for Mpmc {
+    const RING_KIND: RingKind = RingKind::Mpmc;
+    const NAME: &'static str = "MpmcRing";
+    type Geometry = Geometry;
+    type WriteCore = Core<RawMem>;
+    type ReadCore = Core<RawMem>;
+
+    fn create(seg: &Segment, config: &MpmcConfig) -> Result<(SegmentHeader, Geometry)> {
+        config.checked()?;
+        let g = geometry(config.slots, config.slot_size, config.notify);
+        let mem = seg
+            .raw_mem(offset(config.segment_len()))
+            .ok_or_else(|| Error::InvalidConfig("segment too small".into()))?;
+        // SAFETY: the geometry fits the segment (`mem` is at least `segment_len` bytes) and
+        // nobody else can use the ring before the header is published (H1).
+        unsafe { Core::initialize(&mem, &g) };
+        let header = new_header(
+            RingKind::Mpmc,
+            wide(seg.len()),
+            config.slots,
+            config.slot_size,
+            config.slots * g.stride,
+            config.identity,
+            if config.notify { RING_FLAG_NOTIFY } else { 0 },
+        );
+        Ok((header, g))
+    }
+
+    fn open(seg: &Segment, h: &SegmentHeader) -> Result<Geometry> {
+        let target = seg.target();
+        let bad = |field, value, reason: String| Error::BadField {
+            target: target.clone(),
+            field,
+            value,
+            reason,
+        };
+        if !h.capacity.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&h.capacity) {
+            return Err(bad(
+                "capacity",
+                h.capacity,
+                format!("an MPMC slot count is a power of two from {MIN_SLOTS} to {MAX_SLOTS}"),
+            ));
+        }
+        if !(1..=MAX_SLOT_SIZE).contains(&h.record_limit) {
+            return Err(bad(
+                "record_limit",
+                h.record_limit,
+                format!("an MPMC slot size is from 1 to {MAX_SLOT_SIZE}"),
+            ));
+        }
+        let g = geometry(
+            h.capacity,
+            h.record_limit,
+            h.ring_flags & RING_FLAG_NOTIFY != 0,
+        );
+        let room = h.total_len - DATA_OFFSET;
+        let need = h
+            .capacity
+            .checked_mul(g.stride)
+            .filter(|n| *n <= room)
+            .ok_or_else(|| {
+                bad(
+                    "capacity",
+                    h.capacity,
+                    format!(
+                        "{} slots of stride {} do not fit the {}-byte object",
+                        h.capacity, g.stride, h.total_len
+                    ),
+                )
+            })?;
+        if h.data_len != need {
+            return Err(bad(
+                "data_len",
+                h.data_len,
+                format!(
+                    "{} slots of stride {} take {need} bytes",
+                    h.capacity, g.stride
+                ),
+            ));
+        }
+        Ok(g)
+    }
+
+    fn max_message(g: &Geometry) -> usize {
+        offset(g.slot_size)
+    }
+
+    fn register(ring: &Shared<Mpmc>, role: Role) -> Result<Registration> {
+        ring.register(role)
+    }
+
+    fn detach(_ring: &Shared<Mpmc>, _reg: &Registration) {
+        // An endpoint's claims are its own to finish: a clean detach leaves none.
+    }
+
+    fn repair(ring: &Shared<Mpmc>, tag: u64, _gen: u16, _role: Role) {
+        // SAFETY: the geometry was validated against the segment's size at create/open, and
+        // `mem` is the whole segment.
+        unsafe { repair_claims(&ring.mem, &ring.g, tag) };
+    }
+
+    fn writer(ring: &Shared<Mpmc>, reg: &Registration) -> Result<Core<RawMem>, Corruption> {
+        // SAFETY: as in `repair`; the tag is the endpoint's own (1..=55).
+        Ok(unsafe { Core::new(ring.mem, ring.g, reg.tag()) })
+    }
+
+    fn reader(ring: &Shared<Mpmc>, reg: &Registration) -> Result<Core<RawMem>, Corruption> {
+        // SAFETY: as in `writer`.
+        Ok(unsafe { Core::new(ring.mem, ring.g, reg.tag()) })
+    }
+}
+
+impl Ring<Mpmc> {
+    /// Number of slots.
+    pub fn slots(&self) -> u64 {
+        self.inner.g.slots
+    }
+
+    /// The largest message, in bytes (the same as [`Ring::max_message`]).
+    pub fn slot_size(&self) -> usize {
+        self.max_message()
+    }
+}
+
+impl Producer<Mpmc> {
+    /// Pushes all `records` or none. Positions are claimed first and committed together; if
+    /// the ring fills before all are claimed, the claims are abandoned (consumers skip them).
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Full`] (nothing pushed; try again later), [`PushError::TooMany`] for more
+    /// records than the ring has slots (it could never fit), [`PushError::TooLarge`],
+    /// [`PushError::Disconnected`], [`PushError::Corrupt`].
+    ///
+    /// ```
+    /// # use shmbus_ring::{MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 16))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push_all(&[&b"one"[..], b"two"])?;
+    /// let mut got = Vec::new();
+    /// assert_eq!(rx.try_pop_batch(8, |m| got.push(m.to_vec()))?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_push_all<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
+        self.once(|core| core.push_bulk(records))
+    }
+}

@@ -1,0 +1,344 @@
+//! A ring in a segment, whatever its kind: [`Ring`], the sealed [`Kind`] trait every ring kind
+//! implements, and what the endpoint layer needs of a kind.
+//!
+//! A ring kind is an algorithm core (`spsc/core.rs`, `mpmc/core.rs`) plus a ring file
+//! (`spsc/ring.rs`, `mpmc/ring.rs`) that lays it out in a segment, checks its geometry when
+//! opened, and says how an endpoint of each role attaches, detaches, and is repaired after it
+//! died. Everything else — registration, probing, disconnection, waiting, the blocking calls —
+//! is written once, here and in the endpoint layer (`endpoint.rs`), so a new kind adds a core
+//! and a ring file and nothing more.
+
+use crate::conv::{offset, wide};
+use crate::endpoint::{Consumer, Producer, ReadCore, WriteCore};
+use crate::endpoint::Role;
+use crate::error::{Corruption, Error, Result};
+use crate::handshake::{self, OpenOptions};
+use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET};
+use crate::liveness::{Os, RegisterError, Registration};
+use crate::segment::{Segment, SegmentOptions};
+use crate::sync::RawMem;
+use crate::wait::{notify, Direction, Wake};
+use std::sync::Arc;
+
+/// A kind of ring: [`Spsc`](crate::Spsc) or [`Mpmc`](crate::Mpmc). Sealed: the kinds are this
+/// crate's, and the endpoint layer and the typed channels of `shmbus` are written once over
+/// this trait.
+pub trait Kind: sealed::KindImpl + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The geometry and identity of a new ring ([`SpscConfig`](crate::SpscConfig),
+    /// [`MpmcConfig`](crate::MpmcConfig)).
+    type Config: Clone + std::fmt::Debug + Send + Sync;
+
+    /// The configuration of a ring that holds at least `messages` messages of up to
+    /// `max_message` bytes each, with `identity` in its header and notification on or off
+    /// (see [`SpscConfig::notify`](crate::SpscConfig::notify)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] when no ring of this kind can hold that.
+    ///
+    /// ```
+    /// use shmbus_ring::{Identity, Kind, Mpmc, Spsc};
+    /// let spsc = Spsc::config_for(100, 64, Identity::default(), true)?;
+    /// assert!(Spsc::segment_len(&spsc)? >= 4096 + 101 * 72);
+    /// let mpmc = Mpmc::config_for(100, 64, Identity::default(), true)?;
+    /// assert_eq!(Mpmc::segment_len(&mpmc)?, 4096 + 128 * 128);
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    fn config_for(
+        messages: u64,
+        max_message: u64,
+        identity: crate::Identity,
+        notify: bool,
+    ) -> Result<Self::Config>;
+
+    /// The segment length `config` needs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the value at fault.
+    fn segment_len(config: &Self::Config) -> Result<u64>;
+}
+
+pub(crate) mod sealed {
+    use super::{
+        Corruption, Kind, ReadCore, Registration, Result, RingKind, Role, Segment,
+        SegmentHeader, Shared, WriteCore,
+    };
+
+    /// What the endpoint layer needs of a ring kind. Not nameable outside the crate.
+    pub trait KindImpl: Sized {
+        /// The header's `ring_kind`.
+        const RING_KIND: RingKind;
+        /// How the kind's ring type reads in `Debug` output.
+        const NAME: &'static str;
+        /// Where the ring's words are and how big it is, validated.
+        type Geometry: Copy + std::fmt::Debug + Send + Sync + 'static;
+        /// The producer's half of the algorithm.
+        type WriteCore: WriteCore;
+        /// The consumer's half of the algorithm.
+        type ReadCore: ReadCore;
+
+        /// Lays the ring out in a fresh segment (everything but the header) and returns the
+        /// header to publish and the geometry.
+        fn create(
+            seg: &Segment,
+            config: &<Self as Kind>::Config,
+        ) -> Result<(SegmentHeader, Self::Geometry)>
+        where
+            Self: Kind;
+        /// Checks the kind-specific header fields of an opened segment.
+        fn open(seg: &Segment, header: &SegmentHeader) -> Result<Self::Geometry>;
+        /// The largest message.
+        fn max_message(g: &Self::Geometry) -> usize;
+        /// Registers an endpoint of `role` (and, for SPSC, makes it the role's one endpoint).
+        fn register(ring: &Shared<Self>, role: Role) -> Result<Registration>;
+        /// Undoes what [`KindImpl::register`] added beyond the table entry (a clean detach).
+        fn detach(ring: &Shared<Self>, reg: &Registration);
+        /// Repairs what dead endpoint `tag` of generation `gen` and role `role` held.
+        /// Idempotent.
+        fn repair(ring: &Shared<Self>, tag: u64, gen: u16, role: Role);
+        /// The producer's core for a registered endpoint.
+        fn writer(ring: &Shared<Self>, reg: &Registration) -> Result<Self::WriteCore, Corruption>;
+        /// The consumer's core for a registered endpoint.
+        fn reader(ring: &Shared<Self>, reg: &Registration) -> Result<Self::ReadCore, Corruption>;
+    }
+}
+
+/// What every endpoint of a ring shares: the segment, its validated header and geometry, and
+/// the view of its memory.
+pub struct Shared<K: sealed::KindImpl> {
+    pub(crate) seg: Segment,
+    pub(crate) header: SegmentHeader,
+    pub(crate) mem: RawMem,
+    pub(crate) g: K::Geometry,
+    /// The wake words, when the ring notifies sleepers.
+    pub(crate) wake: Option<Wake>,
+}
+
+impl<K: Kind> Shared<K> {
+    /// Registers an endpoint of `role` in the table (no ring-specific step).
+    pub(crate) fn register(&self, role: Role) -> Result<Registration> {
+        if !self.seg.is_writable() {
+            return Err(Error::ReadOnly {
+                target: self.seg.target(),
+            });
+        }
+        // SAFETY: `mem` covers the whole validated segment, at least `DATA_OFFSET` bytes, so
+        // the roster and the endpoint table; the segment is writable.
+        match unsafe { Registration::register(&self.mem, &Os::new(&self.seg), role) } {
+            Ok(reg) => Ok(reg),
+            Err(RegisterError::Full | RegisterError::Stopped) => Err(Error::TooManyEndpoints {
+                target: self.seg.target(),
+                max: u32::try_from(crate::layout::MAX_ENDPOINTS).unwrap_or(u32::MAX),
+            }),
+        }
+    }
+
+    /// Frees `reg`'s entry and wakes every sleeper, so that they re-check for disconnection.
+    pub(crate) fn unregister(&self, reg: &mut Registration) {
+        // SAFETY: as in `register`.
+        unsafe { reg.unregister(&self.mem, &Os::new(&self.seg)) };
+        self.wake_everyone();
+    }
+
+    /// Probes the other endpoints, reaping dead ones and repairing what they held; wakes
+    /// sleepers if any was reaped.
+    pub(crate) fn probe(&self, reg: &Registration) {
+        // SAFETY: as in `register`.
+        let reaped = unsafe {
+            reg.probe(&self.mem, &Os::new(&self.seg), &mut |tag, gen, role| {
+                K::repair(self, tag, gen, role);
+            })
+        };
+        if reaped > 0 {
+            self.wake_everyone();
+        }
+    }
+
+    /// Wakes every sleeper of both directions (the set of endpoints changed).
+    pub(crate) fn wake_everyone(&self) {
+        if let Some(w) = self.wake {
+            for dir in [Direction::Data, Direction::Space] {
+                // SAFETY: the wake words are in the first page, which `mem` holds.
+                unsafe { notify(&self.mem, w, dir) };
+            }
+        }
+    }
+
+    /// The error for corruption found in this ring's memory.
+    pub(crate) fn corrupt(&self, corruption: Corruption) -> Error {
+        Error::Corrupt {
+            target: self.seg.target(),
+            corruption,
+        }
+    }
+}
+
+/// A ring of kind `K` laid out in a [`Segment`]: a cheap, cloneable handle from which
+/// endpoints attach ([`Ring::producer`], [`Ring::consumer`]). [`SpscRing`](crate::SpscRing)
+/// and [`MpmcRing`](crate::MpmcRing) name the two kinds.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus_ring::{SegmentOptions, SpscConfig, SpscRing};
+/// let name = format!("/shmbus-doc-ring-{}", std::process::id());
+/// // Process A creates the ring (and owns the name: it is unlinked when `ring` is dropped).
+/// let ring = SpscRing::create_shm(&name, &SpscConfig::new(1 << 12), &SegmentOptions::default())?;
+/// let mut tx = ring.producer()?;
+/// // Process B (here the same process) opens it by name.
+/// let other = SpscRing::open_shm(&name, &SegmentOptions::default())?;
+/// let mut rx = other.consumer()?;
+///
+/// tx.try_push(b"hello")?;
+/// let mut buf = [0u8; 64];
+/// let n = rx.try_pop(&mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Ring<K: Kind> {
+    pub(crate) inner: Arc<Shared<K>>,
+}
+
+impl<K: Kind> Clone for Ring<K> {
+    fn clone(&self) -> Self {
+        Ring {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K: Kind> std::fmt::Debug for Ring<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(K::NAME)
+            .field("segment", &self.inner.seg)
+            .field("geometry", &self.inner.g)
+            .finish()
+    }
+}
+
+impl<K: Kind> Ring<K> {
+    /// Creates the named shm object `name`, sized for `config`, and builds the ring in it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry; segment errors as for [`Segment::create`].
+    pub fn create_shm(name: &str, config: &K::Config, opts: &SegmentOptions) -> Result<Self> {
+        let len = K::segment_len(config)?;
+        Ring::create_in(Segment::create(name, len, opts)?, config)
+    }
+
+    /// Opens the ring in the named shm object `name`, waiting up to 1 s for its creator to
+    /// finish and validating the header.
+    ///
+    /// # Errors
+    ///
+    /// Segment errors as for [`Segment::open`]; header errors as for [`Ring::open_in`].
+    pub fn open_shm(name: &str, opts: &SegmentOptions) -> Result<Self> {
+        Ring::open_in(Segment::open(name, opts)?, &OpenOptions::default())
+    }
+
+    /// A ring in process-private heap memory (same layout and code as a shared one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry.
+    pub fn in_heap(config: &K::Config) -> Result<Self> {
+        let len = K::segment_len(config)?;
+        Ring::create_in(Segment::heap(len)?, config)
+    }
+
+    /// Builds a ring in a segment this process just created (zeroed): the ring's own words,
+    /// then the header, `READY` last. The segment must be at least as long as the
+    /// configuration says (`segment_len`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry or a segment that is too small;
+    /// [`Error::NotCreator`] for a segment this handle did not create.
+    pub fn create_in(seg: Segment, config: &K::Config) -> Result<Self> {
+        let need = K::segment_len(config)?;
+        if wide(seg.len()) < need {
+            return Err(Error::InvalidConfig(format!(
+                "{}: segment of {} bytes is smaller than the {need} bytes the ring needs",
+                seg.target(),
+                seg.len(),
+            )));
+        }
+        if !seg.is_creator() {
+            return Err(Error::NotCreator {
+                target: seg.target(),
+            });
+        }
+        let (header, g) = K::create(&seg, config)?;
+        handshake::publish(&seg, header)?;
+        Ok(Ring::wrap(seg, header, g))
+    }
+
+    /// Opens the ring in `seg`: waits (bounded) for `READY`, then checks magic, version, ABI,
+    /// kind, identity (if asked) and every size against the segment's real size.
+    ///
+    /// # Errors
+    ///
+    /// One variant per failed check: [`Error::Truncated`], [`Error::NotReady`],
+    /// [`Error::BadInitState`], [`Error::BadMagic`], [`Error::MajorVersion`],
+    /// [`Error::AbiMismatch`], [`Error::WrongKind`], [`Error::BadField`], [`Error::Mismatch`].
+    pub fn open_in(seg: Segment, opts: &OpenOptions) -> Result<Self> {
+        let h = handshake::open_header(&seg, K::RING_KIND, opts)?;
+        let g = K::open(&seg, &h)?;
+        Ok(Ring::wrap(seg, h, g))
+    }
+
+    fn wrap(seg: Segment, header: SegmentHeader, g: K::Geometry) -> Self {
+        let mem = seg
+            .raw_mem(offset(DATA_OFFSET))
+            .expect("create and open check the segment holds the first page");
+        let wake = (header.ring_flags & crate::layout::RING_FLAG_NOTIFY != 0).then_some(Wake::SEGMENT);
+        Ring {
+            inner: Arc::new(Shared {
+                seg,
+                header,
+                mem,
+                g,
+                wake,
+            }),
+        }
+    }
+
+    /// Attaches a producer endpoint. An SPSC ring has one: a second attach fails until the
+    /// first producer is dropped (or its process died: it is then taken over).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyAttached`] (SPSC), [`Error::TooManyEndpoints`] when the endpoint table
+    /// is full, [`Error::ReadOnly`], or [`Error::Corrupt`] if the positions in the segment are
+    /// inconsistent.
+    pub fn producer(&self) -> Result<Producer<K>> {
+        Producer::attach(self.clone())
+    }
+
+    /// Attaches a consumer endpoint. An SPSC ring has one: a second attach fails until the
+    /// first consumer is dropped (or its process died).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::producer`].
+    pub fn consumer(&self) -> Result<Consumer<K>> {
+        Consumer::attach(self.clone())
+    }
+
+    /// The segment the ring lives in.
+    pub fn segment(&self) -> &Segment {
+        &self.inner.seg
+    }
+
+    /// The header as validated at create/open.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.inner.header
+    }
+
+    /// The largest message, in bytes.
+    pub fn max_message(&self) -> usize {
+        K::max_message(&self.inner.g)
+    }
+}

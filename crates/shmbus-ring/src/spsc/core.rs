@@ -1,0 +1,539 @@
+//! The SPSC record ring's algorithm, over any [`Memory`]: the producer's and the consumer's
+//! halves (PROTOCOL §4.2–§4.5). No segment, no liveness, no waiting: those are the ring file's
+//! and the endpoint layer's.
+
+use super::MAX_POSITION;
+use crate::error::{Corruption, PopError, PushError};
+use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
+use crate::sync::{Memory, Ordering};
+use crate::conv::{len_u32, offset, wide};
+use crate::endpoint::{Publish, ReadCore, WriteCore};
+use crate::sync::RawMem;
+use crate::wait::{notify, Direction, Wake};
+
+/// Where a ring's words live inside its memory, and its geometry (validated at open).
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    pub(crate) tail_off: usize,
+    pub(crate) head_off: usize,
+    pub(crate) data_off: usize,
+    pub(crate) cap: u64,
+    pub(crate) max_record: u64,
+    /// The wake words, when the ring notifies sleepers.
+    pub(crate) wake: Option<Wake>,
+}
+
+impl Geometry {
+    #[inline]
+    fn mask(&self) -> u64 {
+        self.cap - 1
+    }
+
+    /// The memory offset of the word/byte at ring position `pos`.
+    #[inline]
+    fn at(&self, pos: u64) -> usize {
+        self.data_off + offset(pos & self.mask())
+    }
+
+    /// Validates a header word found at `pos`: returns the bytes to advance and, for data, the
+    /// payload length; `Ok(None)` for an empty (zero) word.
+    #[inline]
+    fn check_header(&self, pos: u64, word: u64) -> Result<Option<(u32, u64)>, Corruption> {
+        if word == 0 {
+            return Ok(None);
+        }
+        let off = pos & self.mask();
+        let (len, kind) = decode(word);
+        let corrupt = |what| Corruption {
+            what,
+            position: pos,
+            value: word,
+        };
+        match kind {
+            KIND_DATA => {
+                if u64::from(len) > self.max_record {
+                    return Err(corrupt("record length exceeds the ring's record limit"));
+                }
+                let size = record_size(len.into());
+                if off + size > self.cap {
+                    return Err(corrupt("record crosses the end of the ring"));
+                }
+                Ok(Some((KIND_DATA, size)))
+            }
+            KIND_PADDING => {
+                if off == 0 || u64::from(len) != self.cap - off - HEADER_SIZE {
+                    return Err(corrupt(
+                        "padding record does not end exactly at the end of the ring",
+                    ));
+                }
+                Ok(Some((KIND_PADDING, self.cap - off)))
+            }
+            _ => Err(corrupt("unknown record kind")),
+        }
+    }
+}
+
+/// The producer's half of the algorithm.
+pub struct ProducerCore<M: Memory> {
+    mem: M,
+    g: Geometry,
+    /// Next position to write (process-local; published to the control block for observers).
+    tail: u64,
+    /// The consumer's `head` as last read; refreshed only when the ring looks full.
+    cached_head: u64,
+}
+
+impl<M: Memory> ProducerCore<M> {
+    /// Attaches a producer: reads and validates the published positions, then walks forward
+    /// over any record committed after the published `tail` (a previous producer may have died
+    /// between committing a record and publishing `tail`).
+    ///
+    /// # Safety
+    ///
+    /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
+    pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
+        // SAFETY: control words are in bounds and aligned by the caller's contract.
+        let mut tail = unsafe { mem.load(g.tail_off, Ordering::Relaxed) };
+        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the space
+        // it freed happen before we overwrite it.
+        // SAFETY: as above.
+        let head = unsafe { mem.load(g.head_off, Ordering::Acquire) };
+        let corrupt = |what, position, value| Corruption {
+            what,
+            position,
+            value,
+        };
+        if tail % 8 != 0 || tail > MAX_POSITION {
+            return Err(corrupt(
+                "producer tail is not 8-byte aligned or beyond 2^62",
+                tail,
+                tail,
+            ));
+        }
+        // The published tail may be stale: a producer that died between committing records
+        // (R1) and publishing `tail` leaves it behind, and the consumer may already have read
+        // past it. So `head` may be ahead of `tail`, by less than a lap.
+        if head % 8 != 0 || head > MAX_POSITION || head.abs_diff(tail) > g.cap - 8 {
+            return Err(corrupt(
+                "consumer head is not within one capacity of the tail",
+                tail,
+                head,
+            ));
+        }
+        // Walk from the later of the two.
+        tail = tail.max(head);
+        // At most cap / 8 records can lie between the published tail and the true one.
+        for _ in 0..=g.cap / 8 {
+            // Acquire: pairs with the Release header store of the producer that wrote it.
+            // SAFETY: `at` is in the data region and 8-aligned (tail is).
+            let word = unsafe { mem.load(g.at(tail), Ordering::Acquire) };
+            match g.check_header(tail, word)? {
+                None => {
+                    return Ok(ProducerCore {
+                        mem,
+                        g,
+                        tail,
+                        cached_head: head,
+                    })
+                }
+                Some((_, size)) => {
+                    tail += size;
+                    if tail - head > g.cap - 8 {
+                        return Err(corrupt(
+                            "committed records after the tail overrun the ring",
+                            tail,
+                            word,
+                        ));
+                    }
+                }
+            }
+        }
+        Err(corrupt(
+            "no free word after the committed records",
+            tail,
+            tail,
+        ))
+    }
+
+    /// Ensures the ring has room up to (not including) position `end`; refreshes the cached
+    /// head only when the cached value says there is none.
+    #[inline]
+    fn ensure(&mut self, end: u64) -> Result<(), PushError> {
+        if end - self.cached_head <= self.g.cap {
+            return Ok(());
+        }
+        // Acquire: pairs with the consumer's Release store of `head` (`ConsumerCore::advance`):
+        // its reads of the records it consumed happen before our writes over them.
+        // SAFETY: `head_off` is an in-bounds aligned control word (attach contract).
+        let head = unsafe { self.mem.load(self.g.head_off, Ordering::Acquire) };
+        if head % 8 != 0 || head < self.cached_head || head > self.tail {
+            return Err(PushError::Corrupt(Corruption {
+                what: "consumer head moved backwards, past the tail, or off alignment",
+                position: self.tail,
+                value: head,
+            }));
+        }
+        self.cached_head = head;
+        if end - head <= self.g.cap {
+            Ok(())
+        } else {
+            Err(PushError::Full)
+        }
+    }
+
+    /// Publishes the record whose header `word` goes at `start` and which ends at `end`.
+    #[inline]
+    fn publish(&mut self, start: u64, end: u64, word: u64) {
+        // SAFETY: `at` gives in-bounds aligned data words; `end` is free space by `ensure`.
+        unsafe {
+            // Zero-ahead: the next header position reads 0 until that record is committed.
+            // Relaxed: ordered before the consumer's view by the Release store just below.
+            self.mem.store(self.g.at(end), 0, Ordering::Relaxed);
+            // Release: publishes the payload and the zero-ahead word; pairs with the Acquire
+            // load of the header word in `ConsumerCore::next`.
+            self.mem.store(self.g.at(start), word, Ordering::Release);
+        }
+        crate::crashpoint::hit("spsc.push.published");
+        self.tail = end;
+        // Relaxed: `tail` in shared memory is informational (occupancy, a successor producer's
+        // starting point, which it re-validates by walking headers); data visibility goes
+        // through header words.
+        // SAFETY: in-bounds aligned control word.
+        unsafe { self.mem.store(self.g.tail_off, end, Ordering::Relaxed) };
+        self.notify_data();
+    }
+
+    /// Finds room for a record of `len` payload bytes, publishing a padding record first if it
+    /// would cross the end. Returns the record's start position.
+    #[inline]
+    fn place(&mut self, len: usize) -> Result<u64, PushError> {
+        if wide(len) > self.g.max_record {
+            return Err(PushError::TooLarge {
+                len,
+                max: offset(self.g.max_record),
+            });
+        }
+        let size = record_size(wide(len));
+        let to_end = self.g.cap - (self.tail & self.g.mask());
+        if size > to_end {
+            // The padding alone, with its zero-ahead word (offset 0 of the next lap).
+            self.ensure(self.tail + to_end + 8)?;
+            let start = self.tail;
+            self.publish(
+                start,
+                start + to_end,
+                encode(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING),
+            );
+        }
+        self.ensure(self.tail + size + 8)?;
+        Ok(self.tail)
+    }
+
+    /// Copies `payload` in as one record and publishes it.
+    #[inline]
+    pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        let start = self.place(payload.len())?;
+        // SAFETY: `place` checked the record fits before the end of the data region and is free.
+        unsafe {
+            self.mem
+                .write(self.g.at(start) + offset(HEADER_SIZE), payload)
+        };
+        crate::crashpoint::hit("spsc.push.written");
+        let end = start + record_size(wide(payload.len()));
+        self.publish(start, end, encode(len_u32(payload.len()), KIND_DATA));
+        Ok(())
+    }
+
+    /// Pushes as many of `records` as fit, in order, publishing them with one Release store.
+    pub(crate) fn try_push_batch<R: AsRef<[u8]>>(
+        &mut self,
+        records: &[R],
+    ) -> Result<usize, PushError> {
+        for r in records {
+            let len = r.as_ref().len();
+            if wide(len) > self.g.max_record {
+                return Err(PushError::TooLarge {
+                    len,
+                    max: offset(self.g.max_record),
+                });
+            }
+        }
+        let first = self.tail;
+        let mut first_word = 0u64;
+        let mut tail = self.tail;
+        let mut pushed = 0;
+        // Headers after the first are stored Relaxed as we go: the consumer cannot reach them
+        // before it has seen the first header, which is stored last with Release.
+        let mut put_header = |this: &mut Self, at: u64, word: u64| {
+            if at == first {
+                first_word = word;
+            } else {
+                // SAFETY: `at` is an in-bounds aligned data word inside space `ensure` granted.
+                unsafe { this.mem.store(this.g.at(at), word, Ordering::Relaxed) };
+            }
+        };
+        let mut stopped = None;
+        for r in records {
+            let payload = r.as_ref();
+            let size = record_size(wide(payload.len()));
+            let to_end = self.g.cap - (tail & self.g.mask());
+            if size > to_end {
+                self.tail = tail;
+                if let Err(e) = self.ensure(tail + to_end + 8) {
+                    stopped = Some(e);
+                    break;
+                }
+                put_header(
+                    self,
+                    tail,
+                    encode(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING),
+                );
+                tail += to_end;
+            }
+            self.tail = tail;
+            if let Err(e) = self.ensure(tail + size + 8) {
+                stopped = Some(e);
+                break;
+            }
+            // SAFETY: in bounds and free, as checked by `ensure` and the `to_end` test.
+            unsafe {
+                self.mem
+                    .write(self.g.at(tail) + offset(HEADER_SIZE), payload)
+            };
+            put_header(self, tail, encode(len_u32(payload.len()), KIND_DATA));
+            tail += size;
+            pushed += 1;
+        }
+        crate::crashpoint::hit("spsc.batch.written");
+        // Whatever was written (records, or a padding record alone) is published, even when
+        // the batch stopped early.
+        self.tail = first;
+        if tail != first {
+            // SAFETY: in-bounds aligned words; `tail + 8` is within the space `ensure` granted.
+            unsafe {
+                // Zero-ahead for the record after the batch; Relaxed, ordered by the Release below.
+                self.mem.store(self.g.at(tail), 0, Ordering::Relaxed);
+                // Release: publishes every payload and header of the batch; pairs with the
+                // Acquire load of the header word in `ConsumerCore::next`.
+                self.mem
+                    .store(self.g.at(first), first_word, Ordering::Release);
+                // Relaxed: informational, as in `publish`.
+                self.mem.store(self.g.tail_off, tail, Ordering::Relaxed);
+            }
+            self.tail = tail;
+            self.notify_data();
+        }
+        match stopped {
+            Some(e) if pushed == 0 => Err(e),
+            _ => Ok(pushed),
+        }
+    }
+
+
+    #[inline]
+    fn notify_data(&self) {
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (attach contract).
+            unsafe { notify(&self.mem, w, Direction::Data) };
+        }
+    }
+}
+
+/// The consumer's half of the algorithm.
+pub struct ConsumerCore<M: Memory> {
+    mem: M,
+    g: Geometry,
+    /// Next position to read (process-local; published after each consumed record).
+    head: u64,
+}
+
+impl<M: Memory> ConsumerCore<M> {
+    /// Attaches a consumer at the published `head`, which must be within a lap of the published
+    /// `tail` (either side: the published tail may be stale, see `ProducerCore::attach`).
+    ///
+    /// # Safety
+    ///
+    /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
+    pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
+        // Acquire on `head`: pairs with the previous consumer's Release store of it
+        // (`publish_head`), so a successor starts after everything it consumed. Relaxed on
+        // `tail`: informational (see `ProducerCore::publish`).
+        // SAFETY: in-bounds aligned control words by the caller's contract.
+        let (head, tail) = unsafe {
+            (
+                mem.load(g.head_off, Ordering::Acquire),
+                mem.load(g.tail_off, Ordering::Relaxed),
+            )
+        };
+        if head % 8 != 0 || head > MAX_POSITION || head.abs_diff(tail) > g.cap - 8 {
+            return Err(Corruption {
+                what: "consumer head is misaligned, beyond 2^62, or not within one capacity of the tail",
+                position: head,
+                value: tail,
+            });
+        }
+        Ok(ConsumerCore { mem, g, head })
+    }
+
+    /// The next committed data record: `(start position, payload length)`, skipping (and
+    /// consuming) a padding record. `Ok(None)` when nothing is committed.
+    #[inline]
+    pub(crate) fn next(&mut self) -> Result<Option<(u64, usize)>, Corruption> {
+        // Two iterations at most: padding always moves `head` to offset 0, where no padding is
+        // valid.
+        for _ in 0..2 {
+            // Acquire: pairs with the Release header store in `ProducerCore::publish` /
+            // `try_push_batch`: the payload and the zero-ahead word are visible once the header is.
+            // SAFETY: `at` is an in-bounds aligned data word (head is 8-aligned, validated).
+            let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
+            match self.g.check_header(self.head, word)? {
+                None => return Ok(None),
+                Some((KIND_PADDING, size)) => self.advance(size),
+                Some((_, _)) => return Ok(Some((self.head, offset(u64::from(decode(word).0))))),
+            }
+        }
+        unreachable!("padding is never valid at offset 0")
+    }
+
+    /// Marks `size` bytes at `head` consumed and publishes the new head.
+    #[inline]
+    pub(crate) fn advance(&mut self, size: u64) {
+        self.head += size;
+        self.publish_head();
+    }
+
+    #[inline]
+    fn publish_head(&mut self) {
+        // Release: our reads of the consumed records happen before the producer reuses the
+        // space; pairs with the Acquire load of `head` in `ProducerCore::ensure`.
+        // SAFETY: in-bounds aligned control word.
+        unsafe {
+            self.mem
+                .store(self.g.head_off, self.head, Ordering::Release)
+        };
+        if let Some(w) = self.g.wake {
+            // SAFETY: wake words are in-bounds aligned control words (attach contract).
+            unsafe { notify(&self.mem, w, Direction::Space) };
+        }
+    }
+
+    /// Pops one record into `buf`.
+    #[inline]
+    pub(crate) fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        let (start, len) = self.next()?.ok_or(PopError::Empty)?;
+        if len > buf.len() {
+            return Err(PopError::BufferTooSmall {
+                needed: len,
+                len: buf.len(),
+            });
+        }
+        // SAFETY: `next` validated the record lies within the data region.
+        unsafe {
+            self.mem
+                .read(self.g.at(start) + offset(HEADER_SIZE), &mut buf[..len])
+        };
+        crate::crashpoint::hit("spsc.pop.read");
+        self.advance(record_size(wide(len)));
+        Ok(len)
+    }
+
+    /// Pops one record, appending its bytes to a cleared `buf`.
+    pub(crate) fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        let (start, len) = self.next()?.ok_or(PopError::Empty)?;
+        buf.clear();
+        buf.resize(len, 0);
+        // SAFETY: `next` validated the record lies within the data region.
+        unsafe { self.mem.read(self.g.at(start) + offset(HEADER_SIZE), buf) };
+        crate::crashpoint::hit("spsc.pop.read");
+        self.advance(record_size(wide(len)));
+        Ok(len)
+    }
+
+    /// Whether no committed record waits at `head` (padding counts as nothing).
+    pub(crate) fn is_empty(&mut self) -> bool {
+        !matches!(self.next(), Ok(Some(_)))
+    }
+}
+
+
+impl WriteCore for ProducerCore<RawMem> {
+    #[inline]
+    fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        ProducerCore::try_push(self, payload)
+    }
+
+    fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+        ProducerCore::try_push_batch(self, records)
+    }
+
+    #[inline]
+    fn reserve(&mut self, len: usize) -> Result<u64, PushError> {
+        self.place(len)
+    }
+
+    #[inline]
+    fn commit(&mut self, at: u64, len: usize) {
+        let end = at + record_size(wide(len));
+        self.publish(at, end, encode(len_u32(len), KIND_DATA));
+    }
+
+    fn abandon(&mut self, _at: u64) {
+        // Nothing was published: the next record is written over the reservation.
+    }
+
+    #[inline]
+    fn payload(&self, at: u64) -> *mut u8 {
+        // SAFETY: `place` checked that the record lies inside the data region.
+        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
+    }
+
+    fn max_message(&self) -> usize {
+        offset(self.g.max_record)
+    }
+
+    fn position(&self) -> u64 {
+        self.tail
+    }
+}
+
+impl ReadCore for ConsumerCore<RawMem> {
+    #[inline]
+    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        ConsumerCore::try_pop(self, buf)
+    }
+
+    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        ConsumerCore::try_pop_vec(self, buf)
+    }
+
+    #[inline]
+    fn next(&mut self) -> Result<Option<(u64, usize)>, PopError> {
+        Ok(ConsumerCore::next(self)?)
+    }
+
+    #[inline]
+    fn payload(&self, at: u64) -> *const u8 {
+        // SAFETY: `next` validated that the record lies inside the data region.
+        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
+    }
+
+    #[inline]
+    fn consume(&mut self, _at: u64, len: usize, publish: Publish) {
+        self.head += record_size(wide(len));
+        if publish == Publish::Now {
+            self.publish_head();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.publish_head();
+    }
+
+    fn has_committed(&mut self) -> bool {
+        !self.is_empty()
+    }
+
+    fn position(&self) -> u64 {
+        self.head
+    }
+}

@@ -1,0 +1,155 @@
+//! The SPSC record ring: one producer, one consumer, variable-size records.
+//!
+//! # Protocol
+//!
+//! Positions are free-running byte counters (`u64`, never wrapping in practice), masked by
+//! `capacity - 1`. The producer owns `tail` (next byte to write), the consumer owns `head`
+//! (next byte to read); each keeps its own position in process-local memory and publishes it
+//! in its control block. A record is an 8-byte header word `{ len, kind }` and the payload,
+//! padded to 8 bytes ([`crate::frame`]).
+//!
+//! A commit is published *through the record header itself*: the producer writes the payload,
+//! then stores the header word with Release; the consumer polls the header word at `head` with
+//! Acquire. So a small message crosses cores as one cache line, with no separate index to
+//! fetch. For that to work, the word at `head` must read zero until the record there is
+//! committed, even though earlier laps left bytes there. The producer keeps that invariant with
+//! a *zero-ahead* store: before publishing a record that ends at position `e`, it zeroes the
+//! word at `e`, where the next record's header will go. That word is free space (the producer
+//! never lets `tail - head` exceed `capacity - 8`, so the word after the last record is never
+//! unread data). Hence:
+//!
+//! > **Invariant.** The word at the producer's `tail` is zero whenever no record is being
+//! > published; every word a consumer polls is either zero or the header of a record committed
+//! > in the current lap.
+//!
+//! A record that would cross the end of the data region is preceded by a padding record that
+//! fills the lap; it is published like any record (zero-ahead to offset 0, then its header).
+//!
+//! The consumer publishes `head` with Release after it has finished with a record; the
+//! producer reads it with Acquire only when its cached copy says the ring may be full.
+//!
+//! Everything the consumer reads from the ring (header words) and everything the producer
+//! reads (the consumer's `head`) is validated before use: a value another process scribbled
+//! there yields [`Corruption`], never an out-of-bounds access.
+//!
+//! # Files
+//!
+//! - `core.rs`: the algorithm over [`Memory`](crate::sync) — the producer's and the
+//!   consumer's halves;
+//! - `ring.rs`: the ring in a segment — geometry checks at create and open, and the owner
+//!   words that make each role single (O1–O2), with takeover of a dead owner.
+//!
+//! The endpoints are the generic [`Producer`](crate::Producer) and
+//! [`Consumer`](crate::Consumer) (`endpoint.rs`), whose zero-copy views are documented there.
+
+
+mod core;
+mod ring;
+
+use crate::error::{Error, Result};
+use crate::frame::HEADER_SIZE;
+use crate::layout::{Identity, DATA_OFFSET};
+
+/// The SPSC ring kind: one producer, one consumer, variable-size records. A type parameter of
+/// [`Ring`](crate::Ring), [`Producer`](crate::Producer) and [`Consumer`](crate::Consumer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Spsc;
+
+/// An SPSC ring in a segment.
+pub type SpscRing = crate::Ring<Spsc>;
+
+/// The smallest data capacity of an SPSC ring, in bytes.
+pub const MIN_CAPACITY: u64 = 64;
+/// The largest data capacity of an SPSC ring, in bytes (1 TiB).
+pub const MAX_CAPACITY: u64 = 1 << 40;
+
+/// Positions stay below 2^62 (a century of traffic at 1 TB/s), so sums never overflow; a
+/// larger value read from shared memory is corruption.
+pub(crate) const MAX_POSITION: u64 = 1 << 62;
+
+/// The geometry and identity of a new SPSC ring.
+///
+/// ```
+/// use shmbus_ring::SpscConfig;
+/// let cfg = SpscConfig::new(1 << 16).max_record(4096);
+/// assert_eq!(cfg.segment_len(), 4096 + (1 << 16));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpscConfig {
+    capacity: u64,
+    max_record: Option<u64>,
+    identity: Identity,
+    notify: bool,
+}
+
+impl SpscConfig {
+    /// A ring with `capacity` bytes of record space (a power of two, 64 B to 1 TiB); records
+    /// of up to `capacity - 16` bytes unless [`max_record`](Self::max_record) says less.
+    pub fn new(capacity: u64) -> Self {
+        SpscConfig {
+            capacity,
+            max_record: None,
+            identity: Identity::default(),
+            notify: true,
+        }
+    }
+
+    /// Whether endpoints wake sleepers (default `true`): every publish then pays a SeqCst
+    /// fence and a check of a waiters count, so that [`WaitStrategy::Block`] can sleep on a
+    /// futex. A ring used only by spinning endpoints can turn it off; its blocking calls then
+    /// poll with growing sleeps.
+    pub fn notify(mut self, yes: bool) -> Self {
+        self.notify = yes;
+        self
+    }
+
+    /// The largest record payload the ring accepts (at most `capacity - 16`).
+    pub fn max_record(mut self, max: u64) -> Self {
+        self.max_record = Some(max);
+        self
+    }
+
+    /// The type fingerprint and codec id written into the header (checked by typed openers).
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The segment length this ring needs: one page of header and control blocks, then the data.
+    pub fn segment_len(&self) -> u64 {
+        DATA_OFFSET.saturating_add(self.capacity)
+    }
+
+    /// Checks the geometry without allocating anything: what [`Ring::create_in`](crate::Ring::create_in) would refuse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the value at fault.
+    pub fn validate(&self) -> Result<()> {
+        self.checked().map(|_| ())
+    }
+
+    pub(crate) fn checked(&self) -> Result<(u64, u64)> {
+        let cap = self.capacity;
+        if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
+            return Err(Error::InvalidConfig(format!(
+                "SPSC capacity {cap} must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}"
+            )));
+        }
+        let limit = largest_record(cap);
+        let max = self.max_record.unwrap_or(limit);
+        if max > limit || max == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "SPSC max_record {max} must be from 1 to capacity - 16 = {limit}"
+            )));
+        }
+        Ok((cap, max))
+    }
+}
+
+/// The largest payload a ring of `cap` bytes can carry: the record plus the zero-ahead word
+/// must fit in the ring (`record_size(len) + 8 <= cap`), and a header `len` is a `u32`.
+pub(crate) fn largest_record(cap: u64) -> u64 {
+    (cap - 2 * HEADER_SIZE).min(u64::from(u32::MAX) & !7)
+}
+

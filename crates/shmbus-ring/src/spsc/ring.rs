@@ -1,0 +1,316 @@
+//! The SPSC ring in a segment: its geometry, checked at create and open, and the owner words
+//! that make each role single (PROTOCOL §4.1, §4.5).
+
+use super::core::{ConsumerCore, Geometry, ProducerCore};
+use super::{largest_record, Spsc, SpscConfig, MAX_CAPACITY, MIN_CAPACITY};
+use crate::conv::offset;
+use crate::endpoint::Role;
+use crate::error::{Corruption, Error, Result};
+use crate::frame::{record_size, HEADER_SIZE};
+use crate::handshake::new_header;
+use crate::layout::{
+    Identity, RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION, CONSUMER_BLOCK, DATA_OFFSET,
+    PRODUCER_BLOCK, RING_FLAG_NOTIFY,
+};
+use crate::liveness::{OwnerWord, Os, Owner, Registration};
+use crate::ring::{sealed::KindImpl, Kind, Ring, Shared};
+use crate::segment::Segment;
+use crate::sync::{Memory, Ordering, RawMem};
+use crate::wait::Wake;
+use std::time::{Duration, Instant};
+
+impl Geometry {
+    fn for_segment(cap: u64, max_record: u64, notify: bool) -> Self {
+        Geometry {
+            wake: notify.then_some(Wake::SEGMENT),
+            tail_off: offset(PRODUCER_BLOCK + BLOCK_POSITION),
+            head_off: offset(CONSUMER_BLOCK + BLOCK_POSITION),
+            data_off: offset(DATA_OFFSET),
+            cap,
+            max_record,
+        }
+    }
+}
+
+/// The offset of `role`'s owner word.
+fn owner_off(role: Role) -> usize {
+    offset(
+        match role {
+            Role::Producer => PRODUCER_BLOCK,
+            Role::Consumer => CONSUMER_BLOCK,
+        } + BLOCK_OWNER,
+    )
+}
+
+/// Clears `role`'s owner word if it still names endpoint `tag` of generation `gen` (a clean
+/// detach, and the repair for a dead SPSC endpoint; idempotent).
+fn clear_owner(mem: &RawMem, role: Role, tag: u64, gen: u16) {
+    // O2: Release; pairs with the next claimant's Acquire CAS (O1 in `claim_owner`); for a
+    // clean detach it publishes the endpoint's last position stores. (A dead holder's last
+    // stores are not ordered by it: its successor validates positions and walks record headers
+    // with Acquire loads of its own, see `ProducerCore::attach`.) Relaxed on failure: someone
+    // else's word, leave it.
+    // SAFETY: the owner words are 4-aligned inside the first page, which `mem` holds.
+    let _ = unsafe {
+        mem.compare_exchange_u32(
+            owner_off(role),
+            OwnerWord { tag, gen }.encode(),
+            0,
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
+    };
+}
+
+/// Makes `reg` the ring's one endpoint of its role: claims the owner word, reaping a dead
+/// owner first (takeover). Bounded: a few retries when the owner word changes under us, and up
+/// to about a second while a live reaper (or the holder itself, detaching) finishes.
+fn claim_owner(ring: &Shared<Spsc>, reg: &Registration) -> std::result::Result<(), u32> {
+    let role = reg.role();
+    let mine = OwnerWord {
+        tag: reg.tag(),
+        gen: reg.gen(),
+    }
+    .encode();
+    let os = Os::new(&ring.seg);
+    let waited = Instant::now();
+    for _ in 0..64 {
+        // O1: Acquire on success; pairs with the Release CAS to 0 (O2, `clear_owner`), so the
+        // previous endpoint's last position store is visible to our attach. Relaxed on
+        // failure: we judge the holder next.
+        // SAFETY: the owner word is 4-aligned inside the first page, which `mem` holds.
+        let holder = match unsafe {
+            ring.mem.compare_exchange_u32(
+                owner_off(role),
+                0,
+                mine,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+        } {
+            Ok(_) => return Ok(()),
+            Err(holder) => holder,
+        };
+        let owner = OwnerWord::decode(holder);
+        // SAFETY: `mem` holds the endpoint table.
+        let judged = unsafe {
+            reg.reap_owner(&ring.mem, &os, owner.tag, owner.gen, &mut |t, g, r| {
+                clear_owner(&ring.mem, r, t, g);
+            })
+        };
+        match judged {
+            Owner::Alive(pid) => return Err(pid),
+            Owner::BeingReaped => {
+                if waited.elapsed() > Duration::from_secs(1) {
+                    return Err(0);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Owner::Gone => {
+                // The holder is gone (reaped now, or its word names no live entry): clear the
+                // word if it still holds that value, and try again (O2; the retry's O1
+                // orders).
+                // SAFETY: as above.
+                let _ = unsafe {
+                    ring.mem.compare_exchange_u32(
+                        owner_off(role),
+                        holder,
+                        0,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                };
+            }
+        }
+    }
+    Err(0)
+}
+
+impl Kind for Spsc {
+    type Config = SpscConfig;
+
+    fn config_for(
+        messages: u64,
+        max_message: u64,
+        identity: Identity,
+        notify: bool,
+    ) -> Result<SpscConfig> {
+        // Room for `messages` records of the largest size, plus one more for the padding a
+        // wrap may cost, plus the zero-ahead word; a power of two.
+        let bytes = record_size(max_message)
+            .checked_mul(messages.saturating_add(1))
+            .and_then(|b| b.checked_add(HEADER_SIZE))
+            .and_then(u64::checked_next_power_of_two)
+            .filter(|b| *b <= MAX_CAPACITY)
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "{messages} messages of {max_message} bytes need more than the 1 TiB an \
+                     SPSC ring can hold"
+                ))
+            })?;
+        let config = SpscConfig::new(bytes.max(MIN_CAPACITY))
+            .max_record(max_message)
+            .identity(identity)
+            .notify(notify);
+        config.checked()?;
+        Ok(config)
+    }
+
+    fn segment_len(config: &SpscConfig) -> Result<u64> {
+        config.checked()?;
+        Ok(config.segment_len())
+    }
+}
+
+impl KindImpl for Spsc {
+    const RING_KIND: RingKind = RingKind::Spsc;
+    const NAME: &'static str = "SpscRing";
+    type Geometry = Geometry;
+    type WriteCore = ProducerCore<RawMem>;
+    type ReadCore = ConsumerCore<RawMem>;
+
+    fn create(seg: &Segment, config: &SpscConfig) -> Result<(SegmentHeader, Geometry)> {
+        let (cap, max) = config.checked()?;
+        let g = Geometry::for_segment(cap, max, config.notify);
+        let mem = seg
+            .raw_mem(offset(config.segment_len()))
+            .ok_or_else(|| Error::InvalidConfig("segment too small".into()))?;
+        // The word at position 0 is where the first record's header goes: it must read 0
+        // (the zero-ahead invariant), so make sure of it rather than trust the fresh object.
+        // Relaxed: published by the handshake (H1).
+        // SAFETY: the data region starts at an aligned offset inside `mem`.
+        unsafe { mem.store(g.data_off, 0, Ordering::Relaxed) };
+        let header = new_header(
+            RingKind::Spsc,
+            crate::conv::wide(seg.len()),
+            cap,
+            max,
+            cap,
+            config.identity,
+            if config.notify { RING_FLAG_NOTIFY } else { 0 },
+        );
+        // The control blocks and data are zero in a fresh segment (and `publish` zeroes the
+        // first page again): head = tail = 0, no owners, every header word empty.
+        Ok((header, g))
+    }
+
+    fn open(seg: &Segment, h: &SegmentHeader) -> Result<Geometry> {
+        let target = seg.target();
+        let bad = |field, value, reason: String| Error::BadField {
+            target: target.clone(),
+            field,
+            value,
+            reason,
+        };
+        let cap = h.capacity;
+        if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
+            return Err(bad(
+                "capacity",
+                cap,
+                format!("an SPSC capacity is a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}"),
+            ));
+        }
+        if cap > h.total_len - DATA_OFFSET {
+            return Err(bad(
+                "capacity",
+                cap,
+                format!(
+                    "only {} data bytes fit in the {}-byte object",
+                    h.total_len - DATA_OFFSET,
+                    h.total_len
+                ),
+            ));
+        }
+        if h.data_len != cap {
+            return Err(bad(
+                "data_len",
+                h.data_len,
+                format!("an SPSC ring's data is its capacity, {cap}"),
+            ));
+        }
+        if h.record_limit == 0 || h.record_limit > largest_record(cap) {
+            return Err(bad(
+                "record_limit",
+                h.record_limit,
+                format!(
+                    "it must be from 1 to {} for capacity {cap}",
+                    largest_record(cap)
+                ),
+            ));
+        }
+        Ok(Geometry::for_segment(
+            cap,
+            h.record_limit,
+            h.ring_flags & RING_FLAG_NOTIFY != 0,
+        ))
+    }
+
+    fn max_message(g: &Geometry) -> usize {
+        offset(g.max_record)
+    }
+
+    fn register(ring: &Shared<Spsc>, role: Role) -> Result<Registration> {
+        let mut reg = ring.register(role)?;
+        match claim_owner(ring, &reg) {
+            Ok(()) => Ok(reg),
+            Err(pid) => {
+                ring.unregister(&mut reg);
+                Err(Error::AlreadyAttached {
+                    target: ring.seg.target(),
+                    role,
+                    pid,
+                })
+            }
+        }
+    }
+
+    fn detach(ring: &Shared<Spsc>, reg: &Registration) {
+        clear_owner(&ring.mem, reg.role(), reg.tag(), reg.gen());
+    }
+
+    fn repair(ring: &Shared<Spsc>, tag: u64, gen: u16, role: Role) {
+        clear_owner(&ring.mem, role, tag, gen);
+    }
+
+    fn writer(ring: &Shared<Spsc>, _reg: &Registration) -> Result<ProducerCore<RawMem>, Corruption> {
+        // SAFETY: the geometry was validated against the segment's size at create/open, and
+        // `mem` is the whole segment.
+        unsafe { ProducerCore::attach(ring.mem, ring.g) }
+    }
+
+    fn reader(ring: &Shared<Spsc>, _reg: &Registration) -> Result<ConsumerCore<RawMem>, Corruption> {
+        // SAFETY: as in `writer`.
+        unsafe { ConsumerCore::attach(ring.mem, ring.g) }
+    }
+}
+
+impl Ring<Spsc> {
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.inner.g.cap
+    }
+
+    /// The largest record payload, in bytes (the same as [`Ring::max_message`]).
+    pub fn max_record(&self) -> usize {
+        self.max_message()
+    }
+
+    /// Bytes committed and not yet consumed, from the published positions (a racy snapshot,
+    /// for monitoring; `None` if the positions are inconsistent). The producer publishes `tail`
+    /// just after a record, so the consumer's `head` may briefly be ahead: that reads as 0.
+    pub fn used_bytes(&self) -> Option<u64> {
+        let g = &self.inner.g;
+        // Relaxed: a monitoring snapshot (Relaxed loads are also what a read-only map allows).
+        // SAFETY: both positions are aligned control words in the first page, held by `mem`.
+        let (t, h) = unsafe {
+            (
+                self.inner.mem.load(g.tail_off, Ordering::Relaxed),
+                self.inner.mem.load(g.head_off, Ordering::Relaxed),
+            )
+        };
+        if h > t {
+            return (h - t <= g.cap).then_some(0);
+        }
+        Some(t - h).filter(|u| *u <= g.cap)
+    }
+}
