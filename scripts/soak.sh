@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak (not in CI): producer and consumer processes on one MPMC ring for a set time, every
 # message checksummed and accounted for; exits non-zero on any loss, duplicate, corruption,
-# crash or stall. The processes are the test binary of crates/shmbus-ring/tests/hostile_process.rs
+# crash or stall. The processes are the test binary of crates/shmbus-ring/tests/mpmc_processes.rs
 # re-spawned in roles (test `soak_mpmc_processes`, ignored in normal runs).
 #
 #   scripts/soak.sh [--minutes N] [--producers N] [--consumers N] [--kill[=between|anywhere]]
@@ -15,7 +15,7 @@
 #   --kill=anywhere   kill wherever the victim is. Needs death repair (a later issue): until
 #                     then a producer killed holding a claim wedges the ring and a consumer
 #                     killed holding a message loses it, so this mode is EXPECTED TO FAIL.
-#   SHMBUS_HOSTILE_SEED=N  replays the kill schedule's random choices.
+#   SHMBUS_SOAK_SEED=N  replays the kill schedule's random choices (the soak prints its seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,5 +35,5 @@ secs=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
 
 export SHMBUS_SOAK_SECS=$secs SHMBUS_SOAK_PRODUCERS=$producers SHMBUS_SOAK_CONSUMERS=$consumers
 export SHMBUS_SOAK_KILL=$kill
-exec cargo test --release -p shmbus-ring --test hostile_process soak_mpmc_processes -- \
+exec cargo test --release -p shmbus-ring --test mpmc_processes soak_mpmc_processes -- \
   --ignored --exact --nocapture --test-threads=1

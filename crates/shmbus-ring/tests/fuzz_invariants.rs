@@ -1,27 +1,21 @@
 //! The fuzz targets' invariants as property tests on stable Rust, so CI checks them without a
-//! nightly toolchain. The drivers are the fuzz harness itself (`fuzz/src/harness.rs`, included
-//! below): a case that fails here fails the same way under `cargo +nightly fuzz run`, and a
-//! fuzz finding becomes a regression test here by writing its case out (`cargo fuzz fmt`).
+//! nightly toolchain. The drivers are the fuzz targets' own (`shmbus-testkit`, which the
+//! targets in `fuzz/` call): a case that fails here fails the same way under
+//! `cargo +nightly fuzz run`, and a fuzz finding becomes a regression test here by writing its
+//! case out (`cargo fuzz fmt`).
 //!
 //! - `ring_ops`: operation sequences on SPSC and MPMC rings agree with a model of positions.
 //! - `open_segment`: any image, opened as either ring kind and driven, gives errors only.
 //! - `hostile_peer`: arbitrary writes into a live ring through a second mapping give errors,
 //!   never a panic, and a poisoned header is reported as `Corrupt`.
 #![cfg(not(loom))]
-// The harness derives `arbitrary::Arbitrary` under `feature = "arbitrary"`, a feature of the
-// fuzz package only; here that cfg is simply off.
-#![allow(unexpected_cfgs)]
 
-#[allow(dead_code)]
-#[path = "../../../fuzz/src/harness.rs"]
-mod harness;
-
-use harness::{
-    mpmc_image, no_wait, run_hostile, run_mpmc, run_open, run_spsc, spsc_image, Base, Honest,
-    HostileCase, MpmcCase, MpmcOp, OpenCase, Patch, SpscCase, SpscOp, Step, Target, Value,
-};
 use proptest::prelude::*;
 use shmbus_ring::{MpmcRing, Segment, SpscRing};
+use shmbus_testkit::honest::Honest;
+use shmbus_testkit::hostile::{run_hostile, HostileCase, Step, Target, Value};
+use shmbus_testkit::images::{mpmc_image, no_wait, run_open, spsc_image, Base, OpenCase, Patch};
+use shmbus_testkit::ops::{run_mpmc, run_spsc, MpmcCase, MpmcOp, SpscCase, SpscOp};
 
 /// Sizes as the fuzzer draws them: mostly small, sometimes anything, sometimes over the limit
 /// (`0xF000..` maps to `limit + 1 + low byte`).
@@ -178,7 +172,7 @@ proptest! {
     }
 }
 
-/// The images the harness builds by hand from `docs/PROTOCOL.md` open: the document and the
+/// The images the test kit builds by hand from `docs/PROTOCOL.md` open: the document and the
 /// code agree on every header field, for both ring kinds and a spread of geometries.
 #[test]
 fn images_built_from_the_protocol_document_open_as_their_ring_kind_only() {

@@ -1,11 +1,14 @@
-//! Model test for the MPMC ring: random single-threaded sequences of every operation, through
-//! several producer and consumer endpoints, against a model of positions (committed messages,
-//! abandoned positions, free slots) and a `VecDeque` of messages.
+//! The MPMC ring against its model: random single-threaded sequences of every operation,
+//! through several producer and consumer endpoints, against a model of positions (committed
+//! messages, abandoned positions, free slots) and a `VecDeque` of messages — the test kit's
+//! model and driver, which the `ring_ops` fuzz target runs too; and the MPMC calls' edges:
+//! messages longer than a slot, bulks larger than the ring, bursts that meet a full ring, long
+//! runs of abandoned positions.
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
 use shmbus_ring::{MpmcConfig, MpmcRing, PopError, PushError};
-use std::collections::VecDeque;
+use shmbus_testkit::ops::{run_mpmc_with, MpmcCase, MpmcOp, Retries, MPMC_ENDPOINTS};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -40,182 +43,39 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Entry {
-    Msg(Vec<u8>),
-    Abandoned,
-}
-
-/// Positions `[head, tail)` and what each holds. A producer at `tail` may claim it when the
-/// slot's previous occupant, position `tail - slots`, is consumed or abandoned.
-struct Model {
-    slots: u64,
-    head: u64,
-    tail: u64,
-    entries: VecDeque<Entry>,
-    next: u8,
-}
-
-impl Model {
-    fn can_claim(&self) -> bool {
-        self.tail < self.head + self.slots
-            || self.entries[(self.tail - self.slots - self.head) as usize] == Entry::Abandoned
-    }
-
-    fn msg(&mut self, len: usize) -> Vec<u8> {
-        self.next = self.next.wrapping_add(1);
-        (0..len).map(|i| self.next.wrapping_add(i as u8)).collect()
-    }
-
-    fn push(&mut self, e: Entry) {
-        self.entries.push_back(e);
-        self.tail += 1;
-    }
-
-    fn pop(&mut self) -> Option<Vec<u8>> {
-        while let Some(e) = self.entries.pop_front() {
-            self.head += 1;
-            if let Entry::Msg(m) = e {
-                return Some(m);
-            }
-        }
-        None
+/// The operations as the shared driver takes them (`shmbus_testkit::ops::run_mpmc_with`, the
+/// `ring_ops` fuzz target's MPMC driver): `SLOT`-byte slots, 3 producers and 3 consumers.
+fn case(slots: u64, ops: Vec<Op>) -> MpmcCase {
+    const _: () = assert!(MPMC_ENDPOINTS == 3);
+    let (w, l) = (|w: usize| w as u8, |l: usize| l as u16);
+    let ops = ops
+        .into_iter()
+        .map(|op| match op {
+            Op::Push(who, len) => MpmcOp::Push(w(who), l(len)),
+            Op::Burst(who, lens) => MpmcOp::Burst(w(who), lens.into_iter().map(l).collect()),
+            Op::Bulk(who, lens) => MpmcOp::Bulk(w(who), lens.into_iter().map(l).collect()),
+            Op::ClaimCommit(who, len) => MpmcOp::ClaimCommit(w(who), l(len)),
+            Op::ClaimAbandon(who) => MpmcOp::ClaimAbandon(w(who)),
+            Op::Pop(who) => MpmcOp::Pop(w(who)),
+            Op::PopVec(who) => MpmcOp::PopVec(w(who)),
+            Op::PopWith(who) => MpmcOp::PopWith(w(who)),
+            Op::PopBurst(who, n) => MpmcOp::PopBurst(w(who), n as u8),
+            Op::ClaimRead(who) => MpmcOp::ClaimRead(w(who)),
+        })
+        .collect();
+    MpmcCase {
+        slots_sel: [2, 4, 8, 64].iter().position(|&s| s == slots).unwrap() as u8,
+        // `1 + slot_size % 96` bytes.
+        slot_size: SLOT as u8 - 1,
+        ops,
     }
 }
 
+/// Checks every operation against the model (`shmbus_testkit::models::MpmcModel`: committed
+/// messages, abandoned positions, free slots), each pop exactly (no retry of an `Empty`);
+/// then drains: every committed message comes out once, in order.
 fn run(slots: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let ring = MpmcRing::in_heap(&MpmcConfig::new(slots, SLOT as u64)).unwrap();
-    let mut txs: Vec<_> = (0..3).map(|_| ring.producer().unwrap()).collect();
-    let mut rxs: Vec<_> = (0..3).map(|_| ring.consumer().unwrap()).collect();
-    let mut m = Model {
-        slots,
-        head: 0,
-        tail: 0,
-        entries: VecDeque::new(),
-        next: 0,
-    };
-    let mut buf = vec![0u8; SLOT];
-    let mut vbuf = Vec::new();
-    for op in ops {
-        match op {
-            Op::Push(w, len) => {
-                let msg = m.msg(len);
-                let expect = m.can_claim();
-                match txs[w].try_push(&msg) {
-                    Ok(()) => {
-                        prop_assert!(expect, "pushed into a full ring");
-                        m.push(Entry::Msg(msg));
-                    }
-                    Err(PushError::Full) => prop_assert!(!expect, "full where the model has room"),
-                    Err(e) => prop_assert!(false, "{e}"),
-                }
-            }
-            Op::Burst(w, lens) => {
-                let msgs: Vec<Vec<u8>> = lens.iter().map(|&l| m.msg(l)).collect();
-                let mut fit = 0;
-                for msg in &msgs {
-                    if !m.can_claim() {
-                        break;
-                    }
-                    m.push(Entry::Msg(msg.clone()));
-                    fit += 1;
-                }
-                match txs[w].push_burst(&msgs) {
-                    Ok(n) => prop_assert_eq!(n, fit),
-                    Err(PushError::Full) => prop_assert_eq!(fit, 0),
-                    Err(e) => prop_assert!(false, "{e}"),
-                }
-            }
-            Op::Bulk(w, lens) => {
-                let msgs: Vec<Vec<u8>> = lens.iter().map(|&l| m.msg(l)).collect();
-                if msgs.len() as u64 > m.slots {
-                    let err = txs[w].push_bulk(&msgs).unwrap_err();
-                    prop_assert_eq!(
-                        err,
-                        PushError::TooMany {
-                            count: msgs.len(),
-                            max: m.slots as usize
-                        }
-                    );
-                    continue;
-                }
-                // Claim one position per message; on a shortfall, every claim is abandoned.
-                let start = m.entries.len();
-                let mut all = true;
-                for msg in &msgs {
-                    if !m.can_claim() {
-                        all = false;
-                        break;
-                    }
-                    m.push(Entry::Msg(msg.clone()));
-                }
-                if !all {
-                    for e in m.entries.iter_mut().skip(start) {
-                        *e = Entry::Abandoned;
-                    }
-                }
-                match txs[w].push_bulk(&msgs) {
-                    Ok(()) => prop_assert!(all, "bulk succeeded where the model fills"),
-                    Err(PushError::Full) => {
-                        prop_assert!(!all, "bulk full where the model has room")
-                    }
-                    Err(e) => prop_assert!(false, "{e}"),
-                }
-            }
-            Op::ClaimCommit(w, _) | Op::ClaimAbandon(w) => {
-                let expect = m.can_claim();
-                match txs[w].claim() {
-                    Ok(mut slot) => {
-                        prop_assert!(expect);
-                        prop_assert_eq!(slot.len(), SLOT);
-                        if let Op::ClaimCommit(_, len) = op {
-                            let msg = m.msg(len);
-                            slot[..len].copy_from_slice(&msg);
-                            slot.commit(len);
-                            m.push(Entry::Msg(msg));
-                        } else {
-                            drop(slot);
-                            m.push(Entry::Abandoned);
-                        }
-                    }
-                    Err(PushError::Full) => prop_assert!(!expect),
-                    Err(e) => prop_assert!(false, "{e}"),
-                }
-            }
-            Op::Pop(w) => match rxs[w].try_pop(&mut buf) {
-                Ok(n) => prop_assert_eq!(Some(buf[..n].to_vec()), m.pop()),
-                Err(PopError::Empty) => prop_assert_eq!(m.pop(), None),
-                Err(e) => prop_assert!(false, "{e}"),
-            },
-            Op::PopVec(w) => match rxs[w].try_pop_vec(&mut vbuf) {
-                Ok(_) => prop_assert_eq!(Some(vbuf.clone()), m.pop()),
-                Err(PopError::Empty) => prop_assert_eq!(m.pop(), None),
-                Err(e) => prop_assert!(false, "{e}"),
-            },
-            Op::PopWith(w) => match rxs[w].try_pop_with(|b| b.to_vec()) {
-                Ok(v) => prop_assert_eq!(Some(v), m.pop()),
-                Err(PopError::Empty) => prop_assert_eq!(m.pop(), None),
-                Err(e) => prop_assert!(false, "{e}"),
-            },
-            Op::PopBurst(w, n) => {
-                let mut got = Vec::new();
-                let k = rxs[w].pop_burst(n, |b| got.push(b.to_vec())).unwrap();
-                prop_assert_eq!(k, got.len());
-                let want: Vec<Vec<u8>> = (0..n).map_while(|_| m.pop()).collect();
-                prop_assert_eq!(got, want);
-            }
-            Op::ClaimRead(w) => match rxs[w].claim().unwrap() {
-                Some(msg) => prop_assert_eq!(Some(msg.to_vec()), m.pop()),
-                None => prop_assert_eq!(m.pop(), None),
-            },
-        }
-    }
-    while let Some(want) = m.pop() {
-        rxs[0].try_pop_vec(&mut vbuf).unwrap();
-        prop_assert_eq!(&vbuf, &want);
-    }
-    prop_assert_eq!(rxs[1].try_pop_vec(&mut vbuf), Err(PopError::Empty));
-    Ok(())
+    run_mpmc_with(&case(slots, ops), Retries::Never).map_err(TestCaseError::fail)
 }
 
 proptest! {
@@ -265,13 +125,51 @@ fn a_message_longer_than_the_slot_is_an_error_never_truncated() {
 }
 
 #[test]
-fn the_endpoint_table_bounds_attached_endpoints_and_frees_on_drop() {
-    let ring = MpmcRing::in_heap(&MpmcConfig::new(4, 16)).unwrap();
-    let held: Vec<_> = (0..55).map(|_| ring.producer().unwrap()).collect();
-    assert!(matches!(
-        ring.consumer().unwrap_err(),
-        shmbus_ring::Error::TooManyEndpoints { max: 55, .. }
-    ));
-    drop(held);
-    ring.consumer().expect("entries freed on drop");
+fn a_long_run_of_abandoned_positions_does_not_wedge_consumers() {
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(2, 8)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // Claim and drop uncommitted far more positions than one walk covers (2 * 2 + 64).
+    for _ in 0..10_000 {
+        drop(tx.claim().unwrap());
+    }
+    tx.try_push(b"after").unwrap();
+    let mut v = Vec::new();
+    let mut empties = 0;
+    loop {
+        match rx.try_pop_vec(&mut v) {
+            Ok(_) => break,
+            Err(PopError::Empty) => empties += 1,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            empties <= 10_000 / (2 * 2 + 64) + 1,
+            "consumer wedged behind abandoned positions"
+        );
+    }
+    assert_eq!(v, b"after");
+}
+
+#[test]
+fn a_bulk_larger_than_the_ring_is_refused_as_too_many_not_full() {
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(64, 8)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let batch: Vec<&[u8]> = vec![b"m"; 65];
+    for _ in 0..4 {
+        assert_eq!(
+            tx.push_bulk(&batch),
+            Err(PushError::TooMany { count: 65, max: 64 })
+        );
+    }
+    tx.try_push(b"hello").unwrap();
+    assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), b"hello");
+}
+
+#[test]
+fn a_burst_that_meets_an_error_midway_reports_what_it_pushed() {
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(4, 8)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    // Four fit in four slots; the fifth meets Full: the burst reports the four.
+    let n = tx.push_burst(&[&b"a"[..], b"b", b"c", b"d", b"e"]).unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(tx.push_burst(&[&b"f"[..]]), Err(PushError::Full));
 }

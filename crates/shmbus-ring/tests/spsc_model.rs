@@ -1,12 +1,13 @@
-//! Model test: random operation sequences on small rings that wrap often, checked against a
-//! `VecDeque` of records and an executable statement of where records go (padding at the wrap,
-//! one free word kept after the last record).
+//! The SPSC ring against its model: random operation sequences on small rings that wrap
+//! often, checked against a `VecDeque` of records and an executable statement of where records
+//! go (padding at the wrap, one free word kept after the last record) — the test kit's model
+//! and driver, which the `ring_ops` fuzz target runs too; every record size at every offset;
+//! and the consumer's batch pop when its callback panics.
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
-use shmbus_ring::frame::record_size;
-use shmbus_ring::{PopError, PushError, SpscConfig, SpscRing};
-use std::collections::VecDeque;
+use shmbus_ring::{PushError, SpscConfig, SpscRing};
+use shmbus_testkit::ops::{run_spsc, SpscCase, SpscOp};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -42,207 +43,44 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Where records go, stated directly: the ring holds `[head, tail)`; a record that would cross
-/// the end is preceded by padding to the end; a placement needs one free word after it.
-struct Model {
-    cap: u64,
-    head: u64,
-    tail: u64,
-    /// `Some(payload)` for data, `None` for padding; with the bytes each occupies.
-    ring: VecDeque<(Option<Vec<u8>>, u64)>,
-    next_seq: u64,
-}
-
-impl Model {
-    fn fits(&self, end: u64) -> bool {
-        end + 8 - self.head <= self.cap
-    }
-
-    /// Places a record of `len` bytes as the ring must: `Some(())` if it fits (padding, if
-    /// needed, is recorded even when the record itself then does not fit).
-    fn place(&mut self, len: usize) -> bool {
-        let size = record_size(len as u64);
-        let to_end = self.cap - self.tail % self.cap;
-        if size > to_end {
-            if !self.fits(self.tail + to_end) {
-                return false;
-            }
-            self.ring.push_back((None, to_end));
-            self.tail += to_end;
-        }
-        self.fits(self.tail + size)
-    }
-
-    fn commit(&mut self, payload: Vec<u8>) {
-        let size = record_size(payload.len() as u64);
-        self.ring.push_back((Some(payload), size));
-        self.tail += size;
-    }
-
-    /// What a consumer operation sees first: it consumes leading padding.
-    fn front(&mut self) -> Option<&Vec<u8>> {
-        while let Some((None, size)) = self.ring.front() {
-            self.head += *size;
-            self.ring.pop_front();
-        }
-        self.ring.front().map(|(p, _)| p.as_ref().unwrap())
-    }
-
-    fn pop(&mut self) -> Option<Vec<u8>> {
-        self.front()?;
-        let (p, size) = self.ring.pop_front().unwrap();
-        self.head += size;
-        p
-    }
-
-    fn payload(&mut self, len: usize) -> Vec<u8> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        (0..len)
-            .map(|i| (seq as u8).wrapping_mul(31).wrapping_add(i as u8))
-            .collect()
+/// The operations as the shared driver takes them (`shmbus_testkit::ops::run_spsc`, the
+/// `ring_ops` fuzz target's SPSC driver), with every length clamped to the ring's limit `max`
+/// first (the driver maps lengths within the limit to themselves).
+fn case(cap: u64, max: usize, ops: Vec<Op>) -> SpscCase {
+    let len = |l: usize| l.min(max) as u16;
+    let ops = ops
+        .into_iter()
+        .map(|op| match op {
+            Op::Push(l) => SpscOp::Push(len(l)),
+            Op::PushBatch(ls) => SpscOp::PushBatch(ls.into_iter().map(len).collect()),
+            Op::ReserveCommit(l) => SpscOp::ReserveCommit(len(l)),
+            Op::ReserveCommitShorter(l, s) => SpscOp::ReserveCommitShorter(len(l), s as u8),
+            Op::ReserveAbort(l) => SpscOp::ReserveAbort(len(l)),
+            Op::Pop => SpscOp::Pop,
+            Op::PopSmallBuffer(size) => SpscOp::PopSmallBuffer(size as u8),
+            Op::PopWith => SpscOp::PopWith,
+            Op::PopBatch(n) => SpscOp::PopBatch(n as u8),
+            Op::PeekRelease => SpscOp::PeekRelease,
+            Op::PeekKeep => SpscOp::PeekKeep,
+            Op::IsEmpty => SpscOp::IsEmpty,
+        })
+        .collect();
+    SpscCase {
+        cap_shift: cap.trailing_zeros() as u8 - 6,
+        max_record: 0,
+        ops,
     }
 }
 
+/// Checks every operation against the model (`shmbus_testkit::models::SpscModel`: where
+/// records go, padding at the wrap, one free word kept after the last record) and the
+/// published positions after each step; then drains: everything committed comes out, in
+/// order.
 fn run(cap: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let ring = SpscRing::in_heap(&SpscConfig::new(cap)).unwrap();
-    let max = ring.max_record();
-    let mut tx = ring.producer().unwrap();
-    let mut rx = ring.consumer().unwrap();
-    let mut m = Model {
-        cap,
-        head: 0,
-        tail: 0,
-        ring: VecDeque::new(),
-        next_seq: 0,
-    };
-    for op in ops {
-        match op {
-            Op::Push(len) => {
-                let len = len.min(max);
-                let data = m.payload(len);
-                let expect = m.place(len);
-                match tx.try_push(&data) {
-                    Ok(()) => {
-                        prop_assert!(expect, "push of {len} succeeded where the model is full");
-                        m.commit(data);
-                    }
-                    Err(PushError::Full) => {
-                        prop_assert!(!expect, "push of {len} full where the model fits")
-                    }
-                    Err(e) => prop_assert!(false, "push: {e}"),
-                }
-            }
-            Op::PushBatch(lens) => {
-                let batch: Vec<Vec<u8>> = lens.iter().map(|&l| m.payload(l.min(max))).collect();
-                let mut fitted = 0;
-                for b in &batch {
-                    if !m.place(b.len()) {
-                        break;
-                    }
-                    m.commit(b.clone());
-                    fitted += 1;
-                }
-                match tx.try_push_batch(&batch) {
-                    Ok(n) => prop_assert_eq!(n, fitted),
-                    Err(PushError::Full) => prop_assert_eq!(fitted, 0),
-                    Err(e) => prop_assert!(false, "batch: {e}"),
-                }
-            }
-            Op::ReserveCommit(len) | Op::ReserveCommitShorter(len, _) | Op::ReserveAbort(len) => {
-                let len = len.min(max);
-                let expect = m.place(len);
-                let data = m.payload(len);
-                match tx.reserve(len) {
-                    Ok(mut r) => {
-                        prop_assert!(expect, "reserve of {len} succeeded where the model is full");
-                        prop_assert_eq!(r.len(), len);
-                        r.copy_from_slice(&data);
-                        match op {
-                            Op::ReserveCommit(_) => {
-                                r.commit();
-                                m.commit(data);
-                            }
-                            Op::ReserveCommitShorter(_, s) => {
-                                let keep = len.saturating_sub(s);
-                                r.commit_len(keep);
-                                m.commit(data[..keep].to_vec());
-                            }
-                            _ => {} // dropped uncommitted: abandoned
-                        }
-                    }
-                    Err(PushError::Full) => {
-                        prop_assert!(!expect, "reserve of {len} full where the model fits")
-                    }
-                    Err(e) => prop_assert!(false, "reserve: {e}"),
-                }
-            }
-            Op::Pop => {
-                let mut buf = vec![0u8; max];
-                match rx.try_pop(&mut buf) {
-                    Ok(n) => prop_assert_eq!(Some(buf[..n].to_vec()), m.pop()),
-                    Err(PopError::Empty) => prop_assert_eq!(m.pop(), None),
-                    Err(e) => prop_assert!(false, "pop: {e}"),
-                }
-            }
-            Op::PopSmallBuffer(size) => {
-                let mut buf = vec![0u8; size];
-                let front_len = m.front().map(|p| p.len());
-                match rx.try_pop(&mut buf) {
-                    Ok(n) => prop_assert_eq!(Some(buf[..n].to_vec()), m.pop()),
-                    Err(PopError::BufferTooSmall { needed, len }) => {
-                        prop_assert_eq!(Some(needed), front_len);
-                        prop_assert_eq!(len, size);
-                        prop_assert!(needed > size);
-                    }
-                    Err(PopError::Empty) => prop_assert_eq!(front_len, None),
-                    Err(e) => prop_assert!(false, "pop: {e}"),
-                }
-            }
-            Op::PopWith => match rx.try_pop_with(|b| b.to_vec()) {
-                Ok(v) => prop_assert_eq!(Some(v), m.pop()),
-                Err(PopError::Empty) => prop_assert_eq!(m.pop(), None),
-                Err(e) => prop_assert!(false, "pop_with: {e}"),
-            },
-            Op::PopBatch(n) => {
-                let mut got = Vec::new();
-                let k = rx.pop_batch(n, |b| got.push(b.to_vec())).unwrap();
-                prop_assert_eq!(k, got.len());
-                let want: Vec<Vec<u8>> = (0..n).map_while(|_| m.pop()).collect();
-                prop_assert_eq!(got, want);
-            }
-            Op::PeekRelease | Op::PeekKeep => {
-                let expect = m.front().cloned();
-                match rx.peek().unwrap() {
-                    Some(p) => {
-                        prop_assert_eq!(Some(p.to_vec()), expect);
-                        if matches!(op, Op::PeekRelease) {
-                            p.release();
-                            m.pop();
-                        }
-                    }
-                    None => prop_assert_eq!(expect, None),
-                }
-            }
-            Op::IsEmpty => {
-                let expect = m.front().is_none();
-                prop_assert_eq!(rx.is_empty(), expect);
-            }
-        }
-        prop_assert_eq!(
-            ring.used_bytes(),
-            Some(m.tail - m.head),
-            "published positions"
-        );
-    }
-    // Drain: everything committed comes out, in order.
-    let mut buf = Vec::new();
-    while let Some(want) = m.pop() {
-        rx.try_pop_vec(&mut buf).unwrap();
-        prop_assert_eq!(&buf, &want);
-    }
-    prop_assert_eq!(rx.try_pop_vec(&mut buf), Err(PopError::Empty));
-    Ok(())
+    let max = SpscRing::in_heap(&SpscConfig::new(cap))
+        .unwrap()
+        .max_record();
+    run_spsc(&case(cap, max, ops)).map_err(TestCaseError::fail)
 }
 
 proptest! {
@@ -283,4 +121,25 @@ fn every_record_size_round_trips_at_every_offset() {
             assert_eq!(buf, data, "len {len} after offset {start}");
         }
     }
+}
+
+#[test]
+fn a_panic_in_a_pop_batch_callback_does_not_redeliver_records_already_handed_out() {
+    let ring = SpscRing::in_heap(&SpscConfig::new(256)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for i in 0u8..3 {
+        tx.try_push(&[i]).unwrap();
+    }
+    let r2 = ring.clone();
+    let outcome = std::panic::catch_unwind(move || {
+        let mut rx = r2.consumer().unwrap();
+        let _ = rx.pop_batch(10, |r| {
+            assert_ne!(r[0], 2, "callback fails on the third record")
+        });
+    });
+    assert!(outcome.is_err());
+    let mut rx = ring.consumer().unwrap();
+    let mut buf = Vec::new();
+    rx.try_pop_vec(&mut buf).unwrap();
+    assert_eq!(buf, [2]);
 }

@@ -1,39 +1,28 @@
-//! Real processes: the test binary re-spawns itself as the producer (no `fork` in a threaded
-//! test process), streams sequence-numbered, checksummed records of random sizes through a
-//! small ring, and the parent checks order, content and count.
+//! SPSC rings between real processes: the test binary re-spawns itself as the producer (no
+//! `fork` in a threaded test process), streams sequence-numbered, checksummed records of
+//! random sizes through a small ring (named shm, a memfd reached through its fd, a file that
+//! outlives the producer), and the parent checks order, content and count.
 #![cfg(not(loom))]
 
 use shmbus_ring::frame::record_size;
 use shmbus_ring::{
     OpenOptions, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
-use std::process::{Child, Command};
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "SHMBUS_XPROC_ROLE";
+/// The environment variables telling the producer process what to open and how much to send.
 const TARGET: &str = "SHMBUS_XPROC_TARGET";
 const COUNT: &str = "SHMBUS_XPROC_COUNT";
 /// No run may take longer than this; both sides give up (and fail) after it.
 const DEADLINE: Duration = Duration::from_secs(240);
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_producer(test: &str, target: &str, count: u64) -> KillOnDrop {
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "producer")
-        .env(TARGET, target)
-        .env(COUNT, count.to_string())
-        .spawn()
-        .expect("spawn producer process");
-    KillOnDrop(child)
+fn spawn_producer(test: &str, target: &str, count: u64) -> ChildGuard {
+    ChildGuard::spawn(
+        respawn(test, "producer")
+            .env(TARGET, target)
+            .env(COUNT, count.to_string()),
+    )
 }
 
 /// The payload length of record `seq`: 12 to 140 bytes, from a fixed pseudo-random sequence.
@@ -151,7 +140,7 @@ fn run_producer(ring: SpscRing, count: u64) {
 
 /// The consumer (this process): receives `count` records, mixing pop paths; returns the bytes
 /// the records occupied in the ring.
-fn run_consumer(ring: &SpscRing, child: &mut KillOnDrop, count: u64) -> u64 {
+fn run_consumer(ring: &SpscRing, child: &mut ChildGuard, count: u64) -> u64 {
     let mut rx = ring.consumer().unwrap();
     let deadline = Instant::now() + DEADLINE;
     let (mut seq, mut bytes, mut idle) = (0u64, 0u64, 0u32);
@@ -197,7 +186,7 @@ fn run_consumer(ring: &SpscRing, child: &mut KillOnDrop, count: u64) -> u64 {
                     Instant::now() < deadline,
                     "consumer: deadline passed at record {seq}"
                 );
-                if let Some(status) = child.0.try_wait().unwrap() {
+                if let Some(status) = child.try_wait().unwrap() {
                     // The producer exited; drain what it committed, then judge.
                     assert!(status.success(), "producer process failed: {status}");
                     assert!(
@@ -213,7 +202,7 @@ fn run_consumer(ring: &SpscRing, child: &mut KillOnDrop, count: u64) -> u64 {
         }
     }
     assert!(rx.is_empty(), "more records than were sent");
-    let status = child.0.wait().unwrap();
+    let status = child.wait().unwrap();
     assert!(status.success(), "producer process failed: {status}");
     bytes
 }
@@ -221,7 +210,7 @@ fn run_consumer(ring: &SpscRing, child: &mut KillOnDrop, count: u64) -> u64 {
 #[test]
 fn ten_million_random_size_records_cross_processes_in_order_and_intact() {
     const TEST: &str = "ten_million_random_size_records_cross_processes_in_order_and_intact";
-    if std::env::var(ROLE).is_ok() {
+    if role().is_some() {
         let name = std::env::var(TARGET).unwrap();
         let count = std::env::var(COUNT).unwrap().parse().unwrap();
         run_producer(
@@ -232,7 +221,7 @@ fn ten_million_random_size_records_cross_processes_in_order_and_intact() {
     }
     let count = 10_000_000;
     let cap = 8192;
-    let name = format!("/shmbus-xproc-{}", std::process::id());
+    let name = unique_name("xproc");
     let ring = SpscRing::create_shm(
         &name,
         &SpscConfig::new(cap),
@@ -249,7 +238,7 @@ fn ten_million_random_size_records_cross_processes_in_order_and_intact() {
 #[test]
 fn a_memfd_ring_reaches_a_process_that_opens_its_fd() {
     const TEST: &str = "a_memfd_ring_reaches_a_process_that_opens_its_fd";
-    if std::env::var(ROLE).is_ok() {
+    if role().is_some() {
         // Reopen the parent's memfd through /proc, as a process that was passed the fd would.
         let path = std::env::var(TARGET).unwrap();
         let fd = std::fs::OpenOptions::new()
@@ -280,7 +269,7 @@ fn a_memfd_ring_reaches_a_process_that_opens_its_fd() {
 #[test]
 fn a_file_backed_ring_keeps_committed_records_for_a_later_process() {
     const TEST: &str = "a_file_backed_ring_keeps_committed_records_for_a_later_process";
-    if std::env::var(ROLE).is_ok() {
+    if role().is_some() {
         let path = std::env::var(TARGET).unwrap();
         let seg = Segment::open_file(&path, &SegmentOptions::default()).unwrap();
         run_producer(
@@ -297,7 +286,7 @@ fn a_file_backed_ring_keeps_committed_records_for_a_later_process() {
     let ring = SpscRing::create_in(seg, &cfg).unwrap();
     // The producer process writes 100 records and exits before anyone reads them.
     let mut child = spawn_producer(TEST, dir.to_str().unwrap(), 100);
-    assert!(child.0.wait().unwrap().success());
+    assert!(child.wait().unwrap().success());
     // A fresh mapping of the file (a "later process") finds them all.
     let later = SpscRing::open_in(
         Segment::open_file(&dir, &SegmentOptions::default()).unwrap(),

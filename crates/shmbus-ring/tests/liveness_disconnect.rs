@@ -1,6 +1,7 @@
 //! Disconnection by drop, in one process and across processes, for both ring kinds; blocked
-//! callers woken by a detach; the stale-segment API. (SIGKILL of either side, at every step of
-//! the protocol, is in `crash_points.rs`.)
+//! callers woken by a detach; a SIGKILLed peer process; the stale-segment API. (SIGKILL of
+//! either side at every step of the protocol is in `liveness_crash_points.rs`; the endpoint
+//! table itself in `liveness_endpoints.rs`.)
 #![cfg(not(loom))]
 
 use shmbus_ring::liveness::{self, Vitality};
@@ -8,7 +9,8 @@ use shmbus_ring::{
     MpmcConfig, MpmcRing, PopError, PushError, Role, SegmentOptions, SpscConfig, SpscRing,
     WaitStrategy,
 };
-use std::process::{Command, Stdio};
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -155,24 +157,19 @@ fn a_blocked_push_wakes_with_disconnected_when_the_last_consumer_drops() {
 // Across processes: the peer is the test binary, re-spawned.
 // ---------------------------------------------------------------------------------------------
 
-const ROLE: &str = "SHMBUS_DISCONNECT_ROLE";
+/// The environment variable naming the ring a child opens or creates.
 const NAME: &str = "SHMBUS_DISCONNECT_NAME";
 
-fn spawn(test: &str, role: &str, name: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(NAME, name)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+/// This test binary, re-spawned to run `test` in `role` on the ring `name`, output discarded.
+fn spawn(test: &str, role: &str, name: &str) -> ChildGuard {
+    ChildGuard::spawn(respawn(test, role).env(NAME, name).stdout(Stdio::null()))
 }
 
 #[test]
 fn a_producer_process_that_exits_disconnects_a_blocked_consumer_after_the_drain() {
     const TEST: &str =
         "a_producer_process_that_exits_disconnects_a_blocked_consumer_after_the_drain";
-    if std::env::var(ROLE).is_ok() {
+    if role().is_some() {
         let ring =
             MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
         let mut tx = ring.producer().unwrap();
@@ -182,7 +179,7 @@ fn a_producer_process_that_exits_disconnects_a_blocked_consumer_after_the_drain(
         }
         return;
     }
-    let name = format!("/shmbus-disc-exit-{}", std::process::id());
+    let name = unique_name("disc-exit");
     let ring =
         MpmcRing::create_shm(&name, &MpmcConfig::new(16, 8), &SegmentOptions::default()).unwrap();
     let mut rx = ring.consumer().unwrap();
@@ -196,10 +193,7 @@ fn a_producer_process_that_exits_disconnects_a_blocked_consumer_after_the_drain(
                 next += 1;
             }
             Err(PopError::Disconnected) => break,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("consumer: {e} after {next}");
-            }
+            Err(e) => panic!("consumer: {e} after {next}"), // the guard kills the child
         }
     }
     assert_eq!(
@@ -212,7 +206,7 @@ fn a_producer_process_that_exits_disconnects_a_blocked_consumer_after_the_drain(
 #[test]
 fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
     const TEST: &str = "a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed";
-    if std::env::var(ROLE).is_ok() {
+    if role().is_some() {
         let name = std::env::var(NAME).unwrap();
         let ring = SpscRing::create_shm(&name, &SpscConfig::new(1024), &SegmentOptions::default())
             .unwrap();
@@ -222,14 +216,12 @@ fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
         std::thread::sleep(Duration::from_secs(60));
         return;
     }
-    let name = format!("/shmbus-disc-stale-{}", std::process::id());
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "creator")
-        .env(NAME, &name)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let name = unique_name("disc-stale");
+    let mut child = ChildGuard::spawn(
+        respawn(TEST, "creator")
+            .env(NAME, &name)
+            .stdout(Stdio::piped()),
+    );
     {
         use std::io::BufRead;
         let out = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -269,7 +261,7 @@ fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
 #[test]
 fn a_sigkilled_producer_process_disconnects_the_consumer_after_the_drain() {
     const TEST: &str = "a_sigkilled_producer_process_disconnects_the_consumer_after_the_drain";
-    if std::env::var(ROLE).is_ok() {
+    if role().is_some() {
         let ring =
             SpscRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
         let mut tx = ring.producer().unwrap();
@@ -281,7 +273,7 @@ fn a_sigkilled_producer_process_disconnects_the_consumer_after_the_drain() {
         std::thread::sleep(Duration::from_secs(120));
         return;
     }
-    let name = format!("/shmbus-disc-kill-{}", std::process::id());
+    let name = unique_name("disc-kill");
     let ring =
         SpscRing::create_shm(&name, &SpscConfig::new(4096), &SegmentOptions::default()).unwrap();
     let mut rx = ring.consumer().unwrap();

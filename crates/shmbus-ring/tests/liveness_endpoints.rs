@@ -1,4 +1,8 @@
-//! Regression tests for findings of the adversarial review of liveness and repair.
+//! The endpoint table and the role owner words: what registering and detaching leave behind,
+//! that an endpoint frees or clears only what it holds, that a live process half-way through
+//! registering is never reaped, that the first peer attaching never looks like a
+//! disconnection, takeover of an owner left mid-reaping, `fork`ed children, and the table's
+//! bound. (Many are regression tests for findings of the adversarial reviews.)
 #![cfg(not(loom))]
 
 use shmbus_ring::layout::{
@@ -9,17 +13,16 @@ use shmbus_ring::liveness::{self, Vitality};
 use shmbus_ring::{
     MpmcConfig, MpmcRing, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The environment variable naming the ring a child opens.
+const NAME: &str = "SHMBUS_LIVE_NAME";
+
 fn name(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "/shmbus-live-regress-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    unique_name(&format!("live-{tag}"))
 }
 
 fn entry(i: u64) -> usize {
@@ -74,8 +77,9 @@ fn a_freed_entry_keeps_nothing_of_its_previous_holder() {
 #[test]
 fn a_live_process_in_the_middle_of_registering_is_never_reaped() {
     const TEST: &str = "a_live_process_in_the_middle_of_registering_is_never_reaped";
-    if let Ok(name) = std::env::var("SHMBUS_LIVE_REGRESS_NAME") {
+    if role().is_some() {
         // The previous holder: another process attaches and detaches (entry 1).
+        let name = std::env::var(NAME).unwrap();
         let ring = MpmcRing::open_shm(&name, &SegmentOptions::default()).unwrap();
         drop(ring.producer().unwrap());
         return;
@@ -85,12 +89,13 @@ fn a_live_process_in_the_middle_of_registering_is_never_reaped() {
         MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
     let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
     let first = ring.producer().unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([TEST, "--exact", "--test-threads=1"])
-        .env("SHMBUS_LIVE_REGRESS_NAME", &name)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = ChildGuard::spawn(
+        respawn(TEST, "previous holder")
+            .env(NAME, &name)
+            .stdout(std::process::Stdio::null()),
+    )
+    .wait()
+    .unwrap();
     assert!(status.success());
     // Now "we" are half-way registered in entry 1: state registering with our pid, the
     // fields not written yet (whatever the previous holder left).
@@ -208,4 +213,66 @@ fn a_forked_child_dropping_an_inherited_endpoint_leaves_the_parent_attached() {
     assert_eq!(eps.len(), 1);
     assert_eq!(eps[0].pid, std::process::id());
     drop(tx);
+}
+
+#[test]
+fn dropping_an_endpoint_does_not_clear_a_claim_that_is_not_its_own() {
+    let name = name("claim");
+    let ring =
+        SpscRing::create_shm(&name, &SpscConfig::new(256), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let a = ring.producer().unwrap();
+    // Someone clears A's claim (the owner word) and B, a live endpoint, claims the role.
+    raw.atomic_u32((PRODUCER_BLOCK + 8) as usize)
+        .unwrap()
+        .store(0, Ordering::SeqCst);
+    let b = ring.producer().unwrap();
+    drop(a);
+    assert!(
+        matches!(
+            ring.producer().unwrap_err(),
+            shmbus_ring::Error::AlreadyAttached { .. }
+        ),
+        "B's claim survived A's drop"
+    );
+    drop(b);
+    ring.producer().expect("B's drop released the role");
+}
+
+#[test]
+fn an_endpoint_never_frees_a_table_entry_it_does_not_hold() {
+    let name = name("entry");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let entry = raw.atomic_u64(ENDPOINT_TABLE as usize).unwrap();
+    // The state word: role in bits 0..4 (1 producer, 2 consumer), phase in bits 4..8
+    // (0 free, 2 active).
+    let role_phase = |w: u64| (w & 0xf, (w >> 4) & 0xf);
+    let a = ring.producer().unwrap();
+    assert_eq!(role_phase(entry.load(Ordering::SeqCst)), (1, 2));
+    // A peer frees A's entry (index 0) and a consumer registers in it.
+    entry.store(0, Ordering::SeqCst);
+    let b = ring.consumer().unwrap();
+    assert_eq!(role_phase(entry.load(Ordering::SeqCst)), (2, 2));
+    drop(a);
+    assert_eq!(
+        role_phase(entry.load(Ordering::SeqCst)),
+        (2, 2),
+        "the consumer's entry survived the producer's drop"
+    );
+    drop(b);
+    assert_eq!(role_phase(entry.load(Ordering::SeqCst)).1, 0);
+}
+
+#[test]
+fn the_endpoint_table_bounds_attached_endpoints_and_frees_on_drop() {
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(4, 16)).unwrap();
+    let held: Vec<_> = (0..55).map(|_| ring.producer().unwrap()).collect();
+    assert!(matches!(
+        ring.consumer().unwrap_err(),
+        shmbus_ring::Error::TooManyEndpoints { max: 55, .. }
+    ));
+    drop(held);
+    ring.consumer().expect("entries freed on drop");
 }

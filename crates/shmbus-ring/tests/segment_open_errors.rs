@@ -6,19 +6,10 @@ use shmbus_ring::layout::{SegmentHeader, INIT_READY};
 use shmbus_ring::{
     Errno, Error, OpenOptions, OsCode, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
+use shmbus_testkit::{respawn, role, unique_name};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-fn unique(tag: &str) -> String {
-    use std::sync::atomic::AtomicU32;
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "/shmbus-test-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn opts() -> SegmentOptions {
     SegmentOptions::default()
@@ -46,7 +37,7 @@ fn open(name: &str) -> Result<SpscRing, Error> {
 
 #[test]
 fn opening_a_missing_name_is_enoent_naming_shm_open_and_the_name() {
-    let name = unique("missing");
+    let name = unique_name("missing");
     let err = open(&name).unwrap_err();
     assert!(
         matches!(&err, Error::Os { op: "shm_open", target, code: OsCode(Errno::ENOENT) } if *target == name),
@@ -60,7 +51,7 @@ fn opening_a_missing_name_is_enoent_naming_shm_open_and_the_name() {
 
 #[test]
 fn creating_a_taken_name_is_eexist_and_leaves_the_first_intact() {
-    let name = unique("taken");
+    let name = unique_name("taken");
     let ring = make_ring(&name);
     let mut tx = ring.producer().unwrap();
     tx.try_push(b"committed").unwrap();
@@ -85,7 +76,7 @@ fn creating_a_taken_name_is_eexist_and_leaves_the_first_intact() {
 
 #[test]
 fn a_foreign_object_has_bad_magic() {
-    let name = unique("magic");
+    let name = unique_name("magic");
     let _ring = make_ring(&name);
     poke_u64(&name, offset_of!(SegmentHeader, magic), 0x1234_5678);
     let err = open(&name).unwrap_err();
@@ -104,7 +95,7 @@ fn a_foreign_object_has_bad_magic() {
 
 #[test]
 fn another_major_version_is_refused_and_a_newer_minor_accepted() {
-    let name = unique("major");
+    let name = unique_name("major");
     let _ring = make_ring(&name);
     let off = offset_of!(SegmentHeader, layout_major);
     poke_u32(&name, off, u32::from_le_bytes([2, 0, 7, 0])); // major 2, minor 7
@@ -126,7 +117,7 @@ fn another_major_version_is_refused_and_a_newer_minor_accepted() {
 
 #[test]
 fn an_object_shorter_than_the_header_is_truncated() {
-    let name = unique("trunc");
+    let name = unique_name("trunc");
     let ring = make_ring(&name);
     let file = std::fs::File::from(ring.segment().fd().unwrap().try_clone_to_owned().unwrap());
     file.set_len(100).unwrap();
@@ -139,7 +130,7 @@ fn an_object_shorter_than_the_header_is_truncated() {
 
 #[test]
 fn an_object_resized_after_creation_disagrees_with_total_len() {
-    let name = unique("resized");
+    let name = unique_name("resized");
     let ring = make_ring(&name);
     let real = ring.segment().len() as u64;
     let file = std::fs::File::from(ring.segment().fd().unwrap().try_clone_to_owned().unwrap());
@@ -176,7 +167,7 @@ fn header_sizes_that_disagree_with_the_object_name_the_field() {
         ),
     ];
     for &(field, off, value) in cases {
-        let name = unique("field");
+        let name = unique_name("field");
         let _ring = make_ring(&name);
         poke_u64(&name, off, value);
         let err = open(&name).unwrap_err();
@@ -190,7 +181,7 @@ fn header_sizes_that_disagree_with_the_object_name_the_field() {
 
 #[test]
 fn a_ring_of_another_kind_is_wrong_kind() {
-    let name = unique("kind");
+    let name = unique_name("kind");
     let _ring = make_ring(&name);
     poke_u32(&name, offset_of!(SegmentHeader, ring_kind), 2);
     let err = open(&name).unwrap_err();
@@ -213,7 +204,7 @@ fn abi_fields_that_differ_are_refused_by_name() {
         ("block_align", offset_of!(SegmentHeader, block_align)),
         ("header_len", offset_of!(SegmentHeader, header_len)),
     ] {
-        let name = unique("abi");
+        let name = unique_name("abi");
         let _ring = make_ring(&name);
         poke_u32(&name, off, 0xdead);
         let err = open(&name).unwrap_err();
@@ -226,7 +217,7 @@ fn abi_fields_that_differ_are_refused_by_name() {
 
 #[test]
 fn a_header_never_published_times_out_as_not_ready_within_the_bound() {
-    let name = unique("notready");
+    let name = unique_name("notready");
     // A creator that died before publishing: the object exists, the header is all zero.
     let seg = Segment::create(&name, 8192, &opts()).unwrap();
     let started = Instant::now();
@@ -259,7 +250,7 @@ fn a_header_never_published_times_out_as_not_ready_within_the_bound() {
 
 #[test]
 fn a_second_producer_or_consumer_is_refused_until_the_first_detaches() {
-    let name = unique("attach");
+    let name = unique_name("attach");
     let ring = make_ring(&name);
     let other = open(&name).unwrap();
     let tx = ring.producer().unwrap();
@@ -283,7 +274,7 @@ fn a_second_producer_or_consumer_is_refused_until_the_first_detaches() {
 
 #[test]
 fn a_read_only_mapping_can_be_inspected_but_not_attached() {
-    let name = unique("ro");
+    let name = unique_name("ro");
     let ring = make_ring(&name);
     ring.producer().unwrap().try_push(b"abc").unwrap();
     let ro = SpscRing::open_shm(&name, &opts().read_only(true)).unwrap();
@@ -296,7 +287,7 @@ fn a_read_only_mapping_can_be_inspected_but_not_attached() {
 #[test]
 fn a_fingerprint_or_codec_mismatch_names_the_field() {
     use shmbus_ring::Identity;
-    let name = unique("fp");
+    let name = unique_name("fp");
     let id = Identity {
         type_fingerprint: 0xabc,
         codec_id: 2,
@@ -385,7 +376,7 @@ fn invalid_geometry_is_refused_at_create() {
 
 #[test]
 fn the_creator_unlinks_on_drop_unless_kept() {
-    let name = unique("own");
+    let name = unique_name("own");
     let ring = make_ring(&name);
     let opened = open(&name).unwrap();
     assert!(!opened.segment().unlinks_on_drop());
@@ -406,8 +397,9 @@ fn the_creator_unlinks_on_drop_unless_kept() {
 
 #[test]
 fn permission_denied_is_eacces_naming_shm_open() {
-    const CHILD: &str = "SHMBUS_TEST_EACCES_NAME";
-    if let Ok(name) = std::env::var(CHILD) {
+    const NAME: &str = "SHMBUS_TEST_EACCES_NAME";
+    if role().is_some() {
+        let name = std::env::var(NAME).unwrap();
         // In the unprivileged child: the owner-only object must be refused.
         let err = open(&name).unwrap_err();
         assert!(
@@ -423,22 +415,20 @@ fn permission_denied_is_eacces_naming_shm_open() {
         );
         return;
     }
-    let name = unique("eacces");
+    let name = unique_name("eacces");
     if nix::unistd::geteuid().is_root() {
         // Root bypasses permission bits: check from an unprivileged child instead.
         let _ring =
             SpscRing::create_shm(&name, &SpscConfig::new(4096), &opts().mode(0o600)).unwrap();
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "permission_denied_is_eacces_naming_shm_open",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(CHILD, &name)
-            .uid(65534)
-            .gid(65534)
-            .status()
-            .expect("spawn unprivileged child");
+        let status = respawn(
+            "permission_denied_is_eacces_naming_shm_open",
+            "unprivileged",
+        )
+        .env(NAME, &name)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .expect("spawn unprivileged child");
         assert!(status.success(), "child: {status}");
     } else {
         let _ring =
@@ -463,14 +453,14 @@ use std::os::unix::process::CommandExt;
 #[test]
 fn opening_one_ring_kind_as_the_other_is_wrong_kind() {
     use shmbus_ring::{MpmcConfig, MpmcRing};
-    let name = unique("kinds");
+    let name = unique_name("kinds");
     let _spsc = make_ring(&name);
     let err = MpmcRing::open_shm(&name, &opts()).unwrap_err();
     assert!(
         matches!(&err, Error::WrongKind { found, expected, .. } if found.contains("Spsc") && expected.contains("Mpmc")),
         "{err:?}"
     );
-    let name = unique("kinds");
+    let name = unique_name("kinds");
     let _mpmc = MpmcRing::create_shm(&name, &MpmcConfig::new(16, 48), &opts()).unwrap();
     let err = open(&name).unwrap_err();
     assert!(
@@ -495,7 +485,7 @@ fn mpmc_slot_geometry_that_disagrees_with_the_object_names_the_field() {
         ("data_len", offset_of!(SegmentHeader, data_len), 4096),
     ];
     for &(field, off, value) in cases {
-        let name = unique("mpmcfield");
+        let name = unique_name("mpmcfield");
         let _ring = MpmcRing::create_shm(&name, &MpmcConfig::new(16, 48), &opts()).unwrap();
         poke_u64(&name, off, value);
         let err = MpmcRing::open_shm(&name, &opts()).unwrap_err();

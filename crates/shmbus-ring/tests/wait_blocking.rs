@@ -1,12 +1,13 @@
-//! Blocking calls: an idle blocked receiver costs (almost) no CPU and wakes on the next
-//! message, across processes too (the futex must be the shared, non-private kind); timeouts
-//! return no earlier than asked and soon after; no wake-up is ever lost.
+//! Waiting: blocking calls. An idle blocked receiver costs (almost) no CPU and wakes on the
+//! next message, across processes too (the futex must be the shared, non-private kind);
+//! timeouts return no earlier than asked and soon after; no wake-up is ever lost.
 #![cfg(not(loom))]
 
 use nix::time::{clock_gettime, ClockId};
 use shmbus_ring::{
     MpmcConfig, MpmcRing, PopError, PushError, SegmentOptions, SpscConfig, SpscRing, WaitStrategy,
 };
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
 use std::time::{Duration, Instant};
 
 fn cpu(clock: ClockId) -> Duration {
@@ -70,9 +71,10 @@ fn an_idle_blocked_mpmc_consumer_uses_under_one_percent_of_a_core_and_wakes_on_t
 
 #[test]
 fn a_blocked_consumer_in_another_process_is_woken_by_the_shared_futex() {
-    const ROLE: &str = "SHMBUS_BLOCKING_CHILD";
+    const NAME: &str = "SHMBUS_BLOCKING_NAME";
     const TEST: &str = "a_blocked_consumer_in_another_process_is_woken_by_the_shared_futex";
-    if let Ok(name) = std::env::var(ROLE) {
+    if role().is_some() {
+        let name = std::env::var(NAME).unwrap();
         let ring = SpscRing::open_shm(&name, &SegmentOptions::default()).unwrap();
         let mut rx = ring.consumer().unwrap();
         let before = cpu(ClockId::CLOCK_PROCESS_CPUTIME_ID);
@@ -91,15 +93,11 @@ fn a_blocked_consumer_in_another_process_is_woken_by_the_shared_futex() {
         );
         return;
     }
-    let name = format!("/shmbus-blocking-{}", std::process::id());
+    let name = unique_name("blocking");
     let ring =
         SpscRing::create_shm(&name, &SpscConfig::new(4096), &SegmentOptions::default()).unwrap();
     let mut tx = ring.producer().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([TEST, "--exact", "--nocapture"])
-        .env(ROLE, &name)
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard::spawn(respawn(TEST, "consumer").env(NAME, &name));
     // Wait until the child has attached and gone to sleep, then publish.
     std::thread::sleep(IDLE);
     tx.try_push(b"across processes").unwrap();
@@ -109,8 +107,7 @@ fn a_blocked_consumer_in_another_process_is_woken_by_the_shared_futex() {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the child was never woken");
+            panic!("the child was never woken"); // the guard kills it
         }
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -19,13 +19,14 @@ use shmbus_ring::{
     crashpoint, Consumer, MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, PopError, Producer,
     PushError, Role, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "SHMBUS_CRASH_ROLE";
+/// The environment variables telling a victim what to open and where to park.
 const KIND: &str = "SHMBUS_CRASH_KIND";
 const RING: &str = "SHMBUS_CRASH_RING";
 const ACK: &str = "SHMBUS_CRASH_ACK";
@@ -186,7 +187,7 @@ impl Rx {
 
 /// Runs the child role if this process is one; returns whether it was.
 fn child() -> bool {
-    let Ok(role) = std::env::var(ROLE) else {
+    let Some(role) = role() else {
         return false;
     };
     let kind = match std::env::var(KIND).unwrap().as_str() {
@@ -260,16 +261,10 @@ fn child() -> bool {
 // The parent's side.
 // ---------------------------------------------------------------------------------------------
 
+/// A child parked (or on its way) at a crash point; killed and reaped if the test fails.
 struct Victim {
-    child: Child,
+    child: ChildGuard,
     parked: mpsc::Receiver<String>,
-}
-
-impl Drop for Victim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Victim {
@@ -282,18 +277,16 @@ impl Victim {
         point: &str,
         arm_after: u64,
     ) -> Victim {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .env(KIND, if kind == Kind::Spsc { "spsc" } else { "mpmc" })
-            .env(RING, ring)
-            .env(ACK, ack)
-            .env(POINT, point)
-            .env(ARM_AFTER, arm_after.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the victim");
+        let mut child = ChildGuard::spawn(
+            respawn(test, role)
+                .env(KIND, if kind == Kind::Spsc { "spsc" } else { "mpmc" })
+                .env(RING, ring)
+                .env(ACK, ack)
+                .env(POINT, point)
+                .env(ARM_AFTER, arm_after.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
         let (tx, parked) = mpsc::channel();
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -337,9 +330,7 @@ struct Trial {
 
 impl Trial {
     fn new(kind: Kind, tag: &str) -> Trial {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let base = format!("/shmbus-crash-{}-{tag}-{n}", std::process::id());
+        let base = unique_name(&format!("crash-{tag}"));
         let ring_name = format!("{base}-ring");
         let ack_name = format!("{base}-ack");
         let ring = Ring::create(kind, &ring_name);
