@@ -6,15 +6,15 @@
 //! succeeds, encoding the value again and decoding that must give the same value.
 //!
 //! The first byte picks codec and type; the rest is the message. The cases are in
-//! `src/decode_cases.rs`, shared with the stable property test.
+//! `shmbus_testkit::decode`, shared with the stable property test.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmbus_fuzz::decode_cases;
+use shmbus_testkit::decode;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else {
         return;
     };
-    decode_cases::one(which, bytes);
+    decode::one(which, bytes);
 });

@@ -1,11 +1,11 @@
 //! Honest operations on a live ring (memfd segment) interleaved with arbitrary writes through
 //! a second mapping to positions, record headers, slot sequence and length words, owner words,
 //! the endpoint table and the header: the honest side never panics, never hands out more than
-//! the limit, and reports `Corrupt` for a poisoned header.
+//! the limit, and reports `Corrupt` for a poisoned header (`shmbus_testkit::hostile`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmbus_fuzz::harness::{run_hostile, HostileCase};
+use shmbus_testkit::hostile::{run_hostile, HostileCase};
 
 fuzz_target!(|case: HostileCase| {
     if let Err(e) = run_hostile(&case) {

@@ -1,12 +1,10 @@
 //! The `decode` fuzz target's invariants on stable (`fuzz/fuzz_targets/decode.rs`): arbitrary
 //! bytes through every codec's decoder give a value or an error — never a panic or an abort
 //! on a huge allocation claim — and a decoded value re-encodes to exactly `encoded_len` bytes
-//! that decode to the same value. The cases are the fuzz target's own, included by path.
+//! that decode to the same value. The cases are the fuzz target's own (`shmbus_testkit::decode`).
 
 use proptest::prelude::*;
-
-#[path = "../../../fuzz/src/decode_cases.rs"]
-mod decode_cases;
+use shmbus_testkit::decode as decode_cases;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
