@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{role, ChildGuard, CHANNEL};
+use common::{role, CHANNEL};
 use serde::{Deserialize, Serialize};
 use shmbus::flavor::Mpmc;
 use shmbus::RecvTimeoutError;
@@ -59,7 +59,7 @@ fn typed_messages_reach_a_child_process_in_order_and_it_replies_on_a_second_chan
     let name = common::unique_name("xproc");
     let mut tx = requests.create_sender(&format!("{name}-req")).unwrap();
     let mut rx = replies.create_receiver(&format!("{name}-rep")).unwrap();
-    let child = ChildGuard::spawn(
+    let mut child = common::spawn(
         "typed_messages_reach_a_child_process_in_order_and_it_replies_on_a_second_channel",
         "checker",
         &name,
@@ -69,7 +69,7 @@ fn typed_messages_reach_a_child_process_in_order_and_it_replies_on_a_second_chan
     }
     tx.send(Event::Done).unwrap();
     assert_eq!(rx.recv_timeout(LIMIT), Ok(EVENTS));
-    assert!(child.wait(LIMIT).success());
+    assert!(child.wait_within(LIMIT).success());
 }
 
 /// A child process sends and exits; the parent's `iter` yields everything it sent, in order,
@@ -88,7 +88,7 @@ fn iter_in_the_parent_ends_when_the_sending_child_process_exits() {
     let name = common::unique_name("xproc-iter");
     let ch = builder.create(&name).unwrap();
     let mut rx = ch.receiver().unwrap();
-    let child = ChildGuard::spawn(
+    let mut child = common::spawn(
         "iter_in_the_parent_ends_when_the_sending_child_process_exits",
         "sender",
         &name,
@@ -105,7 +105,7 @@ fn iter_in_the_parent_ends_when_the_sending_child_process_exits() {
         .recv_timeout(LIMIT)
         .expect("iter did not end after the child exited");
     assert_eq!(rest, (1..10_000).collect::<Vec<_>>());
-    assert!(child.wait(LIMIT).success());
+    assert!(child.wait_within(LIMIT).success());
 }
 
 /// A receiving child process exits early; the parent's next send fails with the message back.
@@ -120,13 +120,13 @@ fn send_in_the_parent_fails_once_the_receiving_child_process_exits() {
     }
     let name = common::unique_name("xproc-rxgone");
     let mut tx = builder.create_sender(&name).unwrap();
-    let child = ChildGuard::spawn(
+    let mut child = common::spawn(
         "send_in_the_parent_fails_once_the_receiving_child_process_exits",
         "receiver",
         &name,
     );
     tx.send("one".into()).unwrap();
-    assert!(child.wait(LIMIT).success());
+    assert!(child.wait_within(LIMIT).success());
     // The ring may still hold room; the first send after the child is gone reports it.
     let err = tx.send_timeout("two".into(), LIMIT).unwrap_err();
     assert!(err.is_disconnected(), "{err}");
