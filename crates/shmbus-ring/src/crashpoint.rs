@@ -6,8 +6,8 @@
 //! `Relaxed` load of a process-local flag. Armed with a name, the first thread to reach the
 //! point of that name prints `shmbus-crashpoint: NAME` on standard error and sleeps for ever.
 
-use std::io::Write;
 use crate::sync::{AtomicBool, Ordering};
+use std::io::Write;
 use std::sync::OnceLock;
 
 static ARMED: AtomicBool = AtomicBool::new(false);

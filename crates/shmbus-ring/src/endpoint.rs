@@ -249,7 +249,9 @@ impl<K: Kind> std::fmt::Debug for Producer<K> {
 
 impl<K: Kind> Producer<K> {
     pub(crate) fn attach(ring: Ring<K>) -> Result<Self> {
-        let (core, att) = attach(ring, Role::Producer, |ring, reg| K::writer(&ring.inner, reg))?;
+        let (core, att) = attach(ring, Role::Producer, |ring, reg| {
+            K::writer(&ring.inner, reg)
+        })?;
         Ok(Producer { core, att })
     }
 
@@ -553,7 +555,9 @@ impl<K: Kind> std::fmt::Debug for Consumer<K> {
 
 impl<K: Kind> Consumer<K> {
     pub(crate) fn attach(ring: Ring<K>) -> Result<Self> {
-        let (core, att) = attach(ring, Role::Consumer, |ring, reg| K::reader(&ring.inner, reg))?;
+        let (core, att) = attach(ring, Role::Consumer, |ring, reg| {
+            K::reader(&ring.inner, reg)
+        })?;
         Ok(Consumer { core, att })
     }
 

@@ -9,8 +9,8 @@
 //! and a ring file and nothing more.
 
 use crate::conv::{offset, wide};
-use crate::endpoint::{Consumer, Producer, ReadCore, WriteCore};
 use crate::endpoint::Role;
+use crate::endpoint::{Consumer, Producer, ReadCore, WriteCore};
 use crate::error::{Corruption, Error, Result};
 use crate::handshake::{self, OpenOptions};
 use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET};
@@ -23,7 +23,9 @@ use std::sync::Arc;
 /// A kind of ring: [`Spsc`](crate::Spsc) or [`Mpmc`](crate::Mpmc). Sealed: the kinds are this
 /// crate's, and the endpoint layer and the typed channels of `shmbus` are written once over
 /// this trait.
-pub trait Kind: sealed::KindImpl + Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+pub trait Kind:
+    sealed::KindImpl + Copy + Default + std::fmt::Debug + Send + Sync + 'static
+{
     /// The geometry and identity of a new ring ([`SpscConfig`](crate::SpscConfig),
     /// [`MpmcConfig`](crate::MpmcConfig)).
     type Config: Clone + std::fmt::Debug + Send + Sync;
@@ -61,8 +63,8 @@ pub trait Kind: sealed::KindImpl + Copy + Default + std::fmt::Debug + Send + Syn
 
 pub(crate) mod sealed {
     use super::{
-        Corruption, Kind, ReadCore, Registration, Result, RingKind, Role, Segment,
-        SegmentHeader, Shared, WriteCore,
+        Corruption, Kind, ReadCore, Registration, Result, RingKind, Role, Segment, SegmentHeader,
+        Shared, WriteCore,
     };
 
     /// What the endpoint layer needs of a ring kind. Not nameable outside the crate.
@@ -293,7 +295,8 @@ impl<K: Kind> Ring<K> {
         let mem = seg
             .raw_mem(offset(DATA_OFFSET))
             .expect("create and open check the segment holds the first page");
-        let wake = (header.ring_flags & crate::layout::RING_FLAG_NOTIFY != 0).then_some(Wake::SEGMENT);
+        let wake =
+            (header.ring_flags & crate::layout::RING_FLAG_NOTIFY != 0).then_some(Wake::SEGMENT);
         Ring {
             inner: Arc::new(Shared {
                 seg,

@@ -13,6 +13,7 @@
 //! | [`Backing::Heap`] | [`Segment::heap`] | this process only (tests, fuzzing) | none |
 
 use crate::error::{Error, OsCode, Result};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RawMem};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SealFlag};
 use nix::sys::mman::{MapFlags, ProtFlags};
@@ -24,7 +25,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RawMem};
 
 /// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
 pub const MAX_NAME_LEN: usize = 255;

@@ -263,9 +263,9 @@ fn futex_wait(word: &AtomicU64, expected: u64, timeout: Option<Duration>) {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| std::ptr::from_ref::<libc::timespec>(t));
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| {
+        std::ptr::from_ref::<libc::timespec>(t)
+    });
     // The futex compares the low 32 bits only.
     #[allow(clippy::cast_possible_truncation)]
     let expected = expected as u32;

@@ -67,7 +67,6 @@ impl Default for WaitStrategy {
     }
 }
 
-
 /// Which way a wake-up goes: to consumers waiting for data, or to producers waiting for space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -238,7 +237,8 @@ pub(crate) fn wait_for<M: Memory, R>(
             }
             let left = deadline.map_or(nap, |d| d.saturating_duration_since(now).min(nap));
             // SAFETY: `wake` comes from the ring's validated geometry, whose words `mem` holds.
-            let outcome = unsafe { sleep_once(mem, wake, dir, Some(left), || attempt(Pace::Waited)) };
+            let outcome =
+                unsafe { sleep_once(mem, wake, dir, Some(left), || attempt(Pace::Waited)) };
             if outcome.is_some() {
                 return outcome;
             }

@@ -4,9 +4,7 @@
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p shmbus-ring --release loom`.
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::sync::Arc;
-use shmbus_ring::mpmc::loom_model::{ModelEndpoint, ModelRing};
+use shmbus_ring::model::mpmc::{ModelEndpoint, ModelRing};
 use shmbus_ring::{PopError, PushError};
 
 fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
@@ -123,8 +121,8 @@ fn loom_mpmc_bulk_is_all_or_nothing_and_burst_keeps_order() {
         let mut rx = ring.endpoint(3);
         // Two messages at once into a 2-slot ring, racing a burst from another producer and a
         // consumer: the bulk goes in whole, in order, or not at all.
-        let t = loom::thread::spawn(move || bulk.push_bulk(&[&[0u8, 0][..], &[0, 1]]).is_ok());
-        let s = loom::thread::spawn(move || single.push_burst(&[&[1u8, 0][..]]).is_ok());
+        let t = loom::thread::spawn(move || bulk.try_push_all(&[&[0u8, 0][..], &[0, 1]]).is_ok());
+        let s = loom::thread::spawn(move || single.try_push_batch(&[&[1u8, 0][..]]).is_ok());
         let mut got = pop_some(&mut rx, 2);
         let bulk_in = t.join().unwrap();
         let single_in = s.join().unwrap();

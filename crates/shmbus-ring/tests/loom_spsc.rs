@@ -4,7 +4,7 @@
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p shmbus-ring --release loom`.
 #![cfg(loom)]
 
-use shmbus_ring::spsc::loom_model::{pair, spin};
+use shmbus_ring::model::{spin, spsc::pair};
 use shmbus_ring::{PopError, PushError};
 
 /// loom's exhaustive search, bounded to `bound` preemptions unless `LOOM_MAX_PREEMPTIONS` says
@@ -28,7 +28,7 @@ fn payload(i: usize, len: usize) -> Vec<u8> {
 /// Sizes chosen so a 32-byte ring wraps and needs padding: records of 16, 24 and 16 bytes.
 const LENS: [usize; 3] = [3, 9, 1];
 
-fn consume_all(rx: &mut shmbus_ring::spsc::loom_model::ModelConsumer, lens: &[usize]) {
+fn consume_all(rx: &mut shmbus_ring::model::spsc::ModelConsumer, lens: &[usize]) {
     let mut buf = Vec::new();
     for (i, &len) in lens.iter().enumerate() {
         spin(|| match rx.try_pop_vec(&mut buf) {

@@ -2,9 +2,7 @@
 //! segments. Looking never touches: these open read-only and never register.
 
 use super::process::{boot_time_s, clock_ticks_per_s, pid_exists, start_time};
-use super::{
-    fields, state_off, vitality, Os, State, Vitality, PHASE_ACTIVE, PHASE_REGISTERING,
-};
+use super::{fields, state_off, vitality, Os, State, Vitality, PHASE_ACTIVE, PHASE_REGISTERING};
 use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Error, Result};
@@ -175,8 +173,7 @@ fn creator_vitality(pid: u32, created_unix_ns: u64) -> Vitality {
         None => return Vitality::Unknown,
         Some(true) => {}
     }
-    let (Some(ticks), Some(boot), Some(hz)) =
-        (start_time(pid), boot_time_s(), clock_ticks_per_s())
+    let (Some(ticks), Some(boot), Some(hz)) = (start_time(pid), boot_time_s(), clock_ticks_per_s())
     else {
         return Vitality::Unknown;
     };

@@ -58,9 +58,7 @@ mod inspect;
 pub(crate) mod process;
 mod registration;
 
-pub use inspect::{
-    endpoints, inspect, remove_if_stale, scan, EndpointInfo, Phase, SegmentStatus,
-};
+pub use inspect::{endpoints, inspect, remove_if_stale, scan, EndpointInfo, Phase, SegmentStatus};
 pub(crate) use process::Os;
 pub(crate) use registration::{Owner, RegisterError, Registration};
 
@@ -241,6 +239,11 @@ pub(crate) trait Vitals {
     /// Whether another open file description holds the lock on entry `index`; `None` when this
     /// cannot be probed.
     fn lock_held(&self, index: u64) -> Option<bool>;
+    /// How many entries of the table are in use: [`MAX_ENDPOINTS`] (the loom models use
+    /// fewer, to keep the state space small; the protocol does not depend on the number).
+    fn table_len(&self) -> u64 {
+        crate::layout::MAX_ENDPOINTS
+    }
     /// A protocol step named `name` (a crash point). `false` when the endpoint "dies" here: only
     /// the loom models say so, to stop an endpoint between two steps.
     fn step(&self, name: &'static str) -> bool;

@@ -9,7 +9,6 @@ use super::{
     PHASE_FREE, PHASE_REAPING, PHASE_REGISTERING,
 };
 use crate::endpoint::Role;
-use crate::layout::MAX_ENDPOINTS;
 use crate::sync::{Memory, Ordering};
 use std::fs::File;
 
@@ -85,7 +84,7 @@ impl Registration {
         role: Role,
     ) -> Result<Registration, RegisterError> {
         let pid = v.pid();
-        for index in 0..MAX_ENDPOINTS {
+        for index in 0..v.table_len() {
             let word = state_off(index);
             // Relaxed: only a candidate; the CAS decides.
             // SAFETY: the state word is an aligned word of the table (contract).
@@ -253,9 +252,7 @@ impl Registration {
             // L7: Release; everything this endpoint published happens before a peer's Acquire
             // load of the bitmap that finds it empty (L-gone, `side_gone`).
             // SAFETY: the roster word is an aligned word of the first page.
-            unsafe {
-                mem.fetch_and(roster_off(self.role), !(1 << self.index), Ordering::Release)
-            };
+            unsafe { mem.fetch_and(roster_off(self.role), !(1 << self.index), Ordering::Release) };
             if !v.step("unregister.unlisted") {
                 return;
             }
@@ -295,7 +292,7 @@ impl Registration {
         repair: &mut dyn FnMut(u64, u16, Role),
     ) -> usize {
         let mut reaped = 0;
-        for index in 0..MAX_ENDPOINTS {
+        for index in 0..v.table_len() {
             if index == self.index {
                 continue;
             }
@@ -335,7 +332,7 @@ impl Registration {
     /// - `mem` holds the endpoint table.
     unsafe fn reaper_gone<M: Memory, V: Vitals>(&self, mem: &M, v: &V, st: &State) -> bool {
         let reaper = u64::from(st.reaper);
-        if reaper == 0 || reaper > MAX_ENDPOINTS || reaper == self.tag() {
+        if reaper == 0 || reaper > v.table_len() || reaper == self.tag() {
             return true;
         }
         // L-probe: Acquire, as in `probe`.
@@ -439,7 +436,7 @@ impl Registration {
         gen: u16,
         repair: &mut dyn FnMut(u64, u16, Role),
     ) -> Owner {
-        if tag == 0 || tag > MAX_ENDPOINTS {
+        if tag == 0 || tag > v.table_len() {
             return Owner::Gone;
         }
         let index = tag - 1;

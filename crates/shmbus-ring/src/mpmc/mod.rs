@@ -40,7 +40,7 @@
 //! The endpoints are the generic [`Producer`](crate::Producer) and
 //! [`Consumer`](crate::Consumer) (`endpoint.rs`) with `K = Mpmc`.
 
-mod core;
+pub(crate) mod core;
 mod ring;
 
 use crate::error::{Error, Result};
@@ -163,4 +163,3 @@ impl MpmcConfig {
         Ok(())
     }
 }
-

@@ -8,7 +8,8 @@ use crate::endpoint::Role;
 use crate::error::{Corruption, Error, PushError, Result};
 use crate::handshake::new_header;
 use crate::layout::{
-    Identity, RingKind, SegmentHeader, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, RING_FLAG_NOTIFY,
+    Identity, RingKind, SegmentHeader, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
+    RING_FLAG_NOTIFY,
 };
 use crate::liveness::Registration;
 use crate::ring::{sealed::KindImpl, Kind, Ring, Shared};

@@ -3,12 +3,12 @@
 //! and the endpoint layer's.
 
 use super::MAX_POSITION;
-use crate::error::{Corruption, PopError, PushError};
-use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
-use crate::sync::{Memory, Ordering};
 use crate::conv::{len_u32, offset, wide};
 use crate::endpoint::{Publish, ReadCore, WriteCore};
+use crate::error::{Corruption, PopError, PushError};
+use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
 use crate::sync::RawMem;
+use crate::sync::{Memory, Ordering};
 use crate::wait::{notify, Direction, Wake};
 
 /// Where a ring's words live inside its memory, and its geometry (validated at open).
@@ -329,7 +329,6 @@ impl<M: Memory> ProducerCore<M> {
         }
     }
 
-
     #[inline]
     fn notify_data(&self) {
         if let Some(w) = self.g.wake {
@@ -454,7 +453,6 @@ impl<M: Memory> ConsumerCore<M> {
         !matches!(self.next(), Ok(Some(_)))
     }
 }
-
 
 impl WriteCore for ProducerCore<RawMem> {
     #[inline]

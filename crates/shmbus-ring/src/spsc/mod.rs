@@ -42,8 +42,7 @@
 //! The endpoints are the generic [`Producer`](crate::Producer) and
 //! [`Consumer`](crate::Consumer) (`endpoint.rs`), whose zero-copy views are documented there.
 
-
-mod core;
+pub(crate) mod core;
 mod ring;
 
 use crate::error::{Error, Result};
@@ -152,4 +151,3 @@ impl SpscConfig {
 pub(crate) fn largest_record(cap: u64) -> u64 {
     (cap - 2 * HEADER_SIZE).min(u64::from(u32::MAX) & !7)
 }
-

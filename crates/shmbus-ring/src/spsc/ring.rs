@@ -12,7 +12,7 @@ use crate::layout::{
     Identity, RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION, CONSUMER_BLOCK, DATA_OFFSET,
     PRODUCER_BLOCK, RING_FLAG_NOTIFY,
 };
-use crate::liveness::{OwnerWord, Os, Owner, Registration};
+use crate::liveness::{Os, Owner, OwnerWord, Registration};
 use crate::ring::{sealed::KindImpl, Kind, Ring, Shared};
 use crate::segment::Segment;
 use crate::sync::{Memory, Ordering, RawMem};
@@ -272,13 +272,19 @@ impl KindImpl for Spsc {
         clear_owner(&ring.mem, role, tag, gen);
     }
 
-    fn writer(ring: &Shared<Spsc>, _reg: &Registration) -> Result<ProducerCore<RawMem>, Corruption> {
+    fn writer(
+        ring: &Shared<Spsc>,
+        _reg: &Registration,
+    ) -> Result<ProducerCore<RawMem>, Corruption> {
         // SAFETY: the geometry was validated against the segment's size at create/open, and
         // `mem` is the whole segment.
         unsafe { ProducerCore::attach(ring.mem, ring.g) }
     }
 
-    fn reader(ring: &Shared<Spsc>, _reg: &Registration) -> Result<ConsumerCore<RawMem>, Corruption> {
+    fn reader(
+        ring: &Shared<Spsc>,
+        _reg: &Registration,
+    ) -> Result<ConsumerCore<RawMem>, Corruption> {
         // SAFETY: as in `writer`.
         unsafe { ConsumerCore::attach(ring.mem, ring.g) }
     }

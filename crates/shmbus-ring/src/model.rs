@@ -1,0 +1,389 @@
+//! Entry points for the loom models (`RUSTFLAGS="--cfg loom"`): the very code of the ring
+//! cores, of registration and reaping, and of the sleep/notify protocol, over [`LoomMem`].
+//! Compiled only under `cfg(loom)`; never part of the public API of a normal build.
+
+use crate::sync::{LoomMem, Memory, Ordering};
+
+/// Spins (yielding to the model) until `f` returns `Some`.
+pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        crate::sync::spin_hint();
+    }
+}
+
+/// The SPSC cores over loom memory.
+pub mod spsc {
+    use super::LoomMem;
+    use crate::error::{PopError, PushError};
+    use crate::spsc::core::{ConsumerCore, Geometry, ProducerCore};
+    use crate::spsc::largest_record;
+
+    /// A producer over loom memory.
+    pub struct ModelProducer(ProducerCore<LoomMem>);
+    /// A consumer over loom memory.
+    pub struct ModelConsumer(ConsumerCore<LoomMem>);
+
+    /// A ring of `cap` data bytes in loom memory, with control words in front of the data.
+    pub fn pair(cap: u64) -> (ModelProducer, ModelConsumer) {
+        let g = Geometry {
+            tail_off: 0,
+            head_off: 8,
+            data_off: 16,
+            cap,
+            max_record: largest_record(cap),
+            wake: None,
+        };
+        let mem = LoomMem::zeroed(16 + crate::conv::offset(cap));
+        // SAFETY: the model memory holds the two control words and `cap` data bytes.
+        let p = unsafe { ProducerCore::attach(mem.clone(), g) }.expect("fresh ring");
+        // SAFETY: as above.
+        let c = unsafe { ConsumerCore::attach(mem, g) }.expect("fresh ring");
+        (ModelProducer(p), ModelConsumer(c))
+    }
+
+    impl ModelProducer {
+        /// See [`crate::Producer::try_push`].
+        pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+            self.0.try_push(payload)
+        }
+        /// See [`crate::Producer::try_push_batch`].
+        pub fn try_push_batch(&mut self, records: &[&[u8]]) -> Result<usize, PushError> {
+            self.0.try_push_batch(records)
+        }
+    }
+
+    impl ModelConsumer {
+        /// See [`crate::Consumer::try_pop_vec`].
+        pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+            self.0.try_pop_vec(buf)
+        }
+    }
+}
+
+/// The MPMC core over loom memory.
+pub mod mpmc {
+    use super::LoomMem;
+    use crate::error::{PopError, PushError};
+    use crate::mpmc::core::{Core, Geometry};
+    use crate::mpmc::{slot_stride, SLOT_HEADER};
+
+    /// An endpoint over loom memory.
+    pub struct ModelEndpoint(Core<LoomMem>);
+
+    /// A ring of `slots` slots of `slot_size` bytes in loom memory, and a factory of endpoints.
+    pub struct ModelRing {
+        mem: LoomMem,
+        g: Geometry,
+    }
+
+    impl ModelRing {
+        /// A fresh ring.
+        pub fn new(slots: u64, slot_size: u64) -> Self {
+            let stride = slot_stride(slot_size);
+            let g = Geometry {
+                tail_off: 0,
+                head_off: 8,
+                data_off: 64,
+                slots,
+                slot_size,
+                stride,
+                len_off: 8,
+                payload_off: crate::conv::offset(SLOT_HEADER),
+                wake: None,
+            };
+            let mem = LoomMem::zeroed(64 + crate::conv::offset(slots * stride));
+            // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.
+            unsafe { Core::initialize(&mem, &g) };
+            ModelRing { mem, g }
+        }
+
+        /// An endpoint with tag `tag` (1..=255).
+        pub fn endpoint(&self, tag: u64) -> ModelEndpoint {
+            // SAFETY: as in `new`.
+            ModelEndpoint(unsafe { Core::new(self.mem.clone(), self.g, tag) })
+        }
+    }
+
+    impl ModelEndpoint {
+        /// See [`crate::Producer::try_push`].
+        pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+            self.0.try_push(payload)
+        }
+        /// See [`crate::Producer::try_push_all`].
+        pub fn try_push_all(&mut self, records: &[&[u8]]) -> Result<(), PushError> {
+            self.0.push_bulk(records)
+        }
+        /// See [`crate::Producer::try_push_batch`].
+        pub fn try_push_batch(&mut self, records: &[&[u8]]) -> Result<usize, PushError> {
+            self.0.push_burst(records)
+        }
+        /// See [`crate::Consumer::try_pop_vec`].
+        pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+            self.0.try_pop_vec(buf)
+        }
+        /// Claims a position for writing and stops there: a producer that dies holding it.
+        pub fn claim_write_and_die(&mut self) -> Option<u64> {
+            self.0.claim_write().ok()
+        }
+        /// Claims the next committed position for reading and stops there: a consumer that
+        /// dies holding it.
+        pub fn claim_read_and_die(&mut self) -> Option<u64> {
+            self.0.claim_read().ok().flatten()
+        }
+        /// Releases every slot claimed by the dead endpoint `tag` (the reaper's repair).
+        pub fn repair_claims(&mut self, tag: u64) -> usize {
+            self.0.repair_claims(tag)
+        }
+    }
+}
+
+/// Registration, unregistration, probing and reaping (PROTOCOL §7) over a model endpoint table
+/// and a model process table.
+pub mod liveness {
+    use super::{LoomMem, Memory, Ordering};
+    use crate::conv::offset;
+    use crate::endpoint::Role;
+    use crate::layout::DATA_OFFSET;
+    use crate::liveness::{roster_off, state_off, RegisterError, Registration, State, Vitals};
+
+    /// Entries the model's table has (the protocol does not depend on the number).
+    pub const ENTRIES: u64 = 3;
+    /// Pids the model's process table knows (1..PIDS).
+    const PIDS: usize = 8;
+
+    /// A model segment (the roster and the endpoint table) and a model process table: process
+    /// `pid` lives while its word holds its start time (non-zero).
+    #[derive(Clone)]
+    pub struct World {
+        mem: LoomMem,
+        procs: LoomMem,
+    }
+
+    impl Default for World {
+        fn default() -> Self {
+            World::new()
+        }
+    }
+
+    impl World {
+        /// An empty table; no process lives.
+        pub fn new() -> Self {
+            World {
+                mem: LoomMem::zeroed(offset(DATA_OFFSET)),
+                procs: LoomMem::zeroed(PIDS * 8),
+            }
+        }
+
+        /// Starts process `pid` (1..8), with start time `pid * 100`.
+        pub fn spawn(&self, pid: u32) -> Process {
+            // SeqCst: the kernel's process table is strongly ordered.
+            // SAFETY: `pid < PIDS` words are in the process table.
+            unsafe {
+                self.procs
+                    .store(word(pid), u64::from(pid) * 100, Ordering::SeqCst);
+            }
+            Process {
+                world: self.clone(),
+                pid,
+                die_at: None,
+            }
+        }
+
+        /// The decoded state word of entry `index`.
+        pub fn entry(&self, index: u64) -> (Option<Role>, u64, u32) {
+            // SAFETY: the table is in `mem`.
+            let st = State::decode(unsafe { self.mem.load(state_off(index), Ordering::SeqCst) });
+            (st.held(), st.phase, st.pid)
+        }
+
+        /// The roster bitmap of `role`.
+        pub fn roster(&self, role: Role) -> u64 {
+            // SAFETY: the roster is in `mem`.
+            unsafe { self.mem.load(roster_off(role), Ordering::SeqCst) }
+        }
+    }
+
+    fn word(pid: u32) -> usize {
+        assert!((1..PIDS as u32).contains(&pid), "model pids are 1..{PIDS}");
+        offset(u64::from(pid) * 8)
+    }
+
+    /// A model process: its pid, and the step at which it dies (if any).
+    #[derive(Clone)]
+    pub struct Process {
+        world: World,
+        pid: u32,
+        die_at: Option<&'static str>,
+    }
+
+    /// What a model endpoint holds.
+    pub struct Endpoint {
+        reg: Registration,
+    }
+
+    impl Endpoint {
+        /// Its tag.
+        pub fn tag(&self) -> u64 {
+            self.reg.tag()
+        }
+
+        /// Its registration generation.
+        pub fn gen(&self) -> u16 {
+            self.reg.gen()
+        }
+    }
+
+    impl Process {
+        /// The same process, dying when it reaches the protocol step `step` (a crash point
+        /// name: `register.entry`, `register.claimed`, `register.locked`, `register.active`,
+        /// `unregister.start`, `unregister.leaving`, `unregister.unlisted`,
+        /// `unregister.cleared`, `reap.claimed`, `reap.repaired`, `reap.unlisted`).
+        pub fn dying_at(mut self, step: &'static str) -> Self {
+            self.die_at = Some(step);
+            self
+        }
+
+        /// Its pid.
+        pub fn pid(&self) -> u32 {
+            self.pid
+        }
+
+        /// The process dies: its table word goes to 0 (after everything it did).
+        pub fn die(&self) {
+            // SeqCst: as in `spawn`; a prober that finds it dead also finds everything it did
+            // before (a process's death is observed through the kernel, a full barrier).
+            // SAFETY: as in `spawn`.
+            unsafe { self.world.procs.store(word(self.pid), 0, Ordering::SeqCst) };
+        }
+
+        /// Registers an endpoint of `role`; `None` if the table is full or the process died
+        /// on the way.
+        pub fn register(&self, role: Role) -> Option<Endpoint> {
+            // SAFETY: `mem` holds the roster and the table.
+            match unsafe { Registration::register(&self.world.mem, self, role) } {
+                Ok(reg) => Some(Endpoint { reg }),
+                Err(RegisterError::Full | RegisterError::Stopped) => None,
+            }
+        }
+
+        /// Detaches `ep` (or dies on the way).
+        pub fn unregister(&self, mut ep: Endpoint) {
+            // SAFETY: as in `register`.
+            unsafe { ep.reg.unregister(&self.world.mem, self) };
+        }
+
+        /// Probes every other entry through `ep`, reaping dead ones; returns the registrations
+        /// repaired, as `(tag, generation)`.
+        pub fn probe(&self, ep: &Endpoint) -> Vec<(u64, u16)> {
+            let mut repaired = Vec::new();
+            // SAFETY: as in `register`.
+            unsafe {
+                ep.reg.probe(&self.world.mem, self, &mut |tag, gen, _| {
+                    repaired.push((tag, gen))
+                })
+            };
+            repaired
+        }
+    }
+
+    impl Vitals for Process {
+        fn pid(&self) -> u32 {
+            self.pid
+        }
+
+        fn pidns(&self) -> u64 {
+            1
+        }
+
+        fn start_time(&self, pid: u32) -> Option<u64> {
+            // SeqCst: as in `World::spawn`.
+            // SAFETY: as in `spawn`.
+            let t = unsafe { self.world.procs.load(word(pid), Ordering::SeqCst) };
+            (t != 0).then_some(t)
+        }
+
+        fn pid_exists(&self, pid: u32) -> Option<bool> {
+            Some(self.start_time(pid).is_some())
+        }
+
+        fn take_lock(&self, _index: u64) -> Option<std::fs::File> {
+            None
+        }
+
+        fn lock_held(&self, _index: u64) -> Option<bool> {
+            None
+        }
+
+        fn table_len(&self) -> u64 {
+            ENTRIES
+        }
+
+        fn step(&self, name: &'static str) -> bool {
+            self.die_at != Some(name)
+        }
+    }
+}
+
+/// The sleep/notify protocol (N1–N2 against P1–P6) over loom memory whose futex is a loom
+/// condition variable: a lost wake-up leaves the sleeper blocked for ever, which loom reports
+/// as a deadlock.
+pub mod wait {
+    use super::{LoomMem, Memory, Ordering};
+    use crate::wait::{notify, sleep_once, Direction, Wake};
+
+    const WAKE: Wake = Wake {
+        data_seq: 8,
+        data_waiters: 16,
+        space_seq: 24,
+        space_waiters: 32,
+    };
+    const DATA: usize = 0;
+
+    /// A word that a publisher sets and a sleeper waits for.
+    #[derive(Clone)]
+    pub struct Doorbell {
+        mem: LoomMem,
+    }
+
+    impl Default for Doorbell {
+        fn default() -> Self {
+            Doorbell::new()
+        }
+    }
+
+    impl Doorbell {
+        /// A fresh doorbell (the word reads 0).
+        pub fn new() -> Self {
+            Doorbell {
+                mem: LoomMem::zeroed(40),
+            }
+        }
+
+        /// Publishes `v` (a Release store, as a commit is), then runs N1–N2.
+        pub fn publish(&self, v: u64) {
+            // SAFETY: the words are in the model memory.
+            unsafe {
+                // Release: as R1/M5 (the publication a sleeper waits for).
+                self.mem.store(DATA, v, Ordering::Release);
+                notify(&self.mem, WAKE, Direction::Data);
+            }
+        }
+
+        /// Waits, sleeping on the futex between checks (P1–P6, no timeout), until the word
+        /// reads `v`.
+        pub fn wait_for(&self, v: u64) {
+            // Acquire: as A2/M8 (the observing load).
+            // SAFETY: the words are in the model memory.
+            let check = || (unsafe { self.mem.load(DATA, Ordering::Acquire) } == v).then_some(());
+            while check().is_none() {
+                // SAFETY: as above.
+                if unsafe { sleep_once(&self.mem, WAKE, Direction::Data, None, check) }.is_some() {
+                    return;
+                }
+            }
+        }
+    }
+}
