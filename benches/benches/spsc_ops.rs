@@ -42,7 +42,7 @@ fn batch(c: &mut Criterion) {
             b.iter(|| {
                 assert_eq!(tx.try_push_batch(black_box(&msgs)).unwrap(), BATCH);
                 let mut sum = 0usize;
-                rx.pop_batch(BATCH, |r| sum += r.len()).unwrap();
+                rx.try_pop_batch(BATCH, |r| sum += r.len()).unwrap();
                 black_box(sum);
             })
         });
@@ -50,7 +50,8 @@ fn batch(c: &mut Criterion) {
     g.finish();
 }
 
-/// Zero-copy: `reserve` + write in place + `commit`, then `peek` + read in place + `release`.
+/// Zero-copy: `reserve` + write in place + `commit`, then `read` + read in place + drop (the
+/// group keeps its wave-1 name, so results compare across versions).
 fn reserve_commit(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc/reserve_commit_peek_release");
     for size in SIZES {
@@ -63,9 +64,9 @@ fn reserve_commit(c: &mut Criterion) {
                 r[0] = 1;
                 r[size - 1] = 2;
                 r.commit();
-                let rec = rx.peek().unwrap().expect("committed");
+                let rec = rx.read().unwrap().expect("committed");
                 black_box(rec[0] as usize + rec[size - 1] as usize);
-                rec.release();
+                drop(rec);
             })
         });
     }

@@ -291,7 +291,7 @@ impl<K: Kind> Ring<K> {
         Ok(Ring::wrap(seg, h, g))
     }
 
-    fn wrap(seg: Segment, header: SegmentHeader, g: K::Geometry) -> Self {
+    pub(crate) fn wrap(seg: Segment, header: SegmentHeader, g: K::Geometry) -> Self {
         let mem = seg
             .raw_mem(offset(DATA_OFFSET))
             .expect("create and open check the segment holds the first page");

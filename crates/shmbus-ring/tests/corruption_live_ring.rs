@@ -146,7 +146,7 @@ fn a_successor_producer_skips_records_committed_after_the_published_tail() {
     let mut tx = ring.producer().unwrap();
     tx.try_push(b"three").unwrap();
     let mut got = Vec::new();
-    rx.pop_batch(10, |r| got.push(r.to_vec())).unwrap();
+    rx.try_pop_batch(10, |r| got.push(r.to_vec())).unwrap();
     assert_eq!(
         got,
         vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
@@ -239,7 +239,7 @@ proptest! {
                 }
                 1 => { let _ = tx.try_push(&vec![7; len.min(100)]); }
                 2 => { let _ = rx.try_pop(&mut buf); }
-                _ => { let _ = rx.pop_batch(4, |r| assert!(r.len() <= 100)); }
+                _ => { let _ = rx.try_pop_batch(4, |r| assert!(r.len() <= 100)); }
             }
         }
     }
@@ -290,7 +290,7 @@ proptest! {
                     let _ = tx.try_push(&vec![1; n.min(100)]);
                 } else {
                     let _ = rx.try_pop(&mut buf);
-                    let _ = rx.pop_batch(3, |_| ());
+                    let _ = rx.try_pop_batch(3, |_| ());
                 }
             }
         }

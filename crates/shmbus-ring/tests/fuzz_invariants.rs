@@ -35,8 +35,8 @@ fn spsc_op() -> impl Strategy<Value = SpscOp> {
         1 => Just(SpscOp::PopVec),
         1 => Just(SpscOp::PopWith),
         1 => any::<u8>().prop_map(SpscOp::PopBatch),
-        1 => Just(SpscOp::PeekRelease),
-        1 => Just(SpscOp::PeekKeep),
+        1 => Just(SpscOp::Read),
+        1 => Just(SpscOp::Read),
         1 => Just(SpscOp::IsEmpty),
     ]
 }
@@ -45,16 +45,16 @@ fn mpmc_op() -> impl Strategy<Value = MpmcOp> {
     let who = any::<u8>();
     prop_oneof![
         4 => (who, raw_len()).prop_map(|(w, l)| MpmcOp::Push(w, l)),
-        1 => (who, prop::collection::vec(raw_len(), 0..6)).prop_map(|(w, v)| MpmcOp::Burst(w, v)),
-        1 => (who, prop::collection::vec(raw_len(), 0..6)).prop_map(|(w, v)| MpmcOp::Bulk(w, v)),
-        1 => (who, any::<u16>()).prop_map(|(w, l)| MpmcOp::ClaimCommit(w, l)),
-        1 => who.prop_map(MpmcOp::ClaimAbandon),
+        1 => (who, prop::collection::vec(raw_len(), 0..6)).prop_map(|(w, v)| MpmcOp::Batch(w, v)),
+        1 => (who, prop::collection::vec(raw_len(), 0..6)).prop_map(|(w, v)| MpmcOp::All(w, v)),
+        1 => (who, any::<u16>()).prop_map(|(w, l)| MpmcOp::ReserveCommit(w, l)),
+        1 => who.prop_map(MpmcOp::ReserveAbort),
         3 => who.prop_map(MpmcOp::Pop),
         1 => (who, any::<u8>()).prop_map(|(w, n)| MpmcOp::PopSmallBuffer(w, n)),
         1 => who.prop_map(MpmcOp::PopVec),
         1 => who.prop_map(MpmcOp::PopWith),
-        1 => (who, any::<u8>()).prop_map(|(w, n)| MpmcOp::PopBurst(w, n)),
-        1 => who.prop_map(MpmcOp::ClaimRead),
+        1 => (who, any::<u8>()).prop_map(|(w, n)| MpmcOp::PopBatch(w, n)),
+        1 => who.prop_map(MpmcOp::Read),
     ]
 }
 
@@ -66,7 +66,7 @@ fn honest() -> impl Strategy<Value = Honest> {
         3 => Just(Honest::Pop),
         1 => Just(Honest::PopVec),
         1 => any::<u8>().prop_map(Honest::PopMany),
-        1 => any::<bool>().prop_map(Honest::Peek),
+        1 => Just(Honest::Read),
         1 => Just(Honest::Probe),
         1 => any::<bool>().prop_map(Honest::Reattach),
         1 => raw_len().prop_map(Honest::TimedPush),
@@ -220,7 +220,7 @@ fn every_single_byte_change_in_the_first_page_is_refused_or_harmless() {
         Honest::Pop,
         Honest::PopMany(4),
         Honest::Reserve(5, true),
-        Honest::Peek(true),
+        Honest::Read,
         Honest::Reattach(true),
         Honest::Push(0xFFFF),
         Honest::PopVec,
@@ -255,7 +255,7 @@ fn every_single_byte_change_in_the_first_page_is_refused_or_harmless() {
 }
 
 /// Finding 1 (`ring_ops`, MPMC), fixed in c2768d7: positions abandoned by honest producers
-/// (a dropped `WriteSlot`, a bulk push that did not fit) were skipped by a consumer's walk one
+/// (a dropped `WriteGuard`, a bulk push that did not fit) were skipped by a consumer's walk one
 /// by one, and the walk gave up as "empty" after `2 × slots + 64` steps; more abandoned
 /// positions than that between the head hint and a committed message wedged every consumer.
 #[test]
@@ -264,7 +264,7 @@ fn a_message_after_many_abandoned_claims_is_still_delivered() {
     let ring = MpmcRing::in_heap(&MpmcConfig::new(2, 16)).unwrap();
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     for _ in 0..2 * 2 + 64 {
-        drop(tx.claim().unwrap()); // abandoned: consumers walk past it
+        drop(tx.reserve(16).unwrap()); // abandoned: consumers walk past it
     }
     tx.try_push(b"after").unwrap();
     // Each pop walks `2 × slots + 64` positions and moves the head hint past the run, so the

@@ -220,14 +220,12 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                 let Some(c) = rx.as_mut() else { continue };
                 let r = match n % 3 {
                     0 => c.try_pop(&mut buf),
-                    1 => c.pop_batch(4, |b| assert!(b.len() <= limit, "record over the limit")),
-                    _ => c.peek().map(|p| {
-                        let len = p.map_or(0, |p| {
-                            assert!(p.len() <= limit, "peeked record over the limit");
-                            p.release();
+                    1 => c.try_pop_batch(4, |b| assert!(b.len() <= limit, "record over the limit")),
+                    _ => c.read().map(|p| {
+                        p.map_or(0, |p| {
+                            assert!(p.len() <= limit, "record read in place over the limit");
                             1
-                        });
-                        len
+                        })
                     }),
                 };
                 match r {
@@ -303,9 +301,9 @@ fn a_process_scribbling_into_a_live_mpmc_ring_gets_the_honest_side_errors_not_cr
                             let r = match n % 3 {
                                 0 => p.try_push(&vec![n as u8; len]),
                                 1 => p
-                                    .push_burst(&[vec![1u8; len], vec![2; len / 2]])
+                                    .try_push_batch(&[vec![1u8; len], vec![2; len / 2]])
                                     .map(|_| ()),
-                                _ => p.push_bulk(&[vec![3u8; len / 2], vec![4; 7]]),
+                                _ => p.try_push_all(&[vec![3u8; len / 2], vec![4; 7]]),
                             };
                             match r {
                                 Ok(()) => t.ok += 1,
@@ -321,8 +319,8 @@ fn a_process_scribbling_into_a_live_mpmc_ring_gets_the_honest_side_errors_not_cr
                         if let Some(c) = rx.as_mut() {
                             let r = match n % 3 {
                                 0 => c.try_pop(&mut buf),
-                                1 => c.pop_burst(4, |b| assert!(b.len() <= limit)),
-                                _ => c.claim().map(|m| m.map_or(0, |m| m.len())),
+                                1 => c.try_pop_batch(4, |b| assert!(b.len() <= limit)),
+                                _ => c.read().map(|m| m.map_or(0, |m| m.len())),
                             };
                             match r {
                                 Ok(k) => {

@@ -155,11 +155,11 @@ impl Tx {
                 Ok(())
             }
             (Tx::Mpmc(p), 0) => p.try_push(&m),
-            (Tx::Mpmc(p), 1) => p.push_bulk(&[&m[..]]),
+            (Tx::Mpmc(p), 1) => p.try_push_all(&[&m[..]]),
             (Tx::Mpmc(p), _) => {
-                let mut s = p.claim()?;
-                s[..MSG].copy_from_slice(&m);
-                s.commit(MSG);
+                let mut s = p.reserve(MSG)?;
+                s.copy_from_slice(&m);
+                s.commit();
                 Ok(())
             }
         }

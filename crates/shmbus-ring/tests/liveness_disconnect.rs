@@ -30,7 +30,7 @@ fn spsc_consumer_drains_then_sees_disconnected_when_the_producer_drops() {
         assert_eq!(buf[0], i, "committed records survive the producer's drop");
     }
     assert_eq!(rx.try_pop(&mut buf), Err(PopError::Disconnected));
-    assert_eq!(rx.peek().err(), Some(PopError::Disconnected));
+    assert_eq!(rx.read().err(), Some(PopError::Disconnected));
     // A new producer ends the disconnection.
     let mut tx = ring.producer().unwrap();
     assert_eq!(rx.try_pop(&mut buf), Err(PopError::Empty));
@@ -78,8 +78,11 @@ fn mpmc_consumers_see_disconnected_only_when_every_producer_is_gone() {
     assert_eq!(rx.try_pop_vec(&mut buf), Ok(4), "drained first");
     assert_eq!(buf, b"last");
     assert_eq!(rx.try_pop_vec(&mut buf), Err(PopError::Disconnected));
-    assert_eq!(rx.claim().err(), Some(PopError::Disconnected));
-    assert_eq!(rx.pop_burst(4, |_| {}).err(), Some(PopError::Disconnected));
+    assert_eq!(rx.read().err(), Some(PopError::Disconnected));
+    assert_eq!(
+        rx.try_pop_batch(4, |_| {}).err(),
+        Some(PopError::Disconnected)
+    );
 }
 
 #[test]
@@ -91,9 +94,9 @@ fn mpmc_producers_see_disconnected_only_when_every_consumer_is_gone() {
     tx.try_push(b"c2 is here").unwrap();
     drop(c2);
     assert_eq!(tx.try_push(b"x"), Err(PushError::Disconnected));
-    assert_eq!(tx.push_bulk(&[b"x"]), Err(PushError::Disconnected));
-    assert_eq!(tx.push_burst(&[b"x"]), Err(PushError::Disconnected));
-    assert_eq!(tx.claim().err(), Some(PushError::Disconnected));
+    assert_eq!(tx.try_push_all(&[b"x"]), Err(PushError::Disconnected));
+    assert_eq!(tx.try_push_batch(&[b"x"]), Err(PushError::Disconnected));
+    assert_eq!(tx.reserve(1).err(), Some(PushError::Disconnected));
 }
 
 /// A receiver blocked on the futex (no spinning) is woken by the producer's drop and reports

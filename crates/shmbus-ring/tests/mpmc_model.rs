@@ -13,15 +13,15 @@ use shmbus_testkit::ops::{run_mpmc_with, MpmcCase, MpmcOp, Retries, MPMC_ENDPOIN
 #[derive(Debug, Clone)]
 enum Op {
     Push(usize, usize),
-    Burst(usize, Vec<usize>),
-    Bulk(usize, Vec<usize>),
-    ClaimCommit(usize, usize),
-    ClaimAbandon(usize),
+    Batch(usize, Vec<usize>),
+    All(usize, Vec<usize>),
+    ReserveCommit(usize, usize),
+    ReserveAbort(usize),
     Pop(usize),
     PopVec(usize),
     PopWith(usize),
-    PopBurst(usize, usize),
-    ClaimRead(usize),
+    PopBatch(usize, usize),
+    Read(usize),
 }
 
 const SLOT: usize = 40;
@@ -31,15 +31,15 @@ fn op() -> impl Strategy<Value = Op> {
     let who = 0..3usize;
     prop_oneof![
         4 => (who.clone(), len.clone()).prop_map(|(w, l)| Op::Push(w, l)),
-        1 => (who.clone(), prop::collection::vec(len.clone(), 0..6)).prop_map(|(w, v)| Op::Burst(w, v)),
-        1 => (who.clone(), prop::collection::vec(len.clone(), 0..6)).prop_map(|(w, v)| Op::Bulk(w, v)),
-        1 => (who.clone(), len.clone()).prop_map(|(w, l)| Op::ClaimCommit(w, l)),
-        1 => who.clone().prop_map(Op::ClaimAbandon),
+        1 => (who.clone(), prop::collection::vec(len.clone(), 0..6)).prop_map(|(w, v)| Op::Batch(w, v)),
+        1 => (who.clone(), prop::collection::vec(len.clone(), 0..6)).prop_map(|(w, v)| Op::All(w, v)),
+        1 => (who.clone(), len.clone()).prop_map(|(w, l)| Op::ReserveCommit(w, l)),
+        1 => who.clone().prop_map(Op::ReserveAbort),
         3 => who.clone().prop_map(Op::Pop),
         1 => who.clone().prop_map(Op::PopVec),
         1 => who.clone().prop_map(Op::PopWith),
-        1 => (who.clone(), 0..6usize).prop_map(|(w, n)| Op::PopBurst(w, n)),
-        1 => who.prop_map(Op::ClaimRead),
+        1 => (who.clone(), 0..6usize).prop_map(|(w, n)| Op::PopBatch(w, n)),
+        1 => who.prop_map(Op::Read),
     ]
 }
 
@@ -52,15 +52,15 @@ fn case(slots: u64, ops: Vec<Op>) -> MpmcCase {
         .into_iter()
         .map(|op| match op {
             Op::Push(who, len) => MpmcOp::Push(w(who), l(len)),
-            Op::Burst(who, lens) => MpmcOp::Burst(w(who), lens.into_iter().map(l).collect()),
-            Op::Bulk(who, lens) => MpmcOp::Bulk(w(who), lens.into_iter().map(l).collect()),
-            Op::ClaimCommit(who, len) => MpmcOp::ClaimCommit(w(who), l(len)),
-            Op::ClaimAbandon(who) => MpmcOp::ClaimAbandon(w(who)),
+            Op::Batch(who, lens) => MpmcOp::Batch(w(who), lens.into_iter().map(l).collect()),
+            Op::All(who, lens) => MpmcOp::All(w(who), lens.into_iter().map(l).collect()),
+            Op::ReserveCommit(who, len) => MpmcOp::ReserveCommit(w(who), l(len)),
+            Op::ReserveAbort(who) => MpmcOp::ReserveAbort(w(who)),
             Op::Pop(who) => MpmcOp::Pop(w(who)),
             Op::PopVec(who) => MpmcOp::PopVec(w(who)),
             Op::PopWith(who) => MpmcOp::PopWith(w(who)),
-            Op::PopBurst(who, n) => MpmcOp::PopBurst(w(who), n as u8),
-            Op::ClaimRead(who) => MpmcOp::ClaimRead(w(who)),
+            Op::PopBatch(who, n) => MpmcOp::PopBatch(w(who), n as u8),
+            Op::Read(who) => MpmcOp::Read(w(who)),
         })
         .collect();
     MpmcCase {
@@ -99,11 +99,11 @@ fn a_message_longer_than_the_slot_is_an_error_never_truncated() {
         Err(PushError::TooLarge { len: 17, max: 16 })
     );
     assert_eq!(
-        tx.push_bulk(&[&[0u8; 3][..], &[0; 17]]),
+        tx.try_push_all(&[&[0u8; 3][..], &[0; 17]]),
         Err(PushError::TooLarge { len: 17, max: 16 })
     );
     assert_eq!(
-        tx.push_burst(&[&[0u8; 17][..]]),
+        tx.try_push_batch(&[&[0u8; 17][..]]),
         Err(PushError::TooLarge { len: 17, max: 16 })
     );
     assert_eq!(
@@ -130,7 +130,7 @@ fn a_long_run_of_abandoned_positions_does_not_wedge_consumers() {
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     // Claim and drop uncommitted far more positions than one walk covers (2 * 2 + 64).
     for _ in 0..10_000 {
-        drop(tx.claim().unwrap());
+        drop(tx.reserve(8).unwrap());
     }
     tx.try_push(b"after").unwrap();
     let mut v = Vec::new();
@@ -156,7 +156,7 @@ fn a_bulk_larger_than_the_ring_is_refused_as_too_many_not_full() {
     let batch: Vec<&[u8]> = vec![b"m"; 65];
     for _ in 0..4 {
         assert_eq!(
-            tx.push_bulk(&batch),
+            tx.try_push_all(&batch),
             Err(PushError::TooMany { count: 65, max: 64 })
         );
     }
@@ -169,7 +169,9 @@ fn a_burst_that_meets_an_error_midway_reports_what_it_pushed() {
     let ring = MpmcRing::in_heap(&MpmcConfig::new(4, 8)).unwrap();
     let mut tx = ring.producer().unwrap();
     // Four fit in four slots; the fifth meets Full: the burst reports the four.
-    let n = tx.push_burst(&[&b"a"[..], b"b", b"c", b"d", b"e"]).unwrap();
+    let n = tx
+        .try_push_batch(&[&b"a"[..], b"b", b"c", b"d", b"e"])
+        .unwrap();
     assert_eq!(n, 4);
-    assert_eq!(tx.push_burst(&[&b"f"[..]]), Err(PushError::Full));
+    assert_eq!(tx.try_push_batch(&[&b"f"[..]]), Err(PushError::Full));
 }

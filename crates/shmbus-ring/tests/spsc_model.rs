@@ -60,8 +60,8 @@ fn case(cap: u64, max: usize, ops: Vec<Op>) -> SpscCase {
             Op::PopSmallBuffer(size) => SpscOp::PopSmallBuffer(size as u8),
             Op::PopWith => SpscOp::PopWith,
             Op::PopBatch(n) => SpscOp::PopBatch(n as u8),
-            Op::PeekRelease => SpscOp::PeekRelease,
-            Op::PeekKeep => SpscOp::PeekKeep,
+            Op::PeekRelease => SpscOp::Read,
+            Op::PeekKeep => SpscOp::Read,
             Op::IsEmpty => SpscOp::IsEmpty,
         })
         .collect();
@@ -133,7 +133,7 @@ fn a_panic_in_a_pop_batch_callback_does_not_redeliver_records_already_handed_out
     let r2 = ring.clone();
     let outcome = std::panic::catch_unwind(move || {
         let mut rx = r2.consumer().unwrap();
-        let _ = rx.pop_batch(10, |r| {
+        let _ = rx.try_pop_batch(10, |r| {
             assert_ne!(r[0], 2, "callback fails on the third record")
         });
     });

@@ -157,11 +157,11 @@ fn run_consumer(ring: &SpscRing, child: &mut ChildGuard, count: u64) -> u64 {
                 Err(PopError::Empty) => 0,
                 Err(e) => panic!("consumer: {e}"),
             },
-            1 => match rx.peek().expect("peek") {
+            1 => match rx.read().expect("read") {
                 Some(p) => {
                     check(seq, &p, &mut scratch);
                     bytes += record_size(p.len() as u64);
-                    p.release();
+                    drop(p);
                     1
                 }
                 None => 0,
@@ -169,7 +169,7 @@ fn run_consumer(ring: &SpscRing, child: &mut ChildGuard, count: u64) -> u64 {
             _ => {
                 let mut s = seq;
                 let n = rx
-                    .pop_batch(7, |r| {
+                    .try_pop_batch(7, |r| {
                         check(s, r, &mut scratch);
                         bytes += record_size(r.len() as u64);
                         s += 1;

@@ -148,7 +148,7 @@ fn timeouts_return_no_earlier_than_asked_and_within_a_few_milliseconds_after() {
     let t = Instant::now();
     assert_eq!(rx.pop_timeout(&mut buf, timeout), Err(PopError::Timeout));
     assert!(t.elapsed() >= timeout);
-    tx.push_burst(&[&b"a"[..], b"b"]).unwrap();
+    tx.try_push_batch(&[&b"a"[..], b"b"]).unwrap();
     let t = Instant::now();
     assert_eq!(tx.push_timeout(b"c", timeout), Err(PushError::Timeout));
     assert!(t.elapsed() >= timeout);

@@ -5,9 +5,7 @@
 //! a panic, a hang of a timed call, or a payload longer than the ring's limit.
 
 use crate::fuzz_len;
-use shmbus_ring::{
-    Consumer, MpmcConsumer, MpmcProducer, MpmcRing, PopError, Producer, PushError, SpscRing,
-};
+use shmbus_ring::{Consumer, Kind, Mpmc, PopError, Producer, PushError, Ring, Spsc};
 use std::time::{Duration, Instant};
 
 /// One honest operation, meaningful for both ring kinds (see [`Ends::apply`]).
@@ -16,18 +14,18 @@ use std::time::{Duration, Instant};
 pub enum Honest {
     /// `try_push`.
     Push(u16),
-    /// SPSC `try_push_batch`; MPMC `push_burst` (even count) or `push_bulk` (odd).
+    /// `try_push_batch`; MPMC: `try_push_all` for an odd count.
     PushMany(u8, u16),
-    /// SPSC `reserve`; MPMC `claim`; then commit (true) or abandon.
+    /// `reserve`, then commit (true) or abandon.
     Reserve(u16, bool),
     /// `try_pop` into a buffer of the ring's record limit.
     Pop,
     /// `try_pop_vec`.
     PopVec,
-    /// SPSC `pop_batch`; MPMC `pop_burst`.
+    /// `try_pop_batch`.
     PopMany(u8),
-    /// SPSC `peek` (release or keep); MPMC consumer `claim`.
-    Peek(bool),
+    /// `read`, in place (consumed when the guard drops).
+    Read,
     /// SPSC `is_empty`; MPMC `try_pop_with`.
     Probe,
     /// Drop the producer (true) or consumer and attach a new one.
@@ -56,247 +54,98 @@ fn timed<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     Ok(r)
 }
 
-/// What [`Ends`] needs of a ring kind: its endpoints, and the operations whose form differs
-/// between the kinds. Methods that check an invariant return `Err(description)` when it is
-/// broken, and otherwise the ring's own result.
-pub trait HonestRing {
-    /// The producer endpoint.
-    type Tx;
-    /// The consumer endpoint.
-    type Rx;
-    /// Attaches a producer, if the ring lets one attach.
-    fn producer(&self) -> Option<Self::Tx>;
-    /// Attaches a consumer, if the ring lets one attach.
-    fn consumer(&self) -> Option<Self::Rx>;
-    /// The longest payload: the record limit or the slot size.
-    fn limit(&self) -> usize;
+/// What [`Ends`] needs of a ring kind beyond the ring crate's common API: the two calls whose
+/// form differs between the kinds.
+pub trait HonestKind: Kind {
     /// The payload length of [`Honest::Push`].
     fn push_len(raw: u16, max: usize) -> usize {
         fuzz_len(raw, max)
     }
-    /// `try_push`.
-    fn try_push(tx: &mut Self::Tx, data: &[u8]) -> Result<(), PushError>;
-    /// `push_timeout`.
-    fn push_timeout(tx: &mut Self::Tx, data: &[u8], timeout: Duration) -> Result<(), PushError>;
     /// [`Honest::PushMany`] with the batch already made (`n` picks the call).
     fn push_many(
-        tx: &mut Self::Tx,
+        tx: &mut Producer<Self>,
         n: u8,
         batch: &[Vec<u8>],
-    ) -> Result<Result<(), PushError>, String>;
-    /// [`Honest::Reserve`].
-    fn reserve(
-        tx: &mut Self::Tx,
-        raw: u16,
-        commit: bool,
-        max: usize,
-    ) -> Result<Result<(), PushError>, String>;
-    /// `try_pop`.
-    fn try_pop(rx: &mut Self::Rx, buf: &mut [u8]) -> Result<usize, PopError>;
-    /// `try_pop_vec`.
-    fn try_pop_vec(rx: &mut Self::Rx, v: &mut Vec<u8>) -> Result<usize, PopError>;
-    /// `pop_timeout`.
-    fn pop_timeout(rx: &mut Self::Rx, buf: &mut [u8], timeout: Duration)
-        -> Result<usize, PopError>;
-    /// The name of [`HonestRing::pop_many`]'s call, for messages.
-    const POP_MANY: &'static str;
-    /// SPSC `pop_batch`, MPMC `pop_burst`.
-    fn pop_many(rx: &mut Self::Rx, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize, PopError>;
-    /// [`Honest::Peek`].
-    fn peek(rx: &mut Self::Rx, release: bool, max: usize) -> Result<Result<(), PopError>, String>;
-    /// [`Honest::Probe`]: the length of a popped message, if the probe pops.
-    fn probe(rx: &mut Self::Rx) -> Result<Option<usize>, PopError>;
-}
-
-impl HonestRing for SpscRing {
-    type Tx = Producer;
-    type Rx = Consumer;
-    const POP_MANY: &'static str = "pop_batch";
-
-    fn producer(&self) -> Option<Producer> {
-        SpscRing::producer(self).ok()
-    }
-    fn consumer(&self) -> Option<Consumer> {
-        SpscRing::consumer(self).ok()
-    }
-    fn limit(&self) -> usize {
-        self.max_record()
-    }
-    fn push_len(raw: u16, max: usize) -> usize {
-        fuzz_len(raw, max).min(max + 8)
-    }
-    fn try_push(tx: &mut Producer, data: &[u8]) -> Result<(), PushError> {
-        tx.try_push(data)
-    }
-    fn push_timeout(tx: &mut Producer, data: &[u8], timeout: Duration) -> Result<(), PushError> {
-        tx.push_timeout(data, timeout)
-    }
-    fn push_many(
-        tx: &mut Producer,
-        _n: u8,
-        batch: &[Vec<u8>],
     ) -> Result<Result<(), PushError>, String> {
+        let _ = n;
         let r = tx.try_push_batch(batch);
         if let Ok(k) = r {
             ensure!(k <= batch.len(), "batch pushed {k} of {}", batch.len());
         }
         Ok(r.map(|_| ()))
     }
-    fn reserve(
-        tx: &mut Producer,
-        raw: u16,
-        commit: bool,
-        max: usize,
-    ) -> Result<Result<(), PushError>, String> {
-        let len = fuzz_len(raw, max);
-        match tx.reserve(len) {
-            Ok(mut r) => {
-                ensure_eq!(r.len(), len, "reservation length");
-                r.fill(0xA5);
-                if commit {
-                    r.commit();
-                }
-                Ok(Ok(()))
-            }
-            Err(e) => Ok(Err(e)),
-        }
+    /// [`Honest::Probe`]: the length of a popped message, if the probe pops.
+    fn probe(rx: &mut Consumer<Self>) -> Result<Option<usize>, PopError>;
+}
+
+impl HonestKind for Spsc {
+    fn push_len(raw: u16, max: usize) -> usize {
+        fuzz_len(raw, max).min(max + 8)
     }
-    fn try_pop(rx: &mut Consumer, buf: &mut [u8]) -> Result<usize, PopError> {
-        rx.try_pop(buf)
-    }
-    fn try_pop_vec(rx: &mut Consumer, v: &mut Vec<u8>) -> Result<usize, PopError> {
-        rx.try_pop_vec(v)
-    }
-    fn pop_timeout(
-        rx: &mut Consumer,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, PopError> {
-        rx.pop_timeout(buf, timeout)
-    }
-    fn pop_many(rx: &mut Consumer, n: usize, f: &mut dyn FnMut(&[u8])) -> Result<usize, PopError> {
-        rx.pop_batch(n, f)
-    }
-    fn peek(rx: &mut Consumer, release: bool, max: usize) -> Result<Result<(), PopError>, String> {
-        match rx.peek() {
-            Ok(Some(p)) => {
-                ensure!(p.len() <= max, "peeked {} bytes, limit {max}", p.len());
-                if release {
-                    p.release();
-                }
-                Ok(Ok(()))
-            }
-            Ok(None) => Ok(Ok(())),
-            Err(e) => Ok(Err(e)),
-        }
-    }
-    fn probe(rx: &mut Consumer) -> Result<Option<usize>, PopError> {
+    fn probe(rx: &mut Consumer<Spsc>) -> Result<Option<usize>, PopError> {
         let _ = rx.is_empty();
         Ok(None)
     }
 }
 
-impl HonestRing for MpmcRing {
-    type Tx = MpmcProducer;
-    type Rx = MpmcConsumer;
-    const POP_MANY: &'static str = "pop_burst";
-
-    fn producer(&self) -> Option<MpmcProducer> {
-        MpmcRing::producer(self).ok()
-    }
-    fn consumer(&self) -> Option<MpmcConsumer> {
-        MpmcRing::consumer(self).ok()
-    }
-    fn limit(&self) -> usize {
-        self.slot_size()
-    }
-    fn try_push(tx: &mut MpmcProducer, data: &[u8]) -> Result<(), PushError> {
-        tx.try_push(data)
-    }
-    fn push_timeout(
-        tx: &mut MpmcProducer,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), PushError> {
-        tx.push_timeout(data, timeout)
-    }
+impl HonestKind for Mpmc {
     fn push_many(
-        tx: &mut MpmcProducer,
+        tx: &mut Producer<Mpmc>,
         n: u8,
         batch: &[Vec<u8>],
     ) -> Result<Result<(), PushError>, String> {
         if n % 2 == 0 {
-            let r = tx.push_burst(batch);
+            let r = tx.try_push_batch(batch);
             if let Ok(k) = r {
-                ensure!(k <= batch.len(), "burst pushed {k} of {}", batch.len());
+                ensure!(k <= batch.len(), "batch pushed {k} of {}", batch.len());
             }
             Ok(r.map(|_| ()))
         } else {
-            Ok(tx.push_bulk(batch))
+            Ok(tx.try_push_all(batch))
         }
     }
-    fn reserve(
-        tx: &mut MpmcProducer,
-        raw: u16,
-        commit: bool,
-        max: usize,
-    ) -> Result<Result<(), PushError>, String> {
-        match tx.claim() {
-            Ok(mut slot) => {
-                ensure_eq!(slot.len(), max, "write slot length");
-                let len = usize::from(raw) % (max + 1);
-                slot[..len].fill(0x5A);
-                if commit {
-                    slot.commit(len);
-                }
-                Ok(Ok(()))
+    fn probe(rx: &mut Consumer<Mpmc>) -> Result<Option<usize>, PopError> {
+        rx.try_pop_with(<[u8]>::len).map(Some)
+    }
+}
+
+/// [`Honest::Reserve`]: reserve, fill, then commit or abandon.
+fn reserve<K: Kind>(
+    tx: &mut Producer<K>,
+    raw: u16,
+    commit: bool,
+    max: usize,
+) -> Result<Result<(), PushError>, String> {
+    let len = fuzz_len(raw, max);
+    match tx.reserve(len) {
+        Ok(mut w) => {
+            ensure_eq!(w.len(), len, "reservation length");
+            w.fill(0xA5);
+            if commit {
+                w.commit();
             }
-            Err(e) => Ok(Err(e)),
+            Ok(Ok(()))
         }
+        Err(e) => Ok(Err(e)),
     }
-    fn try_pop(rx: &mut MpmcConsumer, buf: &mut [u8]) -> Result<usize, PopError> {
-        rx.try_pop(buf)
-    }
-    fn try_pop_vec(rx: &mut MpmcConsumer, v: &mut Vec<u8>) -> Result<usize, PopError> {
-        rx.try_pop_vec(v)
-    }
-    fn pop_timeout(
-        rx: &mut MpmcConsumer,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, PopError> {
-        rx.pop_timeout(buf, timeout)
-    }
-    fn pop_many(
-        rx: &mut MpmcConsumer,
-        n: usize,
-        f: &mut dyn FnMut(&[u8]),
-    ) -> Result<usize, PopError> {
-        rx.pop_burst(n, f)
-    }
-    fn peek(
-        rx: &mut MpmcConsumer,
-        _release: bool,
-        max: usize,
-    ) -> Result<Result<(), PopError>, String> {
-        match rx.claim() {
-            Ok(Some(msg)) => {
-                ensure!(msg.len() <= max, "claimed {} bytes, limit {max}", msg.len());
-                Ok(Ok(()))
-            }
-            Ok(None) => Ok(Ok(())),
-            Err(e) => Ok(Err(e)),
+}
+
+/// [`Honest::Read`]: read in place (consumed when the guard drops).
+fn read<K: Kind>(rx: &mut Consumer<K>, max: usize) -> Result<Result<(), PopError>, String> {
+    match rx.read() {
+        Ok(Some(msg)) => {
+            ensure!(msg.len() <= max, "read {} bytes, limit {max}", msg.len());
+            Ok(Ok(()))
         }
-    }
-    fn probe(rx: &mut MpmcConsumer) -> Result<Option<usize>, PopError> {
-        rx.try_pop_with(|b| b.len()).map(Some)
+        Ok(None) => Ok(Ok(())),
+        Err(e) => Ok(Err(e)),
     }
 }
 
 /// A producer and a consumer of one ring, each present if attaching succeeded.
-pub struct Ends<R: HonestRing> {
-    pub(crate) tx: Option<R::Tx>,
-    pub(crate) rx: Option<R::Rx>,
+pub struct Ends<K: HonestKind> {
+    pub(crate) tx: Option<Producer<K>>,
+    pub(crate) rx: Option<Consumer<K>>,
     max: usize,
     seq: u8,
     /// Set once any call returned `Corrupt` (for reporting; not required).
@@ -304,17 +153,17 @@ pub struct Ends<R: HonestRing> {
 }
 
 /// The honest endpoints of an SPSC ring.
-pub type SpscEnds = Ends<SpscRing>;
+pub type SpscEnds = Ends<Spsc>;
 /// The honest endpoints of an MPMC ring.
-pub type MpmcEnds = Ends<MpmcRing>;
+pub type MpmcEnds = Ends<Mpmc>;
 
-impl<R: HonestRing> Ends<R> {
+impl<K: HonestKind> Ends<K> {
     /// Attaches both ends (either may fail on garbage).
-    pub fn attach(ring: &R) -> Ends<R> {
+    pub fn attach(ring: &Ring<K>) -> Ends<K> {
         Ends {
-            tx: ring.producer(),
-            rx: ring.consumer(),
-            max: ring.limit(),
+            tx: ring.producer().ok(),
+            rx: ring.consumer().ok(),
+            max: ring.max_message(),
             seq: 0,
             saw_corrupt: false,
         }
@@ -344,13 +193,13 @@ impl<R: HonestRing> Ends<R> {
 
     /// Applies one honest operation; `Err` only when the ring hands out something impossible
     /// (more than its limit, a wrong length) or a timed call overstays.
-    pub fn apply(&mut self, ring: &R, op: &Honest) -> Result<(), String> {
+    pub fn apply(&mut self, ring: &Ring<K>, op: &Honest) -> Result<(), String> {
         let max = self.max;
         match *op {
             Honest::Push(raw) => {
-                let data = self.payload(R::push_len(raw, max));
+                let data = self.payload(K::push_len(raw, max));
                 if let Some(tx) = self.tx.as_mut() {
-                    let r = R::try_push(tx, &data);
+                    let r = tx.try_push(&data);
                     self.push_result(&r);
                 }
             }
@@ -359,20 +208,20 @@ impl<R: HonestRing> Ends<R> {
                     .map(|_| self.payload(fuzz_len(raw, max)))
                     .collect();
                 if let Some(tx) = self.tx.as_mut() {
-                    let r = R::push_many(tx, n, &batch)?;
+                    let r = K::push_many(tx, n, &batch)?;
                     self.push_result(&r);
                 }
             }
             Honest::Reserve(raw, commit) => {
                 if let Some(tx) = self.tx.as_mut() {
-                    let r = R::reserve(tx, raw, commit, max)?;
+                    let r = reserve(tx, raw, commit, max)?;
                     self.push_result(&r);
                 }
             }
             Honest::Pop => {
                 let mut buf = vec![0u8; max];
                 if let Some(rx) = self.rx.as_mut() {
-                    let r = R::try_pop(rx, &mut buf);
+                    let r = rx.try_pop(&mut buf);
                     if let Ok(n) = r {
                         ensure!(n <= max, "popped {n} bytes, limit {max}");
                     }
@@ -382,7 +231,7 @@ impl<R: HonestRing> Ends<R> {
             Honest::PopVec => {
                 let mut v = Vec::new();
                 if let Some(rx) = self.rx.as_mut() {
-                    let r = R::try_pop_vec(rx, &mut v);
+                    let r = rx.try_pop_vec(&mut v);
                     if let Ok(n) = r {
                         ensure!(n <= max && n == v.len(), "popped {n} bytes, limit {max}");
                     }
@@ -392,28 +241,27 @@ impl<R: HonestRing> Ends<R> {
             Honest::PopMany(n) => {
                 if let Some(rx) = self.rx.as_mut() {
                     let mut bad = None;
-                    let r = R::pop_many(rx, usize::from(n % 8), &mut |b| {
+                    let r = rx.try_pop_batch(usize::from(n % 8), |b| {
                         if b.len() > max {
                             bad = Some(b.len());
                         }
                     });
                     ensure!(
                         bad.is_none(),
-                        "{} handed out {bad:?} bytes, limit {max}",
-                        R::POP_MANY
+                        "try_pop_batch handed out {bad:?} bytes, limit {max}"
                     );
                     self.pop_result(&r);
                 }
             }
-            Honest::Peek(release) => {
+            Honest::Read => {
                 if let Some(rx) = self.rx.as_mut() {
-                    let r = R::peek(rx, release, max)?;
+                    let r = read(rx, max)?;
                     self.pop_result(&r);
                 }
             }
             Honest::Probe => {
                 if let Some(rx) = self.rx.as_mut() {
-                    let r = R::probe(rx);
+                    let r = K::probe(rx);
                     if let Ok(Some(n)) = r {
                         ensure!(n <= max, "popped {n} bytes, limit {max}");
                     }
@@ -423,23 +271,23 @@ impl<R: HonestRing> Ends<R> {
             Honest::Reattach(producer) => {
                 if producer {
                     self.tx = None;
-                    self.tx = ring.producer();
+                    self.tx = ring.producer().ok();
                 } else {
                     self.rx = None;
-                    self.rx = ring.consumer();
+                    self.rx = ring.consumer().ok();
                 }
             }
             Honest::TimedPush(raw) => {
                 let data = self.payload(fuzz_len(raw, max));
                 if let Some(tx) = self.tx.as_mut() {
-                    let r = timed(|| R::push_timeout(tx, &data, TIMED))?;
+                    let r = timed(|| tx.push_timeout(&data, TIMED))?;
                     self.push_result(&r);
                 }
             }
             Honest::TimedPop => {
                 let mut buf = vec![0u8; max];
                 if let Some(rx) = self.rx.as_mut() {
-                    let r = timed(|| R::pop_timeout(rx, &mut buf, TIMED))?;
+                    let r = timed(|| rx.pop_timeout(&mut buf, TIMED))?;
                     if let Ok(n) = r {
                         ensure!(n <= max, "popped {n} bytes, limit {max}");
                     }

@@ -5,12 +5,12 @@
 //! must never panic, never hand out more than the limit, and must report garbage it is known
 //! to meet (a poisoned header in an otherwise clean ring) as `Corrupt`.
 
-use crate::honest::{Ends, Honest, HonestRing};
+use crate::honest::{Ends, Honest, HonestKind};
 use shmbus_ring::frame::{encode, KIND_DATA};
 use shmbus_ring::layout::{CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, ROSTER};
 use shmbus_ring::mpmc::slot_stride;
 use shmbus_ring::{
-    Backing, MpmcConfig, MpmcRing, PopError, Segment, SegmentOptions, SpscConfig, SpscRing,
+    Backing, MpmcConfig, MpmcRing, PopError, Ring, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -238,8 +238,8 @@ pub fn run_hostile(case: &HostileCase) -> Result<(), String> {
 }
 
 /// The steps of a hostile case on `ring`, written into through `raw`.
-fn drive<R: HonestRing>(
-    ring: &R,
+fn drive<K: HonestKind>(
+    ring: &Ring<K>,
     raw: &Segment,
     geometry: Geometry,
     steps: &[Step],
@@ -265,14 +265,14 @@ fn drive<R: HonestRing>(
                 // notion of where it is, and while a consumer is attached.
                 if !dirty {
                     if let Some(rx) = ends.rx.as_mut() {
-                        let r = R::try_pop_vec(rx, &mut Vec::new());
+                        let r = rx.try_pop_vec(&mut Vec::new());
                         ensure!(
                             matches!(r, Err(PopError::Corrupt(_))),
                             "step {i}: poisoned word {bad:#x} at position {head}: {r:?}"
                         );
                         if !geometry.is_mpmc() {
                             // The error is stable: nothing was consumed.
-                            let r = R::try_pop_vec(rx, &mut Vec::new());
+                            let r = rx.try_pop_vec(&mut Vec::new());
                             ensure!(
                                 matches!(r, Err(PopError::Corrupt(_))),
                                 "step {i}: second pop after poison: {r:?}"

@@ -66,12 +66,10 @@ pub enum SpscOp {
     PopVec,
     /// `try_pop_with`.
     PopWith,
-    /// `pop_batch(n)`.
+    /// `try_pop_batch(n)`.
     PopBatch(u8),
-    /// `peek` then `release`.
-    PeekRelease,
-    /// `peek` then drop (nothing consumed).
-    PeekKeep,
+    /// `read`, then drop the guard (consumed).
+    Read,
     /// `is_empty`.
     IsEmpty,
 }
@@ -224,23 +222,21 @@ pub fn run_spsc(case: &SpscCase) -> Result<(), String> {
                 let n = usize::from(n % 8);
                 let mut got = Vec::new();
                 let k = rx
-                    .pop_batch(n, |b| got.push(b.to_vec()))
-                    .map_err(|e| format!("step {step} pop_batch: {e}"))?;
+                    .try_pop_batch(n, |b| got.push(b.to_vec()))
+                    .map_err(|e| format!("step {step} try_pop_batch: {e}"))?;
                 ensure_eq!(k, got.len(), "step {step} pop_batch count");
                 let want: Vec<Vec<u8>> = (0..n).map_while(|_| m.pop()).collect();
                 ensure_eq!(got, want, "step {step} pop_batch");
             }
-            SpscOp::PeekRelease | SpscOp::PeekKeep => {
+            SpscOp::Read => {
                 let expect = m.front().cloned();
-                match rx.peek().map_err(|e| format!("step {step} peek: {e}"))? {
-                    Some(p) => {
-                        ensure_eq!(Some(p.to_vec()), expect, "step {step} peek");
-                        if matches!(op, SpscOp::PeekRelease) {
-                            p.release();
-                            m.pop();
-                        }
+                match rx.read().map_err(|e| format!("step {step} read: {e}"))? {
+                    Some(msg) => {
+                        ensure_eq!(Some(msg.to_vec()), expect, "step {step} read");
+                        drop(msg);
+                        m.pop();
                     }
-                    None => ensure_eq!(expect, None, "step {step} peek empty"),
+                    None => ensure_eq!(expect, None, "step {step} read empty"),
                 }
             }
             SpscOp::IsEmpty => {
@@ -277,14 +273,14 @@ pub const MPMC_ENDPOINTS: usize = 3;
 pub enum MpmcOp {
     /// `try_push`.
     Push(u8, u16),
-    /// `push_burst`.
-    Burst(u8, Vec<u16>),
-    /// `push_bulk`.
-    Bulk(u8, Vec<u16>),
-    /// `claim`, write, `commit`.
-    ClaimCommit(u8, u16),
-    /// `claim`, drop uncommitted (abandon).
-    ClaimAbandon(u8),
+    /// `try_push_batch`.
+    Batch(u8, Vec<u16>),
+    /// `try_push_all`.
+    All(u8, Vec<u16>),
+    /// `reserve`, write, `commit`.
+    ReserveCommit(u8, u16),
+    /// `reserve`, drop uncommitted (abandon).
+    ReserveAbort(u8),
     /// `try_pop` into a slot-sized buffer.
     Pop(u8),
     /// `try_pop` into a buffer of the given size.
@@ -293,10 +289,10 @@ pub enum MpmcOp {
     PopVec(u8),
     /// `try_pop_with`.
     PopWith(u8),
-    /// `pop_burst(n)`.
-    PopBurst(u8, u8),
-    /// consumer `claim`, read, drop.
-    ClaimRead(u8),
+    /// `try_pop_batch(n)`.
+    PopBatch(u8, u8),
+    /// `read`, look, drop (consumed).
+    Read(u8),
 }
 
 /// An MPMC case.
@@ -381,24 +377,32 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                     Err(e) => return Err(format!("step {step} push: {e}")),
                 }
             }
-            MpmcOp::Burst(w, ref raws) | MpmcOp::Bulk(w, ref raws) => {
+            MpmcOp::Batch(w, ref raws) | MpmcOp::All(w, ref raws) => {
                 let msgs: Vec<Vec<u8>> = raws.iter().map(|&r| m.msg(fuzz_len(r, max))).collect();
-                let bulk = matches!(op, MpmcOp::Bulk(..));
+                let bulk = matches!(op, MpmcOp::All(..));
                 if bulk && msgs.len() as u64 > slots {
                     // It could never all fit: refused before anything else is looked at.
                     let want = PushError::TooMany {
                         count: msgs.len(),
                         max: slots as usize,
                     };
-                    ensure_eq!(txs[who(w)].push_bulk(&msgs), Err(want), "step {step} bulk");
+                    ensure_eq!(
+                        txs[who(w)].try_push_all(&msgs),
+                        Err(want),
+                        "step {step} bulk"
+                    );
                     continue;
                 }
                 if let Some(big) = msgs.iter().find(|b| b.len() > max) {
                     let want = too_large(big.len());
                     if bulk {
-                        ensure_eq!(txs[who(w)].push_bulk(&msgs), Err(want), "step {step} bulk");
+                        ensure_eq!(
+                            txs[who(w)].try_push_all(&msgs),
+                            Err(want),
+                            "step {step} bulk"
+                        );
                     } else {
-                        ensure_eq!(txs[who(w)].push_burst(&msgs), Err(want), "step {step}");
+                        ensure_eq!(txs[who(w)].try_push_batch(&msgs), Err(want), "step {step}");
                     }
                     continue;
                 }
@@ -417,30 +421,33 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                         // Claims are abandoned when the ring fills before all are claimed.
                         m.abandon_from(start);
                     }
-                    match txs[who(w)].push_bulk(&msgs) {
+                    match txs[who(w)].try_push_all(&msgs) {
                         Ok(()) => ensure!(all, "step {step}: bulk succeeded where it fills"),
                         Err(PushError::Full) => ensure!(!all, "step {step}: bulk full with room"),
                         Err(e) => return Err(format!("step {step} bulk: {e}")),
                     }
                 } else {
-                    match txs[who(w)].push_burst(&msgs) {
+                    match txs[who(w)].try_push_batch(&msgs) {
                         Ok(n) => ensure_eq!(n, fit, "step {step} burst count"),
                         Err(PushError::Full) => ensure_eq!(fit, 0, "step {step} burst full"),
                         Err(e) => return Err(format!("step {step} burst: {e}")),
                     }
                 }
             }
-            MpmcOp::ClaimCommit(w, _) | MpmcOp::ClaimAbandon(w) => {
+            MpmcOp::ReserveCommit(w, _) | MpmcOp::ReserveAbort(w) => {
                 let expect = m.can_claim();
-                match txs[who(w)].claim() {
+                let len = match *op {
+                    MpmcOp::ReserveCommit(_, raw) => usize::from(raw) % (max + 1),
+                    _ => max,
+                };
+                match txs[who(w)].reserve(len) {
                     Ok(mut slot) => {
-                        ensure!(expect, "step {step}: claimed in a full ring");
-                        ensure_eq!(slot.len(), max, "step {step} slot length");
-                        if let MpmcOp::ClaimCommit(_, raw) = *op {
-                            let len = usize::from(raw) % (max + 1);
+                        ensure!(expect, "step {step}: reserved in a full ring");
+                        ensure_eq!(slot.len(), len, "step {step} reservation length");
+                        if let MpmcOp::ReserveCommit(..) = *op {
                             let msg = m.msg(len);
-                            slot[..len].copy_from_slice(&msg);
-                            slot.commit(len);
+                            slot.copy_from_slice(&msg);
+                            slot.commit();
                             m.push(Entry::Msg(msg));
                         } else {
                             drop(slot);
@@ -512,27 +519,27 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                 Err(PopError::Empty) => ensure_eq!(m.pop(), None, "step {step} empty"),
                 Err(e) => return Err(format!("step {step} pop_with: {e}")),
             },
-            MpmcOp::PopBurst(w, n) => {
+            MpmcOp::PopBatch(w, n) => {
                 let n = usize::from(n % 8);
                 let mut got = Vec::new();
                 let k = retry_empty!(
                     retries,
                     m,
                     Ok(0),
-                    rxs[who(w)].pop_burst(n, |b| got.push(b.to_vec()))
+                    rxs[who(w)].try_pop_batch(n, |b| got.push(b.to_vec()))
                 )
-                .map_err(|e| format!("step {step} pop_burst: {e}"))?;
-                ensure_eq!(k, got.len(), "step {step} pop_burst count");
+                .map_err(|e| format!("step {step} try_pop_batch: {e}"))?;
+                ensure_eq!(k, got.len(), "step {step} try_pop_batch count");
                 let want: Vec<Vec<u8>> = (0..n).map_while(|_| m.pop()).collect();
-                ensure_eq!(got, want, "step {step} pop_burst");
+                ensure_eq!(got, want, "step {step} try_pop_batch");
             }
-            MpmcOp::ClaimRead(w) => {
+            MpmcOp::Read(w) => {
                 // As `retry_empty!`, by hand: the claimed slot borrows the consumer.
                 let calls = retries.calls(&m);
                 for call in 1..=calls {
                     match rxs[who(w)]
-                        .claim()
-                        .map_err(|e| format!("step {step} claim: {e}"))?
+                        .read()
+                        .map_err(|e| format!("step {step} read: {e}"))?
                     {
                         Some(msg) => {
                             ensure_eq!(Some(msg.to_vec()), m.pop(), "step {step} claim");

@@ -217,3 +217,46 @@ impl Producer<Mpmc> {
         self.once(|core| core.push_bulk(records))
     }
 }
+
+#[cfg(feature = "layout-experiments")]
+impl Ring<Mpmc> {
+    /// A heap ring whose slots put the sequence word alone on its own cache line, with `len`
+    /// and payload on the following line(s): the layout the protocol did *not* choose, kept
+    /// only so the choice can be measured (`cargo run --release -p shmbus-ring --features
+    /// layout-experiments --example ring_threads`; DECISIONS D4). Not a wire layout: other
+    /// processes could not open it. Only with the `layout-experiments` feature.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry.
+    #[doc(hidden)]
+    pub fn in_heap_with_separate_sequence_line(config: &MpmcConfig) -> Result<Self> {
+        use super::SLOT_ALIGN;
+        config.checked()?;
+        let base = geometry(config.slots, config.slot_size, config.notify);
+        let g = Geometry {
+            stride: (SLOT_ALIGN + SLOT_HEADER + config.slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN,
+            len_off: offset(SLOT_ALIGN),
+            payload_off: offset(SLOT_ALIGN + SLOT_HEADER),
+            ..base
+        };
+        let seg = Segment::heap(DATA_OFFSET + config.slots * g.stride)?;
+        let mem = seg
+            .raw_mem(seg.len())
+            .ok_or_else(|| Error::InvalidConfig("segment too small".into()))?;
+        // SAFETY: the heap segment holds `slots` slots of the wider stride after the first
+        // page; nothing else uses it yet.
+        unsafe { Core::initialize(&mem, &g) };
+        let header = new_header(
+            RingKind::Mpmc,
+            wide(seg.len()),
+            config.slots,
+            config.slot_size,
+            config.slots * g.stride,
+            config.identity,
+            if config.notify { RING_FLAG_NOTIFY } else { 0 },
+        );
+        crate::handshake::publish(&seg, header)?;
+        Ok(Ring::wrap(seg, header, g))
+    }
+}
