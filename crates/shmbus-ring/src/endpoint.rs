@@ -78,6 +78,10 @@ pub trait ReadCore: Send {
     fn consume(&mut self, at: u64, len: usize, publish: Publish);
     /// Publishes the consumer's position.
     fn flush(&mut self);
+    /// The message taken at `at` was handed to a callback that panicked. SPSC leaves it in the
+    /// ring (the next pop, or a successor, sees it again); MPMC frees the slot, because a
+    /// claimed position cannot be handed back in order (that message is dropped).
+    fn unwind(&mut self, at: u64, len: usize);
     /// Whether a committed message is waiting (a drained ring reports `Disconnected` only
     /// when this is false).
     fn has_committed(&mut self) -> bool;
@@ -644,8 +648,10 @@ impl<K: Kind> Consumer<K> {
     }
 
     /// Pops up to `max` messages, handing each to `f` in place, and publishes the consumer's
-    /// position once at the end (SPSC). Returns how many were popped (0 when empty). A message
-    /// handed to `f` counts as consumed, also if `f` panics on it.
+    /// position once at the end (SPSC). Returns how many were popped (0 when empty). If `f`
+    /// panics, the messages before the one it panicked on count as consumed; that one stays in
+    /// an SPSC ring (it is seen again) and is dropped from an MPMC ring (a claimed slot cannot
+    /// be handed back in order).
     ///
     /// The bytes are a view of shared memory (see "Zero-copy views" above).
     ///
@@ -664,16 +670,11 @@ impl<K: Kind> Consumer<K> {
             match self.core.next() {
                 Ok(Some((at, len))) => {
                     let bytes = self.core.payload(at);
-                    // Consumed when this drops, also while unwinding from a panic in `f`.
-                    let taken = Taken {
-                        core: &mut self.core,
-                        at,
-                        len,
-                    };
+                    let taken = Taken::new(&mut self.core, at, len, Publish::Later);
                     // SAFETY: as in `view`: `next` validated the message, which stays ours
                     // until `taken` consumes it; `taken` does not touch the payload bytes.
                     f(unsafe { std::slice::from_raw_parts(bytes, len) });
-                    drop(taken);
+                    taken.done();
                     n += 1;
                 }
                 Ok(None) => break,
@@ -785,15 +786,16 @@ impl<K: Kind> Consumer<K> {
         .unwrap_or(Err(PopError::Timeout))
     }
 
-    /// Hands the message taken at `at` to `f`, then consumes it (also if `f` panics: the
-    /// guard's drop; a message handed out is consumed).
+    /// Hands the message taken at `at` to `f`, then consumes it. If `f` panics, the core
+    /// decides ([`ReadCore::unwind`]: SPSC keeps the message, MPMC drops it).
     fn hand_over<R>(&mut self, at: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
-        let guard = ReadGuard {
-            consumer: self,
-            at,
-            len,
-        };
-        f(&guard)
+        let bytes = self.core.payload(at);
+        let taken = Taken::new(&mut self.core, at, len, Publish::Now);
+        // SAFETY: as in `view`: `next` validated the message, which stays ours until `taken`
+        // consumes it; `taken` does not touch the payload bytes.
+        let r = f(unsafe { std::slice::from_raw_parts(bytes, len) });
+        taken.done();
+        r
     }
 
     /// The payload of the message taken at `at`.
@@ -858,16 +860,36 @@ impl<K: Kind> Drop for Consumer<K> {
     }
 }
 
-/// A message of a batch, consumed (its position published later) when dropped.
+/// A message handed to a callback: consumed once the callback returns ([`Taken::done`]); if
+/// the callback panics instead, the drop hands it to [`ReadCore::unwind`].
 struct Taken<'c, C: ReadCore> {
     core: &'c mut C,
     at: u64,
     len: usize,
+    publish: Publish,
+}
+
+impl<'c, C: ReadCore> Taken<'c, C> {
+    fn new(core: &'c mut C, at: u64, len: usize, publish: Publish) -> Self {
+        Taken {
+            core,
+            at,
+            len,
+            publish,
+        }
+    }
+
+    /// The callback returned: consume the message.
+    fn done(self) {
+        self.core.consume(self.at, self.len, self.publish);
+        std::mem::forget(self);
+    }
 }
 
 impl<C: ReadCore> Drop for Taken<'_, C> {
     fn drop(&mut self) {
-        self.core.consume(self.at, self.len, Publish::Later);
+        // Only while unwinding: `done` forgets the guard.
+        self.core.unwind(self.at, self.len);
     }
 }
 

@@ -85,7 +85,7 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
     }
     seg.mark_in_ring();
     // H1: Release; publishes every header field and every control-block word written before
-    // this call; pairs with the opener's Acquire fence after it reads READY (H2, `wait_ready`).
+    // this call; pairs with the opener's Acquire fence (H3) after its load reads READY (H2, `wait_ready`).
     // SAFETY: as above.
     unsafe { mem.store_u32(init, INIT_READY, Ordering::Release) };
     Ok(())
@@ -269,7 +269,7 @@ fn wait_ready(seg: &Segment, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        // H2: Relaxed, then an Acquire fence once READY is seen: pairs with the Release store
+        // H2: Relaxed, then (H3) an Acquire fence once READY is seen: pairs with the Release store
         // of READY (H1 in `publish`), so the header and control blocks the creator wrote are
         // visible to the snapshot that follows. (A fence rather than an Acquire load: on a
         // read-only mapping only Relaxed atomic loads are allowed.)
@@ -277,6 +277,7 @@ fn wait_ready(seg: &Segment, timeout: Duration) -> Result<()> {
         let state = unsafe { mem.load_u32(offset(INIT_STATE), Ordering::Relaxed) };
         match state {
             INIT_READY => {
+                // H3.
                 fence(Ordering::Acquire);
                 return Ok(());
             }

@@ -114,11 +114,11 @@ pub mod mpmc {
         }
         /// See [`crate::Producer::try_push_all`].
         pub fn try_push_all(&mut self, records: &[&[u8]]) -> Result<(), PushError> {
-            self.0.push_bulk(records)
+            self.0.try_push_all(records)
         }
         /// See [`crate::Producer::try_push_batch`].
         pub fn try_push_batch(&mut self, records: &[&[u8]]) -> Result<usize, PushError> {
-            self.0.push_burst(records)
+            self.0.try_push_batch(records)
         }
         /// See [`crate::Consumer::try_pop_vec`].
         pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {

@@ -75,7 +75,7 @@ pub fn endpoints(seg: &Segment) -> Result<Vec<EndpointInfo>> {
         // after reading them: re-read, a few times, while it changes under us.
         let mut found = None;
         for _ in 0..4 {
-            // L-probe: Acquire, as in `Registration::probe`: pairs with L4, so the fields read
+            // L10: Acquire, as in `Registration::probe`: pairs with L4, so the fields read
             // next are at least the holder's.
             // SAFETY: `mem` holds the table (checked above).
             let seen = unsafe { mem.load(state_off(index), Ordering::Acquire) };

@@ -201,8 +201,8 @@ pub(crate) const EVER: u64 = 1 << ROSTER_EVER_BIT;
 /// - `mem` holds the roster (every segment of at least `DATA_OFFSET` bytes does).
 #[inline]
 pub(crate) unsafe fn side_gone<M: Memory>(mem: &M, role: Role) -> bool {
-    // L-gone: Acquire; pairs with the Release `fetch_and` that cleared the last bit (L-unlist in
-    // `Registration::unregister`, L-reap-unlist in `reap`), so everything that endpoint
+    // L16: Acquire; pairs with the Release `fetch_and` that cleared the last bit (L7 in
+    // `Registration::unregister`, L13 in `reap`), so everything that endpoint
     // published (records, releases, repairs) is visible to a caller that concludes "gone" and
     // re-polls the ring.
     // SAFETY: the roster words are 8-aligned inside the first page, which `mem` holds.
@@ -261,7 +261,7 @@ pub(crate) unsafe fn vitality<M: Memory, V: Vitals>(
     st: &State,
 ) -> Vitality {
     let [start_off, ns_off, locked_off] = fields(index);
-    // Relaxed loads of the fields: they were published by L4 (the Release CAS to `active`),
+    // Relaxed loads of the fields (§7.2): they were published by L4 (the Release CAS to `active`),
     // which the caller's Acquire load of the state word observed, or are being written by a
     // registrant that is judged by its pid alone until then.
     // SAFETY: the fields are aligned words of the table, which `mem` holds.

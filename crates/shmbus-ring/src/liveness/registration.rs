@@ -61,7 +61,7 @@ pub(crate) enum Owner {
 /// - `mem` holds the endpoint table.
 unsafe fn clear_fields<M: Memory>(mem: &M, index: u64) {
     let [start, ns, locked] = fields(index);
-    // Relaxed: ordered before the Release CAS that frees the entry (L-free / L-reap-free).
+    // L8 / L14: Relaxed; ordered before the Release CAS that frees the entry (L9 / L15).
     // SAFETY: aligned fields of the table, which `mem` holds.
     unsafe {
         mem.store(start, 0, Ordering::Relaxed);
@@ -86,7 +86,7 @@ impl Registration {
         let pid = v.pid();
         for index in 0..v.table_len() {
             let word = state_off(index);
-            // Relaxed: only a candidate; the CAS decides.
+            // L1: Relaxed: only a candidate; the CAS decides.
             // SAFETY: the state word is an aligned word of the table (contract).
             let seen = unsafe { mem.load(word, Ordering::Relaxed) };
             let st = State::decode(seen);
@@ -102,7 +102,7 @@ impl Registration {
                 role: Some(role),
             };
             // L1: Acquire on success; pairs with the Release CAS that freed the entry
-            // (L-free in `unregister`, L-reap-free in `reap`): the previous holder is done
+            // (L9 in `unregister`, L15 in `reap`): the previous holder is done
             // with it. Relaxed on failure: try the next entry.
             // SAFETY: as above.
             if unsafe {
@@ -145,7 +145,7 @@ impl Registration {
                 ..registering
             };
             // L4: Release; publishes the entry's fields (L2, L3) to probers, whose Acquire load
-            // of the state word (L-probe) pairs with it. A CAS, not a store: if a prober judged
+            // of the state word (L10) pairs with it. A CAS, not a store: if a prober judged
             // us dead meanwhile and took the entry, we must not overwrite its reaping (nor a
             // later holder); we look for another entry. Relaxed on failure: the entry is not
             // ours any more.
@@ -232,7 +232,7 @@ impl Registration {
             ..active
         };
         let word = state_off(self.index);
-        // L6: Acquire on success: as L-reap-claim, the entry's last writer was us. Relaxed on
+        // L6: Acquire on success: as L11, the entry's last writer was us. Relaxed on
         // failure: a prober found us dead and took the entry; it is not ours to touch.
         // SAFETY: the state word is an aligned word of the table (contract).
         let held = unsafe {
@@ -250,7 +250,7 @@ impl Registration {
                 return;
             }
             // L7: Release; everything this endpoint published happens before a peer's Acquire
-            // load of the bitmap that finds it empty (L-gone, `side_gone`).
+            // load of the bitmap that finds it empty (L16, `side_gone`).
             // SAFETY: the roster word is an aligned word of the first page.
             unsafe { mem.fetch_and(roster_off(self.role), !(1 << self.index), Ordering::Release) };
             if !v.step("unregister.unlisted") {
@@ -296,8 +296,8 @@ impl Registration {
             if index == self.index {
                 continue;
             }
-            // L-probe: Acquire; pairs with the Release CAS to `active` (L4), so the entry's
-            // fields (pidns, start time, lock flag) are the holder's.
+            // L10: Acquire; pairs with the Release CAS to `active` (L4) (and L9/L15 for a freed
+            // entry), so the entry's fields (pidns, start time, lock flag) are the holder's.
             // SAFETY: the state word is an aligned word of the table (contract).
             let seen = unsafe { mem.load(state_off(index), Ordering::Acquire) };
             let st = State::decode(seen);
@@ -335,7 +335,7 @@ impl Registration {
         if reaper == 0 || reaper > v.table_len() || reaper == self.tag() {
             return true;
         }
-        // L-probe: Acquire, as in `probe`.
+        // L10: Acquire, as in `probe`.
         // SAFETY: the reaper's state word is an aligned word of the table.
         let rst = State::decode(unsafe { mem.load(state_off(reaper - 1), Ordering::Acquire) });
         rst.held().is_none()
@@ -345,7 +345,7 @@ impl Registration {
             || unsafe { vitality(mem, v, reaper - 1, &rst) } == Vitality::Dead
     }
 
-    /// Reaps entry `index`, seen as `seen` (L10–L14): claims it, repairs, clears its bit,
+    /// Reaps entry `index`, seen as `seen` (L11–L15): claims it, repairs, clears its bit,
     /// zeroes its fields, frees it. `false` if the entry changed before the claim.
     ///
     /// # Safety
@@ -370,8 +370,9 @@ impl Registration {
             ..st
         };
         let word = state_off(index);
-        // L10: Acquire on success; pairs with the Release of whoever last wrote the word (the
-        // holder's L4, or a previous reaper's), so the entry's fields are theirs. The dead
+        // L11: Acquire on success; pairs with the last Release CAS on the word (the holder's L4;
+        // an Acquire-only L6 or a previous reaper's L11 in between continues its release
+        // sequence), so the entry's fields are the holder's. The dead
         // holder's later stores (slot claims, owner words, positions) are not ordered by this;
         // the repair reads and changes them only with RMWs and Acquire loads of their own.
         // Relaxed on failure: the entry changed; nothing to do now.
@@ -392,22 +393,22 @@ impl Registration {
         if !v.step("reap.claimed") {
             return true;
         }
-        // L11: the ring kind's repair (idempotent).
+        // L12: the ring kind's repair (idempotent): SPSC O2, MPMC M12–M13.
         repair(index + 1, st.gen, role);
         if !v.step("reap.repaired") {
             return true;
         }
-        // L12: Release; the repair happens before a peer's Acquire load that finds the bitmap
-        // empty (L-gone).
+        // L13: Release; the repair happens before a peer's Acquire load that finds the bitmap
+        // empty (L16).
         // SAFETY: the roster word is an aligned word of the first page.
         unsafe { mem.fetch_and(roster_off(role), !(1 << index), Ordering::Release) };
         if !v.step("reap.unlisted") {
             return true;
         }
-        // L13: zero the fields (Relaxed; ordered by L14).
+        // L14: zero the fields (Relaxed; ordered by L15).
         // SAFETY: the table is in `mem`.
         unsafe { clear_fields(mem, index) };
-        // L14: Release; the repair and the cleared fields happen before the next registrant's
+        // L15: Release; the repair and the cleared fields happen before the next registrant's
         // Acquire CAS (L1). Relaxed on failure: a later reaper took over and freed it.
         // SAFETY: as above.
         let _ = unsafe {
@@ -440,7 +441,7 @@ impl Registration {
             return Owner::Gone;
         }
         let index = tag - 1;
-        // L-probe: Acquire, as in `probe`.
+        // L10: Acquire, as in `probe`.
         // SAFETY: the state word is an aligned word of the table (contract).
         let seen = unsafe { mem.load(state_off(index), Ordering::Acquire) };
         let st = State::decode(seen);

@@ -46,7 +46,7 @@ pub struct Core<M: Memory> {
     mem: M,
     g: Geometry,
     tag: u64,
-    /// Scratch space for `push_bulk`'s claims (allocated on first use only).
+    /// Scratch space for `try_push_all`'s claims (allocated on first use only).
     claimed: Vec<u64>,
 }
 
@@ -78,7 +78,7 @@ impl<M: Memory> Core<M> {
 
     #[inline]
     fn hint(&self, off: usize) -> Result<u64, Corruption> {
-        // Relaxed: a hint only says where to start looking; the slot words decide.
+        // M1/M7: Relaxed; a hint only says where to start looking; the slot words decide.
         // SAFETY: hint words are in bounds and aligned (constructor contract).
         let v = unsafe { self.mem.load(off, Ordering::Relaxed) };
         if v >= MAX_POSITION {
@@ -96,7 +96,7 @@ impl<M: Memory> Core<M> {
         let mut pos = self.hint(self.g.tail_off)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
-            // Acquire: pairs with the consumer's Release store of `(pos, 0)` in `release_read`
+            // M2: Acquire; pairs with the Release store of `(pos, 0)` (M11 in `release`)
             // (or a producer's abandon), so the previous lap's reads finish before we write.
             // SAFETY: `off` is an in-bounds aligned slot word.
             let word = unsafe { self.mem.load(off, Ordering::Acquire) };
@@ -104,7 +104,7 @@ impl<M: Memory> Core<M> {
             let dif = signed_diff(seq, pos);
             if dif == 0 && tag == 0 {
                 let mine = join(pos, self.tag);
-                // Acquire on success: as for the load above. Relaxed on failure: we re-read.
+                // M3: Acquire on success, as M2. Relaxed on failure: we re-read.
                 // SAFETY: as above.
                 if unsafe {
                     self.mem
@@ -112,7 +112,7 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    // Relaxed: the hint orders nothing.
+                    // M4: Relaxed; the hint orders nothing.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
@@ -158,7 +158,7 @@ impl<M: Memory> Core<M> {
             self.mem
                 .write(off + self.g.len_off, &len_u32(len).to_le_bytes())
         };
-        // Release: publishes the payload and length; pairs with the Acquire load/CAS of the
+        // M5: Release; publishes the payload and length; pairs with the Acquire load/CAS of the
         // word in `claim_read`.
         // SAFETY: in-bounds aligned slot word, claimed by us.
         unsafe { self.mem.store(off, join(pos + 1, 0), Ordering::Release) };
@@ -172,7 +172,7 @@ impl<M: Memory> Core<M> {
     /// and consumers walk past the position.
     #[inline]
     pub(crate) fn release(&mut self, pos: u64) {
-        // Release: our reads of the slot (or nothing, for an abandoned write) happen before
+        // M6/M11: Release; our reads of the slot (or nothing, for an abandoned write) happen before
         // the next lap's producer writes; pairs with the Acquire load/CAS in `claim_write`.
         // SAFETY: in-bounds aligned slot word, claimed by us.
         unsafe {
@@ -193,7 +193,7 @@ impl<M: Memory> Core<M> {
         let mut pos = self.hint(self.g.head_off)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
-            // Acquire: pairs with the producer's Release store of `(pos + 1, 0)` in
+            // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5) in
             // `commit_write`: the payload is visible once the word says committed.
             // SAFETY: `off` is an in-bounds aligned slot word.
             let word = unsafe { self.mem.load(off, Ordering::Acquire) };
@@ -201,7 +201,7 @@ impl<M: Memory> Core<M> {
             let dif = signed_diff(seq, pos + 1);
             if dif == 0 && tag == 0 {
                 let mine = join(pos + 1, self.tag);
-                // Acquire on success: as for the load above.
+                // M9: Acquire on success, as M8.
                 // SAFETY: as above.
                 if unsafe {
                     self.mem
@@ -209,7 +209,7 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    // Relaxed: the hint orders nothing.
+                    // M10: Relaxed; the hint orders nothing.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
@@ -260,7 +260,7 @@ impl<M: Memory> Core<M> {
     pub(crate) fn has_committed(&self) -> Result<bool, Corruption> {
         let mut pos = self.hint(self.g.head_off)?;
         for _ in 0..self.g.walk_limit() {
-            // Acquire: as in `claim_read`.
+            // M14: Acquire, as M8 in `claim_read`.
             // SAFETY: an in-bounds aligned slot word.
             let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
             let (seq, tag) = split(word);
@@ -327,7 +327,10 @@ impl<M: Memory> Core<M> {
     }
 
     /// Pushes records until one does not fit; returns how many were pushed.
-    pub(crate) fn push_burst<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
+    pub(crate) fn try_push_batch<R: AsRef<[u8]>>(
+        &mut self,
+        records: &[R],
+    ) -> Result<usize, PushError> {
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
@@ -346,14 +349,14 @@ impl<M: Memory> Core<M> {
 
     /// Pushes all records or none: claims a position for each first, abandoning the claims
     /// (consumers skip them) if the ring fills before all are claimed.
-    pub(crate) fn push_bulk<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
+    pub(crate) fn try_push_all<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
         let mut claimed = std::mem::take(&mut self.claimed);
-        let done = self.push_bulk_with(records, &mut claimed);
+        let done = self.try_push_all_with(records, &mut claimed);
         self.claimed = claimed;
         done
     }
 
-    fn push_bulk_with<R: AsRef<[u8]>>(
+    fn try_push_all_with<R: AsRef<[u8]>>(
         &mut self,
         records: &[R],
         claimed: &mut Vec<u64>,
@@ -436,8 +439,10 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
     let mut released = 0;
     for i in 0..g.slots {
         let off = g.slot(i);
-        // Acquire: the dead endpoint's stores to the slot are visible before we free it
-        // (pairs with its claiming CAS; its payload writes are never read).
+        // M12: Acquire; pairs with the Release store (M5 or M11) that the dead endpoint's
+        // claiming CAS (M3/M9, Acquire-only) replaced, through the release sequence that RMW
+        // continues: the previous lap's accesses to the slot happen before we free it. The
+        // dead endpoint's own payload writes are never read (PROTOCOL §5.4).
         // SAFETY: `off` is an in-bounds aligned slot word.
         let word = unsafe { mem.load(off, Ordering::Acquire) };
         let (seq, tag) = split(word);
@@ -453,7 +458,7 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
             continue;
         };
         crate::crashpoint::hit("mpmc.repair.slot");
-        // Release: pairs with the Acquire load/CAS in `claim_write` of the next lap's
+        // M13: Release; pairs with the Acquire load/CAS (M2/M3) in `claim_write` of the next lap's
         // producer (as `release`). Relaxed on failure: the slot moved on; not ours to fix.
         // SAFETY: as above.
         if unsafe {
@@ -480,7 +485,7 @@ impl WriteCore for Core<RawMem> {
     }
 
     fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        self.push_burst(records)
+        Core::try_push_batch(self, records)
     }
 
     #[inline]
@@ -547,6 +552,11 @@ impl ReadCore for Core<RawMem> {
     }
 
     fn flush(&mut self) {}
+
+    fn unwind(&mut self, at: u64, _len: usize) {
+        // A claimed position cannot be handed back in order: free it (the message is dropped).
+        self.release(at);
+    }
 
     fn has_committed(&mut self) -> bool {
         matches!(Core::has_committed(self), Ok(true))

@@ -214,7 +214,7 @@ impl Producer<Mpmc> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_push_all<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
-        self.once(|core| core.push_bulk(records))
+        self.once(|core| core.try_push_all(records))
     }
 }
 

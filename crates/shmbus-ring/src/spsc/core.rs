@@ -92,10 +92,11 @@ impl<M: Memory> ProducerCore<M> {
     ///
     /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
     pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
+        // S4: Relaxed; the published tail is only a starting point, re-validated by the walk.
         // SAFETY: control words are in bounds and aligned by the caller's contract.
         let mut tail = unsafe { mem.load(g.tail_off, Ordering::Relaxed) };
-        // Acquire: pairs with the consumer's Release store of `head`, so its reads of the space
-        // it freed happen before we overwrite it.
+        // A5: Acquire; pairs with the consumer's Release store of `head` (R2), so its reads of
+        // the space it freed happen before we overwrite it.
         // SAFETY: as above.
         let head = unsafe { mem.load(g.head_off, Ordering::Acquire) };
         let corrupt = |what, position, value| Corruption {
@@ -124,7 +125,7 @@ impl<M: Memory> ProducerCore<M> {
         tail = tail.max(head);
         // At most cap / 8 records can lie between the published tail and the true one.
         for _ in 0..=g.cap / 8 {
-            // Acquire: pairs with the Release header store of the producer that wrote it.
+            // A6: Acquire; pairs with the Release header store (R1) of the producer that wrote it.
             // SAFETY: `at` is in the data region and 8-aligned (tail is).
             let word = unsafe { mem.load(g.at(tail), Ordering::Acquire) };
             match g.check_header(tail, word)? {
@@ -162,7 +163,7 @@ impl<M: Memory> ProducerCore<M> {
         if end - self.cached_head <= self.g.cap {
             return Ok(());
         }
-        // Acquire: pairs with the consumer's Release store of `head` (`ConsumerCore::advance`):
+        // A1: Acquire; pairs with the consumer's Release store of `head` (R2, `publish_head`):
         // its reads of the records it consumed happen before our writes over them.
         // SAFETY: `head_off` is an in-bounds aligned control word (attach contract).
         let head = unsafe { self.mem.load(self.g.head_off, Ordering::Acquire) };
@@ -187,15 +188,15 @@ impl<M: Memory> ProducerCore<M> {
         // SAFETY: `at` gives in-bounds aligned data words; `end` is free space by `ensure`.
         unsafe {
             // Zero-ahead: the next header position reads 0 until that record is committed.
-            // Relaxed: ordered before the consumer's view by the Release store just below.
+            // S1: Relaxed; ordered before the consumer's view by the Release store just below.
             self.mem.store(self.g.at(end), 0, Ordering::Relaxed);
-            // Release: publishes the payload and the zero-ahead word; pairs with the Acquire
-            // load of the header word in `ConsumerCore::next`.
+            // R1: Release; publishes the payload and the zero-ahead word; pairs with the Acquire
+            // load of the header word (A2) in `ConsumerCore::next`.
             self.mem.store(self.g.at(start), word, Ordering::Release);
         }
         crate::crashpoint::hit("spsc.push.published");
         self.tail = end;
-        // Relaxed: `tail` in shared memory is informational (occupancy, a successor producer's
+        // S2: Relaxed: `tail` in shared memory is informational (occupancy, a successor producer's
         // starting point, which it re-validates by walking headers); data visibility goes
         // through header words.
         // SAFETY: in-bounds aligned control word.
@@ -262,7 +263,7 @@ impl<M: Memory> ProducerCore<M> {
         let mut first_word = 0u64;
         let mut tail = self.tail;
         let mut pushed = 0;
-        // Headers after the first are stored Relaxed as we go: the consumer cannot reach them
+        // S3: headers after the first are stored Relaxed as we go: the consumer cannot reach them
         // before it has seen the first header, which is stored last with Release.
         let mut put_header = |this: &mut Self, at: u64, word: u64| {
             if at == first {
@@ -311,13 +312,13 @@ impl<M: Memory> ProducerCore<M> {
         if tail != first {
             // SAFETY: in-bounds aligned words; `tail + 8` is within the space `ensure` granted.
             unsafe {
-                // Zero-ahead for the record after the batch; Relaxed, ordered by the Release below.
+                // S1: zero-ahead for the record after the batch; Relaxed, ordered by R1 below.
                 self.mem.store(self.g.at(tail), 0, Ordering::Relaxed);
-                // Release: publishes every payload and header of the batch; pairs with the
-                // Acquire load of the header word in `ConsumerCore::next`.
+                // R1: Release; publishes every payload and header of the batch; pairs with the
+                // Acquire load of the header word (A2) in `ConsumerCore::next`.
                 self.mem
                     .store(self.g.at(first), first_word, Ordering::Release);
-                // Relaxed: informational, as in `publish`.
+                // S2: Relaxed: informational, as in `publish`.
                 self.mem.store(self.g.tail_off, tail, Ordering::Relaxed);
             }
             self.tail = tail;
@@ -354,8 +355,8 @@ impl<M: Memory> ConsumerCore<M> {
     ///
     /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
     pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
-        // Acquire on `head`: pairs with the previous consumer's Release store of it
-        // (`publish_head`), so a successor starts after everything it consumed. Relaxed on
+        // A7: Acquire on `head`; pairs with the previous consumer's Release store of it (R2,
+        // `publish_head`), so a successor starts after everything it consumed. S4: Relaxed on
         // `tail`: informational (see `ProducerCore::publish`).
         // SAFETY: in-bounds aligned control words by the caller's contract.
         let (head, tail) = unsafe {
@@ -381,7 +382,7 @@ impl<M: Memory> ConsumerCore<M> {
         // Two iterations at most: padding always moves `head` to offset 0, where no padding is
         // valid.
         for _ in 0..2 {
-            // Acquire: pairs with the Release header store in `ProducerCore::publish` /
+            // A2: Acquire; pairs with the Release header store (R1) in `ProducerCore::publish` /
             // `try_push_batch`: the payload and the zero-ahead word are visible once the header is.
             // SAFETY: `at` is an in-bounds aligned data word (head is 8-aligned, validated).
             let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
@@ -403,8 +404,8 @@ impl<M: Memory> ConsumerCore<M> {
 
     #[inline]
     fn publish_head(&mut self) {
-        // Release: our reads of the consumed records happen before the producer reuses the
-        // space; pairs with the Acquire load of `head` in `ProducerCore::ensure`.
+        // R2: Release; our reads of the consumed records happen before the producer reuses the
+        // space; pairs with the Acquire load of `head` (A1) in `ProducerCore::ensure`.
         // SAFETY: in-bounds aligned control word.
         unsafe {
             self.mem
@@ -525,6 +526,10 @@ impl ReadCore for ConsumerCore<RawMem> {
 
     fn flush(&mut self) {
         self.publish_head();
+    }
+
+    fn unwind(&mut self, _at: u64, _len: usize) {
+        // Not consumed: `head` still points at it.
     }
 
     fn has_committed(&mut self) -> bool {

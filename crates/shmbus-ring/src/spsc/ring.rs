@@ -108,8 +108,8 @@ fn claim_owner(ring: &Shared<Spsc>, reg: &Registration) -> std::result::Result<(
             }
             Owner::Gone => {
                 // The holder is gone (reaped now, or its word names no live entry): clear the
-                // word if it still holds that value, and try again (O2; the retry's O1
-                // orders).
+                // word if it still holds that value (O3: Release, as O2; Relaxed on failure),
+                // and try again (the retry's O1 orders).
                 // SAFETY: as above.
                 let _ = unsafe {
                     ring.mem.compare_exchange_u32(
@@ -306,7 +306,7 @@ impl Ring<Spsc> {
     /// just after a record, so the consumer's `head` may briefly be ahead: that reads as 0.
     pub fn used_bytes(&self) -> Option<u64> {
         let g = &self.inner.g;
-        // Relaxed: a monitoring snapshot (Relaxed loads are also what a read-only map allows).
+        // S4: Relaxed: a monitoring snapshot (Relaxed loads are also what a read-only map allows).
         // SAFETY: both positions are aligned control words in the first page, held by `mem`.
         let (t, h) = unsafe {
             (
