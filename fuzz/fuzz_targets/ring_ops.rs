@@ -1,5 +1,5 @@
-//! Arbitrary sequences of SPSC and MPMC operations (push, batch, reserve/commit/abort,
-//! peek/release, pops; claim/commit/abandon, bulk, burst) on in-process rings, checked
+//! Arbitrary sequences of SPSC and MPMC operations (push, try_push_batch, try_push_all,
+//! reserve/commit/abort, read in place, every pop) on in-process rings, checked
 //! against a model of positions and contents (`shmbus_testkit::ops`).
 #![no_main]
 

@@ -9,11 +9,9 @@
 //! is taken when gaps are longer (the one-way phase at 10 000 msgs/s, idle).
 //!
 //! `shmbus-spsc-parked`: the same as `-blocking` with `WaitStrategy::Block { spin: 0 }` on both
-//! sides, meant as the honest comparison with `eventfd` (a futex wake-up per message). Caveat,
-//! measured: the ring's wait loop makes 64 attempts before it first looks at the clock, even
-//! with a zero spin (a few µs here), so a reply that comes sooner — an 8-byte ping-pong — is
-//! caught without sleeping (strace: ~2 500 futex calls for ~90 000 round trips and ~440 000
-//! streamed messages). Messages that take longer (64 KiB, the one-way phase, idle) do park.
+//! sides, meant as the honest comparison with `eventfd` (a futex wake-up per message). With a
+//! zero spin the wait loop tries twice (once before the wait, once in the spin phase) and then
+//! sleeps on the futex, so nearly every hand-off parks.
 //!
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
 //! `Disconnected`, which ends the phase with an error rather than a wait for ever.

@@ -43,7 +43,7 @@ impl std::fmt::Display for Role {
 
 /// A producer's half of a ring algorithm, as the endpoint layer drives it. Positions are the
 /// core's own tokens (`at`): an SPSC record's start, an MPMC slot's position.
-pub trait WriteCore: Send {
+pub trait WriteCore {
     /// Copies `payload` in as one message and publishes it.
     fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError>;
     /// Pushes as many of `records` as fit, in order; how many.
@@ -54,8 +54,6 @@ pub trait WriteCore: Send {
     fn commit(&mut self, at: u64, len: usize);
     /// Gives up the message reserved at `at` (nothing becomes visible).
     fn abandon(&mut self, at: u64);
-    /// The address of the payload of the message reserved at `at`.
-    fn payload(&self, at: u64) -> *mut u8;
     /// The largest message.
     fn max_message(&self) -> usize;
     /// The next position this producer writes (diagnostics).
@@ -63,7 +61,7 @@ pub trait WriteCore: Send {
 }
 
 /// A consumer's half of a ring algorithm, as the endpoint layer drives it.
-pub trait ReadCore: Send {
+pub trait ReadCore {
     /// Pops one message into `buf`.
     fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError>;
     /// Pops one message into a cleared `buf`.
@@ -71,8 +69,6 @@ pub trait ReadCore: Send {
     /// Takes the next committed message for reading in place: its position and length.
     /// `Ok(None)` when there is none.
     fn next(&mut self) -> Result<Option<(u64, usize)>, PopError>;
-    /// The address of the payload of the message taken at `at`.
-    fn payload(&self, at: u64) -> *const u8;
     /// Consumes the message taken at `at` of `len` bytes; with [`Publish::Later`] the
     /// consumer's position is published by the next [`ReadCore::flush`] (or consume).
     fn consume(&mut self, at: u64, len: usize, publish: Publish);
@@ -87,6 +83,18 @@ pub trait ReadCore: Send {
     fn has_committed(&mut self) -> bool;
     /// The next position this consumer reads (diagnostics).
     fn position(&self) -> u64;
+}
+
+/// A producer's core over mapped memory: its reservations can be written in place.
+pub trait WriteInPlace: WriteCore + Send {
+    /// The address of the payload of the message reserved at `at`.
+    fn payload(&self, at: u64) -> *mut u8;
+}
+
+/// A consumer's core over mapped memory: its messages can be read in place.
+pub trait ReadInPlace: ReadCore + Send {
+    /// The address of the payload of the message taken at `at`.
+    fn payload(&self, at: u64) -> *const u8;
 }
 
 /// When a consumed message's space is handed back to producers.

@@ -91,17 +91,27 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
     Ok(())
 }
 
-/// A header for a new segment of the given kind and geometry, with this process's constants.
-#[allow(clippy::too_many_arguments)]
+/// The error for a header field of `seg` that fails a check: a `BadField` naming it.
+pub(crate) fn bad_field(seg: &Segment) -> impl Fn(&'static str, u64, String) -> Error {
+    let target = seg.target();
+    move |field, value, reason| Error::BadField {
+        target: target.clone(),
+        field,
+        value,
+        reason,
+    }
+}
+
+/// A header for a new segment of the given kind and shape (`capacity`, `record_limit`,
+/// `data_len`), with this process's constants.
 pub(crate) fn new_header(
     kind: RingKind,
     total_len: u64,
-    capacity: u64,
-    record_limit: u64,
-    data_len: u64,
+    [capacity, record_limit, data_len]: [u64; 3],
     id: Identity,
-    ring_flags: u32,
+    notify: bool,
 ) -> SegmentHeader {
+    let ring_flags = if notify { RING_FLAG_NOTIFY } else { 0 };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

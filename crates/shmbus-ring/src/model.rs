@@ -4,6 +4,17 @@
 
 use crate::sync::{LoomMem, Memory, Ordering};
 
+/// Runs loom's exhaustive search of `f`, bounded to `bound` preemptions unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise (bugs that need more are rare; the bound keeps CI
+/// within minutes).
+pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(bound);
+    }
+    builder.check(f);
+}
+
 /// Spins (yielding to the model) until `f` returns `Some`.
 pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> T {
     loop {
@@ -17,7 +28,9 @@ pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> T {
 /// The SPSC cores over loom memory.
 pub mod spsc {
     use super::LoomMem;
+    use crate::endpoint::{ReadCore, WriteCore};
     use crate::error::{PopError, PushError};
+    use crate::ring::Words;
     use crate::spsc::core::{ConsumerCore, Geometry, ProducerCore};
     use crate::spsc::largest_record;
 
@@ -29,12 +42,14 @@ pub mod spsc {
     /// A ring of `cap` data bytes in loom memory, with control words in front of the data.
     pub fn pair(cap: u64) -> (ModelProducer, ModelConsumer) {
         let g = Geometry {
-            tail_off: 0,
-            head_off: 8,
-            data_off: 16,
+            words: Words {
+                tail: 0,
+                head: 8,
+                data: 16,
+                wake: None,
+            },
             cap,
             max_record: largest_record(cap),
-            wake: None,
         };
         let mem = LoomMem::zeroed(16 + crate::conv::offset(cap));
         // SAFETY: the model memory holds the two control words and `cap` data bytes.
@@ -66,9 +81,11 @@ pub mod spsc {
 /// The MPMC core over loom memory.
 pub mod mpmc {
     use super::LoomMem;
+    use crate::endpoint::{ReadCore, WriteCore};
     use crate::error::{PopError, PushError};
     use crate::mpmc::core::{Core, Geometry};
     use crate::mpmc::{slot_stride, SLOT_HEADER};
+    use crate::ring::Words;
 
     /// An endpoint over loom memory.
     pub struct ModelEndpoint(Core<LoomMem>);
@@ -84,15 +101,17 @@ pub mod mpmc {
         pub fn new(slots: u64, slot_size: u64) -> Self {
             let stride = slot_stride(slot_size);
             let g = Geometry {
-                tail_off: 0,
-                head_off: 8,
-                data_off: 64,
+                words: Words {
+                    tail: 0,
+                    head: 8,
+                    data: 64,
+                    wake: None,
+                },
                 slots,
                 slot_size,
                 stride,
                 len_off: 8,
                 payload_off: crate::conv::offset(SLOT_HEADER),
-                wake: None,
             };
             let mem = LoomMem::zeroed(64 + crate::conv::offset(slots * stride));
             // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.

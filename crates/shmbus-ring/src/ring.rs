@@ -10,9 +10,9 @@
 
 use crate::conv::{offset, wide};
 use crate::endpoint::Role;
-use crate::endpoint::{Consumer, Producer, ReadCore, WriteCore};
+use crate::endpoint::{Consumer, Producer, ReadInPlace, WriteInPlace};
 use crate::error::{Corruption, Error, Result};
-use crate::handshake::{self, OpenOptions};
+use crate::handshake::{self, new_header, OpenOptions};
 use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET};
 use crate::liveness::{Os, RegisterError, Registration};
 use crate::segment::{Segment, SegmentOptions};
@@ -28,7 +28,7 @@ pub trait Kind:
 {
     /// The geometry and identity of a new ring ([`SpscConfig`](crate::SpscConfig),
     /// [`MpmcConfig`](crate::MpmcConfig)).
-    type Config: Clone + std::fmt::Debug + Send + Sync;
+    type Config: sealed::ConfigImpl + Clone + std::fmt::Debug + Send + Sync;
 
     /// The configuration of a ring that holds at least `messages` messages of up to
     /// `max_message` bytes each, with `identity` in its header and notification on or off
@@ -51,41 +51,67 @@ pub trait Kind:
         max_message: u64,
         identity: crate::Identity,
         notify: bool,
-    ) -> Result<Self::Config>;
+    ) -> Result<Self::Config> {
+        let config = sealed::ConfigImpl::with_identity(
+            Self::sized_for(messages, max_message)?,
+            identity,
+            notify,
+        );
+        Self::segment_len(&config)?;
+        Ok(config)
+    }
 
     /// The segment length `config` needs.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] naming the value at fault.
-    fn segment_len(config: &Self::Config) -> Result<u64>;
+    fn segment_len(config: &Self::Config) -> Result<u64> {
+        sealed::ConfigImpl::checked_len(config)
+    }
 }
 
 pub(crate) mod sealed {
     use super::{
-        Corruption, Kind, ReadCore, Registration, Result, RingKind, Role, Segment, SegmentHeader,
-        Shared, WriteCore,
+        Corruption, Kind, RawMem, ReadInPlace, Registration, Result, RingKind, Role, Segment,
+        SegmentHeader, Shape, Shared, WriteInPlace,
     };
+
+    /// What [`Kind`] needs of a kind's configuration type.
+    pub trait ConfigImpl: Sized {
+        /// The segment length, once the geometry is checked.
+        fn checked_len(&self) -> Result<u64>;
+        /// The same geometry with this identity and notification setting.
+        fn with_identity(self, identity: crate::Identity, notify: bool) -> Self;
+        /// The identity and notification setting the header will carry.
+        fn header_identity(&self) -> (crate::Identity, bool);
+    }
 
     /// What the endpoint layer needs of a ring kind. Not nameable outside the crate.
     pub trait KindImpl: Sized {
         /// The header's `ring_kind`.
         const RING_KIND: RingKind;
+        /// The geometry of a ring for `messages` messages of up to `max_message` bytes
+        /// (identity and notification are set by [`Kind::config_for`]).
+        fn sized_for(messages: u64, max_message: u64) -> Result<<Self as Kind>::Config>
+        where
+            Self: Kind;
         /// How the kind's ring type reads in `Debug` output.
         const NAME: &'static str;
         /// Where the ring's words are and how big it is, validated.
         type Geometry: Copy + std::fmt::Debug + Send + Sync + 'static;
         /// The producer's half of the algorithm.
-        type WriteCore: WriteCore;
+        type WriteCore: WriteInPlace;
         /// The consumer's half of the algorithm.
-        type ReadCore: ReadCore;
+        type ReadCore: ReadInPlace;
 
-        /// Lays the ring out in a fresh segment (everything but the header) and returns the
-        /// header to publish and the geometry.
-        fn create(
-            seg: &Segment,
+        /// Lays the ring out in the memory of a fresh segment, at least as long as the
+        /// configuration needs (everything but the header); returns the header's shape and the
+        /// geometry.
+        fn lay_out(
+            mem: &RawMem,
             config: &<Self as Kind>::Config,
-        ) -> Result<(SegmentHeader, Self::Geometry)>
+        ) -> Result<(Shape, Self::Geometry)>
         where
             Self: Kind;
         /// Checks the kind-specific header fields of an opened segment.
@@ -103,6 +129,74 @@ pub(crate) mod sealed {
         fn writer(ring: &Shared<Self>, reg: &Registration) -> Result<Self::WriteCore, Corruption>;
         /// The consumer's core for a registered endpoint.
         fn reader(ring: &Shared<Self>, reg: &Registration) -> Result<Self::ReadCore, Corruption>;
+    }
+}
+
+/// The two configuration types answer [`sealed::ConfigImpl`] alike: one definition for both.
+macro_rules! config_impl {
+    ($($config:ty),*) => {$(
+        impl sealed::ConfigImpl for $config {
+            fn checked_len(&self) -> Result<u64> {
+                self.checked()?;
+                Ok(self.segment_len())
+            }
+
+            fn with_identity(self, identity: crate::Identity, notify: bool) -> Self {
+                self.identity(identity).notify(notify)
+            }
+
+            fn header_identity(&self) -> (crate::Identity, bool) {
+                (self.identity, self.notify)
+            }
+        }
+    )*};
+}
+
+config_impl!(crate::SpscConfig, crate::MpmcConfig);
+
+/// The kind-specific header fields of a new ring.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// SPSC: data bytes. MPMC: slot count.
+    pub(crate) capacity: u64,
+    /// SPSC: the largest record. MPMC: the slot size.
+    pub(crate) record_limit: u64,
+    /// Length of the ring data in bytes.
+    pub(crate) data_len: u64,
+}
+
+impl Shape {
+    /// The three header fields, in header order.
+    pub(crate) fn fields(self) -> [u64; 3] {
+        [self.capacity, self.record_limit, self.data_len]
+    }
+}
+
+/// Where a ring's shared words are inside its memory, whatever its kind: the producer's and the
+/// consumer's positions (SPSC `tail`/`head`; MPMC hints), the start of the data, and the wake
+/// words when the ring notifies sleepers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Words {
+    /// The producer's position (`tail`, or the MPMC tail hint).
+    pub(crate) tail: usize,
+    /// The consumer's position (`head`, or the MPMC head hint).
+    pub(crate) head: usize,
+    /// The first byte of the ring's data.
+    pub(crate) data: usize,
+    /// The wake words, when the ring notifies sleepers.
+    pub(crate) wake: Option<Wake>,
+}
+
+impl Words {
+    /// The words of layout 1 (both kinds): the control blocks' position words, data after the
+    /// first page.
+    pub(crate) fn segment(notify: bool) -> Self {
+        Words {
+            tail: offset(crate::layout::PRODUCER_BLOCK + crate::layout::BLOCK_POSITION),
+            head: offset(crate::layout::CONSUMER_BLOCK + crate::layout::BLOCK_POSITION),
+            data: offset(DATA_OFFSET),
+            wake: notify.then_some(Wake::SEGMENT),
+        }
     }
 }
 
@@ -272,7 +366,18 @@ impl<K: Kind> Ring<K> {
                 target: seg.target(),
             });
         }
-        let (header, g) = K::create(&seg, config)?;
+        let mem = seg
+            .raw_mem(offset(need))
+            .ok_or_else(|| Error::InvalidConfig(format!("{}: segment too small", seg.target())))?;
+        let (shape, g) = K::lay_out(&mem, config)?;
+        let (identity, notify) = sealed::ConfigImpl::header_identity(config);
+        let header = new_header(
+            K::RING_KIND,
+            wide(seg.len()),
+            shape.fields(),
+            identity,
+            notify,
+        );
         handshake::publish(&seg, header)?;
         Ok(Ring::wrap(seg, header, g))
     }

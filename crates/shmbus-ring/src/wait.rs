@@ -203,7 +203,7 @@ pub(crate) fn wait_for<M: Memory, R>(
         WaitStrategy::Spin => Duration::MAX,
         WaitStrategy::SpinYield { spin } | WaitStrategy::Block { spin } => spin,
     };
-    // Spin phase: one spin hint between attempts (not an exponential backoff: DECISIONS D-wait),
+    // Spin phase: one spin hint between attempts (not an exponential backoff: DECISIONS D17),
     // and a clock read only every 64 attempts.
     let mut n = 0u32;
     loop {

@@ -17,11 +17,7 @@ const PHASE_ACTIVE: u64 = 2;
 const EVER: u64 = 1 << 63;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.check(f);
+    shmbus_ring::model::check(2, f);
 }
 
 /// The entry index a live endpoint holds, checked to be its own and active.

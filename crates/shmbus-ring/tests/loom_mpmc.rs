@@ -7,13 +7,7 @@
 use shmbus_ring::model::mpmc::{ModelEndpoint, ModelRing};
 use shmbus_ring::{PopError, PushError};
 
-fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(bound);
-    }
-    builder.check(f);
-}
+use shmbus_ring::model::check as model;
 
 /// Tries once to push `[p, s]` for each `s` in order, stopping at the first `Full` (loom explores
 /// bounded loops only); returns how many went in. The rest are pushed after the race.

@@ -7,15 +7,7 @@
 use shmbus_ring::model::{spin, spsc::pair};
 use shmbus_ring::{PopError, PushError};
 
-/// loom's exhaustive search, bounded to `bound` preemptions unless `LOOM_MAX_PREEMPTIONS` says
-/// otherwise (bugs that need more are rare; the bound keeps CI within a minute or two).
-fn model_with(bound: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(bound);
-    }
-    builder.check(f);
-}
+use shmbus_ring::model::check as model_with;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     model_with(5, f);

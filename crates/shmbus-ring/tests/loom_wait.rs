@@ -9,11 +9,7 @@
 use shmbus_ring::model::wait::Doorbell;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
-    }
-    builder.check(f);
+    shmbus_ring::model::check(3, f);
 }
 
 #[test]

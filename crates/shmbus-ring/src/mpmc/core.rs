@@ -4,17 +4,17 @@
 
 use super::{join, split, MAX_POSITION, TAG_MASK};
 use crate::conv::{len_u32, offset, signed_diff, wide};
-use crate::endpoint::{Publish, ReadCore, WriteCore};
+use crate::endpoint::{Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
+use crate::ring::Words;
 use crate::sync::{Memory, Ordering, RawMem};
-use crate::wait::{notify, Direction, Wake};
+use crate::wait::{notify, Direction};
 
 /// Where a ring's words live inside its memory, and its geometry (validated at open).
 #[derive(Debug, Clone, Copy)]
 pub struct Geometry {
-    pub(crate) tail_off: usize,
-    pub(crate) head_off: usize,
-    pub(crate) data_off: usize,
+    /// Where the positions, the data and the wake words are.
+    pub(crate) words: Words,
     pub(crate) slots: u64,
     pub(crate) slot_size: u64,
     pub(crate) stride: u64,
@@ -22,15 +22,13 @@ pub struct Geometry {
     pub(crate) len_off: usize,
     /// Offset of the payload within a slot: [`SLOT_HEADER`](super::SLOT_HEADER) in layout 1.0.
     pub(crate) payload_off: usize,
-    /// The wake words, when the ring notifies sleepers.
-    pub(crate) wake: Option<Wake>,
 }
 
 impl Geometry {
     /// The memory offset of the slot holding position `pos`.
     #[inline]
     fn slot(&self, pos: u64) -> usize {
-        self.data_off + offset((pos & (self.slots - 1)) * self.stride)
+        self.words.data + offset((pos & (self.slots - 1)) * self.stride)
     }
 
     /// How far a producer or consumer walks before it reports full or empty: a whole lap of
@@ -53,7 +51,7 @@ pub struct Core<M: Memory> {
 impl<M: Memory> Core<M> {
     /// # Safety
     ///
-    /// - `mem` holds the two hint words and `g.slots` slots of `g.stride` bytes at `g.data_off`.
+    /// - `mem` holds the two hint words and `g.slots` slots of `g.stride` bytes at `g.words.data`.
     pub(crate) unsafe fn new(mem: M, g: Geometry, tag: u64) -> Self {
         debug_assert!((1..=TAG_MASK).contains(&tag));
         Core {
@@ -93,7 +91,7 @@ impl<M: Memory> Core<M> {
 
     /// Claims a free position for writing; returns it.
     pub(crate) fn claim_write(&mut self) -> Result<u64, PushError> {
-        let mut pos = self.hint(self.g.tail_off)?;
+        let mut pos = self.hint(self.g.words.tail)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
             // M2: Acquire; pairs with the Release store of `(pos, 0)` (M11 in `release`)
@@ -116,7 +114,7 @@ impl<M: Memory> Core<M> {
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.tail_off, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Relaxed)
                     };
                     return Ok(pos);
                 }
@@ -128,12 +126,12 @@ impl<M: Memory> Core<M> {
                 return Err(PushError::Full);
             } else {
                 // This position was passed long ago: we were lapped. Jump to the hint.
-                let hint = self.hint(self.g.tail_off)?;
+                let hint = self.hint(self.g.words.tail)?;
                 if hint <= pos {
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.tail_off, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Relaxed)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -162,7 +160,7 @@ impl<M: Memory> Core<M> {
         // word in `claim_read`.
         // SAFETY: in-bounds aligned slot word, claimed by us.
         unsafe { self.mem.store(off, join(pos + 1, 0), Ordering::Release) };
-        if let Some(w) = self.g.wake {
+        if let Some(w) = self.g.words.wake {
             // SAFETY: wake words are in-bounds aligned control words (constructor contract).
             unsafe { notify(&self.mem, w, Direction::Data) };
         }
@@ -182,7 +180,7 @@ impl<M: Memory> Core<M> {
                 Ordering::Release,
             )
         };
-        if let Some(w) = self.g.wake {
+        if let Some(w) = self.g.words.wake {
             // SAFETY: wake words are in-bounds aligned control words (constructor contract).
             unsafe { notify(&self.mem, w, Direction::Space) };
         }
@@ -190,7 +188,7 @@ impl<M: Memory> Core<M> {
 
     /// Claims the next committed position for reading; `Ok(None)` when none is committed.
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
-        let mut pos = self.hint(self.g.head_off)?;
+        let mut pos = self.hint(self.g.words.head)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
             // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5) in
@@ -213,7 +211,7 @@ impl<M: Memory> Core<M> {
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.head_off, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.head, pos + 1, Ordering::Relaxed)
                     };
                     return Ok(Some(pos));
                 }
@@ -227,12 +225,12 @@ impl<M: Memory> Core<M> {
                 // Consumed (or abandoned) already; if far behind, jump to the hint. If the hint
                 // is not past this position (a run of abandoned positions, which no consumer
                 // claims), move it: every position up to `pos` is read or abandoned.
-                let hint = self.hint(self.g.head_off)?;
+                let hint = self.hint(self.g.words.head)?;
                 if hint <= pos {
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.head_off, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.head, pos + 1, Ordering::Relaxed)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -258,7 +256,7 @@ impl<M: Memory> Core<M> {
     /// Whether a committed, unclaimed position waits at or after the head hint (what
     /// `claim_read` would take), without claiming it.
     pub(crate) fn has_committed(&self) -> Result<bool, Corruption> {
-        let mut pos = self.hint(self.g.head_off)?;
+        let mut pos = self.hint(self.g.words.head)?;
         for _ in 0..self.g.walk_limit() {
             // M14: Acquire, as M8 in `claim_read`.
             // SAFETY: an in-bounds aligned slot word.
@@ -313,40 +311,6 @@ impl<M: Memory> Core<M> {
         Ok(())
     }
 
-    /// Copies `payload` into a claimed slot and commits it.
-    #[inline]
-    pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.check_len(payload.len())?;
-        let pos = self.claim_write()?;
-        crate::crashpoint::hit("mpmc.push.claimed");
-        // SAFETY: the payload fits the slot (checked) and the slot is ours.
-        unsafe { self.mem.write(self.payload_off(pos), payload) };
-        crate::crashpoint::hit("mpmc.push.written");
-        self.commit_write(pos, payload.len());
-        Ok(())
-    }
-
-    /// Pushes records until one does not fit; returns how many were pushed.
-    pub(crate) fn try_push_batch<R: AsRef<[u8]>>(
-        &mut self,
-        records: &[R],
-    ) -> Result<usize, PushError> {
-        for r in records {
-            self.check_len(r.as_ref().len())?;
-        }
-        let mut n = 0;
-        for r in records {
-            match self.try_push(r.as_ref()) {
-                Ok(()) => n += 1,
-                // Whatever stopped the burst, report what was pushed; the next call reports
-                // the error itself (so a caller that retries never sends duplicates).
-                Err(_) if n > 0 => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-
     /// Pushes all records or none: claims a position for each first, abandoning the claims
     /// (consumers skip them) if the ring fills before all are claimed.
     pub(crate) fn try_push_all<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
@@ -392,37 +356,6 @@ impl<M: Memory> Core<M> {
         }
         Ok(())
     }
-
-    /// Pops one record into a cleared `buf`.
-    pub(crate) fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
-        crate::crashpoint::hit("mpmc.pop.claimed");
-        let len = self.read_len(pos)?;
-        buf.clear();
-        buf.resize(len, 0);
-        // SAFETY: `len` is within the slot (validated) and the slot is ours.
-        unsafe { self.mem.read(self.payload_off(pos), buf) };
-        crate::crashpoint::hit("mpmc.pop.read");
-        self.release(pos);
-        Ok(len)
-    }
-
-    /// Pops one record into `buf`, which must hold a whole slot.
-    pub(crate) fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        if wide(buf.len()) < self.g.slot_size {
-            // Checked before claiming: a claimed position cannot be handed back in order.
-            return Err(PopError::BufferTooSmall {
-                needed: offset(self.g.slot_size),
-                len: buf.len(),
-            });
-        }
-        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
-        let len = self.read_len(pos)?;
-        // SAFETY: `len` is within the slot (validated) and the slot is ours.
-        unsafe { self.mem.read(self.payload_off(pos), &mut buf[..len]) };
-        self.release(pos);
-        Ok(len)
-    }
 }
 
 /// Releases every slot claimed by endpoint `dead` (whose process is gone): a position it
@@ -433,7 +366,7 @@ impl<M: Memory> Core<M> {
 ///
 /// # Safety
 ///
-/// - `mem` holds `g.slots` slots of `g.stride` bytes at `g.data_off`.
+/// - `mem` holds `g.slots` slots of `g.stride` bytes at `g.words.data`.
 pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) -> usize {
     let mask = g.slots - 1;
     let mut released = 0;
@@ -478,14 +411,36 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
     released
 }
 
-impl WriteCore for Core<RawMem> {
+impl<M: Memory> WriteCore for Core<M> {
+    /// Copies `payload` into a claimed slot and commits it.
     #[inline]
     fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        Core::try_push(self, payload)
+        self.check_len(payload.len())?;
+        let pos = self.claim_write()?;
+        crate::crashpoint::hit("mpmc.push.claimed");
+        // SAFETY: the payload fits the slot (checked) and the slot is ours.
+        unsafe { self.mem.write(self.payload_off(pos), payload) };
+        crate::crashpoint::hit("mpmc.push.written");
+        self.commit_write(pos, payload.len());
+        Ok(())
     }
 
+    /// Pushes records until one does not fit; returns how many were pushed.
     fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        Core::try_push_batch(self, records)
+        for r in records {
+            self.check_len(r.as_ref().len())?;
+        }
+        let mut n = 0;
+        for r in records {
+            match self.try_push(r.as_ref()) {
+                Ok(()) => n += 1,
+                // Whatever stopped the burst, report what was pushed; the next call reports
+                // the error itself (so a caller that retries never sends duplicates).
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     #[inline]
@@ -503,12 +458,6 @@ impl WriteCore for Core<RawMem> {
         self.release(at);
     }
 
-    #[inline]
-    fn payload(&self, at: u64) -> *mut u8 {
-        // SAFETY: a slot's payload area lies inside the data region (geometry validated).
-        unsafe { self.mem.ptr(self.payload_off(at)) }
-    }
-
     fn max_message(&self) -> usize {
         offset(self.g.slot_size)
     }
@@ -516,19 +465,40 @@ impl WriteCore for Core<RawMem> {
     fn position(&self) -> u64 {
         // Relaxed: diagnostics only.
         // SAFETY: the hint word is in bounds (constructor contract).
-        unsafe { self.mem.load(self.g.tail_off, Ordering::Relaxed) }
+        unsafe { self.mem.load(self.g.words.tail, Ordering::Relaxed) }
     }
 }
 
-impl ReadCore for Core<RawMem> {
-    #[inline]
+impl<M: Memory> ReadCore for Core<M> {
+    /// Pops one record into `buf`, which must hold a whole slot.
     fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        Core::try_pop(self, buf)
+        if wide(buf.len()) < self.g.slot_size {
+            // Checked before claiming: a claimed position cannot be handed back in order.
+            return Err(PopError::BufferTooSmall {
+                needed: offset(self.g.slot_size),
+                len: buf.len(),
+            });
+        }
+        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        let len = self.read_len(pos)?;
+        // SAFETY: `len` is within the slot (validated) and the slot is ours.
+        unsafe { self.mem.read(self.payload_off(pos), &mut buf[..len]) };
+        self.release(pos);
+        Ok(len)
     }
 
-    #[inline]
+    /// Pops one record into a cleared `buf`.
     fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        Core::try_pop_vec(self, buf)
+        let pos = self.claim_read()?.ok_or(PopError::Empty)?;
+        crate::crashpoint::hit("mpmc.pop.claimed");
+        let len = self.read_len(pos)?;
+        buf.clear();
+        buf.resize(len, 0);
+        // SAFETY: `len` is within the slot (validated) and the slot is ours.
+        unsafe { self.mem.read(self.payload_off(pos), buf) };
+        crate::crashpoint::hit("mpmc.pop.read");
+        self.release(pos);
+        Ok(len)
     }
 
     #[inline]
@@ -537,12 +507,6 @@ impl ReadCore for Core<RawMem> {
             return Ok(None);
         };
         Ok(Some((pos, self.read_len(pos)?)))
-    }
-
-    #[inline]
-    fn payload(&self, at: u64) -> *const u8 {
-        // SAFETY: as in the producer's `payload`.
-        unsafe { self.mem.ptr(self.payload_off(at)) }
     }
 
     #[inline]
@@ -565,6 +529,22 @@ impl ReadCore for Core<RawMem> {
     fn position(&self) -> u64 {
         // Relaxed: diagnostics only.
         // SAFETY: the hint word is in bounds (constructor contract).
-        unsafe { self.mem.load(self.g.head_off, Ordering::Relaxed) }
+        unsafe { self.mem.load(self.g.words.head, Ordering::Relaxed) }
+    }
+}
+
+impl WriteInPlace for Core<RawMem> {
+    #[inline]
+    fn payload(&self, at: u64) -> *mut u8 {
+        // SAFETY: a slot's payload area lies inside the data region (geometry validated).
+        unsafe { self.mem.ptr(self.payload_off(at)) }
+    }
+}
+
+impl ReadInPlace for Core<RawMem> {
+    #[inline]
+    fn payload(&self, at: u64) -> *const u8 {
+        // SAFETY: as in the producer's `payload`.
+        unsafe { self.mem.ptr(self.payload_off(at)) }
     }
 }

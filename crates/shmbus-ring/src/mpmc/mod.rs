@@ -102,8 +102,8 @@ pub const fn slot_stride(slot_size: u64) -> u64 {
 pub struct MpmcConfig {
     slots: u64,
     slot_size: u64,
-    identity: Identity,
-    notify: bool,
+    pub(crate) identity: Identity,
+    pub(crate) notify: bool,
 }
 
 impl MpmcConfig {

@@ -2,29 +2,25 @@
 
 use super::core::{repair_claims, Core, Geometry};
 use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
-use crate::conv::{offset, wide};
+use crate::conv::offset;
 use crate::endpoint::Producer;
 use crate::endpoint::Role;
 use crate::error::{Corruption, Error, PushError, Result};
+use crate::handshake::bad_field;
+#[cfg(feature = "layout-experiments")]
 use crate::handshake::new_header;
-use crate::layout::{
-    Identity, RingKind, SegmentHeader, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_NOTIFY,
-};
+use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET, RING_FLAG_NOTIFY};
 use crate::liveness::Registration;
-use crate::ring::{sealed::KindImpl, Kind, Ring, Shared};
+use crate::ring::sealed::KindImpl;
+use crate::ring::{Kind, Ring, Shape, Shared, Words};
 use crate::segment::Segment;
 use crate::sync::RawMem;
-use crate::wait::Wake;
 
 /// The geometry of layout 1: slots of `slot_stride(slot_size)` bytes after the first page,
 /// each the sequence word, `len`, 4 reserved bytes and the payload.
 fn geometry(slots: u64, slot_size: u64, notify: bool) -> Geometry {
     Geometry {
-        wake: notify.then_some(Wake::SEGMENT),
-        tail_off: offset(PRODUCER_BLOCK),
-        head_off: offset(CONSUMER_BLOCK),
-        data_off: offset(DATA_OFFSET),
+        words: Words::segment(notify),
         slots,
         slot_size,
         stride: slot_stride(slot_size),
@@ -35,13 +31,12 @@ fn geometry(slots: u64, slot_size: u64, notify: bool) -> Geometry {
 
 impl Kind for Mpmc {
     type Config = MpmcConfig;
+}
 
-    fn config_for(
-        messages: u64,
-        max_message: u64,
-        identity: Identity,
-        notify: bool,
-    ) -> Result<MpmcConfig> {
+impl KindImpl for Mpmc {
+    const RING_KIND: RingKind = RingKind::Mpmc;
+
+    fn sized_for(messages: u64, max_message: u64) -> Result<MpmcConfig> {
         // Checked here, before a segment is allocated for a ring that could not be built in it.
         if max_message > MAX_SLOT_SIZE {
             return Err(Error::InvalidConfig(format!(
@@ -57,55 +52,30 @@ impl Kind for Mpmc {
                     "an MPMC ring has at most {MAX_SLOTS} slots, not {messages}"
                 ))
             })?;
-        let config = MpmcConfig::new(slots, max_message.max(1))
-            .identity(identity)
-            .notify(notify);
-        config.checked()?;
-        Ok(config)
+        Ok(MpmcConfig::new(slots, max_message.max(1)))
     }
-
-    fn segment_len(config: &MpmcConfig) -> Result<u64> {
-        config.checked()?;
-        Ok(config.segment_len())
-    }
-}
-
-impl KindImpl for Mpmc {
-    const RING_KIND: RingKind = RingKind::Mpmc;
     const NAME: &'static str = "MpmcRing";
     type Geometry = Geometry;
     type WriteCore = Core<RawMem>;
     type ReadCore = Core<RawMem>;
 
-    fn create(seg: &Segment, config: &MpmcConfig) -> Result<(SegmentHeader, Geometry)> {
+    fn lay_out(mem: &RawMem, config: &MpmcConfig) -> Result<(Shape, Geometry)> {
         config.checked()?;
         let g = geometry(config.slots, config.slot_size, config.notify);
-        let mem = seg
-            .raw_mem(offset(config.segment_len()))
-            .ok_or_else(|| Error::InvalidConfig("segment too small".into()))?;
-        // SAFETY: the geometry fits the segment (`mem` is at least `segment_len` bytes) and
-        // nobody else can use the ring before the header is published (H1).
-        unsafe { Core::initialize(&mem, &g) };
-        let header = new_header(
-            RingKind::Mpmc,
-            wide(seg.len()),
-            config.slots,
-            config.slot_size,
-            config.slots * g.stride,
-            config.identity,
-            if config.notify { RING_FLAG_NOTIFY } else { 0 },
-        );
-        Ok((header, g))
+        // SAFETY: the geometry fits the segment (`mem` is at least `segment_len` bytes, the
+        // caller's contract) and nobody else can use the ring before the header is published
+        // (H1).
+        unsafe { Core::initialize(mem, &g) };
+        let shape = Shape {
+            capacity: config.slots,
+            record_limit: config.slot_size,
+            data_len: config.slots * g.stride,
+        };
+        Ok((shape, g))
     }
 
     fn open(seg: &Segment, h: &SegmentHeader) -> Result<Geometry> {
-        let target = seg.target();
-        let bad = |field, value, reason: String| Error::BadField {
-            target: target.clone(),
-            field,
-            value,
-            reason,
-        };
+        let bad = bad_field(seg);
         if !h.capacity.is_power_of_two() || !(MIN_SLOTS..=MAX_SLOTS).contains(&h.capacity) {
             return Err(bad(
                 "capacity",
@@ -232,6 +202,7 @@ impl Ring<Mpmc> {
     #[doc(hidden)]
     pub fn in_heap_with_separate_sequence_line(config: &MpmcConfig) -> Result<Self> {
         use super::SLOT_ALIGN;
+        use crate::conv::wide;
         config.checked()?;
         let base = geometry(config.slots, config.slot_size, config.notify);
         let g = Geometry {
@@ -247,14 +218,17 @@ impl Ring<Mpmc> {
         // SAFETY: the heap segment holds `slots` slots of the wider stride after the first
         // page; nothing else uses it yet.
         unsafe { Core::initialize(&mem, &g) };
+        let shape = Shape {
+            capacity: config.slots,
+            record_limit: config.slot_size,
+            data_len: config.slots * g.stride,
+        };
         let header = new_header(
             RingKind::Mpmc,
             wide(seg.len()),
-            config.slots,
-            config.slot_size,
-            config.slots * g.stride,
+            shape.fields(),
             config.identity,
-            if config.notify { RING_FLAG_NOTIFY } else { 0 },
+            config.notify,
         );
         crate::handshake::publish(&seg, header)?;
         Ok(Ring::wrap(seg, header, g))

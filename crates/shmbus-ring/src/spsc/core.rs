@@ -4,23 +4,21 @@
 
 use super::MAX_POSITION;
 use crate::conv::{len_u32, offset, wide};
-use crate::endpoint::{Publish, ReadCore, WriteCore};
+use crate::endpoint::{Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
 use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
+use crate::ring::Words;
 use crate::sync::RawMem;
 use crate::sync::{Memory, Ordering};
-use crate::wait::{notify, Direction, Wake};
+use crate::wait::{notify, Direction};
 
 /// Where a ring's words live inside its memory, and its geometry (validated at open).
 #[derive(Debug, Clone, Copy)]
 pub struct Geometry {
-    pub(crate) tail_off: usize,
-    pub(crate) head_off: usize,
-    pub(crate) data_off: usize,
+    /// Where the positions, the data and the wake words are.
+    pub(crate) words: Words,
     pub(crate) cap: u64,
     pub(crate) max_record: u64,
-    /// The wake words, when the ring notifies sleepers.
-    pub(crate) wake: Option<Wake>,
 }
 
 impl Geometry {
@@ -32,7 +30,7 @@ impl Geometry {
     /// The memory offset of the word/byte at ring position `pos`.
     #[inline]
     fn at(&self, pos: u64) -> usize {
-        self.data_off + offset(pos & self.mask())
+        self.words.data + offset(pos & self.mask())
     }
 
     /// Validates a header word found at `pos`: returns the bytes to advance and, for data, the
@@ -90,15 +88,15 @@ impl<M: Memory> ProducerCore<M> {
     ///
     /// # Safety
     ///
-    /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
+    /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.words.data`.
     pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
         // S4: Relaxed; the published tail is only a starting point, re-validated by the walk.
         // SAFETY: control words are in bounds and aligned by the caller's contract.
-        let mut tail = unsafe { mem.load(g.tail_off, Ordering::Relaxed) };
+        let mut tail = unsafe { mem.load(g.words.tail, Ordering::Relaxed) };
         // A5: Acquire; pairs with the consumer's Release store of `head` (R2), so its reads of
         // the space it freed happen before we overwrite it.
         // SAFETY: as above.
-        let head = unsafe { mem.load(g.head_off, Ordering::Acquire) };
+        let head = unsafe { mem.load(g.words.head, Ordering::Acquire) };
         let corrupt = |what, position, value| Corruption {
             what,
             position,
@@ -166,7 +164,7 @@ impl<M: Memory> ProducerCore<M> {
         // A1: Acquire; pairs with the consumer's Release store of `head` (R2, `publish_head`):
         // its reads of the records it consumed happen before our writes over them.
         // SAFETY: `head_off` is an in-bounds aligned control word (attach contract).
-        let head = unsafe { self.mem.load(self.g.head_off, Ordering::Acquire) };
+        let head = unsafe { self.mem.load(self.g.words.head, Ordering::Acquire) };
         if head % 8 != 0 || head < self.cached_head || head > self.tail {
             return Err(PushError::Corrupt(Corruption {
                 what: "consumer head moved backwards, past the tail, or off alignment",
@@ -200,7 +198,7 @@ impl<M: Memory> ProducerCore<M> {
         // starting point, which it re-validates by walking headers); data visibility goes
         // through header words.
         // SAFETY: in-bounds aligned control word.
-        unsafe { self.mem.store(self.g.tail_off, end, Ordering::Relaxed) };
+        unsafe { self.mem.store(self.g.words.tail, end, Ordering::Relaxed) };
         self.notify_data();
     }
 
@@ -230,9 +228,103 @@ impl<M: Memory> ProducerCore<M> {
         Ok(self.tail)
     }
 
+    #[inline]
+    fn notify_data(&self) {
+        if let Some(w) = self.g.words.wake {
+            // SAFETY: wake words are in-bounds aligned control words (attach contract).
+            unsafe { notify(&self.mem, w, Direction::Data) };
+        }
+    }
+}
+
+/// The consumer's half of the algorithm.
+pub struct ConsumerCore<M: Memory> {
+    mem: M,
+    g: Geometry,
+    /// Next position to read (process-local; published after each consumed record).
+    head: u64,
+}
+
+impl<M: Memory> ConsumerCore<M> {
+    /// Attaches a consumer at the published `head`, which must be within a lap of the published
+    /// `tail` (either side: the published tail may be stale, see `ProducerCore::attach`).
+    ///
+    /// # Safety
+    ///
+    /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.words.data`.
+    pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
+        // A7: Acquire on `head`; pairs with the previous consumer's Release store of it (R2,
+        // `publish_head`), so a successor starts after everything it consumed. S4: Relaxed on
+        // `tail`: informational (see `ProducerCore::publish`).
+        // SAFETY: in-bounds aligned control words by the caller's contract.
+        let (head, tail) = unsafe {
+            (
+                mem.load(g.words.head, Ordering::Acquire),
+                mem.load(g.words.tail, Ordering::Relaxed),
+            )
+        };
+        if head % 8 != 0 || head > MAX_POSITION || head.abs_diff(tail) > g.cap - 8 {
+            return Err(Corruption {
+                what: "consumer head is misaligned, beyond 2^62, or not within one capacity of the tail",
+                position: head,
+                value: tail,
+            });
+        }
+        Ok(ConsumerCore { mem, g, head })
+    }
+
+    /// The next committed data record: `(start position, payload length)`, skipping (and
+    /// consuming) a padding record. `Ok(None)` when nothing is committed.
+    #[inline]
+    pub(crate) fn next(&mut self) -> Result<Option<(u64, usize)>, Corruption> {
+        // Two iterations at most: padding always moves `head` to offset 0, where no padding is
+        // valid.
+        for _ in 0..2 {
+            // A2: Acquire; pairs with the Release header store (R1) in `ProducerCore::publish` /
+            // `try_push_batch`: the payload and the zero-ahead word are visible once the header is.
+            // SAFETY: `at` is an in-bounds aligned data word (head is 8-aligned, validated).
+            let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
+            match self.g.check_header(self.head, word)? {
+                None => return Ok(None),
+                Some((KIND_PADDING, size)) => self.advance(size),
+                Some((_, _)) => return Ok(Some((self.head, offset(u64::from(decode(word).0))))),
+            }
+        }
+        unreachable!("padding is never valid at offset 0")
+    }
+
+    /// Marks `size` bytes at `head` consumed and publishes the new head.
+    #[inline]
+    pub(crate) fn advance(&mut self, size: u64) {
+        self.head += size;
+        self.publish_head();
+    }
+
+    #[inline]
+    fn publish_head(&mut self) {
+        // R2: Release; our reads of the consumed records happen before the producer reuses the
+        // space; pairs with the Acquire load of `head` (A1) in `ProducerCore::ensure`.
+        // SAFETY: in-bounds aligned control word.
+        unsafe {
+            self.mem
+                .store(self.g.words.head, self.head, Ordering::Release)
+        };
+        if let Some(w) = self.g.words.wake {
+            // SAFETY: wake words are in-bounds aligned control words (attach contract).
+            unsafe { notify(&self.mem, w, Direction::Space) };
+        }
+    }
+
+    /// Whether no committed record waits at `head` (padding counts as nothing).
+    pub(crate) fn is_empty(&mut self) -> bool {
+        !matches!(self.next(), Ok(Some(_)))
+    }
+}
+
+impl<M: Memory> WriteCore for ProducerCore<M> {
     /// Copies `payload` in as one record and publishes it.
     #[inline]
-    pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+    fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         let start = self.place(payload.len())?;
         // SAFETY: `place` checked the record fits before the end of the data region and is free.
         unsafe {
@@ -246,10 +338,7 @@ impl<M: Memory> ProducerCore<M> {
     }
 
     /// Pushes as many of `records` as fit, in order, publishing them with one Release store.
-    pub(crate) fn try_push_batch<R: AsRef<[u8]>>(
-        &mut self,
-        records: &[R],
-    ) -> Result<usize, PushError> {
+    fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
         for r in records {
             let len = r.as_ref().len();
             if wide(len) > self.g.max_record {
@@ -319,7 +408,7 @@ impl<M: Memory> ProducerCore<M> {
                 self.mem
                     .store(self.g.at(first), first_word, Ordering::Release);
                 // S2: Relaxed: informational, as in `publish`.
-                self.mem.store(self.g.tail_off, tail, Ordering::Relaxed);
+                self.mem.store(self.g.words.tail, tail, Ordering::Relaxed);
             }
             self.tail = tail;
             self.notify_data();
@@ -331,95 +420,33 @@ impl<M: Memory> ProducerCore<M> {
     }
 
     #[inline]
-    fn notify_data(&self) {
-        if let Some(w) = self.g.wake {
-            // SAFETY: wake words are in-bounds aligned control words (attach contract).
-            unsafe { notify(&self.mem, w, Direction::Data) };
-        }
+    fn reserve(&mut self, len: usize) -> Result<u64, PushError> {
+        self.place(len)
+    }
+
+    #[inline]
+    fn commit(&mut self, at: u64, len: usize) {
+        let end = at + record_size(wide(len));
+        self.publish(at, end, encode(len_u32(len), KIND_DATA));
+    }
+
+    fn abandon(&mut self, _at: u64) {
+        // Nothing was published: the next record is written over the reservation.
+    }
+
+    fn max_message(&self) -> usize {
+        offset(self.g.max_record)
+    }
+
+    fn position(&self) -> u64 {
+        self.tail
     }
 }
 
-/// The consumer's half of the algorithm.
-pub struct ConsumerCore<M: Memory> {
-    mem: M,
-    g: Geometry,
-    /// Next position to read (process-local; published after each consumed record).
-    head: u64,
-}
-
-impl<M: Memory> ConsumerCore<M> {
-    /// Attaches a consumer at the published `head`, which must be within a lap of the published
-    /// `tail` (either side: the published tail may be stale, see `ProducerCore::attach`).
-    ///
-    /// # Safety
-    ///
-    /// - `mem` holds `g`'s control words and `g.cap` bytes of data at `g.data_off`.
-    pub(crate) unsafe fn attach(mem: M, g: Geometry) -> Result<Self, Corruption> {
-        // A7: Acquire on `head`; pairs with the previous consumer's Release store of it (R2,
-        // `publish_head`), so a successor starts after everything it consumed. S4: Relaxed on
-        // `tail`: informational (see `ProducerCore::publish`).
-        // SAFETY: in-bounds aligned control words by the caller's contract.
-        let (head, tail) = unsafe {
-            (
-                mem.load(g.head_off, Ordering::Acquire),
-                mem.load(g.tail_off, Ordering::Relaxed),
-            )
-        };
-        if head % 8 != 0 || head > MAX_POSITION || head.abs_diff(tail) > g.cap - 8 {
-            return Err(Corruption {
-                what: "consumer head is misaligned, beyond 2^62, or not within one capacity of the tail",
-                position: head,
-                value: tail,
-            });
-        }
-        Ok(ConsumerCore { mem, g, head })
-    }
-
-    /// The next committed data record: `(start position, payload length)`, skipping (and
-    /// consuming) a padding record. `Ok(None)` when nothing is committed.
-    #[inline]
-    pub(crate) fn next(&mut self) -> Result<Option<(u64, usize)>, Corruption> {
-        // Two iterations at most: padding always moves `head` to offset 0, where no padding is
-        // valid.
-        for _ in 0..2 {
-            // A2: Acquire; pairs with the Release header store (R1) in `ProducerCore::publish` /
-            // `try_push_batch`: the payload and the zero-ahead word are visible once the header is.
-            // SAFETY: `at` is an in-bounds aligned data word (head is 8-aligned, validated).
-            let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
-            match self.g.check_header(self.head, word)? {
-                None => return Ok(None),
-                Some((KIND_PADDING, size)) => self.advance(size),
-                Some((_, _)) => return Ok(Some((self.head, offset(u64::from(decode(word).0))))),
-            }
-        }
-        unreachable!("padding is never valid at offset 0")
-    }
-
-    /// Marks `size` bytes at `head` consumed and publishes the new head.
-    #[inline]
-    pub(crate) fn advance(&mut self, size: u64) {
-        self.head += size;
-        self.publish_head();
-    }
-
-    #[inline]
-    fn publish_head(&mut self) {
-        // R2: Release; our reads of the consumed records happen before the producer reuses the
-        // space; pairs with the Acquire load of `head` (A1) in `ProducerCore::ensure`.
-        // SAFETY: in-bounds aligned control word.
-        unsafe {
-            self.mem
-                .store(self.g.head_off, self.head, Ordering::Release)
-        };
-        if let Some(w) = self.g.wake {
-            // SAFETY: wake words are in-bounds aligned control words (attach contract).
-            unsafe { notify(&self.mem, w, Direction::Space) };
-        }
-    }
-
+impl<M: Memory> ReadCore for ConsumerCore<M> {
     /// Pops one record into `buf`.
     #[inline]
-    pub(crate) fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         let (start, len) = self.next()?.ok_or(PopError::Empty)?;
         if len > buf.len() {
             return Err(PopError::BufferTooSmall {
@@ -438,7 +465,7 @@ impl<M: Memory> ConsumerCore<M> {
     }
 
     /// Pops one record, appending its bytes to a cleared `buf`.
-    pub(crate) fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
         let (start, len) = self.next()?.ok_or(PopError::Empty)?;
         buf.clear();
         buf.resize(len, 0);
@@ -449,71 +476,9 @@ impl<M: Memory> ConsumerCore<M> {
         Ok(len)
     }
 
-    /// Whether no committed record waits at `head` (padding counts as nothing).
-    pub(crate) fn is_empty(&mut self) -> bool {
-        !matches!(self.next(), Ok(Some(_)))
-    }
-}
-
-impl WriteCore for ProducerCore<RawMem> {
-    #[inline]
-    fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        ProducerCore::try_push(self, payload)
-    }
-
-    fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        ProducerCore::try_push_batch(self, records)
-    }
-
-    #[inline]
-    fn reserve(&mut self, len: usize) -> Result<u64, PushError> {
-        self.place(len)
-    }
-
-    #[inline]
-    fn commit(&mut self, at: u64, len: usize) {
-        let end = at + record_size(wide(len));
-        self.publish(at, end, encode(len_u32(len), KIND_DATA));
-    }
-
-    fn abandon(&mut self, _at: u64) {
-        // Nothing was published: the next record is written over the reservation.
-    }
-
-    #[inline]
-    fn payload(&self, at: u64) -> *mut u8 {
-        // SAFETY: `place` checked that the record lies inside the data region.
-        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
-    }
-
-    fn max_message(&self) -> usize {
-        offset(self.g.max_record)
-    }
-
-    fn position(&self) -> u64 {
-        self.tail
-    }
-}
-
-impl ReadCore for ConsumerCore<RawMem> {
-    #[inline]
-    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        ConsumerCore::try_pop(self, buf)
-    }
-
-    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        ConsumerCore::try_pop_vec(self, buf)
-    }
-
     #[inline]
     fn next(&mut self) -> Result<Option<(u64, usize)>, PopError> {
         Ok(ConsumerCore::next(self)?)
-    }
-
-    #[inline]
-    fn payload(&self, at: u64) -> *const u8 {
-        // SAFETY: `next` validated that the record lies inside the data region.
-        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
     }
 
     #[inline]
@@ -538,5 +503,21 @@ impl ReadCore for ConsumerCore<RawMem> {
 
     fn position(&self) -> u64 {
         self.head
+    }
+}
+
+impl WriteInPlace for ProducerCore<RawMem> {
+    #[inline]
+    fn payload(&self, at: u64) -> *mut u8 {
+        // SAFETY: `place` checked that the record lies inside the data region.
+        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
+    }
+}
+
+impl ReadInPlace for ConsumerCore<RawMem> {
+    #[inline]
+    fn payload(&self, at: u64) -> *const u8 {
+        // SAFETY: `next` validated that the record lies inside the data region.
+        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
     }
 }

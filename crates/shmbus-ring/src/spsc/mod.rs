@@ -77,8 +77,8 @@ pub(crate) const MAX_POSITION: u64 = 1 << 62;
 pub struct SpscConfig {
     capacity: u64,
     max_record: Option<u64>,
-    identity: Identity,
-    notify: bool,
+    pub(crate) identity: Identity,
+    pub(crate) notify: bool,
 }
 
 impl SpscConfig {

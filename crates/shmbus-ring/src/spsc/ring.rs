@@ -7,25 +7,22 @@ use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Corruption, Error, Result};
 use crate::frame::{record_size, HEADER_SIZE};
-use crate::handshake::new_header;
+use crate::handshake::bad_field;
 use crate::layout::{
-    Identity, RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION, CONSUMER_BLOCK, DATA_OFFSET,
-    PRODUCER_BLOCK, RING_FLAG_NOTIFY,
+    RingKind, SegmentHeader, BLOCK_OWNER, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
+    RING_FLAG_NOTIFY,
 };
 use crate::liveness::{Os, Owner, OwnerWord, Registration};
-use crate::ring::{sealed::KindImpl, Kind, Ring, Shared};
+use crate::ring::sealed::KindImpl;
+use crate::ring::{Kind, Ring, Shape, Shared, Words};
 use crate::segment::Segment;
 use crate::sync::{Memory, Ordering, RawMem};
-use crate::wait::Wake;
 use std::time::{Duration, Instant};
 
 impl Geometry {
     fn for_segment(cap: u64, max_record: u64, notify: bool) -> Self {
         Geometry {
-            wake: notify.then_some(Wake::SEGMENT),
-            tail_off: offset(PRODUCER_BLOCK + BLOCK_POSITION),
-            head_off: offset(CONSUMER_BLOCK + BLOCK_POSITION),
-            data_off: offset(DATA_OFFSET),
+            words: Words::segment(notify),
             cap,
             max_record,
         }
@@ -128,13 +125,12 @@ fn claim_owner(ring: &Shared<Spsc>, reg: &Registration) -> std::result::Result<(
 
 impl Kind for Spsc {
     type Config = SpscConfig;
+}
 
-    fn config_for(
-        messages: u64,
-        max_message: u64,
-        identity: Identity,
-        notify: bool,
-    ) -> Result<SpscConfig> {
+impl KindImpl for Spsc {
+    const RING_KIND: RingKind = RingKind::Spsc;
+
+    fn sized_for(messages: u64, max_message: u64) -> Result<SpscConfig> {
         // Room for `messages` records of the largest size, plus one more for the padding a
         // wrap may cost, plus the zero-ahead word; a power of two.
         let bytes = record_size(max_message)
@@ -148,60 +144,33 @@ impl Kind for Spsc {
                      SPSC ring can hold"
                 ))
             })?;
-        let config = SpscConfig::new(bytes.max(MIN_CAPACITY))
-            .max_record(max_message)
-            .identity(identity)
-            .notify(notify);
-        config.checked()?;
-        Ok(config)
+        Ok(SpscConfig::new(bytes.max(MIN_CAPACITY)).max_record(max_message))
     }
-
-    fn segment_len(config: &SpscConfig) -> Result<u64> {
-        config.checked()?;
-        Ok(config.segment_len())
-    }
-}
-
-impl KindImpl for Spsc {
-    const RING_KIND: RingKind = RingKind::Spsc;
     const NAME: &'static str = "SpscRing";
     type Geometry = Geometry;
     type WriteCore = ProducerCore<RawMem>;
     type ReadCore = ConsumerCore<RawMem>;
 
-    fn create(seg: &Segment, config: &SpscConfig) -> Result<(SegmentHeader, Geometry)> {
+    fn lay_out(mem: &RawMem, config: &SpscConfig) -> Result<(Shape, Geometry)> {
         let (cap, max) = config.checked()?;
         let g = Geometry::for_segment(cap, max, config.notify);
-        let mem = seg
-            .raw_mem(offset(config.segment_len()))
-            .ok_or_else(|| Error::InvalidConfig("segment too small".into()))?;
         // The word at position 0 is where the first record's header goes: it must read 0
         // (the zero-ahead invariant), so make sure of it rather than trust the fresh object.
         // Relaxed: published by the handshake (H1).
         // SAFETY: the data region starts at an aligned offset inside `mem`.
-        unsafe { mem.store(g.data_off, 0, Ordering::Relaxed) };
-        let header = new_header(
-            RingKind::Spsc,
-            crate::conv::wide(seg.len()),
-            cap,
-            max,
-            cap,
-            config.identity,
-            if config.notify { RING_FLAG_NOTIFY } else { 0 },
-        );
+        unsafe { mem.store(g.words.data, 0, Ordering::Relaxed) };
         // The control blocks and data are zero in a fresh segment (and `publish` zeroes the
         // first page again): head = tail = 0, no owners, every header word empty.
-        Ok((header, g))
+        let shape = Shape {
+            capacity: cap,
+            record_limit: max,
+            data_len: cap,
+        };
+        Ok((shape, g))
     }
 
     fn open(seg: &Segment, h: &SegmentHeader) -> Result<Geometry> {
-        let target = seg.target();
-        let bad = |field, value, reason: String| Error::BadField {
-            target: target.clone(),
-            field,
-            value,
-            reason,
-        };
+        let bad = bad_field(seg);
         let cap = h.capacity;
         if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
             return Err(bad(
@@ -310,8 +279,8 @@ impl Ring<Spsc> {
         // SAFETY: both positions are aligned control words in the first page, held by `mem`.
         let (t, h) = unsafe {
             (
-                self.inner.mem.load(g.tail_off, Ordering::Relaxed),
-                self.inner.mem.load(g.head_off, Ordering::Relaxed),
+                self.inner.mem.load(g.words.tail, Ordering::Relaxed),
+                self.inner.mem.load(g.words.head, Ordering::Relaxed),
             )
         };
         if h > t {
