@@ -31,7 +31,11 @@ pub(crate) const fn wide(v: usize) -> u64 {
 #[inline]
 pub(crate) fn len_u32(len: usize) -> u32 {
     debug_assert!(u32::try_from(len).is_ok());
-    u32::try_from(len).unwrap_or(u32::MAX)
+    // Lossless: every caller checked `len` against a ring limit below 2^32 (the hot path keeps
+    // no second check).
+    #[allow(clippy::cast_possible_truncation)]
+    let l = len as u32;
+    l
 }
 
 /// `a - b` as a signed difference, for sequence words and positions (both below 2^56, so the

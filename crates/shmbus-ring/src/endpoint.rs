@@ -189,6 +189,7 @@ impl<K: Kind> Attachment<K> {
     /// (probing for dead endpoints, and repairing what they held, when the interval has
     /// passed), else `Full`.
     #[cold]
+    #[inline(never)]
     fn on_full(&mut self, pace: Pace) -> PushError {
         self.maybe_probe(pace);
         if self.gone(Role::Consumer) {
@@ -845,7 +846,10 @@ impl<K: Kind> Consumer<K> {
     }
 }
 
-/// [`Consumer::on_empty`] over the split borrows the wait loop holds.
+/// [`Consumer::on_empty`] over the split borrows the wait loop holds. Out of line: the empty
+/// path must not grow the fast path of every pop.
+#[cold]
+#[inline(never)]
 fn on_empty<K: Kind>(core: &mut K::ReadCore, att: &mut Attachment<K>, pace: Pace) -> PopError {
     att.maybe_probe(pace);
     // `gone` is an Acquire load that pairs with the last producer's Release detach (or its

@@ -501,7 +501,9 @@ impl<M: Memory> ReadCore for Core<M> {
         Ok(len)
     }
 
-    #[inline]
+    // Always: on the per-message path of every in-place read and batch (a call here cost
+    // ~2 ns per message in `spsc/batch32`).
+    #[inline(always)]
     fn next(&mut self) -> Result<Option<(u64, usize)>, PopError> {
         let Some(pos) = self.claim_read()? else {
             return Ok(None);
