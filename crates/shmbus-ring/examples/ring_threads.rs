@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// after the first pin it would say 1.
 fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
 fn pin(cpu: usize) {
@@ -88,7 +88,7 @@ fn spsc() -> Pair {
     )
 }
 
-/// The default ring: notification on (a SeqCst fence and a waiters check per publish).
+/// The default ring: notification on (a `SeqCst` fence and a waiters check per publish).
 fn spsc_notify() -> Pair {
     let r = SpscRing::in_heap(&SpscConfig::new(1 << 16)).unwrap();
     (
@@ -225,7 +225,7 @@ fn main() {
         .unwrap_or_default();
     println!(
         "CPU: {cpu}; {} cores; threads pinned to cores 0 and 1",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     );
     let rounds = 5;
     let dur = Duration::from_millis(500);

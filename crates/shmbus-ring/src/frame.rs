@@ -32,7 +32,10 @@ pub const fn encode(len: u32, kind: u32) -> u64 {
 /// `(len, kind)` of a header word.
 #[inline]
 pub const fn decode(word: u64) -> (u32, u32) {
-    (word as u32, (word >> 32) as u32)
+    // The two halves of the word, by design.
+    #[allow(clippy::cast_possible_truncation)]
+    let halves = (word as u32, (word >> 32) as u32);
+    halves
 }
 
 #[cfg(test)]

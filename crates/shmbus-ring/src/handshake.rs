@@ -40,10 +40,13 @@ fn mem_of(seg: &Segment, min: u64) -> Option<RawMem> {
 /// Reads a snapshot of the header. The caller has checked `seg.len() >= HEADER_LEN`.
 fn snapshot(seg: &Segment) -> SegmentHeader {
     debug_assert!(seg.len() >= HEADER_LEN as usize);
+    #[allow(clippy::cast_ptr_alignment)] // page-aligned, see below
     // SAFETY: the mapping is page-aligned (so aligned for the header) and at least HEADER_LEN
     // bytes long. A volatile read copies whatever the bytes hold; every field is a plain
     // integer, so any bit pattern is a valid value, and the copy is validated before use.
-    unsafe { std::ptr::read_volatile(seg.as_ptr().cast::<SegmentHeader>()) }
+    unsafe {
+        std::ptr::read_volatile(seg.as_ptr().cast::<SegmentHeader>())
+    }
 }
 
 /// Writes a header into a freshly created (zeroed) segment and publishes it: every field
@@ -72,7 +75,7 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
         unsafe { std::mem::transmute::<SegmentHeader, [u8; HEADER_LEN as usize]>(header) };
     let init = offset(INIT_STATE);
     let header_len = offset(u64::from(HEADER_LEN));
-    let zeros = [0u8; (DATA_OFFSET - HEADER_LEN as u64) as usize];
+    let zeros = [0u8; offset(DATA_OFFSET - HEADER_LEN as u64)];
     // SAFETY: the segment was just created by this process and holds at least one page. Every
     // byte but `init_state` (which openers poll atomically, and which stays 0 until H1 below)
     // is written plainly: no opener reads them before READY. The control blocks and the
@@ -114,8 +117,7 @@ pub(crate) fn new_header(
     let ring_flags = if notify { RING_FLAG_NOTIFY } else { 0 };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     SegmentHeader {
         magic: MAGIC,
         init_state: INIT_BUILDING,
@@ -326,7 +328,7 @@ pub fn read_header(seg: &Segment) -> Result<SegmentHeader> {
         return Err(Error::Truncated {
             target: seg.target(),
             actual: seg.len() as u64,
-            needed: HEADER_LEN as u64,
+            needed: u64::from(HEADER_LEN),
         });
     }
     Ok(snapshot(seg))

@@ -91,7 +91,7 @@ pub const BLOCK_OWNER: u64 = 8;
 pub const BLOCK_WAKE_SEQ: u64 = 16;
 /// Within a control block: how many endpoints are (about to be) asleep on the wake sequence.
 pub const BLOCK_WAITERS: u64 = 24;
-/// Ring flag: endpoints notify sleepers (a SeqCst fence and a check of the waiters count after
+/// Ring flag: endpoints notify sleepers (a `SeqCst` fence and a check of the waiters count after
 /// every publish or release). Without it, blocking calls poll with growing sleeps instead.
 pub const RING_FLAG_NOTIFY: u32 = 1;
 

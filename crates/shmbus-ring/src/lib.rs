@@ -79,7 +79,14 @@
 //! [shmbus]: https://docs.rs/shmbus
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+// Lossy casts only in `conv.rs`, the one conversion point between protocol `u64`s and memory
+// `usize`s (each allowed there, with the reason it is lossless).
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
 
 mod conv;
 #[doc(hidden)]

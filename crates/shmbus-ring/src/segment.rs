@@ -204,7 +204,8 @@ impl std::fmt::Debug for Segment {
                 "unlink_on_drop",
                 &self.unlink_on_drop.load(Ordering::Relaxed),
             )
-            .finish()
+            .field("in_ring", &self.in_ring.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -216,7 +217,7 @@ fn os(op: &'static str, target: &str, errno: Errno) -> Error {
     }
 }
 
-fn io_os(op: &'static str, target: &str, e: std::io::Error) -> Error {
+fn io_os(op: &'static str, target: &str, e: &std::io::Error) -> Error {
     os(
         op,
         target,
@@ -241,7 +242,7 @@ fn round_len(len: u64, target: &str) -> Result<usize> {
         .checked_add(page - 1)
         .map(|v| v / page * page)
         .and_then(|v| usize::try_from(v).ok())
-        .filter(|v| *v <= isize::MAX as usize)
+        .filter(|v| isize::try_from(*v).is_ok())
         .ok_or_else(|| {
             Error::InvalidConfig(format!("{target}: segment length {len} is too large"))
         })?;
@@ -252,14 +253,23 @@ fn round_len(len: u64, target: &str) -> Result<usize> {
 /// `ENOSPC` error here rather than a `SIGBUS` in every process at the first write to an
 /// unbacked page. Filesystems without `fallocate` (`EOPNOTSUPP`) are left as they are.
 fn reserve_space(file: &File, len: usize, target: &str) -> Result<()> {
-    match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) {
-        Ok(()) | Err(Errno::EOPNOTSUPP) | Err(Errno::ENOSYS) => Ok(()),
+    let len = libc::off_t::try_from(len).map_err(|_| {
+        Error::InvalidConfig(format!(
+            "{target}: {len} bytes is more than a file can hold"
+        ))
+    })?;
+    match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len) {
+        Ok(()) | Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => Ok(()),
         Err(e) => Err(os("posix_fallocate", target, e)),
     }
 }
 
 /// Checks that `name` is a portable POSIX shared-memory name: a leading `/`, then 1 to 255
 /// bytes with no `/` and no NUL, and not `.` or `..`.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] saying what is wrong with it.
 pub fn validate_name(name: &str) -> Result<()> {
     let bad = |reason| {
         Err(Error::InvalidName {
@@ -312,7 +322,7 @@ impl Segment {
                 .map_err(|e| os("fchmod", name, e))?;
             let file = File::from(fd);
             file.set_len(len as u64)
-                .map_err(|e| io_os("ftruncate", name, e))?;
+                .map_err(|e| io_os("ftruncate", name, &e))?;
             reserve_space(&file, len, name)?;
             Self::map_fd(file.into(), len, Backing::Shm(name.to_string()), true, opts)
         })();
@@ -410,7 +420,7 @@ impl Segment {
         .map_err(|e| os("memfd_create", &target, e))?;
         let file = File::from(fd);
         file.set_len(len as u64)
-            .map_err(|e| io_os("ftruncate", &target, e))?;
+            .map_err(|e| io_os("ftruncate", &target, &e))?;
         reserve_space(&file, len, &target)?;
         nix::fcntl::fcntl(
             file.as_raw_fd(),
@@ -450,7 +460,7 @@ impl Segment {
                 return Err(Error::BadField {
                     target: format!("memfd:{name}"),
                     field: "seals",
-                    value: seals.bits() as u64,
+                    value: u32::try_from(seals.bits()).map_or(0, u64::from),
                     reason: "the memfd is not sealed against shrinking (F_SEAL_SHRINK)".into(),
                 });
             }
@@ -481,12 +491,12 @@ impl Segment {
             .mode(opts.mode)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)
-            .map_err(|e| io_os("open", &target, e))?;
+            .map_err(|e| io_os("open", &target, &e))?;
         let result = (|| {
             nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
                 .map_err(|e| os("fchmod", &target, e))?;
             file.set_len(len as u64)
-                .map_err(|e| io_os("ftruncate", &target, e))?;
+                .map_err(|e| io_os("ftruncate", &target, &e))?;
             reserve_space(&file, len, &target)?;
             Self::map_fd(
                 file.into(),
@@ -515,7 +525,7 @@ impl Segment {
             .write(!opts.read_only)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)
-            .map_err(|e| io_os("open", &target, e))?;
+            .map_err(|e| io_os("open", &target, &e))?;
         Self::open_fd_as(file.into(), Backing::File(path.to_path_buf()), opts)
     }
 
@@ -567,13 +577,13 @@ impl Segment {
         let file = File::from(fd);
         let size = file
             .metadata()
-            .map_err(|e| io_os("fstat", &target, e))?
+            .map_err(|e| io_os("fstat", &target, &e))?
             .len();
         if size == 0 {
             return Err(Error::Truncated {
                 target,
                 actual: 0,
-                needed: crate::layout::HEADER_LEN as u64,
+                needed: u64::from(crate::layout::HEADER_LEN),
             });
         }
         let len = usize::try_from(size).map_err(|_| Error::BadField {
@@ -604,9 +614,9 @@ impl Segment {
         } else {
             mo.map_raw_read_only(&fd)
         }
-        .map_err(|e| io_os("mmap", &target, e))?;
+        .map_err(|e| io_os("mmap", &target, &e))?;
         if opts.mlock {
-            raw.lock().map_err(|e| io_os("mlock", &target, e))?;
+            raw.lock().map_err(|e| io_os("mlock", &target, &e))?;
         }
         Ok(Segment {
             map: Map::Raw(raw),
@@ -649,7 +659,7 @@ impl Segment {
             Backing::File(path) => match std::fs::remove_file(path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(io_os("unlink", &self.backing.target(), e)),
+                Err(e) => Err(io_os("unlink", &self.backing.target(), &e)),
             },
             _ => Ok(false),
         }

@@ -214,9 +214,12 @@ impl RawMem {
     #[inline]
     unsafe fn word(&self, off: usize) -> &AtomicU64 {
         debug_assert!(off % 8 == 0 && off + 8 <= self.len);
+        #[allow(clippy::cast_ptr_alignment)] // 8-aligned by the contract
         // SAFETY: in bounds and 8-aligned by the caller's contract, so valid for an `AtomicU64`;
         // every concurrent access to a word the protocol uses as a word is atomic.
-        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(off).cast::<u64>()) }
+        unsafe {
+            AtomicU64::from_ptr(self.base.as_ptr().add(off).cast::<u64>())
+        }
     }
 
     /// The atomic view of the 4-byte word at `off`.
@@ -227,8 +230,11 @@ impl RawMem {
     #[inline]
     unsafe fn word_u32(&self, off: usize) -> &AtomicU32 {
         debug_assert!(off % 4 == 0 && off + 4 <= self.len);
+        #[allow(clippy::cast_ptr_alignment)] // 4-aligned by the contract
         // SAFETY: as in `word`, with 4-byte alignment.
-        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off).cast::<u32>()) }
+        unsafe {
+            AtomicU32::from_ptr(self.base.as_ptr().add(off).cast::<u32>())
+        }
     }
 
     /// A raw pointer to byte offset `off`, for zero-copy slices handed out under the protocol.
@@ -256,12 +262,15 @@ fn futex_addr(word: &AtomicU64) -> *const u32 {
 
 /// Shared memory needs the *non-private* futex operations (`FUTEX_WAIT` / `FUTEX_WAKE` without
 /// `FUTEX_PRIVATE_FLAG`): the private ones key the wait queue on the process's own address
-/// space and never wake another process. std, parking_lot and atomic-wait all use the private
+/// space and never wake another process. std, `parking_lot` and atomic-wait all use the private
 /// ones, hence the raw syscall.
 fn futex_wait(word: &AtomicU64, expected: u64, timeout: Option<Duration>) {
+    // `c_long` is 32 bits on some targets: a fallible conversion there (the nanoseconds, below
+    // 10^9, fit either way).
+    #[allow(clippy::unnecessary_fallible_conversions)]
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+        tv_nsec: libc::c_long::try_from(d.subsec_nanos()).unwrap_or(0),
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| {
         std::ptr::from_ref::<libc::timespec>(t)

@@ -2,7 +2,7 @@
 //!
 //! Shared memory needs the *non-private* futex operations (`FUTEX_WAIT` / `FUTEX_WAKE` without
 //! `FUTEX_PRIVATE_FLAG`): the private ones key the wait queue on the process's own address
-//! space and never wake another process. std, parking_lot and atomic-wait all use the private
+//! space and never wake another process. std, `parking_lot` and atomic-wait all use the private
 //! ones, hence the raw syscall here.
 //!
 //! # The sleep/notify protocol (no lost wake-up)
@@ -27,7 +27,7 @@
 //! P6  W.fetch_sub(1); start over
 //! ```
 //!
-//! The two SeqCst fences N1 and P3 are totally ordered. If N1 comes first, the publishing
+//! The two `SeqCst` fences N1 and P3 are totally ordered. If N1 comes first, the publishing
 //! store precedes it and P4 (after P3) sees the publication: no sleep. If P3 comes first, W's
 //! increment (P1) precedes it, so N2's load sees `W != 0` and bumps `S` after P2 read it: the
 //! `futex_wait` at P5 either finds `S != s` and returns, or is woken by N2's wake. Either way
@@ -272,7 +272,5 @@ pub(crate) fn wait_for<M: Memory, R>(
 }
 
 const fn to_usize(v: u64) -> usize {
-    // Layout offsets are below one page.
-    assert!(v < 4096);
-    v as usize
+    crate::conv::offset(v)
 }

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use shmbus_ring::frame::{encode, KIND_DATA, KIND_PADDING};
 use shmbus_ring::layout::{CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK};
 use shmbus_ring::{
-    Error, MpmcConfig, MpmcRing, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
+    Error, MpmcConfig, MpmcRing, OpenOptions, PopError, PushError, Segment, SegmentOptions,
+    SpscConfig, SpscRing,
 };
 use shmbus_testkit::hostile::raw_view;
 use shmbus_testkit::unique_name;
@@ -212,7 +213,7 @@ fn a_tail_hint_lowered_by_a_peer_heals_within_a_few_calls() {
         fulls += 1;
         assert!(fulls < 20, "producer never recovered from a lowered hint");
     }
-    assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), b"again");
+    assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), b"again");
 }
 
 proptest! {
@@ -282,7 +283,7 @@ proptest! {
             let v = seg.atomic_u64(off).unwrap().load(Ordering::Relaxed);
             image[off..off + 8].copy_from_slice(&v.to_le_bytes());
         }
-        let ring = SpscRing::open_in(Segment::heap_from_bytes(&image).unwrap(), &Default::default()).unwrap();
+        let ring = SpscRing::open_in(Segment::heap_from_bytes(&image).unwrap(), &OpenOptions::default()).unwrap();
         if let (Ok(mut tx), Ok(mut rx)) = (ring.producer(), ring.consumer()) {
             let mut buf = vec![0u8; 128];
             for n in ops {

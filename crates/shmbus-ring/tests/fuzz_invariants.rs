@@ -270,8 +270,8 @@ fn a_message_after_many_abandoned_claims_is_still_delivered() {
     // Each pop walks `2 × slots + 64` positions and moves the head hint past the run, so the
     // message arrives within a couple of calls (the first may still report empty).
     let got = (0..3)
-        .map(|_| rx.try_pop_with(|b| b.to_vec()))
+        .map(|_| rx.try_pop_with(<[u8]>::to_vec))
         .find(|r| *r != Err(PopError::Empty));
     assert_eq!(got, Some(Ok(b"after".to_vec())), "consumers wedged");
-    assert_eq!(rx.try_pop_with(|b| b.to_vec()), Err(PopError::Empty));
+    assert_eq!(rx.try_pop_with(<[u8]>::to_vec), Err(PopError::Empty));
 }

@@ -73,7 +73,7 @@ fn scribbler() {
 #[derive(Debug, Default)]
 struct Tally {
     ok: u64,
-    /// Full, Empty, TooLarge, BufferTooSmall, or Disconnected (the roster can be scribbled on).
+    /// Full, Empty, `TooLarge`, `BufferTooSmall`, or Disconnected (the roster can be scribbled on).
     empty_or_full: u64,
     corrupt: u64,
     other: u64,
@@ -193,7 +193,7 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                     Ok(()) => t.ok += 1,
                     // Disconnected: the scribbler may clear the roster's attached bits.
                     Err(PushError::Full | PushError::TooLarge { .. } | PushError::Disconnected) => {
-                        t.empty_or_full += 1
+                        t.empty_or_full += 1;
                     }
                     Err(PushError::Corrupt(_)) => t.corrupt += 1,
                     Err(_) => t.other += 1,
@@ -231,7 +231,7 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                 match r {
                     Ok(k) => {
                         assert!(k <= limit);
-                        t.ok += 1
+                        t.ok += 1;
                     }
                     Err(
                         PopError::Empty | PopError::BufferTooSmall { .. } | PopError::Disconnected,
@@ -325,7 +325,7 @@ fn a_process_scribbling_into_a_live_mpmc_ring_gets_the_honest_side_errors_not_cr
                             match r {
                                 Ok(k) => {
                                     assert!(k <= limit);
-                                    t.ok += 1
+                                    t.ok += 1;
                                 }
                                 Err(
                                     PopError::Empty

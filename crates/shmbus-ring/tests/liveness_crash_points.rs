@@ -204,54 +204,51 @@ fn child() -> bool {
         crashpoint::arm(&point);
     }
     let deadline = Instant::now() + REACH + BOUND;
-    match role.as_str() {
-        "producer" => {
-            let mut tx = ring.producer().unwrap();
-            for seq in 0.. {
-                if seq == arm_after && !point.is_empty() {
-                    crashpoint::arm(&point);
-                    if point == "unregister.start" {
-                        drop(tx);
-                        unreachable!("parked in unregister");
-                    }
+    if role.as_str() == "producer" {
+        let mut tx = ring.producer().unwrap();
+        for seq in 0.. {
+            if seq == arm_after && !point.is_empty() {
+                crashpoint::arm(&point);
+                if point == "unregister.start" {
+                    drop(tx);
+                    unreachable!("parked in unregister");
                 }
-                loop {
-                    match tx.try_send(seq) {
-                        Ok(()) => break,
-                        Err(PushError::Full) => std::thread::sleep(Duration::from_micros(20)),
-                        Err(e) => panic!("child producer: {e}"),
-                    }
-                    assert!(Instant::now() < deadline, "child producer: deadline");
-                }
-                // Release: the parent reads it with Acquire after the kill.
-                ack.store(seq + 1, Ordering::Release);
             }
-        }
-        _ => {
-            let mut rx = ring.consumer().unwrap();
-            let mut buf = Vec::new();
-            let mut received = 0u64;
             loop {
-                if received == arm_after && arm_after > 0 && !point.is_empty() {
-                    crashpoint::arm(&point);
-                    if point == "unregister.start" {
-                        drop(rx);
-                        unreachable!("parked in unregister");
-                    }
+                match tx.try_send(seq) {
+                    Ok(()) => break,
+                    Err(PushError::Full) => std::thread::sleep(Duration::from_micros(20)),
+                    Err(e) => panic!("child producer: {e}"),
                 }
-                match rx.try_recv(&mut buf) {
-                    Ok(seq) => {
-                        assert_eq!(seq, ack.load(Ordering::Relaxed), "child consumer: order");
-                        received += 1;
-                        ack.store(seq + 1, Ordering::Release);
-                    }
-                    Err(PopError::Empty | PopError::Disconnected) => {
-                        std::thread::sleep(Duration::from_micros(20))
-                    }
-                    Err(e) => panic!("child consumer: {e}"),
-                }
-                assert!(Instant::now() < deadline, "child consumer: deadline");
+                assert!(Instant::now() < deadline, "child producer: deadline");
             }
+            // Release: the parent reads it with Acquire after the kill.
+            ack.store(seq + 1, Ordering::Release);
+        }
+    } else {
+        let mut rx = ring.consumer().unwrap();
+        let mut buf = Vec::new();
+        let mut received = 0u64;
+        loop {
+            if received == arm_after && arm_after > 0 && !point.is_empty() {
+                crashpoint::arm(&point);
+                if point == "unregister.start" {
+                    drop(rx);
+                    unreachable!("parked in unregister");
+                }
+            }
+            match rx.try_recv(&mut buf) {
+                Ok(seq) => {
+                    assert_eq!(seq, ack.load(Ordering::Relaxed), "child consumer: order");
+                    received += 1;
+                    ack.store(seq + 1, Ordering::Release);
+                }
+                Err(PopError::Empty | PopError::Disconnected) => {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                Err(e) => panic!("child consumer: {e}"),
+            }
+            assert!(Instant::now() < deadline, "child consumer: deadline");
         }
     }
     true
@@ -290,7 +287,10 @@ impl Victim {
         let (tx, parked) = mpsc::channel();
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+            for line in BufReader::new(err)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
                 if let Some(point) = line.strip_prefix("shmbus-crashpoint: ") {
                     let _ = tx.send(point.to_string());
                 } else {
@@ -444,7 +444,7 @@ fn producer_dies(test: &str, kind: Kind, point: &str, arm_after: u64) -> Duratio
                 if seq >= SUCCESSOR && progress.is_none() {
                     progress = Some(killed.elapsed());
                 }
-                got.push(seq)
+                got.push(seq);
             }
             Err(PopError::Empty) => std::thread::sleep(Duration::from_micros(10)),
             Err(e) => panic!("{what}: consumer after the kill: {e}"),

@@ -1,5 +1,5 @@
 //! Disconnection by drop, in one process and across processes, for both ring kinds; blocked
-//! callers woken by a detach; a SIGKILLed peer process; the stale-segment API. (SIGKILL of
+//! callers woken by a detach; a `SIGKILLed` peer process; the stale-segment API. (SIGKILL of
 //! either side at every step of the protocol is in `liveness_crash_points.rs`; the endpoint
 //! table itself in `liveness_endpoints.rs`.)
 #![cfg(not(loom))]
@@ -230,7 +230,7 @@ fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
         let out = std::io::BufReader::new(child.stdout.take().unwrap());
         assert!(
             out.lines()
-                .map_while(|l| l.ok())
+                .map_while(std::result::Result::ok)
                 .any(|l| l.contains("ready")),
             "creator did not start"
         );
@@ -252,7 +252,9 @@ fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
     assert!(status.is_stale());
     assert!(liveness::scan("shmbus-disc-stale-")
         .iter()
-        .any(|(n, s)| n == &name && s.as_ref().is_ok_and(|s| s.is_stale())));
+        .any(|(n, s)| n == &name
+            && s.as_ref()
+                .is_ok_and(shmbus_ring::liveness::SegmentStatus::is_stale)));
     let (_, removed) = liveness::remove_if_stale(&name).unwrap();
     assert!(removed);
     assert!(

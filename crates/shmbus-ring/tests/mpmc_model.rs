@@ -118,7 +118,7 @@ fn a_message_longer_than_the_slot_is_an_error_never_truncated() {
         Err(PopError::BufferTooSmall { needed: 16, len: 8 })
     );
     assert_eq!(
-        rx.try_pop_with(|b| b.to_vec()).unwrap(),
+        rx.try_pop_with(<[u8]>::to_vec).unwrap(),
         b"ok",
         "nothing was consumed"
     );
@@ -161,7 +161,7 @@ fn a_bulk_larger_than_the_ring_is_refused_as_too_many_not_full() {
         );
     }
     tx.try_push(b"hello").unwrap();
-    assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), b"hello");
+    assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), b"hello");
 }
 
 #[test]

@@ -235,7 +235,7 @@ impl Ctl {
     fn phase(&self) -> &AtomicU64 {
         self.word(CTL_PHASE)
     }
-    /// Process slot `s` (producers 0.., consumers SOAK_MAX..): +0 busy, +8 next sequence
+    /// Process slot `s` (producers 0.., consumers `SOAK_MAX..)`: +0 busy, +8 next sequence
     /// number (producers: messages committed so far).
     fn busy(&self, s: usize) -> &AtomicU64 {
         self.word(CTL_PROCS + s * 64)
@@ -531,7 +531,7 @@ fn soak_mpmc_processes() {
     let fail = |msg: String| -> ! { panic!("SOAK FAILED: {msg}") };
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
-        for p in procs.iter_mut() {
+        for p in &mut procs {
             if let Some(status) = p.child.try_wait().unwrap() {
                 fail(format!(
                     "{} exited on its own: {status} (see its stderr above)",
@@ -588,12 +588,11 @@ fn soak_mpmc_processes() {
                     assert!(status.success(), "SOAK FAILED: {} exited {status}", p.role);
                     break;
                 }
-                if Instant::now() > deadline {
-                    panic!(
-                        "SOAK FAILED: STALL: {} did not finish within 30 s of stop",
-                        p.role
-                    );
-                }
+                assert!(
+                    Instant::now() <= deadline,
+                    "SOAK FAILED: STALL: {} did not finish within 30 s of stop",
+                    p.role
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -613,7 +612,7 @@ fn soak_mpmc_processes() {
             sum = sum.wrapping_add(ctl.acct(c, p, 1).load(Ordering::SeqCst));
             hash = hash.wrapping_add(ctl.acct(c, p, 2).load(Ordering::SeqCst));
         }
-        let want_sum = (n as u128 * (n as u128).saturating_sub(1) / 2) as u64;
+        let want_sum = (u128::from(n) * u128::from(n).saturating_sub(1) / 2) as u64;
         let want_hash = (0..n).fold(0u64, |a, s| a.wrapping_add(mix(p as u32, s)));
         println!("soak: producer {p}: committed {n}, received {count}");
         if count != n {

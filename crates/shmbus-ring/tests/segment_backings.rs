@@ -14,7 +14,7 @@ fn round_trip(ring: &SpscRing) {
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     for i in 0u32..1000 {
         tx.try_push(&i.to_le_bytes()).unwrap();
-        assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), i.to_le_bytes());
+        assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), i.to_le_bytes());
     }
 }
 

@@ -20,8 +20,7 @@ enum Op {
     PopSmallBuffer(usize),
     PopWith,
     PopBatch(usize),
-    PeekRelease,
-    PeekKeep,
+    Read,
     IsEmpty,
 }
 
@@ -37,8 +36,7 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
         1 => (0..=16usize).prop_map(Op::PopSmallBuffer),
         1 => Just(Op::PopWith),
         1 => (0..6usize).prop_map(Op::PopBatch),
-        1 => Just(Op::PeekRelease),
-        1 => Just(Op::PeekKeep),
+        2 => Just(Op::Read),
         1 => Just(Op::IsEmpty),
     ]
 }
@@ -60,8 +58,7 @@ fn case(cap: u64, max: usize, ops: Vec<Op>) -> SpscCase {
             Op::PopSmallBuffer(size) => SpscOp::PopSmallBuffer(size as u8),
             Op::PopWith => SpscOp::PopWith,
             Op::PopBatch(n) => SpscOp::PopBatch(n as u8),
-            Op::PeekRelease => SpscOp::Read,
-            Op::PeekKeep => SpscOp::Read,
+            Op::Read => SpscOp::Read,
             Op::IsEmpty => SpscOp::IsEmpty,
         })
         .collect();
@@ -134,7 +131,7 @@ fn a_panic_in_a_pop_batch_callback_does_not_redeliver_records_already_handed_out
     let outcome = std::panic::catch_unwind(move || {
         let mut rx = r2.consumer().unwrap();
         let _ = rx.try_pop_batch(10, |r| {
-            assert_ne!(r[0], 2, "callback fails on the third record")
+            assert_ne!(r[0], 2, "callback fails on the third record");
         });
     });
     assert!(outcome.is_err());

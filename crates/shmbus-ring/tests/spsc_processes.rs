@@ -81,7 +81,7 @@ fn backoff() {
 }
 
 /// The producer process: pushes `count` records, mixing the copy, zero-copy and batch paths.
-fn run_producer(ring: SpscRing, count: u64) {
+fn run_producer(ring: &SpscRing, count: u64) {
     let mut tx = ring.producer().expect("attach producer");
     let deadline = Instant::now() + DEADLINE;
     let mut seq = 0u64;
@@ -214,7 +214,7 @@ fn ten_million_random_size_records_cross_processes_in_order_and_intact() {
         let name = std::env::var(TARGET).unwrap();
         let count = std::env::var(COUNT).unwrap().parse().unwrap();
         run_producer(
-            SpscRing::open_shm(&name, &SegmentOptions::default()).unwrap(),
+            &SpscRing::open_shm(&name, &SegmentOptions::default()).unwrap(),
             count,
         );
         return;
@@ -249,7 +249,7 @@ fn a_memfd_ring_reaches_a_process_that_opens_its_fd() {
         let seg = Segment::open_fd(fd.into(), &SegmentOptions::default()).unwrap();
         let count = std::env::var(COUNT).unwrap().parse().unwrap();
         run_producer(
-            SpscRing::open_in(seg, &OpenOptions::default()).unwrap(),
+            &SpscRing::open_in(seg, &OpenOptions::default()).unwrap(),
             count,
         );
         return;
@@ -273,7 +273,7 @@ fn a_file_backed_ring_keeps_committed_records_for_a_later_process() {
         let path = std::env::var(TARGET).unwrap();
         let seg = Segment::open_file(&path, &SegmentOptions::default()).unwrap();
         run_producer(
-            SpscRing::open_in(seg, &OpenOptions::default()).unwrap(),
+            &SpscRing::open_in(seg, &OpenOptions::default()).unwrap(),
             100,
         );
         return;

@@ -88,7 +88,7 @@ impl<T, F, C> std::fmt::Debug for ChannelBuilder<T, F, C> {
             .field("notify", &self.notify)
             .field("wait", &self.wait)
             .field("type_name", &self.type_name)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -474,7 +474,7 @@ impl<T, F: Flavor, C> std::fmt::Debug for Channel<T, F, C> {
             .field("type", &std::any::type_name::<T>())
             .field("flavor", &<F as Flavor>::NAME)
             .field("ring", &self.ring)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -57,6 +57,12 @@
 //! ```
 
 #![forbid(unsafe_code)]
+// Lossy casts are refused in library code (tests may use them: Cargo.toml's lint policy).
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
 
 pub mod codec;
 pub mod fingerprint;

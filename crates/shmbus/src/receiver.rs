@@ -46,7 +46,7 @@ impl<T, F: Flavor, C> std::fmt::Debug for Receiver<T, F, C> {
             .field("type", &std::any::type_name::<T>())
             .field("flavor", &<F as Flavor>::NAME)
             .field("ring", &self.ring)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,7 +88,6 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             Err(e) => Err(match e {
                 PopError::Empty => RecvFailure::Empty,
                 PopError::Timeout => RecvFailure::Timeout,
-                PopError::Disconnected => RecvFailure::Disconnected,
                 PopError::Corrupt(c) => RecvFailure::Corrupt(c),
                 // The closure-taking pops have no caller buffer that could be too small, and
                 // later variants are treated as the end of the channel.
@@ -110,7 +109,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             match self.read(Wait::Until(None)) {
                 Ok(msg) => return Ok(msg),
                 // Not returned by a wait without a deadline; waiting again is the right answer.
-                Err(RecvFailure::Empty | RecvFailure::Timeout) => continue,
+                Err(RecvFailure::Empty | RecvFailure::Timeout) => {}
                 Err(failure) => return Err(RecvError::new(failure)),
             }
         }
@@ -260,6 +259,9 @@ impl<T, F: Flavor, C: Codec<T>> IntoIterator for Receiver<T, F, C> {
     }
 }
 
+// A blocking iterator over received messages, as crossbeam-channel's `&Receiver`; there is
+// nothing to iterate mutably (`iter_mut` would hand out the same owned messages).
+#[allow(clippy::into_iter_without_iter)]
 impl<'a, T, F: Flavor, C: Codec<T>> IntoIterator for &'a mut Receiver<T, F, C> {
     type Item = T;
     type IntoIter = Iter<'a, T, F, C>;

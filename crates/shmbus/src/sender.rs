@@ -40,7 +40,7 @@ impl<T, F: Flavor, C> std::fmt::Debug for Sender<T, F, C> {
             .field("flavor", &<F as Flavor>::NAME)
             .field("ring", &self.ring)
             .field("max_message", &self.max)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +90,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
             match self.write(&msg, Wait::Until(None)) {
                 Ok(()) => return Ok(()),
                 // Not returned by a wait without a deadline; waiting again is the right answer.
-                Err(SendFailure::Full | SendFailure::Timeout) => continue,
+                Err(SendFailure::Full | SendFailure::Timeout) => {}
                 Err(failure) => return Err(SendError::new(failure, msg)),
             }
         }

@@ -85,7 +85,7 @@ pub fn endpoints(seg: &Segment) -> Result<Vec<EndpointInfo>> {
                 break;
             };
             // SAFETY: as above.
-            let mut info = unsafe { info(&mem, &os, index, &st, role) };
+            let mut info = unsafe { info(&mem, os, index, &st, role) };
             // A seqlock-style re-check (as crossbeam-utils' `SeqLock::validate_read`): the
             // Acquire fence keeps the Relaxed field loads above before the re-load below, so
             // if the state word is unchanged, the fields were read while it held.
@@ -109,7 +109,7 @@ pub fn endpoints(seg: &Segment) -> Result<Vec<EndpointInfo>> {
 /// # Safety
 ///
 /// - `mem` holds the endpoint table.
-unsafe fn info(mem: &RawMem, os: &Os<'_>, index: u64, st: &State, role: Role) -> EndpointInfo {
+unsafe fn info(mem: &RawMem, os: Os<'_>, index: u64, st: &State, role: Role) -> EndpointInfo {
     let [start_off, _, locked_off] = fields(index);
     // Relaxed: diagnostics, validated by the caller's re-check of the state word.
     // SAFETY: aligned fields of the table, which `mem` holds.
@@ -131,7 +131,7 @@ unsafe fn info(mem: &RawMem, os: &Os<'_>, index: u64, st: &State, role: Role) ->
             _ => Phase::Reaping,
         },
         // SAFETY: as above.
-        vitality: unsafe { vitality(mem, os, index, st) },
+        vitality: unsafe { vitality(mem, &os, index, st) },
     }
 }
 

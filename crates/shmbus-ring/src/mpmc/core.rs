@@ -154,7 +154,7 @@ impl<M: Memory> Core<M> {
         // SAFETY: the length field is inside our claimed slot.
         unsafe {
             self.mem
-                .write(off + self.g.len_off, &len_u32(len).to_le_bytes())
+                .write(off + self.g.len_off, &len_u32(len).to_le_bytes());
         };
         // M5: Release; publishes the payload and length; pairs with the Acquire load/CAS of the
         // word in `claim_read`.
@@ -178,7 +178,7 @@ impl<M: Memory> Core<M> {
                 self.g.slot(pos),
                 join(pos + self.g.slots, 0),
                 Ordering::Release,
-            )
+            );
         };
         if let Some(w) = self.g.words.wake {
             // SAFETY: wake words are in-bounds aligned control words (constructor contract).

@@ -312,7 +312,7 @@ impl<M: Memory> ConsumerCore<M> {
         // SAFETY: in-bounds aligned control word.
         unsafe {
             self.mem
-                .store(self.g.words.head, self.head, Ordering::Release)
+                .store(self.g.words.head, self.head, Ordering::Release);
         };
         if let Some(w) = self.g.words.wake {
             // SAFETY: wake words are in-bounds aligned control words (attach contract).
@@ -334,7 +334,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         // SAFETY: `place` checked the record fits before the end of the data region and is free.
         unsafe {
             self.mem
-                .write(self.g.at(start) + offset(HEADER_SIZE), payload)
+                .write(self.g.at(start) + offset(HEADER_SIZE), payload);
         };
         crate::crashpoint::hit("spsc.push.written");
         let end = start + record_size(wide(payload.len()));
@@ -393,7 +393,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
             // SAFETY: in bounds and free, as checked by `ensure` and the `to_end` test.
             unsafe {
                 self.mem
-                    .write(self.g.at(tail) + offset(HEADER_SIZE), payload)
+                    .write(self.g.at(tail) + offset(HEADER_SIZE), payload);
             };
             put_header(self, tail, encode(len_u32(payload.len()), KIND_DATA));
             tail += size;
@@ -462,7 +462,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
         // SAFETY: `next` validated the record lies within the data region.
         unsafe {
             self.mem
-                .read(self.g.at(start) + offset(HEADER_SIZE), &mut buf[..len])
+                .read(self.g.at(start) + offset(HEADER_SIZE), &mut buf[..len]);
         };
         crate::crashpoint::hit("spsc.pop.read");
         self.advance(record_size(wide(len)));

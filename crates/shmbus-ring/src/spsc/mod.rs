@@ -93,7 +93,7 @@ impl SpscConfig {
         }
     }
 
-    /// Whether endpoints wake sleepers (default `true`): every publish then pays a SeqCst
+    /// Whether endpoints wake sleepers (default `true`): every publish then pays a `SeqCst`
     /// fence and a check of a waiters count, so that [`WaitStrategy::Block`] can sleep on a
     /// futex. A ring used only by spinning endpoints can turn it off; its blocking calls then
     /// poll with growing sleeps.

@@ -76,7 +76,7 @@ fn claim_owner(ring: &Shared<Spsc>, reg: &Registration) -> std::result::Result<(
         // previous endpoint's last position store is visible to our attach. Relaxed on
         // failure: we judge the holder next.
         // SAFETY: the owner word is 4-aligned inside the first page, which `mem` holds.
-        let holder = match unsafe {
+        let claimed = unsafe {
             ring.mem.compare_exchange_u32(
                 owner_off(role),
                 0,
@@ -84,9 +84,9 @@ fn claim_owner(ring: &Shared<Spsc>, reg: &Registration) -> std::result::Result<(
                 Ordering::Acquire,
                 Ordering::Relaxed,
             )
-        } {
-            Ok(_) => return Ok(()),
-            Err(holder) => holder,
+        };
+        let Err(holder) = claimed else {
+            return Ok(());
         };
         let owner = OwnerWord::decode(holder);
         // SAFETY: `mem` holds the endpoint table.
