@@ -209,7 +209,7 @@ fn child() -> bool {
         for seq in 0.. {
             if seq == arm_after && !point.is_empty() {
                 crashpoint::arm(&point);
-                if point == "unregister.start" {
+                if point.starts_with("unregister.") {
                     drop(tx);
                     unreachable!("parked in unregister");
                 }
@@ -232,7 +232,7 @@ fn child() -> bool {
         loop {
             if received == arm_after && arm_after > 0 && !point.is_empty() {
                 crashpoint::arm(&point);
-                if point == "unregister.start" {
+                if point.starts_with("unregister.") {
                     drop(rx);
                     unreachable!("parked in unregister");
                 }
@@ -660,13 +660,17 @@ const SPSC_PRODUCER_POINTS: &[&str] = &[
     "spsc.batch.written",
     "register.claimed",
     "register.locked",
+    "register.active",
     "unregister.start",
+    "unregister.leaving",
 ];
 const SPSC_CONSUMER_POINTS: &[&str] = &[
     "spsc.pop.read",
     "register.claimed",
     "register.locked",
+    "register.active",
     "unregister.start",
+    "unregister.leaving",
 ];
 const MPMC_PRODUCER_POINTS: &[&str] = &[
     "mpmc.push.claimed",
@@ -674,14 +678,18 @@ const MPMC_PRODUCER_POINTS: &[&str] = &[
     "mpmc.bulk.claimed",
     "register.claimed",
     "register.locked",
+    "register.active",
     "unregister.start",
+    "unregister.leaving",
 ];
 const MPMC_CONSUMER_POINTS: &[&str] = &[
     "mpmc.pop.claimed",
     "mpmc.pop.read",
     "register.claimed",
     "register.locked",
+    "register.active",
     "unregister.start",
+    "unregister.leaving",
 ];
 const REAP_POINTS: &[&str] = &[
     "reap.claimed",
