@@ -20,6 +20,8 @@ use crate::liveness::{side_gone, Os, Registration};
 use crate::ring::{Kind, Ring};
 use crate::sync::RawMem;
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
@@ -167,6 +169,8 @@ struct Attachment<K: Kind> {
     wait: WaitStrategy,
     reg: Registration,
     clock: ProbeClock,
+    /// An endpoint is `Send` but not `Sync` (as before the reshaping): one thread drives it.
+    _not_sync: PhantomData<Cell<()>>,
 }
 
 impl<K: Kind> Attachment<K> {
@@ -228,6 +232,7 @@ fn attach<K: Kind, C>(
         wait: WaitStrategy::default(),
         reg,
         clock: ProbeClock::new(),
+        _not_sync: PhantomData,
     };
     match core(&att.ring, &att.reg) {
         Ok(c) => Ok((c, att)),

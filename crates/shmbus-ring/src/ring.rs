@@ -87,7 +87,9 @@ pub(crate) mod sealed {
         fn header_identity(&self) -> (crate::Identity, bool);
     }
 
-    /// What the endpoint layer needs of a ring kind. Not nameable outside the crate.
+    /// What the endpoint layer needs of a ring kind. Not nameable outside the crate; its items
+    /// are reachable through `K: Kind` but are not API (they take values only this crate
+    /// builds, or are total on any input).
     pub trait KindImpl: Sized {
         /// The header's `ring_kind`.
         const RING_KIND: RingKind;

@@ -7,7 +7,7 @@
 
 use shmbus_ring::layout::{
     ENDPOINT_LOCKED, ENDPOINT_PIDNS, ENDPOINT_SIZE, ENDPOINT_START_TIME, ENDPOINT_TABLE,
-    PRODUCER_BLOCK,
+    PRODUCER_BLOCK, ROSTER,
 };
 use shmbus_ring::liveness::{self, Vitality};
 use shmbus_ring::{
@@ -215,6 +215,67 @@ fn a_forked_child_dropping_an_inherited_endpoint_leaves_the_parent_attached() {
     drop(tx);
 }
 
+/// This process's PID namespace inode (what a judgeable entry records).
+fn own_pidns() -> u64 {
+    let p = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let s = p.to_string_lossy().into_owned();
+    s.strip_prefix("pid:[")
+        .unwrap()
+        .strip_suffix(']')
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Third review of the reshaped crate: a `fork`ed child polling an inherited endpoint must
+/// never probe or reap (PROTOCOL §7.1): a reaping state would name the parent's tag and pid,
+/// so a child dying mid-reap would leave an entry no one else could take over.
+#[test]
+fn a_forked_child_polling_an_inherited_endpoint_never_probes_or_reaps() {
+    let name = name("fork-probe");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::ZERO);
+    // A dead producer's entry (index 10): active, generation 1, a pid that has exited, fields
+    // naming our namespace, so any prober can judge it dead by its pid.
+    let e = entry(10);
+    raw.atomic_u64(e + ENDPOINT_START_TIME as usize)
+        .unwrap()
+        .store(1, Ordering::SeqCst);
+    raw.atomic_u64(e + ENDPOINT_PIDNS as usize)
+        .unwrap()
+        .store(own_pidns(), Ordering::SeqCst);
+    let st = state(1, 2, 0, 1, dead_pid());
+    raw.atomic_u64(e).unwrap().store(st, Ordering::SeqCst);
+    raw.atomic_u64(ROSTER as usize)
+        .unwrap()
+        .fetch_or(1 << 63 | 1 << 10, Ordering::SeqCst);
+    let mut buf = [0u8; 8];
+    // SAFETY: the child only polls the inherited consumer (atomics on shared memory, the vDSO
+    // clock, `getpid`: an inherited endpoint does not probe, so nothing reads /proc or
+    // allocates) and exits with `_exit`.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            for _ in 0..64 {
+                let _ = rx.try_pop(&mut buf);
+            }
+            // SAFETY: `_exit` is async-signal-safe and ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            nix::sys::wait::waitpid(child, None).unwrap();
+        }
+    }
+    let now = raw.atomic_u64(e).unwrap().load(Ordering::SeqCst);
+    assert_eq!(
+        now, st,
+        "the child reaped entry 10 under the parent's name (state {now:#x})"
+    );
+    drop(rx);
+}
+
 #[test]
 fn dropping_an_endpoint_does_not_clear_a_claim_that_is_not_its_own() {
     let name = name("claim");
@@ -275,4 +336,33 @@ fn the_endpoint_table_bounds_attached_endpoints_and_frees_on_drop() {
     ));
     drop(held);
     ring.consumer().expect("entries freed on drop");
+}
+
+/// Third review: an endpoint whose entry was taken meanwhile (reaped and registered again)
+/// touches neither the new holder's roster bit nor its fields when it drops (L6's check).
+#[test]
+fn a_dropped_endpoint_whose_entry_was_taken_leaves_the_new_holder_alone() {
+    let name = name("l6");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
+    let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let a = ring.producer().unwrap();
+    let e = entry(0);
+    let word = raw.atomic_u64(e).unwrap();
+    // The entry now belongs to a new holder: generation 2, another (live) pid.
+    let theirs = state(1, 2, 0, 2, std::os::unix::process::parent_id());
+    word.store(theirs, Ordering::SeqCst);
+    let field = |f: u64| raw.atomic_u64(e + f as usize).unwrap();
+    field(ENDPOINT_START_TIME).store(123, Ordering::SeqCst);
+    field(ENDPOINT_PIDNS).store(456, Ordering::SeqCst);
+    drop(a);
+    let roster = raw
+        .atomic_u64(ROSTER as usize)
+        .unwrap()
+        .load(Ordering::SeqCst);
+    assert_ne!(roster & 1, 0, "the new holder's roster bit was cleared");
+    assert_eq!(field(ENDPOINT_START_TIME).load(Ordering::SeqCst), 123);
+    assert_eq!(field(ENDPOINT_PIDNS).load(Ordering::SeqCst), 456);
+    assert_eq!(word.load(Ordering::SeqCst), theirs);
+    word.store(state(0, 0, 0, 2, 0), Ordering::SeqCst);
 }

@@ -44,6 +44,7 @@
 //! frees the entry. If the reaper dies too, the next survivor that finds the reaper dead takes
 //! the entry over and redoes the (idempotent) steps. Only a dead endpoint's own claims carry
 //! its tag, and its entry is freed only after they are repaired, so a repair never touches a
+//! live endpoint's claim.
 //!
 //! # Files
 //!

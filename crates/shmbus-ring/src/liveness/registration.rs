@@ -281,6 +281,7 @@ impl Registration {
 
     /// Looks at every other entry and reaps the dead ones; `repair(tag, gen, role)` undoes
     /// what a dead endpoint held (it must be idempotent). Returns how many entries were reaped.
+    /// In a `fork`ed child that inherited the endpoint, does nothing.
     ///
     /// # Safety
     ///
@@ -291,6 +292,12 @@ impl Registration {
         v: &V,
         repair: &mut dyn FnMut(u64, u16, Role),
     ) -> usize {
+        if !self.is_own(v) {
+            // An endpoint inherited over `fork` never probes or reaps: a reaping state would
+            // name the parent's tag and pid, so if this child died mid-reap, every other
+            // prober would take the reaper for alive while the parent lives (PROTOCOL §7.1).
+            return 0;
+        }
         let mut reaped = 0;
         for index in 0..v.table_len() {
             if index == self.index {

@@ -52,7 +52,7 @@ impl KindImpl for Mpmc {
                     "an MPMC ring has at most {MAX_SLOTS} slots, not {messages}"
                 ))
             })?;
-        Ok(MpmcConfig::new(slots, max_message.max(1)))
+        Ok(MpmcConfig::new(slots, max_message))
     }
     const NAME: &'static str = "MpmcRing";
     type Geometry = Geometry;
@@ -95,7 +95,8 @@ impl KindImpl for Mpmc {
             h.record_limit,
             h.ring_flags & RING_FLAG_NOTIFY != 0,
         );
-        let room = h.total_len - DATA_OFFSET;
+        // As for SPSC: total for any header, not only a checked one.
+        let room = h.total_len.saturating_sub(DATA_OFFSET);
         let need = h
             .capacity
             .checked_mul(g.stride)

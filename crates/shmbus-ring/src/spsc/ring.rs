@@ -179,14 +179,16 @@ impl KindImpl for Spsc {
                 format!("an SPSC capacity is a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}"),
             ));
         }
-        if cap > h.total_len - DATA_OFFSET {
+        // `open_header` checked `total_len` against the object's size (at least one page); the
+        // saturation keeps this check total for any header.
+        let room = h.total_len.saturating_sub(DATA_OFFSET);
+        if cap > room {
             return Err(bad(
                 "capacity",
                 cap,
                 format!(
                     "only {} data bytes fit in the {}-byte object",
-                    h.total_len - DATA_OFFSET,
-                    h.total_len
+                    room, h.total_len
                 ),
             ));
         }
