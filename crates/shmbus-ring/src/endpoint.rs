@@ -203,6 +203,21 @@ impl<K: Kind> Attachment<K> {
         }
     }
 
+    /// The `Debug` text of an endpoint named `name` at `position`.
+    fn describe(
+        &self,
+        f: &mut std::fmt::Formatter<'_>,
+        name: &str,
+        position: u64,
+    ) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("kind", &K::NAME)
+            .field("target", &self.ring.inner.seg.target())
+            .field("endpoint", &self.reg.tag())
+            .field("position", &position)
+            .finish_non_exhaustive()
+    }
+
     fn wake(&self, dir: Direction) -> Option<(crate::wait::Wake, Direction)> {
         self.ring.inner.wake.map(|w| (w, dir))
     }
@@ -256,12 +271,7 @@ pub struct Producer<K: Kind = crate::Spsc> {
 
 impl<K: Kind> std::fmt::Debug for Producer<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer")
-            .field("kind", &K::NAME)
-            .field("target", &self.att.ring.inner.seg.target())
-            .field("endpoint", &self.att.reg.tag())
-            .field("position", &self.core.position())
-            .finish_non_exhaustive()
+        self.att.describe(f, "Producer", self.core.position())
     }
 }
 
@@ -562,12 +572,7 @@ pub struct Consumer<K: Kind = crate::Spsc> {
 
 impl<K: Kind> std::fmt::Debug for Consumer<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("kind", &K::NAME)
-            .field("target", &self.att.ring.inner.seg.target())
-            .field("endpoint", &self.att.reg.tag())
-            .field("position", &self.core.position())
-            .finish_non_exhaustive()
+        self.att.describe(f, "Consumer", self.core.position())
     }
 }
 
