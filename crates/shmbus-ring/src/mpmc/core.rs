@@ -150,7 +150,12 @@ impl<M: Memory> Core<M> {
     /// Writes `len` at position `pos` (claimed by us) and commits it.
     #[inline]
     pub(crate) fn commit_write(&mut self, pos: u64, len: usize) {
-        let off = self.g.slot(pos);
+        self.commit_at(self.g.slot(pos), pos, len);
+    }
+
+    /// [`Core::commit_write`] for the slot at memory offset `off` (the slot of `pos`).
+    #[inline]
+    fn commit_at(&mut self, off: usize, pos: u64, len: usize) {
         // SAFETY: the length field is inside our claimed slot.
         unsafe {
             self.mem
@@ -418,10 +423,12 @@ impl<M: Memory> WriteCore for Core<M> {
         self.check_len(payload.len())?;
         let pos = self.claim_write()?;
         crate::crashpoint::hit("mpmc.push.claimed");
+        // The slot's offset once, for the payload, the length and the sequence word.
+        let off = self.g.slot(pos);
         // SAFETY: the payload fits the slot (checked) and the slot is ours.
-        unsafe { self.mem.write(self.payload_off(pos), payload) };
+        unsafe { self.mem.write(off + self.g.payload_off, payload) };
         crate::crashpoint::hit("mpmc.push.written");
-        self.commit_write(pos, payload.len());
+        self.commit_at(off, pos, payload.len());
         Ok(())
     }
 
