@@ -166,19 +166,24 @@ pub mod liveness {
     use crate::conv::offset;
     use crate::endpoint::Role;
     use crate::layout::DATA_OFFSET;
-    use crate::liveness::{roster_off, state_off, RegisterError, Registration, State, Vitals};
+    use crate::liveness::{
+        roster_off, state_off, LockTry, RegisterError, Registration, State, Vitals,
+    };
 
     /// Entries the model's table has (the protocol does not depend on the number).
     pub const ENTRIES: u64 = 3;
     /// Pids the model's process table knows (1..PIDS).
     const PIDS: usize = 8;
 
-    /// A model segment (the roster and the endpoint table) and a model process table: process
-    /// `pid` lives while its word holds its start time (non-zero).
+    /// A model segment (the roster and the endpoint table), a model process table (process
+    /// `pid` lives while its word holds its start time, non-zero) and a model lock table (entry
+    /// `i`'s lock is held while its word holds the holder's pid; a process's locks go when it
+    /// dies, as OFD locks do).
     #[derive(Clone)]
     pub struct World {
         mem: LoomMem,
         procs: LoomMem,
+        locks: LoomMem,
     }
 
     impl Default for World {
@@ -193,6 +198,7 @@ pub mod liveness {
             World {
                 mem: LoomMem::zeroed(offset(DATA_OFFSET)),
                 procs: LoomMem::zeroed(PIDS * 8),
+                locks: LoomMem::zeroed(offset(ENTRIES * 8)),
             }
         }
 
@@ -223,6 +229,11 @@ pub mod liveness {
             // SAFETY: the roster is in `mem`.
             unsafe { self.mem.load(roster_off(role), Ordering::SeqCst) }
         }
+    }
+
+    fn lock_word(index: u64) -> usize {
+        assert!(index < ENTRIES, "model entries are 0..{ENTRIES}");
+        offset(index * 8)
     }
 
     fn word(pid: u32) -> usize {
@@ -270,8 +281,23 @@ pub mod liveness {
             self.pid
         }
 
-        /// The process dies: its table word goes to 0 (after everything it did).
+        /// The process dies: its locks are released and its table word goes to 0 (after
+        /// everything it did).
         pub fn die(&self) {
+            for index in 0..ENTRIES {
+                // SeqCst: the kernel's lock table is strongly ordered, and a prober that finds
+                // the lock gone also finds everything the process did before.
+                // SAFETY: the lock words are in `locks`.
+                let _ = unsafe {
+                    self.world.locks.compare_exchange(
+                        lock_word(index),
+                        u64::from(self.pid),
+                        0,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                };
+            }
             // SeqCst: as in `spawn`; a prober that finds it dead also finds everything it did
             // before (a process's death is observed through the kernel, a full barrier).
             // SAFETY: as in `spawn`.
@@ -282,8 +308,10 @@ pub mod liveness {
         /// on the way.
         pub fn register(&self, role: Role) -> Option<Endpoint> {
             // SAFETY: `mem` holds the roster and the table.
-            match unsafe { Registration::register(&self.world.mem, self, role) } {
-                Ok(reg) => Some(Endpoint { reg }),
+            let registered =
+                unsafe { Registration::register(&self.world.mem, self, role, &mut |_, _, _| {}) };
+            match registered {
+                Ok((reg, _)) => Some(Endpoint { reg }),
                 Err(RegisterError::Full | RegisterError::Stopped) => None,
             }
         }
@@ -328,12 +356,54 @@ pub mod liveness {
             Some(self.start_time(pid).is_some())
         }
 
-        fn take_lock(&self, _index: u64) -> Option<std::fs::File> {
-            None
+        fn take_lock(&self, index: u64) -> LockTry {
+            // SeqCst: as in `die`.
+            // SAFETY: the lock words are in `locks`.
+            let taken = unsafe {
+                self.world.locks.compare_exchange(
+                    lock_word(index),
+                    0,
+                    u64::from(self.pid),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+            };
+            match taken {
+                Ok(_) => LockTry::Taken(None),
+                Err(_) => LockTry::Busy,
+            }
         }
 
-        fn lock_held(&self, _index: u64) -> Option<bool> {
-            None
+        fn release_lock(&self, index: u64, _file: Option<std::fs::File>) {
+            // SeqCst: as in `die`.
+            // SAFETY: as in `take_lock`.
+            let _ = unsafe {
+                self.world.locks.compare_exchange(
+                    lock_word(index),
+                    u64::from(self.pid),
+                    0,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+            };
+        }
+
+        fn lock_held(&self, index: u64) -> Option<bool> {
+            // An RMW, not a load: loom models SeqCst loads as Acquire ones, which may read an
+            // older value, while the kernel's lock table (behind its own lock) answers with
+            // the latest; an RMW reads the latest value in modification order.
+            // SAFETY: as in `take_lock`.
+            Some(
+                unsafe {
+                    self.world
+                        .locks
+                        .fetch_or(lock_word(index), 0, Ordering::SeqCst)
+                } != 0,
+            )
+        }
+
+        fn pause(&self) {
+            loom::thread::yield_now();
         }
 
         fn table_len(&self) -> u64 {

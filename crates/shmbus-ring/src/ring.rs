@@ -223,8 +223,24 @@ impl<K: Kind> Shared<K> {
         }
         // SAFETY: `mem` covers the whole validated segment, at least `DATA_OFFSET` bytes, so
         // the roster and the endpoint table; the segment is writable.
-        match unsafe { Registration::register(&self.mem, &Os::new(&self.seg), role) } {
-            Ok(reg) => Ok(reg),
+        let registered = unsafe {
+            Registration::register(
+                &self.mem,
+                &Os::new(&self.seg),
+                role,
+                &mut |tag, gen, role| {
+                    K::repair(self, tag, gen, role);
+                },
+            )
+        };
+        match registered {
+            Ok((reg, reaped)) => {
+                if reaped {
+                    // A dead endpoint's entry was reclaimed: its peers re-check.
+                    self.wake_everyone();
+                }
+                Ok(reg)
+            }
             Err(RegisterError::Full | RegisterError::Stopped) => Err(Error::TooManyEndpoints {
                 target: self.seg.target(),
                 max: u32::try_from(crate::layout::MAX_ENDPOINTS).unwrap_or(u32::MAX),

@@ -52,6 +52,17 @@ pub unsafe trait Memory {
     ///
     /// - `off % 8 == 0` and `off + 8 <= len` (the same for every `u64` word operation below).
     unsafe fn load(&self, off: usize, order: Ordering) -> u64;
+
+    /// A Relaxed load of the 8-byte word at `off` for a caller that polls a word others
+    /// change, and must not go on reading an old value: on hardware a plain Relaxed load
+    /// (which sees a newer store within a bounded time); in the loom models an RMW that
+    /// changes nothing, because loom lets a load return an older value indefinitely, while
+    /// an RMW reads the latest one.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::load`].
+    unsafe fn load_latest(&self, off: usize) -> u64;
     /// Atomically stores the 8-byte word at `off`.
     ///
     /// # Safety
@@ -316,6 +327,12 @@ fn futex_wake(word: &AtomicU64) {
 // `read`/`write` are in-bounds copies, all under the callers' contracts.
 unsafe impl Memory for RawMem {
     #[inline]
+    unsafe fn load_latest(&self, off: usize) -> u64 {
+        // SAFETY: the contract of `Memory::load_latest` is `load`'s.
+        unsafe { self.load(off, Ordering::Relaxed) }
+    }
+
+    #[inline]
     unsafe fn load(&self, off: usize, order: Ordering) -> u64 {
         // SAFETY: the contract of `Memory::load` is `word`'s.
         unsafe { self.word(off) }.load(order)
@@ -469,6 +486,10 @@ mod loom_mem {
     // SAFETY: words are loom atomics; bytes are loom cells whose accesses loom race-checks;
     // indexing panics (in the model) rather than going out of bounds.
     unsafe impl Memory for LoomMem {
+        unsafe fn load_latest(&self, off: usize) -> u64 {
+            self.cells.words[off / 8].fetch_or(0, Ordering::Relaxed)
+        }
+
         unsafe fn load(&self, off: usize, order: Ordering) -> u64 {
             self.cells.words[off / 8].load(order)
         }

@@ -658,6 +658,7 @@ const SPSC_PRODUCER_POINTS: &[&str] = &[
     "spsc.push.written",
     "spsc.push.published",
     "spsc.batch.written",
+    "register.entry",
     "register.claimed",
     "register.locked",
     "register.active",
@@ -666,6 +667,7 @@ const SPSC_PRODUCER_POINTS: &[&str] = &[
 ];
 const SPSC_CONSUMER_POINTS: &[&str] = &[
     "spsc.pop.read",
+    "register.entry",
     "register.claimed",
     "register.locked",
     "register.active",
@@ -676,6 +678,7 @@ const MPMC_PRODUCER_POINTS: &[&str] = &[
     "mpmc.push.claimed",
     "mpmc.push.written",
     "mpmc.bulk.claimed",
+    "register.entry",
     "register.claimed",
     "register.locked",
     "register.active",
@@ -685,6 +688,7 @@ const MPMC_PRODUCER_POINTS: &[&str] = &[
 const MPMC_CONSUMER_POINTS: &[&str] = &[
     "mpmc.pop.claimed",
     "mpmc.pop.read",
+    "register.entry",
     "register.claimed",
     "register.locked",
     "register.active",

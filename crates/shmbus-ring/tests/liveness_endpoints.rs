@@ -42,34 +42,40 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// A registrant overwrites every field its predecessor left (start time, namespace, lock
+/// flag), so it is never judged by them; a clean detach leaves them in place, so an endpoint
+/// that dies while detaching is still judged by its own (issue 13).
 #[test]
-fn a_freed_entry_keeps_nothing_of_its_previous_holder() {
+fn a_registrant_overwrites_every_field_its_predecessor_left() {
     let name = name("fields");
     let ring =
         MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
     let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
+    let word = |f: u64| raw.atomic_u64(entry(0) + f as usize).unwrap();
+    let flag = || raw.atomic_u32(entry(0) + ENDPOINT_LOCKED as usize).unwrap();
     let tx = ring.producer().unwrap();
-    let field = |f: u64| {
-        raw.atomic_u64(entry(0) + f as usize)
-            .unwrap()
-            .load(Ordering::SeqCst)
-    };
-    assert_ne!(field(ENDPOINT_START_TIME), 0);
-    assert_eq!(
-        raw.atomic_u32(entry(0) + ENDPOINT_LOCKED as usize)
-            .unwrap()
-            .load(Ordering::SeqCst),
-        1
-    );
+    let start = word(ENDPOINT_START_TIME).load(Ordering::SeqCst);
+    let ns = word(ENDPOINT_PIDNS).load(Ordering::SeqCst);
+    assert_ne!(start, 0);
+    assert_eq!(flag().load(Ordering::SeqCst), 1);
     drop(tx);
-    assert_eq!(field(ENDPOINT_START_TIME), 0, "start time left behind");
-    assert_eq!(field(ENDPOINT_PIDNS), 0, "namespace left behind");
     assert_eq!(
-        raw.atomic_u32(entry(0) + ENDPOINT_LOCKED as usize)
-            .unwrap()
-            .load(Ordering::SeqCst),
-        0
+        word(ENDPOINT_START_TIME).load(Ordering::SeqCst),
+        start,
+        "a clean detach keeps its fields"
     );
+    // What a predecessor of another process might have left.
+    word(ENDPOINT_START_TIME).store(12_345, Ordering::SeqCst);
+    word(ENDPOINT_PIDNS).store(777, Ordering::SeqCst);
+    flag().store(0, Ordering::SeqCst);
+    let rx = ring.consumer().unwrap();
+    assert_eq!(word(ENDPOINT_START_TIME).load(Ordering::SeqCst), start);
+    assert_eq!(word(ENDPOINT_PIDNS).load(Ordering::SeqCst), ns);
+    assert_eq!(flag().load(Ordering::SeqCst), 1);
+    let eps = liveness::endpoints(ring.segment()).unwrap();
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].vitality, Vitality::Alive);
+    drop(rx);
 }
 
 /// Finding 1: a live process in the middle of registering (state written, fields not yet) was
@@ -306,24 +312,29 @@ fn an_endpoint_never_frees_a_table_entry_it_does_not_hold() {
     let ring =
         MpmcRing::create_shm(&name, &MpmcConfig::new(4, 8), &SegmentOptions::default()).unwrap();
     let raw = Segment::open(&name, &SegmentOptions::default()).unwrap();
-    let entry = raw.atomic_u64(ENDPOINT_TABLE as usize).unwrap();
+    let entry0 = raw.atomic_u64(ENDPOINT_TABLE as usize).unwrap();
     // The state word: role in bits 0..4 (1 producer, 2 consumer), phase in bits 4..8
     // (0 free, 2 active).
     let role_phase = |w: u64| (w & 0xf, (w >> 4) & 0xf);
     let a = ring.producer().unwrap();
-    assert_eq!(role_phase(entry.load(Ordering::SeqCst)), (1, 2));
-    // A peer frees A's entry (index 0) and a consumer registers in it.
-    entry.store(0, Ordering::SeqCst);
+    assert_eq!(role_phase(entry0.load(Ordering::SeqCst)), (1, 2));
+    // A peer frees A's entry (index 0): its lock is still A's, so a registrant passes it by.
+    entry0.store(0, Ordering::SeqCst);
     let b = ring.consumer().unwrap();
-    assert_eq!(role_phase(entry.load(Ordering::SeqCst)), (2, 2));
+    let entry1 = raw.atomic_u64(entry(1)).unwrap();
+    assert_eq!(role_phase(entry0.load(Ordering::SeqCst)), (0, 0));
+    assert_eq!(role_phase(entry1.load(Ordering::SeqCst)), (2, 2));
+    // Someone else now holds entry 0 (a consumer, a later generation).
+    let other = state(2, 2, 0, 9, std::process::id());
+    entry0.store(other, Ordering::SeqCst);
     drop(a);
     assert_eq!(
-        role_phase(entry.load(Ordering::SeqCst)),
-        (2, 2),
-        "the consumer's entry survived the producer's drop"
+        entry0.load(Ordering::SeqCst),
+        other,
+        "the other holder's entry survived the producer's drop"
     );
     drop(b);
-    assert_eq!(role_phase(entry.load(Ordering::SeqCst)).1, 0);
+    assert_eq!(role_phase(entry1.load(Ordering::SeqCst)).1, 0);
 }
 
 #[test]

@@ -47,10 +47,10 @@ fn assert_reclaimed(world: &World, pid: u32, step: &str) {
     }
 }
 
-/// Steps where a dying registrant or a detaching endpoint stops. The first and the last leave
-/// an entry the protocol cannot judge today (no namespace recorded yet; fields already zeroed):
-/// those are the windows issue 13 closes, checked here for safety only.
-const STEPS: [&str; 8] = [
+/// Steps where a dying registrant or a detaching endpoint stops. Every one leaves an entry the
+/// next probe reclaims: a registrant holds its entry's lock from before it claims the entry, and
+/// a detaching endpoint keeps its fields (and its lock) until the entry is free.
+const STEPS: [&str; 7] = [
     "register.entry",
     "register.claimed",
     "register.locked",
@@ -58,12 +58,7 @@ const STEPS: [&str; 8] = [
     "unregister.start",
     "unregister.leaving",
     "unregister.unlisted",
-    "unregister.cleared",
 ];
-
-fn judgeable(step: &str) -> bool {
-    !matches!(step, "register.entry" | "unregister.cleared")
-}
 
 /// A victim dies at `step` (registering, or detaching), while a live registrant attaches and a
 /// live reaper probes; then the reaper probes once more.
@@ -106,14 +101,12 @@ fn registration_racing_reaping(step: &'static str) {
         );
         assert_active(&world, &ep, Role::Producer, registrant_p.pid());
         assert_active(&world, &reaper, Role::Consumer, 1);
-        if judgeable(step) {
-            assert_reclaimed(&world, 2, step);
-            assert_eq!(
-                world.roster(Role::Producer),
-                EVER | 1 << (ep.tag() - 1),
-                "only the live producer's bit remains"
-            );
-        }
+        assert_reclaimed(&world, 2, step);
+        assert_eq!(
+            world.roster(Role::Producer),
+            EVER | 1 << (ep.tag() - 1),
+            "only the live producer's bit remains"
+        );
     });
 }
 
@@ -150,11 +143,6 @@ fn loom_registration_racing_reaping_an_endpoint_dying_while_leaving() {
 #[test]
 fn loom_registration_racing_reaping_an_endpoint_dying_after_clearing_its_bit() {
     registration_racing_reaping(STEPS[6]);
-}
-
-#[test]
-fn loom_registration_racing_reaping_an_endpoint_dying_after_zeroing_its_fields() {
-    registration_racing_reaping(STEPS[7]);
 }
 
 /// A dead endpoint is being reaped; the reaper dies at `step` while a live registrant takes
@@ -207,4 +195,74 @@ fn loom_reaping_taken_over_from_a_reaper_that_died_after_repairing() {
 #[test]
 fn loom_reaping_taken_over_from_a_reaper_that_died_after_clearing_the_bit() {
     reaper_dying("reap.unlisted");
+}
+
+/// The table is full: a live prober's entry and the two entries of a process that died. A
+/// registrant must adopt a dead entry (reaping it itself) while the prober reaps too; a second
+/// registrant, dying at `step` if one is given (of registering, or of adopting), races them.
+/// Nothing live is touched, the registrant gets an entry, and afterwards every dead entry is
+/// reclaimed.
+fn full_table_adopted(step: Option<&'static str>) {
+    model(move || {
+        let world = World::new();
+        let prober_p = world.spawn(1);
+        let prober = prober_p.register(Role::Consumer).expect("an empty table");
+        let dead_p = world.spawn(2);
+        let _a = dead_p.register(Role::Producer).expect("a free entry");
+        let _b = dead_p.register(Role::Consumer).expect("a free entry");
+        dead_p.die();
+        let p = world.spawn(3);
+        let other = step.map(|s| world.spawn(4).dying_at(s));
+        let registrant = loom::thread::spawn(move || {
+            let ep = p.register(Role::Producer).expect("a dead entry is adopted");
+            (p, ep)
+        });
+        let dying = other.map(|o| {
+            loom::thread::spawn(move || {
+                let _ = o.register(Role::Producer);
+                o.die();
+            })
+        });
+        let _ = prober_p.probe(&prober);
+        let (registrant_p, ep) = registrant.join().unwrap();
+        if let Some(d) = dying {
+            d.join().unwrap();
+        }
+        let _ = prober_p.probe(&prober);
+        assert_active(&world, &prober, Role::Consumer, 1);
+        assert_active(&world, &ep, Role::Producer, registrant_p.pid());
+        let what = step.unwrap_or("no death");
+        assert_reclaimed(&world, 2, what);
+        assert_reclaimed(&world, 4, what);
+        assert_eq!(
+            world.roster(Role::Consumer),
+            EVER | 1 << (prober.tag() - 1),
+            "only the prober's consumer bit remains ({what})"
+        );
+    });
+}
+
+#[test]
+fn loom_a_full_table_of_dead_entries_is_adopted_by_a_registrant() {
+    full_table_adopted(None);
+}
+
+#[test]
+fn loom_an_adopter_dying_after_claiming_a_dead_entry_is_reclaimed() {
+    full_table_adopted(Some("adopt.claimed"));
+}
+
+#[test]
+fn loom_an_adopter_dying_after_repairing_a_dead_entry_is_reclaimed() {
+    full_table_adopted(Some("adopt.repaired"));
+}
+
+#[test]
+fn loom_an_adopter_dying_after_clearing_the_dead_bit_is_reclaimed() {
+    full_table_adopted(Some("adopt.unlisted"));
+}
+
+#[test]
+fn loom_an_adopter_dying_as_it_registers_in_the_adopted_entry_is_reclaimed() {
+    full_table_adopted(Some("register.claimed"));
 }

@@ -2,7 +2,8 @@
 //! segments. Looking never touches: these open read-only and never register.
 
 use super::process::{boot_time_s, clock_ticks_per_s, pid_exists, start_time};
-use super::{fields, state_off, vitality, Os, State, Vitality, PHASE_ACTIVE, PHASE_REGISTERING};
+use super::registration::judge;
+use super::{fields, state_off, Os, State, Vitality, PHASE_ACTIVE, PHASE_REGISTERING};
 use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Error, Result};
@@ -131,7 +132,7 @@ unsafe fn info(mem: &RawMem, os: Os<'_>, index: u64, st: &State, role: Role) -> 
             _ => Phase::Reaping,
         },
         // SAFETY: as above.
-        vitality: unsafe { vitality(mem, &os, index, st) },
+        vitality: unsafe { judge(mem, &os, index, st) },
     }
 }
 

@@ -221,9 +221,23 @@ pub enum Vitality {
     Unknown,
 }
 
+/// The outcome of [`Vitals::take_lock`].
+#[derive(Debug)]
+pub(crate) enum LockTry {
+    /// The lock is ours: the open file description holding it (`None` in the loom models,
+    /// whose locks live in the model world).
+    Taken(Option<std::fs::File>),
+    /// Another open file description holds it.
+    Busy,
+    /// This segment has no file, or its locks cannot be taken here (no `/proc`, no lock
+    /// resources): the endpoint goes without.
+    Unavailable,
+}
+
 /// What the liveness protocol asks of the operating system: who we are, and whether another
 /// endpoint's process still lives. [`Os`] asks Linux; the loom models answer from a model
-/// process table, so that the decisions built on these answers are model-checked.
+/// process table (and a model lock table), so that the decisions built on these answers are
+/// model-checked.
 pub(crate) trait Vitals {
     /// This process's pid, as state words record it.
     fn pid(&self) -> u32;
@@ -234,9 +248,11 @@ pub(crate) trait Vitals {
     fn start_time(&self, pid: u32) -> Option<u64>;
     /// Whether a process `pid` exists in this namespace: `Some(false)` when it surely does not.
     fn pid_exists(&self, pid: u32) -> Option<bool>;
-    /// Takes the OFD lock on entry `index`'s byte; `None` when the segment has no file or the
-    /// lock cannot be taken.
-    fn take_lock(&self, index: u64) -> Option<std::fs::File>;
+    /// Tries to take the OFD lock on entry `index`'s byte (without waiting).
+    fn take_lock(&self, index: u64) -> LockTry;
+    /// Releases a lock [`take_lock`](Vitals::take_lock) took (the file closes; the model's
+    /// lock word is cleared).
+    fn release_lock(&self, index: u64, file: Option<std::fs::File>);
     /// Whether another open file description holds the lock on entry `index`; `None` when this
     /// cannot be probed.
     fn lock_held(&self, index: u64) -> Option<bool>;
@@ -245,12 +261,20 @@ pub(crate) trait Vitals {
     fn table_len(&self) -> u64 {
         crate::layout::MAX_ENDPOINTS
     }
+    /// Lets time pass before a registrant looks at the table again (a lock found busy may be
+    /// one a detaching endpoint is about to release).
+    fn pause(&self);
     /// A protocol step named `name` (a crash point). `false` when the endpoint "dies" here: only
     /// the loom models say so, to stop an endpoint between two steps.
     fn step(&self, name: &'static str) -> bool;
 }
 
-/// Judges the holder of entry `index`, whose state word reads `st`.
+/// The reaper byte of a `registering` state word whose registrant took its entry's lock
+/// before claiming the entry (L0, or L17 when adopting a dead entry): such an entry is judged
+/// by that lock alone.
+pub(crate) const REGISTERING_LOCKED: u8 = 1;
+
+/// Judges the holder of entry `index`, whose state word reads `st` (PROTOCOL §7.2).
 ///
 /// # Safety
 ///
@@ -261,10 +285,22 @@ pub(crate) unsafe fn vitality<M: Memory, V: Vitals>(
     index: u64,
     st: &State,
 ) -> Vitality {
+    if st.phase == PHASE_REGISTERING {
+        // The entry's fields may still be a previous holder's: a registrant is judged by the
+        // lock it took before claiming the entry (L0), or not at all.
+        if st.reaper != REGISTERING_LOCKED {
+            return Vitality::Unknown;
+        }
+        return match v.lock_held(index) {
+            Some(true) => Vitality::Alive,
+            Some(false) => Vitality::Dead,
+            None => Vitality::Unknown,
+        };
+    }
     let [start_off, ns_off, locked_off] = fields(index);
-    // Relaxed loads of the fields (§7.2): they were published by L4 (the Release CAS to `active`),
-    // which the caller's Acquire load of the state word observed, or are being written by a
-    // registrant that is judged by its pid alone until then.
+    // Relaxed loads of the fields (§7.2): they were published by L4 (the Release CAS to
+    // `active`), which the caller's Acquire load of the state word observed (a later `leaving`
+    // word continues its release sequence).
     // SAFETY: the fields are aligned words of the table, which `mem` holds.
     let (locked, recorded_ns, recorded) = unsafe {
         (
@@ -274,15 +310,14 @@ pub(crate) unsafe fn vitality<M: Memory, V: Vitals>(
         )
     };
     let mut lock = None;
-    // A registering endpoint may not have taken its lock yet: judge it by its pid alone.
-    if locked && st.phase != PHASE_REGISTERING {
+    if locked {
         lock = v.lock_held(index);
         if lock == Some(false) {
             return Vitality::Dead;
         }
     }
-    // Entry fields are zeroed before an entry is freed, so they are either 0 (not known) or
-    // the current holder's own: a stale value of a previous holder is never compared.
+    // An active or leaving entry's fields are its holder's own (written at L2, before the L4
+    // that published them).
     let ns = v.pidns();
     if ns != 0 && recorded_ns == ns {
         if v.pid_exists(st.pid) == Some(false) {

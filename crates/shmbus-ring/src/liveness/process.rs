@@ -1,7 +1,7 @@
 //! Process identity as Linux tells it: PID namespaces, start times, OFD locks on the
 //! segment's file, and the coarse clock the probes are paced by.
 
-use super::{entry_field, Vitals};
+use super::{entry_field, LockTry, Vitals};
 use crate::layout::ENDPOINT_STATE;
 use crate::segment::Segment;
 use std::fs::File;
@@ -38,12 +38,21 @@ impl Vitals for Os<'_> {
         pid_exists(pid)
     }
 
-    fn take_lock(&self, index: u64) -> Option<File> {
+    fn take_lock(&self, index: u64) -> LockTry {
         take_lock(self.seg, lock_byte(index))
+    }
+
+    fn release_lock(&self, _index: u64, file: Option<File>) {
+        // Closing the last descriptor of the open file description releases its lock.
+        drop(file);
     }
 
     fn lock_held(&self, index: u64) -> Option<bool> {
         lock_held(self.seg.fd()?, lock_byte(index))
+    }
+
+    fn pause(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 
     #[inline]
@@ -124,18 +133,29 @@ fn lock_held(fd: BorrowedFd<'_>, off: u64) -> Option<bool> {
 }
 
 /// Opens a new open file description of `seg`'s file and takes an OFD write lock on byte
-/// `off` with it. `None` when the segment has no file, `/proc` is missing, or the byte is
-/// locked already (e.g. by a descriptor a forked child inherited).
-fn take_lock(seg: &Segment, off: u64) -> Option<File> {
-    let fd = seg.fd()?;
-    let file = std::fs::OpenOptions::new()
+/// `off` with it, without waiting. [`LockTry::Busy`] when another open file description holds
+/// the byte (a live endpoint, one detaching, or a descriptor a `fork`ed child inherited);
+/// [`LockTry::Unavailable`] when the segment has no file, `/proc` is missing, or the kernel
+/// refuses the lock for another reason.
+fn take_lock(seg: &Segment, off: u64) -> LockTry {
+    let Some(fd) = seg.fd() else {
+        return LockTry::Unavailable;
+    };
+    let Ok(file) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .ok()?;
-    let fl = flock_at(libc::F_WRLCK, off)?;
-    nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).ok()?;
-    Some(file)
+    else {
+        return LockTry::Unavailable;
+    };
+    let Some(fl) = flock_at(libc::F_WRLCK, off) else {
+        return LockTry::Unavailable;
+    };
+    match nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)) {
+        Ok(_) => LockTry::Taken(Some(file)),
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => LockTry::Busy,
+        Err(_) => LockTry::Unavailable,
+    }
 }
 
 fn timespec_ns(ts: &libc::timespec) -> u64 {

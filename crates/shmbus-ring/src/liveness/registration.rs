@@ -5,8 +5,8 @@
 //! steps (every [`Vitals::step`]).
 
 use super::{
-    fields, roster_off, state_off, vitality, State, Vitality, Vitals, EVER, PHASE_ACTIVE,
-    PHASE_FREE, PHASE_REAPING, PHASE_REGISTERING,
+    fields, roster_off, state_off, vitality, LockTry, State, Vitality, Vitals, EVER, PHASE_ACTIVE,
+    PHASE_FREE, PHASE_REAPING, PHASE_REGISTERING, REGISTERING_LOCKED,
 };
 use crate::endpoint::Role;
 use crate::sync::{Memory, Ordering};
@@ -15,10 +15,47 @@ use std::fs::File;
 /// Why [`Registration::register`] did not register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RegisterError {
-    /// Every entry of the table is held.
+    /// Every entry of the table is held, by endpoints alive or of unknown fate.
     Full,
     /// The endpoint stopped between two steps (loom models only: [`Vitals::step`]).
     Stopped,
+}
+
+/// How many times a registrant looks over the table when the only free entries it found have
+/// their lock held (by an endpoint that freed its entry and is about to close its lock's
+/// descriptor), pausing in between, before it settles for an entry without a lock.
+const ATTEMPTS: u32 = 20;
+
+/// The lock a registrant took on its entry's byte (L0), if any.
+struct EntryLock {
+    /// Whether the lock is ours.
+    held: bool,
+    /// The open file description holding it (`None` in the loom models).
+    file: Option<File>,
+}
+
+impl EntryLock {
+    const NONE: EntryLock = EntryLock {
+        held: false,
+        file: None,
+    };
+
+    /// Lets go of the lock (if held) on entry `index`.
+    fn release<V: Vitals>(self, v: &V, index: u64) {
+        if self.held {
+            v.release_lock(index, self.file);
+        }
+    }
+}
+
+/// What [`Registration::adopt_dead`] found.
+enum Adopt {
+    /// A dead entry, reaped and registered in.
+    Adopted(Registration),
+    /// None now, but a live process is freeing one: look again.
+    Transient,
+    /// None.
+    Nothing,
 }
 
 /// An endpoint's entry in the table, held from attach to drop.
@@ -27,7 +64,9 @@ pub struct Registration {
     role: Role,
     gen: u16,
     pid: u32,
-    /// The open file description holding our OFD lock (closing it releases the lock).
+    /// Whether we hold the OFD lock on our entry's byte.
+    locked: bool,
+    /// The open file description holding it (closing it releases the lock).
     lock: Option<File>,
 }
 
@@ -38,6 +77,7 @@ impl std::fmt::Debug for Registration {
             .field("role", &self.role)
             .field("gen", &self.gen)
             .field("pid", &self.pid)
+            .field("locked", &self.locked)
             .finish_non_exhaustive()
     }
 }
@@ -53,15 +93,16 @@ pub(crate) enum Owner {
     Gone,
 }
 
-/// Zeroes an entry's fields before it is freed, so that the next registrant is never judged by
-/// its predecessor's start time, namespace or lock flag.
+/// Zeroes a reaped entry's fields before it is freed (L14). Nothing depends on it (a
+/// registrant overwrites them at L2 before anyone judges its entry by them); it keeps a dead
+/// holder's start time and namespace from lingering in a free entry.
 ///
 /// # Safety
 ///
 /// - `mem` holds the endpoint table.
 unsafe fn clear_fields<M: Memory>(mem: &M, index: u64) {
     let [start, ns, locked] = fields(index);
-    // L8 / L14: Relaxed; ordered before the Release CAS that frees the entry (L9 / L15).
+    // L14: Relaxed; ordered before the Release CAS that frees the entry (L15).
     // SAFETY: aligned fields of the table, which `mem` holds.
     unsafe {
         mem.store(start, 0, Ordering::Relaxed);
@@ -70,9 +111,106 @@ unsafe fn clear_fields<M: Memory>(mem: &M, index: u64) {
     }
 }
 
+/// Records who holds entry `index`: our start time, PID namespace and lock flag (L2–L3).
+/// Relaxed stores, published by the Release CAS to `active` (L4).
+///
+/// # Safety
+///
+/// - `mem` holds the endpoint table.
+unsafe fn stamp<M: Memory, V: Vitals>(mem: &M, v: &V, index: u64, locked: bool) {
+    let [start_off, ns_off, locked_off] = fields(index);
+    // SAFETY: aligned fields of the table, which `mem` holds.
+    unsafe {
+        mem.store(
+            start_off,
+            v.start_time(v.pid()).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        mem.store(ns_off, v.pidns(), Ordering::Relaxed);
+        mem.store_u32(locked_off, u32::from(locked), Ordering::Relaxed);
+    }
+}
+
+/// Whether the reaper named by a `reaping` state is gone: its tag is out of range, 0 or
+/// `own_tag` (we are not reaping it: a previous holder of our entry was, and died), its entry
+/// is not held by the reaper's pid any more, or that holder is dead.
+///
+/// # Safety
+///
+/// - `mem` holds the endpoint table.
+unsafe fn reaper_gone<M: Memory, V: Vitals>(mem: &M, v: &V, st: &State, own_tag: u64) -> bool {
+    let reaper = u64::from(st.reaper);
+    if reaper == 0 || reaper > v.table_len() || reaper == own_tag {
+        return true;
+    }
+    // L10: Acquire, as in `probe`.
+    // SAFETY: the reaper's state word is an aligned word of the table.
+    let rst = State::decode(unsafe { mem.load(state_off(reaper - 1), Ordering::Acquire) });
+    rst.held().is_none()
+        || rst.phase != PHASE_ACTIVE
+        || rst.pid != st.pid
+        // SAFETY: the table is in `mem`.
+        || unsafe { vitality(mem, v, reaper - 1, &rst) } == Vitality::Dead
+}
+
+/// Whether the held entry `index`, whose state word reads `st`, is to be reaped: its holder
+/// (or, while it is being reaped, its reaper) is gone (§7.2, §7.3). `own_tag` is the prober's
+/// tag (0 for a registrant that holds no entry yet).
+///
+/// # Safety
+///
+/// - `mem` holds the endpoint table.
+unsafe fn reapable<M: Memory, V: Vitals>(
+    mem: &M,
+    v: &V,
+    index: u64,
+    st: &State,
+    own_tag: u64,
+) -> bool {
+    // SAFETY: the table is in `mem` (contract).
+    unsafe {
+        if st.phase == PHASE_REAPING && u64::from(st.reaper) == index + 1 {
+            // The holder is detaching itself (`unregister`): dead only if its process is.
+            vitality(mem, v, index, st) == Vitality::Dead
+        } else if st.phase == PHASE_REAPING {
+            // Someone is reaping it: take over only if that reaper is gone.
+            reaper_gone(mem, v, st, own_tag)
+        } else {
+            vitality(mem, v, index, st) == Vitality::Dead
+        }
+    }
+}
+
+/// How `inspect` judges entry `index`, whose state word reads `st`: as a prober would, and an
+/// entry being reaped by a reaper that is gone as dead.
+///
+/// # Safety
+///
+/// - `mem` holds the endpoint table.
+pub(crate) unsafe fn judge<M: Memory, V: Vitals>(
+    mem: &M,
+    v: &V,
+    index: u64,
+    st: &State,
+) -> Vitality {
+    // SAFETY: the table is in `mem` (contract).
+    unsafe {
+        if st.phase == PHASE_REAPING && u64::from(st.reaper) != index + 1 {
+            if reaper_gone(mem, v, st, 0) {
+                Vitality::Dead
+            } else {
+                Vitality::Alive
+            }
+        } else {
+            vitality(mem, v, index, st)
+        }
+    }
+}
+
 impl Registration {
-    /// Takes a free entry for an endpoint of `role`, records who holds it, locks it, and marks
-    /// it attached (L1–L5).
+    /// Takes an entry for an endpoint of `role` (L0–L5): a free one, or, when none is free, one
+    /// whose holder is dead, which it reaps first (L17–L19, with `repair` as the ring kind's
+    /// L12). Returns the registration and whether a dead entry was reaped on the way.
     ///
     /// # Safety
     ///
@@ -82,104 +220,299 @@ impl Registration {
         mem: &M,
         v: &V,
         role: Role,
-    ) -> Result<Registration, RegisterError> {
+        repair: &mut dyn FnMut(u64, u16, Role),
+    ) -> Result<(Registration, bool), RegisterError> {
+        for attempt in 0..ATTEMPTS {
+            let last = attempt + 1 == ATTEMPTS;
+            let mut busy = false;
+            for index in 0..v.table_len() {
+                // L1: Relaxed: only a candidate; the CAS decides. The latest value: a registrant
+                // that looks again after a pause must see entries freed meanwhile.
+                // SAFETY: the state word is an aligned word of the table (contract).
+                let seen = unsafe { mem.load_latest(state_off(index)) };
+                if State::decode(seen).phase != PHASE_FREE {
+                    continue;
+                }
+                // L0: the entry's lock first, so that whoever sees the entry `registering`
+                // can judge us by it. A busy lock is usually a detaching holder's, released
+                // just after it freed the entry: look again later, and only on the last
+                // attempt settle for the entry without a lock.
+                let lock = match v.take_lock(index) {
+                    LockTry::Taken(file) => EntryLock { held: true, file },
+                    LockTry::Busy if !last => {
+                        busy = true;
+                        continue;
+                    }
+                    LockTry::Busy | LockTry::Unavailable => EntryLock::NONE,
+                };
+                // SAFETY: as above.
+                match unsafe { Self::claim_free(mem, v, index, seen, role, lock)? } {
+                    Some(reg) => return Ok((reg, false)),
+                    // Taken first, or taken from us: the table changed, look again.
+                    None => busy = true,
+                }
+            }
+            // No free entry to be had: take one whose holder is dead.
+            // SAFETY: as above.
+            match unsafe { Self::adopt_dead(mem, v, role, repair)? } {
+                Adopt::Adopted(reg) => return Ok((reg, true)),
+                // An entry is being freed (reaped, or detached) by a live process.
+                Adopt::Transient => busy = true,
+                Adopt::Nothing => {}
+            }
+            if !busy {
+                break;
+            }
+            v.pause();
+        }
+        Err(RegisterError::Full)
+    }
+
+    /// Claims the free entry `index`, seen as `seen`, holding its lock if `lock` is `Some`
+    /// (L1), and completes the registration (L2–L5). `None` if the entry was taken first.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Registration::register`].
+    unsafe fn claim_free<M: Memory, V: Vitals>(
+        mem: &M,
+        v: &V,
+        index: u64,
+        seen: u64,
+        role: Role,
+        lock: EntryLock,
+    ) -> Result<Option<Registration>, RegisterError> {
+        let registering = State {
+            pid: v.pid(),
+            gen: State::decode(seen).gen.wrapping_add(1),
+            phase: PHASE_REGISTERING,
+            reaper: if lock.held { REGISTERING_LOCKED } else { 0 },
+            role: Some(role),
+        };
+        // L1: Acquire on success; pairs with the Release CAS that freed the entry (L9 in
+        // `unregister`, L15 in `reap`): the previous holder is done with it. Relaxed on
+        // failure: try the next entry.
+        // SAFETY: the state word is an aligned word of the table (contract).
+        if unsafe {
+            mem.compare_exchange(
+                state_off(index),
+                seen,
+                registering.encode(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+        }
+        .is_err()
+        {
+            lock.release(v, index);
+            return Ok(None);
+        }
+        if !v.step("register.entry") {
+            return Err(RegisterError::Stopped);
+        }
+        // SAFETY: as above.
+        unsafe { Self::complete(mem, v, index, registering, role, lock) }
+    }
+
+    /// Completes the registration of entry `index`, which we hold as `registering` (L2–L5).
+    /// `None` if a prober took the entry meanwhile (the lock, if any, is released).
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Registration::register`].
+    unsafe fn complete<M: Memory, V: Vitals>(
+        mem: &M,
+        v: &V,
+        index: u64,
+        registering: State,
+        role: Role,
+        lock: EntryLock,
+    ) -> Result<Option<Registration>, RegisterError> {
+        // L2–L3: who we are, and whether we hold the lock (stored either way: a 1 left by
+        // anyone else must not outlive this registration). Relaxed: published by L4.
+        // SAFETY: the table is in `mem` (contract).
+        unsafe { stamp(mem, v, index, lock.held) };
+        if !v.step("register.claimed") {
+            return Err(RegisterError::Stopped);
+        }
+        if !v.step("register.locked") {
+            return Err(RegisterError::Stopped);
+        }
+        let active = State {
+            phase: PHASE_ACTIVE,
+            reaper: 0,
+            ..registering
+        };
+        // L4: Release; publishes the entry's fields (L2, L3) to probers, whose Acquire load
+        // of the state word (L10) pairs with it. A CAS, not a store: if a prober judged us dead
+        // meanwhile and took the entry (only a peer that does not judge a locked registrant by
+        // its lock can), we must not overwrite its reaping (nor a later holder). Relaxed on
+        // failure: the entry is not ours any more.
+        // SAFETY: the state word is an aligned word of the table (contract).
+        if unsafe {
+            mem.compare_exchange(
+                state_off(index),
+                registering.encode(),
+                active.encode(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+        }
+        .is_err()
+        {
+            lock.release(v, index);
+            return Ok(None);
+        }
+        if !v.step("register.active") {
+            return Err(RegisterError::Stopped);
+        }
+        // L5: the "ever" bit goes in with our own bit, in one RMW: a peer never sees "ever"
+        // without an attached endpoint. Relaxed: nothing of ours needs publishing to a peer
+        // that sees the bit.
+        // SAFETY: the roster word is an aligned word of the first page.
+        unsafe { mem.fetch_or(roster_off(role), EVER | 1 << index, Ordering::Relaxed) };
+        Ok(Some(Registration {
+            index,
+            role,
+            gen: active.gen,
+            pid: active.pid,
+            locked: lock.held,
+            lock: lock.file,
+        }))
+    }
+
+    /// With no free entry: finds an entry whose holder is dead (or whose reaper is), takes its
+    /// lock, and reaps it for ourselves (L17–L19, with L12–L13 as a reaper's), then registers
+    /// in it (L2–L5). `None` if
+    /// there is none we can take.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Registration::register`].
+    unsafe fn adopt_dead<M: Memory, V: Vitals>(
+        mem: &M,
+        v: &V,
+        role: Role,
+        repair: &mut dyn FnMut(u64, u16, Role),
+    ) -> Result<Adopt, RegisterError> {
         let pid = v.pid();
+        let mut transient = Adopt::Nothing;
         for index in 0..v.table_len() {
             let word = state_off(index);
-            // L1: Relaxed: only a candidate; the CAS decides.
+            // L10: Acquire, as in `probe`: the fields we judge by are the holder's.
             // SAFETY: the state word is an aligned word of the table (contract).
-            let seen = unsafe { mem.load(word, Ordering::Relaxed) };
+            let seen = unsafe { mem.load(word, Ordering::Acquire) };
             let st = State::decode(seen);
-            if st.phase != PHASE_FREE {
+            let Some(held_role) = st.held() else {
+                if st.phase == PHASE_FREE {
+                    // Freed since our pass: take it on the next.
+                    transient = Adopt::Transient;
+                }
+                continue;
+            };
+            // SAFETY: the table is in `mem` (contract).
+            if !unsafe { reapable(mem, v, index, &st, 0) } {
+                // A live reaper or a live detaching holder frees it shortly; an entry that
+                // changed while we judged it (its fields zeroed by a reaper, say) is judged
+                // again on the next pass.
+                // SAFETY: as above.
+                if st.phase == PHASE_REAPING || unsafe { mem.load_latest(word) } != seen {
+                    transient = Adopt::Transient;
+                }
                 continue;
             }
-            let gen = st.gen.wrapping_add(1);
-            let registering = State {
-                pid,
-                gen,
-                phase: PHASE_REGISTERING,
-                reaper: 0,
-                role: Some(role),
+            // L17: the entry's lock, or nothing: while we reap the entry it is judged by this
+            // lock alone, and the lock keeps a second adopter off.
+            let LockTry::Taken(file) = v.take_lock(index) else {
+                // Another adopter has it.
+                transient = Adopt::Transient;
+                continue;
             };
-            // L1: Acquire on success; pairs with the Release CAS that freed the entry
-            // (L9 in `unregister`, L15 in `reap`): the previous holder is done
-            // with it. Relaxed on failure: try the next entry.
+            // Adopting, the entry is `registering` with the dead holder's role and generation
+            // (so that, should we die too, our reaper repairs what the dead holder held) and
+            // our pid, judged by our lock.
+            let adopting = State {
+                phase: PHASE_REGISTERING,
+                reaper: REGISTERING_LOCKED,
+                pid,
+                ..st
+            };
+            // L18: Acquire on success, as L11: the holder's Release CAS on the word (L4, whose
+            // release sequence later RMWs continue) happens before our repair. Relaxed on
+            // failure: the entry changed (a prober reaped it, or another adopter won); let go
+            // of the lock.
             // SAFETY: as above.
             if unsafe {
                 mem.compare_exchange(
                     word,
                     seen,
-                    registering.encode(),
+                    adopting.encode(),
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 )
             }
             .is_err()
             {
+                v.release_lock(index, file);
+                // Reaped (and maybe freed) meanwhile: look again.
+                transient = Adopt::Transient;
                 continue;
             }
-            if !v.step("register.entry") {
+            if !v.step("adopt.claimed") {
                 return Err(RegisterError::Stopped);
             }
-            // L2: Relaxed: the fields are published by the Release CAS to `active` (L4).
-            // Until then a prober judges this entry by its pid alone.
-            let [start_off, ns_off, locked_off] = fields(index);
-            // SAFETY: aligned fields of the table.
-            unsafe {
-                mem.store(start_off, v.start_time(pid).unwrap_or(0), Ordering::Relaxed);
-                mem.store(ns_off, v.pidns(), Ordering::Relaxed);
-            }
-            if !v.step("register.claimed") {
+            // L12: the ring kind's repair of what the dead holder held (idempotent).
+            repair(index + 1, st.gen, held_role);
+            if !v.step("adopt.repaired") {
                 return Err(RegisterError::Stopped);
             }
-            // L3: the OFD lock, and its flag, stored either way: a 1 left by anyone else must
-            // not outlive this registration. Relaxed: published by L4.
-            let lock = v.take_lock(index);
-            // SAFETY: as above.
-            unsafe { mem.store_u32(locked_off, u32::from(lock.is_some()), Ordering::Relaxed) };
-            if !v.step("register.locked") {
+            // L13: Release, as in `reap`: the repair happens before a peer's L16 that finds
+            // the bitmap empty.
+            // SAFETY: the roster word is an aligned word of the first page.
+            unsafe { mem.fetch_and(roster_off(held_role), !(1 << index), Ordering::Release) };
+            if !v.step("adopt.unlisted") {
                 return Err(RegisterError::Stopped);
             }
-            let active = State {
-                phase: PHASE_ACTIVE,
-                ..registering
+            let registering = State {
+                gen: st.gen.wrapping_add(1),
+                role: Some(role),
+                ..adopting
             };
-            // L4: Release; publishes the entry's fields (L2, L3) to probers, whose Acquire load
-            // of the state word (L10) pairs with it. A CAS, not a store: if a prober judged
-            // us dead meanwhile and took the entry, we must not overwrite its reaping (nor a
-            // later holder); we look for another entry. Relaxed on failure: the entry is not
-            // ours any more.
+            // L19: Relaxed: the entry is ours (we hold it `registering` and hold its lock); L4
+            // publishes what follows. A failure means a peer that does not judge a locked
+            // registrant by its lock took it: let go.
             // SAFETY: as above.
             if unsafe {
                 mem.compare_exchange(
                     word,
+                    adopting.encode(),
                     registering.encode(),
-                    active.encode(),
-                    Ordering::Release,
+                    Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
             }
             .is_err()
             {
+                v.release_lock(index, file);
+                transient = Adopt::Transient;
                 continue;
             }
-            if !v.step("register.active") {
-                return Err(RegisterError::Stopped);
+            // SAFETY: as above.
+            if let Some(reg) = unsafe {
+                Self::complete(
+                    mem,
+                    v,
+                    index,
+                    registering,
+                    role,
+                    EntryLock { held: true, file },
+                )?
+            } {
+                return Ok(Adopt::Adopted(reg));
             }
-            // L5: the "ever" bit goes in with our own bit, in one RMW: a peer never sees
-            // "ever" without an attached endpoint. Relaxed: nothing of ours needs publishing to
-            // a peer that sees the bit.
-            // SAFETY: the roster word is an aligned word of the first page.
-            unsafe { mem.fetch_or(roster_off(role), EVER | 1 << index, Ordering::Relaxed) };
-            return Ok(Registration {
-                index,
-                role,
-                gen,
-                pid,
-                lock,
-            });
+            transient = Adopt::Transient;
         }
-        Err(RegisterError::Full)
+        Ok(transient)
     }
 
     /// The endpoint's tag: its entry index + 1 (1..=55).
@@ -202,8 +535,9 @@ impl Registration {
         v.pid() == self.pid
     }
 
-    /// Detaches (L6–L9): holds the entry, clears the roster bit, zeroes the fields, frees the
-    /// entry, releases the lock. In a `fork`ed child that inherited the endpoint, does nothing:
+    /// Detaches (L6–L9): holds the entry, clears the roster bit, frees the entry, releases the
+    /// lock. The fields stay as they were until the next holder overwrites them: should we die
+    /// half-way, the entry is judged by them (and by the lock) like any other. In a `fork`ed child that inherited the endpoint, does nothing:
     /// the parent's endpoint stays attached.
     ///
     /// # Safety
@@ -256,14 +590,8 @@ impl Registration {
             if !v.step("unregister.unlisted") {
                 return;
             }
-            // L8: zero the fields (Relaxed; ordered by L9).
-            // SAFETY: the table is in `mem`.
-            unsafe { clear_fields(mem, self.index) };
-            if !v.step("unregister.cleared") {
-                return;
-            }
-            // L9: Release; our last uses of the entry and the cleared fields happen before the
-            // next registrant's Acquire CAS (L1). Relaxed on failure: a prober found our
+            // L9: Release; our last uses of the entry happen before the next registrant's
+            // Acquire CAS (L1). Relaxed on failure: a prober found our
             // process dead (it cannot be, while we run this) and freed the entry itself.
             // SAFETY: as above.
             let _ = unsafe {
@@ -276,7 +604,10 @@ impl Registration {
                 )
             };
         }
-        self.lock = None;
+        if self.locked {
+            self.locked = false;
+            v.release_lock(self.index, self.lock.take());
+        }
     }
 
     /// Looks at every other entry and reaps the dead ones; `repair(tag, gen, role)` undoes
@@ -309,47 +640,14 @@ impl Registration {
             let seen = unsafe { mem.load(state_off(index), Ordering::Acquire) };
             let st = State::decode(seen);
             let Some(role) = st.held() else { continue };
-            // SAFETY: the table is in `mem` (contract), for `vitality` and `reaper_gone`.
-            let dead = unsafe {
-                if st.phase == PHASE_REAPING && u64::from(st.reaper) == index + 1 {
-                    // The holder is detaching itself (`unregister`): dead only if its
-                    // process is.
-                    vitality(mem, v, index, &st) == Vitality::Dead
-                } else if st.phase == PHASE_REAPING {
-                    // Someone is reaping it: take over only if that reaper is gone.
-                    self.reaper_gone(mem, v, &st)
-                } else {
-                    vitality(mem, v, index, &st) == Vitality::Dead
-                }
-            };
+            // SAFETY: the table is in `mem` (contract).
+            let dead = unsafe { reapable(mem, v, index, &st, self.tag()) };
             // SAFETY: as above.
             if dead && unsafe { self.reap(mem, v, index, seen, role, repair) } {
                 reaped += 1;
             }
         }
         reaped
-    }
-
-    /// Whether the reaper named by a `reaping` state is gone: its tag is out of range or ours
-    /// (we are not reaping it: a previous holder of our entry was, and died), its entry is not
-    /// held by the reaper's pid any more, or that holder is dead.
-    ///
-    /// # Safety
-    ///
-    /// - `mem` holds the endpoint table.
-    unsafe fn reaper_gone<M: Memory, V: Vitals>(&self, mem: &M, v: &V, st: &State) -> bool {
-        let reaper = u64::from(st.reaper);
-        if reaper == 0 || reaper > v.table_len() || reaper == self.tag() {
-            return true;
-        }
-        // L10: Acquire, as in `probe`.
-        // SAFETY: the reaper's state word is an aligned word of the table.
-        let rst = State::decode(unsafe { mem.load(state_off(reaper - 1), Ordering::Acquire) });
-        rst.held().is_none()
-            || rst.phase != PHASE_ACTIVE
-            || rst.pid != st.pid
-            // SAFETY: the table is in `mem`.
-            || unsafe { vitality(mem, v, reaper - 1, &rst) } == Vitality::Dead
     }
 
     /// Reaps entry `index`, seen as `seen` (L11–L15): claims it, repairs, clears its bit,
@@ -466,7 +764,7 @@ impl Registration {
                     return Owner::BeingReaped;
                 }
             } else if st.phase == PHASE_REAPING {
-                if !self.reaper_gone(mem, v, &st) {
+                if !reaper_gone(mem, v, &st, self.tag()) {
                     // A live reaper is on it; the owner word will be cleared shortly.
                     return Owner::BeingReaped;
                 }
