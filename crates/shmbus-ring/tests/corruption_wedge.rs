@@ -172,11 +172,14 @@ fn spsc_a_zeroed_header_at_the_consumer_position_is_corrupt_for_the_producer() {
 #[test]
 fn spsc_both_sides_waiting_at_once_both_report_corrupt() {
     let (_ring, mut tx, mut rx) = spsc_wedged();
-    let consumer =
-        std::thread::spawn(move || watched("spsc consumer pop()", move || rx.pop(&mut [0u8; 128])));
-    let (r, took) = watched("spsc producer push()", move || tx.push(&[1; 16]));
+    // Each side keeps its endpoint after it returned (handing it back), so that the other
+    // does not see it gone (`Disconnected`).
+    let consumer = std::thread::spawn(move || {
+        watched("spsc consumer pop()", move || (rx.pop(&mut [0u8; 128]), rx))
+    });
+    let ((r, _tx), took) = watched("spsc producer push()", move || (tx.push(&[1; 16]), tx));
     expect_push_corrupt("spsc producer push()", r, took);
-    let (r, took) = consumer.join().unwrap();
+    let ((r, _rx), took) = consumer.join().unwrap();
     expect_pop_corrupt("spsc consumer pop()", r, took);
 }
 
@@ -294,12 +297,12 @@ fn mpmc_both_sides_waiting_at_once_both_report_corrupt() {
     let (_ring, mut tx, mut rx) = mpmc_wedged(seq_word(1, 0));
     let consumer = std::thread::spawn(move || {
         watched("mpmc consumer pop()", move || {
-            rx.pop(&mut [0u8; SLOT_SIZE as usize])
+            (rx.pop(&mut [0u8; SLOT_SIZE as usize]), rx)
         })
     });
-    let (r, took) = watched("mpmc producer push()", move || tx.push(b"more"));
+    let ((r, _tx), took) = watched("mpmc producer push()", move || (tx.push(b"more"), tx));
     expect_push_corrupt("mpmc producer push()", r, took);
-    let (r, took) = consumer.join().unwrap();
+    let ((r, _rx), took) = consumer.join().unwrap();
     expect_pop_corrupt("mpmc consumer pop()", r, took);
 }
 
