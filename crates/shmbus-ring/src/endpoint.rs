@@ -16,9 +16,9 @@
 
 use crate::error::{Corruption, PopError, PushError, Result};
 use crate::liveness::process::{coarse_now_ns, coarse_resolution_ns};
-use crate::liveness::{side_gone, Os, Registration};
+use crate::liveness::{side_gone, state_off, Os, Registration, State};
 use crate::ring::{Kind, Ring};
-use crate::sync::RawMem;
+use crate::sync::{Memory, Ordering, RawMem};
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -105,6 +105,17 @@ pub enum Audit {
     Suspect(Corruption),
     /// A contradiction no honest state explains.
     Corrupt(Corruption),
+    /// The ring waits on a claim (MPMC) that endpoint `tag` holds as a `role`: fine while an
+    /// endpoint of that role is registered under that tag (it, or the reaper of its dead
+    /// process, releases the claim); a suspect otherwise, since no one ever will.
+    Claimed {
+        /// The claimer's tag (1..=55 for a real endpoint).
+        tag: u64,
+        /// The role that makes such a claim.
+        role: Role,
+        /// What to report if no such endpoint is registered.
+        found: Corruption,
+    },
 }
 
 /// A producer's core over mapped memory: its reservations can be written in place.
@@ -228,8 +239,18 @@ impl<K: Kind> Attachment<K> {
         if !self.maybe_probe(pace) {
             return None;
         }
-        match audit() {
-            Audit::Fine => {
+        let audit = match audit() {
+            Audit::Claimed { tag, role, found } => {
+                if self.holds(tag, role) {
+                    Audit::Fine
+                } else {
+                    Audit::Suspect(found)
+                }
+            }
+            other => other,
+        };
+        match audit {
+            Audit::Claimed { .. } | Audit::Fine => {
                 self.suspect = None;
                 None
             }
@@ -243,6 +264,18 @@ impl<K: Kind> Attachment<K> {
                 }
             }
         }
+    }
+
+    /// Whether entry `tag − 1` of the endpoint table is held by an endpoint of `role`.
+    fn holds(&self, tag: u64, role: Role) -> bool {
+        if !(1..=crate::layout::MAX_ENDPOINTS).contains(&tag) {
+            return false;
+        }
+        // L10: Acquire, as the probe's load of a state word (pairs with the holder's L4).
+        // SAFETY: `mem` covers the whole validated segment, which holds the endpoint table;
+        // `tag − 1` is a valid entry index (checked above).
+        let word = unsafe { self.mem.load(state_off(tag - 1), Ordering::Acquire) };
+        State::decode(word).held() == Some(role)
     }
 
     /// The `Debug` text of an endpoint named `name` at `position`.

@@ -346,3 +346,75 @@ fn honest_waits_over_many_probes_never_report_corrupt() {
         Err(PushError::Timeout)
     );
 }
+
+/// A claim at the consumers' position by an endpoint that is not registered (tag 50, no such
+/// endpoint): no one will ever commit or release it, so both sides report it.
+#[test]
+fn mpmc_a_claim_by_no_registered_endpoint_is_corrupt_on_both_sides() {
+    let (_ring, mut tx, mut rx) = mpmc_wedged(seq_word(SLOTS, 50));
+    let consumer = std::thread::spawn(move || {
+        watched("mpmc consumer pop()", move || {
+            (rx.pop(&mut [0u8; SLOT_SIZE as usize]), rx)
+        })
+    });
+    let ((r, _tx), took) = watched("mpmc producer push()", move || (tx.push(b"more"), tx));
+    let c = expect_push_corrupt("mpmc producer push()", r, took);
+    assert!(c.what.contains("no registered producer"), "{c}");
+    let ((r, _rx), took) = consumer.join().unwrap();
+    let c = expect_pop_corrupt("mpmc consumer pop()", r, took);
+    assert!(c.what.contains("no registered producer"), "{c}");
+}
+
+/// The same claim by a registered producer (this test's own, whose reservation is open) is a
+/// slow producer, not corruption: the consumer waits (and times out).
+#[test]
+fn mpmc_a_claim_by_a_registered_producer_is_waited_on() {
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(SLOTS, SLOT_SIZE)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let mut other = ring.producer().unwrap();
+    let guard = other.reserve(4).unwrap();
+    tx.try_push(b"later").unwrap();
+    assert_eq!(
+        rx.pop_timeout(&mut [0; SLOT_SIZE as usize], Duration::from_millis(100)),
+        Err(PopError::Timeout)
+    );
+    drop(guard);
+    assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), b"later");
+}
+
+/// A consumer beyond a published tail that was lowered, whose record headers behind it were
+/// wiped: the records after the tail no longer lead to the consumer's position.
+#[test]
+fn spsc_a_consumer_beyond_a_lowered_tail_with_wiped_records_is_corrupt() {
+    let ring = SpscRing::create_shm(
+        &unique_name("wedge-spsc-behind"),
+        &SpscConfig::new(256).max_record(100),
+        &SegmentOptions::default(),
+    )
+    .unwrap();
+    let raw = raw_view(ring.segment()).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    for i in 0..3u8 {
+        tx.try_push(&[i; 16]).unwrap();
+        rx.try_pop(&mut [0; 64]).unwrap();
+    }
+    // head = tail = 72. The published tail lowered to 24, the header at 24 wiped.
+    poke(&raw, shmbus_ring::layout::PRODUCER_BLOCK, 24);
+    poke(&raw, DATA_OFFSET + 24, 0);
+    let ((r, mut rx), took) = watched("spsc consumer pop()", move || {
+        (rx.pop_timeout(&mut [0; 64], DEADLINE), rx)
+    });
+    let c = expect_pop_corrupt("spsc consumer pop()", r, took);
+    assert!(c.what.contains("do not lead to it"), "{c}");
+    // An honest stale tail (as after a producer died before publishing it) is not: the
+    // records after it lead to the consumer's position.
+    poke(
+        &raw,
+        DATA_OFFSET + 24,
+        shmbus_ring::frame::encode(16, shmbus_ring::frame::KIND_DATA),
+    );
+    assert_eq!(
+        rx.pop_timeout(&mut [0; 64], Duration::from_millis(100)),
+        Err(PopError::Timeout)
+    );
+}

@@ -4,7 +4,7 @@
 
 use super::{join, split, MAX_POSITION, TAG_MASK};
 use crate::conv::{len_u32, offset, signed_diff, wide};
-use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
+use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, Role, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
 use crate::ring::Words;
 use crate::sync::{Memory, Ordering, RawMem};
@@ -360,9 +360,28 @@ impl<M: Memory> Core<M> {
         match stopped {
             Some((p, word, seq, tag)) => {
                 let cap = self.g.slots;
-                let previous_lap_read = p >= cap && seq == p - cap + 1 && tag != 0;
-                if seq == p || previous_lap_read {
+                let found = |what| Corruption {
+                    what,
+                    position: p,
+                    value: word,
+                };
+                if seq == p && tag == 0 {
                     Audit::Fine
+                } else if seq == p {
+                    // Being written: by a registered producer, or no one will commit it.
+                    Audit::Claimed {
+                        tag,
+                        role: Role::Producer,
+                        found: found("the consumers' position is claimed for writing by no registered producer"),
+                    }
+                } else if p >= cap && seq == p - cap + 1 && tag != 0 {
+                    // The previous lap still being read: by a registered consumer, or no one
+                    // will release it (and producers wait on it).
+                    Audit::Claimed {
+                        tag,
+                        role: Role::Consumer,
+                        found: found("the previous lap of the consumers' position is claimed for reading by no registered consumer"),
+                    }
                 } else {
                     Audit::Suspect(Corruption {
                         what: "sequence word at the consumers' position holds an earlier lap than the head hint allows",
@@ -453,7 +472,28 @@ impl<M: Memory> Core<M> {
                 "the head hint is past the previous lap of the producers' position, but its slot was never read",
             );
         }
-        Audit::Fine
+        if tag == 0 {
+            // Committed, unread: consumers are behind.
+            return Audit::Fine;
+        }
+        let found = |what| Corruption {
+            what,
+            position: q,
+            value: word,
+        };
+        if seq == q - cap {
+            Audit::Claimed {
+                tag,
+                role: Role::Producer,
+                found: found("the previous lap of the producers' position is claimed for writing by no registered producer"),
+            }
+        } else {
+            Audit::Claimed {
+                tag,
+                role: Role::Consumer,
+                found: found("the previous lap of the producers' position is claimed for reading by no registered consumer"),
+            }
+        }
     }
 
     /// Releases every slot claimed by endpoint `dead`: see [`repair_claims`].

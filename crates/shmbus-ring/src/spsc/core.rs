@@ -497,6 +497,40 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     }
 }
 
+impl<M: Memory> ConsumerCore<M> {
+    /// The audit's case of a published `tail` behind `head`: legal when a producer died
+    /// between a commit (R1) and publishing `tail` (S2), or has not published since it took
+    /// over (§4.5). The records in `[tail, head)` were committed and read then, and no producer
+    /// writes over them before it publishes a `tail` beyond them, so their headers, walked
+    /// from `tail`, lead exactly to `head`. Anything else is a suspect: two probes, as the
+    /// walk's loads pair with nothing that orders them after a predecessor's stores.
+    fn audit_behind(&self, tail: u64) -> Audit {
+        let head = self.head;
+        let mut pos = tail;
+        for _ in 0..=self.g.cap / 8 {
+            if pos == head {
+                return Audit::Fine;
+            }
+            if pos > head {
+                break;
+            }
+            // A10: Acquire, as below (pairs with the R1 that committed the record at `pos`).
+            // SAFETY: `pos` is 8-aligned (tail was checked, sizes are multiples of 8), so `at`
+            // is an in-bounds aligned data word.
+            let word = unsafe { self.mem.load(self.g.at(pos), Ordering::Acquire) };
+            match self.g.check_header(pos, word) {
+                Ok(Some((_, size))) => pos += size,
+                _ => break,
+            }
+        }
+        Audit::Suspect(Corruption {
+            what: "consumer head is beyond the published tail, and the records after the tail do not lead to it",
+            position: head,
+            value: tail,
+        })
+    }
+}
+
 impl<M: Memory> ReadCore for ConsumerCore<M> {
     /// Pops one record into `buf`.
     #[inline]
@@ -583,8 +617,10 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
                 tail,
             ));
         }
-        if tail <= head {
-            // Empty, or a stale published tail (a producer died before S2, §4.5).
+        if tail < head {
+            return self.audit_behind(tail);
+        }
+        if tail == head {
             return Audit::Fine;
         }
         if tail - head > self.g.cap - 8 {
