@@ -729,7 +729,8 @@ impl<K: Kind> Consumer<K> {
     /// # Errors
     ///
     /// [`PopError::Disconnected`]; [`PopError::Corrupt`] for an inconsistent message or
-    /// position (an MPMC slot found corrupt is freed, and the ring goes on).
+    /// position (an MPMC slot found corrupt is freed, and the ring goes on), or for a ring
+    /// whose shared state contradicts itself (found while it looks empty, at a probe).
     pub fn read(&mut self) -> Result<Option<ReadGuard<'_, K>>, PopError> {
         match self.core.next()? {
             Some((at, len)) => Ok(Some(ReadGuard {
@@ -771,8 +772,9 @@ impl<K: Kind> Consumer<K> {
     /// # Errors
     ///
     /// [`PopError::Disconnected`] when nothing was popped and the ring is drained;
-    /// [`PopError::Corrupt`] if the first message is inconsistent (after `n > 0` messages, an
-    /// error ends the batch with `Ok(n)` and the next call reports it).
+    /// [`PopError::Corrupt`] if the first message is inconsistent, or if nothing was popped and
+    /// the ring's shared state contradicts itself (after `n > 0` messages, an error ends the
+    /// batch with `Ok(n)` and the next call reports it).
     pub fn try_pop_batch(
         &mut self,
         max: usize,

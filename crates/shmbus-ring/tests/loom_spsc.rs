@@ -109,3 +109,41 @@ fn loom_spsc_batches_that_wrap_with_padding_inside() {
         producer.join().unwrap();
     });
 }
+
+/// The audits (PROTOCOL §4.4 "contradictions") of a consumer that finds the ring empty and of
+/// a producer that finds it full, run at every such moment while the other side works
+/// honestly: never anything but `Fine` (the consumer's rule is exact because the published
+/// `tail` is stored with Release, S2, and loaded with Acquire, A9).
+#[test]
+fn loom_spsc_audits_during_honest_traffic_are_fine() {
+    use shmbus_ring::model::Audit;
+    model_with(3, || {
+        let (mut tx, mut rx) = pair(32);
+        let producer = loom::thread::spawn(move || {
+            for (i, &len) in LENS.iter().enumerate() {
+                let data = payload(i, len);
+                spin(|| match tx.try_push(&data) {
+                    Ok(()) => Some(()),
+                    Err(PushError::Full) => {
+                        assert_eq!(tx.audit(), Audit::Fine, "producer's audit, record {i}");
+                        None
+                    }
+                    Err(e) => panic!("producer saw {e}"),
+                });
+            }
+        });
+        let mut buf = Vec::new();
+        for (i, &len) in LENS.iter().enumerate() {
+            spin(|| match rx.try_pop_vec(&mut buf) {
+                Ok(_) => Some(()),
+                Err(PopError::Empty) => {
+                    assert_eq!(rx.audit(), Audit::Fine, "consumer's audit, record {i}");
+                    None
+                }
+                Err(e) => panic!("consumer saw {e}"),
+            });
+            assert_eq!(buf, payload(i, len), "record {i}");
+        }
+        producer.join().unwrap();
+    });
+}
