@@ -62,7 +62,7 @@ pub trait WriteCore {
     fn position(&self) -> u64;
     /// Checks, after a push found the ring full, whether the shared state that keeps it full
     /// contradicts itself (PROTOCOL §4.4, §5.5). Slow path only: the endpoint layer calls it
-    /// when a probe ran (§4.3 "Audits").
+    /// when a probe ran (§6 "Audits").
     fn audit(&mut self) -> Audit;
 }
 
@@ -94,7 +94,7 @@ pub trait ReadCore {
     fn audit(&mut self) -> Audit;
 }
 
-/// What an audit of a waiting endpoint's ring found (PROTOCOL §4.3 "Audits", §4.4, §5.5).
+/// What an audit of a waiting endpoint's ring found (PROTOCOL §6 "Audits", §4.4, §5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audit {
     /// Nothing contradicts itself (or the ring moved on: the caller retries).

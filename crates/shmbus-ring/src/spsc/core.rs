@@ -500,10 +500,12 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
 impl<M: Memory> ConsumerCore<M> {
     /// The audit's case of a published `tail` behind `head`: legal when a producer died
     /// between a commit (R1) and publishing `tail` (S2), or has not published since it took
-    /// over (§4.5). The records in `[tail, head)` were committed and read then, and no producer
-    /// writes over them before it publishes a `tail` beyond them, so their headers, walked
-    /// from `tail`, lead exactly to `head`. Anything else is a suspect: two probes, as the
-    /// walk's loads pair with nothing that orders them after a predecessor's stores.
+    /// over (§4.5), and also when A9 read an older S2 than the latest. The records in
+    /// `[tail, head)` were committed and read, and no producer writes over them before it
+    /// publishes a `tail` beyond them, so their headers, walked from `tail`, lead exactly to
+    /// `head` — unless `tail` was such a stale read, and the producer has since reused the
+    /// space (the loom model finds this). So anything else is a suspect, never corrupt at
+    /// once: a stale read does not last a probe interval.
     fn audit_behind(&self, tail: u64) -> Audit {
         let head = self.head;
         let mut pos = tail;
