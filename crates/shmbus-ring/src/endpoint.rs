@@ -14,11 +14,11 @@
 //! Both read guards consume the message when dropped (as an MPMC slot must be freed for the
 //! ring to go on); a consumer that wants to look without consuming copies the bytes out.
 
-use crate::error::{PopError, PushError, Result};
+use crate::error::{Corruption, PopError, PushError, Result};
 use crate::liveness::process::{coarse_now_ns, coarse_resolution_ns};
-use crate::liveness::{side_gone, Os, Registration};
+use crate::liveness::{side_gone, state_off, Os, Registration, State};
 use crate::ring::{Kind, Ring};
-use crate::sync::RawMem;
+use crate::sync::{Memory, Ordering, RawMem};
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -60,6 +60,10 @@ pub trait WriteCore {
     fn max_message(&self) -> usize;
     /// The next position this producer writes (diagnostics).
     fn position(&self) -> u64;
+    /// Checks, after a push found the ring full, whether the shared state that keeps it full
+    /// contradicts itself (PROTOCOL §4.4, §5.5). Slow path only: the endpoint layer calls it
+    /// when a probe ran (§6 "Audits").
+    fn audit(&mut self) -> Audit;
 }
 
 /// A consumer's half of a ring algorithm, as the endpoint layer drives it.
@@ -85,6 +89,33 @@ pub trait ReadCore {
     fn has_committed(&mut self) -> bool;
     /// The next position this consumer reads (diagnostics).
     fn position(&self) -> u64;
+    /// Checks, after a pop found the ring empty, whether the shared state that keeps it empty
+    /// contradicts itself (PROTOCOL §4.4, §5.5). Slow path only, as [`WriteCore::audit`].
+    fn audit(&mut self) -> Audit;
+}
+
+/// What an audit of a waiting endpoint's ring found (PROTOCOL §6 "Audits", §4.4, §5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// Nothing contradicts itself (or the ring moved on: the caller retries).
+    Fine,
+    /// A contradiction that a stale read of an honest state could explain for a moment (the
+    /// relaxed position hints, or records of a dead predecessor): the ring is corrupt if the
+    /// same observation (positions and word) is made again at the next probe.
+    Suspect(Corruption),
+    /// A contradiction no honest state explains.
+    Corrupt(Corruption),
+    /// The ring waits on a claim (MPMC) that endpoint `tag` holds as a `role`: fine while an
+    /// endpoint of that role is registered under that tag (it, or the reaper of its dead
+    /// process, releases the claim); a suspect otherwise, since no one ever will.
+    Claimed {
+        /// The claimer's tag (1..=55 for a real endpoint).
+        tag: u64,
+        /// The role that makes such a claim.
+        role: Role,
+        /// What to report if no such endpoint is registered.
+        found: Corruption,
+    },
 }
 
 /// A producer's core over mapped memory: its reservations can be written in place.
@@ -151,9 +182,12 @@ impl ProbeClock {
             }
         }
         // The coarse clock moves in ticks: allow one tick of slack, so that a caller woken
-        // after exactly one interval probes now rather than an interval later.
-        let now = coarse_now_ns().saturating_add(coarse_resolution_ns());
-        if now < self.next_probe_ns {
+        // after exactly one interval probes now rather than an interval later. The slack is on
+        // the test only: the next probe is due an interval after the clock as read (with the
+        // slack added there too, a sleeper woken after one interval found the probe not due
+        // about half the time, and probed only after two).
+        let now = coarse_now_ns();
+        if now.saturating_add(coarse_resolution_ns()) < self.next_probe_ns {
             return false;
         }
         self.next_probe_ns = now.saturating_add(self.interval_ns);
@@ -169,6 +203,8 @@ struct Attachment<K: Kind> {
     wait: WaitStrategy,
     reg: Registration,
     clock: ProbeClock,
+    /// The suspect observation of the last probe's audit, if it found one (see [`Audit`]).
+    suspect: Option<Corruption>,
     /// An endpoint is `Send` but not `Sync` (as before the reshaping): one thread drives it.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -181,26 +217,65 @@ impl<K: Kind> Attachment<K> {
         unsafe { side_gone(&self.mem, role) }
     }
 
-    /// Probes now if the interval has passed.
+    /// Probes now if the interval has passed; whether it did.
     #[inline]
-    fn maybe_probe(&mut self, pace: Pace) {
+    fn maybe_probe(&mut self, pace: Pace) -> bool {
         if self.clock.due(pace) {
             self.ring.inner.probe(&self.reg);
+            true
+        } else {
+            false
         }
     }
 
-    /// What a push that found the ring full reports: `Disconnected` if every consumer is gone
-    /// (probing for dead endpoints, and repairing what they held, when the interval has
-    /// passed), else `Full`.
-    #[cold]
-    #[inline(never)]
-    fn on_full(&mut self, pace: Pace) -> PushError {
-        self.maybe_probe(pace);
-        if self.gone(Role::Consumer) {
-            PushError::Disconnected
-        } else {
-            PushError::Full
+    /// Probes if the interval has passed and, if it did, runs `audit` (the core's check of a
+    /// full or empty ring) and judges it: a [`Audit::Corrupt`] at once, a [`Audit::Suspect`]
+    /// when the previous probe's audit made the very same observation (nothing moved in a
+    /// whole probe interval, so no stale read explains it). Not latched: every probe audits
+    /// again, so an endpoint whose ring stays corrupt reports it again at each probe (a
+    /// blocked call returns at the first), and one whose ring moves on goes on.
+    #[inline]
+    fn probe_and_audit(&mut self, pace: Pace, audit: impl FnOnce() -> Audit) -> Option<Corruption> {
+        if !self.maybe_probe(pace) {
+            return None;
         }
+        let audit = match audit() {
+            Audit::Claimed { tag, role, found } => {
+                if self.holds(tag, role) {
+                    Audit::Fine
+                } else {
+                    Audit::Suspect(found)
+                }
+            }
+            other => other,
+        };
+        match audit {
+            Audit::Claimed { .. } | Audit::Fine => {
+                self.suspect = None;
+                None
+            }
+            Audit::Corrupt(c) => Some(c),
+            Audit::Suspect(c) => {
+                if self.suspect == Some(c) {
+                    Some(c)
+                } else {
+                    self.suspect = Some(c);
+                    None
+                }
+            }
+        }
+    }
+
+    /// Whether entry `tag − 1` of the endpoint table is held by an endpoint of `role`.
+    fn holds(&self, tag: u64, role: Role) -> bool {
+        if !(1..=crate::layout::MAX_ENDPOINTS).contains(&tag) {
+            return false;
+        }
+        // L10: Acquire, as the probe's load of a state word (pairs with the holder's L4).
+        // SAFETY: `mem` covers the whole validated segment, which holds the endpoint table;
+        // `tag − 1` is a valid entry index (checked above).
+        let word = unsafe { self.mem.load(state_off(tag - 1), Ordering::Acquire) };
+        State::decode(word).held() == Some(role)
     }
 
     /// The `Debug` text of an endpoint named `name` at `position`.
@@ -247,6 +322,7 @@ fn attach<K: Kind, C>(
         wait: WaitStrategy::default(),
         reg,
         clock: ProbeClock::new(),
+        suspect: None,
         _not_sync: PhantomData,
     };
     match core(&att.ring, &att.reg) {
@@ -303,7 +379,7 @@ impl<K: Kind> Producer<K> {
     ) -> Result<R, PushError> {
         self.check_consumers()?;
         match op(&mut self.core) {
-            Err(PushError::Full) => Err(self.att.on_full(Pace::Waited)),
+            Err(PushError::Full) => Err(on_full(&mut self.core, &mut self.att, Pace::Waited)),
             other => other,
         }
     }
@@ -448,7 +524,7 @@ impl<K: Kind> Producer<K> {
                 return Some(Err(PushError::Disconnected));
             }
             match op(core) {
-                Err(PushError::Full) => match att.on_full(pace) {
+                Err(PushError::Full) => match on_full(core, att, pace) {
                     PushError::Full => None,
                     e => Some(Err(e)),
                 },
@@ -481,6 +557,23 @@ impl<K: Kind> Producer<K> {
     /// The ring this producer writes to.
     pub fn ring(&self) -> &Ring<K> {
         &self.att.ring
+    }
+}
+
+/// What a push that found the ring full reports: `Corrupt` if the audit after a probe finds
+/// the ring contradicting itself, `Disconnected` if every consumer is gone (probing for dead
+/// endpoints, and repairing what they held, when the interval has passed), else `Full`. Out of
+/// line, as [`on_empty`].
+#[cold]
+#[inline(never)]
+fn on_full<K: Kind>(core: &mut K::WriteCore, att: &mut Attachment<K>, pace: Pace) -> PushError {
+    if let Some(c) = att.probe_and_audit(pace, || core.audit()) {
+        return PushError::Corrupt(c);
+    }
+    if att.gone(Role::Consumer) {
+        PushError::Disconnected
+    } else {
+        PushError::Full
     }
 }
 
@@ -584,9 +677,10 @@ impl<K: Kind> Consumer<K> {
         Ok(Consumer { core, att })
     }
 
-    /// What a pop that found nothing reports: `Disconnected` if every producer is gone and
-    /// nothing committed is left (probing, and repairing dead endpoints' claims, first when
-    /// the interval has passed), else `Empty`.
+    /// What a pop that found nothing reports: `Corrupt` if the audit after a probe finds the
+    /// ring contradicting itself, `Disconnected` if every producer is gone and nothing
+    /// committed is left (probing, and repairing dead endpoints' claims, first when the
+    /// interval has passed), else `Empty`.
     #[cold]
     fn on_empty(&mut self, pace: Pace) -> PopError {
         on_empty(&mut self.core, &mut self.att, pace)
@@ -635,7 +729,8 @@ impl<K: Kind> Consumer<K> {
     /// # Errors
     ///
     /// [`PopError::Disconnected`]; [`PopError::Corrupt`] for an inconsistent message or
-    /// position (an MPMC slot found corrupt is freed, and the ring goes on).
+    /// position (an MPMC slot found corrupt is freed, and the ring goes on), or for a ring
+    /// whose shared state contradicts itself (found while it looks empty, at a probe).
     pub fn read(&mut self) -> Result<Option<ReadGuard<'_, K>>, PopError> {
         match self.core.next()? {
             Some((at, len)) => Ok(Some(ReadGuard {
@@ -644,7 +739,7 @@ impl<K: Kind> Consumer<K> {
                 len,
             })),
             None => match self.on_empty(Pace::Spinning) {
-                PopError::Disconnected => Err(PopError::Disconnected),
+                e @ (PopError::Disconnected | PopError::Corrupt(_)) => Err(e),
                 _ => Ok(None),
             },
         }
@@ -677,8 +772,9 @@ impl<K: Kind> Consumer<K> {
     /// # Errors
     ///
     /// [`PopError::Disconnected`] when nothing was popped and the ring is drained;
-    /// [`PopError::Corrupt`] if the first message is inconsistent (after `n > 0` messages, an
-    /// error ends the batch with `Ok(n)` and the next call reports it).
+    /// [`PopError::Corrupt`] if the first message is inconsistent, or if nothing was popped and
+    /// the ring's shared state contradicts itself (after `n > 0` messages, an error ends the
+    /// batch with `Ok(n)` and the next call reports it).
     pub fn try_pop_batch(
         &mut self,
         max: usize,
@@ -704,8 +800,10 @@ impl<K: Kind> Consumer<K> {
         if n > 0 {
             self.core.flush();
         } else if max > 0 {
-            if let PopError::Disconnected = self.on_empty(Pace::Spinning) {
-                return Err(PopError::Disconnected);
+            if let e @ (PopError::Disconnected | PopError::Corrupt(_)) =
+                self.on_empty(Pace::Spinning)
+            {
+                return Err(e);
             }
         }
         Ok(n)
@@ -861,7 +959,11 @@ impl<K: Kind> Consumer<K> {
 #[cold]
 #[inline(never)]
 fn on_empty<K: Kind>(core: &mut K::ReadCore, att: &mut Attachment<K>, pace: Pace) -> PopError {
-    att.maybe_probe(pace);
+    // Before the disconnection test: a wedged ring whose producers are gone would otherwise
+    // read as drained, and its messages be lost silently.
+    if let Some(c) = att.probe_and_audit(pace, || core.audit()) {
+        return PopError::Corrupt(c);
+    }
     // `gone` is an Acquire load that pairs with the last producer's Release detach (or its
     // reaper's): everything it committed is visible to `has_committed`.
     if att.gone(Role::Producer) && !core.has_committed() {

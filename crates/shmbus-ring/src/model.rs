@@ -4,6 +4,8 @@
 
 use crate::sync::{LoomMem, Memory, Ordering};
 
+pub use crate::endpoint::Audit;
+
 /// Runs loom's exhaustive search of `f`, bounded to `bound` preemptions unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise (bugs that need more are rare; the bound keeps CI
 /// within minutes).
@@ -68,12 +70,20 @@ pub mod spsc {
         pub fn try_push_batch(&mut self, records: &[&[u8]]) -> Result<usize, PushError> {
             self.0.try_push_batch(records)
         }
+        /// The audit a producer that found the ring full runs at a probe.
+        pub fn audit(&mut self) -> super::Audit {
+            self.0.audit()
+        }
     }
 
     impl ModelConsumer {
         /// See [`crate::Consumer::try_pop_vec`].
         pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
             self.0.try_pop_vec(buf)
+        }
+        /// The audit a consumer that found the ring empty runs at a probe.
+        pub fn audit(&mut self) -> super::Audit {
+            self.0.audit()
         }
     }
 }
@@ -155,6 +165,14 @@ pub mod mpmc {
         /// Releases every slot claimed by the dead endpoint `tag` (the reaper's repair).
         pub fn repair_claims(&mut self, tag: u64) -> usize {
             self.0.repair_claims(tag)
+        }
+        /// The audit a consumer that found the ring empty runs at a probe.
+        pub fn audit_read(&self) -> super::Audit {
+            self.0.audit_read()
+        }
+        /// The audit a producer that found the ring full runs at a probe.
+        pub fn audit_write(&self) -> super::Audit {
+            self.0.audit_write()
         }
     }
 }

@@ -3,7 +3,9 @@
 //! scribbles random words into its header, control blocks, endpoint table and data, while
 //! honest senders and receivers keep working on the ring in this process. The honest side must
 //! get errors, never crash or hang; the run is bounded and the child is killed if anything
-//! fails. (Garbage written from within the test process is in `corruption_live_ring.rs`; the
+//! fails. After the scribbler stopped, every honest endpoint must within `SETTLE` either make
+//! progress or report something (`Corrupt`, `Disconnected`, a refused attach): never only
+//! `Full`/`Empty` on a ring wedged by the garbage (issue 13, item 2). (Garbage written from within the test process is in `corruption_live_ring.rs`; the
 //! fuzz target's hostile driver in `fuzz_invariants.rs`.)
 #![cfg(not(loom))]
 
@@ -23,6 +25,9 @@ const MILLIS: &str = "SHMBUS_HOSTILE_MILLIS";
 
 /// How long the honest side runs while the scribbler writes (it runs on after it, too).
 const SCRIBBLE: Duration = Duration::from_millis(2500);
+/// After the scribbler stopped (and the honest side ran on a while), how long each honest
+/// endpoint has to make progress or report something.
+const SETTLE: Duration = Duration::from_secs(2);
 /// The whole test, child included, must finish within this.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -78,6 +83,53 @@ struct Tally {
     corrupt: u64,
     other: u64,
     attach_errors: u64,
+    /// How the endpoint ended the settle phase, and when.
+    settled: Option<(Settled, Duration)>,
+}
+
+/// What an honest endpoint answered after the scribbler stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// A message went through.
+    Progress,
+    /// `Corrupt`.
+    Corrupt,
+    /// `Disconnected`: the roster was scribbled on, or every peer left.
+    Disconnected,
+    /// Attaching anew was refused (the endpoint had been dropped).
+    AttachRefused,
+    /// Only `Full` / `Empty` for the whole settle bound: a wedge nobody reports.
+    Silent,
+}
+
+/// The settle phase: runs `attempt` until it gives an answer or `SETTLE` passes.
+fn settle(mut attempt: impl FnMut() -> Option<Settled>) -> (Settled, Duration) {
+    let start = Instant::now();
+    while start.elapsed() < SETTLE {
+        if let Some(s) = attempt() {
+            return (s, start.elapsed());
+        }
+        std::thread::yield_now();
+    }
+    (Settled::Silent, start.elapsed())
+}
+
+fn settled_push(r: Result<(), PushError>) -> Option<Settled> {
+    match r {
+        Ok(()) => Some(Settled::Progress),
+        Err(PushError::Corrupt(_)) => Some(Settled::Corrupt),
+        Err(PushError::Disconnected) => Some(Settled::Disconnected),
+        Err(_) => None,
+    }
+}
+
+fn settled_pop(r: Result<usize, PopError>) -> Option<Settled> {
+    match r {
+        Ok(_) => Some(Settled::Progress),
+        Err(PopError::Corrupt(_)) => Some(Settled::Corrupt),
+        Err(PopError::Disconnected) => Some(Settled::Disconnected),
+        Err(_) => None,
+    }
 }
 
 fn honest_run(
@@ -126,9 +178,13 @@ fn run_against_scribbler(
     // whatever the ring then holds.
     let honest = start(Instant::now() + SCRIBBLE + Duration::from_millis(500));
     let mut total = Tally::default();
+    let mut silent = Vec::new();
     for (what, rx) in &honest {
         let t = collect(rx, what, deadline);
         eprintln!("{test}: {what}: {t:?}");
+        if matches!(t.settled, None | Some((Settled::Silent, _))) {
+            silent.push(*what);
+        }
         total.ok += t.ok;
         total.empty_or_full += t.empty_or_full;
         total.corrupt += t.corrupt;
@@ -144,6 +200,10 @@ fn run_against_scribbler(
     assert_eq!(
         total.other, 0,
         "errors other than Corrupt/Full/Empty/TooLarge: {total:?}"
+    );
+    assert!(
+        silent.is_empty(),
+        "after the scribbler stopped, {silent:?} neither made progress nor reported anything within {SETTLE:?}"
     );
 }
 
@@ -199,6 +259,15 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                     Err(_) => t.other += 1,
                 }
             }
+            t.settled = Some(settle(|| {
+                if tx.is_none() {
+                    tx = Some(match r1.producer() {
+                        Ok(p) => p,
+                        Err(_) => return Some(Settled::AttachRefused),
+                    });
+                }
+                settled_push(tx.as_mut()?.try_push(&[5; 8]))
+            }));
             t
         });
         let receiver = honest_run("spsc receiver", until, move |until| {
@@ -240,6 +309,15 @@ fn a_process_scribbling_into_a_live_spsc_ring_gets_the_honest_side_errors_not_cr
                     Err(_) => t.other += 1,
                 }
             }
+            t.settled = Some(settle(|| {
+                if rx.is_none() {
+                    rx = Some(match r2.consumer() {
+                        Ok(c) => c,
+                        Err(_) => return Some(Settled::AttachRefused),
+                    });
+                }
+                settled_pop(rx.as_mut()?.try_pop(&mut buf))
+            }));
             t
         });
         vec![("spsc sender", sender), ("spsc receiver", receiver)]
@@ -340,6 +418,25 @@ fn a_process_scribbling_into_a_live_mpmc_ring_gets_the_honest_side_errors_not_cr
                             std::thread::yield_now();
                         }
                     }
+                    t.settled = Some(settle(|| {
+                        if producer {
+                            if tx.is_none() {
+                                tx = Some(match r.producer() {
+                                    Ok(p) => p,
+                                    Err(_) => return Some(Settled::AttachRefused),
+                                });
+                            }
+                            settled_push(tx.as_mut()?.try_push(&[5; 8]))
+                        } else {
+                            if rx.is_none() {
+                                rx = Some(match r.consumer() {
+                                    Ok(c) => c,
+                                    Err(_) => return Some(Settled::AttachRefused),
+                                });
+                            }
+                            settled_pop(rx.as_mut()?.try_pop(&mut buf))
+                        }
+                    }));
                     t
                 }),
             ));

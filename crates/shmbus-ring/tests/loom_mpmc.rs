@@ -202,3 +202,60 @@ fn loom_mpmc_repair_of_a_dead_consumers_claim_loses_only_its_message() {
         }
     });
 }
+
+/// The audits (PROTOCOL §5.5 "contradictions") of a consumer that finds a 2-slot ring empty
+/// and of a producer that finds it full, run at every such moment while the other side works
+/// honestly: never `Corrupt`. (`Suspect` is possible — the hints are Relaxed — and is what
+/// the two-probe rule is for; the model counts how often it is seen.)
+#[test]
+fn loom_mpmc_audits_during_honest_traffic_never_report_corrupt() {
+    use shmbus_ring::model::{spin, Audit};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SUSPECTS: AtomicUsize = AtomicUsize::new(0);
+    static AUDITS: AtomicUsize = AtomicUsize::new(0);
+    fn judge(who: &str, a: Audit) {
+        AUDITS.fetch_add(1, Ordering::Relaxed);
+        match a {
+            Audit::Corrupt(c) => panic!("{who}'s audit of an honest ring: {c}"),
+            Audit::Suspect(_) => {
+                SUSPECTS.fetch_add(1, Ordering::Relaxed);
+            }
+            Audit::Fine | Audit::Claimed { .. } => {}
+        }
+    }
+    model(2, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut rx = ring.endpoint(2);
+        let producer = loom::thread::spawn(move || {
+            for s in 0..3u8 {
+                spin(|| match tx.try_push(&[0, s]) {
+                    Ok(()) => Some(()),
+                    Err(PushError::Full) => {
+                        judge("producer", tx.audit_write());
+                        None
+                    }
+                    Err(e) => panic!("producer saw {e}"),
+                });
+            }
+        });
+        let mut buf = Vec::new();
+        for s in 0..3u8 {
+            spin(|| match rx.try_pop_vec(&mut buf) {
+                Ok(_) => Some(()),
+                Err(PopError::Empty) => {
+                    judge("consumer", rx.audit_read());
+                    None
+                }
+                Err(e) => panic!("consumer saw {e}"),
+            });
+            assert_eq!(buf, [0, s]);
+        }
+        producer.join().unwrap();
+    });
+    eprintln!(
+        "audits: {}, suspects among them: {}",
+        AUDITS.load(Ordering::Relaxed),
+        SUSPECTS.load(Ordering::Relaxed)
+    );
+}

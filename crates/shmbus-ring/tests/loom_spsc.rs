@@ -109,3 +109,55 @@ fn loom_spsc_batches_that_wrap_with_padding_inside() {
         producer.join().unwrap();
     });
 }
+
+/// The audits (PROTOCOL §4.4 "Contradictions") of a consumer that finds the ring empty and of
+/// a producer that finds it full, run at every such moment while the other side works
+/// honestly: never `Corrupt`, and the consumer's rule for a published `tail` beyond its head
+/// never even a suspect (exact, because `tail` is stored with Release, S2, and loaded with
+/// Acquire, A9). The one suspect an honest ring can show is a *stale* `tail` behind the head
+/// (A9 may read an older S2) whose records the producer has since reused; the model counts it.
+#[test]
+fn loom_spsc_audits_during_honest_traffic_are_fine() {
+    use shmbus_ring::model::Audit;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STALE: AtomicUsize = AtomicUsize::new(0);
+    fn judge(who: &str, a: Audit) {
+        match a {
+            Audit::Fine => {}
+            Audit::Suspect(c) if who == "consumer" && c.what.contains("do not lead to it") => {
+                STALE.fetch_add(1, Ordering::Relaxed);
+            }
+            other => panic!("{who}'s audit of an honest ring: {other:?}"),
+        }
+    }
+    model_with(3, || {
+        let (mut tx, mut rx) = pair(32);
+        let producer = loom::thread::spawn(move || {
+            for (i, &len) in LENS.iter().enumerate() {
+                let data = payload(i, len);
+                spin(|| match tx.try_push(&data) {
+                    Ok(()) => Some(()),
+                    Err(PushError::Full) => {
+                        judge("producer", tx.audit());
+                        None
+                    }
+                    Err(e) => panic!("producer saw {e}"),
+                });
+            }
+        });
+        let mut buf = Vec::new();
+        for (i, &len) in LENS.iter().enumerate() {
+            spin(|| match rx.try_pop_vec(&mut buf) {
+                Ok(_) => Some(()),
+                Err(PopError::Empty) => {
+                    judge("consumer", rx.audit());
+                    None
+                }
+                Err(e) => panic!("consumer saw {e}"),
+            });
+            assert_eq!(buf, payload(i, len), "record {i}");
+        }
+        producer.join().unwrap();
+    });
+    eprintln!("stale-tail suspects: {}", STALE.load(Ordering::Relaxed));
+}

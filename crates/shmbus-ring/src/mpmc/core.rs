@@ -4,7 +4,7 @@
 
 use super::{join, split, MAX_POSITION, TAG_MASK};
 use crate::conv::{len_u32, offset, signed_diff, wide};
-use crate::endpoint::{Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
+use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, Role, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
 use crate::ring::Words;
 use crate::sync::{Memory, Ordering, RawMem};
@@ -36,6 +36,31 @@ impl Geometry {
     #[inline]
     fn walk_limit(&self) -> u64 {
         2 * self.slots + 64
+    }
+
+    /// Whether `seq` in the slot of `pos` names a commit or a read claim (of position
+    /// `seq − 1`): `seq ≡ pos + 1 (mod cap)`. Free words and write claims have `seq ≡ pos`.
+    #[inline]
+    fn names_commit(&self, pos: u64, seq: u64) -> bool {
+        let mask = self.slots - 1;
+        seq & mask == (pos + 1) & mask
+    }
+
+    /// Whether `seq` could be in the slot of `pos` at all: honest words of that slot have
+    /// `seq ≡ pos` or `seq ≡ pos + 1 (mod cap)` (PROTOCOL §5.2; the repair writes `≡ pos` too).
+    #[inline]
+    fn fits_slot(&self, pos: u64, seq: u64) -> bool {
+        let mask = self.slots - 1;
+        seq & mask == pos & mask || self.names_commit(pos, seq)
+    }
+}
+
+/// A sequence word found where no honest endpoint could have put it.
+fn misplaced(pos: u64, word: u64) -> Corruption {
+    Corruption {
+        what: "sequence word names a position that does not live in its slot",
+        position: pos,
+        value: word,
     }
 }
 
@@ -227,6 +252,13 @@ impl<M: Memory> Core<M> {
                 // Not committed yet (free, or being written): nothing to read in order.
                 return Ok(None);
             } else {
+                // A commit (or read claim) of a later lap than the next one: a lapped walk,
+                // rare. Honest only if the producers' tail hint has reached it (PROTOCOL §5.5):
+                // else report it rather than walk past, which would lose this position's
+                // message silently.
+                if dif >= signed_diff(self.g.slots, 0) && self.g.names_commit(pos, seq) {
+                    self.check_tail(pos, word, seq)?;
+                }
                 // Consumed (or abandoned) already; if far behind, jump to the hint. If the hint
                 // is not past this position (a run of abandoned positions, which no consumer
                 // claims), move it: every position up to `pos` is read or abandoned.
@@ -249,6 +281,219 @@ impl<M: Memory> Core<M> {
             }
         }
         Ok(None)
+    }
+
+    /// Checks a commit or read-claim word `(seq, ·)` against the producers' tail hint: its
+    /// producer raised the hint to at least `seq` (M4) before the Release store of the commit
+    /// (M5) that the caller's Acquire load of the word synchronised with (directly, or through
+    /// a consumer's claiming CAS, which continues M5's release sequence), so a later load of
+    /// the hint sees at least `seq` (PROTOCOL §5.5).
+    #[inline(never)]
+    #[cold]
+    fn check_tail(&self, pos: u64, word: u64, seq: u64) -> Result<(), Corruption> {
+        // M16: Relaxed; after the caller's Acquire load of the word (M8, M15), which orders
+        // the M4 that this load must see.
+        // SAFETY: in-bounds aligned hint word (constructor contract).
+        let tail = unsafe { self.mem.load(self.g.words.tail, Ordering::Relaxed) };
+        if tail < seq {
+            return Err(Corruption {
+                what: "sequence word names a commit beyond the producers' tail hint",
+                position: pos,
+                value: word,
+            });
+        }
+        Ok(())
+    }
+
+    /// The audit of a consumer that found the ring empty (PROTOCOL §5.5, "contradictions"):
+    /// walks from the head hint as `claim_read` does, without claiming, to the position `p`
+    /// where it stops, and checks the word there. Every position below the head hint was
+    /// claimed for reading (or consumed, or abandoned), and so was any position the walk
+    /// passed; position `p − cap`, the slot's previous lap, is one or the other, so the word
+    /// at `p` is `(p, 0)` (free), `(p, k)` (being written) or `(p − cap + 1, k ≠ 0)` (the
+    /// previous lap still being read). Anything older is a suspect (the head hint is
+    /// Relaxed: two probes); a word of another slot, or a commit beyond the tail hint, is
+    /// corrupt.
+    pub(crate) fn audit_read(&self) -> Audit {
+        let mut pos = match self.hint(self.g.words.head) {
+            Ok(p) => p,
+            Err(c) => return Audit::Corrupt(c),
+        };
+        let mut latest = None;
+        let mut stopped = None;
+        for _ in 0..self.g.walk_limit() {
+            // M15: Acquire, as M8 (pairs with M5, and through it orders M4 before `check_tail`).
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            if !self.g.fits_slot(pos, seq) {
+                return Audit::Corrupt(misplaced(pos, word));
+            }
+            if self.g.names_commit(pos, seq) && latest.map_or(true, |(_, _, s)| seq > s) {
+                latest = Some((pos, word, seq));
+            }
+            let dif = signed_diff(seq, pos + 1);
+            if dif == 0 && tag == 0 {
+                // Committed: the retry takes it.
+                break;
+            } else if dif == 0 {
+                pos += 1;
+            } else if dif < 0 {
+                stopped = Some((pos, word, seq, tag));
+                break;
+            } else {
+                match self.hint(self.g.words.head) {
+                    Ok(h) => pos = h.max(pos + 1),
+                    Err(c) => return Audit::Corrupt(c),
+                }
+            }
+            if pos >= MAX_POSITION {
+                // `claim_read` reports it.
+                break;
+            }
+        }
+        if let Some((p, w, seq)) = latest {
+            if let Err(c) = self.check_tail(p, w, seq) {
+                return Audit::Corrupt(c);
+            }
+        }
+        match stopped {
+            Some((p, word, seq, tag)) => {
+                let cap = self.g.slots;
+                let found = |what| Corruption {
+                    what,
+                    position: p,
+                    value: word,
+                };
+                if seq == p && tag == 0 {
+                    Audit::Fine
+                } else if seq == p {
+                    // Being written: by a registered producer, or no one will commit it.
+                    Audit::Claimed {
+                        tag,
+                        role: Role::Producer,
+                        found: found("the consumers' position is claimed for writing by no registered producer"),
+                    }
+                } else if p >= cap && seq == p - cap + 1 && tag != 0 {
+                    // The previous lap still being read: by a registered consumer, or no one
+                    // will release it (and producers wait on it).
+                    Audit::Claimed {
+                        tag,
+                        role: Role::Consumer,
+                        found: found("the previous lap of the consumers' position is claimed for reading by no registered consumer"),
+                    }
+                } else {
+                    Audit::Suspect(Corruption {
+                        what: "sequence word at the consumers' position holds an earlier lap than the head hint allows",
+                        position: p,
+                        value: word,
+                    })
+                }
+            }
+            None => Audit::Fine,
+        }
+    }
+
+    /// The audit of a producer that found the ring full (PROTOCOL §5.5, "contradictions"):
+    /// walks from the tail hint as `claim_write` does, without claiming, to the position `q`
+    /// where it stops (a slot of an earlier lap), and checks the word there. Position
+    /// `q − cap` was claimed for writing (it is below the tail hint, or the walk passed it),
+    /// so the word is `(q − cap, k ≠ 0)` (still being written) or `(q − cap + 1, ·)`
+    /// (committed, or being read); and if the head hint is past `q − cap`, consumers claimed
+    /// that position, so only `(q − cap + 1, k ≠ 0)` remains. Anything else is a suspect (the
+    /// hints are Relaxed: two probes); a word of another slot, or a commit beyond the tail
+    /// hint, is corrupt.
+    pub(crate) fn audit_write(&self) -> Audit {
+        let mut pos = match self.hint(self.g.words.tail) {
+            Ok(p) => p,
+            Err(c) => return Audit::Corrupt(c),
+        };
+        let mut latest = None;
+        let mut stopped = None;
+        for _ in 0..self.g.walk_limit() {
+            // M15: Acquire, as M2 (pairs with M11/M6/M13 and M5; orders M4 before
+            // `check_tail`).
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            if !self.g.fits_slot(pos, seq) {
+                return Audit::Corrupt(misplaced(pos, word));
+            }
+            if self.g.names_commit(pos, seq) && latest.map_or(true, |(_, _, s)| seq > s) {
+                latest = Some((pos, word, seq));
+            }
+            let dif = signed_diff(seq, pos);
+            if dif == 0 && tag == 0 {
+                // Free: the retry claims it.
+                break;
+            } else if dif == 0 || dif == 1 {
+                pos += 1;
+            } else if dif < 0 {
+                stopped = Some((pos, word, seq, tag));
+                break;
+            } else {
+                match self.hint(self.g.words.tail) {
+                    Ok(h) => pos = h.max(pos + 1),
+                    Err(c) => return Audit::Corrupt(c),
+                }
+            }
+            if pos >= MAX_POSITION {
+                // `claim_write` reports it.
+                break;
+            }
+        }
+        if let Some((p, w, seq)) = latest {
+            if let Err(c) = self.check_tail(p, w, seq) {
+                return Audit::Corrupt(c);
+            }
+        }
+        let Some((q, word, seq, tag)) = stopped else {
+            return Audit::Fine;
+        };
+        let cap = self.g.slots;
+        let suspect = |what| {
+            Audit::Suspect(Corruption {
+                what,
+                position: q,
+                value: word,
+            })
+        };
+        if q < cap || seq < q - cap || (seq == q - cap && tag == 0) {
+            return suspect(
+                "sequence word at the producers' position holds an earlier lap than the tail hint allows",
+            );
+        }
+        // M16: Relaxed, as M7: a hint; the two-probe rule covers a stale value.
+        // SAFETY: in-bounds aligned hint word (constructor contract).
+        let head = unsafe { self.mem.load(self.g.words.head, Ordering::Relaxed) };
+        let read_claimed = head > q - cap;
+        if read_claimed && !(seq == q - cap + 1 && tag != 0) {
+            return suspect(
+                "the head hint is past the previous lap of the producers' position, but its slot was never read",
+            );
+        }
+        if tag == 0 {
+            // Committed, unread: consumers are behind.
+            return Audit::Fine;
+        }
+        let found = |what| Corruption {
+            what,
+            position: q,
+            value: word,
+        };
+        if seq == q - cap {
+            Audit::Claimed {
+                tag,
+                role: Role::Producer,
+                found: found("the previous lap of the producers' position is claimed for writing by no registered producer"),
+            }
+        } else {
+            Audit::Claimed {
+                tag,
+                role: Role::Consumer,
+                found: found("the previous lap of the producers' position is claimed for reading by no registered consumer"),
+            }
+        }
     }
 
     /// Releases every slot claimed by endpoint `dead`: see [`repair_claims`].
@@ -474,6 +719,10 @@ impl<M: Memory> WriteCore for Core<M> {
         // SAFETY: the hint word is in bounds (constructor contract).
         unsafe { self.mem.load(self.g.words.tail, Ordering::Relaxed) }
     }
+
+    fn audit(&mut self) -> Audit {
+        self.audit_write()
+    }
 }
 
 impl<M: Memory> ReadCore for Core<M> {
@@ -539,6 +788,10 @@ impl<M: Memory> ReadCore for Core<M> {
         // Relaxed: diagnostics only.
         // SAFETY: the hint word is in bounds (constructor contract).
         unsafe { self.mem.load(self.g.words.head, Ordering::Relaxed) }
+    }
+
+    fn audit(&mut self) -> Audit {
+        self.audit_read()
     }
 }
 

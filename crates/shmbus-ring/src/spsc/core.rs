@@ -4,7 +4,7 @@
 
 use super::MAX_POSITION;
 use crate::conv::{len_u32, offset, wide};
-use crate::endpoint::{Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
+use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
 use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
 use crate::ring::Words;
@@ -79,6 +79,9 @@ pub struct ProducerCore<M: Memory> {
     tail: u64,
     /// The consumer's `head` as last read; refreshed only when the ring looks full.
     cached_head: u64,
+    /// The producer's position at attach: every record from here on was committed by this
+    /// producer (its own stores, which its own loads see), records before it by a predecessor.
+    own_from: u64,
 }
 
 impl<M: Memory> ProducerCore<M> {
@@ -133,6 +136,7 @@ impl<M: Memory> ProducerCore<M> {
                         g,
                         tail,
                         cached_head: head,
+                        own_from: tail,
                     })
                 }
                 Some((_, size)) => {
@@ -161,23 +165,31 @@ impl<M: Memory> ProducerCore<M> {
         if end - self.cached_head <= self.g.cap {
             return Ok(());
         }
-        // A1: Acquire; pairs with the consumer's Release store of `head` (R2, `publish_head`):
-        // its reads of the records it consumed happen before our writes over them.
-        // SAFETY: `head_off` is an in-bounds aligned control word (attach contract).
-        let head = unsafe { self.mem.load(self.g.words.head, Ordering::Acquire) };
-        if head % 8 != 0 || head < self.cached_head || head > self.tail {
-            return Err(PushError::Corrupt(Corruption {
-                what: "consumer head moved backwards, past the tail, or off alignment",
-                position: self.tail,
-                value: head,
-            }));
-        }
-        self.cached_head = head;
+        let head = self.reload_head()?;
         if end - head <= self.g.cap {
             Ok(())
         } else {
             Err(PushError::Full)
         }
+    }
+
+    /// Reloads and validates the consumer's `head` (step 3 of PROTOCOL §4.3) into
+    /// `cached_head`.
+    #[inline]
+    fn reload_head(&mut self) -> Result<u64, Corruption> {
+        // A1: Acquire; pairs with the consumer's Release store of `head` (R2, `publish_head`):
+        // its reads of the records it consumed happen before our writes over them.
+        // SAFETY: `head_off` is an in-bounds aligned control word (attach contract).
+        let head = unsafe { self.mem.load(self.g.words.head, Ordering::Acquire) };
+        if head % 8 != 0 || head < self.cached_head || head > self.tail {
+            return Err(Corruption {
+                what: "consumer head moved backwards, past the tail, or off alignment",
+                position: self.tail,
+                value: head,
+            });
+        }
+        self.cached_head = head;
+        Ok(head)
     }
 
     /// Publishes the record whose header `word` goes at `start` and which ends at `end`.
@@ -195,11 +207,13 @@ impl<M: Memory> ProducerCore<M> {
         }
         crate::crashpoint::hit("spsc.push.published");
         self.tail = end;
-        // S2: Relaxed: `tail` in shared memory is informational (occupancy, a successor producer's
-        // starting point, which it re-validates by walking headers); data visibility goes
-        // through header words.
+        // S2: Release: `tail` in shared memory is informational (occupancy, a successor
+        // producer's starting point, which it re-validates by walking headers); data
+        // visibility goes through header words. Release (a plain store on x86) only for the
+        // consumer's audit: pairs with its Acquire load of `tail` (A9, `ConsumerCore::audit`),
+        // so every header before `end` is visible to it.
         // SAFETY: in-bounds aligned control word.
-        unsafe { self.mem.store(self.g.words.tail, end, Ordering::Relaxed) };
+        unsafe { self.mem.store(self.g.words.tail, end, Ordering::Release) };
         self.notify_data();
     }
 
@@ -412,8 +426,8 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
                 // Acquire load of the header word (A2) in `ConsumerCore::next`.
                 self.mem
                     .store(self.g.at(first), first_word, Ordering::Release);
-                // S2: Relaxed: informational, as in `publish`.
-                self.mem.store(self.g.words.tail, tail, Ordering::Relaxed);
+                // S2: Release, as in `publish` (pairs with A9 of the consumer's audit).
+                self.mem.store(self.g.words.tail, tail, Ordering::Release);
             }
             self.tail = tail;
             self.notify_data();
@@ -445,6 +459,77 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
 
     fn position(&self) -> u64 {
         self.tail
+    }
+
+    /// The ring is full: the consumer's `head` is at least a record behind `tail`. Every record
+    /// in `[head, tail)` was committed (its header word stored nonzero and valid, R1 or S3)
+    /// and consumers never clear a header, so the word at `head` must be a valid header
+    /// (PROTOCOL §4.4, "contradictions").
+    fn audit(&mut self) -> Audit {
+        let head = match self.reload_head() {
+            Ok(h) => h,
+            Err(c) => return Audit::Corrupt(c),
+        };
+        if head >= self.tail {
+            // Empty (head == tail): there is room now.
+            return Audit::Fine;
+        }
+        // A8: Acquire; pairs with the R1 of the producer that committed the record at `head`
+        // (a predecessor's, as A6 does; our own stores we see anyway).
+        // SAFETY: `head` is 8-aligned (validated), so `at` is an in-bounds aligned data word.
+        let word = unsafe { self.mem.load(self.g.at(head), Ordering::Acquire) };
+        let found = match self.g.check_header(head, word) {
+            Ok(Some(_)) => return Audit::Fine,
+            Ok(None) => Corruption {
+                what: "record header at the consumer's head is zero, but the producer committed a record there",
+                position: head,
+                value: word,
+            },
+            Err(c) => c,
+        };
+        if head >= self.own_from {
+            // Our own record: our own loads see our stores. Certain.
+            Audit::Corrupt(found)
+        } else {
+            // A predecessor's record, which nothing but its commit orders before our load.
+            Audit::Suspect(found)
+        }
+    }
+}
+
+impl<M: Memory> ConsumerCore<M> {
+    /// The audit's case of a published `tail` behind `head`: legal when a producer died
+    /// between a commit (R1) and publishing `tail` (S2), or has not published since it took
+    /// over (§4.5), and also when A9 read an older S2 than the latest. The records in
+    /// `[tail, head)` were committed and read, and no producer writes over them before it
+    /// publishes a `tail` beyond them, so their headers, walked from `tail`, lead exactly to
+    /// `head` — unless `tail` was such a stale read, and the producer has since reused the
+    /// space (the loom model finds this). So anything else is a suspect, never corrupt at
+    /// once: a stale read does not last a probe interval.
+    fn audit_behind(&self, tail: u64) -> Audit {
+        let head = self.head;
+        let mut pos = tail;
+        for _ in 0..=self.g.cap / 8 {
+            if pos == head {
+                return Audit::Fine;
+            }
+            if pos > head {
+                break;
+            }
+            // A10: Acquire, as below (pairs with the R1 that committed the record at `pos`).
+            // SAFETY: `pos` is 8-aligned (tail was checked, sizes are multiples of 8), so `at`
+            // is an in-bounds aligned data word.
+            let word = unsafe { self.mem.load(self.g.at(pos), Ordering::Acquire) };
+            match self.g.check_header(pos, word) {
+                Ok(Some((_, size))) => pos += size,
+                _ => break,
+            }
+        }
+        Audit::Suspect(Corruption {
+            what: "consumer head is beyond the published tail, and the records after the tail do not lead to it",
+            position: head,
+            value: tail,
+        })
     }
 }
 
@@ -510,6 +595,58 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
 
     fn position(&self) -> u64 {
         self.head
+    }
+
+    /// The ring is empty at `head`. If the published `tail` is beyond `head`, a record was
+    /// committed at `head` before that `tail` was published (R1 before S2, in program order),
+    /// so the header word there must be valid; and the published `tail` is never more than
+    /// `capacity − 8` beyond any `head` the consumer published (PROTOCOL §4.4,
+    /// "contradictions").
+    fn audit(&mut self) -> Audit {
+        let head = self.head;
+        // A9: Acquire; pairs with the Release store of the published `tail` (S2): every header
+        // stored before it (R1, S3) is visible to the load below.
+        // SAFETY: in-bounds aligned control word (attach contract).
+        let tail = unsafe { self.mem.load(self.g.words.tail, Ordering::Acquire) };
+        let corrupt = |what, value| Corruption {
+            what,
+            position: head,
+            value,
+        };
+        if tail % 8 != 0 || tail > MAX_POSITION {
+            return Audit::Corrupt(corrupt(
+                "published tail is not 8-byte aligned or beyond 2^62",
+                tail,
+            ));
+        }
+        if tail < head {
+            return self.audit_behind(tail);
+        }
+        if tail == head {
+            return Audit::Fine;
+        }
+        if tail - head > self.g.cap - 8 {
+            return Audit::Corrupt(corrupt(
+                "published tail is more than a lap beyond the consumer's head",
+                tail,
+            ));
+        }
+        // A10: Acquire; pairs with the R1 that committed the record at `head` (ordered before
+        // this load by A9 already; Acquire as A2, whose view it checks).
+        // SAFETY: `head` is 8-aligned, so `at` is an in-bounds aligned data word.
+        let word = unsafe { self.mem.load(self.g.at(head), Ordering::Acquire) };
+        match self.g.check_header(head, word) {
+            Ok(Some(_)) => Audit::Fine,
+            Err(c) => Audit::Corrupt(c),
+            // Certain for records of the producer whose S2 we read (R1 → S2 → A9), but a
+            // record of a predecessor that died is ordered before its successor's S2 only if
+            // the successor's attach walked it (A6); the ones below the published tail it
+            // started from are ordered by nothing (S4 is Relaxed): two probes, not one.
+            Ok(None) => Audit::Suspect(corrupt(
+                "record header at the consumer's head is zero, but the published tail is beyond it",
+                tail,
+            )),
+        }
     }
 }
 
