@@ -233,6 +233,8 @@ const PHASE_DRAIN: u64 = 2;
 /// intervals, so that a producer killed just before the stop has been reaped and its claim
 /// repaired (else the messages behind it would be stranded, and reported lost).
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// A gap this long between received messages is reported as it ends (with the last kill).
+const STALL_NOTE: Duration = Duration::from_millis(250);
 /// No message received for this long fails the run as a stall.
 const STALL_LIMIT: Duration = Duration::from_secs(10);
 
@@ -688,6 +690,8 @@ fn soak_mpmc_processes() {
     };
     let mut last_progress = (Instant::now(), 0u64);
     let mut max_stall = Duration::ZERO;
+    let mut long_stalls = 0u64;
+    let mut last_kill: Option<(Instant, String, u32)> = None;
     let mut last_report = Instant::now();
     println!(
         "soak: {producers} producers, {consumers} consumers, {secs} s, kills: {}",
@@ -708,6 +712,33 @@ fn soak_mpmc_processes() {
         let quiet = last_progress.0.elapsed();
         max_stall = max_stall.max(quiet);
         if got != last_progress.1 {
+            if quiet >= STALL_NOTE {
+                // Say what happened before it: a repair that took long, or a starved machine.
+                long_stalls += 1;
+                let stall_start = last_progress.0;
+                let before = last_kill.as_ref().map_or_else(
+                    || "no kill before it".to_string(),
+                    |(at, role, pid): &(Instant, String, u32)| {
+                        if *at <= stall_start {
+                            format!(
+                                "{role} (pid {pid}) killed {:?} before it began",
+                                stall_start - *at
+                            )
+                        } else {
+                            format!("{role} (pid {pid}) killed {:?} into it", *at - stall_start)
+                        }
+                    },
+                );
+                println!(
+                    "soak: stall of {quiet:?} ending at {:.1} s; last kill: {before}; load {}",
+                    started.elapsed().as_secs_f64(),
+                    std::fs::read_to_string("/proc/loadavg")
+                        .unwrap_or_default()
+                        .split(' ')
+                        .next()
+                        .unwrap_or("?")
+                );
+            }
             last_progress = (Instant::now(), got);
         } else if quiet > STALL_LIMIT {
             let state: Vec<String> = (0..producers)
@@ -732,7 +763,9 @@ fn soak_mpmc_processes() {
         if kills_on && Instant::now() >= next_kill {
             let i = rng.below(procs.len() as u64) as usize;
             let victim = &mut procs[i];
+            let pid = victim.child.id();
             if kill_proc(victim, &ctl, anywhere, &mut rng) {
+                last_kill = Some((Instant::now(), victim.role.clone(), pid));
                 kills.account(&ctl, &bits, victim.slot);
                 let (role, slot) = (victim.role.clone(), victim.slot);
                 *victim = start_proc(role, slot);
@@ -866,7 +899,8 @@ fn soak_mpmc_processes() {
         "soak: lost with a killed consumer: {lost} ({known_lost} named by the consumer that \
          held it, {unexplained} unnamed; consumers killed inside a pop, each allowed one \
          unnamed loss: {}); consumers killed after recording: {}; duplicates 0, corrupt 0 \
-         (either ends the run at once); max stall {max_stall:?}",
+         (either ends the run at once); max stall {max_stall:?} ({long_stalls} gaps of \
+         {STALL_NOTE:?} or more, each reported above)",
         kills.lost_unknown_bound, kills.recorded_at_kill
     );
     if !capped.is_empty() {
