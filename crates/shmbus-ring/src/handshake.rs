@@ -286,7 +286,8 @@ fn rest(spins: &mut u32) {
 /// only then sizes it (`ftruncate`), so an opener can find it empty: that is "not ready yet",
 /// waited on like an unpublished header. An object still too short when the wait ends is
 /// [`Error::Truncated`]; so, at once, is one that still holds a header whose `init_state` is
-/// `READY`: it was published and cut short afterwards, and will not grow back.
+/// `READY`: it was published and cut short afterwards, and will not grow back; and one that
+/// cannot grow at all (anonymous or heap memory, a memfd sealed against growing).
 fn wait_sized(mut seg: Segment, start: Instant, timeout: Duration) -> Result<Segment> {
     let mut spins = 0u32;
     loop {
@@ -307,12 +308,11 @@ fn wait_sized(mut seg: Segment, start: Instant, timeout: Duration) -> Result<Seg
                 return Err(truncated());
             }
         }
-        if start.elapsed() >= timeout {
+        if start.elapsed() >= timeout || !seg.can_grow() {
             return Err(truncated());
         }
         rest(&mut spins);
         match seg.object_len()? {
-            // Anonymous or heap memory: nobody will size it.
             None => return Err(truncated()),
             Some(now) if now != actual => seg = seg.remapped(now)?,
             Some(_) => {}

@@ -623,6 +623,18 @@ impl Segment {
             .map_err(|e| os("fstat", &self.target(), e))
     }
 
+    /// Whether the object behind this segment can still grow: not for memory with no fd
+    /// (anonymous, heap), nor for a memfd sealed with `F_SEAL_GROW`.
+    pub(crate) fn can_grow(&self) -> bool {
+        let Some(fd) = &self.fd else { return false };
+        if !matches!(self.backing, Backing::Memfd(_)) {
+            return true;
+        }
+        nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_or(true, |s| {
+            !SealFlag::from_bits_truncate(s).contains(SealFlag::F_SEAL_GROW)
+        })
+    }
+
     /// This opened segment mapped again, all `len` bytes of it (the object grew since it was
     /// opened: its creator sized it), with the options it was opened with.
     pub(crate) fn remapped(mut self, len: u64) -> Result<Segment> {

@@ -202,3 +202,36 @@ fn openers_racing_a_creator_never_see_truncated() {
         ROUNDS * OPENERS
     );
 }
+
+#[test]
+fn a_short_memfd_sealed_against_growing_is_truncated_at_once() {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    use std::os::fd::AsRawFd;
+    for len in [0u64, 100, 1000] {
+        let fd = memfd_create(
+            c"shmbus-short",
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .unwrap();
+        let file = File::from(fd);
+        file.set_len(len).unwrap();
+        fcntl(
+            file.as_raw_fd(),
+            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let err = Segment::open_fd(file.into(), &SegmentOptions::default())
+            .and_then(|seg| SpscRing::open_in(seg, &with_timeout(Duration::from_secs(30))))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Truncated { actual, .. } if actual == len),
+            "{len} bytes: {err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a memfd that cannot grow is not waited on"
+        );
+    }
+}
