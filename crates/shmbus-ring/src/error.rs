@@ -75,8 +75,11 @@ pub enum Error {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// The object is too small to hold even the header.
-    #[error("{target}: object is {actual} bytes, smaller than the {needed}-byte header (truncated or not a shmbus segment)")]
+    /// The object is too small to hold even the header and control blocks: it was cut short
+    /// after its header was published, or it stayed too short for the whole ready wait (its
+    /// creator died before sizing it, or it is not a shmbus segment). An object found short
+    /// while its creator may still be sizing it is waited on, not reported at once.
+    #[error("{target}: object is {actual} bytes, smaller than the {needed}-byte header (cut short, never sized by its creator, or not a shmbus segment)")]
     Truncated {
         /// The segment.
         target: String,

@@ -144,26 +144,22 @@ pub(crate) fn new_header(
     }
 }
 
-/// Waits (bounded) for `READY`, then checks everything that does not depend on the ring kind's
-/// geometry: magic, major version, ABI, header length, kind, total length against the real size,
-/// block offsets, identity. Returns the snapshot for the kind-specific checks.
+/// Waits (bounded) for the object to be sized and for `READY`, then checks everything that does
+/// not depend on the ring kind's geometry: magic, major version, ABI, header length, kind, total
+/// length against the real size, block offsets, identity. Returns the segment (mapped again if
+/// it was opened before its creator sized it) and the snapshot for the kind-specific checks.
 pub(crate) fn open_header(
-    seg: &Segment,
+    seg: Segment,
     kind: RingKind,
     opts: &OpenOptions,
-) -> Result<SegmentHeader> {
+) -> Result<(Segment, SegmentHeader)> {
+    let start = Instant::now();
+    let seg = wait_sized(seg, start, opts.ready_timeout)?;
     let target = seg.target();
     let actual = seg.len() as u64;
-    if actual < DATA_OFFSET {
-        return Err(Error::Truncated {
-            target,
-            actual,
-            needed: DATA_OFFSET,
-        });
-    }
     seg.mark_in_ring();
-    wait_ready(seg, opts.ready_timeout)?;
-    let h = snapshot(seg);
+    wait_ready(&seg, start, opts.ready_timeout)?;
+    let h = snapshot(&seg);
     if h.magic != MAGIC {
         return Err(Error::BadMagic {
             target,
@@ -269,16 +265,67 @@ pub(crate) fn open_header(
             });
         }
     }
-    Ok(h)
+    Ok((seg, h))
 }
 
-fn wait_ready(seg: &Segment, timeout: Duration) -> Result<()> {
+/// How long an opener rests between two looks at a segment that is not ready: a few yields,
+/// then short sleeps.
+fn rest(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Waits (bounded by `timeout` from `start`) until `seg`'s object holds at least the first
+/// page, mapping it again when it has grown, and returns it so mapped (§1, opening step 1).
+///
+/// A creator makes its object (`shm_open(O_CREAT | O_EXCL)`, `open(O_CREAT | O_EXCL)`) and
+/// only then sizes it (`ftruncate`), so an opener can find it empty: that is "not ready yet",
+/// waited on like an unpublished header. An object still too short when the wait ends is
+/// [`Error::Truncated`]; so, at once, is one that still holds a header whose `init_state` is
+/// `READY`: it was published and cut short afterwards, and will not grow back; and one that
+/// cannot grow at all (anonymous or heap memory, a memfd sealed against growing).
+fn wait_sized(mut seg: Segment, start: Instant, timeout: Duration) -> Result<Segment> {
+    let mut spins = 0u32;
+    loop {
+        let actual = wide(seg.len());
+        if actual >= DATA_OFFSET {
+            return Ok(seg);
+        }
+        let truncated = || Error::Truncated {
+            target: seg.target(),
+            actual,
+            needed: DATA_OFFSET,
+        };
+        if let Some(mem) = mem_of(&seg, u64::from(HEADER_LEN)) {
+            // Relaxed: only to tell a published-then-cut object from one not built yet; nothing
+            // else is read from it.
+            // SAFETY: `init_state` is a 4-aligned word of the header, inside `mem`.
+            if unsafe { mem.load_u32(offset(INIT_STATE), Ordering::Relaxed) } == INIT_READY {
+                return Err(truncated());
+            }
+        }
+        if start.elapsed() >= timeout || !seg.can_grow() {
+            return Err(truncated());
+        }
+        rest(&mut spins);
+        match seg.object_len()? {
+            None => return Err(truncated()),
+            Some(now) if now != actual => seg = seg.remapped(now)?,
+            Some(_) => {}
+        }
+    }
+}
+
+fn wait_ready(seg: &Segment, start: Instant, timeout: Duration) -> Result<()> {
     let mem = mem_of(seg, u64::from(HEADER_LEN)).ok_or_else(|| Error::Truncated {
         target: seg.target(),
         actual: wide(seg.len()),
         needed: u64::from(HEADER_LEN),
     })?;
-    let start = Instant::now();
     let mut spins = 0u32;
     loop {
         // H2: Relaxed, then (H3) an Acquire fence once READY is seen: pairs with the Release store
@@ -309,12 +356,7 @@ fn wait_ready(seg: &Segment, timeout: Duration) -> Result<()> {
                 state,
             });
         }
-        spins += 1;
-        if spins < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        rest(&mut spins);
     }
 }
 

@@ -409,7 +409,7 @@ impl<K: Kind> Ring<K> {
     /// [`Error::BadInitState`], [`Error::BadMagic`], [`Error::MajorVersion`],
     /// [`Error::AbiMismatch`], [`Error::WrongKind`], [`Error::BadField`], [`Error::Mismatch`].
     pub fn open_in(seg: Segment, opts: &OpenOptions) -> Result<Self> {
-        let h = handshake::open_header(&seg, K::RING_KIND, opts)?;
+        let (seg, h) = handshake::open_header(seg, K::RING_KIND, opts)?;
         let g = K::open(&seg, &h)?;
         Ok(Ring::wrap(seg, h, g))
     }

@@ -120,15 +120,25 @@ impl SegmentOptions {
 }
 
 enum Map {
+    /// Nothing mapped: an object opened while still 0 bytes long (its creator has not sized it
+    /// yet). The handshake maps it again once it has a size.
+    Empty,
     Raw(memmap2::MmapRaw),
-    Anon { ptr: NonNull<u8>, len: usize },
-    Heap { ptr: NonNull<u8>, layout: Layout },
+    Anon {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
+    Heap {
+        ptr: NonNull<u8>,
+        layout: Layout,
+    },
 }
 
 impl Map {
     #[inline]
     fn ptr(&self) -> NonNull<u8> {
         match self {
+            Map::Empty => NonNull::<u64>::dangling().cast(),
             Map::Raw(m) => NonNull::new(m.as_mut_ptr()).expect("mmap never returns null"),
             Map::Anon { ptr, .. } | Map::Heap { ptr, .. } => *ptr,
         }
@@ -137,6 +147,7 @@ impl Map {
     #[inline]
     fn len(&self) -> usize {
         match self {
+            Map::Empty => 0,
             Map::Raw(m) => m.len(),
             Map::Anon { len, .. } => *len,
             Map::Heap { layout, .. } => layout.size(),
@@ -147,7 +158,7 @@ impl Map {
 impl Drop for Map {
     fn drop(&mut self) {
         match self {
-            Map::Raw(_) => {}
+            Map::Empty | Map::Raw(_) => {}
             Map::Anon { ptr, len } => {
                 // SAFETY: `ptr`/`len` are exactly what `mmap_anonymous` returned, and the mapping
                 // is unmapped once, here; no reference into it outlives the `Segment`.
@@ -191,6 +202,8 @@ pub struct Segment {
     /// Set once a ring is laid out in (or opened on) this segment: from then on only the ring
     /// touches its words, so the raw accessors refuse.
     in_ring: AtomicBool,
+    /// The options it was mapped with, to map it again ([`Segment::remapped`]).
+    opts: SegmentOptions,
 }
 
 impl std::fmt::Debug for Segment {
@@ -340,7 +353,9 @@ impl Segment {
     /// # Errors
     ///
     /// [`Error::Os`] naming `shm_open` (`ENOENT` when there is no such object, `EACCES`) or
-    /// `mmap`; [`Error::Truncated`] for an empty object.
+    /// `mmap`. An object shorter than a segment, even an empty one, opens as it is (its creator
+    /// may not have sized it yet): opening a ring in it ([`crate::Ring::open_in`]) waits for the
+    /// creator, and only then reports [`Error::Truncated`].
     pub fn open(name: &str, opts: &SegmentOptions) -> Result<Segment> {
         validate_name(name)?;
         let flags = if opts.read_only {
@@ -394,6 +409,7 @@ impl Segment {
             writable: true,
             unlink_on_drop: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
+            opts: opts.clone(),
         })
     }
 
@@ -445,7 +461,8 @@ impl Segment {
     /// # Errors
     ///
     /// [`Error::BadField`] naming `seals` for an unsealed memfd; [`Error::Os`] naming `fstat`,
-    /// `fcntl(F_GET_SEALS)` or `mmap`; [`Error::Truncated`] for an empty object.
+    /// `fcntl(F_GET_SEALS)` or `mmap`. A short or empty object opens as it is, as for
+    /// [`Segment::open`].
     pub fn open_fd(fd: OwnedFd, opts: &SegmentOptions) -> Result<Segment> {
         // What the fd is: `/memfd:NAME (deleted)` for a memfd, a path for a shm object or file.
         let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -516,7 +533,8 @@ impl Segment {
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] naming `open` or `mmap`; [`Error::Truncated`] for an empty file.
+    /// [`Error::Os`] naming `open` or `mmap`. A short or empty file opens as it is, as for
+    /// [`Segment::open`].
     pub fn open_file(path: impl AsRef<Path>, opts: &SegmentOptions) -> Result<Segment> {
         let path = path.as_ref();
         let target = path.display().to_string();
@@ -551,6 +569,7 @@ impl Segment {
             writable: true,
             unlink_on_drop: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
+            opts: SegmentOptions::default(),
         })
     }
 
@@ -579,20 +598,56 @@ impl Segment {
             .metadata()
             .map_err(|e| io_os("fstat", &target, &e))?
             .len();
-        if size == 0 {
-            return Err(Error::Truncated {
-                target,
-                actual: 0,
-                needed: u64::from(crate::layout::HEADER_LEN),
-            });
+        Self::map_fd(file.into(), Self::fit(size, &target)?, backing, false, opts)
+    }
+
+    /// An object size as a mapping length.
+    fn fit(size: u64, target: &str) -> Result<usize> {
+        usize::try_from(size)
+            .ok()
+            .filter(|v| isize::try_from(*v).is_ok())
+            .ok_or_else(|| Error::BadField {
+                target: target.to_string(),
+                field: "object size",
+                value: size,
+                reason: "it does not fit this process's address space".into(),
+            })
+    }
+
+    /// The object's current size (`fstat`), for a segment opened from a shm object, file or
+    /// fd; `None` for one with nothing behind it that could change size (anonymous, heap).
+    pub(crate) fn object_len(&self) -> Result<Option<u64>> {
+        let Some(fd) = &self.fd else { return Ok(None) };
+        nix::sys::stat::fstat(fd.as_raw_fd())
+            .map(|st| Some(u64::try_from(st.st_size).unwrap_or(0)))
+            .map_err(|e| os("fstat", &self.target(), e))
+    }
+
+    /// Whether the object behind this segment can still grow: not for memory with no fd
+    /// (anonymous, heap), nor for a memfd sealed with `F_SEAL_GROW`.
+    pub(crate) fn can_grow(&self) -> bool {
+        let Some(fd) = &self.fd else { return false };
+        if !matches!(self.backing, Backing::Memfd(_)) {
+            return true;
         }
-        let len = usize::try_from(size).map_err(|_| Error::BadField {
-            target: target.clone(),
-            field: "object size",
-            value: size,
-            reason: "it does not fit this process's address space".into(),
-        })?;
-        Self::map_fd(file.into(), len, backing, false, opts)
+        nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_GET_SEALS).map_or(true, |s| {
+            !SealFlag::from_bits_truncate(s).contains(SealFlag::F_SEAL_GROW)
+        })
+    }
+
+    /// This opened segment mapped again, all `len` bytes of it (the object grew since it was
+    /// opened: its creator sized it), with the options it was opened with.
+    pub(crate) fn remapped(mut self, len: u64) -> Result<Segment> {
+        let target = self.target();
+        let Some(fd) = self.fd.take() else {
+            return Err(Error::InvalidConfig(format!(
+                "{target}: only an fd-backed segment can be mapped again"
+            )));
+        };
+        let len = Self::fit(len, &target)?;
+        // The name, if any, stays with whoever owned it; `self` never did (it was opened).
+        self.unlink_on_drop.store(false, Ordering::Relaxed);
+        Self::map_fd(fd, len, self.backing.clone(), self.created, &self.opts)
     }
 
     fn map_fd(
@@ -603,6 +658,20 @@ impl Segment {
         opts: &SegmentOptions,
     ) -> Result<Segment> {
         let target = backing.target();
+        if len == 0 {
+            // An object not sized yet: mmap refuses a 0-byte mapping. Nothing to map (and so
+            // nothing to lock or prefault) until the handshake maps it again.
+            return Ok(Segment {
+                map: Map::Empty,
+                fd: Some(fd),
+                backing,
+                created,
+                writable: created || !opts.read_only,
+                unlink_on_drop: AtomicBool::new(false),
+                in_ring: AtomicBool::new(false),
+                opts: opts.clone(),
+            });
+        }
         let mut mo = memmap2::MmapOptions::new();
         mo.len(len);
         if opts.prefault {
@@ -626,6 +695,7 @@ impl Segment {
             writable,
             unlink_on_drop: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
+            opts: opts.clone(),
         })
     }
 
@@ -730,7 +800,8 @@ impl Segment {
         self.map.len()
     }
 
-    /// Whether the mapping is empty (never, for a segment that was opened successfully).
+    /// Whether the mapping is empty: only for an object opened while 0 bytes long, before its
+    /// creator sized it (opening a ring in it waits for that).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

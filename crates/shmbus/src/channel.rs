@@ -3,7 +3,7 @@
 use crate::codec::{Bincode, Codec};
 use crate::error::Error;
 use crate::fingerprint::TypeIdentity;
-use crate::flavor::{Flavor, Mpmc, Ring, Spsc};
+use crate::flavor::{Flavor, Mpmc, Ring, Settings, Spsc};
 use crate::{Receiver, Sender};
 use shmbus_ring::{Identity, OpenOptions, Segment, SegmentOptions, WaitStrategy};
 use std::marker::PhantomData;
@@ -70,7 +70,7 @@ pub struct ChannelBuilder<T, F = Spsc, C = Bincode> {
     max_message: Option<usize>,
     segment: SegmentOptions,
     notify: bool,
-    wait: WaitStrategy,
+    endpoints: Settings,
     type_name: Option<String>,
     ready_timeout: Duration,
     _types: PhantomData<Types<T, F, C>>,
@@ -86,7 +86,8 @@ impl<T, F, C> std::fmt::Debug for ChannelBuilder<T, F, C> {
             .field("max_message", &self.max_message)
             .field("segment", &self.segment)
             .field("notify", &self.notify)
-            .field("wait", &self.wait)
+            .field("wait", &self.endpoints.wait)
+            .field("probe_interval", &self.endpoints.probe)
             .field("type_name", &self.type_name)
             .finish_non_exhaustive()
     }
@@ -99,7 +100,7 @@ impl<T, F, C> Clone for ChannelBuilder<T, F, C> {
             max_message: self.max_message,
             segment: self.segment.clone(),
             notify: self.notify,
-            wait: self.wait,
+            endpoints: self.endpoints,
             type_name: self.type_name.clone(),
             ready_timeout: self.ready_timeout,
             _types: PhantomData,
@@ -115,15 +116,16 @@ impl<T, F: Flavor, C: Codec<T>> Default for ChannelBuilder<T, F, C> {
 
 impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// The defaults: [`DEFAULT_CAPACITY`] messages of up to [`DEFAULT_MAX_MESSAGE`] bytes (a
-    /// fixed-size codec: its size), mode `0600`, endpoints that notify and wait by
-    /// [`WaitStrategy::default`].
+    /// fixed-size codec: its size), mode `0600`, endpoints that notify, wait by
+    /// [`WaitStrategy::default`] and probe their peers every
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::ring::liveness::DEFAULT_PROBE_INTERVAL) (20 ms).
     pub fn new() -> Self {
         ChannelBuilder {
             capacity: DEFAULT_CAPACITY,
             max_message: None,
             segment: SegmentOptions::default(),
             notify: true,
-            wait: WaitStrategy::default(),
+            endpoints: Settings::default(),
             type_name: None,
             ready_timeout: OpenOptions::default().ready_timeout,
             _types: PhantomData,
@@ -136,7 +138,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
             max_message: self.max_message,
             segment: self.segment,
             notify: self.notify,
-            wait: self.wait,
+            endpoints: self.endpoints,
             type_name: self.type_name,
             ready_timeout: self.ready_timeout,
             _types: PhantomData,
@@ -202,9 +204,47 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     }
 
     /// How the endpoints this builder attaches wait in blocking calls (default
-    /// [`WaitStrategy::default`]: spin 50 µs, then sleep on a futex).
+    /// [`WaitStrategy::default`]: spin 50 µs, then sleep on a futex). Every sender and
+    /// receiver of the channel starts with it (MPMC clones too); each can change its own with
+    /// [`Sender::set_wait_strategy`] and [`Receiver::set_wait_strategy`].
+    ///
+    /// ```
+    /// use shmbus::ring::WaitStrategy;
+    /// let ch = shmbus::channel::<u32>().wait_strategy(WaitStrategy::Spin).in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// tx.send(1)?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
+        self.endpoints.wait = wait;
+        self
+    }
+
+    /// How often the endpoints this builder attaches check, while they wait (a full channel
+    /// for a sender, an empty one for a receiver), whether the endpoints of other processes
+    /// are still alive, reap the dead ones and repair what they held (default
+    /// [`DEFAULT_PROBE_INTERVAL`](crate::ring::liveness::DEFAULT_PROBE_INTERVAL), 20 ms).
+    /// A peer killed without detaching is noticed, and reported as `Disconnected` if it was
+    /// the last of its side, within about one interval of the first wait after its death; a
+    /// shorter interval notices sooner and costs a few more system calls per interval while
+    /// waiting (none on the fast path). Every sender and receiver of the channel starts with
+    /// it (MPMC clones too); each can change its own with [`Sender::set_probe_interval`] and
+    /// [`Receiver::set_probe_interval`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ch = shmbus::channel::<u32>()
+    ///     .mpmc()
+    ///     .probe_interval(Duration::from_millis(5))
+    ///     .in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// tx.send(1)?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.endpoints.probe = interval;
         self
     }
 
@@ -267,7 +307,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         let config = F::config_for(self.capacity, self.max()? as u64, identity, self.notify)
             .map_err(config_error)?;
         let ring = Ring::<F>::create_in(seg, &config)?;
-        Ok(Channel::new(ring, self.wait))
+        Ok(Channel::new(ring, self.endpoints))
     }
 
     fn attach(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
@@ -289,7 +329,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
                 expected: Box::new(expected),
             });
         }
-        Ok(Channel::new(ring, self.wait))
+        Ok(Channel::new(ring, self.endpoints))
     }
 
     /// Creates the channel in the named POSIX shared-memory object `name` (`/orders`). The
@@ -454,7 +494,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
 /// ```
 pub struct Channel<T, F: Flavor = Spsc, C = Bincode> {
     ring: Ring<F>,
-    wait: WaitStrategy,
+    endpoints: Settings,
     _types: PhantomData<fn() -> (T, C)>,
 }
 
@@ -462,7 +502,7 @@ impl<T, F: Flavor, C> Clone for Channel<T, F, C> {
     fn clone(&self) -> Self {
         Channel {
             ring: self.ring.clone(),
-            wait: self.wait,
+            endpoints: self.endpoints,
             _types: PhantomData,
         }
     }
@@ -479,34 +519,35 @@ impl<T, F: Flavor, C> std::fmt::Debug for Channel<T, F, C> {
 }
 
 impl<T, F: Flavor, C: Codec<T>> Channel<T, F, C> {
-    fn new(ring: Ring<F>, wait: WaitStrategy) -> Self {
+    fn new(ring: Ring<F>, endpoints: Settings) -> Self {
         Channel {
             ring,
-            wait,
+            endpoints,
             _types: PhantomData,
         }
     }
 
-    /// Attaches a sender. SPSC: one at a time. MPMC: a new endpoint each call.
+    /// Attaches a sender. SPSC: one at a time. MPMC: a new endpoint each call. It waits and
+    /// probes as the builder said ([`ChannelBuilder::wait_strategy`],
+    /// [`ChannelBuilder::probe_interval`]).
     ///
     /// # Errors
     ///
     /// [`Error::Ring`]: `AlreadyAttached` (SPSC), `TooManyEndpoints` (MPMC), `ReadOnly`.
     pub fn sender(&self) -> Result<Sender<T, F, C>, Error> {
-        let mut producer = self.ring.producer()?;
-        producer.set_wait_strategy(self.wait);
-        Ok(Sender::new(producer, self.ring.clone(), self.wait))
+        let producer = self.endpoints.producer(self.ring.producer()?);
+        Ok(Sender::new(producer, self.ring.clone(), self.endpoints))
     }
 
-    /// Attaches a receiver. SPSC: one at a time. MPMC: a new endpoint each call.
+    /// Attaches a receiver. SPSC: one at a time. MPMC: a new endpoint each call. It waits and
+    /// probes as the builder said.
     ///
     /// # Errors
     ///
     /// As [`sender`](Self::sender).
     pub fn receiver(&self) -> Result<Receiver<T, F, C>, Error> {
-        let mut consumer = self.ring.consumer()?;
-        consumer.set_wait_strategy(self.wait);
-        Ok(Receiver::new(consumer, self.ring.clone(), self.wait))
+        let consumer = self.endpoints.consumer(self.ring.consumer()?);
+        Ok(Receiver::new(consumer, self.ring.clone(), self.endpoints))
     }
 
     /// The segment the channel lives in (its name, fd, and whether it unlinks on drop).

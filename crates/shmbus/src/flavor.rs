@@ -8,7 +8,7 @@
 //! for both kinds; this module only adds the flavor's name and the two calls every send and
 //! receive makes.
 
-use shmbus_ring::{Consumer, Kind, PopError, Producer, PushError, WriteGuard};
+use shmbus_ring::{Consumer, Kind, PopError, Producer, PushError, WaitStrategy, WriteGuard};
 use std::time::{Duration, Instant};
 
 /// One producer and one consumer, variable-size messages in a byte ring: the fast path.
@@ -35,6 +35,41 @@ impl Flavor for Spsc {
 
 impl Flavor for Mpmc {
     const NAME: &'static str = "mpmc";
+}
+
+/// How a channel's endpoints wait and probe: what the builder sets, the channel passes to
+/// every endpoint it attaches, and an MPMC clone inherits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// How blocking calls wait.
+    pub(crate) wait: WaitStrategy,
+    /// How often a waiting endpoint checks that its peers are alive.
+    pub(crate) probe: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            wait: WaitStrategy::default(),
+            probe: shmbus_ring::liveness::DEFAULT_PROBE_INTERVAL,
+        }
+    }
+}
+
+impl Settings {
+    /// Applies these settings to a producer.
+    pub(crate) fn producer<F: Kind>(self, mut p: Producer<F>) -> Producer<F> {
+        p.set_wait_strategy(self.wait);
+        p.set_probe_interval(self.probe);
+        p
+    }
+
+    /// Applies these settings to a consumer.
+    pub(crate) fn consumer<F: Kind>(self, mut c: Consumer<F>) -> Consumer<F> {
+        c.set_wait_strategy(self.wait);
+        c.set_probe_interval(self.probe);
+        c
+    }
 }
 
 /// How long an operation may wait.

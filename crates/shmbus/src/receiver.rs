@@ -2,7 +2,7 @@
 
 use crate::codec::{Bincode, Codec};
 use crate::error::{RecvError, RecvFailure, RecvTimeoutError, TryRecvError};
-use crate::flavor::{self, Flavor, Mpmc, Ring, Spsc, Wait};
+use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
 use shmbus_ring::{Consumer, PopError, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ pub struct Receiver<T, F: Flavor = Spsc, C = Bincode> {
     consumer: Consumer<F>,
     ring: Ring<F>,
     buf: Vec<u8>,
-    wait: WaitStrategy,
+    settings: Settings,
     _types: PhantomData<fn() -> (T, C)>,
 }
 
@@ -51,7 +51,7 @@ impl<T, F: Flavor, C> std::fmt::Debug for Receiver<T, F, C> {
 }
 
 impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
-    pub(crate) fn new(consumer: Consumer<F>, ring: Ring<F>, wait: WaitStrategy) -> Self {
+    pub(crate) fn new(consumer: Consumer<F>, ring: Ring<F>, settings: Settings) -> Self {
         // Room for any message up to 64 KiB from the start, so that receiving allocates
         // nothing; a channel of larger messages grows the buffer to the largest one seen.
         let buf = if C::DECODES_BY_COPY {
@@ -63,7 +63,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             consumer,
             ring,
             buf,
-            wait,
+            settings,
             _types: PhantomData,
         }
     }
@@ -176,10 +176,45 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
         self.ring.max_message()
     }
 
-    /// Sets how blocking receives wait while the channel is empty.
+    /// Sets how blocking receives wait while the channel is empty (the builder's
+    /// [`wait_strategy`](crate::ChannelBuilder::wait_strategy) until then). An MPMC clone made
+    /// afterwards inherits it.
+    ///
+    /// ```
+    /// use shmbus::ring::WaitStrategy;
+    /// let ch = shmbus::channel::<u32>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// rx.set_wait_strategy(WaitStrategy::Spin);
+    /// tx.send(1)?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.wait = wait;
+        self.settings.wait = wait;
         self.consumer.set_wait_strategy(wait);
+    }
+
+    /// Sets how often this receiver, while the channel is empty, checks whether the senders'
+    /// processes are alive, reaps dead ones and repairs what they held (the builder's
+    /// [`probe_interval`](crate::ChannelBuilder::probe_interval) until then, by default 20 ms).
+    /// A blocked receive wakes this often to check, and reports
+    /// [`Disconnected`](crate::RecvError::Disconnected) once the last sender is found dead and
+    /// everything it sent has been received. An MPMC clone made afterwards inherits it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ch = shmbus::channel::<u32>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// rx.set_probe_interval(Duration::from_millis(5));
+    /// tx.send(1)?;
+    /// drop(tx); // the last sender is gone: what it sent is still received, then Disconnected
+    /// assert_eq!(rx.recv()?, 1);
+    /// assert!(rx.recv().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.settings.probe = interval;
+        self.consumer.set_probe_interval(interval);
     }
 }
 
@@ -192,9 +227,8 @@ impl<T, C: Codec<T>> Receiver<T, Mpmc, C> {
     /// [`Error::Ring`](crate::Error::Ring) with `TooManyEndpoints` when the ring's endpoint
     /// table is full.
     pub fn try_clone(&self) -> Result<Self, crate::Error> {
-        let mut consumer = self.ring.consumer()?;
-        consumer.set_wait_strategy(self.wait);
-        Ok(Receiver::new(consumer, self.ring.clone(), self.wait))
+        let consumer = self.settings.consumer(self.ring.consumer()?);
+        Ok(Receiver::new(consumer, self.ring.clone(), self.settings))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::codec::{Bincode, Codec};
 use crate::error::{SendError, SendFailure, SendTimeoutError, TrySendError};
-use crate::flavor::{self, Flavor, Mpmc, Ring, Spsc, Wait};
+use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
 use shmbus_ring::{Producer, PushError, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ pub struct Sender<T, F: Flavor = Spsc, C = Bincode> {
     producer: Producer<F>,
     ring: Ring<F>,
     max: usize,
-    wait: WaitStrategy,
+    settings: Settings,
     _types: PhantomData<fn(T) -> C>,
 }
 
@@ -45,12 +45,12 @@ impl<T, F: Flavor, C> std::fmt::Debug for Sender<T, F, C> {
 }
 
 impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
-    pub(crate) fn new(producer: Producer<F>, ring: Ring<F>, wait: WaitStrategy) -> Self {
+    pub(crate) fn new(producer: Producer<F>, ring: Ring<F>, settings: Settings) -> Self {
         Sender {
             producer,
             max: ring.max_message(),
             ring,
-            wait,
+            settings,
             _types: PhantomData,
         }
     }
@@ -142,10 +142,43 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
         self.max
     }
 
-    /// Sets how blocking sends wait while the channel is full.
+    /// Sets how blocking sends wait while the channel is full (the builder's
+    /// [`wait_strategy`](crate::ChannelBuilder::wait_strategy) until then). An MPMC clone made
+    /// afterwards inherits it.
+    ///
+    /// ```
+    /// use shmbus::ring::WaitStrategy;
+    /// let ch = shmbus::channel::<u32>().in_process()?;
+    /// let mut tx = ch.sender()?;
+    /// tx.set_wait_strategy(WaitStrategy::Spin);
+    /// tx.send(1)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.wait = wait;
+        self.settings.wait = wait;
         self.producer.set_wait_strategy(wait);
+    }
+
+    /// Sets how often this sender, while the channel is full, checks whether the receivers'
+    /// processes are alive, reaps dead ones and repairs what they held (the builder's
+    /// [`probe_interval`](crate::ChannelBuilder::probe_interval) until then, by default 20 ms).
+    /// A blocked send wakes this often to check, and reports
+    /// [`Disconnected`](crate::SendError::Disconnected) once the last receiver is found dead.
+    /// An MPMC clone made afterwards inherits it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ch = shmbus::channel::<u32>().mpmc().capacity(2).in_process()?;
+    /// let (mut tx, rx) = (ch.sender()?, ch.receiver()?);
+    /// tx.set_probe_interval(Duration::from_millis(5));
+    /// tx.send(1)?;
+    /// drop(rx); // the last receiver is gone
+    /// assert!(tx.send(2).unwrap_err().is_disconnected());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.settings.probe = interval;
+        self.producer.set_probe_interval(interval);
     }
 }
 
@@ -158,9 +191,8 @@ impl<T, C: Codec<T>> Sender<T, Mpmc, C> {
     /// [`Error::Ring`](crate::Error::Ring) with `TooManyEndpoints` when the ring's endpoint
     /// table is full.
     pub fn try_clone(&self) -> Result<Self, crate::Error> {
-        let mut producer = self.ring.producer()?;
-        producer.set_wait_strategy(self.wait);
-        Ok(Sender::new(producer, self.ring.clone(), self.wait))
+        let producer = self.settings.producer(self.ring.producer()?);
+        Ok(Sender::new(producer, self.ring.clone(), self.settings))
     }
 }
 
