@@ -217,6 +217,16 @@ impl<K: Kind> Attachment<K> {
         unsafe { side_gone(&self.mem, role) }
     }
 
+    /// What a push reports once every consumer is gone: `Disconnected`, probing first when
+    /// the interval has passed, so that an entry a consumer left while dying mid-detach (its
+    /// roster bit already cleared) is still reaped (PROTOCOL §7.2).
+    #[cold]
+    #[inline(never)]
+    fn on_gone(&mut self) -> PushError {
+        self.maybe_probe(Pace::Spinning);
+        PushError::Disconnected
+    }
+
     /// Probes now if the interval has passed; whether it did.
     #[inline]
     fn maybe_probe(&mut self, pace: Pace) -> bool {
@@ -361,9 +371,9 @@ impl<K: Kind> Producer<K> {
 
     /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
     #[inline]
-    fn check_consumers(&self) -> Result<(), PushError> {
+    fn check_consumers(&mut self) -> Result<(), PushError> {
         if self.att.gone(Role::Consumer) {
-            Err(PushError::Disconnected)
+            Err(self.att.on_gone())
         } else {
             Ok(())
         }

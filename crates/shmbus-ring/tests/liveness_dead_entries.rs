@@ -245,3 +245,44 @@ fn a_waiting_endpoint_reaps_an_entry_left_at_any_registration_step() {
         eprintln!("{point}: reaped in {:?}", start.elapsed());
     }
 }
+
+/// A consumer that dies detaching after clearing its roster bit leaves its producer seeing
+/// `Disconnected`; the producer still probes (on that path too), so the entry is reaped.
+#[test]
+fn a_disconnected_producer_still_reaps_an_entry_left_mid_detach() {
+    const TEST: &str = "a_disconnected_producer_still_reaps_an_entry_left_mid_detach";
+    if role().is_some() {
+        return child();
+    }
+    for point in ["unregister.leaving", "unregister.unlisted"] {
+        let name = unique_name("dead-gone");
+        let ring = SpscRing::create_shm(
+            &name,
+            &shmbus_ring::SpscConfig::new(1024),
+            &SegmentOptions::default(),
+        )
+        .unwrap();
+        let mut tx = ring.producer().unwrap();
+        tx.set_probe_interval(Duration::from_millis(5));
+        run_and_kill(TEST, "spsc", &name, 1, point);
+        let start = Instant::now();
+        loop {
+            let r = tx.try_push(&[0u8; 8]);
+            let eps = liveness::endpoints(ring.segment()).unwrap();
+            if eps.len() == 1 {
+                assert_eq!(eps[0].pid, std::process::id(), "{point}: {eps:?}");
+                break;
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "{point}: the dead entry was never reaped ({r:?}): {eps:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        eprintln!("{point}: reaped in {:?}", start.elapsed());
+        assert_eq!(
+            tx.try_push(&[0u8; 8]),
+            Err(shmbus_ring::PushError::Disconnected)
+        );
+    }
+}
