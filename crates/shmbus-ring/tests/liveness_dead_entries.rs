@@ -63,6 +63,17 @@ fn child() {
         } else if point.starts_with("unregister.") {
             crashpoint::arm(&point);
             drop(keep.pop());
+        } else if point == "fork" {
+            // A grandchild inherits every endpoint's lock descriptor (keeping the OFD locks
+            // held) and outlives us by a few seconds, doing nothing.
+            // SAFETY: the child of `fork` only calls the async-signal-safe `sleep` and
+            // `_exit`.
+            unsafe {
+                if libc::fork() == 0 {
+                    libc::sleep(20);
+                    libc::_exit(0);
+                }
+            }
         }
     }
     println!("ready");
@@ -108,7 +119,7 @@ fn run_and_kill(test: &str, kind: &str, name: &str, count: usize, point: &str) {
     let marker = parked
         .recv_timeout(Duration::from_secs(60))
         .expect("the victim never reached its crash point");
-    if point.is_empty() {
+    if point.is_empty() || point == "fork" {
         assert_eq!(marker, "ready");
     } else {
         assert_eq!(marker, format!("shmbus-crashpoint: {point}"));
@@ -285,4 +296,33 @@ fn a_disconnected_producer_still_reaps_an_entry_left_mid_detach() {
             Err(shmbus_ring::PushError::Disconnected)
         );
     }
+}
+
+/// Found by review: the dead endpoints' locks are still held, by descriptors a `fork`ed child
+/// of theirs inherited, so no registrant can take them; the entries are dead by pid and start
+/// time. Registration must still reclaim one (without a lock) rather than refuse.
+#[test]
+fn a_table_of_dead_entries_whose_locks_a_forked_child_holds_never_refuses() {
+    const TEST: &str = "a_table_of_dead_entries_whose_locks_a_forked_child_holds_never_refuses";
+    if role().is_some() {
+        return child();
+    }
+    let name = unique_name("dead-fork");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(16, 8), &SegmentOptions::default()).unwrap();
+    run_and_kill(TEST, "mpmc", &name, MAX_ENDPOINTS as usize, "fork");
+    let eps = liveness::endpoints(ring.segment()).unwrap();
+    assert!(eps.iter().all(|e| e.vitality == Vitality::Dead), "{eps:?}");
+    let start = Instant::now();
+    let rx = ring.consumer();
+    eprintln!(
+        "attach after {:?}: {:?}",
+        start.elapsed(),
+        rx.as_ref().err()
+    );
+    assert!(
+        rx.is_ok(),
+        "a table of dead entries refused: {:?}",
+        rx.err()
+    );
 }

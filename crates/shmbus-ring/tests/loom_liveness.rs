@@ -266,3 +266,30 @@ fn loom_an_adopter_dying_after_clearing_the_dead_bit_is_reclaimed() {
 fn loom_an_adopter_dying_as_it_registers_in_the_adopted_entry_is_reclaimed() {
     full_table_adopted(Some("register.claimed"));
 }
+
+/// Found by review: a reaper that registered in its own thread (nothing orders its L4 before
+/// a prober's load of its entry) must never be taken for gone while it reaps: L11 is AcqRel,
+/// so a prober that sees the reaping word sees the reaper's registration too.
+#[test]
+fn loom_a_live_reaper_registered_in_its_own_thread_is_never_taken_over() {
+    model(|| {
+        let world = World::new();
+        let victim_p = world.spawn(2);
+        let _victim = victim_p.register(Role::Producer).expect("entry 0");
+        let prober_p = world.spawn(3);
+        let prober = prober_p.register(Role::Consumer).expect("entry 1");
+        victim_p.die();
+        let reaper_p = world.spawn(1);
+        let r = loom::thread::spawn(move || {
+            let ep = reaper_p.register(Role::Consumer).expect("entry 2");
+            let reaped = reaper_p.probe(&ep);
+            (reaped, ep)
+        });
+        let q = prober_p.probe(&prober);
+        let (reaped, _ep) = r.join().unwrap();
+        assert!(
+            !(q.iter().any(|(t, _)| *t == 1) && reaped.iter().any(|(t, _)| *t == 1)),
+            "entry 0 repaired by both the live reaper and the prober: {q:?} {reaped:?}"
+        );
+    });
+}

@@ -254,7 +254,7 @@ impl Registration {
             }
             // No free entry to be had: take one whose holder is dead.
             // SAFETY: as above.
-            match unsafe { Self::adopt_dead(mem, v, role, repair)? } {
+            match unsafe { Self::adopt_dead(mem, v, role, last, repair)? } {
                 Adopt::Adopted(reg) => return Ok((reg, true)),
                 // An entry is being freed (reaped, or detached) by a live process.
                 Adopt::Transient => busy = true,
@@ -289,16 +289,18 @@ impl Registration {
             reaper: if lock.held { REGISTERING_LOCKED } else { 0 },
             role: Some(role),
         };
-        // L1: Acquire on success; pairs with the Release CAS that freed the entry (L9 in
-        // `unregister`, L15 in `reap`): the previous holder is done with it. Relaxed on
-        // failure: try the next entry.
+        // L1: AcqRel on success. Acquire pairs with the Release CAS that freed the entry (L9
+        // in `unregister`, L15 in `reap`): the previous holder is done with it. Release: a
+        // prober whose L10 reads this word also sees what we did before it — our L0 lock, and
+        // the registration of our own other endpoints (which a reaper's tag refers to).
+        // Relaxed on failure: try the next entry.
         // SAFETY: the state word is an aligned word of the table (contract).
         if unsafe {
             mem.compare_exchange(
                 state_off(index),
                 seen,
                 registering.encode(),
-                Ordering::Acquire,
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             )
         }
@@ -393,6 +395,7 @@ impl Registration {
         mem: &M,
         v: &V,
         role: Role,
+        last: bool,
         repair: &mut dyn FnMut(u64, u16, Role),
     ) -> Result<Adopt, RegisterError> {
         let pid = v.pid();
@@ -423,37 +426,44 @@ impl Registration {
             }
             // L17: the entry's lock, or nothing: while we reap the entry it is judged by this
             // lock alone, and the lock keeps a second adopter off.
-            let LockTry::Taken(file) = v.take_lock(index) else {
-                // Another adopter has it.
-                transient = Adopt::Transient;
-                continue;
+            let lock = match v.take_lock(index) {
+                LockTry::Taken(file) => EntryLock { held: true, file },
+                // Another adopter has it, or a process that inherited the dead holder's lock
+                // descriptor over `fork` (the holder was judged dead by pid and start time):
+                // look again, and on the last pass adopt without the lock, as L0 settles for
+                // a free entry without one.
+                LockTry::Busy if !last => {
+                    transient = Adopt::Transient;
+                    continue;
+                }
+                LockTry::Busy | LockTry::Unavailable => EntryLock::NONE,
             };
             // Adopting, the entry is `registering` with the dead holder's role and generation
             // (so that, should we die too, our reaper repairs what the dead holder held) and
             // our pid, judged by our lock.
             let adopting = State {
                 phase: PHASE_REGISTERING,
-                reaper: REGISTERING_LOCKED,
+                reaper: if lock.held { REGISTERING_LOCKED } else { 0 },
                 pid,
                 ..st
             };
-            // L18: Acquire on success, as L11: the holder's Release CAS on the word (L4, whose
-            // release sequence later RMWs continue) happens before our repair. Relaxed on
-            // failure: the entry changed (a prober reaped it, or another adopter won); let go
-            // of the lock.
+            // L18: AcqRel on success, as L11: Acquire, the holder's Release CAS on the word (L4,
+            // whose release sequence later RMWs continue) happens before our repair; Release,
+            // a prober's L10 that reads this word sees our L17 lock. Relaxed on failure: the
+            // entry changed (a prober reaped it, or another adopter won); let go of the lock.
             // SAFETY: as above.
             if unsafe {
                 mem.compare_exchange(
                     word,
                     seen,
                     adopting.encode(),
-                    Ordering::Acquire,
+                    Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
             }
             .is_err()
             {
-                v.release_lock(index, file);
+                lock.release(v, index);
                 // Reaped (and maybe freed) meanwhile: look again.
                 transient = Adopt::Transient;
                 continue;
@@ -493,21 +503,12 @@ impl Registration {
             }
             .is_err()
             {
-                v.release_lock(index, file);
+                lock.release(v, index);
                 transient = Adopt::Transient;
                 continue;
             }
             // SAFETY: as above.
-            if let Some(reg) = unsafe {
-                Self::complete(
-                    mem,
-                    v,
-                    index,
-                    registering,
-                    role,
-                    EntryLock { held: true, file },
-                )?
-            } {
+            if let Some(reg) = unsafe { Self::complete(mem, v, index, registering, role, lock)? } {
                 return Ok(Adopt::Adopted(reg));
             }
             transient = Adopt::Transient;
@@ -675,9 +676,11 @@ impl Registration {
             ..st
         };
         let word = state_off(index);
-        // L11: Acquire on success; pairs with the last Release CAS on the word (the holder's L4;
-        // an Acquire-only L6 or a previous reaper's L11 in between continues its release
-        // sequence), so the entry's fields are the holder's. The dead
+        // L11: AcqRel on success. Acquire pairs with the last Release CAS on the word (the
+        // holder's L4; an L6 or a previous reaper's L11 in between continues its release
+        // sequence), so the entry's fields are the holder's. Release: a prober whose L10 reads
+        // this reaping word, naming us by tag and pid, also sees our own registration (our
+        // L4), so `reaper_gone` never takes us for gone while we reap. The dead
         // holder's later stores (slot claims, owner words, positions) are not ordered by this;
         // the repair reads and changes them only with RMWs and Acquire loads of their own.
         // Relaxed on failure: the entry changed; nothing to do now.
@@ -687,7 +690,7 @@ impl Registration {
                 word,
                 seen,
                 reaping.encode(),
-                Ordering::Acquire,
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             )
         }
@@ -766,6 +769,13 @@ impl Registration {
             } else if st.phase == PHASE_REAPING {
                 if !reaper_gone(mem, v, &st, self.tag()) {
                     // A live reaper is on it; the owner word will be cleared shortly.
+                    return Owner::BeingReaped;
+                }
+            } else if st.phase == PHASE_REGISTERING {
+                // An owner word names a registration that completed (owners are claimed after
+                // L5), so a `registering` entry of its generation is an adopter (L18), about to
+                // repair — clear — this very word, unless it died too.
+                if vitality(mem, v, index, &st) != Vitality::Dead {
                     return Owner::BeingReaped;
                 }
             } else if vitality(mem, v, index, &st) != Vitality::Dead {
