@@ -1203,10 +1203,11 @@ impl<K: Kind> Consumer<K> {
     /// decides ([`ReadCore::unwind`]: SPSC keeps the message, MPMC drops it).
     fn hand_over<R>(&mut self, at: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         let bytes = self.core.payload(at);
-        // SAFETY: as in `view`: `next` validated the message, which stays ours until `taken`
-        // consumes it; `taken` does not touch the payload bytes.
+        // The payload, without a checksum ring's trailer.
         let shown = len - self.att.trailer;
         let taken = Taken::new(&mut self.core, at, len, Publish::Now);
+        // SAFETY: as in `view`: `next` validated the message, which stays ours until `taken`
+        // consumes it; `taken` does not touch the payload bytes.
         let r = f(unsafe { std::slice::from_raw_parts(bytes, shown) });
         taken.done();
         r

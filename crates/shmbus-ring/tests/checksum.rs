@@ -29,7 +29,7 @@ fn flip(raw: &Segment, off: u64) {
 
 /// Every way a consumer pops one message, each returning the bytes it was given.
 #[derive(Debug, Clone, Copy)]
-enum Pop {
+enum PopBy {
     TryPop,
     TryPopVec,
     Read,
@@ -39,33 +39,33 @@ enum Pop {
     PopWithDeadline,
 }
 
-const POPS: [Pop; 7] = [
-    Pop::TryPop,
-    Pop::TryPopVec,
-    Pop::Read,
-    Pop::TryPopWith,
-    Pop::TryPopBatch,
-    Pop::PopTimeout,
-    Pop::PopWithDeadline,
+const POPS: [PopBy; 7] = [
+    PopBy::TryPop,
+    PopBy::TryPopVec,
+    PopBy::Read,
+    PopBy::TryPopWith,
+    PopBy::TryPopBatch,
+    PopBy::PopTimeout,
+    PopBy::PopWithDeadline,
 ];
 
-fn pop<K: Kind>(rx: &mut Consumer<K>, how: Pop) -> Result<Vec<u8>, PopError> {
+fn pop<K: Kind>(rx: &mut Consumer<K>, how: PopBy) -> Result<Vec<u8>, PopError> {
     let mut buf = vec![0u8; rx.max_message()];
     match how {
-        Pop::TryPop => rx.try_pop(&mut buf).map(|n| buf[..n].to_vec()),
-        Pop::TryPopVec => rx.try_pop_vec(&mut buf).map(|_| buf),
-        Pop::Read => rx.read().map(|g| g.expect("a message").to_vec()),
-        Pop::TryPopWith => rx.try_pop_with(<[u8]>::to_vec),
-        Pop::TryPopBatch => {
+        PopBy::TryPop => rx.try_pop(&mut buf).map(|n| buf[..n].to_vec()),
+        PopBy::TryPopVec => rx.try_pop_vec(&mut buf).map(|_| buf),
+        PopBy::Read => rx.read().map(|g| g.expect("a message").to_vec()),
+        PopBy::TryPopWith => rx.try_pop_with(<[u8]>::to_vec),
+        PopBy::TryPopBatch => {
             let mut got = Vec::new();
             let n = rx.try_pop_batch(1, |m| got.push(m.to_vec()))?;
             assert_eq!(n, 1);
             Ok(got.pop().unwrap())
         }
-        Pop::PopTimeout => rx
+        PopBy::PopTimeout => rx
             .pop_timeout(&mut buf, Duration::from_secs(5))
             .map(|n| buf[..n].to_vec()),
-        Pop::PopWithDeadline => rx.pop_with_deadline(
+        PopBy::PopWithDeadline => rx.pop_with_deadline(
             Some(Instant::now() + Duration::from_secs(5)),
             <[u8]>::to_vec,
         ),
@@ -78,7 +78,7 @@ fn flip_first<K: Kind>(
     ring: &Ring<K>,
     payload_at: u64,
     at: u64,
-    how: Pop,
+    how: PopBy,
 ) -> [Result<Vec<u8>, PopError>; 2] {
     let raw = raw_view(ring.segment()).unwrap();
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
@@ -103,7 +103,7 @@ fn mpmc(checksum: bool) -> MpmcRing {
 const SPSC_PAYLOAD: u64 = DATA_OFFSET + 8;
 const MPMC_PAYLOAD: u64 = DATA_OFFSET + SLOT_HEADER;
 
-fn assert_caught(got: [Result<Vec<u8>, PopError>; 2], how: Pop) {
+fn assert_caught(got: &[Result<Vec<u8>, PopError>; 2], how: PopBy) {
     match &got[0] {
         Err(PopError::Checksum(ChecksumMismatch {
             position: 0,
@@ -124,7 +124,7 @@ fn assert_caught(got: [Result<Vec<u8>, PopError>; 2], how: Pop) {
 fn spsc_flipped_payload_byte_is_a_checksum_error_by_every_pop() {
     for how in POPS {
         for at in [0, 7, 14] {
-            assert_caught(flip_first(&spsc(true), SPSC_PAYLOAD, at, how), how);
+            assert_caught(&flip_first(&spsc(true), SPSC_PAYLOAD, at, how), how);
         }
     }
 }
@@ -133,7 +133,7 @@ fn spsc_flipped_payload_byte_is_a_checksum_error_by_every_pop() {
 fn mpmc_flipped_payload_byte_is_a_checksum_error_by_every_pop() {
     for how in POPS {
         for at in [0, 7, 14] {
-            assert_caught(flip_first(&mpmc(true), MPMC_PAYLOAD, at, how), how);
+            assert_caught(&flip_first(&mpmc(true), MPMC_PAYLOAD, at, how), how);
         }
     }
 }
@@ -143,12 +143,12 @@ fn a_flipped_trailer_byte_is_caught_too() {
     // The trailer sits right after the 15 payload bytes.
     for at in 15..15 + CHECKSUM_LEN as u64 {
         assert_caught(
-            flip_first(&spsc(true), SPSC_PAYLOAD, at, Pop::TryPop),
-            Pop::TryPop,
+            &flip_first(&spsc(true), SPSC_PAYLOAD, at, PopBy::TryPop),
+            PopBy::TryPop,
         );
         assert_caught(
-            flip_first(&mpmc(true), MPMC_PAYLOAD, at, Pop::TryPop),
-            Pop::TryPop,
+            &flip_first(&mpmc(true), MPMC_PAYLOAD, at, PopBy::TryPop),
+            PopBy::TryPop,
         );
     }
 }
@@ -177,8 +177,8 @@ fn an_opener_sees_the_flag_and_verifies_without_being_told() {
     assert_eq!(opener.max_message(), 252);
     // The opener's consumer verifies what the creator's producer wrote...
     assert_caught(
-        flip_first_across(&creator, &opener, SPSC_PAYLOAD),
-        Pop::TryPop,
+        &flip_first_across(&creator, &opener, SPSC_PAYLOAD),
+        PopBy::TryPop,
     );
 
     let name = unique_name("crc-open");
@@ -192,8 +192,8 @@ fn an_opener_sees_the_flag_and_verifies_without_being_told() {
     assert!(opener.checksum());
     assert_eq!(opener.max_message(), 60);
     assert_caught(
-        flip_first_across(&creator, &opener, MPMC_PAYLOAD),
-        Pop::TryPop,
+        &flip_first_across(&creator, &opener, MPMC_PAYLOAD),
+        PopBy::TryPop,
     );
     // ...and the opener's producer writes the trailer the creator's consumer checks.
     let (mut tx, mut rx) = (opener.producer().unwrap(), creator.consumer().unwrap());
@@ -213,7 +213,7 @@ fn flip_first_across<K: Kind>(
     tx.try_push(b"hello, checksum").unwrap();
     tx.try_push(b"second").unwrap();
     flip(&raw, payload_at);
-    [pop(&mut rx, Pop::TryPop), pop(&mut rx, Pop::TryPop)]
+    [pop(&mut rx, PopBy::TryPop), pop(&mut rx, PopBy::TryPop)]
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn limits_shrink_by_the_trailer() {
 
 /// How a message is pushed in the round-trip model.
 #[derive(Debug, Clone, Copy)]
-enum Push {
+enum PushBy {
     TryPush,
     Batch,
     Reserve,
@@ -312,18 +312,18 @@ enum Push {
 fn push_any<K: Kind>(
     tx: &mut shmbus_ring::Producer<K>,
     msg: &[u8],
-    how: Push,
+    how: PushBy,
 ) -> Result<(), PushError> {
     match how {
-        Push::TryPush => tx.try_push(msg),
-        Push::Batch => tx.try_push_batch(&[msg]).map(|n| assert_eq!(n, 1)),
-        Push::Reserve => {
+        PushBy::TryPush => tx.try_push(msg),
+        PushBy::Batch => tx.try_push_batch(&[msg]).map(|n| assert_eq!(n, 1)),
+        PushBy::Reserve => {
             let mut w = tx.reserve(msg.len())?;
             w.copy_from_slice(msg);
             w.commit();
             Ok(())
         }
-        Push::ReserveShorter => {
+        PushBy::ReserveShorter => {
             let max = tx.max_message();
             let mut w = tx.reserve(max)?;
             w[..msg.len()].copy_from_slice(msg);
@@ -337,10 +337,10 @@ fn round_trip<K: Kind>(ring: &Ring<K>, ops: &[(usize, u8, u8)]) {
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     let max = tx.max_message();
     let pushes = [
-        Push::TryPush,
-        Push::Batch,
-        Push::Reserve,
-        Push::ReserveShorter,
+        PushBy::TryPush,
+        PushBy::Batch,
+        PushBy::Reserve,
+        PushBy::ReserveShorter,
     ];
     let mut sent = std::collections::VecDeque::new();
     for (i, &(len, push, popk)) in ops.iter().enumerate() {
@@ -364,7 +364,7 @@ fn round_trip<K: Kind>(ring: &Ring<K>, ops: &[(usize, u8, u8)]) {
         }
     }
     while let Some(want) = sent.pop_front() {
-        assert_eq!(pop(&mut rx, Pop::TryPop).unwrap(), want);
+        assert_eq!(pop(&mut rx, PopBy::TryPop).unwrap(), want);
     }
     assert_eq!(rx.try_pop(&mut vec![0; max]), Err(PopError::Empty));
 }
