@@ -1,4 +1,4 @@
-//! The per-message checksum (issue 13; PROTOCOL §4.2, §5.2; DECISIONS D31): a byte flipped in a
+//! The per-message checksum (issue 13; PROTOCOL §4.2, §5.2; DECISIONS D21): a byte flipped in a
 //! committed message, through a second mapping as a hostile or faulty process would, is
 //! `PopError::Checksum` for that message on a checksum ring, by every pop call, and the next
 //! message pops fine; the same flip on a ring without the option is `Ok` with the flipped byte

@@ -213,7 +213,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// and a message whose bytes do not match is [`RecvError::Checksum`](crate::RecvError)
     /// (dropped; the next receive gets the next message) instead of a decode of bytes the
     /// sender never sent. Costs 4 bytes of ring space and a CRC32C pass per message on each
-    /// side (DECISIONS D31). Opening adopts whatever the segment says, whatever this is set to.
+    /// side (DECISIONS D21). Opening adopts whatever the segment says, whatever this is set to.
     /// See [`SpscConfig::checksum`](crate::ring::SpscConfig::checksum).
     ///
     /// ```
