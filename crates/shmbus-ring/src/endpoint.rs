@@ -916,6 +916,26 @@ impl<K: Kind> Drop for WriteGuard<'_, K> {
 /// peer is not trusted, use the copying calls ([`try_pop`](Self::try_pop),
 /// [`try_pop_vec`](Self::try_pop_vec)) and parse the private copy: never decode in place what
 /// a hostile process can rewrite mid-decode.
+///
+/// # Checksum rings
+///
+/// On a ring created with [`SpscConfig::checksum`](crate::SpscConfig::checksum) (or
+/// [`MpmcConfig::checksum`](crate::MpmcConfig::checksum); an opener adopts the creator's
+/// setting), every pop verifies the message's CRC32C: the copying calls on their private copy,
+/// the zero-copy calls on the view when they hand it out (the view can still change after the
+/// check: only a copy keeps the guarantee). A message whose bytes do not match is
+/// [`PopError::Checksum`]; it is consumed, and the next pop returns the next message.
+///
+/// ```
+/// use shmbus_ring::{PopError, SpscConfig, SpscRing};
+/// let ring = SpscRing::in_heap(&SpscConfig::new(4096).checksum(true))?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(b"intact")?;
+/// let mut buf = [0u8; 64];
+/// assert_eq!(rx.try_pop(&mut buf), Ok(6));
+/// assert_eq!(rx.try_pop(&mut buf), Err(PopError::Empty));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Consumer<K: Kind = crate::Spsc> {
     core: K::ReadCore,
     att: Attachment<K>,
@@ -970,7 +990,9 @@ impl<K: Kind> Consumer<K> {
     /// [`PopError::Empty`]; [`PopError::BufferTooSmall`] (the message stays in the ring; an
     /// MPMC consumer's `buf` must hold a whole slot, [`max_message`](Self::max_message)
     /// bytes); [`PopError::Disconnected`] once every producer is gone and the ring is drained;
-    /// [`PopError::Corrupt`] if the ring's shared state is inconsistent.
+    /// [`PopError::Corrupt`] if the ring's shared state is inconsistent;
+    /// [`PopError::Checksum`] on a checksum ring for a message whose bytes do not match its
+    /// CRC32C (consumed: the next call pops the next message).
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         if self.att.trailer == 0 {
