@@ -100,7 +100,7 @@ impl SpscConfig {
     /// [`RING_FLAG_CHECKSUM`](crate::layout::RING_FLAG_CHECKSUM)): the producer writes it, the
     /// consumer verifies it, and a message whose bytes do not match is
     /// [`PopError::Checksum`](crate::PopError::Checksum) instead of `Ok`. The trailer takes
-    /// [`CHECKSUM_LEN`](crate::layout::CHECKSUM_LEN) bytes of each record, so
+    /// [`CHECKSUM_LEN`] bytes of each record, so
     /// [`max_message`](crate::Ring::max_message) is [`max_record`](Self::max_record) − 4.
     /// Recorded in the header: every opener verifies without being told.
     ///
