@@ -30,6 +30,27 @@ fn push_pop(c: &mut Criterion) {
     g.finish();
 }
 
+/// `try_push` then `try_pop` of one record on a ring with the per-message checksum (a CRC32C
+/// written on push, verified on the popped copy): against `spsc/push_pop`, the checksum's
+/// cost per message, both sides, without cross-core traffic.
+fn push_pop_checksum(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc/push_pop_checksum");
+    for size in SIZES {
+        let ring = SpscRing::in_heap(&SpscConfig::new(1 << 20).checksum(true)).expect("heap ring");
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let msg = vec![7u8; size];
+        let mut buf = vec![0u8; size];
+        g.throughput(Throughput::Elements(1));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                tx.try_push(black_box(&msg)).unwrap();
+                black_box(rx.try_pop(&mut buf).unwrap());
+            })
+        });
+    }
+    g.finish();
+}
+
 /// `try_push_batch` of 32 records, then `pop_batch`: one publication per 32 records.
 fn batch(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc/batch32");
@@ -125,6 +146,7 @@ fn copy_alignment(c: &mut Criterion) {
 fn benches() {
     let mut c = Criterion::default().configure_from_args();
     push_pop(&mut c);
+    push_pop_checksum(&mut c);
     batch(&mut c);
     reserve_commit(&mut c);
     pop_with(&mut c);

@@ -111,7 +111,9 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Spin)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Parked)),
-        Box::new(shmbus_mpmc::ShmbusMpmc),
+        Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::SpinChecksum)),
+        Box::new(shmbus_mpmc::ShmbusMpmc(false)),
+        Box::new(shmbus_mpmc::ShmbusMpmc(true)),
         Box::new(shmbus_channel::ShmbusChannel),
         #[cfg(feature = "iceoryx2")]
         Box::new(iceoryx2::Iceoryx2),

@@ -13,6 +13,10 @@
 //! zero spin the wait loop tries twice (once before the wait, once in the spin phase) and then
 //! sleeps on the futex, so nearly every hand-off parks.
 //!
+//! `shmbus-spsc-crc`: the same as `shmbus-spsc` on rings created with the per-message
+//! checksum (`SpscConfig::checksum`): every push writes a CRC32C trailer, every pop verifies
+//! the copy. The difference from `shmbus-spsc` is the checksum's cost.
+//!
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
 //! `Disconnected`, which ends the phase with an error rather than a wait for ever.
 
@@ -32,6 +36,14 @@ pub enum Mode {
     Blocking,
     /// Blocking `push`/`pop`, futex at once (`Block { spin: 0 }`).
     Parked,
+    /// As [`Mode::Spin`], on checksum rings.
+    SpinChecksum,
+}
+
+impl Mode {
+    fn spins(self) -> bool {
+        matches!(self, Mode::Spin | Mode::SpinChecksum)
+    }
 }
 
 /// shmbus's SPSC ring, in one of three waiting [`Mode`]s.
@@ -70,7 +82,7 @@ impl SpscEndpoint {
         SpscEndpoint {
             tx,
             rx,
-            blocking: mode != Mode::Spin,
+            blocking: !mode.spins(),
             _rings: rings,
         }
     }
@@ -143,6 +155,7 @@ impl Transport for ShmbusSpsc {
             Mode::Spin => "shmbus-spsc",
             Mode::Blocking => "shmbus-spsc-blocking",
             Mode::Parked => "shmbus-spsc-parked",
+            Mode::SpinChecksum => "shmbus-spsc-crc",
         }
     }
 
@@ -152,7 +165,11 @@ impl Transport for ShmbusSpsc {
 
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
-        let config = SpscConfig::new(capacity_for(size)).notify(self.0 != Mode::Spin);
+        let checksum = self.0 == Mode::SpinChecksum;
+        // With the checksum, each record is 4 bytes longer.
+        let config = SpscConfig::new(capacity_for(size + if checksum { 4 } else { 0 }))
+            .notify(!self.0.spins())
+            .checksum(checksum);
         let create = |suffix: &str| {
             let name = format!("{base}-{suffix}");
             SpscRing::create_shm(&name, &config, &options())

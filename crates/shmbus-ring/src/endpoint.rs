@@ -14,11 +14,13 @@
 //! Both read guards consume the message when dropped (as an MPMC slot must be freed for the
 //! ring to go on); a consumer that wants to look without consuming copies the bytes out.
 
-use crate::error::{Corruption, PopError, PushError, Result};
+use crate::conv::len_u32;
+use crate::error::{ChecksumMismatch, Corruption, PopError, PushError, Result};
+use crate::layout::CHECKSUM_LEN;
 use crate::liveness::process::{coarse_now_ns, coarse_resolution_ns};
 use crate::liveness::{side_gone, state_off, Os, Registration, State};
 use crate::ring::{Kind, Ring};
-use crate::sync::{Memory, Ordering, RawMem};
+use crate::sync::{copy_chunked, Memory, Ordering, RawMem};
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -84,6 +86,9 @@ pub trait ReadCore {
     /// ring (the next pop, or a successor, sees it again); MPMC frees the slot, because a
     /// claimed position cannot be handed back in order (that message is dropped).
     fn unwind(&mut self, at: u64, len: usize);
+    /// The smallest buffer [`ReadCore::try_pop`] accepts: 0 where a message can be left in the
+    /// ring for a larger buffer (SPSC), the slot size where taking one claims it (MPMC).
+    fn pop_buffer_min(&self) -> usize;
     /// Whether a committed message is waiting (a drained ring reports `Disconnected` only
     /// when this is false).
     fn has_committed(&mut self) -> bool;
@@ -205,6 +210,9 @@ struct Attachment<K: Kind> {
     clock: ProbeClock,
     /// The suspect observation of the last probe's audit, if it found one (see [`Audit`]).
     suspect: Option<Corruption>,
+    /// Bytes of checksum trailer per message (`Shared::trailer`): 0, or [`CHECKSUM_LEN`] on a
+    /// checksum ring, whose every push writes and every pop verifies it.
+    trailer: usize,
     /// An endpoint is `Send` but not `Sync` (as before the reshaping): one thread drives it.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -326,6 +334,7 @@ fn attach<K: Kind, C>(
     core: impl FnOnce(&Ring<K>, &Registration) -> Result<C, crate::error::Corruption>,
 ) -> Result<(C, Attachment<K>)> {
     let reg = K::register(&ring.inner, role)?;
+    let trailer = ring.inner.trailer;
     let mut att = Attachment {
         mem: ring.inner.mem,
         ring,
@@ -333,6 +342,7 @@ fn attach<K: Kind, C>(
         reg,
         clock: ProbeClock::new(),
         suspect: None,
+        trailer,
         _not_sync: PhantomData,
     };
     match core(&att.ring, &att.reg) {
@@ -342,6 +352,192 @@ fn attach<K: Kind, C>(
             Err(att.ring.inner.corrupt(c))
         }
     }
+}
+
+/// The CRC32C a checksum ring's trailer holds for `payload`: over the payload bytes, then the
+/// payload's length as a little-endian `u32` (PROTOCOL §4.2), so a forged length that still
+/// points at a plausible trailer is caught as well.
+#[inline]
+pub(crate) fn checksum_of(payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(
+        crc32c::crc32c(payload),
+        &len_u32(payload.len()).to_le_bytes(),
+    )
+}
+
+/// A checksum ring's `try_push`: reserves the payload and its trailer, copies the payload in,
+/// writes the CRC32C of the caller's (private) bytes after it, and commits both.
+#[inline]
+fn push_checked<C: WriteInPlace>(core: &mut C, payload: &[u8]) -> Result<(), PushError> {
+    let at = reserve_checked(core, payload.len())?;
+    let len = payload.len();
+    let trailer = checksum_of(payload).to_le_bytes();
+    let dst = core.payload(at);
+    // SAFETY: `reserve_checked` made room for `len + CHECKSUM_LEN` bytes at `dst`, inside the
+    // ring's memory and this producer's until `commit`; `payload` and `trailer` are
+    // process-local, so they do not overlap it.
+    unsafe {
+        copy_chunked(payload.as_ptr(), dst, len);
+        std::ptr::copy_nonoverlapping(trailer.as_ptr(), dst.add(len), CHECKSUM_LEN);
+    }
+    core.commit(at, len + CHECKSUM_LEN);
+    Ok(())
+}
+
+/// Reserves a message of `len` payload bytes and its trailer on a checksum ring; a payload
+/// over the limit is `TooLarge` against the payload limit (the record limit less the trailer).
+#[inline]
+fn reserve_checked<C: WriteCore>(core: &mut C, len: usize) -> Result<u64, PushError> {
+    let max = core.max_message() - CHECKSUM_LEN;
+    if len > max {
+        return Err(PushError::TooLarge { len, max });
+    }
+    core.reserve(len + CHECKSUM_LEN)
+}
+
+/// A checksum ring's `try_push_batch`: every size checked first, then one checked push per
+/// record, stopping at the first that does not fit (each record publishes on its own).
+fn push_batch_checked<C: WriteInPlace, R: AsRef<[u8]>>(
+    core: &mut C,
+    records: &[R],
+) -> Result<usize, PushError> {
+    let max = core.max_message() - CHECKSUM_LEN;
+    if let Some(len) = records.iter().map(|r| r.as_ref().len()).find(|l| *l > max) {
+        return Err(PushError::TooLarge { len, max });
+    }
+    let mut n = 0;
+    for r in records {
+        match push_checked(core, r.as_ref()) {
+            Ok(()) => n += 1,
+            // As the cores' batches: report what was pushed; the next call reports the error.
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// `payload` followed by its trailer, as a checksum ring stores it (for the MPMC
+/// all-or-nothing batch, which hands whole records to the core).
+pub(crate) fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(payload.len() + CHECKSUM_LEN);
+    v.extend_from_slice(payload);
+    v.extend_from_slice(&checksum_of(payload).to_le_bytes());
+    v
+}
+
+/// Compares the trailer `stored` of the message at `at` with the CRC32C of `payload`.
+#[inline]
+fn verify(at: u64, payload: &[u8], stored: [u8; CHECKSUM_LEN]) -> Result<(), PopError> {
+    let stored = u32::from_le_bytes(stored);
+    let computed = checksum_of(payload);
+    if computed == stored {
+        Ok(())
+    } else {
+        Err(PopError::Checksum(ChecksumMismatch {
+            position: at,
+            len: payload.len(),
+            stored,
+            computed,
+        }))
+    }
+}
+
+/// The payload length of a checksum ring's record of `len` bytes; a record too short to hold
+/// a trailer is consumed and reported as corrupt.
+#[inline]
+fn payload_len<C: ReadCore>(core: &mut C, at: u64, len: usize) -> Result<usize, PopError> {
+    len.checked_sub(CHECKSUM_LEN).ok_or_else(|| {
+        core.consume(at, len, Publish::Now);
+        PopError::Corrupt(Corruption {
+            what: "record shorter than its checksum trailer",
+            position: at,
+            value: crate::conv::wide(len),
+        })
+    })
+}
+
+/// A checksum ring's `try_pop`: copies the payload into `buf` (the private copy) and the
+/// trailer beside it, consumes the message, then verifies the copy. A mismatch is
+/// [`PopError::Checksum`], the message consumed.
+#[inline]
+fn pop_checked<C: ReadInPlace>(core: &mut C, buf: &mut [u8]) -> Result<usize, PopError> {
+    let need = core.pop_buffer_min().saturating_sub(CHECKSUM_LEN);
+    if buf.len() < need {
+        // Checked before taking: an MPMC claim cannot be handed back in order.
+        return Err(PopError::BufferTooSmall {
+            needed: need,
+            len: buf.len(),
+        });
+    }
+    let (at, len) = core.next()?.ok_or(PopError::Empty)?;
+    let plen = payload_len(core, at, len)?;
+    if plen > buf.len() {
+        // SPSC only (MPMC buffers hold a whole payload, checked above): the message stays.
+        core.unwind(at, len);
+        return Err(PopError::BufferTooSmall {
+            needed: plen,
+            len: buf.len(),
+        });
+    }
+    let stored = copy_out(core, at, &mut buf[..plen]);
+    core.consume(at, len, Publish::Now);
+    verify(at, &buf[..plen], stored).map(|()| plen)
+}
+
+/// A checksum ring's `try_pop_vec`, as [`pop_checked`].
+fn pop_vec_checked<C: ReadInPlace>(core: &mut C, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+    let (at, len) = core.next()?.ok_or(PopError::Empty)?;
+    let plen = payload_len(core, at, len)?;
+    buf.clear();
+    buf.resize(plen, 0);
+    let stored = copy_out(core, at, buf);
+    core.consume(at, len, Publish::Now);
+    verify(at, buf, stored).map(|()| plen)
+}
+
+/// Copies the payload of the message taken at `at` into `dst` (its length) and returns the
+/// trailer that follows it.
+#[inline]
+fn copy_out<C: ReadInPlace>(core: &C, at: u64, dst: &mut [u8]) -> [u8; CHECKSUM_LEN] {
+    let src = core.payload(at);
+    let mut stored = [0u8; CHECKSUM_LEN];
+    // SAFETY: `next` validated that the record, `dst.len() + CHECKSUM_LEN` bytes (checked by
+    // the caller), lies inside the ring's memory, and it is ours until consumed; `dst` and
+    // `stored` are process-local, so they do not overlap it.
+    unsafe {
+        copy_chunked(src, dst.as_mut_ptr(), dst.len());
+        std::ptr::copy_nonoverlapping(src.add(dst.len()), stored.as_mut_ptr(), CHECKSUM_LEN);
+    }
+    stored
+}
+
+/// The next message for reading in place (position, record length): on a checksum ring
+/// (`trailer != 0`), verified in place first; a mismatch consumes it and is
+/// [`PopError::Checksum`]. (The bytes are shared memory: they can still change after the
+/// check; a private copy is what keeps the guarantee.)
+#[inline(always)]
+fn next_of<C: ReadInPlace>(core: &mut C, trailer: usize) -> Result<Option<(u64, usize)>, PopError> {
+    let next = core.next()?;
+    if trailer == 0 {
+        return Ok(next);
+    }
+    let Some((at, len)) = next else {
+        return Ok(None);
+    };
+    let plen = payload_len(core, at, len)?;
+    let src = core.payload(at);
+    // SAFETY: `next` validated the record (`plen + CHECKSUM_LEN` bytes) lies inside the ring's
+    // memory; it is ours until consumed. A view of shared memory, as `Consumer::view`.
+    let payload = unsafe { std::slice::from_raw_parts(src, plen) };
+    let mut stored = [0u8; CHECKSUM_LEN];
+    // SAFETY: as above; `stored` is process-local.
+    unsafe { std::ptr::copy_nonoverlapping(src.add(plen), stored.as_mut_ptr(), CHECKSUM_LEN) };
+    if let Err(e) = verify(at, payload, stored) {
+        core.consume(at, len, Publish::Now);
+        return Err(e);
+    }
+    Ok(Some((at, len)))
 }
 
 /// The writing end of a ring. [`Producer`] alone is the SPSC producer (one per ring);
@@ -404,7 +600,14 @@ impl<K: Kind> Producer<K> {
     /// ring's shared state is inconsistent.
     #[inline]
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.once(|core| core.try_push(payload))
+        let checked = self.att.trailer != 0;
+        self.once(|core| {
+            if checked {
+                push_checked(core, payload)
+            } else {
+                core.try_push(payload)
+            }
+        })
     }
 
     /// Pushes as many of `records` as fit, in order, and returns how many were pushed. An SPSC
@@ -428,7 +631,14 @@ impl<K: Kind> Producer<K> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError> {
-        self.once(|core| core.try_push_batch(records))
+        let checked = self.att.trailer != 0;
+        self.once(|core| {
+            if checked {
+                push_batch_checked(core, records)
+            } else {
+                core.try_push_batch(records)
+            }
+        })
     }
 
     /// Reserves a message of `len` bytes in the ring and returns it for writing in place.
@@ -452,7 +662,14 @@ impl<K: Kind> Producer<K> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reserve(&mut self, len: usize) -> Result<WriteGuard<'_, K>, PushError> {
-        let at = self.once(|core| core.reserve(len))?;
+        let checked = self.att.trailer != 0;
+        let at = self.once(|core| {
+            if checked {
+                reserve_checked(core, len)
+            } else {
+                core.reserve(len)
+            }
+        })?;
         Ok(WriteGuard {
             producer: self,
             at,
@@ -472,7 +689,14 @@ impl<K: Kind> Producer<K> {
         len: usize,
         deadline: Option<Instant>,
     ) -> Result<WriteGuard<'_, K>, PushError> {
-        let at = self.wait_room(deadline, |core| core.reserve(len))?;
+        let checked = self.att.trailer != 0;
+        let at = self.wait_room(deadline, |core| {
+            if checked {
+                reserve_checked(core, len)
+            } else {
+                core.reserve(len)
+            }
+        })?;
         Ok(WriteGuard {
             producer: self,
             at,
@@ -511,7 +735,14 @@ impl<K: Kind> Producer<K> {
         payload: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), PushError> {
-        self.wait_room(deadline, |core| core.try_push(payload))
+        let checked = self.att.trailer != 0;
+        self.wait_room(deadline, |core| {
+            if checked {
+                push_checked(core, payload)
+            } else {
+                core.try_push(payload)
+            }
+        })
     }
 
     /// Runs `op` until it does not report `Full`, waiting as the wait strategy says (and
@@ -544,9 +775,15 @@ impl<K: Kind> Producer<K> {
         .unwrap_or(Err(PushError::Timeout))
     }
 
-    /// The largest message the ring accepts, in bytes.
+    /// The largest message the ring accepts, in bytes (on a checksum ring, the record limit
+    /// less the 4-byte trailer).
     pub fn max_message(&self) -> usize {
-        self.core.max_message()
+        self.core.max_message() - self.att.trailer
+    }
+
+    /// Whether this ring is a checksum ring: every push writes a CRC32C trailer.
+    pub(crate) fn checksum(&self) -> bool {
+        self.att.trailer != 0
     }
 
     /// Sets how the blocking calls ([`push`](Self::push) and friends) wait while the ring is
@@ -622,7 +859,18 @@ impl<K: Kind> WriteGuard<'_, K> {
             "commit_len({len}) exceeds the {} bytes reserved",
             self.len
         );
-        self.producer.core.commit(self.at, len);
+        if self.producer.att.trailer == 0 {
+            self.producer.core.commit(self.at, len);
+        } else {
+            // The CRC32C of the bytes as written (this producer's reservation: no honest peer
+            // touches them before the commit).
+            let trailer = checksum_of(&self[..len]).to_le_bytes();
+            let dst = self.producer.core.payload(self.at);
+            // SAFETY: the reservation holds `self.len + CHECKSUM_LEN` bytes at `dst`
+            // (`reserve_checked`), and `len <= self.len`; `trailer` is process-local.
+            unsafe { std::ptr::copy_nonoverlapping(trailer.as_ptr(), dst.add(len), CHECKSUM_LEN) };
+            self.producer.core.commit(self.at, len + CHECKSUM_LEN);
+        }
         self.done = true;
     }
 }
@@ -668,9 +916,32 @@ impl<K: Kind> Drop for WriteGuard<'_, K> {
 /// peer is not trusted, use the copying calls ([`try_pop`](Self::try_pop),
 /// [`try_pop_vec`](Self::try_pop_vec)) and parse the private copy: never decode in place what
 /// a hostile process can rewrite mid-decode.
+///
+/// # Checksum rings
+///
+/// On a ring created with [`SpscConfig::checksum`](crate::SpscConfig::checksum) (or
+/// [`MpmcConfig::checksum`](crate::MpmcConfig::checksum); an opener adopts the creator's
+/// setting), every pop verifies the message's CRC32C: the copying calls on their private copy,
+/// the zero-copy calls on the view when they hand it out (the view can still change after the
+/// check: only a copy keeps the guarantee). A message whose bytes do not match is
+/// [`PopError::Checksum`]; it is consumed, and the next pop returns the next message.
+///
+/// ```
+/// use shmbus_ring::{PopError, SpscConfig, SpscRing};
+/// let ring = SpscRing::in_heap(&SpscConfig::new(4096).checksum(true))?;
+/// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+/// tx.try_push(b"intact")?;
+/// let mut buf = [0u8; 64];
+/// assert_eq!(rx.try_pop(&mut buf), Ok(6));
+/// assert_eq!(rx.try_pop(&mut buf), Err(PopError::Empty));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Consumer<K: Kind = crate::Spsc> {
     core: K::ReadCore,
     att: Attachment<K>,
+    /// A checksum mismatch found after a `try_pop_batch` had handed out messages: that batch
+    /// returned `Ok(n)`, and the next pop of a checksum ring reports it.
+    pending: Option<PopError>,
 }
 
 impl<K: Kind> std::fmt::Debug for Consumer<K> {
@@ -684,7 +955,11 @@ impl<K: Kind> Consumer<K> {
         let (core, att) = attach(ring, Role::Consumer, |ring, reg| {
             K::reader(&ring.inner, reg)
         })?;
-        Ok(Consumer { core, att })
+        Ok(Consumer {
+            core,
+            att,
+            pending: None,
+        })
     }
 
     /// What a pop that found nothing reports: `Corrupt` if the audit after a probe finds the
@@ -715,10 +990,22 @@ impl<K: Kind> Consumer<K> {
     /// [`PopError::Empty`]; [`PopError::BufferTooSmall`] (the message stays in the ring; an
     /// MPMC consumer's `buf` must hold a whole slot, [`max_message`](Self::max_message)
     /// bytes); [`PopError::Disconnected`] once every producer is gone and the ring is drained;
-    /// [`PopError::Corrupt`] if the ring's shared state is inconsistent.
+    /// [`PopError::Corrupt`] if the ring's shared state is inconsistent;
+    /// [`PopError::Checksum`] on a checksum ring for a message whose bytes do not match its
+    /// CRC32C (consumed: the next call pops the next message).
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        self.once(|core| core.try_pop(buf))
+        if self.att.trailer == 0 {
+            return self.once(|core| core.try_pop(buf));
+        }
+        self.take_pending()?;
+        self.once(|core| pop_checked(core, buf))
+    }
+
+    /// On a checksum ring: the mismatch a batch found after handing out messages, if any.
+    #[inline]
+    fn take_pending(&mut self) -> Result<(), PopError> {
+        self.pending.take().map_or(Ok(()), Err)
     }
 
     /// Pops the next message into `buf` (cleared and resized to it), returning its length.
@@ -728,7 +1015,11 @@ impl<K: Kind> Consumer<K> {
     /// [`PopError::Empty`], [`PopError::Disconnected`] or [`PopError::Corrupt`].
     #[inline]
     pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        self.once(|core| core.try_pop_vec(buf))
+        if self.att.trailer == 0 {
+            return self.once(|core| core.try_pop_vec(buf));
+        }
+        self.take_pending()?;
+        self.once(|core| pop_vec_checked(core, buf))
     }
 
     /// Takes the next message for reading in place; the message is consumed when the guard
@@ -742,7 +1033,8 @@ impl<K: Kind> Consumer<K> {
     /// position (an MPMC slot found corrupt is freed, and the ring goes on), or for a ring
     /// whose shared state contradicts itself (found while it looks empty, at a probe).
     pub fn read(&mut self) -> Result<Option<ReadGuard<'_, K>>, PopError> {
-        match self.core.next()? {
+        self.take_pending()?;
+        match next_of(&mut self.core, self.att.trailer)? {
             Some((at, len)) => Ok(Some(ReadGuard {
                 consumer: self,
                 at,
@@ -765,7 +1057,8 @@ impl<K: Kind> Consumer<K> {
     /// called then.
     #[inline]
     pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
-        let Some((at, len)) = self.core.next()? else {
+        self.take_pending()?;
+        let Some((at, len)) = next_of(&mut self.core, self.att.trailer)? else {
             return Err(self.on_empty(Pace::Spinning));
         };
         Ok(self.hand_over(at, len, f))
@@ -790,19 +1083,26 @@ impl<K: Kind> Consumer<K> {
         max: usize,
         mut f: impl FnMut(&[u8]),
     ) -> Result<usize, PopError> {
+        self.take_pending()?;
+        let trailer = self.att.trailer;
         let mut n = 0;
         while n < max {
-            match self.core.next() {
+            match next_of(&mut self.core, trailer) {
                 Ok(Some((at, len))) => {
                     let bytes = self.core.payload(at);
                     let taken = Taken::new(&mut self.core, at, len, Publish::Later);
                     // SAFETY: as in `view`: `next` validated the message, which stays ours
                     // until `taken` consumes it; `taken` does not touch the payload bytes.
-                    f(unsafe { std::slice::from_raw_parts(bytes, len) });
+                    f(unsafe { std::slice::from_raw_parts(bytes, len - trailer) });
                     taken.done();
                     n += 1;
                 }
                 Ok(None) => break,
+                // A mismatch consumed its message: keep the error for the next call.
+                Err(e @ PopError::Checksum(_)) if n > 0 => {
+                    self.pending = Some(e);
+                    break;
+                }
                 Err(_) if n > 0 => break,
                 Err(e) => return Err(e),
             }
@@ -869,7 +1169,11 @@ impl<K: Kind> Consumer<K> {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> Result<usize, PopError> {
-        self.wait_data(deadline, |core| core.try_pop(buf))
+        if self.att.trailer == 0 {
+            return self.wait_data(deadline, |core| core.try_pop(buf));
+        }
+        self.take_pending()?;
+        self.wait_data(deadline, |core| pop_checked(core, buf))
     }
 
     /// Waits until `deadline` (`None`: for ever) for the next message, then pops it and hands
@@ -884,7 +1188,11 @@ impl<K: Kind> Consumer<K> {
         deadline: Option<Instant>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, PopError> {
-        let (at, len) = self.wait_data(deadline, |core| core.next()?.ok_or(PopError::Empty))?;
+        self.take_pending()?;
+        let trailer = self.att.trailer;
+        let (at, len) = self.wait_data(deadline, |core| {
+            next_of(core, trailer)?.ok_or(PopError::Empty)
+        })?;
         Ok(self.hand_over(at, len, f))
     }
 
@@ -896,7 +1204,7 @@ impl<K: Kind> Consumer<K> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
     ) -> Result<R, PopError> {
-        let Consumer { core, att } = self;
+        let Consumer { core, att, .. } = self;
         let (strategy, nap, mem, wake) = (
             att.wait,
             att.clock.interval(),
@@ -917,10 +1225,12 @@ impl<K: Kind> Consumer<K> {
     /// decides ([`ReadCore::unwind`]: SPSC keeps the message, MPMC drops it).
     fn hand_over<R>(&mut self, at: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
         let bytes = self.core.payload(at);
+        // The payload, without a checksum ring's trailer.
+        let shown = len - self.att.trailer;
         let taken = Taken::new(&mut self.core, at, len, Publish::Now);
         // SAFETY: as in `view`: `next` validated the message, which stays ours until `taken`
         // consumes it; `taken` does not touch the payload bytes.
-        let r = f(unsafe { std::slice::from_raw_parts(bytes, len) });
+        let r = f(unsafe { std::slice::from_raw_parts(bytes, shown) });
         taken.done();
         r
     }
@@ -936,9 +1246,10 @@ impl<K: Kind> Consumer<K> {
         unsafe { std::slice::from_raw_parts(self.core.payload(at), len) }
     }
 
-    /// The largest message the ring carries, in bytes.
+    /// The largest message the ring carries, in bytes (on a checksum ring, the record limit
+    /// less the 4-byte trailer).
     pub fn max_message(&self) -> usize {
-        K::max_message(&self.att.ring.inner.g)
+        K::max_message(&self.att.ring.inner.g) - self.att.trailer
     }
 
     /// Sets how the blocking calls ([`pop`](Self::pop) and friends) wait while the ring is
@@ -1038,7 +1349,8 @@ pub struct ReadGuard<'a, K: Kind = crate::Spsc> {
 impl<K: Kind> Deref for ReadGuard<'_, K> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.consumer.view(self.at, self.len)
+        self.consumer
+            .view(self.at, self.len - self.consumer.att.trailer)
     }
 }
 

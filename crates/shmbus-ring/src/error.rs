@@ -265,7 +265,26 @@ pub enum PushError {
     Corrupt(#[from] Corruption),
 }
 
-/// Why a pop did not return a record. Nothing was consumed when this is returned.
+/// A message of a checksum ring ([`SpscConfig::checksum`](crate::SpscConfig::checksum)) whose
+/// bytes do not match the CRC32C its producer wrote: torn, overwritten, or forged in shared
+/// memory. The message was consumed (the ring goes on, and the next message is unaffected);
+/// only its bytes are lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("checksum mismatch: the {len}-byte message at position {position} carries CRC32C {stored:#010x}, its bytes give {computed:#010x} (message dropped)")]
+pub struct ChecksumMismatch {
+    /// The ring position of the message (a byte position for SPSC, a slot position for MPMC).
+    pub position: u64,
+    /// The payload length the message claims (its record length less the trailer).
+    pub len: usize,
+    /// The CRC32C stored in the message's trailer.
+    pub stored: u32,
+    /// The CRC32C of the bytes read (payload, then its length as a little-endian `u32`).
+    pub computed: u32,
+}
+
+/// Why a pop did not return a record. Nothing was consumed when this is returned, except with
+/// [`PopError::Checksum`] (the bad message is dropped) and a [`PopError::Corrupt`] MPMC slot
+/// (freed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PopError {
@@ -291,4 +310,8 @@ pub enum PopError {
     /// The record header at the consumer's position is inconsistent.
     #[error(transparent)]
     Corrupt(#[from] Corruption),
+    /// On a checksum ring: the next message's bytes do not match its CRC32C. That message was
+    /// consumed; the next pop reads the one after it.
+    #[error(transparent)]
+    Checksum(#[from] ChecksumMismatch),
 }

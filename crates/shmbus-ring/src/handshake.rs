@@ -5,9 +5,9 @@
 use crate::conv::{offset, wide};
 use crate::error::{Error, Result};
 use crate::layout::{
-    Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CONSUMER_BLOCK, DATA_OFFSET,
-    HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR, MAGIC,
-    PRODUCER_BLOCK, RING_FLAG_NOTIFY,
+    Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CHECKSUM_LEN, CONSUMER_BLOCK,
+    DATA_OFFSET, HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR,
+    MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_CHECKSUM,
 };
 use crate::segment::Segment;
 use crate::sync::{fence, Memory, Ordering, RawMem};
@@ -112,9 +112,8 @@ pub(crate) fn new_header(
     total_len: u64,
     [capacity, record_limit, data_len]: [u64; 3],
     id: Identity,
-    notify: bool,
+    ring_flags: u32,
 ) -> SegmentHeader {
-    let ring_flags = if notify { RING_FLAG_NOTIFY } else { 0 };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -240,11 +239,21 @@ pub(crate) fn open_header(
             ),
         ));
     }
-    if h.ring_flags & !RING_FLAG_NOTIFY != 0 {
+    if h.ring_flags & !RING_FLAGS_KNOWN != 0 {
         return Err(bad(
             "ring_flags",
             h.ring_flags.into(),
-            format!("only bit 0 (notify) is defined in layout {LAYOUT_MAJOR}.{LAYOUT_MINOR}"),
+            format!(
+                "only bits 0 (notify) and 1 (checksum) are defined in layout \
+                 {LAYOUT_MAJOR}.{LAYOUT_MINOR}"
+            ),
+        ));
+    }
+    if h.ring_flags & RING_FLAG_CHECKSUM != 0 && h.record_limit < wide(CHECKSUM_LEN) {
+        return Err(bad(
+            "record_limit",
+            h.record_limit,
+            format!("a checksum ring's records hold a {CHECKSUM_LEN}-byte trailer"),
         ));
     }
     if let Some(id) = opts.expect {

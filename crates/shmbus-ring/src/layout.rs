@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 0;
+pub const LAYOUT_MINOR: u16 = 1;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -94,6 +94,16 @@ pub const BLOCK_WAITERS: u64 = 24;
 /// Ring flag: endpoints notify sleepers (a `SeqCst` fence and a check of the waiters count after
 /// every publish or release). Without it, blocking calls poll with growing sleeps instead.
 pub const RING_FLAG_NOTIFY: u32 = 1;
+/// Ring flag (layout 1.1): every message carries a CRC32C trailer of [`CHECKSUM_LEN`] bytes,
+/// written by the producer and verified by the consumer (PROTOCOL §4.2, §5.2). A 1.0 reader
+/// refuses the bit (it would read the trailer as payload).
+pub const RING_FLAG_CHECKSUM: u32 = 2;
+/// Every ring flag this build knows; an opener refuses any other bit.
+pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM;
+/// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C
+/// (Castagnoli) of the payload followed by its length as a little-endian `u32`, stored as a
+/// little-endian `u32`.
+pub const CHECKSUM_LEN: usize = 4;
 
 /// What kind of ring a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,7 +177,7 @@ pub struct SegmentHeader {
     pub creator_pid: u32,
     /// Creation time, nanoseconds since the Unix epoch (diagnostics only).
     pub created_unix_ns: u64,
-    /// Ring flags: [`RING_FLAG_NOTIFY`]. Unknown bits are refused.
+    /// Ring flags: [`RING_FLAG_NOTIFY`], [`RING_FLAG_CHECKSUM`]. Unknown bits are refused.
     pub ring_flags: u32,
     /// Zero.
     pub reserved_u32: u32,

@@ -108,7 +108,7 @@ mod sync;
 pub mod wait;
 
 pub use endpoint::{Consumer, Producer, ReadGuard, Role, WriteGuard};
-pub use error::{Corruption, Error, OsCode, PopError, PushError, Result};
+pub use error::{ChecksumMismatch, Corruption, Error, OsCode, PopError, PushError, Result};
 pub use handshake::OpenOptions;
 pub use layout::{Identity, RingKind, SegmentHeader};
 pub use mpmc::{Mpmc, MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing};

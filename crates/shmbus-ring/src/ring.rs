@@ -61,6 +61,23 @@ pub trait Kind:
         Ok(config)
     }
 
+    /// `config` with the per-message checksum on or off (see
+    /// [`SpscConfig::checksum`](crate::SpscConfig::checksum)): the ring's records then carry
+    /// a [`CHECKSUM_LEN`](crate::layout::CHECKSUM_LEN)-byte trailer, so a configuration from
+    /// [`config_for`](Self::config_for) should be asked for `max_message + CHECKSUM_LEN`.
+    ///
+    /// ```
+    /// use shmbus_ring::{layout::CHECKSUM_LEN, Identity, Kind, Mpmc, Ring};
+    /// let config = Mpmc::config_for(8, 64 + CHECKSUM_LEN as u64, Identity::default(), true)?;
+    /// let ring = Ring::<Mpmc>::in_heap(&Mpmc::with_checksum(config, true))?;
+    /// assert_eq!(ring.max_message(), 64);
+    /// assert!(ring.checksum());
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    fn with_checksum(config: Self::Config, yes: bool) -> Self::Config {
+        sealed::ConfigImpl::with_checksum(config, yes)
+    }
+
     /// The segment length `config` needs.
     ///
     /// # Errors
@@ -83,8 +100,10 @@ pub(crate) mod sealed {
         fn checked_len(&self) -> Result<u64>;
         /// The same geometry with this identity and notification setting.
         fn with_identity(self, identity: crate::Identity, notify: bool) -> Self;
-        /// The identity and notification setting the header will carry.
-        fn header_identity(&self) -> (crate::Identity, bool);
+        /// The identity and ring flags the header will carry.
+        fn header_identity(&self) -> (crate::Identity, u32);
+        /// The same configuration with the checksum option on or off.
+        fn with_checksum(self, yes: bool) -> Self;
     }
 
     /// What the endpoint layer needs of a ring kind. Not nameable outside the crate; its items
@@ -147,8 +166,19 @@ macro_rules! config_impl {
                 self.identity(identity).notify(notify)
             }
 
-            fn header_identity(&self) -> (crate::Identity, bool) {
-                (self.identity, self.notify)
+            fn header_identity(&self) -> (crate::Identity, u32) {
+                let mut flags = 0;
+                if self.notify {
+                    flags |= crate::layout::RING_FLAG_NOTIFY;
+                }
+                if self.checksum {
+                    flags |= crate::layout::RING_FLAG_CHECKSUM;
+                }
+                (self.identity, flags)
+            }
+
+            fn with_checksum(self, yes: bool) -> Self {
+                self.checksum(yes)
             }
         }
     )*};
@@ -211,6 +241,9 @@ pub struct Shared<K: sealed::KindImpl> {
     pub(crate) g: K::Geometry,
     /// The wake words, when the ring notifies sleepers.
     pub(crate) wake: Option<Wake>,
+    /// Bytes of checksum trailer per message: [`CHECKSUM_LEN`](crate::layout::CHECKSUM_LEN)
+    /// on a checksum ring, else 0. (`open_header` checked the record limit holds it.)
+    pub(crate) trailer: usize,
 }
 
 impl<K: Kind> Shared<K> {
@@ -388,13 +421,13 @@ impl<K: Kind> Ring<K> {
             .raw_mem(offset(need))
             .ok_or_else(|| Error::InvalidConfig(format!("{}: segment too small", seg.target())))?;
         let (shape, g) = K::lay_out(&mem, config)?;
-        let (identity, notify) = sealed::ConfigImpl::header_identity(config);
+        let (identity, flags) = sealed::ConfigImpl::header_identity(config);
         let header = new_header(
             K::RING_KIND,
             wide(seg.len()),
             shape.fields(),
             identity,
-            notify,
+            flags,
         );
         handshake::publish(&seg, header)?;
         Ok(Ring::wrap(seg, header, g))
@@ -427,6 +460,11 @@ impl<K: Kind> Ring<K> {
                 mem,
                 g,
                 wake,
+                trailer: if header.ring_flags & crate::layout::RING_FLAG_CHECKSUM != 0 {
+                    crate::layout::CHECKSUM_LEN
+                } else {
+                    0
+                },
             }),
         }
     }
@@ -463,8 +501,15 @@ impl<K: Kind> Ring<K> {
         &self.inner.header
     }
 
-    /// The largest message, in bytes.
+    /// The largest message, in bytes (on a [`checksum`](Self::checksum) ring, the record
+    /// limit less the 4-byte trailer).
     pub fn max_message(&self) -> usize {
-        K::max_message(&self.inner.g)
+        K::max_message(&self.inner.g) - self.inner.trailer
+    }
+
+    /// Whether the ring's messages carry a CRC32C trailer that consumers verify (the header's
+    /// [`RING_FLAG_CHECKSUM`](crate::layout::RING_FLAG_CHECKSUM), set by its creator).
+    pub fn checksum(&self) -> bool {
+        self.inner.trailer != 0
     }
 }

@@ -175,7 +175,7 @@ pub unsafe trait Memory {
 ///
 /// As for [`std::ptr::copy_nonoverlapping`].
 #[inline]
-unsafe fn copy_chunked(src: *const u8, dst: *mut u8, len: usize) {
+pub(crate) unsafe fn copy_chunked(src: *const u8, dst: *mut u8, len: usize) {
     const CHUNK: usize = 2048;
     if len <= CHUNK {
         // SAFETY: the caller's contract.

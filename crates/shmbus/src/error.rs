@@ -5,7 +5,7 @@
 
 use crate::codec::CodecError;
 use crate::fingerprint::{describe_codec, TypeIdentity};
-use shmbus_ring::Corruption;
+use shmbus_ring::{ChecksumMismatch, Corruption};
 use std::fmt;
 
 /// Why a channel could not be created or opened, or an endpoint attached.
@@ -56,6 +56,7 @@ pub(crate) enum RecvFailure {
     Disconnected,
     Decode(CodecError),
     Corrupt(Corruption),
+    Checksum(ChecksumMismatch),
 }
 
 macro_rules! send_error {
@@ -262,6 +263,11 @@ macro_rules! recv_error {
             Decode(CodecError),
             /// The ring's state in shared memory is inconsistent.
             Corrupt(Corruption),
+            /// On a channel built with [`checksum`](crate::ChannelBuilder::checksum): the
+            /// next message's bytes do not match the CRC32C its sender wrote (torn or
+            /// overwritten in shared memory). It was dropped, not decoded; the next call
+            /// receives the message after it.
+            Checksum(ChecksumMismatch),
         }
 
         impl $name {
@@ -276,6 +282,7 @@ macro_rules! recv_error {
                     $( RecvFailure::$failure => $name::$variant, )*
                     RecvFailure::Decode(e) => $name::Decode(e),
                     RecvFailure::Corrupt(c) => $name::Corrupt(c),
+                    RecvFailure::Checksum(m) => $name::Checksum(m),
                     // A blocking receive without a deadline neither times out nor returns
                     // "empty"; the callers retry those, so this arm is never taken.
                     _ => $name::Disconnected,
@@ -292,6 +299,7 @@ macro_rules! recv_error {
                     ),
                     $name::Decode(e) => write!(f, "message dropped: {e}"),
                     $name::Corrupt(c) => write!(f, "shared memory is corrupt: {c}"),
+                    $name::Checksum(m) => write!(f, "message dropped: {m}"),
                 }
             }
         }
@@ -301,6 +309,7 @@ macro_rules! recv_error {
                 match self {
                     $name::Decode(e) => Some(e),
                     $name::Corrupt(c) => Some(c),
+                    $name::Checksum(m) => Some(m),
                     _ => None,
                 }
             }
@@ -349,6 +358,7 @@ impl From<RecvError> for TryRecvError {
             RecvError::Disconnected => TryRecvError::Disconnected,
             RecvError::Decode(e) => TryRecvError::Decode(e),
             RecvError::Corrupt(c) => TryRecvError::Corrupt(c),
+            RecvError::Checksum(m) => TryRecvError::Checksum(m),
         }
     }
 }
@@ -359,6 +369,7 @@ impl From<RecvError> for RecvTimeoutError {
             RecvError::Disconnected => RecvTimeoutError::Disconnected,
             RecvError::Decode(e) => RecvTimeoutError::Decode(e),
             RecvError::Corrupt(c) => RecvTimeoutError::Corrupt(c),
+            RecvError::Checksum(m) => RecvTimeoutError::Checksum(m),
         }
     }
 }

@@ -132,6 +132,21 @@ pub(crate) fn read<F: Flavor, R>(
     c.pop_with_deadline(wait.deadline(), f)
 }
 
+/// Pops the next message into `buf` (which holds a whole message), as [`read`] waits:
+/// the copying pops, whose private copy a checksum ring verifies.
+#[inline]
+pub(crate) fn read_copy<F: Flavor>(
+    c: &mut Consumer<F>,
+    wait: Wait,
+    buf: &mut [u8],
+) -> Result<usize, PopError> {
+    match c.try_pop(buf) {
+        Err(PopError::Empty) if !matches!(wait, Wait::Never) => {}
+        other => return other,
+    }
+    c.pop_deadline(buf, wait.deadline())
+}
+
 fn fill<F: Flavor, E>(
     mut r: WriteGuard<'_, F>,
     len: usize,

@@ -71,7 +71,15 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     #[inline]
     fn read(&mut self, wait: Wait) -> Result<T, RecvFailure> {
         let Receiver { consumer, buf, .. } = self;
-        let popped = if C::DECODES_BY_COPY {
+        let popped = if consumer.ring().checksum() {
+            // A checksum ring: pop into the private buffer, where the ring verifies the
+            // copy (a view of shared memory could change after its check), then decode it.
+            let max = consumer.max_message();
+            if buf.len() < max {
+                buf.resize(max, 0);
+            }
+            flavor::read_copy(consumer, wait, buf).map(|n| C::decode(&buf[..n]))
+        } else if C::DECODES_BY_COPY {
             // The decode is the copy out of shared memory.
             flavor::read(consumer, wait, |bytes| C::decode(bytes))
         } else {
@@ -89,6 +97,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
                 PopError::Empty => RecvFailure::Empty,
                 PopError::Timeout => RecvFailure::Timeout,
                 PopError::Corrupt(c) => RecvFailure::Corrupt(c),
+                PopError::Checksum(m) => RecvFailure::Checksum(m),
                 // The closure-taking pops have no caller buffer that could be too small, and
                 // later variants are treated as the end of the channel.
                 _ => RecvFailure::Disconnected,

@@ -780,6 +780,10 @@ impl<M: Memory> ReadCore for Core<M> {
         self.release(at);
     }
 
+    fn pop_buffer_min(&self) -> usize {
+        offset(self.g.slot_size)
+    }
+
     fn has_committed(&mut self) -> bool {
         matches!(Core::has_committed(self), Ok(true))
     }

@@ -43,8 +43,9 @@
 pub(crate) mod core;
 mod ring;
 
+use crate::conv::wide;
 use crate::error::{Error, Result};
-use crate::layout::{Identity, DATA_OFFSET};
+use crate::layout::{Identity, CHECKSUM_LEN, DATA_OFFSET};
 
 /// The MPMC ring kind: any number of producers and consumers, fixed-size slots. A type
 /// parameter of [`Ring`](crate::Ring), [`Producer`](crate::Producer) and
@@ -104,6 +105,7 @@ pub struct MpmcConfig {
     slot_size: u64,
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
+    pub(crate) checksum: bool,
 }
 
 impl MpmcConfig {
@@ -115,7 +117,23 @@ impl MpmcConfig {
             slot_size,
             identity: Identity::default(),
             notify: true,
+            checksum: false,
         }
+    }
+
+    /// Whether every message carries a CRC32C trailer (default `false`); see
+    /// [`SpscConfig::checksum`](crate::SpscConfig::checksum). The trailer takes 4 bytes of
+    /// each slot: [`max_message`](crate::Ring::max_message) is `slot_size` − 4.
+    ///
+    /// ```
+    /// use shmbus_ring::{MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 68).checksum(true))?;
+    /// assert_eq!(ring.max_message(), 64);
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    pub fn checksum(mut self, yes: bool) -> Self {
+        self.checksum = yes;
+        self
     }
 
     /// Whether endpoints wake sleepers (default `true`); see [`crate::SpscConfig::notify`].
@@ -157,6 +175,12 @@ impl MpmcConfig {
         if !(1..=MAX_SLOT_SIZE).contains(&self.slot_size) {
             return Err(Error::InvalidConfig(format!(
                 "MPMC slot size {} must be from 1 to {MAX_SLOT_SIZE}",
+                self.slot_size
+            )));
+        }
+        if self.checksum && self.slot_size < wide(CHECKSUM_LEN) {
+            return Err(Error::InvalidConfig(format!(
+                "MPMC slot size {} cannot hold the {CHECKSUM_LEN}-byte checksum trailer",
                 self.slot_size
             )));
         }

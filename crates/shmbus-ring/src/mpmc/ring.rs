@@ -3,8 +3,8 @@
 use super::core::{repair_claims, Core, Geometry};
 use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
 use crate::conv::offset;
-use crate::endpoint::Producer;
 use crate::endpoint::Role;
+use crate::endpoint::{framed, Producer};
 use crate::error::{Corruption, Error, PushError, Result};
 use crate::handshake::bad_field;
 #[cfg(feature = "layout-experiments")]
@@ -184,9 +184,25 @@ impl Producer<Mpmc> {
     /// assert_eq!(rx.try_pop_batch(8, |m| got.push(m.to_vec()))?, 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// On a checksum ring each record is framed with its trailer in a private buffer first
+    /// (one allocation and copy per record): the batch stays all-or-nothing.
     pub fn try_push_all<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<(), PushError> {
-        self.once(|core| core.try_push_all(records))
+        if !self.checksum() {
+            return self.once(|core| core.try_push_all(records));
+        }
+        let max = self.max_message();
+        if let Some(len) = records.iter().map(|r| r.as_ref().len()).find(|l| *l > max) {
+            return Err(PushError::TooLarge { len, max });
+        }
+        let framed: Vec<Vec<u8>> = records.iter().map(|r| framed(r.as_ref())).collect();
+        self.once(|core| core.try_push_all(&framed))
     }
+}
+
+#[cfg(feature = "layout-experiments")]
+fn sealed_flags(config: &MpmcConfig) -> u32 {
+    crate::ring::sealed::ConfigImpl::header_identity(config).1
 }
 
 #[cfg(feature = "layout-experiments")]
@@ -229,7 +245,7 @@ impl Ring<Mpmc> {
             wide(seg.len()),
             shape.fields(),
             config.identity,
-            config.notify,
+            sealed_flags(config),
         );
         crate::handshake::publish(&seg, header)?;
         Ok(Ring::wrap(seg, header, g))

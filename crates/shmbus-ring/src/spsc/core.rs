@@ -589,6 +589,10 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
         // Not consumed: `head` still points at it.
     }
 
+    fn pop_buffer_min(&self) -> usize {
+        0
+    }
+
     fn has_committed(&mut self) -> bool {
         !self.is_empty()
     }

@@ -45,9 +45,10 @@
 pub(crate) mod core;
 mod ring;
 
+use crate::conv::wide;
 use crate::error::{Error, Result};
 use crate::frame::HEADER_SIZE;
-use crate::layout::{Identity, DATA_OFFSET};
+use crate::layout::{Identity, CHECKSUM_LEN, DATA_OFFSET};
 
 /// The SPSC ring kind: one producer, one consumer, variable-size records. A type parameter of
 /// [`Ring`](crate::Ring), [`Producer`](crate::Producer) and [`Consumer`](crate::Consumer).
@@ -79,6 +80,7 @@ pub struct SpscConfig {
     max_record: Option<u64>,
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
+    pub(crate) checksum: bool,
 }
 
 impl SpscConfig {
@@ -90,7 +92,32 @@ impl SpscConfig {
             max_record: None,
             identity: Identity::default(),
             notify: true,
+            checksum: false,
         }
+    }
+
+    /// Whether every message carries a CRC32C trailer (default `false`; layout 1.1,
+    /// [`RING_FLAG_CHECKSUM`](crate::layout::RING_FLAG_CHECKSUM)): the producer writes it, the
+    /// consumer verifies it, and a message whose bytes do not match is
+    /// [`PopError::Checksum`](crate::PopError::Checksum) instead of `Ok`. The trailer takes
+    /// [`CHECKSUM_LEN`] bytes of each record, so
+    /// [`max_message`](crate::Ring::max_message) is [`max_record`](Self::max_record) − 4.
+    /// Recorded in the header: every opener verifies without being told.
+    ///
+    /// ```
+    /// use shmbus_ring::{SpscConfig, SpscRing};
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(4096).max_record(68).checksum(true))?;
+    /// assert_eq!(ring.max_message(), 64);
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(b"checked")?;
+    /// let mut buf = [0u8; 64];
+    /// let n = rx.try_pop(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"checked");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checksum(mut self, yes: bool) -> Self {
+        self.checksum = yes;
+        self
     }
 
     /// Whether endpoints wake sleepers (default `true`): every publish then pays a `SeqCst`
@@ -102,7 +129,8 @@ impl SpscConfig {
         self
     }
 
-    /// The largest record payload the ring accepts (at most `capacity - 16`).
+    /// The largest record payload the ring accepts (at most `capacity - 16`); on a
+    /// [`checksum`](Self::checksum) ring this includes the 4-byte trailer.
     pub fn max_record(mut self, max: u64) -> Self {
         self.max_record = Some(max);
         self
@@ -140,6 +168,11 @@ impl SpscConfig {
         if max > limit || max == 0 {
             return Err(Error::InvalidConfig(format!(
                 "SPSC max_record {max} must be from 1 to capacity - 16 = {limit}"
+            )));
+        }
+        if self.checksum && max < wide(CHECKSUM_LEN) {
+            return Err(Error::InvalidConfig(format!(
+                "SPSC max_record {max} cannot hold the {CHECKSUM_LEN}-byte checksum trailer"
             )));
         }
         Ok((cap, max))
