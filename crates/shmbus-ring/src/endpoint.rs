@@ -14,13 +14,14 @@
 //! Both read guards consume the message when dropped (as an MPMC slot must be freed for the
 //! ring to go on); a consumer that wants to look without consuming copies the bytes out.
 
-use crate::conv::len_u32;
-use crate::error::{ChecksumMismatch, Corruption, PopError, PushError, Result};
-use crate::layout::CHECKSUM_LEN;
-use crate::liveness::process::{coarse_now_ns, coarse_resolution_ns};
-use crate::liveness::{side_gone, state_off, Os, Registration, State};
+use crate::checksum::{
+    checksum_of, next_of, pop_checked, pop_vec_checked, push_batch_checked, push_checked,
+    reserve_checked, seal,
+};
+use crate::error::{Corruption, PopError, PushError, Result};
+use crate::liveness::{side_gone, state_off, Os, ProbeClock, Registration, State};
 use crate::ring::{Kind, Ring};
-use crate::sync::{copy_chunked, Memory, Ordering, RawMem};
+use crate::sync::{Memory, Ordering, RawMem};
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -142,62 +143,6 @@ pub enum Publish {
     Now,
     /// At the next [`ReadCore::flush`]: a batch publishes once.
     Later,
-}
-
-/// When an endpoint probes its peers: at most once an interval, on slow paths only.
-#[derive(Debug)]
-struct ProbeClock {
-    next_probe_ns: u64,
-    interval_ns: u64,
-    /// Fast-path calls since the last clock read.
-    polls: u32,
-}
-
-impl ProbeClock {
-    fn new() -> Self {
-        let mut c = ProbeClock {
-            next_probe_ns: 0,
-            interval_ns: 0,
-            polls: 0,
-        };
-        c.set_interval(crate::liveness::DEFAULT_PROBE_INTERVAL);
-        c
-    }
-
-    fn set_interval(&mut self, interval: Duration) {
-        self.interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
-        self.next_probe_ns = 0;
-        // The first fast-path call reads the clock.
-        self.polls = 15;
-    }
-
-    fn interval(&self) -> Duration {
-        Duration::from_nanos(self.interval_ns)
-    }
-
-    /// Whether the probe interval has passed since the last probe (and if so, starts the next
-    /// interval). A caller in a tight loop ([`Pace::Spinning`]) reads the coarse clock only
-    /// every 16th time; a caller that just yielded or slept reads it every time.
-    #[inline]
-    fn due(&mut self, pace: Pace) -> bool {
-        if pace == Pace::Spinning {
-            self.polls = self.polls.wrapping_add(1);
-            if self.polls % 16 != 0 {
-                return false;
-            }
-        }
-        // The coarse clock moves in ticks: allow one tick of slack, so that a caller woken
-        // after exactly one interval probes now rather than an interval later. The slack is on
-        // the test only: the next probe is due an interval after the clock as read (with the
-        // slack added there too, a sleeper woken after one interval found the probe not due
-        // about half the time, and probed only after two).
-        let now = coarse_now_ns();
-        if now.saturating_add(coarse_resolution_ns()) < self.next_probe_ns {
-            return false;
-        }
-        self.next_probe_ns = now.saturating_add(self.interval_ns);
-        true
-    }
 }
 
 /// What every endpoint holds besides its core.
@@ -352,192 +297,6 @@ fn attach<K: Kind, C>(
             Err(att.ring.inner.corrupt(c))
         }
     }
-}
-
-/// The CRC32C a checksum ring's trailer holds for `payload`: over the payload bytes, then the
-/// payload's length as a little-endian `u32` (PROTOCOL §4.2), so a forged length that still
-/// points at a plausible trailer is caught as well.
-#[inline]
-pub(crate) fn checksum_of(payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(
-        crc32c::crc32c(payload),
-        &len_u32(payload.len()).to_le_bytes(),
-    )
-}
-
-/// A checksum ring's `try_push`: reserves the payload and its trailer, copies the payload in,
-/// writes the CRC32C of the caller's (private) bytes after it, and commits both.
-#[inline]
-fn push_checked<C: WriteInPlace>(core: &mut C, payload: &[u8]) -> Result<(), PushError> {
-    let at = reserve_checked(core, payload.len())?;
-    let len = payload.len();
-    let trailer = checksum_of(payload).to_le_bytes();
-    let dst = core.payload(at);
-    // SAFETY: `reserve_checked` made room for `len + CHECKSUM_LEN` bytes at `dst`, inside the
-    // ring's memory and this producer's until `commit`; `payload` and `trailer` are
-    // process-local, so they do not overlap it.
-    unsafe {
-        copy_chunked(payload.as_ptr(), dst, len);
-        std::ptr::copy_nonoverlapping(trailer.as_ptr(), dst.add(len), CHECKSUM_LEN);
-    }
-    core.commit(at, len + CHECKSUM_LEN);
-    Ok(())
-}
-
-/// Reserves a message of `len` payload bytes and its trailer on a checksum ring; a payload
-/// over the limit is `TooLarge` against the payload limit (the record limit less the trailer).
-#[inline]
-fn reserve_checked<C: WriteCore>(core: &mut C, len: usize) -> Result<u64, PushError> {
-    let max = core.max_message() - CHECKSUM_LEN;
-    if len > max {
-        return Err(PushError::TooLarge { len, max });
-    }
-    core.reserve(len + CHECKSUM_LEN)
-}
-
-/// A checksum ring's `try_push_batch`: every size checked first, then one checked push per
-/// record, stopping at the first that does not fit (each record publishes on its own).
-fn push_batch_checked<C: WriteInPlace, R: AsRef<[u8]>>(
-    core: &mut C,
-    records: &[R],
-) -> Result<usize, PushError> {
-    let max = core.max_message() - CHECKSUM_LEN;
-    if let Some(len) = records.iter().map(|r| r.as_ref().len()).find(|l| *l > max) {
-        return Err(PushError::TooLarge { len, max });
-    }
-    let mut n = 0;
-    for r in records {
-        match push_checked(core, r.as_ref()) {
-            Ok(()) => n += 1,
-            // As the cores' batches: report what was pushed; the next call reports the error.
-            Err(_) if n > 0 => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// `payload` followed by its trailer, as a checksum ring stores it (for the MPMC
-/// all-or-nothing batch, which hands whole records to the core).
-pub(crate) fn framed(payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(payload.len() + CHECKSUM_LEN);
-    v.extend_from_slice(payload);
-    v.extend_from_slice(&checksum_of(payload).to_le_bytes());
-    v
-}
-
-/// Compares the trailer `stored` of the message at `at` with the CRC32C of `payload`.
-#[inline]
-fn verify(at: u64, payload: &[u8], stored: [u8; CHECKSUM_LEN]) -> Result<(), PopError> {
-    let stored = u32::from_le_bytes(stored);
-    let computed = checksum_of(payload);
-    if computed == stored {
-        Ok(())
-    } else {
-        Err(PopError::Checksum(ChecksumMismatch {
-            position: at,
-            len: payload.len(),
-            stored,
-            computed,
-        }))
-    }
-}
-
-/// The payload length of a checksum ring's record of `len` bytes; a record too short to hold
-/// a trailer is consumed and reported as corrupt.
-#[inline]
-fn payload_len<C: ReadCore>(core: &mut C, at: u64, len: usize) -> Result<usize, PopError> {
-    len.checked_sub(CHECKSUM_LEN).ok_or_else(|| {
-        core.consume(at, len, Publish::Now);
-        PopError::Corrupt(Corruption {
-            what: "record shorter than its checksum trailer",
-            position: at,
-            value: crate::conv::wide(len),
-        })
-    })
-}
-
-/// A checksum ring's `try_pop`: copies the payload into `buf` (the private copy) and the
-/// trailer beside it, consumes the message, then verifies the copy. A mismatch is
-/// [`PopError::Checksum`], the message consumed.
-#[inline]
-fn pop_checked<C: ReadInPlace>(core: &mut C, buf: &mut [u8]) -> Result<usize, PopError> {
-    let need = core.pop_buffer_min().saturating_sub(CHECKSUM_LEN);
-    if buf.len() < need {
-        // Checked before taking: an MPMC claim cannot be handed back in order.
-        return Err(PopError::BufferTooSmall {
-            needed: need,
-            len: buf.len(),
-        });
-    }
-    let (at, len) = core.next()?.ok_or(PopError::Empty)?;
-    let plen = payload_len(core, at, len)?;
-    if plen > buf.len() {
-        // SPSC only (MPMC buffers hold a whole payload, checked above): the message stays.
-        core.unwind(at, len);
-        return Err(PopError::BufferTooSmall {
-            needed: plen,
-            len: buf.len(),
-        });
-    }
-    let stored = copy_out(core, at, &mut buf[..plen]);
-    core.consume(at, len, Publish::Now);
-    verify(at, &buf[..plen], stored).map(|()| plen)
-}
-
-/// A checksum ring's `try_pop_vec`, as [`pop_checked`].
-fn pop_vec_checked<C: ReadInPlace>(core: &mut C, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-    let (at, len) = core.next()?.ok_or(PopError::Empty)?;
-    let plen = payload_len(core, at, len)?;
-    buf.clear();
-    buf.resize(plen, 0);
-    let stored = copy_out(core, at, buf);
-    core.consume(at, len, Publish::Now);
-    verify(at, buf, stored).map(|()| plen)
-}
-
-/// Copies the payload of the message taken at `at` into `dst` (its length) and returns the
-/// trailer that follows it.
-#[inline]
-fn copy_out<C: ReadInPlace>(core: &C, at: u64, dst: &mut [u8]) -> [u8; CHECKSUM_LEN] {
-    let src = core.payload(at);
-    let mut stored = [0u8; CHECKSUM_LEN];
-    // SAFETY: `next` validated that the record, `dst.len() + CHECKSUM_LEN` bytes (checked by
-    // the caller), lies inside the ring's memory, and it is ours until consumed; `dst` and
-    // `stored` are process-local, so they do not overlap it.
-    unsafe {
-        copy_chunked(src, dst.as_mut_ptr(), dst.len());
-        std::ptr::copy_nonoverlapping(src.add(dst.len()), stored.as_mut_ptr(), CHECKSUM_LEN);
-    }
-    stored
-}
-
-/// The next message for reading in place (position, record length): on a checksum ring
-/// (`trailer != 0`), verified in place first; a mismatch consumes it and is
-/// [`PopError::Checksum`]. (The bytes are shared memory: they can still change after the
-/// check; a private copy is what keeps the guarantee.)
-#[inline(always)]
-fn next_of<C: ReadInPlace>(core: &mut C, trailer: usize) -> Result<Option<(u64, usize)>, PopError> {
-    let next = core.next()?;
-    if trailer == 0 {
-        return Ok(next);
-    }
-    let Some((at, len)) = next else {
-        return Ok(None);
-    };
-    let plen = payload_len(core, at, len)?;
-    let src = core.payload(at);
-    // SAFETY: `next` validated the record (`plen + CHECKSUM_LEN` bytes) lies inside the ring's
-    // memory; it is ours until consumed. A view of shared memory, as `Consumer::view`.
-    let payload = unsafe { std::slice::from_raw_parts(src, plen) };
-    let mut stored = [0u8; CHECKSUM_LEN];
-    // SAFETY: as above; `stored` is process-local.
-    unsafe { std::ptr::copy_nonoverlapping(src.add(plen), stored.as_mut_ptr(), CHECKSUM_LEN) };
-    if let Err(e) = verify(at, payload, stored) {
-        core.consume(at, len, Publish::Now);
-        return Err(e);
-    }
-    Ok(Some((at, len)))
 }
 
 /// The writing end of a ring. [`Producer`] alone is the SPSC producer (one per ring);
@@ -864,12 +623,10 @@ impl<K: Kind> WriteGuard<'_, K> {
         } else {
             // The CRC32C of the bytes as written (this producer's reservation: no honest peer
             // touches them before the commit).
-            let trailer = checksum_of(&self[..len]).to_le_bytes();
-            let dst = self.producer.core.payload(self.at);
-            // SAFETY: the reservation holds `self.len + CHECKSUM_LEN` bytes at `dst`
-            // (`reserve_checked`), and `len <= self.len`; `trailer` is process-local.
-            unsafe { std::ptr::copy_nonoverlapping(trailer.as_ptr(), dst.add(len), CHECKSUM_LEN) };
-            self.producer.core.commit(self.at, len + CHECKSUM_LEN);
+            let crc = checksum_of(&self[..len]);
+            // SAFETY: the reservation holds `self.len + CHECKSUM_LEN` bytes (`reserve_checked`),
+            // and `len <= self.len`.
+            unsafe { seal(&mut self.producer.core, self.at, len, crc) };
         }
         self.done = true;
     }

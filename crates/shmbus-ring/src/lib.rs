@@ -88,6 +88,7 @@
     clippy::cast_sign_loss
 )]
 
+mod checksum;
 mod conv;
 #[doc(hidden)]
 pub mod crashpoint;

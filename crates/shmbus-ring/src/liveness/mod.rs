@@ -50,7 +50,8 @@
 //!
 //! - this file: the state word, the roster and the SPSC owner word — the bits in shared memory;
 //! - `process.rs`: process identity (`/proc`, PID namespaces, start times, OFD locks) and the
-//!   coarse clock — what the protocol asks of the operating system, behind [`Vitals`];
+//!   coarse clock — what the protocol asks of the operating system, behind [`Vitals`] — and the
+//!   `ProbeClock` that paces an endpoint's probes by that clock;
 //! - `registration.rs`: register, unregister, probe and reap (PROTOCOL §7.1–§7.4), over
 //!   [`Memory`] and [`Vitals`], so the loom models run the same code;
 //! - `inspect.rs`: [`endpoints`], [`inspect`], [`remove_if_stale`] and [`scan`] (§7.5).
@@ -60,7 +61,7 @@ pub(crate) mod process;
 mod registration;
 
 pub use inspect::{endpoints, inspect, remove_if_stale, scan, EndpointInfo, Phase, SegmentStatus};
-pub(crate) use process::Os;
+pub(crate) use process::{Os, ProbeClock};
 pub(crate) use registration::{Owner, RegisterError, Registration};
 
 use crate::conv::offset;

@@ -4,9 +4,11 @@
 use super::{entry_field, LockTry, Vitals};
 use crate::layout::ENDPOINT_STATE;
 use crate::segment::Segment;
+use crate::wait::Pace;
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The operating system's answers for one segment (the one whose file carries the locks).
 #[derive(Clone, Copy)]
@@ -211,4 +213,60 @@ pub(crate) fn clock_ticks_per_s() -> Option<u64> {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(hz).ok().filter(|h| *h > 0)
+}
+
+/// When an endpoint probes its peers: at most once an interval, on slow paths only.
+#[derive(Debug)]
+pub(crate) struct ProbeClock {
+    next_probe_ns: u64,
+    interval_ns: u64,
+    /// Fast-path calls since the last clock read.
+    polls: u32,
+}
+
+impl ProbeClock {
+    pub(crate) fn new() -> Self {
+        let mut c = ProbeClock {
+            next_probe_ns: 0,
+            interval_ns: 0,
+            polls: 0,
+        };
+        c.set_interval(crate::liveness::DEFAULT_PROBE_INTERVAL);
+        c
+    }
+
+    pub(crate) fn set_interval(&mut self, interval: Duration) {
+        self.interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
+        self.next_probe_ns = 0;
+        // The first fast-path call reads the clock.
+        self.polls = 15;
+    }
+
+    pub(crate) fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_ns)
+    }
+
+    /// Whether the probe interval has passed since the last probe (and if so, starts the next
+    /// interval). A caller in a tight loop ([`Pace::Spinning`]) reads the coarse clock only
+    /// every 16th time; a caller that just yielded or slept reads it every time.
+    #[inline]
+    pub(crate) fn due(&mut self, pace: Pace) -> bool {
+        if pace == Pace::Spinning {
+            self.polls = self.polls.wrapping_add(1);
+            if self.polls % 16 != 0 {
+                return false;
+            }
+        }
+        // The coarse clock moves in ticks: allow one tick of slack, so that a caller woken
+        // after exactly one interval probes now rather than an interval later. The slack is on
+        // the test only: the next probe is due an interval after the clock as read (with the
+        // slack added there too, a sleeper woken after one interval found the probe not due
+        // about half the time, and probed only after two).
+        let now = coarse_now_ns();
+        if now.saturating_add(coarse_resolution_ns()) < self.next_probe_ns {
+            return false;
+        }
+        self.next_probe_ns = now.saturating_add(self.interval_ns);
+        true
+    }
 }

@@ -2,9 +2,10 @@
 
 use super::core::{repair_claims, Core, Geometry};
 use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
+use crate::checksum::framed;
 use crate::conv::offset;
+use crate::endpoint::Producer;
 use crate::endpoint::Role;
-use crate::endpoint::{framed, Producer};
 use crate::error::{Corruption, Error, PushError, Result};
 use crate::handshake::bad_field;
 #[cfg(feature = "layout-experiments")]
