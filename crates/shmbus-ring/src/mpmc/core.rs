@@ -55,6 +55,15 @@ impl Geometry {
     }
 }
 
+/// Which side an audit walks for (`Core::audit_walk`).
+#[derive(Clone, Copy)]
+enum Walk {
+    /// A consumer's walk, from the head hint.
+    Read,
+    /// A producer's walk, from the tail hint.
+    Write,
+}
+
 /// A sequence word found where no honest endpoint could have put it.
 fn misplaced(pos: u64, word: u64) -> Corruption {
     Corruption {
@@ -305,6 +314,65 @@ impl<M: Memory> Core<M> {
         Ok(())
     }
 
+    /// The walk both audits make, as `claim_read` (or `claim_write`) would from the head (or
+    /// tail) hint, without claiming: past positions another endpoint has taken, to the first
+    /// one a retry would take (`None`), or to the position where the slot still holds an
+    /// earlier lap: `Some((position, word, seq, tag))`. A word of another slot is corrupt, and
+    /// so is the latest commit the walk saw if the tail hint does not back it (`check_tail`).
+    fn audit_walk(&self, walk: Walk) -> Result<Option<(u64, u64, u64, u64)>, Corruption> {
+        let hint = match walk {
+            Walk::Read => self.g.words.head,
+            Walk::Write => self.g.words.tail,
+        };
+        let mut pos = self.hint(hint)?;
+        let mut latest = None;
+        let mut stopped = None;
+        for _ in 0..self.g.walk_limit() {
+            // M15: Acquire, as M8 (a consumer's walk) or M2 (a producer's): pairs with M5 (and
+            // M11/M6/M13), and through M5 orders the committer's M4 before `check_tail`.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            if !self.g.fits_slot(pos, seq) {
+                return Err(misplaced(pos, word));
+            }
+            if self.g.names_commit(pos, seq) && latest.map_or(true, |(_, _, s)| seq > s) {
+                latest = Some((pos, word, seq));
+            }
+            // How far the word is from what this side takes at `pos`: a commit of `pos`
+            // (reading) or a free slot for `pos` (writing).
+            let (dif, taken) = match walk {
+                Walk::Read => {
+                    let d = signed_diff(seq, pos + 1);
+                    (d, d == 0)
+                }
+                Walk::Write => {
+                    let d = signed_diff(seq, pos);
+                    (d, d == 0 || d == 1)
+                }
+            };
+            if dif == 0 && tag == 0 {
+                // Committed (or free): the retry takes it.
+                break;
+            } else if taken {
+                pos += 1;
+            } else if dif < 0 {
+                stopped = Some((pos, word, seq, tag));
+                break;
+            } else {
+                pos = self.hint(hint)?.max(pos + 1);
+            }
+            if pos >= MAX_POSITION {
+                // The claim reports it.
+                break;
+            }
+        }
+        if let Some((p, w, seq)) = latest {
+            self.check_tail(p, w, seq)?;
+        }
+        Ok(stopped)
+    }
+
     /// The audit of a consumer that found the ring empty (PROTOCOL §5.5, "contradictions"):
     /// walks from the head hint as `claim_read` does, without claiming, to the position `p`
     /// where it stops, and checks the word there. Every position below the head hint was
@@ -315,48 +383,10 @@ impl<M: Memory> Core<M> {
     /// Relaxed: two probes); a word of another slot, or a commit beyond the tail hint, is
     /// corrupt.
     pub(crate) fn audit_read(&self) -> Audit {
-        let mut pos = match self.hint(self.g.words.head) {
-            Ok(p) => p,
+        let stopped = match self.audit_walk(Walk::Read) {
+            Ok(stopped) => stopped,
             Err(c) => return Audit::Corrupt(c),
         };
-        let mut latest = None;
-        let mut stopped = None;
-        for _ in 0..self.g.walk_limit() {
-            // M15: Acquire, as M8 (pairs with M5, and through it orders M4 before `check_tail`).
-            // SAFETY: an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
-            let (seq, tag) = split(word);
-            if !self.g.fits_slot(pos, seq) {
-                return Audit::Corrupt(misplaced(pos, word));
-            }
-            if self.g.names_commit(pos, seq) && latest.map_or(true, |(_, _, s)| seq > s) {
-                latest = Some((pos, word, seq));
-            }
-            let dif = signed_diff(seq, pos + 1);
-            if dif == 0 && tag == 0 {
-                // Committed: the retry takes it.
-                break;
-            } else if dif == 0 {
-                pos += 1;
-            } else if dif < 0 {
-                stopped = Some((pos, word, seq, tag));
-                break;
-            } else {
-                match self.hint(self.g.words.head) {
-                    Ok(h) => pos = h.max(pos + 1),
-                    Err(c) => return Audit::Corrupt(c),
-                }
-            }
-            if pos >= MAX_POSITION {
-                // `claim_read` reports it.
-                break;
-            }
-        }
-        if let Some((p, w, seq)) = latest {
-            if let Err(c) = self.check_tail(p, w, seq) {
-                return Audit::Corrupt(c);
-            }
-        }
         match stopped {
             Some((p, word, seq, tag)) => {
                 let cap = self.g.slots;
@@ -404,49 +434,10 @@ impl<M: Memory> Core<M> {
     /// hints are Relaxed: two probes); a word of another slot, or a commit beyond the tail
     /// hint, is corrupt.
     pub(crate) fn audit_write(&self) -> Audit {
-        let mut pos = match self.hint(self.g.words.tail) {
-            Ok(p) => p,
+        let stopped = match self.audit_walk(Walk::Write) {
+            Ok(stopped) => stopped,
             Err(c) => return Audit::Corrupt(c),
         };
-        let mut latest = None;
-        let mut stopped = None;
-        for _ in 0..self.g.walk_limit() {
-            // M15: Acquire, as M2 (pairs with M11/M6/M13 and M5; orders M4 before
-            // `check_tail`).
-            // SAFETY: an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
-            let (seq, tag) = split(word);
-            if !self.g.fits_slot(pos, seq) {
-                return Audit::Corrupt(misplaced(pos, word));
-            }
-            if self.g.names_commit(pos, seq) && latest.map_or(true, |(_, _, s)| seq > s) {
-                latest = Some((pos, word, seq));
-            }
-            let dif = signed_diff(seq, pos);
-            if dif == 0 && tag == 0 {
-                // Free: the retry claims it.
-                break;
-            } else if dif == 0 || dif == 1 {
-                pos += 1;
-            } else if dif < 0 {
-                stopped = Some((pos, word, seq, tag));
-                break;
-            } else {
-                match self.hint(self.g.words.tail) {
-                    Ok(h) => pos = h.max(pos + 1),
-                    Err(c) => return Audit::Corrupt(c),
-                }
-            }
-            if pos >= MAX_POSITION {
-                // `claim_write` reports it.
-                break;
-            }
-        }
-        if let Some((p, w, seq)) = latest {
-            if let Err(c) = self.check_tail(p, w, seq) {
-                return Audit::Corrupt(c);
-            }
-        }
         let Some((q, word, seq, tag)) = stopped else {
             return Audit::Fine;
         };
