@@ -146,13 +146,13 @@ pub enum Publish {
 }
 
 /// What every endpoint holds besides its core.
-struct Attachment<K: Kind> {
+pub(crate) struct Attachment<K: Kind> {
     /// The ring's memory, for the hot path's roster check (no indirection through the ring).
-    mem: RawMem,
-    ring: Ring<K>,
+    pub(crate) mem: RawMem,
+    pub(crate) ring: Ring<K>,
     wait: WaitStrategy,
     reg: Registration,
-    clock: ProbeClock,
+    pub(crate) clock: ProbeClock,
     /// The suspect observation of the last probe's audit, if it found one (see [`Audit`]).
     suspect: Option<Corruption>,
     /// Bytes of checksum trailer per message (`Shared::trailer`): 0, or [`CHECKSUM_LEN`] on a
@@ -306,8 +306,8 @@ fn attach<K: Kind, C>(
 /// waits it probes its peers, repairs what dead ones held, and reports
 /// [`PushError::Disconnected`] once every consumer that attached is gone.
 pub struct Producer<K: Kind = crate::Spsc> {
-    core: K::WriteCore,
-    att: Attachment<K>,
+    pub(crate) core: K::WriteCore,
+    pub(crate) att: Attachment<K>,
 }
 
 impl<K: Kind> std::fmt::Debug for Producer<K> {
@@ -694,8 +694,8 @@ impl<K: Kind> Drop for WriteGuard<'_, K> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Consumer<K: Kind = crate::Spsc> {
-    core: K::ReadCore,
-    att: Attachment<K>,
+    pub(crate) core: K::ReadCore,
+    pub(crate) att: Attachment<K>,
     /// A checksum mismatch found after a `try_pop_batch` had handed out messages: that batch
     /// returned `Ok(n)`, and the next pop of a checksum ring reports it.
     pending: Option<PopError>,

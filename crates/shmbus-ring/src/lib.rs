@@ -104,6 +104,7 @@ pub mod model;
 pub mod mpmc;
 mod ring;
 pub mod segment;
+pub mod select;
 pub mod spsc;
 mod sync;
 pub mod wait;

@@ -100,7 +100,7 @@ impl Wake {
 
     /// The wake sequence and waiters count of one direction: `(seq, waiters)` offsets.
     #[inline]
-    fn words(self, dir: Direction) -> (usize, usize) {
+    pub(crate) fn words(self, dir: Direction) -> (usize, usize) {
         match dir {
             Direction::Data => (self.data_seq, self.data_waiters),
             Direction::Space => (self.space_seq, self.space_waiters),
