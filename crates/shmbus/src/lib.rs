@@ -71,6 +71,8 @@ pub mod flavor;
 mod channel;
 mod error;
 mod receiver;
+pub mod select;
+mod select_macro;
 mod sender;
 
 pub use channel::{channel, Channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE};
@@ -78,6 +80,10 @@ pub use error::{
     Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use receiver::{IntoIter, Iter, Receiver, TryIter};
+pub use select::{
+    after, never, tick, After, Never, ReadyTimeoutError, Select, SelectRecv, SelectSend,
+    SelectTimeoutError, SelectedOperation, Tick, TryReadyError, TrySelectError,
+};
 pub use sender::Sender;
 
 pub use bytemuck;

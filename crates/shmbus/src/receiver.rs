@@ -2,8 +2,13 @@
 
 use crate::codec::{Bincode, Codec};
 use crate::error::{RecvError, RecvFailure, RecvTimeoutError, TryRecvError};
+#[allow(unused_imports)] // until the ring crate has `len` and `capacity`
+use crate::flavor::RingShim as _;
 use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
+use crate::select::{sealed, SelectRecv};
+use shmbus_ring::select::Doorbell;
 use shmbus_ring::{Consumer, PopError, WaitStrategy};
+use std::iter::FusedIterator;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -37,7 +42,18 @@ pub struct Receiver<T, F: Flavor = Spsc, C = Bincode> {
     ring: Ring<F>,
     buf: Vec<u8>,
     settings: Settings,
+    /// Identity, for [`SelectedOperation::recv`](crate::SelectedOperation::recv).
+    id: u64,
+    /// What a select took from the ring for this receiver and the next receive returns.
+    staged: Option<Staged>,
     _types: PhantomData<fn() -> (T, C)>,
+}
+
+/// A receive a select completed: the message's bytes in `buf[..len]`, or the error it met.
+#[derive(Debug)]
+enum Staged {
+    Message(usize),
+    Failure(RecvFailure),
 }
 
 impl<T, F: Flavor, C> std::fmt::Debug for Receiver<T, F, C> {
@@ -64,12 +80,55 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             ring,
             buf,
             settings,
+            id: crate::select::next_id(),
+            staged: None,
             _types: PhantomData,
         }
     }
 
+    /// Returns the staged receive, if a select left one.
+    #[cold]
+    fn take_staged(&mut self) -> Option<Result<T, RecvFailure>> {
+        match self.staged.take()? {
+            Staged::Message(len) => Some(C::decode(&self.buf[..len]).map_err(RecvFailure::Decode)),
+            Staged::Failure(f) => Some(Err(f)),
+        }
+    }
+
+    /// Takes the next message's bytes into `buf` (for a select), waiting as `wait` says.
+    fn stage(&mut self, wait: Wait) -> bool {
+        if self.staged.is_some() {
+            return true;
+        }
+        let Receiver { consumer, buf, .. } = self;
+        let popped = if consumer.ring().checksum() {
+            let max = consumer.max_message();
+            if buf.len() < max {
+                buf.resize(max, 0);
+            }
+            flavor::read_copy(consumer, wait, buf)
+        } else {
+            flavor::read(consumer, wait, |bytes| {
+                buf.clear();
+                buf.extend_from_slice(bytes);
+                bytes.len()
+            })
+        };
+        self.staged = match popped {
+            Ok(len) => Some(Staged::Message(len)),
+            Err(PopError::Empty | PopError::Timeout) => None,
+            Err(e) => Some(Staged::Failure(failure(e))),
+        };
+        self.staged.is_some()
+    }
+
     #[inline]
     fn read(&mut self, wait: Wait) -> Result<T, RecvFailure> {
+        if self.staged.is_some() {
+            if let Some(staged) = self.take_staged() {
+                return staged;
+            }
+        }
         let Receiver { consumer, buf, .. } = self;
         let popped = if consumer.ring().checksum() {
             // A checksum ring: pop into the private buffer, where the ring verifies the
@@ -93,15 +152,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
         };
         match popped {
             Ok(decoded) => decoded.map_err(RecvFailure::Decode),
-            Err(e) => Err(match e {
-                PopError::Empty => RecvFailure::Empty,
-                PopError::Timeout => RecvFailure::Timeout,
-                PopError::Corrupt(c) => RecvFailure::Corrupt(c),
-                PopError::Checksum(m) => RecvFailure::Checksum(m),
-                // The closure-taking pops have no caller buffer that could be too small, and
-                // later variants are treated as the end of the channel.
-                _ => RecvFailure::Disconnected,
-            }),
+            Err(e) => Err(failure(e)),
         }
     }
 
@@ -171,13 +222,19 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn iter(&mut self) -> Iter<'_, T, F, C> {
-        Iter { rx: self }
+        Iter {
+            rx: self,
+            done: false,
+        }
     }
 
     /// A non-blocking iterator over the messages waiting now: each `next` is a
     /// [`try_recv`](Self::try_recv), and it ends at the first error (empty included).
     pub fn try_iter(&mut self) -> TryIter<'_, T, F, C> {
-        TryIter { rx: self }
+        TryIter {
+            rx: self,
+            done: false,
+        }
     }
 
     /// The largest encoded message the channel carries, in bytes.
@@ -227,6 +284,100 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     }
 }
 
+/// What a receive reports for a ring's pop error.
+fn failure(e: PopError) -> RecvFailure {
+    match e {
+        PopError::Empty => RecvFailure::Empty,
+        PopError::Timeout => RecvFailure::Timeout,
+        PopError::Corrupt(c) => RecvFailure::Corrupt(c),
+        PopError::Checksum(m) => RecvFailure::Checksum(m),
+        // The pops a receiver makes have a buffer of the maximum size, and later variants are
+        // treated as the end of the channel.
+        _ => RecvFailure::Disconnected,
+    }
+}
+
+// `is_empty` takes `&mut self` (above); `len` does not need to.
+#[allow(clippy::len_without_is_empty)]
+impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
+    /// How many messages are waiting now: those in the channel, plus one a select took for
+    /// this receiver (staged) and not yet received.
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<u8>().capacity(4).in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// assert_eq!((rx.len(), rx.is_empty(), rx.capacity()), (0, true, Some(4)));
+    /// tx.send(1)?;
+    /// assert_eq!((rx.len(), rx.is_empty()), (1, false));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.ring.len().unwrap_or(0) + usize::from(matches!(self.staged, Some(Staged::Message(_))))
+    }
+
+    /// Whether no message is waiting now: [`try_recv`](Self::try_recv) would not return one.
+    /// `&mut self`, as the ring's [`Consumer::is_empty`] (it reads this endpoint's position).
+    pub fn is_empty(&mut self) -> bool {
+        !matches!(self.staged, Some(Staged::Message(_))) && self.consumer.is_empty()
+    }
+
+    /// Whether the channel holds [`capacity`](Self::capacity) messages now.
+    pub fn is_full(&self) -> bool {
+        self.ring
+            .capacity()
+            .is_some_and(|cap| self.ring.len().is_some_and(|len| len >= cap))
+    }
+
+    /// How many messages the channel holds at most: `Some(n)` for the builder's
+    /// [`capacity`](crate::ChannelBuilder::capacity) (channels are always bounded). A message
+    /// a select staged in this receiver has left the channel and does not count.
+    pub fn capacity(&self) -> Option<usize> {
+        self.ring.capacity()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> sealed::Handle for Receiver<T, F, C> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn try_select(&mut self, probe: bool) -> bool {
+        // After a sleep, a pop with a deadline of now: it checks the senders' liveness (a
+        // plain non-blocking pop reads the clock only every 16th time).
+        let wait = if probe {
+            Wait::Until(Some(Instant::now()))
+        } else {
+            Wait::Never
+        };
+        self.stage(wait)
+    }
+
+    fn doorbell(&self) -> Option<Doorbell> {
+        Some(self.consumer.doorbell())
+    }
+
+    fn probe_interval(&self) -> Option<Duration> {
+        Some(self.consumer.probe_interval())
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn wait_strategy(&self) -> Option<WaitStrategy> {
+        Some(self.settings.wait)
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> SelectRecv for Receiver<T, F, C> {
+    type Item = T;
+
+    fn complete_recv(&mut self, _: sealed::Token) -> Result<T, RecvError> {
+        // What the select staged, or (if a receive took it since) the next message.
+        self.recv()
+    }
+}
+
 impl<T, C: Codec<T>> Receiver<T, Mpmc, C> {
     /// A new receiver endpoint on the same MPMC ring (what [`Clone`] does), or the error that
     /// prevented it.
@@ -258,13 +409,28 @@ impl<T, C: Codec<T>> Clone for Receiver<T, Mpmc, C> {
 #[derive(Debug)]
 pub struct Iter<'a, T, F: Flavor = Spsc, C = Bincode> {
     rx: &'a mut Receiver<T, F, C>,
+    /// Ended: fused, it stays ended.
+    done: bool,
 }
 
 impl<T, F: Flavor, C: Codec<T>> Iterator for Iter<'_, T, F, C> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
+        next_until_error(&mut self.done, || self.rx.recv().ok())
     }
+}
+
+impl<T, F: Flavor, C: Codec<T>> FusedIterator for Iter<'_, T, F, C> {}
+
+/// The next item, or `None` for ever once one call returned `None`.
+#[inline]
+fn next_until_error<T>(done: &mut bool, next: impl FnOnce() -> Option<T>) -> Option<T> {
+    if *done {
+        return None;
+    }
+    let item = next();
+    *done = item.is_none();
+    item
 }
 
 /// A non-blocking iterator over the messages waiting in a [`Receiver`]; see
@@ -272,33 +438,44 @@ impl<T, F: Flavor, C: Codec<T>> Iterator for Iter<'_, T, F, C> {
 #[derive(Debug)]
 pub struct TryIter<'a, T, F: Flavor = Spsc, C = Bincode> {
     rx: &'a mut Receiver<T, F, C>,
+    /// Ended (the channel was empty, or an error): fused, it stays ended.
+    done: bool,
 }
 
 impl<T, F: Flavor, C: Codec<T>> Iterator for TryIter<'_, T, F, C> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        self.rx.try_recv().ok()
+        next_until_error(&mut self.done, || self.rx.try_recv().ok())
     }
 }
+
+impl<T, F: Flavor, C: Codec<T>> FusedIterator for TryIter<'_, T, F, C> {}
 
 /// A blocking iterator that owns its [`Receiver`]; see [`Receiver::iter`].
 #[derive(Debug)]
 pub struct IntoIter<T, F: Flavor = Spsc, C = Bincode> {
     rx: Receiver<T, F, C>,
+    /// Ended: fused, it stays ended.
+    done: bool,
 }
 
 impl<T, F: Flavor, C: Codec<T>> Iterator for IntoIter<T, F, C> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
+        next_until_error(&mut self.done, || self.rx.recv().ok())
     }
 }
+
+impl<T, F: Flavor, C: Codec<T>> FusedIterator for IntoIter<T, F, C> {}
 
 impl<T, F: Flavor, C: Codec<T>> IntoIterator for Receiver<T, F, C> {
     type Item = T;
     type IntoIter = IntoIter<T, F, C>;
     fn into_iter(self) -> IntoIter<T, F, C> {
-        IntoIter { rx: self }
+        IntoIter {
+            rx: self,
+            done: false,
+        }
     }
 }
 

@@ -3,6 +3,10 @@
 use crate::codec::{Bincode, Codec};
 use crate::error::{SendError, SendFailure, SendTimeoutError, TrySendError};
 use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
+#[allow(unused_imports)] // until the ring crate has `len`, `capacity` and `is_full`
+use crate::flavor::{ProducerShim as _, RingShim as _};
+use crate::select::{sealed, SelectSend};
+use shmbus_ring::select::Doorbell;
 use shmbus_ring::{Producer, PushError, WaitStrategy};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -30,6 +34,8 @@ pub struct Sender<T, F: Flavor = Spsc, C = Bincode> {
     ring: Ring<F>,
     max: usize,
     settings: Settings,
+    /// Identity, for [`SelectedOperation::send`](crate::SelectedOperation::send).
+    id: u64,
     _types: PhantomData<fn(T) -> C>,
 }
 
@@ -51,6 +57,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
             max: ring.max_message(),
             ring,
             settings,
+            id: crate::select::next_id(),
             _types: PhantomData,
         }
     }
@@ -179,6 +186,82 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     pub fn set_probe_interval(&mut self, interval: Duration) {
         self.settings.probe = interval;
         self.producer.set_probe_interval(interval);
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
+    /// How many messages are in the channel now.
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<u8>().capacity(2).in_process()?;
+    /// let mut tx = ch.sender()?;
+    /// assert_eq!((tx.len(), tx.is_empty(), tx.is_full(), tx.capacity()), (0, true, false, Some(2)));
+    /// tx.send(1)?;
+    /// tx.send(2)?;
+    /// assert_eq!((tx.len(), tx.is_empty(), tx.is_full()), (2, false, true));
+    /// assert!(tx.try_send(3).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.ring.len().unwrap_or(0)
+    }
+
+    /// Whether the channel holds no message now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the channel is full now: a [`try_send`](Self::try_send) of a message of the
+    /// maximum size would return [`Full`](crate::TrySendError::Full).
+    pub fn is_full(&mut self) -> bool {
+        self.producer.is_full()
+    }
+
+    /// How many messages the channel holds at most: `Some(n)` for the builder's
+    /// [`capacity`](crate::ChannelBuilder::capacity) (channels are always bounded).
+    pub fn capacity(&self) -> Option<usize> {
+        self.ring.capacity()
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> sealed::Handle for Sender<T, F, C> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn try_select(&mut self, _probe: bool) -> bool {
+        if !self.producer.is_full() {
+            return true;
+        }
+        // Full: a reservation that fails checks the receivers' liveness (every time: a full
+        // ring reads the clock) and reports a disconnected or corrupt channel, which make the
+        // send ready (it returns the error). One that succeeds (room was freed since) is
+        // abandoned: nothing becomes visible.
+        !matches!(self.producer.reserve(self.max), Err(PushError::Full))
+    }
+
+    fn doorbell(&self) -> Option<Doorbell> {
+        Some(self.producer.doorbell())
+    }
+
+    fn probe_interval(&self) -> Option<Duration> {
+        Some(self.producer.probe_interval())
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn wait_strategy(&self) -> Option<WaitStrategy> {
+        Some(self.settings.wait)
+    }
+}
+
+impl<T, F: Flavor, C: Codec<T>> SelectSend for Sender<T, F, C> {
+    type Item = T;
+
+    fn complete_send(&mut self, msg: T, _: sealed::Token) -> Result<(), SendError<T>> {
+        self.send(msg)
     }
 }
 
