@@ -21,6 +21,7 @@ mod pipe;
 mod posix_mq;
 mod shmbus_channel;
 mod shmbus_mpmc;
+mod shmbus_select;
 mod shmbus_spsc;
 mod tcp;
 mod uds;
@@ -115,6 +116,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_mpmc::ShmbusMpmc(false)),
         Box::new(shmbus_mpmc::ShmbusMpmc(true)),
         Box::new(shmbus_channel::ShmbusChannel),
+        Box::new(shmbus_select::ShmbusSelect4),
         #[cfg(feature = "iceoryx2")]
         Box::new(iceoryx2::Iceoryx2),
         Box::new(eventfd::EventFdTransport),

@@ -495,7 +495,10 @@ impl<'a> Select<'a> {
         let expired = |now: Instant| deadline.is_some_and(|d| now >= d);
         let start = Instant::now();
         if expired(start) {
-            return None;
+            // A second pass, as crossbeam's (it registers and re-checks): an operation found
+            // not ready in the first pass because another thread completed something, which
+            // it could do only after making another operation ready, is seen ready now.
+            return self.attempt(false);
         }
         // Spin phase: as long as the most patient endpoint spins, checking the clock every
         // 64 attempts.
@@ -519,7 +522,8 @@ impl<'a> Select<'a> {
         }
         if after_spin == AfterSpin::Yield {
             loop {
-                if let Some(found) = self.attempt(true) {
+                // The endpoints' non-blocking calls probe their peers every 16th time.
+                if let Some(found) = self.attempt(false) {
                     return Some(found);
                 }
                 if expired(Instant::now()) {
@@ -616,8 +620,8 @@ impl<'a> Select<'a> {
                     spin = spin.max(d);
                     after = AfterSpin::Yield;
                 }
-                // Busy-wait for ever: yield between attempts.
-                WaitStrategy::Spin => after = AfterSpin::Yield,
+                // Busy-wait for ever.
+                WaitStrategy::Spin => spin = Duration::MAX,
             }
         }
         (spin, after)
