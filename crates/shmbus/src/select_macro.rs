@@ -9,7 +9,7 @@
 /// select! {
 ///     recv(r) -> res => body,           // res: Result<T, RecvError>
 ///     send(s, msg) -> res => body,      // res: Result<(), SendError<T>>
-///     default => body,                  // none ready now (optional)
+///     default => body,                  // none ready now (optional; also `default()`)
 ///     default(timeout) => body,         // none ready within `timeout` (or this)
 /// }
 /// ```
@@ -89,7 +89,12 @@ macro_rules! select_biased {
 macro_rules! __select_internal {
     // ---- recv ----
     (@parse $b:tt [$($ops:tt)*] $def:tt
-        recv($r:expr $(,)?) -> $res:pat => $body:block $(,)? $($tail:tt)*) => {
+        recv($r:expr $(,)?) -> $res:pat => $body:block, $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b
+            [$($ops)* (recv __shmbus_var __shmbus_idx ($r) () ($res) $body)] $def $($tail)*)
+    };
+    (@parse $b:tt [$($ops:tt)*] $def:tt
+        recv($r:expr $(,)?) -> $res:pat => $body:block $($tail:tt)*) => {
         $crate::__select_internal!(@parse $b
             [$($ops)* (recv __shmbus_var __shmbus_idx ($r) () ($res) $body)] $def $($tail)*)
     };
@@ -105,7 +110,12 @@ macro_rules! __select_internal {
     };
     // ---- send ----
     (@parse $b:tt [$($ops:tt)*] $def:tt
-        send($s:expr, $m:expr $(,)?) -> $res:pat => $body:block $(,)? $($tail:tt)*) => {
+        send($s:expr, $m:expr $(,)?) -> $res:pat => $body:block, $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b
+            [$($ops)* (send __shmbus_var __shmbus_idx ($s) ($m) ($res) $body)] $def $($tail)*)
+    };
+    (@parse $b:tt [$($ops:tt)*] $def:tt
+        send($s:expr, $m:expr $(,)?) -> $res:pat => $body:block $($tail:tt)*) => {
         $crate::__select_internal!(@parse $b
             [$($ops)* (send __shmbus_var __shmbus_idx ($s) ($m) ($res) $body)] $def $($tail)*)
     };
@@ -120,7 +130,16 @@ macro_rules! __select_internal {
             [$($ops)* (send __shmbus_var __shmbus_idx ($s) ($m) ($res) $body)] $def)
     };
     // ---- default ----
-    (@parse $b:tt $ops:tt [] default => $body:block $(,)? $($tail:tt)*) => {
+    (@parse $b:tt $ops:tt [] default => $body:block, $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b $ops [() $body] $($tail)*)
+    };
+    (@parse $b:tt [$($ops:tt)*] $def:tt
+        send($s:expr, $m:expr $(,)?) -> $res:pat => $body:expr) => {
+        $crate::__select_internal!(@parse $b
+            [$($ops)* (send __shmbus_var __shmbus_idx ($s) ($m) ($res) $body)] $def)
+    };
+    // ---- default ----
+    (@parse $b:tt $ops:tt [] default => $body:block $($tail:tt)*) => {
         $crate::__select_internal!(@parse $b $ops [() $body] $($tail)*)
     };
     (@parse $b:tt $ops:tt [] default => $body:expr, $($tail:tt)*) => {
@@ -129,7 +148,28 @@ macro_rules! __select_internal {
     (@parse $b:tt $ops:tt [] default => $body:expr) => {
         $crate::__select_internal!(@parse $b $ops [() $body])
     };
-    (@parse $b:tt $ops:tt [] default($t:expr $(,)?) => $body:block $(,)? $($tail:tt)*) => {
+    (@parse $b:tt $ops:tt [] default() => $body:block, $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b $ops [() $body] $($tail)*)
+    };
+    (@parse $b:tt $ops:tt [] default => $body:expr) => {
+        $crate::__select_internal!(@parse $b $ops [() $body])
+    };
+    (@parse $b:tt $ops:tt [] default() => $body:block $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b $ops [() $body] $($tail)*)
+    };
+    (@parse $b:tt $ops:tt [] default() => $body:expr, $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b $ops [() $body] $($tail)*)
+    };
+    (@parse $b:tt $ops:tt [] default() => $body:expr) => {
+        $crate::__select_internal!(@parse $b $ops [() $body])
+    };
+    (@parse $b:tt $ops:tt [] default($t:expr $(,)?) => $body:block, $($tail:tt)*) => {
+        $crate::__select_internal!(@parse $b $ops [($t) $body] $($tail)*)
+    };
+    (@parse $b:tt $ops:tt [] default() => $body:expr) => {
+        $crate::__select_internal!(@parse $b $ops [() $body])
+    };
+    (@parse $b:tt $ops:tt [] default($t:expr $(,)?) => $body:block $($tail:tt)*) => {
         $crate::__select_internal!(@parse $b $ops [($t) $body] $($tail)*)
     };
     (@parse $b:tt $ops:tt [] default($t:expr $(,)?) => $body:expr, $($tail:tt)*) => {
