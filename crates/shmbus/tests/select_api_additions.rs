@@ -12,18 +12,20 @@ fn try_iter_is_fused() {
     let ch = shmbus::channel::<u8>().in_process().unwrap();
     let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
     tx.send(1).unwrap();
-    let mut it = rx.try_iter();
-    is_fused(&it);
-    assert_eq!(it.next(), Some(1));
-    assert_eq!(it.next(), None);
-    drop(it);
+    {
+        let mut it = rx.try_iter();
+        is_fused(&it);
+        assert_eq!(it.next(), Some(1));
+        assert_eq!(it.next(), None);
+    }
     tx.send(2).unwrap();
-    let mut it = rx.try_iter();
-    assert_eq!(it.next(), Some(2));
-    assert_eq!(it.next(), None);
-    tx.send(3).unwrap();
-    assert_eq!(it.next(), None, "fused: stays ended");
-    drop(it);
+    {
+        let mut it = rx.try_iter();
+        assert_eq!(it.next(), Some(2));
+        assert_eq!(it.next(), None);
+        tx.send(3).unwrap();
+        assert_eq!(it.next(), None, "fused: stays ended");
+    }
     assert_eq!(rx.try_recv().unwrap(), 3);
 }
 
@@ -38,12 +40,13 @@ fn iter_is_fused_after_an_error() {
     tx.send(true).unwrap();
     raw.try_push(&[7]).unwrap(); // not a bool
     tx.send(false).unwrap();
-    let mut it = rx.iter();
-    is_fused(&it);
-    assert_eq!(it.next(), Some(true));
-    assert_eq!(it.next(), None); // the undecodable message ends it
-    assert_eq!(it.next(), None, "fused: stays ended");
-    drop(it);
+    {
+        let mut it = rx.iter();
+        is_fused(&it);
+        assert_eq!(it.next(), Some(true));
+        assert_eq!(it.next(), None); // the undecodable message ends it
+        assert_eq!(it.next(), None, "fused: stays ended");
+    }
     assert!(!rx.recv().unwrap());
     let into = rx.into_iter();
     is_fused(&into);
