@@ -153,6 +153,17 @@ pub mod mpmc {
         pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
             self.0.try_pop_vec(buf)
         }
+        /// [`crate::Consumer::try_pop_vec`] as the endpoint runs it: a read that stops at a
+        /// message being written (M17) waits for it (here: yields, as loom needs of a spin
+        /// loop) instead of reporting `Empty`.
+        pub fn try_pop_vec_settled(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+            loop {
+                match self.0.try_pop_vec(buf) {
+                    Err(PopError::Empty) if self.0.in_flight() => loom::thread::yield_now(),
+                    other => return other,
+                }
+            }
+        }
         /// Claims a position for writing and stops there: a producer that dies holding it.
         pub fn claim_write_and_die(&mut self) -> Option<u64> {
             self.0.claim_write().ok()
