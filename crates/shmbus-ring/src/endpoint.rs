@@ -65,6 +65,8 @@ pub trait WriteCore {
     fn abandon(&mut self, at: u64);
     /// The largest message.
     fn max_message(&self) -> usize;
+    /// Whether a push of the largest message would find the ring full now (a snapshot).
+    fn is_full(&mut self) -> bool;
     /// The next position this producer writes (diagnostics).
     fn position(&self) -> u64;
     /// Checks, after a push found the ring full, whether the shared state that keeps it full

@@ -22,6 +22,8 @@ pub struct Geometry {
     pub(crate) len_off: usize,
     /// Offset of the payload within a slot: [`SLOT_HEADER`](super::SLOT_HEADER) in layout 1.0.
     pub(crate) payload_off: usize,
+    /// The message bound when it is below the slot count (layout 1.2), else 0.
+    pub(crate) limit: u64,
 }
 
 impl Geometry {
@@ -84,6 +86,8 @@ pub struct Core<M: Memory> {
     /// claimed and not yet committed (M17): a message is on its way there, and messages
     /// after it may be committed already.
     in_flight: bool,
+    /// The consumers' head hint as last read, for the message bound (`limit`).
+    cached_head: u64,
 }
 
 impl<M: Memory> Core<M> {
@@ -98,6 +102,7 @@ impl<M: Memory> Core<M> {
             tag,
             claimed: Vec::new(),
             in_flight: false,
+            cached_head: 0,
         }
     }
 
@@ -148,6 +153,9 @@ impl<M: Memory> Core<M> {
             let (seq, tag) = split(word);
             let dif = signed_diff(seq, pos);
             if dif == 0 && tag == 0 {
+                if self.g.limit != 0 && pos >= self.cached_head + self.g.limit {
+                    self.reload_head_for_limit(pos)?;
+                }
                 let mine = join(pos, self.tag);
                 // M3: Acquire on success, as M2. Relaxed on failure: we re-read.
                 // SAFETY: as above.
@@ -192,6 +200,47 @@ impl<M: Memory> Core<M> {
             }
         }
         Err(PushError::Full)
+    }
+
+    /// The message bound (PROTOCOL §5.6): position `pos` may be claimed only while fewer than
+    /// `limit` positions are claimed for writing and not yet for reading, `pos < head + limit`.
+    /// Reloads the head hint (M7) into the cache, and reports `Full` if the bound holds.
+    #[cold]
+    #[inline(never)]
+    fn reload_head_for_limit(&mut self, pos: u64) -> Result<(), PushError> {
+        // The head hint only moves forward; a smaller value is a stale view of an older cache.
+        let mut head = self.cached_head.max(self.hint(self.g.words.head)?);
+        // The hint lags positions that no consumer will claim: abandoned writes, and claims a
+        // dead consumer made before raising it (repaired to "passed"). Consumers move it past
+        // those only when they next claim; a producer held back by the bound moves it itself,
+        // as a consumer's walk would (PROTOCOL §5.6), or a blocked producer and an idle
+        // consumer would wait for each other.
+        for _ in 0..self.g.limit {
+            if pos < head + self.g.limit {
+                break;
+            }
+            // M19: Acquire, as M8: a word that says `head` was passed (read or abandoned, or
+            // a later lap's) makes the next hint honest.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(head), Ordering::Acquire) };
+            let (seq, _) = split(word);
+            if signed_diff(seq, head + 1) <= 0 {
+                break;
+            }
+            // M10 (as a consumer's walk): Release.
+            // SAFETY: in-bounds aligned hint word.
+            unsafe {
+                self.mem
+                    .fetch_max(self.g.words.head, head + 1, Ordering::Release)
+            };
+            head += 1;
+        }
+        self.cached_head = head;
+        if pos >= self.cached_head + self.g.limit {
+            Err(PushError::Full)
+        } else {
+            Ok(())
+        }
     }
 
     /// Writes `len` at position `pos` (claimed by us) and commits it.
@@ -736,6 +785,23 @@ impl<M: Memory> WriteCore for Core<M> {
 
     fn max_message(&self) -> usize {
         offset(self.g.slot_size)
+    }
+
+    fn is_full(&mut self) -> bool {
+        let Ok(pos) = self.hint(self.g.words.tail) else {
+            return true;
+        };
+        if self.g.limit != 0
+            && pos >= self.cached_head + self.g.limit
+            && self.reload_head_for_limit(pos).is_err()
+        {
+            return true;
+        }
+        // M2 (as a producer's walk): Acquire. The slot at the tail hint still holding an
+        // earlier lap is where a push would stop.
+        // SAFETY: an in-bounds aligned slot word.
+        let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+        signed_diff(split(word).0, pos) < 0
     }
 
     fn position(&self) -> u64 {
