@@ -749,7 +749,7 @@ impl<K: Kind> Consumer<K> {
         let mut since = None;
         loop {
             match op(&mut self.core) {
-                Err(PopError::Empty) if self.core.in_flight() && self.settle(&mut since) => {}
+                Err(PopError::Empty) if self.core.in_flight() && self.settle(&mut since)? => {}
                 Err(PopError::Empty) => return Err(self.on_empty(Pace::Spinning)),
                 other => return other,
             }
@@ -762,31 +762,34 @@ impl<K: Kind> Consumer<K> {
         let mut since = None;
         loop {
             match next_of(&mut self.core, self.att.trailer)? {
-                None if self.core.in_flight() && self.settle(&mut since) => {}
+                None if self.core.in_flight() && self.settle(&mut since)? => {}
                 other => return Ok(other),
             }
         }
     }
 
-    /// A non-blocking read found the position at the head claimed by a producer that has not
-    /// committed it yet (MPMC M17): a later message may be committed already, its send
-    /// returned, so "empty" is not an answer yet. Waits a moment (spinning, then yielding,
-    /// probing when the interval has passed, which repairs a dead writer's claim) and says
-    /// whether to retry: `false` once the writer has held its claim for a whole probe interval
-    /// since `since` (a live process stopped mid-send): then the read reports empty after all.
+    /// A non-blocking read found the position at the head not committed while a later one is
+    /// (MPMC M17): that later message's send may have returned, so "empty" is not an answer
+    /// yet. Waits a moment (spinning, then yielding) and says whether to retry: `false` once
+    /// the head position has stayed so for a whole probe interval since `since` (a writer
+    /// alive but stopped mid-send): then the read reports empty after all. Probes and audits
+    /// as an empty read does when the interval has passed — which repairs a dead writer's
+    /// claim, and reports a ring that contradicts itself as `Corrupt`.
     #[cold]
     #[inline(never)]
-    fn settle(&mut self, since: &mut Option<Instant>) -> bool {
+    fn settle(&mut self, since: &mut Option<Instant>) -> Result<bool, PopError> {
         let start = *since.get_or_insert_with(Instant::now);
         if start.elapsed() > self.att.clock.interval() {
-            return false;
+            return Ok(false);
         }
-        self.att.maybe_probe(Pace::Waited);
+        if let e @ PopError::Corrupt(_) = self.on_empty(Pace::Waited) {
+            return Err(e);
+        }
         for _ in 0..SETTLE_SPINS {
             crate::sync::spin_hint();
         }
         std::thread::yield_now();
-        true
+        Ok(true)
     }
 
     /// Pops the next message into `buf`, returning its length.

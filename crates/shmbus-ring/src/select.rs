@@ -169,6 +169,9 @@ pub fn wait_any(
         // SAFETY: as for P1.
         seen.push((mem, seq, unsafe { mem.load(seq, Ordering::Acquire) }));
     }
+    // P6 runs however this function is left, `ready` panicking included: a waiters count
+    // left raised would make every later publish on that ring pay N2's system call.
+    let _p6 = Unregister(&live);
     // P3: SeqCst fence; pairs with every notifier's N1.
     fence(Ordering::SeqCst);
     // P4: re-check.
@@ -190,10 +193,19 @@ pub fn wait_any(
             }
         }
     }
-    for &(mem, _, waiters) in &live {
-        // P6: Relaxed: the count only gates whether notifiers make the syscall.
-        // SAFETY: as for P1.
-        unsafe { mem.fetch_sub(waiters, 1, Ordering::Relaxed) };
-    }
     ready
+}
+
+/// P6 for every bell, on drop.
+struct Unregister<'a, 'b>(&'a [(&'b RawMem, usize, usize)]);
+
+impl Drop for Unregister<'_, '_> {
+    fn drop(&mut self) {
+        for &(mem, _, waiters) in self.0 {
+            // P6: Relaxed: the count only gates whether notifiers make the syscall.
+            // SAFETY: the bell's words are in the first page of its ring's validated segment,
+            // which the bell keeps mapped for longer than this guard lives.
+            unsafe { mem.fetch_sub(waiters, 1, Ordering::Relaxed) };
+        }
+    }
 }

@@ -309,7 +309,8 @@ fn futex_wait(word: &AtomicU64, expected: u64, timeout: Option<Duration>) {
 /// The most words one `futex_waitv` call takes (`FUTEX_WAITV_MAX`).
 pub(crate) const FUTEX_WAITV_MAX: usize = 128;
 
-/// Set once `futex_waitv` answered `ENOSYS` (a kernel before 5.16, or a seccomp filter).
+/// Set once `futex_waitv` failed other than by a changed word, a signal or the timeout
+/// (`ENOSYS` before Linux 5.16, `EPERM` under a seccomp filter).
 static WAITV_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How [`futex_wait_any`] slept.
@@ -375,11 +376,16 @@ pub(crate) unsafe fn futex_wait_any(
         deadline.as_ref(),
         ClockId::Monotonic,
     ) {
-        Err(rustix::io::Errno::NOSYS) => {
+        Ok(_)
+        | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT) => {
+            WaitAny::All
+        }
+        // ENOSYS (before 5.16), EPERM (a seccomp filter), or anything else: the call does not
+        // wait here, and returning at once would make callers spin. Fall back for good.
+        Err(_) => {
             WAITV_MISSING.store(true, Relaxed);
             WaitAny::Unsupported
         }
-        _ => WaitAny::All,
     }
 }
 

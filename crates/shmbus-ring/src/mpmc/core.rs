@@ -289,6 +289,7 @@ impl<M: Memory> Core<M> {
 
     /// Claims the next committed position for reading; `Ok(None)` when none is committed.
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
+        self.in_flight = false;
         let mut pos = self.hint(self.g.words.head)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
@@ -327,7 +328,7 @@ impl<M: Memory> Core<M> {
                 // is writing it; a later position may already hold a message whose send has
                 // returned, so "empty" would not be linearizable: say so to the caller, who
                 // waits for the commit (or for the writer's repair) before reporting empty.
-                self.in_flight = dif == -1 && (tag != 0 || self.claimed_past(pos)?);
+                self.in_flight = self.committed_past(pos)?;
                 return Ok(None);
             } else {
                 // A commit (or read claim) of a later lap than the next one: a lapped walk,
@@ -361,17 +362,30 @@ impl<M: Memory> Core<M> {
         Ok(None)
     }
 
-    /// Whether a producer has claimed a position at or after `pos`, whose slot this consumer
-    /// just read as free for it (M17): then the free word is a stale view, or a message is
-    /// about to be written here, and a later one may be committed already.
+    /// Whether a message is committed at a position after `pos`, whose slot this consumer
+    /// just found not committed (M17): then "empty" would not be linearizable — that message's
+    /// push may have returned — and the caller waits for `pos` (being written, or a stale view
+    /// of a slot since written) instead. If none is, "empty" is a linearizable answer even
+    /// while `pos` is being written: the pop takes effect before that push.
     #[inline(never)]
     #[cold]
-    fn claimed_past(&self, pos: u64) -> Result<bool, Corruption> {
-        // M18: Relaxed load of the tail hint (M1). Every claimer raised it (M4) before its
-        // commit (M5) and before its own pops' claims (M9, M10: Release); whatever of those this
-        // consumer observed on its walk (Acquire: M7, M8) happens before this load, which
-        // therefore sees the raise.
-        Ok(self.hint(self.g.words.tail)? > pos)
+    fn committed_past(&self, pos: u64) -> Result<bool, Corruption> {
+        // M18: Relaxed load of the tail hint (M1): positions at or past it were never claimed.
+        // Every claimer raised it (M4) before its commit (M5) and before its own later pops'
+        // claims (M9, M10: Release); whatever of those this consumer observed on its walk
+        // (Acquire: M7, M8) happens before this load, which therefore sees the raise.
+        let tail = self.hint(self.g.words.tail)?;
+        let end = tail.min(pos.saturating_add(self.g.slots));
+        for q in pos.saturating_add(1)..end {
+            // M18: Acquire, as M8: a commit the walk's history includes is seen.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(q), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            if seq == q + 1 && tag == 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Checks a commit or read-claim word `(seq, ·)` against the producers' tail hint: its
@@ -648,11 +662,16 @@ impl<M: Memory> Core<M> {
         records: &[R],
         claimed: &mut Vec<u64>,
     ) -> Result<(), PushError> {
-        if wide(records.len()) > self.g.slots {
+        let capacity = if self.g.limit == 0 {
+            self.g.slots
+        } else {
+            self.g.limit
+        };
+        if wide(records.len()) > capacity {
             // It could never all fit: not a "try again later".
             return Err(PushError::TooMany {
                 count: records.len(),
-                max: offset(self.g.slots),
+                max: offset(capacity),
             });
         }
         for r in records {

@@ -166,7 +166,7 @@ impl<M: Memory> ProducerCore<M> {
                 }
                 Some((kind, size)) => {
                     // A record committed after the published tail was not counted either.
-                    sent += u64::from(kind == KIND_DATA);
+                    sent = sent.wrapping_add(u64::from(kind == KIND_DATA));
                     tail += size;
                     if tail - head > g.cap - 8 {
                         return Err(corrupt(
@@ -224,11 +224,19 @@ impl<M: Memory> ProducerCore<M> {
     /// the cached one says it does not.
     #[inline]
     fn counted_room(&mut self, extra: u64) -> Result<(), PushError> {
-        if self.g.limit == 0 || self.sent + extra < self.cached_taken + self.g.limit {
+        // Wrapping: the counts come from shared memory (a successor's start, a peer's
+        // `taken`); after a crash `sent` may trail `taken`, which reads as "full" here until
+        // `reload_taken` resynchronises.
+        let held = |this: &Self| {
+            this.sent
+                .wrapping_sub(this.cached_taken)
+                .wrapping_add(extra)
+        };
+        if self.g.limit == 0 || held(self) < self.g.limit {
             return Ok(());
         }
         self.reload_taken()?;
-        if self.sent + extra < self.cached_taken + self.g.limit {
+        if held(self) < self.g.limit {
             Ok(())
         } else {
             Err(PushError::Full)
@@ -262,11 +270,15 @@ impl<M: Memory> ProducerCore<M> {
         Ok(())
     }
 
-    /// Counts `n` committed data records and publishes the count (bounded rings).
+    /// Counts `n` committed data records and publishes the count (bounded rings): after
+    /// their commit (R1) and before the published `tail` (S2), so that a producer killed in
+    /// between leaves the count ahead, never behind (its successor's walk from the stale
+    /// `tail` counts those records again): the bound is then tighter, never looser, until the
+    /// ring is next seen empty.
     #[inline]
     fn count_sent(&mut self, n: u64) {
         if self.g.limit != 0 {
-            self.sent += n;
+            self.sent = self.sent.wrapping_add(n);
             // C1: Relaxed: informational (occupancy for observers, a successor's starting
             // count); the bound itself is kept by this producer's own `sent`.
             // SAFETY: in-bounds aligned control word (attach contract).
@@ -277,10 +289,11 @@ impl<M: Memory> ProducerCore<M> {
         }
     }
 
-    /// Publishes the record whose header `word` goes at `start` and which ends at `end`.
+    /// Publishes the record whose header `word` goes at `start` and which ends at `end`, a
+    /// data record (`data == 1`, counted) or padding (`data == 0`).
     // Always (as `place`): the per-record path of every push.
     #[inline(always)]
-    fn publish(&mut self, start: u64, end: u64, word: u64) {
+    fn publish(&mut self, start: u64, end: u64, word: u64, data: u64) {
         // SAFETY: `at` gives in-bounds aligned data words; `end` is free space by `ensure`.
         unsafe {
             // Zero-ahead: the next header position reads 0 until that record is committed.
@@ -291,6 +304,8 @@ impl<M: Memory> ProducerCore<M> {
             self.mem.store(self.g.at(start), word, Ordering::Release);
         }
         crate::crashpoint::hit("spsc.push.published");
+        // C1 (bounded rings): between R1 and S2.
+        self.count_sent(data);
         self.tail = end;
         // S2: Release: `tail` in shared memory is informational (occupancy, a successor
         // producer's starting point, which it re-validates by walking headers); data
@@ -325,6 +340,7 @@ impl<M: Memory> ProducerCore<M> {
                 start,
                 start + to_end,
                 encode(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING),
+                0,
             );
         }
         self.ensure(self.tail + size + 8)?;
@@ -461,8 +477,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         };
         crate::crashpoint::hit("spsc.push.written");
         let end = start + record_size(wide(payload.len()));
-        self.publish(start, end, encode(len_u32(payload.len()), KIND_DATA));
-        self.count_sent(1);
+        self.publish(start, end, encode(len_u32(payload.len()), KIND_DATA), 1);
         Ok(())
     }
 
@@ -540,11 +555,13 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
                 // Acquire load of the header word (A2) in `ConsumerCore::next`.
                 self.mem
                     .store(self.g.at(first), first_word, Ordering::Release);
-                // S2: Release, as in `publish` (pairs with A9 of the consumer's audit).
-                self.mem.store(self.g.words.tail, tail, Ordering::Release);
             }
-            self.tail = tail;
+            // C1, between R1 and S2 as in `publish`.
             self.count_sent(wide(pushed));
+            // S2: Release, as in `publish` (pairs with A9 of the consumer's audit).
+            // SAFETY: in-bounds aligned control word.
+            unsafe { self.mem.store(self.g.words.tail, tail, Ordering::Release) };
+            self.tail = tail;
             self.notify_data();
         }
         match stopped {
@@ -561,8 +578,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     #[inline]
     fn commit(&mut self, at: u64, len: usize) {
         let end = at + record_size(wide(len));
-        self.publish(at, end, encode(len_u32(len), KIND_DATA));
-        self.count_sent(1);
+        self.publish(at, end, encode(len_u32(len), KIND_DATA), 1);
     }
 
     fn abandon(&mut self, _at: u64) {
@@ -573,15 +589,13 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         offset(self.g.max_record)
     }
 
+    /// The bound reached, or no room for the smallest record (an empty payload, 8 bytes,
+    /// which never needs padding). Not the largest: with the default record limit
+    /// (`capacity − 16`) a largest record fits only after a padding record that a push
+    /// publishes and the consumer passes, so "full for the largest" would stay true on an
+    /// empty ring until something pushed.
     fn is_full(&mut self) -> bool {
-        if self.counted_room(0).is_err() {
-            return true;
-        }
-        // The largest record, after the padding it would need to wrap.
-        let size = record_size(self.g.max_record);
-        let to_end = self.g.cap - (self.tail & self.g.mask());
-        let need = if size > to_end { to_end + size } else { size };
-        self.ensure(self.tail + need + 8).is_err()
+        self.counted_room(0).is_err() || self.ensure(self.tail + HEADER_SIZE + 8).is_err()
     }
 
     fn position(&self) -> u64 {
@@ -677,7 +691,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
                 .read(self.g.at(start) + offset(HEADER_SIZE), &mut buf[..len]);
         };
         crate::crashpoint::hit("spsc.pop.read");
-        self.taken += 1;
+        self.taken = self.taken.wrapping_add(1);
         self.advance(record_size(wide(len)));
         Ok(len)
     }
@@ -690,7 +704,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
         // SAFETY: `next` validated the record lies within the data region.
         unsafe { self.mem.read(self.g.at(start) + offset(HEADER_SIZE), buf) };
         crate::crashpoint::hit("spsc.pop.read");
-        self.taken += 1;
+        self.taken = self.taken.wrapping_add(1);
         self.advance(record_size(wide(len)));
         Ok(len)
     }
@@ -705,7 +719,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
     #[inline]
     fn consume(&mut self, _at: u64, len: usize, publish: Publish) {
         self.head += record_size(wide(len));
-        self.taken += 1;
+        self.taken = self.taken.wrapping_add(1);
         if publish == Publish::Now {
             self.publish_head();
         }

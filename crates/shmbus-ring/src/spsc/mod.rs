@@ -212,13 +212,23 @@ impl SpscConfig {
                 "SPSC max_record {max} cannot hold the {CHECKSUM_LEN}-byte checksum trailer"
             )));
         }
-        if self.limit == Some(0) {
-            return Err(Error::InvalidConfig(
-                "an SPSC message limit must be at least 1".into(),
-            ));
+        if let Some(limit) = self.limit {
+            if !(1..=max_messages(cap)).contains(&limit) {
+                return Err(Error::InvalidConfig(format!(
+                    "SPSC message limit {limit} must be from 1 to {} (a record takes at least \
+                     8 of the {cap} bytes)",
+                    max_messages(cap)
+                )));
+            }
         }
         Ok((cap, max))
     }
+}
+
+/// The most records a ring of `cap` bytes can hold (each takes at least 8 bytes, and one
+/// word stays free): the largest message bound worth having, and the largest accepted.
+pub(crate) fn max_messages(cap: u64) -> u64 {
+    cap / 8
 }
 
 /// The largest payload a ring of `cap` bytes can carry: the record plus the zero-ahead word

@@ -2,7 +2,7 @@
 //! that make each role single (PROTOCOL §4.1, §4.5).
 
 use super::core::{ConsumerCore, Geometry, ProducerCore};
-use super::{largest_record, Spsc, SpscConfig, MAX_CAPACITY, MIN_CAPACITY};
+use super::{largest_record, max_messages, Spsc, SpscConfig, MAX_CAPACITY, MIN_CAPACITY};
 use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Corruption, Error, Result};
@@ -214,8 +214,17 @@ impl KindImpl for Spsc {
                 ),
             ));
         }
-        // `open_header` checked `message_limit` is nonzero exactly for a bounded ring; any
-        // nonzero bound is valid for SPSC (the bytes bound too).
+        // `open_header` checked `message_limit` is nonzero exactly for a bounded ring.
+        if h.message_limit > max_messages(cap) {
+            return Err(bad(
+                "message_limit",
+                h.message_limit,
+                format!(
+                    "an SPSC ring of {cap} bytes holds at most {} records",
+                    max_messages(cap)
+                ),
+            ));
+        }
         Ok(Geometry::for_segment(
             cap,
             h.record_limit,
