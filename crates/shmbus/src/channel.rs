@@ -170,8 +170,19 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// [`DEFAULT_CAPACITY`]). MPMC: that many slots, rounded up to a power of two. SPSC: a byte
     /// ring for `messages + 1` records of the maximum size, rounded up to a power of two, in
     /// which smaller messages take only their own size.
+    ///
+    /// `capacity(0)` is refused: crossbeam-channel's `bounded(0)` is a rendezvous (a send
+    /// waits for a receiver to take the message from it), which a ring in shared memory
+    /// between processes does not offer. Creating or opening a channel with it is an
+    /// [`Error::Config`], rather than a channel that holds one message.
+    ///
+    /// ```
+    /// let err = shmbus::channel::<u32>().capacity(0).in_process().unwrap_err();
+    /// assert!(matches!(err, shmbus::Error::Config(_)));
+    /// assert!(err.to_string().contains("capacity 0"), "{err}");
+    /// ```
     pub fn capacity(mut self, messages: u64) -> Self {
-        self.capacity = messages.max(1);
+        self.capacity = messages;
         self
     }
 
@@ -293,6 +304,18 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         TypeIdentity::of::<T, C>(self.type_name.as_deref())
     }
 
+    /// `capacity(0)` makes no channel (see [`capacity`](Self::capacity)).
+    fn check_capacity(&self) -> Result<(), Error> {
+        if self.capacity == 0 {
+            return Err(Error::Config(
+                "capacity 0 (a rendezvous channel, crossbeam's bounded(0)) is not supported \
+                 across processes: use a capacity of at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn max(&self) -> Result<usize, Error> {
         let max = self
             .max_message
@@ -325,6 +348,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// The ring configuration: room for `max()` payload bytes, plus the trailer on a checksum
     /// ring.
     fn ring_config(&self, identity: Identity) -> Result<F::Config, Error> {
+        self.check_capacity()?;
         let trailer = if self.checksum {
             shmbus_ring::layout::CHECKSUM_LEN
         } else {
@@ -352,6 +376,7 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     }
 
     fn attach(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
+        self.check_capacity()?;
         let target = seg.target();
         let opts = OpenOptions {
             ready_timeout: self.ready_timeout,
