@@ -48,7 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::{Consumer, Producer};
+use crate::endpoint::{Consumer, Producer, WriteCore};
 use crate::ring::Kind;
 use crate::sync::{fence, futex_wait_any, Memory, Ordering, RawMem, WaitAny};
 use crate::wait::{Direction, Wake};
@@ -115,6 +115,26 @@ impl<K: Kind> Producer<K> {
     /// sleep before re-checking it.
     pub fn probe_interval(&self) -> Duration {
         self.att.clock.interval()
+    }
+
+    /// Whether a push of the largest message would find the ring full now: the message
+    /// bound reached, or no room for [`max_message`](Self::max_message) bytes (a snapshot;
+    /// consumers free room meanwhile). A select's readiness check for a send.
+    ///
+    /// ```
+    /// use shmbus_ring::{MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(2, 8).message_limit(1))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert!(!tx.is_full());
+    /// tx.try_push(b"x")?;
+    /// assert!(tx.is_full());
+    /// let mut buf = [0u8; 8];
+    /// rx.try_pop(&mut buf)?;
+    /// assert!(!tx.is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_full(&mut self) -> bool {
+        self.core.is_full()
     }
 }
 

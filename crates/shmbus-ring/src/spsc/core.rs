@@ -19,6 +19,11 @@ pub struct Geometry {
     pub(crate) words: Words,
     pub(crate) cap: u64,
     pub(crate) max_record: u64,
+    /// The message bound (layout 1.2), 0 for none: then no message is counted.
+    pub(crate) limit: u64,
+    /// The message counts (`sent` in the producer block, `taken` in the consumer block),
+    /// meaningful when `limit != 0`.
+    pub(crate) counts: (usize, usize),
 }
 
 impl Geometry {
@@ -82,6 +87,10 @@ pub struct ProducerCore<M: Memory> {
     /// The producer's position at attach: every record from here on was committed by this
     /// producer (its own stores, which its own loads see), records before it by a predecessor.
     own_from: u64,
+    /// Data records committed (bounded rings; process-local, published to `sent`).
+    sent: u64,
+    /// The consumer's `taken` as last read; refreshed only when the bound looks reached.
+    cached_taken: u64,
 }
 
 impl<M: Memory> ProducerCore<M> {
@@ -122,6 +131,20 @@ impl<M: Memory> ProducerCore<M> {
                 head,
             ));
         }
+        // C4: Relaxed, both: a successor's starting counts. `taken` is stored before the
+        // consumer's Release of `head` (C2 before R2), which A5 read. A count a dead producer
+        // left behind is made good whenever the ring is seen empty (`reload_taken`).
+        let (mut sent, taken) = if g.limit == 0 {
+            (0, 0)
+        } else {
+            // SAFETY: the count words are in-bounds aligned control words (caller's contract).
+            unsafe {
+                (
+                    mem.load(g.counts.0, Ordering::Relaxed),
+                    mem.load(g.counts.1, Ordering::Relaxed),
+                )
+            }
+        };
         // Walk from the later of the two.
         tail = tail.max(head);
         // At most cap / 8 records can lie between the published tail and the true one.
@@ -137,9 +160,13 @@ impl<M: Memory> ProducerCore<M> {
                         tail,
                         cached_head: head,
                         own_from: tail,
+                        sent: sent.max(taken),
+                        cached_taken: taken,
                     })
                 }
-                Some((_, size)) => {
+                Some((kind, size)) => {
+                    // A record committed after the published tail was not counted either.
+                    sent += u64::from(kind == KIND_DATA);
                     tail += size;
                     if tail - head > g.cap - 8 {
                         return Err(corrupt(
@@ -192,6 +219,64 @@ impl<M: Memory> ProducerCore<M> {
         Ok(head)
     }
 
+    /// Whether one more message fits under the message bound (always, unbounded), after
+    /// `extra` placed but not yet counted (a batch's); reloads the consumer's count only when
+    /// the cached one says it does not.
+    #[inline]
+    fn counted_room(&mut self, extra: u64) -> Result<(), PushError> {
+        if self.g.limit == 0 || self.sent + extra < self.cached_taken + self.g.limit {
+            return Ok(());
+        }
+        self.reload_taken()?;
+        if self.sent + extra < self.cached_taken + self.g.limit {
+            Ok(())
+        } else {
+            Err(PushError::Full)
+        }
+    }
+
+    /// Reloads the consumer's `head` and `taken` (PROTOCOL §4.6). `taken` never moves back;
+    /// whenever the ring is seen empty (`head == tail`), every committed record was consumed,
+    /// so `sent` is set to `taken`: that makes good the count of a producer that died between
+    /// a commit and its count (C1), or of a consumer that counted a record twice after a
+    /// takeover.
+    #[cold]
+    #[inline(never)]
+    fn reload_taken(&mut self) -> Result<(), Corruption> {
+        let head = self.reload_head()?;
+        // C3: Relaxed; after A1 (the Acquire load of `head` in `reload_head`), so it sees at
+        // least the count the consumer stored before that head (C2 before R2).
+        // SAFETY: in-bounds aligned control word (attach contract).
+        let taken = unsafe { self.mem.load(self.g.counts.1, Ordering::Relaxed) };
+        if taken < self.cached_taken {
+            return Err(Corruption {
+                what: "consumer's message count moved backwards",
+                position: self.tail,
+                value: taken,
+            });
+        }
+        self.cached_taken = taken;
+        if head == self.tail || taken > self.sent {
+            self.sent = taken;
+        }
+        Ok(())
+    }
+
+    /// Counts `n` committed data records and publishes the count (bounded rings).
+    #[inline]
+    fn count_sent(&mut self, n: u64) {
+        if self.g.limit != 0 {
+            self.sent += n;
+            // C1: Relaxed: informational (occupancy for observers, a successor's starting
+            // count); the bound itself is kept by this producer's own `sent`.
+            // SAFETY: in-bounds aligned control word (attach contract).
+            unsafe {
+                self.mem
+                    .store(self.g.counts.0, self.sent, Ordering::Relaxed);
+            };
+        }
+    }
+
     /// Publishes the record whose header `word` goes at `start` and which ends at `end`.
     // Always (as `place`): the per-record path of every push.
     #[inline(always)]
@@ -229,6 +314,7 @@ impl<M: Memory> ProducerCore<M> {
                 max: offset(self.g.max_record),
             });
         }
+        self.counted_room(0)?;
         let size = record_size(wide(len));
         let to_end = self.g.cap - (self.tail & self.g.mask());
         if size > to_end {
@@ -260,6 +346,8 @@ pub struct ConsumerCore<M: Memory> {
     g: Geometry,
     /// Next position to read (process-local; published after each consumed record).
     head: u64,
+    /// Data records consumed (bounded rings; process-local, published with `head`).
+    taken: u64,
 }
 
 impl<M: Memory> ConsumerCore<M> {
@@ -287,7 +375,19 @@ impl<M: Memory> ConsumerCore<M> {
                 value: tail,
             });
         }
-        Ok(ConsumerCore { mem, g, head })
+        // C4: Relaxed; after A7, whose Acquire of `head` orders the predecessor's C2.
+        let taken = if g.limit == 0 {
+            0
+        } else {
+            // SAFETY: in-bounds aligned control word by the caller's contract.
+            unsafe { mem.load(g.counts.1, Ordering::Relaxed) }
+        };
+        Ok(ConsumerCore {
+            mem,
+            g,
+            head,
+            taken,
+        })
     }
 
     /// The next committed data record: `(start position, payload length)`, skipping (and
@@ -321,6 +421,15 @@ impl<M: Memory> ConsumerCore<M> {
 
     #[inline]
     fn publish_head(&mut self) {
+        if self.g.limit != 0 {
+            // C2: Relaxed; ordered before the producer's view by R2 just below, so a producer
+            // that reads this `head` (A1) reads at least this count (C3).
+            // SAFETY: in-bounds aligned control word.
+            unsafe {
+                self.mem
+                    .store(self.g.counts.1, self.taken, Ordering::Relaxed);
+            };
+        }
         // R2: Release; our reads of the consumed records happen before the producer reuses the
         // space; pairs with the Acquire load of `head` (A1) in `ProducerCore::ensure`.
         // SAFETY: in-bounds aligned control word.
@@ -353,6 +462,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         crate::crashpoint::hit("spsc.push.written");
         let end = start + record_size(wide(payload.len()));
         self.publish(start, end, encode(len_u32(payload.len()), KIND_DATA));
+        self.count_sent(1);
         Ok(())
     }
 
@@ -384,6 +494,10 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         let mut stopped = None;
         for r in records {
             let payload = r.as_ref();
+            if let Err(e) = self.counted_room(wide(pushed)) {
+                stopped = Some(e);
+                break;
+            }
             let size = record_size(wide(payload.len()));
             let to_end = self.g.cap - (tail & self.g.mask());
             if size > to_end {
@@ -430,6 +544,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
                 self.mem.store(self.g.words.tail, tail, Ordering::Release);
             }
             self.tail = tail;
+            self.count_sent(wide(pushed));
             self.notify_data();
         }
         match stopped {
@@ -447,6 +562,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     fn commit(&mut self, at: u64, len: usize) {
         let end = at + record_size(wide(len));
         self.publish(at, end, encode(len_u32(len), KIND_DATA));
+        self.count_sent(1);
     }
 
     fn abandon(&mut self, _at: u64) {
@@ -455,6 +571,17 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
 
     fn max_message(&self) -> usize {
         offset(self.g.max_record)
+    }
+
+    fn is_full(&mut self) -> bool {
+        if self.counted_room(0).is_err() {
+            return true;
+        }
+        // The largest record, after the padding it would need to wrap.
+        let size = record_size(self.g.max_record);
+        let to_end = self.g.cap - (self.tail & self.g.mask());
+        let need = if size > to_end { to_end + size } else { size };
+        self.ensure(self.tail + need + 8).is_err()
     }
 
     fn position(&self) -> u64 {
@@ -550,6 +677,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
                 .read(self.g.at(start) + offset(HEADER_SIZE), &mut buf[..len]);
         };
         crate::crashpoint::hit("spsc.pop.read");
+        self.taken += 1;
         self.advance(record_size(wide(len)));
         Ok(len)
     }
@@ -562,6 +690,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
         // SAFETY: `next` validated the record lies within the data region.
         unsafe { self.mem.read(self.g.at(start) + offset(HEADER_SIZE), buf) };
         crate::crashpoint::hit("spsc.pop.read");
+        self.taken += 1;
         self.advance(record_size(wide(len)));
         Ok(len)
     }
@@ -576,6 +705,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
     #[inline]
     fn consume(&mut self, _at: u64, len: usize, publish: Publish) {
         self.head += record_size(wide(len));
+        self.taken += 1;
         if publish == Publish::Now {
             self.publish_head();
         }

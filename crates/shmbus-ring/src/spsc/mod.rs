@@ -81,6 +81,8 @@ pub struct SpscConfig {
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
     pub(crate) checksum: bool,
+    pub(crate) limit: Option<u64>,
+    pub(crate) info: Option<crate::info::Info>,
 }
 
 impl SpscConfig {
@@ -93,7 +95,39 @@ impl SpscConfig {
             identity: Identity::default(),
             notify: true,
             checksum: false,
+            limit: None,
+            info: None,
         }
+    }
+
+    /// At most `messages` messages in the ring at once, whatever their size (layout 1.2,
+    /// [`RING_FLAG_BOUNDED`](crate::layout::RING_FLAG_BOUNDED)): a push beyond it is
+    /// [`PushError::Full`](crate::PushError::Full) even when bytes are free. Both ends count
+    /// messages in their control blocks. Without it (the default) only the bytes bound.
+    ///
+    /// ```
+    /// use shmbus_ring::{PushError, SpscConfig, SpscRing};
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(4096).message_limit(2))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(b"a")?;
+    /// tx.try_push(b"b")?;
+    /// assert_eq!(tx.try_push(b"c"), Err(PushError::Full));
+    /// assert_eq!((ring.len(), ring.capacity()), (Some(2), Some(2)));
+    /// let mut buf = [0u8; 8];
+    /// rx.try_pop(&mut buf)?;
+    /// tx.try_push(b"c")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_limit(mut self, messages: u64) -> Self {
+        self.limit = Some(messages);
+        self
+    }
+
+    /// An info region describing what the ring carries ([`crate::info`]), written after the
+    /// data; [`Ring::info`](crate::Ring::info) reads it back.
+    pub fn info(mut self, info: crate::info::Info) -> Self {
+        self.info = Some(info);
+        self
     }
 
     /// Whether every message carries a CRC32C trailer (default `false`; layout 1.1,
@@ -142,9 +176,12 @@ impl SpscConfig {
         self
     }
 
-    /// The segment length this ring needs: one page of header and control blocks, then the data.
+    /// The segment length this ring needs: one page of header and control blocks, then the
+    /// data, then the info region if there is one.
     pub fn segment_len(&self) -> u64 {
-        DATA_OFFSET.saturating_add(self.capacity)
+        DATA_OFFSET
+            .saturating_add(self.capacity)
+            .saturating_add(self.info.as_ref().map_or(0, crate::info::Info::encoded_len))
     }
 
     /// Checks the geometry without allocating anything: what [`Ring::create_in`](crate::Ring::create_in) would refuse.
@@ -174,6 +211,11 @@ impl SpscConfig {
             return Err(Error::InvalidConfig(format!(
                 "SPSC max_record {max} cannot hold the {CHECKSUM_LEN}-byte checksum trailer"
             )));
+        }
+        if self.limit == Some(0) {
+            return Err(Error::InvalidConfig(
+                "an SPSC message limit must be at least 1".into(),
+            ));
         }
         Ok((cap, max))
     }
