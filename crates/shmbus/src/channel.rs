@@ -341,13 +341,21 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         Ok(max.max(1))
     }
 
-    fn segment_len(&self) -> Result<u64, Error> {
-        F::segment_len(&self.ring_config(Identity::default())?).map_err(config_error)
+    /// The length of a segment for this channel, named `name` in its info region.
+    fn segment_len(&self, name: &str) -> Result<u64, Error> {
+        F::segment_len(&self.ring_config(Identity::default(), name)?).map_err(config_error)
+    }
+
+    /// What a created segment says it carries, in words (its info region): the type name, the
+    /// codec and the channel's `name`; the ring crate adds the creating program and pid.
+    fn info(&self, name: &str) -> shmbus_ring::info::Info {
+        let id = self.identity();
+        shmbus_ring::info::Info::new(id.type_name, id.codec_name, name)
     }
 
     /// The ring configuration: room for `max()` payload bytes, plus the trailer on a checksum
     /// ring.
-    fn ring_config(&self, identity: Identity) -> Result<F::Config, Error> {
+    fn ring_config(&self, identity: Identity, name: &str) -> Result<F::Config, Error> {
         self.check_capacity()?;
         let trailer = if self.checksum {
             shmbus_ring::layout::CHECKSUM_LEN
@@ -361,16 +369,19 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
             self.notify,
         )
         .map_err(config_error)?;
-        Ok(F::with_checksum(config, self.checksum))
+        Ok(F::with_info(
+            F::with_checksum(config, self.checksum),
+            self.info(name),
+        ))
     }
 
-    fn build(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
+    fn build(&self, seg: Segment, name: &str) -> Result<Channel<T, F, C>, Error> {
         let id = self.identity();
         let identity = Identity {
             type_fingerprint: id.fingerprint,
             codec_id: id.codec_id,
         };
-        let config = self.ring_config(identity)?;
+        let config = self.ring_config(identity, name)?;
         let ring = Ring::<F>::create_in(seg, &config)?;
         Ok(Channel::new(ring, self.endpoints))
     }
@@ -392,6 +403,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
                 target,
                 found_fingerprint: header.type_fingerprint,
                 found_codec_id: header.codec_id,
+                // What the creator wrote in words; none before layout 1.2 (and an info region
+                // that does not decode names nothing either: the mismatch is the error).
+                found: ring.info().ok().flatten().map(Box::new),
                 expected: Box::new(expected),
             });
         }
@@ -407,8 +421,8 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// [`Error::Config`] for settings that make no channel; [`Error::Ring`] naming the call
     /// that failed (`shm_open("/orders"): File exists (EEXIST)`, ...).
     pub fn create(&self, name: &str) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::create(name, self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let seg = Segment::create(name, self.segment_len(name)?, &self.segment)?;
+        self.build(seg, name)
     }
 
     /// [`create`](Self::create)s the channel and attaches its sender. The sender keeps the
@@ -458,8 +472,8 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// As [`create`](Self::create) (`mmap`).
     pub fn anonymous(&self) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::anonymous(self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let seg = Segment::anonymous(self.segment_len("anonymous")?, &self.segment)?;
+        self.build(seg, "anonymous")
     }
 
     /// Creates the channel in a sealed memfd: pass `channel.segment().fd()` to another
@@ -469,8 +483,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// As [`create`](Self::create) (`memfd_create`, `fcntl(F_ADD_SEALS)`).
     pub fn memfd(&self, debug_name: &str) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::memfd(debug_name, self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let name = format!("memfd:{debug_name}");
+        let seg = Segment::memfd(debug_name, self.segment_len(&name)?, &self.segment)?;
+        self.build(seg, &name)
     }
 
     /// Creates the channel in a new regular file at `path` (a channel that survives reboot;
@@ -480,8 +495,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// As [`create`](Self::create) (`open` with `EEXIST` when the file exists).
     pub fn create_file(&self, path: impl AsRef<Path>) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::create_file(path, self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let name = path.as_ref().display().to_string();
+        let seg = Segment::create_file(path, self.segment_len(&name)?, &self.segment)?;
+        self.build(seg, &name)
     }
 
     /// Creates the channel in this process's heap: the same code and layout as shared memory,
@@ -491,8 +507,8 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// [`Error::Config`]; [`Error::Ring`] if the memory cannot be allocated.
     pub fn in_process(&self) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::heap(self.segment_len()?)?;
-        self.build(seg)
+        let seg = Segment::heap(self.segment_len("heap")?)?;
+        self.build(seg, "heap")
     }
 
     /// Opens the channel another process created under `name`, waiting up to the

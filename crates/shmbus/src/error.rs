@@ -175,6 +175,34 @@ impl fmt::Display for CodecFault {
 
 impl std::error::Error for CodecFault {}
 
+/// The channel's side of a type mismatch, in words where its creator wrote them.
+fn describe_found(
+    found: Option<&shmbus_ring::info::Info>,
+    fingerprint: u64,
+    codec_id: u32,
+) -> String {
+    let codec = describe_codec(codec_id);
+    match found {
+        Some(info) if !info.type_name.is_empty() => {
+            let mut creator = String::new();
+            if !info.creator_program.is_empty() {
+                creator = format!(
+                    ", created by {} (pid {})",
+                    info.creator_program, info.creator_pid
+                );
+            }
+            format!(
+                "`{}` with codec {codec}, fingerprint {fingerprint:#018x}{creator}",
+                info.type_name
+            )
+        }
+        _ => format!(
+            "type fingerprint {fingerprint:#018x} with codec {codec} (its creator recorded no \
+             type name)"
+        ),
+    }
+}
+
 /// Why a channel could not be created or opened, or an endpoint attached.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -183,11 +211,11 @@ pub enum Error {
     /// names the call, the segment and the field).
     #[error(transparent)]
     Ring(#[from] shmbus_ring::Error),
-    /// The channel carries another type or codec than this end expects.
+    /// The channel carries another type or codec than this end expects. The message names
+    /// both types in words when the segment's creator wrote its info region (layout 1.2).
     #[error(
-        "{target}: the channel was created for type fingerprint {found_fingerprint:#018x} with \
-         codec {}, but this end expects {expected}",
-        describe_codec(*found_codec_id)
+        "{target}: the channel carries {}, but this end expects {expected}",
+        describe_found(found.as_deref(), *found_fingerprint, *found_codec_id)
     )]
     TypeMismatch {
         /// The segment.
@@ -198,6 +226,10 @@ pub enum Error {
         found_fingerprint: u64,
         /// The codec id in the segment header.
         found_codec_id: u32,
+        /// What the segment says it carries, in words (its info region: type name, codec,
+        /// name, creator); `None` for a segment its creator wrote none into (layout before
+        /// 1.2, or a raw ring).
+        found: Option<Box<shmbus_ring::info::Info>>,
     },
     /// The builder's settings cannot make a channel.
     #[error("invalid channel configuration: {0}")]
