@@ -166,10 +166,25 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         self.with()
     }
 
-    /// Room for at least `messages` messages of the maximum size at once (default
-    /// [`DEFAULT_CAPACITY`]). MPMC: that many slots, rounded up to a power of two. SPSC: a byte
-    /// ring for `messages + 1` records of the maximum size, rounded up to a power of two, in
-    /// which smaller messages take only their own size.
+    /// At most `messages` messages in the channel at once, whatever their size (default
+    /// [`DEFAULT_CAPACITY`]): crossbeam-channel's `bounded(n)`. A `try_send` into a channel
+    /// holding `messages` is [`TrySendError::Full`](crate::TrySendError::Full) with the
+    /// message back, and a blocking send waits for a receive. The ring underneath is sized to
+    /// hold that many messages of the maximum size (MPMC: that many slots rounded up to a power
+    /// of two, the bound kept below it; SPSC: a byte ring for `messages + 1` records of the
+    /// maximum size, rounded up to a power of two). The bound is recorded in the segment, so
+    /// every end, in every process, keeps it (PROTOCOL §4.6, §5.6).
+    ///
+    /// ```
+    /// use shmbus::TrySendError;
+    /// let ch = shmbus::channel::<u8>().capacity(1).in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// tx.try_send(1)?;
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// assert_eq!(rx.recv()?, 1);
+    /// tx.try_send(2)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// `capacity(0)` is refused: crossbeam-channel's `bounded(0)` is a rendezvous (a send
     /// waits for a receiver to take the message from it), which a ring in shared memory
@@ -369,10 +384,10 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
             self.notify,
         )
         .map_err(config_error)?;
-        Ok(F::with_info(
-            F::with_checksum(config, self.checksum),
-            self.info(name),
-        ))
+        // The capacity is an exact bound in messages (layout 1.2's `BOUNDED`), as crossbeam's
+        // `bounded(n)`: the ring is sized to hold that many of the largest message.
+        let config = F::with_limit(F::with_checksum(config, self.checksum), self.capacity);
+        Ok(F::with_info(config, self.info(name)))
     }
 
     fn build(&self, seg: Segment, name: &str) -> Result<Channel<T, F, C>, Error> {
