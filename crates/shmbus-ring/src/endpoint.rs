@@ -28,6 +28,10 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+/// Spins between two looks at a message being written at the head (`Consumer::settle`):
+/// about a microsecond, a writer's copy of a small message.
+const SETTLE_SPINS: u32 = 64;
+
 /// Which side of a ring an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -61,6 +65,8 @@ pub trait WriteCore {
     fn abandon(&mut self, at: u64);
     /// The largest message.
     fn max_message(&self) -> usize;
+    /// Whether a push of the largest message would find the ring full now (a snapshot).
+    fn is_full(&mut self) -> bool;
     /// The next position this producer writes (diagnostics).
     fn position(&self) -> u64;
     /// Checks, after a push found the ring full, whether the shared state that keeps it full
@@ -93,6 +99,11 @@ pub trait ReadCore {
     /// Whether a committed message is waiting (a drained ring reports `Disconnected` only
     /// when this is false).
     fn has_committed(&mut self) -> bool;
+    /// Whether the last read that found nothing stopped at a message being written (MPMC
+    /// M17): "empty" must wait for it to be committed, or its writer repaired.
+    fn in_flight(&self) -> bool {
+        false
+    }
     /// The next position this consumer reads (diagnostics).
     fn position(&self) -> u64;
     /// Checks, after a pop found the ring empty, whether the shared state that keeps it empty
@@ -728,16 +739,57 @@ impl<K: Kind> Consumer<K> {
         on_empty(&mut self.core, &mut self.att, pace)
     }
 
-    /// Runs one non-blocking operation; an empty ring is judged by `on_empty`.
+    /// Runs one non-blocking operation; an empty ring is judged by `on_empty`, after waiting
+    /// out a message that is being written at the head (`settle`).
     #[inline]
     fn once<R>(
         &mut self,
-        op: impl FnOnce(&mut K::ReadCore) -> Result<R, PopError>,
+        mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
     ) -> Result<R, PopError> {
-        match op(&mut self.core) {
-            Err(PopError::Empty) => Err(self.on_empty(Pace::Spinning)),
-            other => other,
+        let mut since = None;
+        loop {
+            match op(&mut self.core) {
+                Err(PopError::Empty) if self.core.in_flight() && self.settle(&mut since)? => {}
+                Err(PopError::Empty) => return Err(self.on_empty(Pace::Spinning)),
+                other => return other,
+            }
         }
+    }
+
+    /// The next message for reading in place, settling as [`once`](Self::once) does.
+    #[inline]
+    fn next_settled(&mut self) -> Result<Option<(u64, usize)>, PopError> {
+        let mut since = None;
+        loop {
+            match next_of(&mut self.core, self.att.trailer)? {
+                None if self.core.in_flight() && self.settle(&mut since)? => {}
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// A non-blocking read found the position at the head not committed while a later one is
+    /// (MPMC M17): that later message's send may have returned, so "empty" is not an answer
+    /// yet. Waits a moment (spinning, then yielding) and says whether to retry: `false` once
+    /// the head position has stayed so for a whole probe interval since `since` (a writer
+    /// alive but stopped mid-send): then the read reports empty after all. Probes and audits
+    /// as an empty read does when the interval has passed — which repairs a dead writer's
+    /// claim, and reports a ring that contradicts itself as `Corrupt`.
+    #[cold]
+    #[inline(never)]
+    fn settle(&mut self, since: &mut Option<Instant>) -> Result<bool, PopError> {
+        let start = *since.get_or_insert_with(Instant::now);
+        if start.elapsed() > self.att.clock.interval() {
+            return Ok(false);
+        }
+        if let e @ PopError::Corrupt(_) = self.on_empty(Pace::Waited) {
+            return Err(e);
+        }
+        for _ in 0..SETTLE_SPINS {
+            crate::sync::spin_hint();
+        }
+        std::thread::yield_now();
+        Ok(true)
     }
 
     /// Pops the next message into `buf`, returning its length.
@@ -791,7 +843,7 @@ impl<K: Kind> Consumer<K> {
     /// whose shared state contradicts itself (found while it looks empty, at a probe).
     pub fn read(&mut self) -> Result<Option<ReadGuard<'_, K>>, PopError> {
         self.take_pending()?;
-        match next_of(&mut self.core, self.att.trailer)? {
+        match self.next_settled()? {
             Some((at, len)) => Ok(Some(ReadGuard {
                 consumer: self,
                 at,
@@ -815,7 +867,7 @@ impl<K: Kind> Consumer<K> {
     #[inline]
     pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
         self.take_pending()?;
-        let Some((at, len)) = next_of(&mut self.core, self.att.trailer)? else {
+        let Some((at, len)) = self.next_settled()? else {
             return Err(self.on_empty(Pace::Spinning));
         };
         Ok(self.hand_over(at, len, f))
@@ -844,7 +896,13 @@ impl<K: Kind> Consumer<K> {
         let trailer = self.att.trailer;
         let mut n = 0;
         while n < max {
-            match next_of(&mut self.core, trailer) {
+            // The first message settles as a single read does; later ones end the batch.
+            let next = if n == 0 {
+                self.next_settled()
+            } else {
+                next_of(&mut self.core, trailer)
+            };
+            match next {
                 Ok(Some((at, len))) => {
                     let bytes = self.core.payload(at);
                     let taken = Taken::new(&mut self.core, at, len, Publish::Later);

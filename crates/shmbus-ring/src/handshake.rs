@@ -4,10 +4,11 @@
 
 use crate::conv::{offset, wide};
 use crate::error::{Error, Result};
+use crate::info::MAX_INFO_LEN;
 use crate::layout::{
     Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CHECKSUM_LEN, CONSUMER_BLOCK,
     DATA_OFFSET, HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR,
-    MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_CHECKSUM,
+    MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_BOUNDED, RING_FLAG_CHECKSUM,
 };
 use crate::segment::Segment;
 use crate::sync::{fence, Memory, Ordering, RawMem};
@@ -139,7 +140,11 @@ pub(crate) fn new_header(
         created_unix_ns: now,
         ring_flags,
         reserved_u32: 0,
-        reserved: [0; 17],
+        // Set by the ring's creator when it has them (`Ring::create_in`).
+        message_limit: 0,
+        info_offset: 0,
+        info_len: 0,
+        reserved: [0; 14],
     }
 }
 
@@ -244,10 +249,39 @@ pub(crate) fn open_header(
             "ring_flags",
             h.ring_flags.into(),
             format!(
-                "only bits 0 (notify) and 1 (checksum) are defined in layout \
+                "only bits 0 (notify), 1 (checksum) and 2 (bounded) are defined in layout \
                  {LAYOUT_MAJOR}.{LAYOUT_MINOR}"
             ),
         ));
+    }
+    let bounded = h.ring_flags & RING_FLAG_BOUNDED != 0;
+    if bounded == (h.message_limit == 0) {
+        return Err(bad(
+            "message_limit",
+            h.message_limit,
+            "it is nonzero exactly when bit 2 (bounded) of ring_flags is set".into(),
+        ));
+    }
+    if h.info_offset != 0 || h.info_len != 0 {
+        let data_end = DATA_OFFSET + h.data_len;
+        let fits = h.info_offset % 8 == 0
+            && h.info_offset >= data_end
+            && h.info_len <= MAX_INFO_LEN
+            && h.info_offset
+                .checked_add(h.info_len)
+                .is_some_and(|end| end <= actual);
+        if !fits {
+            return Err(bad(
+                "info_offset",
+                h.info_offset,
+                format!(
+                    "an info region of {} bytes must start 8-aligned after the data (at or past \
+                     {data_end}), end inside the {actual}-byte object, and be at most \
+                     {MAX_INFO_LEN} bytes",
+                    h.info_len
+                ),
+            ));
+        }
     }
     if h.ring_flags & RING_FLAG_CHECKSUM != 0 && h.record_limit < wide(CHECKSUM_LEN) {
         return Err(bad(

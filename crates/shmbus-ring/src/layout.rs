@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 1;
+pub const LAYOUT_MINOR: u16 = 2;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -91,6 +91,11 @@ pub const BLOCK_OWNER: u64 = 8;
 pub const BLOCK_WAKE_SEQ: u64 = 16;
 /// Within a control block: how many endpoints are (about to be) asleep on the wake sequence.
 pub const BLOCK_WAITERS: u64 = 24;
+/// Within a control block of a bounded SPSC ring ([`RING_FLAG_BOUNDED`], layout 1.2): the
+/// side's message count (`u64`): in the producer block the data records committed (`sent`),
+/// in the consumer block the data records consumed (`taken`). Each on its owner's line: no
+/// new cache line crosses cores.
+pub const BLOCK_COUNT: u64 = 32;
 /// Ring flag: endpoints notify sleepers (a `SeqCst` fence and a check of the waiters count after
 /// every publish or release). Without it, blocking calls poll with growing sleeps instead.
 pub const RING_FLAG_NOTIFY: u32 = 1;
@@ -98,8 +103,13 @@ pub const RING_FLAG_NOTIFY: u32 = 1;
 /// written by the producer and verified by the consumer (PROTOCOL §4.2, §5.2). A 1.0 reader
 /// refuses the bit (it would read the trailer as payload).
 pub const RING_FLAG_CHECKSUM: u32 = 2;
+/// Ring flag (layout 1.2): the ring holds at most [`SegmentHeader::message_limit`] messages
+/// at once, whatever their size (PROTOCOL §4.6, §5.6). An SPSC ring then counts messages in
+/// its control blocks ([`BLOCK_COUNT`]). A reader that does not know the bit refuses it: it
+/// would not keep the bound (an SPSC consumer that does not count would wedge its producer).
+pub const RING_FLAG_BOUNDED: u32 = 4;
 /// Every ring flag this build knows; an opener refuses any other bit.
-pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM;
+pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM | RING_FLAG_BOUNDED;
 /// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C
 /// (Castagnoli) of the payload followed by its length as a little-endian `u32`, stored as a
 /// little-endian `u32`.
@@ -181,8 +191,16 @@ pub struct SegmentHeader {
     pub ring_flags: u32,
     /// Zero.
     pub reserved_u32: u32,
+    /// Layout 1.2, with [`RING_FLAG_BOUNDED`]: the most messages the ring holds at once
+    /// (SPSC: at least 1; MPMC: 1 to the slot count). Zero otherwise.
+    pub message_limit: u64,
+    /// Layout 1.2: the offset of the info region ([`crate::info`]: type name, codec, creator,
+    /// channel name), after the ring data; 0 when there is none. Older 1.x readers ignore it.
+    pub info_offset: u64,
+    /// Layout 1.2: the length of the info region in bytes (0 when there is none).
+    pub info_len: u64,
     /// Zero; room for later minor versions.
-    pub reserved: [u64; 17],
+    pub reserved: [u64; 14],
 }
 
 const _: () = {
@@ -207,7 +225,11 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, creator_pid) == 100);
     assert!(offset_of!(SegmentHeader, created_unix_ns) == 104);
     assert!(offset_of!(SegmentHeader, ring_flags) == 112);
-    assert!(offset_of!(SegmentHeader, reserved) == 120);
+    assert!(offset_of!(SegmentHeader, message_limit) == 120);
+    assert!(offset_of!(SegmentHeader, info_offset) == 128);
+    assert!(offset_of!(SegmentHeader, info_len) == 136);
+    assert!(offset_of!(SegmentHeader, reserved) == 144);
+    assert!(BLOCK_COUNT >= BLOCK_WAITERS + 8 && BLOCK_COUNT + 8 <= 64);
     assert!(BLOCK_WAITERS + 8 <= BLOCK_ALIGN as u64);
     assert!(PRODUCER_BLOCK % BLOCK_ALIGN as u64 == 0 && PRODUCER_BLOCK >= HEADER_LEN as u64);
     assert!(

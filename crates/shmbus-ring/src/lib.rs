@@ -96,6 +96,7 @@ mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod info;
 pub mod layout;
 pub mod liveness;
 #[cfg(loom)]

@@ -43,17 +43,25 @@ pub mod spsc {
 
     /// A ring of `cap` data bytes in loom memory, with control words in front of the data.
     pub fn pair(cap: u64) -> (ModelProducer, ModelConsumer) {
+        pair_bounded(cap, 0)
+    }
+
+    /// A ring of `cap` data bytes holding at most `limit` messages (0: no bound), with the
+    /// positions and the message counts in front of the data.
+    pub fn pair_bounded(cap: u64, limit: u64) -> (ModelProducer, ModelConsumer) {
         let g = Geometry {
             words: Words {
                 tail: 0,
                 head: 8,
-                data: 16,
+                data: 32,
                 wake: None,
             },
             cap,
             max_record: largest_record(cap),
+            limit,
+            counts: (16, 24),
         };
-        let mem = LoomMem::zeroed(16 + crate::conv::offset(cap));
+        let mem = LoomMem::zeroed(32 + crate::conv::offset(cap));
         // SAFETY: the model memory holds the two control words and `cap` data bytes.
         let p = unsafe { ProducerCore::attach(mem.clone(), g) }.expect("fresh ring");
         // SAFETY: as above.
@@ -122,6 +130,7 @@ pub mod mpmc {
                 stride,
                 len_off: 8,
                 payload_off: crate::conv::offset(SLOT_HEADER),
+                limit: 0,
             };
             let mem = LoomMem::zeroed(64 + crate::conv::offset(slots * stride));
             // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.
@@ -152,6 +161,17 @@ pub mod mpmc {
         /// See [`crate::Consumer::try_pop_vec`].
         pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
             self.0.try_pop_vec(buf)
+        }
+        /// [`crate::Consumer::try_pop_vec`] as the endpoint runs it: a read that stops at a
+        /// message being written (M17) waits for it (here: yields, as loom needs of a spin
+        /// loop) instead of reporting `Empty`.
+        pub fn try_pop_vec_settled(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+            loop {
+                match self.0.try_pop_vec(buf) {
+                    Err(PopError::Empty) if self.0.in_flight() => loom::thread::yield_now(),
+                    other => return other,
+                }
+            }
         }
         /// Claims a position for writing and stops there: a producer that dies holding it.
         pub fn claim_write_and_die(&mut self) -> Option<u64> {

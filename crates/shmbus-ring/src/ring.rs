@@ -78,6 +78,27 @@ pub trait Kind:
         sealed::ConfigImpl::with_checksum(config, yes)
     }
 
+    /// `config` with an exact message bound: at most `messages` messages in the ring at once
+    /// (see [`SpscConfig::message_limit`](crate::SpscConfig::message_limit),
+    /// [`MpmcConfig::message_limit`](crate::MpmcConfig::message_limit)). A configuration from
+    /// [`config_for`](Self::config_for) holds that many messages of the maximum size.
+    ///
+    /// ```
+    /// use shmbus_ring::{Identity, Kind, Mpmc, Ring};
+    /// let config = Mpmc::with_limit(Mpmc::config_for(5, 64, Identity::default(), true)?, 5);
+    /// let ring = Ring::<Mpmc>::in_heap(&config)?;
+    /// assert_eq!(ring.capacity(), Some(5));
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    fn with_limit(config: Self::Config, messages: u64) -> Self::Config {
+        sealed::ConfigImpl::with_limit(config, messages)
+    }
+
+    /// `config` with an info region describing what the ring carries ([`crate::info`]).
+    fn with_info(config: Self::Config, info: crate::info::Info) -> Self::Config {
+        sealed::ConfigImpl::with_info(config, info)
+    }
+
     /// The segment length `config` needs.
     ///
     /// # Errors
@@ -104,6 +125,12 @@ pub(crate) mod sealed {
         fn header_identity(&self) -> (crate::Identity, u32);
         /// The same configuration with the checksum option on or off.
         fn with_checksum(self, yes: bool) -> Self;
+        /// The same configuration with a message limit.
+        fn with_limit(self, messages: u64) -> Self;
+        /// The same configuration with an info region.
+        fn with_info(self, info: crate::info::Info) -> Self;
+        /// The header's `message_limit` (0: none) and the info region, if any.
+        fn extras(&self) -> (u64, Option<&crate::info::Info>);
     }
 
     /// What the endpoint layer needs of a ring kind. Not nameable outside the crate; its items
@@ -139,6 +166,12 @@ pub(crate) mod sealed {
         fn open(seg: &Segment, header: &SegmentHeader) -> Result<Self::Geometry>;
         /// The largest message.
         fn max_message(g: &Self::Geometry) -> usize;
+        /// The most messages the ring holds at once: its message bound, or (MPMC) its slot
+        /// count; `None` for an unbounded SPSC ring (bytes bound it).
+        fn capacity(g: &Self::Geometry) -> Option<u64>;
+        /// The messages in the ring now, from the shared positions or counts (a snapshot,
+        /// clamped to the capacity); `None` when the ring does not count them.
+        fn len(mem: &RawMem, g: &Self::Geometry) -> Option<u64>;
         /// Registers an endpoint of `role` (and, for SPSC, makes it the role's one endpoint).
         fn register(ring: &Shared<Self>, role: Role) -> Result<Registration>;
         /// Undoes what [`KindImpl::register`] added beyond the table entry (a clean detach).
@@ -174,11 +207,26 @@ macro_rules! config_impl {
                 if self.checksum {
                     flags |= crate::layout::RING_FLAG_CHECKSUM;
                 }
+                if self.limit.is_some() {
+                    flags |= crate::layout::RING_FLAG_BOUNDED;
+                }
                 (self.identity, flags)
             }
 
             fn with_checksum(self, yes: bool) -> Self {
                 self.checksum(yes)
+            }
+
+            fn with_limit(self, messages: u64) -> Self {
+                self.message_limit(messages)
+            }
+
+            fn with_info(self, info: crate::info::Info) -> Self {
+                self.info(info)
+            }
+
+            fn extras(&self) -> (u64, Option<&crate::info::Info>) {
+                (self.limit.unwrap_or(0), self.info.as_ref())
             }
         }
     )*};
@@ -422,13 +470,27 @@ impl<K: Kind> Ring<K> {
             .ok_or_else(|| Error::InvalidConfig(format!("{}: segment too small", seg.target())))?;
         let (shape, g) = K::lay_out(&mem, config)?;
         let (identity, flags) = sealed::ConfigImpl::header_identity(config);
-        let header = new_header(
+        let mut header = new_header(
             K::RING_KIND,
             wide(seg.len()),
             shape.fields(),
             identity,
             flags,
         );
+        let (limit, info) = sealed::ConfigImpl::extras(config);
+        header.message_limit = limit;
+        if let Some(info) = info {
+            let bytes = info.encode();
+            let at = DATA_OFFSET + shape.data_len;
+            // `need` (the configuration's segment length) counts the info region after the
+            // data, and `mem` holds `need` bytes.
+            debug_assert!(at + wide(bytes.len()) <= need);
+            // SAFETY: in bounds (above); nobody reads the region before the header is
+            // published (H1, which orders this plain write).
+            unsafe { crate::sync::Memory::write(&mem, offset(at), &bytes) };
+            header.info_offset = at;
+            header.info_len = wide(bytes.len());
+        }
         handshake::publish(&seg, header)?;
         Ok(Ring::wrap(seg, header, g))
     }
@@ -505,6 +567,60 @@ impl<K: Kind> Ring<K> {
     /// limit less the 4-byte trailer).
     pub fn max_message(&self) -> usize {
         K::max_message(&self.inner.g) - self.inner.trailer
+    }
+
+    /// The most messages the ring holds at once: the bound it was created with
+    /// ([`SpscConfig::message_limit`](crate::SpscConfig::message_limit),
+    /// [`MpmcConfig::message_limit`](crate::MpmcConfig::message_limit)), else an MPMC ring's
+    /// slot count; `None` for an SPSC ring without a bound (only bytes bound it).
+    pub fn capacity(&self) -> Option<usize> {
+        K::capacity(&self.inner.g).map(crate::conv::offset)
+    }
+
+    /// How many messages are in the ring now (committed or being written, not yet taken):
+    /// a snapshot of the shared positions, which other processes move meanwhile. `None` for an
+    /// SPSC ring without a bound, which does not count messages.
+    pub fn len(&self) -> Option<usize> {
+        K::len(&self.inner.mem, &self.inner.g).map(crate::conv::offset)
+    }
+
+    /// Whether [`len`](Self::len) is `Some(0)`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// The segment's info region ([`crate::info`]): what it carries, in words. `None` when
+    /// its creator wrote none (raw rings, and segments of layout 1.0/1.1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadField`] naming `info` when the region does not decode.
+    pub fn info(&self) -> Result<Option<crate::info::Info>> {
+        let h = &self.inner.header;
+        if h.info_len == 0 {
+            return Ok(None);
+        }
+        // `open_header` (or `create_in`) checked the region lies inside the segment.
+        let end = offset(h.info_offset + h.info_len);
+        let mem = self.inner.seg.raw_mem(end).ok_or_else(|| {
+            self.inner.corrupt(Corruption {
+                what: "info region beyond the mapping",
+                position: h.info_offset,
+                value: h.info_len,
+            })
+        })?;
+        let mut bytes = vec![0u8; offset(h.info_len)];
+        // SAFETY: in bounds (above); the region is written once by the creator before READY,
+        // which this process has seen, and never again.
+        unsafe { crate::sync::Memory::read(&mem, offset(h.info_offset), &mut bytes) };
+        crate::info::Info::decode(&bytes)
+            .map(Some)
+            .map_err(|reason| Error::BadField {
+                target: self.inner.seg.target(),
+                field: "info",
+                value: h.info_offset,
+                reason,
+            })
     }
 
     /// Whether the ring's messages carry a CRC32C trailer that consumers verify (the header's

@@ -48,7 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::{Consumer, Producer};
+use crate::endpoint::{Consumer, Producer, WriteCore};
 use crate::ring::Kind;
 use crate::sync::{fence, futex_wait_any, Memory, Ordering, RawMem, WaitAny};
 use crate::wait::{Direction, Wake};
@@ -116,6 +116,26 @@ impl<K: Kind> Producer<K> {
     pub fn probe_interval(&self) -> Duration {
         self.att.clock.interval()
     }
+
+    /// Whether a push of the largest message would find the ring full now: the message
+    /// bound reached, or no room for [`max_message`](Self::max_message) bytes (a snapshot;
+    /// consumers free room meanwhile). A select's readiness check for a send.
+    ///
+    /// ```
+    /// use shmbus_ring::{MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(2, 8).message_limit(1))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// assert!(!tx.is_full());
+    /// tx.try_push(b"x")?;
+    /// assert!(tx.is_full());
+    /// let mut buf = [0u8; 8];
+    /// rx.try_pop(&mut buf)?;
+    /// assert!(!tx.is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_full(&mut self) -> bool {
+        self.core.is_full()
+    }
 }
 
 /// Registers as a waiter on every bell, runs `ready`, and if it returns `false` sleeps until
@@ -149,6 +169,9 @@ pub fn wait_any(
         // SAFETY: as for P1.
         seen.push((mem, seq, unsafe { mem.load(seq, Ordering::Acquire) }));
     }
+    // P6 runs however this function is left, `ready` panicking included: a waiters count
+    // left raised would make every later publish on that ring pay N2's system call.
+    let _p6 = Unregister(&live);
     // P3: SeqCst fence; pairs with every notifier's N1.
     fence(Ordering::SeqCst);
     // P4: re-check.
@@ -170,10 +193,19 @@ pub fn wait_any(
             }
         }
     }
-    for &(mem, _, waiters) in &live {
-        // P6: Relaxed: the count only gates whether notifiers make the syscall.
-        // SAFETY: as for P1.
-        unsafe { mem.fetch_sub(waiters, 1, Ordering::Relaxed) };
-    }
     ready
+}
+
+/// P6 for every bell, on drop.
+struct Unregister<'a, 'b>(&'a [(&'b RawMem, usize, usize)]);
+
+impl Drop for Unregister<'_, '_> {
+    fn drop(&mut self) {
+        for &(mem, _, waiters) in self.0 {
+            // P6: Relaxed: the count only gates whether notifiers make the syscall.
+            // SAFETY: the bell's words are in the first page of its ring's validated segment,
+            // which the bell keeps mapped for longer than this guard lives.
+            unsafe { mem.fetch_sub(waiters, 1, Ordering::Relaxed) };
+        }
+    }
 }

@@ -306,39 +306,11 @@ fn futex_wait(word: &AtomicU64, expected: u64, timeout: Option<Duration>) {
     }
 }
 
-/// `futex_waitv(2)`'s syscall number: 449 in the generic syscall table and on `x86_64` (Linux
-/// 5.16+). Targets where it differs (or is absent) take the fallback of [`futex_wait_any`].
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64",
-    target_arch = "loongarch64"
-))]
-const SYS_FUTEX_WAITV: Option<libc::c_long> = Some(449);
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64",
-    target_arch = "loongarch64"
-)))]
-const SYS_FUTEX_WAITV: Option<libc::c_long> = None;
-
 /// The most words one `futex_waitv` call takes (`FUTEX_WAITV_MAX`).
 pub(crate) const FUTEX_WAITV_MAX: usize = 128;
 
-/// One entry of `futex_waitv`'s array (`struct futex_waitv` of `<linux/futex.h>`).
-#[repr(C)]
-struct FutexWaitv {
-    val: u64,
-    uaddr: u64,
-    flags: u32,
-    reserved: u32,
-}
-
-/// `FUTEX2_SIZE_U32`: the word is 32 bits (no `FUTEX2_PRIVATE`: the words are shared).
-const FUTEX2_SIZE_U32: u32 = 2;
-
-/// Set once `futex_waitv` answered `ENOSYS` (a kernel before 5.16, or a seccomp filter).
+/// Set once `futex_waitv` failed other than by a changed word, a signal or the timeout
+/// (`ENOSYS` before Linux 5.16, `EPERM` under a seccomp filter).
 static WAITV_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How [`futex_wait_any`] slept.
@@ -352,7 +324,8 @@ pub(crate) enum WaitAny {
 }
 
 /// Sleeps until any of `words` (each the low half of an 8-byte word of a mapping, with the
-/// value it was seen to hold) changes or is woken, or `timeout` passes: `futex_waitv(2)`. May
+/// value it was seen to hold) changes or is woken, or `timeout` passes: `futex_waitv(2)`
+/// through rustix, shared futexes (no `FUTEX2_PRIVATE`: other processes wake them). May
 /// return early; callers re-check.
 ///
 /// # Safety
@@ -363,62 +336,57 @@ pub(crate) unsafe fn futex_wait_any(
     words: &[(&RawMem, usize, u64)],
     timeout: Option<Duration>,
 ) -> WaitAny {
+    use rustix::thread::futex::{waitv, Wait, WaitFlags, WaitPtr, WaitvFlags};
+    use rustix::time::{clock_gettime, ClockId, Timespec};
     use std::sync::atomic::Ordering::Relaxed;
-    let Some(sys) = SYS_FUTEX_WAITV else {
-        return WaitAny::Unsupported;
-    };
     if words.is_empty() || words.len() > FUTEX_WAITV_MAX || WAITV_MISSING.load(Relaxed) {
         return WaitAny::Unsupported;
     }
-    let waiters: Vec<FutexWaitv> = words
+    let waiters: Vec<Wait> = words
         .iter()
-        .map(|&(mem, off, expected)| FutexWaitv {
+        .map(|&(mem, off, expected)| {
+            let mut w = Wait::new();
             // The futex compares the low 32 bits only.
-            val: expected & u64::from(u32::MAX),
+            w.val = expected & u64::from(u32::MAX);
             // SAFETY: the caller's contract is `word`'s.
-            uaddr: futex_addr(unsafe { mem.word(off) }) as u64,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
+            w.uaddr = WaitPtr::new(futex_addr(unsafe { mem.word(off) }).cast_mut().cast());
+            w.flags = WaitFlags::SIZE_U32;
+            w
         })
         .collect();
     // futex_waitv takes an absolute CLOCK_MONOTONIC deadline.
     let deadline = timeout.and_then(|d| {
-        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+        let now = clock_gettime(ClockId::Monotonic);
         let now = Duration::new(
-            u64::try_from(now.tv_sec()).ok()?,
-            u32::try_from(now.tv_nsec()).ok()?,
+            u64::try_from(now.tv_sec).ok()?,
+            u32::try_from(now.tv_nsec).ok()?,
         );
         let at = now.checked_add(d)?;
-        // `c_long` is 32 bits on some targets: a fallible conversion there.
-        #[allow(clippy::unnecessary_fallible_conversions)]
-        Some(libc::timespec {
-            tv_sec: libc::time_t::try_from(at.as_secs()).ok()?,
-            tv_nsec: libc::c_long::try_from(at.subsec_nanos()).ok()?,
+        Some(Timespec {
+            tv_sec: i64::try_from(at.as_secs()).ok()?,
+            tv_nsec: at.subsec_nanos().into(),
         })
     });
-    let ts_ptr = deadline.as_ref().map_or(std::ptr::null(), |t| {
-        std::ptr::from_ref::<libc::timespec>(t)
-    });
-    // SAFETY: `waiters` is a live array of `words.len()` (at most FUTEX_WAITV_MAX) entries in
-    // the kernel's layout, each naming a valid, 4-aligned u32 of a live mapping (the caller's
-    // contract), which the kernel only reads; `ts_ptr` is null or points to a timespec that
-    // outlives the call. Flags 0; the clock is CLOCK_MONOTONIC. EAGAIN (a value changed),
-    // EINTR and ETIMEDOUT just return: the caller re-checks.
-    let rc = unsafe {
-        libc::syscall(
-            sys,
-            waiters.as_ptr(),
-            libc::c_uint::try_from(waiters.len()).unwrap_or(0),
-            0u32,
-            ts_ptr,
-            libc::CLOCK_MONOTONIC,
-        )
-    };
-    if rc < 0 && nix::errno::Errno::last() == nix::errno::Errno::ENOSYS {
-        WAITV_MISSING.store(true, Relaxed);
-        return WaitAny::Unsupported;
+    // Every address is a valid, 4-aligned u32 of a live mapping (the caller's contract),
+    // which the kernel only reads. EAGAIN (a value changed), EINTR and ETIMEDOUT just return:
+    // the caller re-checks.
+    match waitv(
+        &waiters,
+        WaitvFlags::empty(),
+        deadline.as_ref(),
+        ClockId::Monotonic,
+    ) {
+        Ok(_)
+        | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::TIMEDOUT) => {
+            WaitAny::All
+        }
+        // ENOSYS (before 5.16), EPERM (a seccomp filter), or anything else: the call does not
+        // wait here, and returning at once would make callers spin. Fall back for good.
+        Err(_) => {
+            WAITV_MISSING.store(true, Relaxed);
+            WaitAny::Unsupported
+        }
     }
-    WaitAny::All
 }
 
 /// Wakes every sleeper on `word`.

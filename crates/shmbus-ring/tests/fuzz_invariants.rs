@@ -181,7 +181,10 @@ fn images_built_from_the_protocol_document_open_as_their_ring_kind_only() {
             let img = spsc_image(cap, limit);
             let ring = SpscRing::open_in(Segment::heap_from_bytes(&img).unwrap(), &no_wait())
                 .unwrap_or_else(|e| panic!("spsc cap {cap} limit {limit}: {e}"));
-            assert_eq!((ring.capacity(), ring.max_record() as u64), (cap, limit));
+            assert_eq!(
+                (ring.data_capacity(), ring.max_record() as u64),
+                (cap, limit)
+            );
             let mut tx = ring.producer().unwrap();
             let mut rx = ring.consumer().unwrap();
             tx.try_push(&vec![3; limit as usize]).unwrap();

@@ -166,12 +166,38 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         self.with()
     }
 
-    /// Room for at least `messages` messages of the maximum size at once (default
-    /// [`DEFAULT_CAPACITY`]). MPMC: that many slots, rounded up to a power of two. SPSC: a byte
-    /// ring for `messages + 1` records of the maximum size, rounded up to a power of two, in
-    /// which smaller messages take only their own size.
+    /// At most `messages` messages in the channel at once, whatever their size (default
+    /// [`DEFAULT_CAPACITY`]): crossbeam-channel's `bounded(n)`. A `try_send` into a channel
+    /// holding `messages` is [`TrySendError::Full`](crate::TrySendError::Full) with the
+    /// message back, and a blocking send waits for a receive. The ring underneath is sized to
+    /// hold that many messages of the maximum size (MPMC: that many slots rounded up to a power
+    /// of two, the bound kept below it; SPSC: a byte ring for `messages + 1` records of the
+    /// maximum size, rounded up to a power of two). The bound is recorded in the segment, so
+    /// every end, in every process, keeps it (PROTOCOL §4.6, §5.6).
+    ///
+    /// ```
+    /// use shmbus::TrySendError;
+    /// let ch = shmbus::channel::<u8>().capacity(1).in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// tx.try_send(1)?;
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// assert_eq!(rx.recv()?, 1);
+    /// tx.try_send(2)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// `capacity(0)` is refused: crossbeam-channel's `bounded(0)` is a rendezvous (a send
+    /// waits for a receiver to take the message from it), which a ring in shared memory
+    /// between processes does not offer. Creating or opening a channel with it is an
+    /// [`Error::Config`], rather than a channel that holds one message.
+    ///
+    /// ```
+    /// let err = shmbus::channel::<u32>().capacity(0).in_process().unwrap_err();
+    /// assert!(matches!(err, shmbus::Error::Config(_)));
+    /// assert!(err.to_string().contains("capacity 0"), "{err}");
+    /// ```
     pub fn capacity(mut self, messages: u64) -> Self {
-        self.capacity = messages.max(1);
+        self.capacity = messages;
         self
     }
 
@@ -293,6 +319,18 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         TypeIdentity::of::<T, C>(self.type_name.as_deref())
     }
 
+    /// `capacity(0)` makes no channel (see [`capacity`](Self::capacity)).
+    fn check_capacity(&self) -> Result<(), Error> {
+        if self.capacity == 0 {
+            return Err(Error::Config(
+                "capacity 0 (a rendezvous channel, crossbeam's bounded(0)) is not supported \
+                 across processes: use a capacity of at least 1"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn max(&self) -> Result<usize, Error> {
         let max = self
             .max_message
@@ -318,13 +356,22 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         Ok(max.max(1))
     }
 
-    fn segment_len(&self) -> Result<u64, Error> {
-        F::segment_len(&self.ring_config(Identity::default())?).map_err(config_error)
+    /// The length of a segment for this channel, named `name` in its info region.
+    fn segment_len(&self, name: &str) -> Result<u64, Error> {
+        F::segment_len(&self.ring_config(Identity::default(), name)?).map_err(config_error)
+    }
+
+    /// What a created segment says it carries, in words (its info region): the type name, the
+    /// codec and the channel's `name`; the ring crate adds the creating program and pid.
+    fn info(&self, name: &str) -> shmbus_ring::info::Info {
+        let id = self.identity();
+        shmbus_ring::info::Info::new(id.type_name, id.codec_name, name)
     }
 
     /// The ring configuration: room for `max()` payload bytes, plus the trailer on a checksum
     /// ring.
-    fn ring_config(&self, identity: Identity) -> Result<F::Config, Error> {
+    fn ring_config(&self, identity: Identity, name: &str) -> Result<F::Config, Error> {
+        self.check_capacity()?;
         let trailer = if self.checksum {
             shmbus_ring::layout::CHECKSUM_LEN
         } else {
@@ -337,21 +384,25 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
             self.notify,
         )
         .map_err(config_error)?;
-        Ok(F::with_checksum(config, self.checksum))
+        // The capacity is an exact bound in messages (layout 1.2's `BOUNDED`), as crossbeam's
+        // `bounded(n)`: the ring is sized to hold that many of the largest message.
+        let config = F::with_limit(F::with_checksum(config, self.checksum), self.capacity);
+        Ok(F::with_info(config, self.info(name)))
     }
 
-    fn build(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
+    fn build(&self, seg: Segment, name: &str) -> Result<Channel<T, F, C>, Error> {
         let id = self.identity();
         let identity = Identity {
             type_fingerprint: id.fingerprint,
             codec_id: id.codec_id,
         };
-        let config = self.ring_config(identity)?;
+        let config = self.ring_config(identity, name)?;
         let ring = Ring::<F>::create_in(seg, &config)?;
         Ok(Channel::new(ring, self.endpoints))
     }
 
     fn attach(&self, seg: Segment) -> Result<Channel<T, F, C>, Error> {
+        self.check_capacity()?;
         let target = seg.target();
         let opts = OpenOptions {
             ready_timeout: self.ready_timeout,
@@ -367,6 +418,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
                 target,
                 found_fingerprint: header.type_fingerprint,
                 found_codec_id: header.codec_id,
+                // What the creator wrote in words; none before layout 1.2 (and an info region
+                // that does not decode names nothing either: the mismatch is the error).
+                found: ring.info().ok().flatten().map(Box::new),
                 expected: Box::new(expected),
             });
         }
@@ -382,8 +436,8 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// [`Error::Config`] for settings that make no channel; [`Error::Ring`] naming the call
     /// that failed (`shm_open("/orders"): File exists (EEXIST)`, ...).
     pub fn create(&self, name: &str) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::create(name, self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let seg = Segment::create(name, self.segment_len(name)?, &self.segment)?;
+        self.build(seg, name)
     }
 
     /// [`create`](Self::create)s the channel and attaches its sender. The sender keeps the
@@ -433,8 +487,8 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// As [`create`](Self::create) (`mmap`).
     pub fn anonymous(&self) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::anonymous(self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let seg = Segment::anonymous(self.segment_len("anonymous")?, &self.segment)?;
+        self.build(seg, "anonymous")
     }
 
     /// Creates the channel in a sealed memfd: pass `channel.segment().fd()` to another
@@ -444,8 +498,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// As [`create`](Self::create) (`memfd_create`, `fcntl(F_ADD_SEALS)`).
     pub fn memfd(&self, debug_name: &str) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::memfd(debug_name, self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let name = format!("memfd:{debug_name}");
+        let seg = Segment::memfd(debug_name, self.segment_len(&name)?, &self.segment)?;
+        self.build(seg, &name)
     }
 
     /// Creates the channel in a new regular file at `path` (a channel that survives reboot;
@@ -455,8 +510,9 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// As [`create`](Self::create) (`open` with `EEXIST` when the file exists).
     pub fn create_file(&self, path: impl AsRef<Path>) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::create_file(path, self.segment_len()?, &self.segment)?;
-        self.build(seg)
+        let name = path.as_ref().display().to_string();
+        let seg = Segment::create_file(path, self.segment_len(&name)?, &self.segment)?;
+        self.build(seg, &name)
     }
 
     /// Creates the channel in this process's heap: the same code and layout as shared memory,
@@ -466,8 +522,8 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     ///
     /// [`Error::Config`]; [`Error::Ring`] if the memory cannot be allocated.
     pub fn in_process(&self) -> Result<Channel<T, F, C>, Error> {
-        let seg = Segment::heap(self.segment_len()?)?;
-        self.build(seg)
+        let seg = Segment::heap(self.segment_len("heap")?)?;
+        self.build(seg, "heap")
     }
 
     /// Opens the channel another process created under `name`, waiting up to the

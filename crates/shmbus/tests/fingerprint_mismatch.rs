@@ -38,6 +38,7 @@ fn opening_with_another_type_names_both_fingerprints_and_codecs() {
             expected,
             found_fingerprint,
             found_codec_id,
+            ..
         } => {
             assert_eq!(target, &name);
             assert_eq!(*found_fingerprint, created.fingerprint);

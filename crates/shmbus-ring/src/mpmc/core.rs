@@ -22,6 +22,8 @@ pub struct Geometry {
     pub(crate) len_off: usize,
     /// Offset of the payload within a slot: [`SLOT_HEADER`](super::SLOT_HEADER) in layout 1.0.
     pub(crate) payload_off: usize,
+    /// The message bound when it is below the slot count (layout 1.2), else 0.
+    pub(crate) limit: u64,
 }
 
 impl Geometry {
@@ -80,6 +82,12 @@ pub struct Core<M: Memory> {
     tag: u64,
     /// Scratch space for `try_push_all`'s claims (allocated on first use only).
     claimed: Vec<u64>,
+    /// Whether the last `claim_read` that found nothing stopped at a position a producer has
+    /// claimed and not yet committed (M17): a message is on its way there, and messages
+    /// after it may be committed already.
+    in_flight: bool,
+    /// The consumers' head hint as last read, for the message bound (`limit`).
+    cached_head: u64,
 }
 
 impl<M: Memory> Core<M> {
@@ -93,6 +101,8 @@ impl<M: Memory> Core<M> {
             g,
             tag,
             claimed: Vec::new(),
+            in_flight: false,
+            cached_head: 0,
         }
     }
 
@@ -110,9 +120,17 @@ impl<M: Memory> Core<M> {
 
     #[inline]
     fn hint(&self, off: usize) -> Result<u64, Corruption> {
-        // M1/M7: Relaxed; a hint only says where to start looking; the slot words decide.
+        // M1: Relaxed for the tail hint: it only says where to start looking; the slot words
+        // decide. M7: Acquire for the head hint: pairs with the Release of M10, so a consumer
+        // that starts past positions others claimed knows what their claimers did before
+        // (their pushes: M17's linearizability argument, PROTOCOL §5.3).
+        let order = if off == self.g.words.head {
+            Ordering::Acquire
+        } else {
+            Ordering::Relaxed
+        };
         // SAFETY: hint words are in bounds and aligned (constructor contract).
-        let v = unsafe { self.mem.load(off, Ordering::Relaxed) };
+        let v = unsafe { self.mem.load(off, order) };
         if v >= MAX_POSITION {
             return Err(Corruption {
                 what: "position hint beyond 2^55",
@@ -135,6 +153,9 @@ impl<M: Memory> Core<M> {
             let (seq, tag) = split(word);
             let dif = signed_diff(seq, pos);
             if dif == 0 && tag == 0 {
+                if self.g.limit != 0 && pos >= self.cached_head + self.g.limit {
+                    self.reload_head_for_limit(pos)?;
+                }
                 let mine = join(pos, self.tag);
                 // M3: Acquire on success, as M2. Relaxed on failure: we re-read.
                 // SAFETY: as above.
@@ -179,6 +200,47 @@ impl<M: Memory> Core<M> {
             }
         }
         Err(PushError::Full)
+    }
+
+    /// The message bound (PROTOCOL §5.6): position `pos` may be claimed only while fewer than
+    /// `limit` positions are claimed for writing and not yet for reading, `pos < head + limit`.
+    /// Reloads the head hint (M7) into the cache, and reports `Full` if the bound holds.
+    #[cold]
+    #[inline(never)]
+    fn reload_head_for_limit(&mut self, pos: u64) -> Result<(), PushError> {
+        // The head hint only moves forward; a smaller value is a stale view of an older cache.
+        let mut head = self.cached_head.max(self.hint(self.g.words.head)?);
+        // The hint lags positions that no consumer will claim: abandoned writes, and claims a
+        // dead consumer made before raising it (repaired to "passed"). Consumers move it past
+        // those only when they next claim; a producer held back by the bound moves it itself,
+        // as a consumer's walk would (PROTOCOL §5.6), or a blocked producer and an idle
+        // consumer would wait for each other.
+        for _ in 0..self.g.limit {
+            if pos < head + self.g.limit {
+                break;
+            }
+            // M19: Acquire, as M8: a word that says `head` was passed (read or abandoned, or
+            // a later lap's) makes the next hint honest.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(head), Ordering::Acquire) };
+            let (seq, _) = split(word);
+            if signed_diff(seq, head + 1) <= 0 {
+                break;
+            }
+            // M10 (as a consumer's walk): Release.
+            // SAFETY: in-bounds aligned hint word.
+            unsafe {
+                self.mem
+                    .fetch_max(self.g.words.head, head + 1, Ordering::Release)
+            };
+            head += 1;
+        }
+        self.cached_head = head;
+        if pos >= self.cached_head + self.g.limit {
+            Err(PushError::Full)
+        } else {
+            Ok(())
+        }
     }
 
     /// Writes `len` at position `pos` (claimed by us) and commits it.
@@ -227,6 +289,7 @@ impl<M: Memory> Core<M> {
 
     /// Claims the next committed position for reading; `Ok(None)` when none is committed.
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
+        self.in_flight = false;
         let mut pos = self.hint(self.g.words.head)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
@@ -238,19 +301,21 @@ impl<M: Memory> Core<M> {
             let dif = signed_diff(seq, pos + 1);
             if dif == 0 && tag == 0 {
                 let mine = join(pos + 1, self.tag);
-                // M9: Acquire on success, as M8.
+                // M9: AcqRel on success: Acquire as M8; Release so that a consumer whose walk
+                // reads our claim (M8) knows what we did before it — our own pushes, whose
+                // messages it must then find (M17). Free on x86 (a locked RMW either way).
                 // SAFETY: as above.
                 if unsafe {
                     self.mem
-                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                        .compare_exchange(off, word, mine, Ordering::AcqRel, Ordering::Relaxed)
                 }
                 .is_ok()
                 {
-                    // M10: Relaxed; the hint orders nothing.
+                    // M10: Release; pairs with M7's Acquire, as M9 does with M8.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.head, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
                     };
                     return Ok(Some(pos));
                 }
@@ -258,7 +323,12 @@ impl<M: Memory> Core<M> {
                 // Another consumer is reading it.
                 pos += 1;
             } else if dif < 0 {
-                // Not committed yet (free, or being written): nothing to read in order.
+                // Not committed yet (free, or being written): nothing to read in order. M17: a
+                // write claim of this very position (`(pos, tag)`, tag ≠ 0) means a producer
+                // is writing it; a later position may already hold a message whose send has
+                // returned, so "empty" would not be linearizable: say so to the caller, who
+                // waits for the commit (or for the writer's repair) before reporting empty.
+                self.in_flight = self.committed_past(pos)?;
                 return Ok(None);
             } else {
                 // A commit (or read claim) of a later lap than the next one: a lapped walk,
@@ -290,6 +360,32 @@ impl<M: Memory> Core<M> {
             }
         }
         Ok(None)
+    }
+
+    /// Whether a message is committed at a position after `pos`, whose slot this consumer
+    /// just found not committed (M17): then "empty" would not be linearizable — that message's
+    /// push may have returned — and the caller waits for `pos` (being written, or a stale view
+    /// of a slot since written) instead. If none is, "empty" is a linearizable answer even
+    /// while `pos` is being written: the pop takes effect before that push.
+    #[inline(never)]
+    #[cold]
+    fn committed_past(&self, pos: u64) -> Result<bool, Corruption> {
+        // M18: Relaxed load of the tail hint (M1): positions at or past it were never claimed.
+        // Every claimer raised it (M4) before its commit (M5) and before its own later pops'
+        // claims (M9, M10: Release); whatever of those this consumer observed on its walk
+        // (Acquire: M7, M8) happens before this load, which therefore sees the raise.
+        let tail = self.hint(self.g.words.tail)?;
+        let end = tail.min(pos.saturating_add(self.g.slots));
+        for q in pos.saturating_add(1)..end {
+            // M18: Acquire, as M8: a commit the walk's history includes is seen.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(self.g.slot(q), Ordering::Acquire) };
+            let (seq, tag) = split(word);
+            if seq == q + 1 && tag == 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Checks a commit or read-claim word `(seq, ·)` against the producers' tail hint: its
@@ -566,11 +662,16 @@ impl<M: Memory> Core<M> {
         records: &[R],
         claimed: &mut Vec<u64>,
     ) -> Result<(), PushError> {
-        if wide(records.len()) > self.g.slots {
+        let capacity = if self.g.limit == 0 {
+            self.g.slots
+        } else {
+            self.g.limit
+        };
+        if wide(records.len()) > capacity {
             // It could never all fit: not a "try again later".
             return Err(PushError::TooMany {
                 count: records.len(),
-                max: offset(self.g.slots),
+                max: offset(capacity),
             });
         }
         for r in records {
@@ -705,6 +806,23 @@ impl<M: Memory> WriteCore for Core<M> {
         offset(self.g.slot_size)
     }
 
+    fn is_full(&mut self) -> bool {
+        let Ok(pos) = self.hint(self.g.words.tail) else {
+            return true;
+        };
+        if self.g.limit != 0
+            && pos >= self.cached_head + self.g.limit
+            && self.reload_head_for_limit(pos).is_err()
+        {
+            return true;
+        }
+        // M2 (as a producer's walk): Acquire. The slot at the tail hint still holding an
+        // earlier lap is where a push would stop.
+        // SAFETY: an in-bounds aligned slot word.
+        let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
+        signed_diff(split(word).0, pos) < 0
+    }
+
     fn position(&self) -> u64 {
         // Relaxed: diagnostics only.
         // SAFETY: the hint word is in bounds (constructor contract).
@@ -777,6 +895,10 @@ impl<M: Memory> ReadCore for Core<M> {
 
     fn has_committed(&mut self) -> bool {
         matches!(Core::has_committed(self), Ok(true))
+    }
+
+    fn in_flight(&self) -> bool {
+        self.in_flight
     }
 
     fn position(&self) -> u64 {

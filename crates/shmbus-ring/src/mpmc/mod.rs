@@ -106,6 +106,8 @@ pub struct MpmcConfig {
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
     pub(crate) checksum: bool,
+    pub(crate) limit: Option<u64>,
+    pub(crate) info: Option<crate::info::Info>,
 }
 
 impl MpmcConfig {
@@ -118,7 +120,35 @@ impl MpmcConfig {
             identity: Identity::default(),
             notify: true,
             checksum: false,
+            limit: None,
+            info: None,
         }
+    }
+
+    /// At most `messages` messages in the ring at once (1 to the slot count; layout 1.2,
+    /// [`RING_FLAG_BOUNDED`](crate::layout::RING_FLAG_BOUNDED)): an exact bound that need not
+    /// be a power of two. Without it (the default) the slot count bounds.
+    ///
+    /// ```
+    /// use shmbus_ring::{MpmcConfig, MpmcRing, PushError};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(4, 8).message_limit(3))?;
+    /// let (mut tx, _rx) = (ring.producer()?, ring.consumer()?);
+    /// for i in 0..3u8 {
+    ///     tx.try_push(&[i])?;
+    /// }
+    /// assert_eq!(tx.try_push(&[3]), Err(PushError::Full));
+    /// assert_eq!((ring.len(), ring.capacity()), (Some(3), Some(3)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_limit(mut self, messages: u64) -> Self {
+        self.limit = Some(messages);
+        self
+    }
+
+    /// An info region describing what the ring carries ([`crate::info`]).
+    pub fn info(mut self, info: crate::info::Info) -> Self {
+        self.info = Some(info);
+        self
     }
 
     /// Whether every message carries a CRC32C trailer (default `false`); see
@@ -150,10 +180,12 @@ impl MpmcConfig {
 
     /// The segment length this ring needs.
     pub fn segment_len(&self) -> u64 {
-        DATA_OFFSET.saturating_add(
-            self.slots
-                .saturating_mul(slot_stride(self.slot_size.min(MAX_SLOT_SIZE))),
-        )
+        DATA_OFFSET
+            .saturating_add(
+                self.slots
+                    .saturating_mul(slot_stride(self.slot_size.min(MAX_SLOT_SIZE))),
+            )
+            .saturating_add(self.info.as_ref().map_or(0, crate::info::Info::encoded_len))
     }
 
     /// Checks the geometry without allocating anything: what [`Ring::create_in`](crate::Ring::create_in) would refuse.
@@ -183,6 +215,14 @@ impl MpmcConfig {
                 "MPMC slot size {} cannot hold the {CHECKSUM_LEN}-byte checksum trailer",
                 self.slot_size
             )));
+        }
+        if let Some(limit) = self.limit {
+            if !(1..=self.slots).contains(&limit) {
+                return Err(Error::InvalidConfig(format!(
+                    "MPMC message limit {limit} must be from 1 to the slot count {}",
+                    self.slots
+                )));
+            }
         }
         Ok(())
     }

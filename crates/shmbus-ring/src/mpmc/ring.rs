@@ -15,11 +15,11 @@ use crate::liveness::Registration;
 use crate::ring::sealed::KindImpl;
 use crate::ring::{Kind, Ring, Shape, Shared, Words};
 use crate::segment::Segment;
-use crate::sync::RawMem;
+use crate::sync::{Memory, Ordering, RawMem};
 
 /// The geometry of layout 1: slots of `slot_stride(slot_size)` bytes after the first page,
 /// each the sequence word, `len`, 4 reserved bytes and the payload.
-fn geometry(slots: u64, slot_size: u64, notify: bool) -> Geometry {
+fn geometry(slots: u64, slot_size: u64, notify: bool, limit: u64) -> Geometry {
     Geometry {
         words: Words::segment(notify),
         slots,
@@ -27,6 +27,8 @@ fn geometry(slots: u64, slot_size: u64, notify: bool) -> Geometry {
         stride: slot_stride(slot_size),
         len_off: 8,
         payload_off: offset(SLOT_HEADER),
+        // A bound of the slot count is what the slots keep anyway: no check needed.
+        limit: if limit == slots { 0 } else { limit },
     }
 }
 
@@ -62,7 +64,12 @@ impl KindImpl for Mpmc {
 
     fn lay_out(mem: &RawMem, config: &MpmcConfig) -> Result<(Shape, Geometry)> {
         config.checked()?;
-        let g = geometry(config.slots, config.slot_size, config.notify);
+        let g = geometry(
+            config.slots,
+            config.slot_size,
+            config.notify,
+            config.limit.unwrap_or(0),
+        );
         // SAFETY: the geometry fits the segment (`mem` is at least `segment_len` bytes, the
         // caller's contract) and nobody else can use the ring before the header is published
         // (H1).
@@ -91,10 +98,21 @@ impl KindImpl for Mpmc {
                 format!("an MPMC slot size is from 1 to {MAX_SLOT_SIZE}"),
             ));
         }
+        if h.message_limit > h.capacity {
+            return Err(bad(
+                "message_limit",
+                h.message_limit,
+                format!(
+                    "an MPMC ring of {} slots holds at most that many",
+                    h.capacity
+                ),
+            ));
+        }
         let g = geometry(
             h.capacity,
             h.record_limit,
             h.ring_flags & RING_FLAG_NOTIFY != 0,
+            h.message_limit,
         );
         // As for SPSC: total for any header, not only a checked one.
         let room = h.total_len.saturating_sub(DATA_OFFSET);
@@ -127,6 +145,21 @@ impl KindImpl for Mpmc {
 
     fn max_message(g: &Geometry) -> usize {
         offset(g.slot_size)
+    }
+
+    fn capacity(g: &Geometry) -> Option<u64> {
+        Some(if g.limit == 0 { g.slots } else { g.limit })
+    }
+
+    fn len(mem: &RawMem, g: &Geometry) -> Option<u64> {
+        // M20: Relaxed, both: a snapshot for observers. The head hint first, for the same
+        // reason as SPSC's C5. Positions claimed for writing and not yet for reading: a
+        // message being written counts, as in crossbeam's `ArrayQueue::len`.
+        // SAFETY: the hint words are in the first page, which `mem` holds.
+        let head = unsafe { mem.load(g.words.head, Ordering::Relaxed) };
+        // SAFETY: as above.
+        let tail = unsafe { mem.load(g.words.tail, Ordering::Relaxed) };
+        Self::capacity(g).map(|cap| tail.saturating_sub(head).min(cap))
     }
 
     fn register(ring: &Shared<Mpmc>, role: Role) -> Result<Registration> {
@@ -222,7 +255,7 @@ impl Ring<Mpmc> {
         use super::SLOT_ALIGN;
         use crate::conv::wide;
         config.checked()?;
-        let base = geometry(config.slots, config.slot_size, config.notify);
+        let base = geometry(config.slots, config.slot_size, config.notify, 0);
         let g = Geometry {
             stride: (SLOT_ALIGN + SLOT_HEADER + config.slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN,
             len_off: offset(SLOT_ALIGN),

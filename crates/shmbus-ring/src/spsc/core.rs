@@ -19,6 +19,11 @@ pub struct Geometry {
     pub(crate) words: Words,
     pub(crate) cap: u64,
     pub(crate) max_record: u64,
+    /// The message bound (layout 1.2), 0 for none: then no message is counted.
+    pub(crate) limit: u64,
+    /// The message counts (`sent` in the producer block, `taken` in the consumer block),
+    /// meaningful when `limit != 0`.
+    pub(crate) counts: (usize, usize),
 }
 
 impl Geometry {
@@ -82,6 +87,10 @@ pub struct ProducerCore<M: Memory> {
     /// The producer's position at attach: every record from here on was committed by this
     /// producer (its own stores, which its own loads see), records before it by a predecessor.
     own_from: u64,
+    /// Data records committed (bounded rings; process-local, published to `sent`).
+    sent: u64,
+    /// The consumer's `taken` as last read; refreshed only when the bound looks reached.
+    cached_taken: u64,
 }
 
 impl<M: Memory> ProducerCore<M> {
@@ -122,6 +131,20 @@ impl<M: Memory> ProducerCore<M> {
                 head,
             ));
         }
+        // C4: Relaxed, both: a successor's starting counts. `taken` is stored before the
+        // consumer's Release of `head` (C2 before R2), which A5 read. A count a dead producer
+        // left behind is made good whenever the ring is seen empty (`reload_taken`).
+        let (mut sent, taken) = if g.limit == 0 {
+            (0, 0)
+        } else {
+            // SAFETY: the count words are in-bounds aligned control words (caller's contract).
+            unsafe {
+                (
+                    mem.load(g.counts.0, Ordering::Relaxed),
+                    mem.load(g.counts.1, Ordering::Relaxed),
+                )
+            }
+        };
         // Walk from the later of the two.
         tail = tail.max(head);
         // At most cap / 8 records can lie between the published tail and the true one.
@@ -137,9 +160,13 @@ impl<M: Memory> ProducerCore<M> {
                         tail,
                         cached_head: head,
                         own_from: tail,
+                        sent: sent.max(taken),
+                        cached_taken: taken,
                     })
                 }
-                Some((_, size)) => {
+                Some((kind, size)) => {
+                    // A record committed after the published tail was not counted either.
+                    sent = sent.wrapping_add(u64::from(kind == KIND_DATA));
                     tail += size;
                     if tail - head > g.cap - 8 {
                         return Err(corrupt(
@@ -192,10 +219,81 @@ impl<M: Memory> ProducerCore<M> {
         Ok(head)
     }
 
-    /// Publishes the record whose header `word` goes at `start` and which ends at `end`.
+    /// Whether one more message fits under the message bound (always, unbounded), after
+    /// `extra` placed but not yet counted (a batch's); reloads the consumer's count only when
+    /// the cached one says it does not.
+    #[inline]
+    fn counted_room(&mut self, extra: u64) -> Result<(), PushError> {
+        // Wrapping: the counts come from shared memory (a successor's start, a peer's
+        // `taken`); after a crash `sent` may trail `taken`, which reads as "full" here until
+        // `reload_taken` resynchronises.
+        let held = |this: &Self| {
+            this.sent
+                .wrapping_sub(this.cached_taken)
+                .wrapping_add(extra)
+        };
+        if self.g.limit == 0 || held(self) < self.g.limit {
+            return Ok(());
+        }
+        self.reload_taken()?;
+        if held(self) < self.g.limit {
+            Ok(())
+        } else {
+            Err(PushError::Full)
+        }
+    }
+
+    /// Reloads the consumer's `head` and `taken` (PROTOCOL §4.6). `taken` never moves back;
+    /// whenever the ring is seen empty (`head == tail`), every committed record was consumed,
+    /// so `sent` is set to `taken`: that makes good the count of a producer that died between
+    /// a commit and its count (C1), or of a consumer that counted a record twice after a
+    /// takeover.
+    #[cold]
+    #[inline(never)]
+    fn reload_taken(&mut self) -> Result<(), Corruption> {
+        let head = self.reload_head()?;
+        // C3: Relaxed; after A1 (the Acquire load of `head` in `reload_head`), so it sees at
+        // least the count the consumer stored before that head (C2 before R2).
+        // SAFETY: in-bounds aligned control word (attach contract).
+        let taken = unsafe { self.mem.load(self.g.counts.1, Ordering::Relaxed) };
+        if taken < self.cached_taken {
+            return Err(Corruption {
+                what: "consumer's message count moved backwards",
+                position: self.tail,
+                value: taken,
+            });
+        }
+        self.cached_taken = taken;
+        if head == self.tail || taken > self.sent {
+            self.sent = taken;
+        }
+        Ok(())
+    }
+
+    /// Counts `n` committed data records and publishes the count (bounded rings): after
+    /// their commit (R1) and before the published `tail` (S2), so that a producer killed in
+    /// between leaves the count ahead, never behind (its successor's walk from the stale
+    /// `tail` counts those records again): the bound is then tighter, never looser, until the
+    /// ring is next seen empty.
+    #[inline]
+    fn count_sent(&mut self, n: u64) {
+        if self.g.limit != 0 {
+            self.sent = self.sent.wrapping_add(n);
+            // C1: Relaxed: informational (occupancy for observers, a successor's starting
+            // count); the bound itself is kept by this producer's own `sent`.
+            // SAFETY: in-bounds aligned control word (attach contract).
+            unsafe {
+                self.mem
+                    .store(self.g.counts.0, self.sent, Ordering::Relaxed);
+            };
+        }
+    }
+
+    /// Publishes the record whose header `word` goes at `start` and which ends at `end`, a
+    /// data record (`data == 1`, counted) or padding (`data == 0`).
     // Always (as `place`): the per-record path of every push.
     #[inline(always)]
-    fn publish(&mut self, start: u64, end: u64, word: u64) {
+    fn publish(&mut self, start: u64, end: u64, word: u64, data: u64) {
         // SAFETY: `at` gives in-bounds aligned data words; `end` is free space by `ensure`.
         unsafe {
             // Zero-ahead: the next header position reads 0 until that record is committed.
@@ -206,6 +304,8 @@ impl<M: Memory> ProducerCore<M> {
             self.mem.store(self.g.at(start), word, Ordering::Release);
         }
         crate::crashpoint::hit("spsc.push.published");
+        // C1 (bounded rings): between R1 and S2.
+        self.count_sent(data);
         self.tail = end;
         // S2: Release: `tail` in shared memory is informational (occupancy, a successor
         // producer's starting point, which it re-validates by walking headers); data
@@ -229,6 +329,7 @@ impl<M: Memory> ProducerCore<M> {
                 max: offset(self.g.max_record),
             });
         }
+        self.counted_room(0)?;
         let size = record_size(wide(len));
         let to_end = self.g.cap - (self.tail & self.g.mask());
         if size > to_end {
@@ -239,6 +340,7 @@ impl<M: Memory> ProducerCore<M> {
                 start,
                 start + to_end,
                 encode(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING),
+                0,
             );
         }
         self.ensure(self.tail + size + 8)?;
@@ -260,6 +362,8 @@ pub struct ConsumerCore<M: Memory> {
     g: Geometry,
     /// Next position to read (process-local; published after each consumed record).
     head: u64,
+    /// Data records consumed (bounded rings; process-local, published with `head`).
+    taken: u64,
 }
 
 impl<M: Memory> ConsumerCore<M> {
@@ -287,7 +391,19 @@ impl<M: Memory> ConsumerCore<M> {
                 value: tail,
             });
         }
-        Ok(ConsumerCore { mem, g, head })
+        // C4: Relaxed; after A7, whose Acquire of `head` orders the predecessor's C2.
+        let taken = if g.limit == 0 {
+            0
+        } else {
+            // SAFETY: in-bounds aligned control word by the caller's contract.
+            unsafe { mem.load(g.counts.1, Ordering::Relaxed) }
+        };
+        Ok(ConsumerCore {
+            mem,
+            g,
+            head,
+            taken,
+        })
     }
 
     /// The next committed data record: `(start position, payload length)`, skipping (and
@@ -321,6 +437,15 @@ impl<M: Memory> ConsumerCore<M> {
 
     #[inline]
     fn publish_head(&mut self) {
+        if self.g.limit != 0 {
+            // C2: Relaxed; ordered before the producer's view by R2 just below, so a producer
+            // that reads this `head` (A1) reads at least this count (C3).
+            // SAFETY: in-bounds aligned control word.
+            unsafe {
+                self.mem
+                    .store(self.g.counts.1, self.taken, Ordering::Relaxed);
+            };
+        }
         // R2: Release; our reads of the consumed records happen before the producer reuses the
         // space; pairs with the Acquire load of `head` (A1) in `ProducerCore::ensure`.
         // SAFETY: in-bounds aligned control word.
@@ -352,7 +477,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         };
         crate::crashpoint::hit("spsc.push.written");
         let end = start + record_size(wide(payload.len()));
-        self.publish(start, end, encode(len_u32(payload.len()), KIND_DATA));
+        self.publish(start, end, encode(len_u32(payload.len()), KIND_DATA), 1);
         Ok(())
     }
 
@@ -384,6 +509,10 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         let mut stopped = None;
         for r in records {
             let payload = r.as_ref();
+            if let Err(e) = self.counted_room(wide(pushed)) {
+                stopped = Some(e);
+                break;
+            }
             let size = record_size(wide(payload.len()));
             let to_end = self.g.cap - (tail & self.g.mask());
             if size > to_end {
@@ -426,9 +555,12 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
                 // Acquire load of the header word (A2) in `ConsumerCore::next`.
                 self.mem
                     .store(self.g.at(first), first_word, Ordering::Release);
-                // S2: Release, as in `publish` (pairs with A9 of the consumer's audit).
-                self.mem.store(self.g.words.tail, tail, Ordering::Release);
             }
+            // C1, between R1 and S2 as in `publish`.
+            self.count_sent(wide(pushed));
+            // S2: Release, as in `publish` (pairs with A9 of the consumer's audit).
+            // SAFETY: in-bounds aligned control word.
+            unsafe { self.mem.store(self.g.words.tail, tail, Ordering::Release) };
             self.tail = tail;
             self.notify_data();
         }
@@ -446,7 +578,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     #[inline]
     fn commit(&mut self, at: u64, len: usize) {
         let end = at + record_size(wide(len));
-        self.publish(at, end, encode(len_u32(len), KIND_DATA));
+        self.publish(at, end, encode(len_u32(len), KIND_DATA), 1);
     }
 
     fn abandon(&mut self, _at: u64) {
@@ -455,6 +587,15 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
 
     fn max_message(&self) -> usize {
         offset(self.g.max_record)
+    }
+
+    /// The bound reached, or no room for the smallest record (an empty payload, 8 bytes,
+    /// which never needs padding). Not the largest: with the default record limit
+    /// (`capacity − 16`) a largest record fits only after a padding record that a push
+    /// publishes and the consumer passes, so "full for the largest" would stay true on an
+    /// empty ring until something pushed.
+    fn is_full(&mut self) -> bool {
+        self.counted_room(0).is_err() || self.ensure(self.tail + HEADER_SIZE + 8).is_err()
     }
 
     fn position(&self) -> u64 {
@@ -550,6 +691,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
                 .read(self.g.at(start) + offset(HEADER_SIZE), &mut buf[..len]);
         };
         crate::crashpoint::hit("spsc.pop.read");
+        self.taken = self.taken.wrapping_add(1);
         self.advance(record_size(wide(len)));
         Ok(len)
     }
@@ -562,6 +704,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
         // SAFETY: `next` validated the record lies within the data region.
         unsafe { self.mem.read(self.g.at(start) + offset(HEADER_SIZE), buf) };
         crate::crashpoint::hit("spsc.pop.read");
+        self.taken = self.taken.wrapping_add(1);
         self.advance(record_size(wide(len)));
         Ok(len)
     }
@@ -576,6 +719,7 @@ impl<M: Memory> ReadCore for ConsumerCore<M> {
     #[inline]
     fn consume(&mut self, _at: u64, len: usize, publish: Publish) {
         self.head += record_size(wide(len));
+        self.taken = self.taken.wrapping_add(1);
         if publish == Publish::Now {
             self.publish_head();
         }

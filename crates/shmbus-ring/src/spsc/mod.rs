@@ -81,6 +81,8 @@ pub struct SpscConfig {
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
     pub(crate) checksum: bool,
+    pub(crate) limit: Option<u64>,
+    pub(crate) info: Option<crate::info::Info>,
 }
 
 impl SpscConfig {
@@ -93,7 +95,39 @@ impl SpscConfig {
             identity: Identity::default(),
             notify: true,
             checksum: false,
+            limit: None,
+            info: None,
         }
+    }
+
+    /// At most `messages` messages in the ring at once, whatever their size (layout 1.2,
+    /// [`RING_FLAG_BOUNDED`](crate::layout::RING_FLAG_BOUNDED)): a push beyond it is
+    /// [`PushError::Full`](crate::PushError::Full) even when bytes are free. Both ends count
+    /// messages in their control blocks. Without it (the default) only the bytes bound.
+    ///
+    /// ```
+    /// use shmbus_ring::{PushError, SpscConfig, SpscRing};
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(4096).message_limit(2))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_push(b"a")?;
+    /// tx.try_push(b"b")?;
+    /// assert_eq!(tx.try_push(b"c"), Err(PushError::Full));
+    /// assert_eq!((ring.len(), ring.capacity()), (Some(2), Some(2)));
+    /// let mut buf = [0u8; 8];
+    /// rx.try_pop(&mut buf)?;
+    /// tx.try_push(b"c")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn message_limit(mut self, messages: u64) -> Self {
+        self.limit = Some(messages);
+        self
+    }
+
+    /// An info region describing what the ring carries ([`crate::info`]), written after the
+    /// data; [`Ring::info`](crate::Ring::info) reads it back.
+    pub fn info(mut self, info: crate::info::Info) -> Self {
+        self.info = Some(info);
+        self
     }
 
     /// Whether every message carries a CRC32C trailer (default `false`; layout 1.1,
@@ -142,9 +176,12 @@ impl SpscConfig {
         self
     }
 
-    /// The segment length this ring needs: one page of header and control blocks, then the data.
+    /// The segment length this ring needs: one page of header and control blocks, then the
+    /// data, then the info region if there is one.
     pub fn segment_len(&self) -> u64 {
-        DATA_OFFSET.saturating_add(self.capacity)
+        DATA_OFFSET
+            .saturating_add(self.capacity)
+            .saturating_add(self.info.as_ref().map_or(0, crate::info::Info::encoded_len))
     }
 
     /// Checks the geometry without allocating anything: what [`Ring::create_in`](crate::Ring::create_in) would refuse.
@@ -175,8 +212,23 @@ impl SpscConfig {
                 "SPSC max_record {max} cannot hold the {CHECKSUM_LEN}-byte checksum trailer"
             )));
         }
+        if let Some(limit) = self.limit {
+            if !(1..=max_messages(cap)).contains(&limit) {
+                return Err(Error::InvalidConfig(format!(
+                    "SPSC message limit {limit} must be from 1 to {} (a record takes at least \
+                     8 of the {cap} bytes)",
+                    max_messages(cap)
+                )));
+            }
+        }
         Ok((cap, max))
     }
+}
+
+/// The most records a ring of `cap` bytes can hold (each takes at least 8 bytes, and one
+/// word stays free): the largest message bound worth having, and the largest accepted.
+pub(crate) fn max_messages(cap: u64) -> u64 {
+    cap / 8
 }
 
 /// The largest payload a ring of `cap` bytes can carry: the record plus the zero-ahead word

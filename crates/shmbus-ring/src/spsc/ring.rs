@@ -2,14 +2,14 @@
 //! that make each role single (PROTOCOL §4.1, §4.5).
 
 use super::core::{ConsumerCore, Geometry, ProducerCore};
-use super::{largest_record, Spsc, SpscConfig, MAX_CAPACITY, MIN_CAPACITY};
+use super::{largest_record, max_messages, Spsc, SpscConfig, MAX_CAPACITY, MIN_CAPACITY};
 use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Corruption, Error, Result};
 use crate::frame::{record_size, HEADER_SIZE};
 use crate::handshake::bad_field;
 use crate::layout::{
-    RingKind, SegmentHeader, BLOCK_OWNER, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
+    RingKind, SegmentHeader, BLOCK_COUNT, BLOCK_OWNER, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
     RING_FLAG_NOTIFY,
 };
 use crate::liveness::{Os, Owner, OwnerWord, Registration};
@@ -20,11 +20,16 @@ use crate::sync::{Memory, Ordering, RawMem};
 use std::time::{Duration, Instant};
 
 impl Geometry {
-    fn for_segment(cap: u64, max_record: u64, notify: bool) -> Self {
+    fn for_segment(cap: u64, max_record: u64, notify: bool, limit: u64) -> Self {
         Geometry {
             words: Words::segment(notify),
             cap,
             max_record,
+            limit,
+            counts: (
+                offset(PRODUCER_BLOCK + BLOCK_COUNT),
+                offset(CONSUMER_BLOCK + BLOCK_COUNT),
+            ),
         }
     }
 }
@@ -153,7 +158,7 @@ impl KindImpl for Spsc {
 
     fn lay_out(mem: &RawMem, config: &SpscConfig) -> Result<(Shape, Geometry)> {
         let (cap, max) = config.checked()?;
-        let g = Geometry::for_segment(cap, max, config.notify);
+        let g = Geometry::for_segment(cap, max, config.notify, config.limit.unwrap_or(0));
         // The word at position 0 is where the first record's header goes: it must read 0
         // (the zero-ahead invariant), so make sure of it rather than trust the fresh object.
         // Relaxed: published by the handshake (H1).
@@ -209,15 +214,44 @@ impl KindImpl for Spsc {
                 ),
             ));
         }
+        // `open_header` checked `message_limit` is nonzero exactly for a bounded ring.
+        if h.message_limit > max_messages(cap) {
+            return Err(bad(
+                "message_limit",
+                h.message_limit,
+                format!(
+                    "an SPSC ring of {cap} bytes holds at most {} records",
+                    max_messages(cap)
+                ),
+            ));
+        }
         Ok(Geometry::for_segment(
             cap,
             h.record_limit,
             h.ring_flags & RING_FLAG_NOTIFY != 0,
+            h.message_limit,
         ))
     }
 
     fn max_message(g: &Geometry) -> usize {
         offset(g.max_record)
+    }
+
+    fn capacity(g: &Geometry) -> Option<u64> {
+        (g.limit != 0).then_some(g.limit)
+    }
+
+    fn len(mem: &RawMem, g: &Geometry) -> Option<u64> {
+        if g.limit == 0 {
+            return None;
+        }
+        // C5: Relaxed, both: a snapshot for observers. `taken` first: read the other way, a
+        // message consumed between the two loads would make `sent − taken` one too small.
+        // SAFETY: the count words are in the first page, which `mem` holds.
+        let taken = unsafe { mem.load(g.counts.1, Ordering::Relaxed) };
+        // SAFETY: as above.
+        let sent = unsafe { mem.load(g.counts.0, Ordering::Relaxed) };
+        Some(sent.saturating_sub(taken).min(g.limit))
     }
 
     fn register(ring: &Shared<Spsc>, role: Role) -> Result<Registration> {
@@ -262,8 +296,9 @@ impl KindImpl for Spsc {
 }
 
 impl Ring<Spsc> {
-    /// Data capacity in bytes.
-    pub fn capacity(&self) -> u64 {
+    /// Data capacity in bytes (the message capacity, if the ring has a bound, is
+    /// [`Ring::capacity`]).
+    pub fn data_capacity(&self) -> u64 {
         self.inner.g.cap
     }
 
