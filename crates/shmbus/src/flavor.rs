@@ -161,31 +161,3 @@ fn fill<F: Flavor, E>(
         Err(e) => Err(e),
     }
 }
-
-/// Until the ring crate has `Ring::len` and `Ring::capacity`: unknown. Delete when they land
-/// (inherent methods take precedence, so callers need no change).
-pub(crate) trait RingShim {
-    fn capacity(&self) -> Option<usize>;
-    fn len(&self) -> Option<usize>;
-}
-
-impl<K: Kind> RingShim for Ring<K> {
-    fn capacity(&self) -> Option<usize> {
-        None
-    }
-    fn len(&self) -> Option<usize> {
-        None
-    }
-}
-
-/// Until the ring crate has `Producer::is_full`: a reservation of the maximum size, abandoned.
-pub(crate) trait ProducerShim {
-    fn is_full(&mut self) -> bool;
-}
-
-impl<K: Kind> ProducerShim for Producer<K> {
-    fn is_full(&mut self) -> bool {
-        let max = self.max_message();
-        matches!(self.reserve(max), Err(PushError::Full))
-    }
-}

@@ -2,8 +2,6 @@
 
 use crate::codec::{Bincode, Codec};
 use crate::error::{RecvError, RecvFailure, RecvTimeoutError, TryRecvError};
-#[allow(unused_imports)] // until the ring crate has `len` and `capacity`
-use crate::flavor::RingShim as _;
 use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
 use crate::select::{sealed, SelectRecv};
 use shmbus_ring::select::Doorbell;

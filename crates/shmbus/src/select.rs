@@ -695,9 +695,10 @@ impl SelectedOperation {
         r.complete_recv(Token(()))
     }
 
-    /// Completes a selected send: sends `msg`. On SPSC this never waits (no one else can take
-    /// the room found at selection); on MPMC another sender may have taken it since, and this
-    /// then waits for room as [`Sender::send`](crate::Sender::send) does.
+    /// Completes a selected send: sends `msg`. On SPSC no one else can take the room found at
+    /// selection, so this does not wait (unless `msg` needs more room than the selection
+    /// found: readiness is the ring's `is_full`); on MPMC another sender may have taken the
+    /// room since, and this then waits for room as [`Sender::send`](crate::Sender::send) does.
     ///
     /// # Errors
     ///

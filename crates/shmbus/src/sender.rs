@@ -3,8 +3,6 @@
 use crate::codec::{Bincode, Codec};
 use crate::error::{SendError, SendFailure, SendTimeoutError, TrySendError};
 use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
-#[allow(unused_imports)] // until the ring crate has `len`, `capacity` and `is_full`
-use crate::flavor::{ProducerShim as _, RingShim as _};
 use crate::select::{sealed, SelectSend};
 use shmbus_ring::select::Doorbell;
 use shmbus_ring::{Producer, PushError, WaitStrategy};
@@ -211,8 +209,9 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
         self.len() == 0
     }
 
-    /// Whether the channel is full now: a [`try_send`](Self::try_send) of a message of the
-    /// maximum size would return [`Full`](crate::TrySendError::Full).
+    /// Whether the channel is full now: it holds [`capacity`](Self::capacity) messages, or has
+    /// no room for another (the ring's [`Producer::is_full`](shmbus_ring::Producer::is_full)),
+    /// so that [`try_send`](Self::try_send) would return [`Full`](crate::TrySendError::Full).
     pub fn is_full(&mut self) -> bool {
         self.producer.is_full()
     }

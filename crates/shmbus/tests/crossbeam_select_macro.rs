@@ -526,7 +526,7 @@ fn default_syntax() {
     select! {
         default() => {}
     }
-    drop(r.try_recv());
+    let _ = r.try_recv();
 }
 
 #[test]
