@@ -6,14 +6,14 @@
 //! as crossbeam's scoped threads borrow them, or an MPMC clone per thread), and crossbeam's
 //! shared `&s`/`&r` become `&mut s`/`&mut r`.
 //!
-//! Waiting on the ring crate (issue 14, the lead's part): `unblocks` needs `capacity(1)` to be
-//! an exact bound (today a capacity-1 channel holds more, so the send is ready at once),
-//! `fairness2` (SPSC) needs `Sender::is_empty`, which needs `Ring::len` (a shim answers 0
-//! until it lands) and the exact bound, and
-//! `linearizable_try`/`linearizable_timeout` need MPMC `try_recv` to be linearizable; they fail
-//! on main as of da94428 for those reasons. Channels are bounded:
-//! crossbeam's `unbounded()` becomes capacity 10 000 (more than any test holds at once), and
-//! `bounded(0)` (rendezvous) becomes capacity 1, adapted as noted.
+//! Channels are bounded: crossbeam's `unbounded()` becomes capacity 10 000 (more than any
+//! test holds at once), and `bounded(0)` (rendezvous; refused by shmbus) becomes capacity 1,
+//! adapted as noted.
+//!
+//! Some tests need the ring crate's part of issue 14 (merged from main at 262a026):
+//! `unblocks` needs `capacity(1)` to be an exact bound, `fairness2` (SPSC) needs
+//! `Sender::is_empty` (`Ring::len`), and `linearizable_try`/`linearizable_timeout` need MPMC
+//! `try_recv` to be linearizable.
 //!
 //! | crossbeam test | here | why |
 //! |---|---|---|
@@ -37,7 +37,7 @@
 //! | send_recv_same_channel | not applicable | needs the same channel's sender and receiver borrowed together and rendezvous |
 //! | matching, matching_with_leftover | not applicable | 44 threads sharing one channel's endpoints by `&`; rendezvous |
 //! | channel_through_channel | not applicable | a receiver cannot be sent through shared memory |
-//! | linearizable_try | ported (MPMC) | needs one receiver in two threads: MPMC clones |
+//! | linearizable_try | ported (MPMC) | needs one receiver in two threads: MPMC clones; the `bounded(0)` end handshake becomes capacity 1 plus an acknowledgement |
 //! | linearizable_timeout | ported (MPMC) | as linearizable_try |
 //! | fairness1 | ported | |
 //! | fairness2 | adapted | `bounded(0)` → capacity 1 |
@@ -824,6 +824,10 @@ fn linearizable_try() {
     for step in 0..2 {
         let (mut start_s, mut start_r) = bounded::<(), Mpmc>(1);
         let (mut end_s, mut end_r) = bounded::<(), Mpmc>(1);
+        // `bounded(0)` is a rendezvous: `end_s.send` returns once the main thread has received,
+        // so the main thread's `r1.try_recv` of this round cannot take the next round's
+        // message. Capacity 1 and an acknowledgement do the same.
+        let (mut ack_s, mut ack_r) = bounded::<(), Mpmc>(1);
 
         let ((mut s1, mut r1), (mut s2, mut r2)) = if step == 0 {
             (bounded::<i32, Mpmc>(1), bounded::<i32, Mpmc>(1))
@@ -852,6 +856,9 @@ fn linearizable_try() {
                 }
 
                 end_s.send(()).unwrap();
+                if ack_r.recv_timeout(LIMIT).is_err() {
+                    break;
+                }
                 let _ = r2b.try_recv();
             }
         });
@@ -868,6 +875,7 @@ fn linearizable_try() {
             if end_r.recv_timeout(LIMIT).is_err() {
                 break;
             }
+            ack_s.send(()).unwrap();
         }
         t.join().unwrap();
         let _ = r2.try_recv();
@@ -882,6 +890,10 @@ fn linearizable_timeout() {
     for step in 0..2 {
         let (mut start_s, mut start_r) = bounded::<(), Mpmc>(1);
         let (mut end_s, mut end_r) = bounded::<(), Mpmc>(1);
+        // `bounded(0)` is a rendezvous: `end_s.send` returns once the main thread has received,
+        // so the main thread's `r1.try_recv` of this round cannot take the next round's
+        // message. Capacity 1 and an acknowledgement do the same.
+        let (mut ack_s, mut ack_r) = bounded::<(), Mpmc>(1);
 
         let ((mut s1, mut r1), (mut s2, r2)) = if step == 0 {
             (bounded::<i32, Mpmc>(1), bounded::<i32, Mpmc>(1))
@@ -910,6 +922,9 @@ fn linearizable_timeout() {
                 }
 
                 end_s.send(()).unwrap();
+                if ack_r.recv_timeout(LIMIT).is_err() {
+                    break;
+                }
                 let _ = r2b.try_recv();
             }
         });
@@ -926,6 +941,7 @@ fn linearizable_timeout() {
             if end_r.recv_timeout(LIMIT).is_err() {
                 break;
             }
+            ack_s.send(()).unwrap();
         }
         t.join().unwrap();
         drop(r2);
