@@ -583,7 +583,11 @@ impl<K: Kind> Producer<K> {
 /// line, as [`on_empty`].
 #[cold]
 #[inline(never)]
-fn on_full<K: Kind>(core: &mut K::WriteCore, att: &mut Attachment<K>, pace: Pace) -> PushError {
+pub(crate) fn on_full<K: Kind>(
+    core: &mut K::WriteCore,
+    att: &mut Attachment<K>,
+    pace: Pace,
+) -> PushError {
     if let Some(c) = att.probe_and_audit(pace, || core.audit()) {
         return PushError::Corrupt(c);
     }
@@ -1094,7 +1098,11 @@ impl<K: Kind> Consumer<K> {
 /// path must not grow the fast path of every pop.
 #[cold]
 #[inline(never)]
-fn on_empty<K: Kind>(core: &mut K::ReadCore, att: &mut Attachment<K>, pace: Pace) -> PopError {
+pub(crate) fn on_empty<K: Kind>(
+    core: &mut K::ReadCore,
+    att: &mut Attachment<K>,
+    pace: Pace,
+) -> PopError {
     // Before the disconnection test: a wedged ring whose producers are gone would otherwise
     // read as drained, and its messages be lost silently.
     if let Some(c) = att.probe_and_audit(pace, || core.audit()) {

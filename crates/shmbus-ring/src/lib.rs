@@ -8,7 +8,8 @@
 //! 0       256    header: magic, layout version, ABI, ring kind,     layout, handshake
 //!                geometry, type fingerprint, codec, creation time
 //! 256     128    producer block: SPSC tail, SPSC owner word,        layout, spsc, mpmc,
-//!                wake sequence, waiters; MPMC tail hint             wait
+//!                wake sequence, waiters, SPSC message count;        wait
+//!                MPMC tail hint
 //! 384     128    consumer block: the same for the consumer side     layout, spsc, mpmc, wait
 //! 512     64     roster: attached endpoints per role                liveness
 //! 576     3520   endpoint table (55 × 64 B), both ring kinds        liveness
@@ -16,6 +17,8 @@
 //!                8-byte aligned, padding record at the wrap
 //!                MPMC: slots [seq << 8 | tag: u64][len: u32]       mpmc/core
 //!                [reserved: u32][payload], 64-byte aligned
+//! after   ...    info region (layout 1.2): type name, codec, name,  info
+//! data           creator
 //! ```
 //!
 //! # The modules
@@ -32,6 +35,8 @@
 //! | `ring` | [`Ring`] and the sealed [`Kind`] trait: what every kind provides |
 //! | `endpoint` | [`Producer`] and [`Consumer`], written once: registration, probing, disconnection, waiting, the blocking calls, the guards |
 //! | `wait` | the wait strategies and the sleep/notify protocol (N1–N2, P1–P6) |
+//! | `select` | waiting on several rings at once: doorbells, `wait_any` over `futex_waitv` |
+//! | `info` | the info region: what a segment carries, in words |
 //! | `liveness` | the endpoint table: state words, process identity, registration and reaping, inspection |
 //! | `error` | typed errors |
 //! | `conv` | the one conversion point between `u64` positions and `usize` offsets |

@@ -48,9 +48,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::endpoint::{Consumer, Producer, WriteCore};
+use crate::endpoint::{on_empty, on_full, Consumer, Producer, WriteCore};
+use crate::error::{PopError, PushError};
 use crate::ring::Kind;
 use crate::sync::{fence, futex_wait_any, Memory, Ordering, RawMem, WaitAny};
+use crate::wait::Pace;
 use crate::wait::{Direction, Wake};
 use std::any::Any;
 use std::sync::Arc;
@@ -102,6 +104,22 @@ impl<K: Kind> Consumer<K> {
     pub fn probe_interval(&self) -> Duration {
         self.att.clock.interval()
     }
+
+    /// What a pop that found the ring empty would report now, judged as a blocked pop judges
+    /// after a sleep: probes the producers (reaping dead ones) and audits the ring when the
+    /// probe interval has passed. `Err(Disconnected)` once every producer is gone and nothing
+    /// committed is left, `Err(Corrupt)` for a ring that contradicts itself, else `Ok(())`.
+    /// For a select, which sleeps on many rings and must see dead peers as a blocked pop does.
+    ///
+    /// # Errors
+    ///
+    /// As above.
+    pub fn check_peers(&mut self) -> Result<(), PopError> {
+        match on_empty(&mut self.core, &mut self.att, Pace::Waited) {
+            PopError::Empty => Ok(()),
+            e => Err(e),
+        }
+    }
 }
 
 impl<K: Kind> Producer<K> {
@@ -135,6 +153,21 @@ impl<K: Kind> Producer<K> {
     /// ```
     pub fn is_full(&mut self) -> bool {
         self.core.is_full()
+    }
+
+    /// What a push that found the ring full would report now, judged as a blocked push judges
+    /// after a sleep: probes the consumers (reaping dead ones) and audits the ring when the
+    /// probe interval has passed. `Err(Disconnected)` once every consumer is gone,
+    /// `Err(Corrupt)` for a ring that contradicts itself, else `Ok(())`.
+    ///
+    /// # Errors
+    ///
+    /// As above.
+    pub fn check_peers(&mut self) -> Result<(), PushError> {
+        match on_full(&mut self.core, &mut self.att, Pace::Waited) {
+            PushError::Full => Ok(()),
+            e => Err(e),
+        }
     }
 }
 

@@ -77,7 +77,8 @@ mod sender;
 
 pub use channel::{channel, Channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE};
 pub use error::{
-    Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    CodecFault, Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
 };
 pub use receiver::{IntoIter, Iter, Receiver, TryIter};
 pub use select::{

@@ -340,14 +340,16 @@ impl<T, F: Flavor, C: Codec<T>> sealed::Handle for Receiver<T, F, C> {
     }
 
     fn try_select(&mut self, probe: bool) -> bool {
-        // After a sleep, a pop with a deadline of now: it checks the senders' liveness (a
-        // plain non-blocking pop reads the clock only every 16th time).
-        let wait = if probe {
-            Wait::Until(Some(Instant::now()))
-        } else {
-            Wait::Never
-        };
-        self.stage(wait)
+        // After a sleep of about a probe interval, check the senders' liveness as a blocked
+        // receive would (a plain non-blocking pop reads the clock only now and then): a dead
+        // sender is reaped, and the pop below sees the channel disconnected.
+        if probe && self.staged.is_none() {
+            if let Err(e) = self.consumer.check_peers() {
+                self.staged = Some(Staged::Failure(failure(e)));
+                return true;
+            }
+        }
+        self.stage(Wait::Never)
     }
 
     fn doorbell(&self) -> Option<Doorbell> {

@@ -229,14 +229,10 @@ impl<T, F: Flavor, C: Codec<T>> sealed::Handle for Sender<T, F, C> {
     }
 
     fn try_select(&mut self, _probe: bool) -> bool {
-        if !self.producer.is_full() {
-            return true;
-        }
-        // Full: a reservation that fails checks the receivers' liveness (every time: a full
-        // ring reads the clock) and reports a disconnected or corrupt channel, which make the
-        // send ready (it returns the error). One that succeeds (room was freed since) is
-        // abandoned: nothing becomes visible.
-        !matches!(self.producer.reserve(self.max), Err(PushError::Full))
+        // Room, or a channel whose receivers are gone or whose ring is corrupt: the send is
+        // ready (in the last two cases it returns the error). `check_peers` probes and audits
+        // as a blocked send does when the probe interval has passed.
+        !self.producer.is_full() || self.producer.check_peers().is_err()
     }
 
     fn doorbell(&self) -> Option<Doorbell> {

@@ -18,8 +18,8 @@
 //! | crossbeam test | here |
 //! |---|---|
 //! | `smoke` | ported: threads, process |
-//! | `capacity` | ported: threads, process (the child opens with no capacity and reads it from the segment) — gated, needs `capacity()` |
-//! | `len_empty_full` | ported: threads, process (the two sides in lockstep) — gated, needs `len()`, `is_empty()`, `is_full()` |
+//! | `capacity` | ported: threads, process (the child opens with no capacity and reads it from the segment) |
+//! | `len_empty_full` | ported: threads, process (the two sides in lockstep) |
 //! | `try_recv` | ported: threads, process |
 //! | `recv` | ported: threads, process |
 //! | `recv_timeout` | ported: threads, process |
@@ -28,7 +28,7 @@
 //! | `send_timeout` | ported: threads, process |
 //! | `send_after_disconnect` | ported: threads, process |
 //! | `recv_after_disconnect` | ported: threads, process |
-//! | `len` | ported: threads, process — gated, needs `len()` |
+//! | `len` | ported: threads, process |
 //! | `disconnect_wakes_sender` | ported: threads, process |
 //! | `disconnect_wakes_receiver` | ported: threads, process |
 //! | `spsc` | ported: threads, process |
@@ -38,9 +38,9 @@
 //! | `stress_timeout_two_threads` | ported: threads, process |
 //! | `drops` | adapted: a channel carries encodings, not values. A send drops its argument once encoded, a receive makes a new value, and a channel dropped with messages in it drops no value (it never decodes them): the counts asserted are those. Threads, process (each side counts its own drops) |
 //! | `linearizable` | ported, MPMC only (4 threads each sending and receiving): threads; process adapted: 2 of the 4 workers in each process |
-//! | `fairness` | needs `select!`: in `select_parts`, gated until `Select` lands |
-//! | `fairness_duplicates` | needs `select!`: in `select_parts` (five `recv(r)` arms on one receiver: with `&mut` receivers, five MPMC clones) |
-//! | `recv_in_send` | needs `select!`: in `select_parts` |
+//! | `fairness` | ported with `shmbus::select!`, in `select_parts` |
+//! | `fairness_duplicates` | ported with `shmbus::select!`, in `select_parts` (five `recv(r)` arms on one receiver: with `&mut` receivers, five MPMC clones) |
+//! | `recv_in_send` | ported with `shmbus::select!`, in `select_parts` |
 //! | `channel_through_channel` | adapted: a `Receiver` cannot be encoded, so the next channel's *name* goes through the channel and the receiver opens it; the creator keeps the name, the opener unlinks it. Threads, process |
 //! | `panic_on_drop` | not applicable: a channel holds encoded bytes, never values, so no message's destructor runs when a channel is dropped (see `drops`) |
 //! | `zero_sender_revival` | adapted: crossbeam's `r.new_sender()` is `channel.sender()` (a new sender attached to the channel): threads, process |
@@ -48,8 +48,6 @@
 //! Beyond `array.rs`: `capacity(0)`, crossbeam's zero-capacity (rendezvous) flavor, is refused
 //! with `Error::Config` (`capacity_zero` below).
 //!
-//! Gated with `#[cfg(any())]` until the API they need lands (listed above): `capacity`,
-//! `len_empty_full`, `len` (threads and process), and `select_parts`.
 
 mod common;
 
@@ -400,9 +398,6 @@ mod threads {
         assert_eq!(r.recv_timeout(ms(1000)), Err(RecvTimeoutError::Timeout));
     }
     thread_tests!(smoke);
-
-    // needs: capacity() on Sender and Receiver
-    #[cfg(any())]
     fn capacity<F: Flavor>() {
         for i in 1..10 {
             let (s, r) = bounded::<(), F>(i);
@@ -410,11 +405,7 @@ mod threads {
             assert_eq!(r.capacity(), Some(i as usize));
         }
     }
-    #[cfg(any())]
     thread_tests!(capacity);
-
-    // needs: len(), is_empty(), is_full() on Sender and Receiver
-    #[cfg(any())]
     fn len_empty_full<F: Flavor>() {
         let (mut s, mut r) = bounded::<(), F>(2);
 
@@ -452,7 +443,6 @@ mod threads {
         assert!(!r.is_empty());
         assert!(!r.is_full());
     }
-    #[cfg(any())]
     thread_tests!(len_empty_full);
 
     fn try_recv<F: Flavor>() {
@@ -528,9 +518,6 @@ mod threads {
         assert_eq!(r.recv(), Err(RecvError::Disconnected));
     }
     thread_tests!(recv_after_disconnect);
-
-    // needs: len() on Sender and Receiver
-    #[cfg(any())]
     fn len<F: Flavor>() {
         const COUNT: usize = 25_000;
         const CAP: usize = 1000;
@@ -588,7 +575,6 @@ mod threads {
         assert_eq!(s.len(), 0);
         assert_eq!(r.len(), 0);
     }
-    #[cfg(any())]
     thread_tests!(len);
 
     fn disconnect_wakes_sender<F: Flavor>() {
@@ -986,9 +972,6 @@ mod process {
         );
     }
     process_tests!(smoke);
-
-    // needs: capacity() on Sender and Receiver
-    #[cfg(any())]
     fn capacity<F: Flavor>(test: &str) {
         if role().is_some() {
             let (name, _link) = child_link();
@@ -1013,11 +996,7 @@ mod process {
         let (child, _link) = spawn_child(test, &name);
         join(child);
     }
-    #[cfg(any())]
     process_tests!(capacity);
-
-    // needs: len(), is_empty(), is_full() on Sender and Receiver
-    #[cfg(any())]
     fn len_empty_full<F: Flavor>(test: &str) {
         run(
             test,
@@ -1076,7 +1055,6 @@ mod process {
             },
         );
     }
-    #[cfg(any())]
     process_tests!(len_empty_full);
 
     fn try_recv<F: Flavor>(test: &str) {
@@ -1177,9 +1155,6 @@ mod process {
         );
     }
     process_tests!(recv_after_disconnect);
-
-    // needs: len() on Sender and Receiver
-    #[cfg(any())]
     fn len<F: Flavor>(test: &str) {
         const COUNT: usize = 25_000;
         const CAP: usize = 1000;
@@ -1189,6 +1164,9 @@ mod process {
             &builder::<usize, F>(CAP as u64),
             |_, mut s, link| {
                 assert_eq!(s.len(), 0);
+                // The receiver checks the empty channel before anything is sent (in
+                // crossbeam's test, before its thread starts).
+                link.wait(0);
                 let mut step = 1;
                 for _ in 0..CAP / 10 {
                     for i in 0..50 {
@@ -1222,6 +1200,7 @@ mod process {
             },
             |_, mut r, link| {
                 assert_eq!(r.len(), 0);
+                link.signal(0);
                 let mut step = 1;
                 for _ in 0..CAP / 10 {
                     link.wait(step);
@@ -1254,7 +1233,6 @@ mod process {
             },
         );
     }
-    #[cfg(any())]
     process_tests!(len);
 
     fn disconnect_wakes_sender<F: Flavor>(test: &str) {
@@ -1608,9 +1586,7 @@ mod capacity_zero {
     thread_tests!(refused);
 }
 
-/// crossbeam's tests that need `select!` (issue 14 item 5), written against the API the issue
-/// asks for (`shmbus::select!` in crossbeam's vocabulary); to be enabled once it lands.
-#[cfg(any())]
+/// crossbeam's tests that need `select!` (issue 14 item 5).
 mod select_parts {
     use super::*;
 
