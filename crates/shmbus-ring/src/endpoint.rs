@@ -99,8 +99,8 @@ pub trait ReadCore {
     /// Whether a committed message is waiting (a drained ring reports `Disconnected` only
     /// when this is false).
     fn has_committed(&mut self) -> bool;
-    /// Whether the last read that found nothing stopped at a message being written (MPMC
-    /// M17): "empty" must wait for it to be committed, or its writer repaired.
+    /// Whether the last read that found nothing must wait before answering "empty" (MPMC
+    /// M17): a message after the head position is committed.
     fn in_flight(&self) -> bool {
         false
     }

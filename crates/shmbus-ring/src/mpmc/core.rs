@@ -82,10 +82,11 @@ pub struct Core<M: Memory> {
     tag: u64,
     /// Scratch space for `try_push_all`'s claims (allocated on first use only).
     claimed: Vec<u64>,
-    /// Whether the last `claim_read` that found nothing stopped at a position a producer has
-    /// claimed and not yet committed (M17): a message is on its way there, and messages
-    /// after it may be committed already.
-    in_flight: bool,
+    /// Where the last `claim_read` that found nothing stopped, if the word there was not the
+    /// plain "free for this position" (M17): a message may be on its way there, and one after
+    /// it committed already. Judged only when a non-blocking pop is about to answer "empty"
+    /// (`ReadCore::in_flight`), so that waiting loops read no other line.
+    stopped: Option<u64>,
     /// The consumers' head hint as last read, for the message bound (`limit`).
     cached_head: u64,
 }
@@ -101,7 +102,7 @@ impl<M: Memory> Core<M> {
             g,
             tag,
             claimed: Vec::new(),
-            in_flight: false,
+            stopped: None,
             cached_head: 0,
         }
     }
@@ -120,17 +121,12 @@ impl<M: Memory> Core<M> {
 
     #[inline]
     fn hint(&self, off: usize) -> Result<u64, Corruption> {
-        // M1: Relaxed for the tail hint: it only says where to start looking; the slot words
-        // decide. M7: Acquire for the head hint: pairs with the Release of M10, so a consumer
-        // that starts past positions others claimed knows what their claimers did before
-        // (their pushes: M17's linearizability argument, PROTOCOL §5.3).
-        let order = if off == self.g.words.head {
-            Ordering::Acquire
-        } else {
-            Ordering::Relaxed
-        };
+        // M1 (tail hint) and M7 (head hint): Acquire; pair with the Release raises M4 and
+        // M10, so an endpoint that starts past positions others claimed knows what those
+        // claimers (or the walker that saw them claimed) did before: M17's linearizability
+        // argument (PROTOCOL §5.3). Plain loads on x86.
         // SAFETY: hint words are in bounds and aligned (constructor contract).
-        let v = unsafe { self.mem.load(off, order) };
+        let v = unsafe { self.mem.load(off, Ordering::Acquire) };
         if v >= MAX_POSITION {
             return Err(Corruption {
                 what: "position hint beyond 2^55",
@@ -165,11 +161,11 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    // M4: Relaxed; the hint orders nothing.
+                    // M4: Release (a locked RMW on x86 either way): pairs with M1's Acquire.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
                     };
                     return Ok(pos);
                 }
@@ -186,7 +182,7 @@ impl<M: Memory> Core<M> {
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -289,7 +285,7 @@ impl<M: Memory> Core<M> {
 
     /// Claims the next committed position for reading; `Ok(None)` when none is committed.
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
-        self.in_flight = false;
+        self.stopped = None;
         let mut pos = self.hint(self.g.words.head)?;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
@@ -328,7 +324,16 @@ impl<M: Memory> Core<M> {
                 // is writing it; a later position may already hold a message whose send has
                 // returned, so "empty" would not be linearizable: say so to the caller, who
                 // waits for the commit (or for the writer's repair) before reporting empty.
-                self.in_flight = self.committed_past(pos)?;
+                // The usual empty ring: the slot is free for exactly this position. Then no
+                // later message can be committed that this consumer must find: its push would
+                // have walked past a claim of `pos` (a word this walk would read, or a newer
+                // one) or started from a tail hint raised past `pos` (M4, Release, carrying such
+                // a claim): either way this load could not have returned the free word. No
+                // look-ahead then, so a consumer polling an empty ring reads no line but its
+                // slot's.
+                if !(dif == -1 && tag == 0) {
+                    self.stopped = Some(pos);
+                }
                 return Ok(None);
             } else {
                 // A commit (or read claim) of a later lap than the next one: a lapped walk,
@@ -367,25 +372,30 @@ impl<M: Memory> Core<M> {
     /// push may have returned — and the caller waits for `pos` (being written, or a stale view
     /// of a slot since written) instead. If none is, "empty" is a linearizable answer even
     /// while `pos` is being written: the pop takes effect before that push.
+    ///
+    /// M18: the look-ahead reads slot words only, Acquire (as M8), from `pos + 1` on, and stops
+    /// at the first word that says "free for exactly this position" `(q, 0)`: a message past
+    /// `q` that this consumer must find was pushed by a producer that walked past a claim of
+    /// `q`, or started from a tail hint raised past `q` by a walk that did (M1/M4, Acquire and
+    /// Release), so that claim happens before this load, which could not then return the free
+    /// word. No hint is read: in a ping-pong, the tail hint's line is the producer's on every
+    /// push, and reading it here cost a line transfer per message; the slot after `pos` was
+    /// last written by a consumer's release, usually this one's.
     #[inline(never)]
     #[cold]
-    fn committed_past(&self, pos: u64) -> Result<bool, Corruption> {
-        // M18: Relaxed load of the tail hint (M1): positions at or past it were never claimed.
-        // Every claimer raised it (M4) before its commit (M5) and before its own later pops'
-        // claims (M9, M10: Release); whatever of those this consumer observed on its walk
-        // (Acquire: M7, M8) happens before this load, which therefore sees the raise.
-        let tail = self.hint(self.g.words.tail)?;
-        let end = tail.min(pos.saturating_add(self.g.slots));
-        for q in pos.saturating_add(1)..end {
-            // M18: Acquire, as M8: a commit the walk's history includes is seen.
+    fn committed_past(&self, pos: u64) -> bool {
+        for q in pos.saturating_add(1)..pos.saturating_add(self.g.slots) {
             // SAFETY: an in-bounds aligned slot word.
             let word = unsafe { self.mem.load(self.g.slot(q), Ordering::Acquire) };
             let (seq, tag) = split(word);
             if seq == q + 1 && tag == 0 {
-                return Ok(true);
+                return true;
+            }
+            if seq == q && tag == 0 {
+                return false;
             }
         }
-        Ok(false)
+        false
     }
 
     /// Checks a commit or read-claim word `(seq, ·)` against the producers' tail hint: its
@@ -898,7 +908,7 @@ impl<M: Memory> ReadCore for Core<M> {
     }
 
     fn in_flight(&self) -> bool {
-        self.in_flight
+        self.stopped.is_some_and(|pos| self.committed_past(pos))
     }
 
     fn position(&self) -> u64 {
