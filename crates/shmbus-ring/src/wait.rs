@@ -134,7 +134,7 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
 }
 
 /// One round of P1–P6 (module docs): registers as a waiter of direction `dir`, re-runs
-/// `attempt`, and if it still fails sleeps on the wake sequence for at most `timeout` (`None`:
+/// `attempt`, and if it still fails sleeps on the wake sequence until `until` at the latest (`None`:
 /// until woken). Returns `attempt`'s outcome if it succeeded; `None` after a sleep (woken, timed
 /// out or spuriously: the caller re-checks).
 ///
@@ -145,7 +145,7 @@ pub(crate) unsafe fn sleep_once<M: Memory, R>(
     mem: &M,
     wake: Wake,
     dir: Direction,
-    timeout: Option<Duration>,
+    until: Option<Instant>,
     attempt: impl FnOnce() -> Option<R>,
 ) -> Option<R> {
     let (seq_off, waiters) = wake.words(dir);
@@ -163,6 +163,9 @@ pub(crate) unsafe fn sleep_once<M: Memory, R>(
         let outcome = attempt();
         if outcome.is_none() {
             // P5: sleep while the sequence is still `seq`.
+            // The timeout is taken now, after P4 (which may have probed peers, or been
+            // descheduled): the sleep ends at `until`, not that long after it.
+            let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
             mem.wait(seq_off, seq, timeout);
         }
         // P6: Relaxed: the count only gates whether notifiers make the syscall.
@@ -238,7 +241,7 @@ pub(crate) fn wait_for<M: Memory, R>(
             let left = deadline.map_or(nap, |d| d.saturating_duration_since(now).min(nap));
             // SAFETY: `wake` comes from the ring's validated geometry, whose words `mem` holds.
             let outcome =
-                unsafe { sleep_once(mem, wake, dir, Some(left), || attempt(Pace::Waited)) };
+                unsafe { sleep_once(mem, wake, dir, Some(now + left), || attempt(Pace::Waited)) };
             if outcome.is_some() {
                 return outcome;
             }
