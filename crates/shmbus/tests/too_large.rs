@@ -91,10 +91,11 @@ fn the_size_checked_is_the_encoded_size() {
 
 #[test]
 fn a_maximum_close_to_the_spsc_capacity_does_not_stall_sends() {
-    // One message of the maximum size at a time: each send reserves only the message's own
-    // length, so small messages still flow while a large one is waiting to be received.
+    // Each send reserves only the message's own length, not the maximum: small messages flow
+    // beside a large one waiting to be received, up to the exact message capacity (the bytes
+    // of 20 largest messages would hold hundreds of small ones: the count is what bounds).
     let ch = ChannelBuilder::<Vec<u8>, Spsc, Raw>::new()
-        .capacity(1)
+        .capacity(20)
         .max_message(4000)
         .in_process()
         .unwrap();
@@ -104,7 +105,10 @@ fn a_maximum_close_to_the_spsc_capacity_does_not_stall_sends() {
     while tx.try_send(vec![2; 8]).is_ok() {
         small += 1;
     }
-    assert!(small > 10, "small messages fit beside a large one: {small}");
+    assert_eq!(
+        small, 19,
+        "small messages beside a large one, up to the capacity"
+    );
     assert_eq!(rx.try_recv().unwrap().len(), 4000);
     for _ in 0..small {
         assert_eq!(rx.try_recv().unwrap(), vec![2; 8]);
