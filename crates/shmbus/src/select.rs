@@ -729,251 +729,54 @@ fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// A timer that delivers one message, the [`Instant`] it was due, once `duration` has passed;
-/// made by [`after`]. Afterwards it never delivers again (never disconnects).
+/// What [`After`] and [`Tick`] share: the next due instant, how often after it (`None`:
+/// once), and a due instant a select has taken for it.
 #[derive(Debug)]
-pub struct After {
-    id: u64,
-    at: Option<Instant>,
-    fired: bool,
-    staged: Option<Instant>,
-}
-
-/// A timer that delivers the [`Instant`] it was due, once after `duration` has passed, as
-/// crossbeam-channel's `after`: in a [`Select`] or [`select!`](crate::select!) it is a timeout
-/// among other operations.
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// let start = Instant::now();
-/// let mut timer = shmbus::after(Duration::from_millis(20));
-/// let due = timer.recv()?;
-/// assert!(due >= start + Duration::from_millis(20) && Instant::now() >= due);
-/// assert!(timer.try_recv().unwrap_err().is_empty()); // only once
-/// # Ok::<(), shmbus::RecvError>(())
-/// ```
-///
-/// A duration too long to represent (`Duration::MAX`) makes a timer that never fires: an
-/// optional timeout is `after(timeout.unwrap_or(Duration::MAX))`.
-pub fn after(duration: Duration) -> After {
-    After {
-        id: next_id(),
-        at: Instant::now().checked_add(duration),
-        fired: false,
-        staged: None,
-    }
-}
-
-impl After {
-    fn take(&mut self, now: Instant) -> Option<Instant> {
-        if let Some(t) = self.staged.take() {
-            return Some(t);
-        }
-        match self.at {
-            Some(at) if !self.fired && now >= at => {
-                self.fired = true;
-                Some(at)
-            }
-            _ => None,
-        }
-    }
-
-    /// The due instant if it has passed and was not received yet.
-    ///
-    /// # Errors
-    ///
-    /// [`TryRecvError::Empty`] otherwise.
-    pub fn try_recv(&mut self) -> Result<Instant, TryRecvError> {
-        self.take(Instant::now()).ok_or(TryRecvError::Empty)
-    }
-
-    /// Waits until the timer is due and returns the due instant. Once received, waits for
-    /// ever.
-    ///
-    /// # Errors
-    ///
-    /// None in practice (a timer does not disconnect); the type is the channels'.
-    pub fn recv(&mut self) -> Result<Instant, RecvError> {
-        loop {
-            if let Ok(t) = self.recv_deadline_inner(None) {
-                return Ok(t);
-            }
-        }
-    }
-
-    /// Waits at most `timeout` for the timer.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvTimeoutError::Timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Instant, RecvTimeoutError> {
-        self.recv_deadline_inner(Instant::now().checked_add(timeout))
-    }
-
-    /// Waits until `deadline` for the timer.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvTimeoutError::Timeout`].
-    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Instant, RecvTimeoutError> {
-        self.recv_deadline_inner(Some(deadline))
-    }
-
-    fn recv_deadline_inner(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<Instant, RecvTimeoutError> {
-        let due = if self.staged.is_some() || self.fired {
-            None
-        } else {
-            self.at
-        };
-        let due = if self.staged.is_some() {
-            Some(Instant::now())
-        } else {
-            due
-        };
-        match (due, deadline) {
-            (Some(t), Some(d)) if d < t => {
-                sleep_until(Some(d));
-                Err(RecvTimeoutError::Timeout)
-            }
-            (Some(t), _) => {
-                sleep_until(Some(t));
-                self.take(Instant::now().max(t))
-                    .ok_or(RecvTimeoutError::Timeout)
-            }
-            (None, d) => {
-                sleep_until(d);
-                Err(RecvTimeoutError::Timeout)
-            }
-        }
-    }
-}
-
-impl Handle for After {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn try_select(&mut self, _probe: bool) -> bool {
-        if self.staged.is_none() {
-            self.staged = self.take(Instant::now());
-        }
-        self.staged.is_some()
-    }
-    fn doorbell(&self) -> Option<Doorbell> {
-        None
-    }
-    fn probe_interval(&self) -> Option<Duration> {
-        None
-    }
-    fn deadline(&self) -> Option<Instant> {
-        if self.fired {
-            None
-        } else {
-            self.at
-        }
-    }
-    fn wait_strategy(&self) -> Option<WaitStrategy> {
-        None
-    }
-}
-
-impl SelectRecv for After {
-    type Item = Instant;
-    fn complete_recv(&mut self, _: Token) -> Result<Instant, RecvError> {
-        self.recv()
-    }
-}
-
-/// A timer that delivers the [`Instant`] it was due every `duration`; made by [`tick`].
-#[derive(Debug)]
-pub struct Tick {
+struct Timer {
     id: u64,
     next: Option<Instant>,
-    every: Duration,
+    every: Option<Duration>,
     staged: Option<Instant>,
 }
 
-/// A timer that delivers the [`Instant`] it was due every `duration` (the first after one
-/// `duration`), as crossbeam-channel's `tick`. A tick that is late is delivered at once and
-/// the next is due `duration` after it was received: ticks do not pile up.
-///
-/// ```
-/// use std::time::Duration;
-/// let mut ticker = shmbus::tick(Duration::from_millis(5));
-/// let first = ticker.recv()?;
-/// let second = ticker.recv()?;
-/// assert!(second >= first + Duration::from_millis(5));
-/// # Ok::<(), shmbus::RecvError>(())
-/// ```
-pub fn tick(duration: Duration) -> Tick {
-    Tick {
-        id: next_id(),
-        next: Instant::now().checked_add(duration),
-        every: duration,
-        staged: None,
+impl Timer {
+    fn new(first: Duration, every: Option<Duration>) -> Self {
+        Timer {
+            id: next_id(),
+            next: Instant::now().checked_add(first),
+            every,
+            staged: None,
+        }
     }
-}
 
-impl Tick {
+    /// The staged instant, or the due one if it has passed at `now` (the next then due
+    /// `every` after `now`: late ticks do not pile up).
     fn take(&mut self, now: Instant) -> Option<Instant> {
         if let Some(t) = self.staged.take() {
             return Some(t);
         }
         match self.next {
             Some(due) if now >= due => {
-                self.next = now.checked_add(self.every);
+                self.next = self.every.and_then(|every| now.checked_add(every));
                 Some(due)
             }
             _ => None,
         }
     }
 
-    /// The due instant of a tick that is due and not received yet.
-    ///
-    /// # Errors
-    ///
-    /// [`TryRecvError::Empty`] otherwise.
-    pub fn try_recv(&mut self) -> Result<Instant, TryRecvError> {
+    fn try_recv(&mut self) -> Result<Instant, TryRecvError> {
         self.take(Instant::now()).ok_or(TryRecvError::Empty)
     }
 
-    /// Waits for the next tick and returns the instant it was due.
-    ///
-    /// # Errors
-    ///
-    /// None in practice (a timer does not disconnect); the type is the channels'.
-    pub fn recv(&mut self) -> Result<Instant, RecvError> {
+    fn recv(&mut self) -> Result<Instant, RecvError> {
         loop {
-            if let Ok(t) = self.recv_deadline_inner(None) {
+            if let Ok(t) = self.recv_deadline(None) {
                 return Ok(t);
             }
         }
     }
 
-    /// Waits at most `timeout` for the next tick.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvTimeoutError::Timeout`].
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Instant, RecvTimeoutError> {
-        self.recv_deadline_inner(Instant::now().checked_add(timeout))
-    }
-
-    /// Waits until `deadline` for the next tick.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvTimeoutError::Timeout`].
-    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Instant, RecvTimeoutError> {
-        self.recv_deadline_inner(Some(deadline))
-    }
-
-    fn recv_deadline_inner(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<Instant, RecvTimeoutError> {
+    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<Instant, RecvTimeoutError> {
         let due = if self.staged.is_some() {
             Some(Instant::now())
         } else {
@@ -997,36 +800,126 @@ impl Tick {
     }
 }
 
-impl Handle for Tick {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn try_select(&mut self, _probe: bool) -> bool {
-        if self.staged.is_none() {
-            self.staged = self.take(Instant::now());
-        }
-        self.staged.is_some()
-    }
-    fn doorbell(&self) -> Option<Doorbell> {
-        None
-    }
-    fn probe_interval(&self) -> Option<Duration> {
-        None
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.next
-    }
-    fn wait_strategy(&self) -> Option<WaitStrategy> {
-        None
-    }
+/// A timer that delivers one message, the [`Instant`] it was due, once `duration` has passed;
+/// made by [`after`]. Afterwards it never delivers again (never disconnects).
+#[derive(Debug)]
+pub struct After(Timer);
+
+/// A timer that delivers the [`Instant`] it was due, once after `duration` has passed, as
+/// crossbeam-channel's `after`: in a [`Select`] or [`select!`](crate::select!) it is a timeout
+/// among other operations.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// let mut timer = shmbus::after(Duration::from_millis(20));
+/// let due = timer.recv()?;
+/// assert!(due >= start + Duration::from_millis(20) && Instant::now() >= due);
+/// assert!(timer.try_recv().unwrap_err().is_empty()); // only once
+/// # Ok::<(), shmbus::RecvError>(())
+/// ```
+///
+/// A duration too long to represent (`Duration::MAX`) makes a timer that never fires: an
+/// optional timeout is `after(timeout.unwrap_or(Duration::MAX))`.
+pub fn after(duration: Duration) -> After {
+    After(Timer::new(duration, None))
 }
 
-impl SelectRecv for Tick {
-    type Item = Instant;
-    fn complete_recv(&mut self, _: Token) -> Result<Instant, RecvError> {
-        self.recv()
-    }
+/// A timer that delivers the [`Instant`] it was due every `duration`; made by [`tick`].
+#[derive(Debug)]
+pub struct Tick(Timer);
+
+/// A timer that delivers the [`Instant`] it was due every `duration` (the first after one
+/// `duration`), as crossbeam-channel's `tick`. A tick that is late is delivered at once and
+/// the next is due `duration` after it was received: ticks do not pile up.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut ticker = shmbus::tick(Duration::from_millis(5));
+/// let first = ticker.recv()?;
+/// let second = ticker.recv()?;
+/// assert!(second >= first + Duration::from_millis(5));
+/// # Ok::<(), shmbus::RecvError>(())
+/// ```
+pub fn tick(duration: Duration) -> Tick {
+    Tick(Timer::new(duration, Some(duration)))
 }
+
+/// The receiving calls of the two timers, and their select operation: one definition.
+macro_rules! timer_api {
+    ($($timer:ident: $what:literal),*) => {$(
+        impl $timer {
+            #[doc = concat!("The due instant of ", $what, " that is due and not received yet.")]
+            ///
+            /// # Errors
+            ///
+            /// [`TryRecvError::Empty`] otherwise.
+            pub fn try_recv(&mut self) -> Result<Instant, TryRecvError> {
+                self.0.try_recv()
+            }
+
+            #[doc = concat!("Waits for ", $what, " and returns the instant it was due.")]
+            ///
+            /// # Errors
+            ///
+            /// None in practice (a timer does not disconnect); the type is the channels'.
+            pub fn recv(&mut self) -> Result<Instant, RecvError> {
+                self.0.recv()
+            }
+
+            #[doc = concat!("Waits at most `timeout` for ", $what, ".")]
+            ///
+            /// # Errors
+            ///
+            /// [`RecvTimeoutError::Timeout`].
+            pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Instant, RecvTimeoutError> {
+                self.0.recv_deadline(Instant::now().checked_add(timeout))
+            }
+
+            #[doc = concat!("Waits until `deadline` for ", $what, ".")]
+            ///
+            /// # Errors
+            ///
+            /// [`RecvTimeoutError::Timeout`].
+            pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Instant, RecvTimeoutError> {
+                self.0.recv_deadline(Some(deadline))
+            }
+        }
+
+        impl Handle for $timer {
+            fn id(&self) -> u64 {
+                self.0.id
+            }
+            fn try_select(&mut self, _probe: bool) -> bool {
+                if self.0.staged.is_none() {
+                    self.0.staged = self.0.take(Instant::now());
+                }
+                self.0.staged.is_some()
+            }
+            fn doorbell(&self) -> Option<Doorbell> {
+                None
+            }
+            fn probe_interval(&self) -> Option<Duration> {
+                None
+            }
+            fn deadline(&self) -> Option<Instant> {
+                self.0.next
+            }
+            fn wait_strategy(&self) -> Option<WaitStrategy> {
+                None
+            }
+        }
+
+        impl SelectRecv for $timer {
+            type Item = Instant;
+            fn complete_recv(&mut self, _: Token) -> Result<Instant, RecvError> {
+                self.0.recv()
+            }
+        }
+    )*};
+}
+
+timer_api!(After: "the timer", Tick: "the next tick");
 
 /// An operation that is never ready; made by [`never`].
 pub struct Never<T> {
