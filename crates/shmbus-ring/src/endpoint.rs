@@ -744,32 +744,60 @@ impl<K: Kind> Consumer<K> {
     }
 
     /// Runs one non-blocking operation; an empty ring is judged by `on_empty`, after waiting
-    /// out a message that is being written at the head (`settle`).
+    /// out a message that is being written at the head (`settle`, MPMC only: for SPSC
+    /// `in_flight` is `false` and the branch folds away, leaving the fast path as it was).
     #[inline]
     fn once<R>(
         &mut self,
         mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
     ) -> Result<R, PopError> {
+        match op(&mut self.core) {
+            Err(PopError::Empty) if self.core.in_flight() => self.once_settling(op),
+            Err(PopError::Empty) => Err(self.on_empty(Pace::Spinning)),
+            other => other,
+        }
+    }
+
+    /// [`once`](Self::once) after a first attempt found a message in flight: retries while
+    /// `settle` says so.
+    #[cold]
+    #[inline(never)]
+    fn once_settling<R>(
+        &mut self,
+        mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
+    ) -> Result<R, PopError> {
         let mut since = None;
-        loop {
+        while self.settle(&mut since)? {
             match op(&mut self.core) {
-                Err(PopError::Empty) if self.core.in_flight() && self.settle(&mut since)? => {}
-                Err(PopError::Empty) => return Err(self.on_empty(Pace::Spinning)),
+                Err(PopError::Empty) if self.core.in_flight() => {}
+                Err(PopError::Empty) => break,
                 other => return other,
             }
         }
+        Err(self.on_empty(Pace::Spinning))
     }
 
     /// The next message for reading in place, settling as [`once`](Self::once) does.
     #[inline]
     fn next_settled(&mut self) -> Result<Option<(u64, usize)>, PopError> {
+        match next_of(&mut self.core, self.att.trailer)? {
+            None if self.core.in_flight() => self.next_settling(),
+            other => Ok(other),
+        }
+    }
+
+    /// [`next_settled`](Self::next_settled) after a first look found a message in flight.
+    #[cold]
+    #[inline(never)]
+    fn next_settling(&mut self) -> Result<Option<(u64, usize)>, PopError> {
         let mut since = None;
-        loop {
+        while self.settle(&mut since)? {
             match next_of(&mut self.core, self.att.trailer)? {
-                None if self.core.in_flight() && self.settle(&mut since)? => {}
+                None if self.core.in_flight() => {}
                 other => return Ok(other),
             }
         }
+        Ok(None)
     }
 
     /// A non-blocking read found the position at the head not committed while a later one is
