@@ -28,10 +28,6 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-/// Spins between two looks at a message being written at the head (`Consumer::settle`):
-/// about a microsecond, a writer's copy of a small message.
-const SETTLE_SPINS: u32 = 64;
-
 /// Which side of a ring an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -168,7 +164,7 @@ pub(crate) struct Attachment<K: Kind> {
     suspect: Option<Corruption>,
     /// Bytes of checksum trailer per message (`Shared::trailer`): 0, or [`CHECKSUM_LEN`] on a
     /// checksum ring, whose every push writes and every pop verifies it.
-    trailer: usize,
+    pub(crate) trailer: usize,
     /// An endpoint is `Send` but not `Sync` (as before the reshaping): one thread drives it.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -739,7 +735,7 @@ impl<K: Kind> Consumer<K> {
     /// committed is left (probing, and repairing dead endpoints' claims, first when the
     /// interval has passed), else `Empty`.
     #[cold]
-    fn on_empty(&mut self, pace: Pace) -> PopError {
+    pub(crate) fn on_empty(&mut self, pace: Pace) -> PopError {
         on_empty(&mut self.core, &mut self.att, pace)
     }
 
@@ -758,25 +754,6 @@ impl<K: Kind> Consumer<K> {
         }
     }
 
-    /// [`once`](Self::once) after a first attempt found a message in flight: retries while
-    /// `settle` says so.
-    #[cold]
-    #[inline(never)]
-    fn once_settling<R>(
-        &mut self,
-        mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
-    ) -> Result<R, PopError> {
-        let mut since = None;
-        while self.settle(&mut since)? {
-            match op(&mut self.core) {
-                Err(PopError::Empty) if self.core.in_flight() => {}
-                Err(PopError::Empty) => break,
-                other => return other,
-            }
-        }
-        Err(self.on_empty(Pace::Spinning))
-    }
-
     /// The next message for reading in place, settling as [`once`](Self::once) does.
     #[inline]
     fn next_settled(&mut self) -> Result<Option<(u64, usize)>, PopError> {
@@ -784,44 +761,6 @@ impl<K: Kind> Consumer<K> {
             None if self.core.in_flight() => self.next_settling(),
             other => Ok(other),
         }
-    }
-
-    /// [`next_settled`](Self::next_settled) after a first look found a message in flight.
-    #[cold]
-    #[inline(never)]
-    fn next_settling(&mut self) -> Result<Option<(u64, usize)>, PopError> {
-        let mut since = None;
-        while self.settle(&mut since)? {
-            match next_of(&mut self.core, self.att.trailer)? {
-                None if self.core.in_flight() => {}
-                other => return Ok(other),
-            }
-        }
-        Ok(None)
-    }
-
-    /// A non-blocking read found the position at the head not committed while a later one is
-    /// (MPMC M17): that later message's send may have returned, so "empty" is not an answer
-    /// yet. Waits a moment (spinning, then yielding) and says whether to retry: `false` once
-    /// the head position has stayed so for a whole probe interval since `since` (a writer
-    /// alive but stopped mid-send): then the read reports empty after all. Probes and audits
-    /// as an empty read does when the interval has passed — which repairs a dead writer's
-    /// claim, and reports a ring that contradicts itself as `Corrupt`.
-    #[cold]
-    #[inline(never)]
-    fn settle(&mut self, since: &mut Option<Instant>) -> Result<bool, PopError> {
-        let start = *since.get_or_insert_with(Instant::now);
-        if start.elapsed() > self.att.clock.interval() {
-            return Ok(false);
-        }
-        if let e @ PopError::Corrupt(_) = self.on_empty(Pace::Waited) {
-            return Err(e);
-        }
-        for _ in 0..SETTLE_SPINS {
-            crate::sync::spin_hint();
-        }
-        std::thread::yield_now();
-        Ok(true)
     }
 
     /// Pops the next message into `buf`, returning its length.

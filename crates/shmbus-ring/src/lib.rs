@@ -36,6 +36,7 @@
 //! | `endpoint` | [`Producer`] and [`Consumer`], written once: registration, probing, disconnection, waiting, the blocking calls, the guards |
 //! | `wait` | the wait strategies and the sleep/notify protocol (N1–N2, P1–P6) |
 //! | `select` | waiting on several rings at once: doorbells, `wait_any` over `futex_waitv` |
+//! | `settle` | a non-blocking MPMC pop that meets a message in flight (linearizable "empty") |
 //! | `info` | the info region: what a segment carries, in words |
 //! | `liveness` | the endpoint table: state words, process identity, registration and reaping, inspection |
 //! | `error` | typed errors |
@@ -111,6 +112,7 @@ pub mod mpmc;
 mod ring;
 pub mod segment;
 pub mod select;
+mod settle;
 pub mod spsc;
 mod sync;
 pub mod wait;
