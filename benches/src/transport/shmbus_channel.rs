@@ -143,7 +143,8 @@ fn capacity_messages(size: usize) -> u64 {
     ((capacity_for(size) - 8) / record).saturating_sub(1).max(1)
 }
 
-fn builder(size: usize) -> ChannelBuilder<BenchMessage> {
+/// The channel of a harness size; `shmbus-select4` builds its four the same way.
+pub(super) fn builder(size: usize) -> ChannelBuilder<BenchMessage> {
     shmbus::channel::<BenchMessage>()
         .capacity(capacity_messages(size))
         .max_message(max_message(size))

@@ -9,12 +9,11 @@
 //! Round trip only: the question is what a select costs per message against a single-channel
 //! receive.
 
+use super::shmbus_channel::builder;
 use super::shmbus_channel::BenchMessage;
-use super::shmbus_spsc::capacity_for;
 use super::{Class, Endpoint, Listening, Phase, SetupEnv, Transport};
 use anyhow::{bail, Context, Result};
-use shmbus::ring::WaitStrategy;
-use shmbus::{ChannelBuilder, Receiver, Select, Sender};
+use shmbus::{Receiver, Select, Sender};
 
 /// The echo side selects over this many channels.
 const CHANNELS: usize = 4;
@@ -23,26 +22,6 @@ const TRAFFIC: usize = 2;
 
 /// The typed channel, SPSC, bincode, both sides spinning; the echo side selects over four.
 pub struct ShmbusSelect4;
-
-/// As `shmbus-channel`'s: the payload, its length and two `u64`s at their longest.
-fn max_message(size: usize) -> usize {
-    size + 24
-}
-
-/// As `shmbus-channel`'s: a ring of as many bytes as `shmbus-spsc`'s.
-fn capacity_messages(size: usize) -> u64 {
-    let record = 8 + (max_message(size) as u64).next_multiple_of(8);
-    ((capacity_for(size) - 8) / record).saturating_sub(1).max(1)
-}
-
-fn builder(size: usize) -> ChannelBuilder<BenchMessage> {
-    shmbus::channel::<BenchMessage>()
-        .capacity(capacity_messages(size))
-        .max_message(max_message(size))
-        .notify(false)
-        .wait_strategy(WaitStrategy::Spin)
-        .prefault(true)
-}
 
 /// The parent's side: `shmbus-channel`'s, plus the idle channels' senders.
 struct Parent {
