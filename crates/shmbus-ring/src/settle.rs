@@ -15,25 +15,6 @@ use std::time::Instant;
 const SETTLE_SPINS: u32 = 64;
 
 impl<K: Kind> Consumer<K> {
-    /// [`once`](Self::once) after a first attempt found a message in flight: retries while
-    /// `settle` says so.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn once_settling<R>(
-        &mut self,
-        mut op: impl FnMut(&mut K::ReadCore) -> Result<R, PopError>,
-    ) -> Result<R, PopError> {
-        let mut since = None;
-        while self.settle(&mut since)? {
-            match op(&mut self.core) {
-                Err(PopError::Empty) if self.core.in_flight() => {}
-                Err(PopError::Empty) => break,
-                other => return other,
-            }
-        }
-        Err(self.on_empty(Pace::Spinning))
-    }
-
     /// [`next_settled`](Self::next_settled) after a first look found a message in flight.
     #[cold]
     #[inline(never)]
@@ -57,7 +38,7 @@ impl<K: Kind> Consumer<K> {
     /// claim, and reports a ring that contradicts itself as `Corrupt`.
     #[cold]
     #[inline(never)]
-    fn settle(&mut self, since: &mut Option<Instant>) -> Result<bool, PopError> {
+    pub(crate) fn settle(&mut self, since: &mut Option<Instant>) -> Result<bool, PopError> {
         let start = *since.get_or_insert_with(Instant::now);
         if start.elapsed() > self.att.clock.interval() {
             return Ok(false);
