@@ -5,13 +5,20 @@
 //! point is an empty inline function and [`arm`] does nothing. Disarmed, a point costs one
 //! `Relaxed` load of a process-local flag. Armed with a name, the first thread to reach the
 //! point of that name prints `shmbus-crashpoint: NAME` on standard error and sleeps for ever.
+//! A test can instead run a closure at a point ([`on_this_thread`]): other endpoints then act
+//! exactly between two steps of this thread's call, an interleaving a scheduler gives rarely.
 
 use crate::sync::{AtomicBool, Ordering};
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::thread::ThreadId;
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 static POINT: OnceLock<String> = OnceLock::new();
+
+/// A closure to run once, when the given thread reaches the named point.
+type Hook = (ThreadId, &'static str, Box<dyn FnOnce() + Send>);
+static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
 
 /// Arms the crash point `name` for this process (once; later calls are ignored). For tests.
 #[doc(hidden)]
@@ -29,6 +36,15 @@ pub fn arm_from_env() {
     }
 }
 
+/// Runs `f` once, when this thread next reaches the point `name` (replacing any closure set
+/// before). For tests: `f` drives other endpoints between two steps of this thread's call.
+#[doc(hidden)]
+pub fn on_this_thread(name: &'static str, f: impl FnOnce() + Send + 'static) {
+    *HOOK.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((std::thread::current().id(), name, Box::new(f)));
+    ARMED.store(true, Ordering::Relaxed);
+}
+
 /// Marks the point `name` of the protocol.
 #[inline(always)]
 pub(crate) fn hit(name: &'static str) {
@@ -41,6 +57,20 @@ pub(crate) fn hit(name: &'static str) {
 #[cold]
 #[inline(never)]
 fn park_if(name: &'static str) {
+    let hook = {
+        let mut slot = HOOK.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.take() {
+            Some((thread, at, f)) if thread == std::thread::current().id() && at == name => Some(f),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    };
+    if let Some(f) = hook {
+        f();
+        return;
+    }
     if POINT.get().map(String::as_str) != Some(name) {
         return;
     }

@@ -32,14 +32,21 @@ impl<K: Kind> Consumer<K> {
     /// A non-blocking read found the position at the head not committed while a later one is
     /// (MPMC M17): that later message's send may have returned, so "empty" is not an answer
     /// yet. Waits a moment (spinning, then yielding) and says whether to retry: `false` once
-    /// the head position has stayed so for a whole probe interval since `since` (a writer
-    /// alive but stopped mid-send): then the read reports empty after all. Probes and audits
-    /// as an empty read does when the interval has passed — which repairs a dead writer's
-    /// claim, and reports a ring that contradicts itself as `Corrupt`.
+    /// the consumers' head position has stayed where it was for a whole probe interval
+    /// (`since`: when it was first seen there, and where), a writer alive but stopped
+    /// mid-send: then the read reports empty after all. A head that moved restarts the
+    /// interval: the ring makes progress, and a preempted reader that comes back to a ring a
+    /// lap further on looks again rather than give up. Probes and audits as an empty read does
+    /// when the interval has passed — which repairs a dead writer's claim, and reports a ring
+    /// that contradicts itself as `Corrupt`.
     #[cold]
     #[inline(never)]
-    pub(crate) fn settle(&mut self, since: &mut Option<Instant>) -> Result<bool, PopError> {
-        let start = *since.get_or_insert_with(Instant::now);
+    pub(crate) fn settle(&mut self, since: &mut Option<(Instant, u64)>) -> Result<bool, PopError> {
+        let head = self.core.position();
+        let start = match *since {
+            Some((start, at)) if at == head => start,
+            _ => since.insert((Instant::now(), head)).0,
+        };
         if start.elapsed() > self.att.clock.interval() {
             return Ok(false);
         }

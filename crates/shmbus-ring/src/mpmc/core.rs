@@ -82,11 +82,11 @@ pub struct Core<M: Memory> {
     tag: u64,
     /// Scratch space for `try_push_all`'s claims (allocated on first use only).
     claimed: Vec<u64>,
-    /// Where the last `claim_read` that found nothing stopped, if the word there was not the
-    /// plain "free for this position" (M17): a message may be on its way there, and one after
-    /// it committed already. Judged only when a non-blocking pop is about to answer "empty"
-    /// (`ReadCore::in_flight`), so that waiting loops read no other line.
-    stopped: Option<u64>,
+    /// Where the last `claim_read` that found nothing stopped, and the word it read there, if
+    /// that was not the plain "free for this position" (M17): a message may be on its way
+    /// there, and one after it committed already. Judged only when a non-blocking pop is about
+    /// to answer "empty" (`ReadCore::in_flight`), so that waiting loops read no other line.
+    stopped: Option<(u64, u64)>,
     /// The consumers' head hint as last read, for the message bound (`limit`).
     cached_head: u64,
 }
@@ -332,7 +332,7 @@ impl<M: Memory> Core<M> {
                 // look-ahead then, so a consumer polling an empty ring reads no line but its
                 // slot's.
                 if !(dif == -1 && tag == 0) {
-                    self.stopped = Some(pos);
+                    self.stopped = Some((pos, word));
                 }
                 return Ok(None);
             } else {
@@ -368,34 +368,43 @@ impl<M: Memory> Core<M> {
     }
 
     /// Whether a message is committed at a position after `pos`, whose slot this consumer
-    /// just found not committed (M17): then "empty" would not be linearizable — that message's
-    /// push may have returned — and the caller waits for `pos` (being written, or a stale view
-    /// of a slot since written) instead. If none is, "empty" is a linearizable answer even
-    /// while `pos` is being written: the pop takes effect before that push.
+    /// just found not committed (`word`, M17): then "empty" would not be linearizable — that
+    /// message's push may have returned — and the caller waits for `pos` (being written, or a
+    /// stale view of a slot since written) instead. If none is, "empty" is a linearizable
+    /// answer even while `pos` is being written: the pop takes effect before that push.
     ///
     /// M18: the look-ahead reads slot words only, Acquire (as M8), from `pos + 1` on, and stops
     /// at the first word that says "free for exactly this position" `(q, 0)`: a message past
     /// `q` that this consumer must find was pushed by a producer that walked past a claim of
     /// `q`, or started from a tail hint raised past `q` by a walk that did (M1/M4, Acquire and
     /// Release), so that claim happens before this load, which could not then return the free
-    /// word. No hint is read: in a ping-pong, the tail hint's line is the producer's on every
-    /// push, and reading it here cost a line transfer per message; the slot after `pos` was
-    /// last written by a consumer's release, usually this one's.
+    /// word. Its loads are not one snapshot, so it answers "nothing committed" only if the
+    /// ring stood still meanwhile: no word read is a commit or a read claim of its position or
+    /// of a later lap (consumers passed `pos`: the ring moved on), and the word at `pos` is
+    /// still `word` after them (M18a). Then `pos` was being written throughout, no consumer
+    /// passed it, and when the first word after `pos` that was not committed was read, nothing
+    /// from `pos` on was committed: the queue was empty at that instant. Otherwise the caller
+    /// looks again. No hint is read: in a ping-pong, the tail hint's line is the producer's on
+    /// every push, and reading it here cost a line transfer per message; the slot after `pos`
+    /// was last written by a consumer's release, usually this one's.
     #[inline(never)]
     #[cold]
-    fn committed_past(&self, pos: u64) -> bool {
+    fn committed_past(&self, pos: u64, word: u64) -> bool {
         for q in pos.saturating_add(1)..pos.saturating_add(self.g.slots) {
             // SAFETY: an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(self.g.slot(q), Ordering::Acquire) };
-            let (seq, tag) = split(word);
-            if seq == q + 1 && tag == 0 {
+            let seen = unsafe { self.mem.load(self.g.slot(q), Ordering::Acquire) };
+            let (seq, tag) = split(seen);
+            if signed_diff(seq, q + 1) >= 0 {
+                // Committed, claimed for reading, or a later lap's: look again.
                 return true;
             }
             if seq == q && tag == 0 {
-                return false;
+                break;
             }
         }
-        false
+        // M18a: Acquire, as M8; the look-ahead's Acquire loads keep it after them.
+        // SAFETY: an in-bounds aligned slot word.
+        unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) != word }
     }
 
     /// Checks a commit or read-claim word `(seq, ·)` against the producers' tail hint: its
@@ -908,11 +917,15 @@ impl<M: Memory> ReadCore for Core<M> {
     }
 
     fn in_flight(&self) -> bool {
-        self.stopped.is_some_and(|pos| self.committed_past(pos))
+        self.stopped.is_some_and(|(pos, word)| {
+            crate::crashpoint::hit("mpmc.pop.look_ahead");
+            self.committed_past(pos, word)
+        })
     }
 
     fn position(&self) -> u64 {
-        // Relaxed: diagnostics only.
+        // Relaxed: diagnostics, and whether the head moved while a pop settles (a change is
+        // all that is read from it).
         // SAFETY: the hint word is in bounds (constructor contract).
         unsafe { self.mem.load(self.g.words.head, Ordering::Relaxed) }
     }
