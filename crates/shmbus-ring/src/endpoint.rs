@@ -170,6 +170,11 @@ pub(crate) struct Attachment<K: Kind> {
 }
 
 impl<K: Kind> Attachment<K> {
+    /// This endpoint's entry in the endpoint table.
+    pub(crate) fn index(&self) -> u64 {
+        self.reg.tag() - 1
+    }
+
     /// `Err(Disconnected)` if every endpoint of `role` that attached is gone.
     #[inline]
     fn gone(&self, role: Role) -> bool {

@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 2;
+pub const LAYOUT_MINOR: u16 = 3;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -96,6 +96,14 @@ pub const BLOCK_WAITERS: u64 = 24;
 /// in the consumer block the data records consumed (`taken`). Each on its owner's line: no
 /// new cache line crosses cores.
 pub const BLOCK_COUNT: u64 = 32;
+/// Within a control block (layout 1.3): the armed doorbells of that block's direction, a `u64`
+/// bitmap: bit `i` set while endpoint entry `i` waits asynchronously for it (PROTOCOL §6.1). In
+/// the producer block: consumers waiting for data; in the consumer block: producers waiting
+/// for space. On the line of the waiters count, which the notifier reads already.
+pub const BLOCK_BELLS: u64 = 40;
+/// Within an endpoint entry (layout 1.3): the id of the holder's doorbell (`u64`, 0 = none),
+/// which names a datagram socket in the bell directory (PROTOCOL §6.1).
+pub const ENDPOINT_BELL: u64 = 32;
 /// Ring flag: endpoints notify sleepers (a `SeqCst` fence and a check of the waiters count after
 /// every publish or release). Without it, blocking calls poll with growing sleeps instead.
 pub const RING_FLAG_NOTIFY: u32 = 1;

@@ -94,6 +94,7 @@
     clippy::cast_sign_loss
 )]
 
+pub mod bell;
 mod checksum;
 mod conv;
 #[doc(hidden)]

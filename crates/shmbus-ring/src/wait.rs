@@ -34,7 +34,10 @@
 //! no publication is missed. Rings created without [`crate::layout::RING_FLAG_NOTIFY`] skip N1
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
 
-use crate::layout::{BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, PRODUCER_BLOCK};
+use crate::layout::{
+    BLOCK_BELLS, BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, ENDPOINT_BELL, ENDPOINT_TABLE,
+    MAX_ENDPOINTS, PRODUCER_BLOCK,
+};
 use crate::sync::{fence, spin_hint, Memory, Ordering};
 use std::time::{Duration, Instant};
 
@@ -87,6 +90,14 @@ pub(crate) struct Wake {
     pub(crate) space_seq: usize,
     /// Producers asleep on `space_seq`.
     pub(crate) space_waiters: usize,
+    /// Consumers waiting asynchronously for data: the producer block's bell bitmap (1.3).
+    pub(crate) data_bells: usize,
+    /// Producers waiting asynchronously for space: the consumer block's bell bitmap (1.3).
+    pub(crate) space_bells: usize,
+    /// Entry 0's bell id word; entry `i`'s is `ENDPOINT_SIZE × i` further.
+    pub(crate) bell_ids: usize,
+    /// How many entries the table has.
+    pub(crate) entries: u64,
 }
 
 impl Wake {
@@ -96,7 +107,20 @@ impl Wake {
         data_waiters: to_usize(PRODUCER_BLOCK + BLOCK_WAITERS),
         space_seq: to_usize(CONSUMER_BLOCK + BLOCK_WAKE_SEQ),
         space_waiters: to_usize(CONSUMER_BLOCK + BLOCK_WAITERS),
+        data_bells: to_usize(PRODUCER_BLOCK + BLOCK_BELLS),
+        space_bells: to_usize(CONSUMER_BLOCK + BLOCK_BELLS),
+        bell_ids: to_usize(ENDPOINT_TABLE + ENDPOINT_BELL),
+        entries: MAX_ENDPOINTS,
     };
+
+    /// The bell bitmap of one direction.
+    #[inline]
+    pub(crate) fn bells(self, dir: Direction) -> usize {
+        match dir {
+            Direction::Data => self.data_bells,
+            Direction::Space => self.space_bells,
+        }
+    }
 
     /// The wake sequence and waiters count of one direction: `(seq, waiters)` offsets.
     #[inline]
@@ -129,6 +153,12 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
             // (its Acquire load, P2) — and the change makes its futex wait (P5) return.
             mem.fetch_add(seq, 1, Ordering::Release);
             mem.wake(seq);
+        }
+        // N3 (layout 1.3, §6.1): Relaxed load of the bell bitmap, on W's line; the fences
+        // order it as N2's load. Armed asynchronous waiters are rung in a cold path.
+        let bells = wake.bells(dir);
+        if mem.load(bells, Ordering::Relaxed) != 0 {
+            crate::bell::ring_armed(mem, bells, wake.bell_ids, wake.entries);
         }
     }
 }
