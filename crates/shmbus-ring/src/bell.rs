@@ -62,8 +62,36 @@ pub fn path_of(dir: &Path, id: u64) -> PathBuf {
 #[derive(Debug)]
 pub struct Bell {
     sock: UnixDatagram,
+    name: BellName,
+}
+
+/// A bell's id and socket path; dropping it removes the path (so that notifiers get `ENOENT`
+/// rather than ring a closed socket). Held apart from the socket by code that hands the
+/// socket to an event loop ([`Bell::into_parts`]).
+#[derive(Debug)]
+pub struct BellName {
     id: u64,
     path: PathBuf,
+}
+
+impl BellName {
+    /// The id recorded in the endpoint table (never 0).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The socket's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for BellName {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Bell {
@@ -81,7 +109,10 @@ impl Bell {
             match UnixDatagram::bind(&path) {
                 Ok(sock) => {
                     sock.set_nonblocking(true)?;
-                    return Ok(Bell { sock, id, path });
+                    return Ok(Bell {
+                        sock,
+                        name: BellName { id, path },
+                    });
                 }
                 // Another bell has this id (vanishingly rare): draw another.
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
@@ -94,13 +125,20 @@ impl Bell {
     /// The id recorded in the endpoint table (never 0).
     #[must_use]
     pub fn id(&self) -> u64 {
-        self.id
+        self.name.id
     }
 
     /// The socket's path.
     #[must_use]
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.name.path
+    }
+
+    /// The socket (non-blocking), to hand to an event loop, and the name, which keeps the
+    /// path until dropped.
+    #[must_use]
+    pub fn into_parts(self) -> (UnixDatagram, BellName) {
+        (self.sock, self.name)
     }
 
     /// Reads every datagram waiting on the socket; whether there was any.
@@ -123,12 +161,6 @@ impl AsRawFd for Bell {
 impl AsFd for Bell {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
-    }
-}
-
-impl Drop for Bell {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -249,10 +281,16 @@ macro_rules! bell_methods {
             /// ring it while this endpoint is armed ([`arm_bell`](Self::arm_bell)). Replaces
             /// any bell recorded before.
             pub fn set_bell(&mut self, bell: &Bell) {
+                self.set_bell_id(bell.id());
+            }
+
+            /// [`set_bell`](Self::set_bell) by id, for a bell taken apart
+            /// ([`Bell::into_parts`]): `id` is [`BellName::id`].
+            pub fn set_bell_id(&mut self, id: u64) {
                 let word = id_word(self.att.index());
                 // B0: Relaxed; published by B1's Release.
                 // SAFETY: the entry is ours (registered) and in the first page.
-                unsafe { self.att.mem.store(word, bell.id(), Ordering::Relaxed) };
+                unsafe { self.att.mem.store(word, id, Ordering::Relaxed) };
             }
 
             /// Arms this endpoint's bell (B1–B2): until it is disarmed or a notifier rings

@@ -28,6 +28,9 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+mod reservation;
+pub use reservation::Reservation;
+
 /// Which side of a ring an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {

@@ -118,7 +118,7 @@ pub mod spsc;
 mod sync;
 pub mod wait;
 
-pub use endpoint::{Consumer, Producer, ReadGuard, Role, WriteGuard};
+pub use endpoint::{Consumer, Producer, ReadGuard, Reservation, Role, WriteGuard};
 pub use error::{ChecksumMismatch, Corruption, Error, OsCode, PopError, PushError, Result};
 pub use handshake::OpenOptions;
 pub use layout::{Identity, RingKind, SegmentHeader};
