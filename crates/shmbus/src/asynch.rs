@@ -135,6 +135,11 @@ impl Parking {
         if !self.armed {
             self.notifies = arm();
             self.armed = true;
+            if !self.notifies {
+                // Nothing will ring: look again soon.
+                let nap = POLL_WITHOUT_NOTIFY.min(self.interval);
+                self.timer.as_mut().reset(Instant::now() + nap);
+            }
             return Poll::Ready(Next::Retry);
         }
         if self.notifies {

@@ -84,6 +84,37 @@ fn the_sink_sends_everything_and_the_stream_ends_when_senders_are_gone() {
     });
 }
 
+/// A ring built without wake-up notification rings no bells: asynchronous endpoints poll it
+/// (every millisecond) and still get everything.
+#[test]
+fn a_channel_without_notification_is_polled() {
+    runtime().block_on(async {
+        let ch = spsc().notify(false).in_process().unwrap();
+        let mut tx = ch.sender().unwrap().into_async().unwrap();
+        let mut rx = ch.receiver().unwrap().into_async().unwrap();
+        let consumer = tokio::spawn(async move {
+            let mut next = 0;
+            while let Ok(v) = rx.recv().await {
+                assert_eq!(v, next);
+                next += 1;
+            }
+            next
+        });
+        for i in 0..500 {
+            tx.send(i).await.unwrap();
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        drop(tx);
+        let got = tokio::time::timeout(LIMIT, consumer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, 500);
+    });
+}
+
 /// Cancelled receives lose nothing: a `select!` between `recv()` and a timer that is almost
 /// always ready drops the pending receive 100 000 times; every message still arrives once,
 /// in order.
