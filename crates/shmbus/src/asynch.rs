@@ -180,6 +180,66 @@ impl Parking {
     }
 }
 
+/// The endpoint steps a parked side needs: arm and disarm its bell (PROTOCOL §6.1 B1–B2,
+/// B4), and probe its peers.
+trait Bellringer {
+    fn arm(&mut self) -> bool;
+    fn disarm(&mut self) -> bool;
+    /// Reaps dead peers; the next attempt then reports `Disconnected` or `Corrupt` as a
+    /// blocking call would.
+    fn probe(&mut self);
+}
+
+impl<T, F: Flavor, C: Codec<T>> Bellringer for Receiver<T, F, C> {
+    fn arm(&mut self) -> bool {
+        self.consumer_mut().arm_bell()
+    }
+    fn disarm(&mut self) -> bool {
+        self.consumer_mut().disarm_bell()
+    }
+    fn probe(&mut self) {
+        let _ = self.consumer_mut().check_peers();
+    }
+}
+
+impl<T, F: Flavor, C> Bellringer for Sender<T, F, C> {
+    fn arm(&mut self) -> bool {
+        self.producer_mut().arm_bell()
+    }
+    fn disarm(&mut self) -> bool {
+        self.producer_mut().disarm_bell()
+    }
+    fn probe(&mut self) {
+        let _ = self.producer_mut().check_peers();
+    }
+}
+
+/// Runs `attempt` (`Some` once it is done, `None` on an empty or full channel) until it is
+/// done, spinning first if a budget is set, then arming the bell, looking once more (B3), and
+/// parking: `Pending` with the task's waker registered through the bell and the probe timer.
+fn drive<E: Bellringer, R>(
+    parking: &mut Parking,
+    endpoint: &mut E,
+    cx: &mut Context<'_>,
+    mut attempt: impl FnMut(&mut E) -> Option<R>,
+) -> Poll<R> {
+    let mut spun = None;
+    loop {
+        if let Some(done) = attempt(endpoint) {
+            parking.unpark(|| endpoint.disarm());
+            return Poll::Ready(done);
+        }
+        if !parking.armed && spin_on(&mut spun, parking.spin) {
+            continue;
+        }
+        match parking.park(cx, || endpoint.arm()) {
+            Poll::Ready(Next::Retry) => {}
+            Poll::Ready(Next::Probe) => endpoint.probe(),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
 /// A [`Receiver`] that waits asynchronously: [`Receiver::into_async`].
 pub struct AsyncReceiver<T, F: Flavor = Spsc, C = Bincode> {
     rx: Receiver<T, F, C>,
@@ -255,29 +315,12 @@ impl<T, F: Flavor, C: Codec<T>> AsyncReceiver<T, F, C> {
     /// Polls for the next message: `Ready` with a message or an error, or `Pending` with the
     /// task's waker registered (through the doorbell and the probe timer).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
-        let mut spun = None;
-        loop {
-            match self.rx.read(Wait::Never) {
-                Err(RecvFailure::Empty) => {}
-                done => {
-                    self.parking.unpark(|| self.rx.consumer_mut().disarm_bell());
-                    return Poll::Ready(done.map_err(RecvError::new));
-                }
+        drive(&mut self.parking, &mut self.rx, cx, |rx| {
+            match rx.read(Wait::Never) {
+                Err(RecvFailure::Empty) => None,
+                done => Some(done.map_err(RecvError::new)),
             }
-            if !self.parking.armed && spin_on(&mut spun, self.parking.spin) {
-                continue;
-            }
-            let consumer = self.rx.consumer_mut();
-            match self.parking.park(cx, || consumer.arm_bell()) {
-                Poll::Ready(Next::Retry) => {}
-                Poll::Ready(Next::Probe) => {
-                    // Reaps dead peers; the next attempt then reports `Disconnected` or
-                    // `Corrupt` as a blocking receive would.
-                    let _ = self.rx.consumer_mut().check_peers();
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        })
     }
 
     /// Retry for up to `spin` before parking (default zero: a spinning task holds its worker
@@ -420,44 +463,21 @@ impl<T, F: Flavor, C: Codec<T>> AsyncSender<T, F, C> {
         cx: &mut Context<'_>,
         msg: &mut Option<T>,
     ) -> Poll<Result<(), SendError<T>>> {
-        let mut spun = None;
-        loop {
-            let Some(m) = msg.as_ref() else {
-                return Poll::Ready(Ok(()));
-            };
-            match self.tx.write(m, Wait::Never) {
-                Err(SendFailure::Full) => {}
-                done => {
-                    self.parking.unpark(|| self.tx.producer_mut().disarm_bell());
-                    let m = msg.take();
-                    return Poll::Ready(match (done, m) {
-                        (Err(failure), Some(m)) => Err(SendError::new(failure, m)),
-                        _ => Ok(()),
-                    });
+        if msg.is_none() {
+            // Nothing to send (a `Sink` with nothing buffered).
+            return Poll::Ready(Ok(()));
+        }
+        drive(&mut self.parking, &mut self.tx, cx, |tx| {
+            let m = msg.as_ref()?;
+            match tx.write(m, Wait::Never) {
+                Err(SendFailure::Full) => None,
+                Ok(()) => {
+                    *msg = None;
+                    Some(Ok(()))
                 }
+                Err(failure) => msg.take().map(|m| Err(SendError::new(failure, m))),
             }
-            if !self.parking.armed && spin_on(&mut spun, self.parking.spin) {
-                continue;
-            }
-            if self.wait_room(cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
-    }
-
-    /// After an attempt found no room: parks, or probes when the interval passed. `Ready`
-    /// means "try again".
-    fn wait_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let producer = self.tx.producer_mut();
-        match self.parking.park(cx, || producer.arm_bell()) {
-            Poll::Ready(Next::Retry) => Poll::Ready(()),
-            Poll::Ready(Next::Probe) => {
-                // Reaps dead peers; the next attempt then reports `Disconnected`.
-                let _ = self.tx.producer_mut().check_peers();
-                Poll::Ready(())
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        })
     }
 
     /// Waits for room for a message of up to `len` encoded bytes and reserves it: the
@@ -486,31 +506,13 @@ impl<T, F: Flavor, C: Codec<T>> AsyncSender<T, F, C> {
         cx: &mut Context<'_>,
         len: usize,
     ) -> Poll<Result<Reservation, SendError<()>>> {
-        let mut spun = None;
-        loop {
-            let attempt = self
-                .tx
-                .producer_mut()
-                .reserve(len)
-                .map(shmbus_ring::WriteGuard::set_aside);
-            match attempt {
-                Ok(r) => {
-                    self.parking.unpark(|| self.tx.producer_mut().disarm_bell());
-                    return Poll::Ready(Ok(r));
-                }
-                Err(PushError::Full) => {}
-                Err(e) => {
-                    self.parking.unpark(|| self.tx.producer_mut().disarm_bell());
-                    return Poll::Ready(Err(SendError::new(push_failure(e, len), ())));
-                }
+        drive(&mut self.parking, &mut self.tx, cx, |tx| {
+            match tx.producer_mut().reserve(len) {
+                Ok(guard) => Some(Ok(guard.set_aside())),
+                Err(PushError::Full) => None,
+                Err(e) => Some(Err(SendError::new(push_failure(e, len), ()))),
             }
-            if !self.parking.armed && spin_on(&mut spun, self.parking.spin) {
-                continue;
-            }
-            if self.wait_room(cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
+        })
     }
 
     /// Retry for up to `spin` before parking (default zero), as
