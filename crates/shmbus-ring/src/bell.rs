@@ -24,6 +24,7 @@ use crate::wait::Direction;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -72,6 +73,9 @@ pub struct Bell {
 pub struct BellName {
     id: u64,
     path: PathBuf,
+    /// The process that bound it: only that process removes the path (a `fork`ed child that
+    /// drops an inherited bell leaves its parent's alone).
+    pid: u32,
 }
 
 impl BellName {
@@ -90,7 +94,9 @@ impl BellName {
 
 impl Drop for BellName {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if std::process::id() == self.pid {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -111,7 +117,11 @@ impl Bell {
                     sock.set_nonblocking(true)?;
                     return Ok(Bell {
                         sock,
-                        name: BellName { id, path },
+                        name: BellName {
+                            id,
+                            path,
+                            pid: std::process::id(),
+                        },
                     });
                 }
                 // Another bell has this id (vanishingly rare): draw another.
@@ -164,41 +174,119 @@ impl AsFd for Bell {
     }
 }
 
-/// A fresh nonzero id: this process's id, the time and a counter, mixed by a randomly keyed
-/// hash. Uniqueness is checked by the exclusive bind, not assumed.
+/// A fresh id: this process's pid in the high 32 bits (the reaper removes a dead holder's bell
+/// only if it names the holder's pid, [`creator`]), and in the low 32 bits a nonzero mix of the
+/// time and a counter by a randomly keyed hash. Uniqueness is checked by the exclusive bind,
+/// not assumed.
 fn fresh_id() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
     // Relaxed: a process-local counter; only distinctness matters.
     h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         h.write_u128(t.as_nanos());
     }
-    h.finish().max(1)
+    let low = h.finish() & 0xffff_ffff;
+    u64::from(std::process::id()) << 32 | low.max(1)
+}
+
+/// The pid of the process that made bell `id` (as that process numbered itself).
+#[must_use]
+pub fn creator(id: u64) -> u32 {
+    u32::try_from(id >> 32).unwrap_or(0)
 }
 
 /// Rings the bell with id `id`: one datagram, best effort. A bell whose owner is gone
 /// (`ENOENT`, `ECONNREFUSED`) or whose socket is full (`EAGAIN`: it has datagrams to read
 /// already) needs nothing more.
+///
+/// Only a socket is rung: a name that is a symbolic link (a hostile peer's, pointing at some
+/// other socket) is left alone — checked just before the send, so a peer that can replace the
+/// name in between still could; the bell directory should not be writable by peers that are
+/// not trusted with the ring.
 pub fn ring(id: u64) {
-    static SENDER: OnceLock<Option<UnixDatagram>> = OnceLock::new();
-    let sender = SENDER.get_or_init(|| {
-        let s = UnixDatagram::unbound().ok()?;
-        s.set_nonblocking(true).ok()?;
-        Some(s)
-    });
-    if let Some(s) = sender {
+    static SENDER: OnceLock<UnixDatagram> = OnceLock::new();
+    let sender = if let Some(s) = SENDER.get() {
+        s
+    } else {
+        // A failure (say, EMFILE for a moment) is not cached: the next ring tries again.
+        let Ok(s) = UnixDatagram::unbound() else {
+            return;
+        };
+        if s.set_nonblocking(true).is_err() {
+            return;
+        }
+        SENDER.get_or_init(|| s)
+    };
+    let path = path_of(&directory(), id);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
         // std sends with MSG_NOSIGNAL.
-        let _ = s.send_to(&[1], path_of(&directory(), id));
+        let _ = sender.send_to(&[1], path);
     }
 }
 
-/// Removes the socket path of bell `id`, which a dead endpoint left (the reaper, §7.3).
-pub(crate) fn remove(id: u64) {
-    if id != 0 {
-        let _ = std::fs::remove_file(path_of(&directory(), id));
+/// Removes the socket path of bell `id`, which the dead endpoint of process `pid` left (the
+/// reaper, §7.3): only if `id` names `pid` as its creator and nothing is bound to the socket
+/// any more ([`remove_if_closed`]). An id in a dead entry may be a live process's (a bell
+/// shared between endpoints, or a previous holder's, left in an entry whose next registrant
+/// died before its L3): that bell stays.
+pub(crate) fn remove(id: u64, pid: u32) {
+    if id != 0 && creator(id) == pid {
+        remove_if_closed(id);
     }
+}
+
+/// Removes the path of bell `id` if no socket is bound to it any more: a `connect` to it is
+/// refused (`ECONNREFUSED`) once its owner closed it or died. A live bell is never removed.
+pub(crate) fn remove_if_closed(id: u64) {
+    let path = path_of(&directory(), id);
+    let Ok(probe) = UnixDatagram::unbound() else {
+        return;
+    };
+    if matches!(probe.connect(&path), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// When this process lets go of a ring: the bells of its table whose owners are gone (an
+/// asynchronous endpoint killed with nobody left to reap its entry) are removed, so that they
+/// do not outlive the ring. Cold, at most one `connect` per recorded id.
+///
+/// # Safety
+///
+/// - `mem` holds the endpoint table.
+pub(crate) unsafe fn sweep<M: Memory>(mem: &M) {
+    for index in 0..crate::layout::MAX_ENDPOINTS {
+        // Relaxed: a hint; the connect decides.
+        // SAFETY: the caller's contract.
+        let id = unsafe { mem.load(id_word(index), Ordering::Relaxed) };
+        if id != 0 {
+            remove_if_closed(id);
+        }
+    }
+}
+
+/// Whoever may open the segment may ring its endpoints' bells: a bell this process made gets
+/// the read and write bits of the segment's file mode (a ring shared between users, created
+/// with mode `0o666`, is rung by all of them). Best effort: a segment without a file (heap,
+/// anonymous) leaves the bell as bound (the umask's mode, the owner's).
+fn share_like_segment(id: u64, seg: &crate::Segment) {
+    use std::os::unix::fs::PermissionsExt;
+    if creator(id) != std::process::id() {
+        return;
+    }
+    let Some(mode) = seg
+        .fd()
+        .and_then(|fd| fd.try_clone_to_owned().ok())
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+        .map(|m| m.permissions().mode() & 0o666)
+    else {
+        return;
+    };
+    let _ = std::fs::set_permissions(
+        path_of(&directory(), id),
+        std::fs::Permissions::from_mode(mode | 0o600),
+    );
 }
 
 /// The bitmap of armed bells of direction `dir`.
@@ -291,6 +379,7 @@ macro_rules! bell_methods {
                 // B0: Relaxed; published by B1's Release.
                 // SAFETY: the entry is ours (registered) and in the first page.
                 unsafe { self.att.mem.store(word, id, Ordering::Relaxed) };
+                share_like_segment(id, &self.att.ring.inner.seg);
             }
 
             /// Arms this endpoint's bell (B1–B2): until it is disarmed or a notifier rings

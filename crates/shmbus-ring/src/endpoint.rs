@@ -168,6 +168,8 @@ pub(crate) struct Attachment<K: Kind> {
     /// Bytes of checksum trailer per message (`Shared::trailer`): 0, or [`CHECKSUM_LEN`] on a
     /// checksum ring, whose every push writes and every pop verifies it.
     pub(crate) trailer: usize,
+    /// Whether a non-blocking MPMC pop waits out a message in flight (`Consumer::set_settle`).
+    pub(crate) settles: bool,
     /// An endpoint is `Send` but not `Sync` (as before the reshaping): one thread drives it.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -303,6 +305,7 @@ fn attach<K: Kind, C>(
         clock: ProbeClock::new(),
         suspect: None,
         trailer,
+        settles: true,
         _not_sync: PhantomData,
     };
     match core(&att.ring, &att.reg) {
@@ -323,6 +326,8 @@ fn attach<K: Kind, C>(
 pub struct Producer<K: Kind = crate::Spsc> {
     pub(crate) core: K::WriteCore,
     pub(crate) att: Attachment<K>,
+    /// A reservation set aside ([`WriteGuard::set_aside`]), until resumed or abandoned.
+    aside: Option<reservation::Aside>,
 }
 
 impl<K: Kind> std::fmt::Debug for Producer<K> {
@@ -336,7 +341,11 @@ impl<K: Kind> Producer<K> {
         let (core, att) = attach(ring, Role::Producer, |ring, reg| {
             K::writer(&ring.inner, reg)
         })?;
-        Ok(Producer { core, att })
+        Ok(Producer {
+            core,
+            att,
+            aside: None,
+        })
     }
 
     /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
@@ -357,6 +366,7 @@ impl<K: Kind> Producer<K> {
         &mut self,
         op: impl FnOnce(&mut K::WriteCore) -> Result<R, PushError>,
     ) -> Result<R, PushError> {
+        self.abandon_aside();
         self.check_consumers()?;
         match op(&mut self.core) {
             Err(PushError::Full) => Err(on_full(&mut self.core, &mut self.att, Pace::Waited)),
@@ -527,7 +537,8 @@ impl<K: Kind> Producer<K> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&mut K::WriteCore) -> Result<R, PushError>,
     ) -> Result<R, PushError> {
-        let Producer { core, att } = self;
+        self.abandon_aside();
+        let Producer { core, att, .. } = self;
         let (strategy, nap, mem, wake) = (
             att.wait,
             att.clock.interval(),
@@ -604,6 +615,7 @@ pub(crate) fn on_full<K: Kind>(
 
 impl<K: Kind> Drop for Producer<K> {
     fn drop(&mut self) {
+        self.abandon_aside();
         self.att.detach();
     }
 }

@@ -294,6 +294,13 @@ pub struct Shared<K: sealed::KindImpl> {
     pub(crate) trailer: usize,
 }
 
+impl<K: sealed::KindImpl> Drop for Shared<K> {
+    fn drop(&mut self) {
+        // SAFETY: `mem` covers the whole validated segment, which holds the endpoint table.
+        unsafe { crate::bell::sweep(&self.mem) };
+    }
+}
+
 impl<K: Kind> Shared<K> {
     /// Registers an endpoint of `role` in the table (no ring-specific step).
     pub(crate) fn register(&self, role: Role) -> Result<Registration> {

@@ -77,8 +77,11 @@ const POLL_WITHOUT_NOTIFY: Duration = Duration::from_millis(1);
 /// timer that makes a parked endpoint probe its peers once an interval.
 #[derive(Debug)]
 struct Parking {
-    /// The doorbell's socket, registered with tokio's reactor.
-    bell: UnixDatagram,
+    /// The doorbell's socket, registered with tokio's reactor (`None` only while dropping).
+    bell: Option<UnixDatagram>,
+    /// The process that made it: a `fork`ed child that drops an inherited endpoint must not
+    /// deregister the socket from the epoll instance it shares with its parent.
+    pid: u32,
     /// Its id and path (removed when the endpoint is dropped).
     name: BellName,
     armed: bool,
@@ -89,6 +92,23 @@ struct Parking {
     interval: Duration,
     /// How long to retry before parking.
     spin: Duration,
+}
+
+impl Drop for Parking {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A `fork`ed child: deregistering would remove the parent's interest from the
+            // epoll instance they share. The descriptor is this process's copy: leave it.
+            std::mem::forget(self.bell.take());
+        }
+    }
+}
+
+/// `now + after`, or a year from now if that overflows (`Duration::MAX` means "never").
+fn deadline(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// What a parked endpoint should do next.
@@ -114,11 +134,12 @@ impl Parking {
         let (sock, name) = Bell::new().map_err(Error::Bell)?.into_parts();
         let bell = UnixDatagram::from_std(sock).map_err(Error::Bell)?;
         Ok(Parking {
-            bell,
+            bell: Some(bell),
+            pid: std::process::id(),
             name,
             armed: false,
             notifies: true,
-            timer: Box::pin(tokio::time::sleep(probe_interval)),
+            timer: Box::pin(tokio::time::sleep_until(deadline(probe_interval))),
             interval: probe_interval,
             spin: Duration::ZERO,
         })
@@ -126,7 +147,7 @@ impl Parking {
 
     fn set_interval(&mut self, interval: Duration) {
         self.interval = interval;
-        self.timer.as_mut().reset(Instant::now() + interval);
+        self.timer.as_mut().reset(deadline(interval));
     }
 
     /// After an attempt found nothing: the first time, arm (the caller then looks once more,
@@ -138,16 +159,16 @@ impl Parking {
             if !self.notifies {
                 // Nothing will ring: look again soon.
                 let nap = POLL_WITHOUT_NOTIFY.min(self.interval);
-                self.timer.as_mut().reset(Instant::now() + nap);
+                self.timer.as_mut().reset(deadline(nap));
             }
             return Poll::Ready(Next::Retry);
         }
-        if self.notifies {
-            match self.bell.poll_recv_ready(cx) {
+        if let (true, Some(bell)) = (self.notifies, &self.bell) {
+            match bell.poll_recv_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     // Drained until `WouldBlock`, which clears tokio's readiness.
                     let mut buf = [0u8; 8];
-                    while self.bell.try_recv(&mut buf).is_ok() {}
+                    while bell.try_recv(&mut buf).is_ok() {}
                     self.armed = false;
                     return Poll::Ready(Next::Retry);
                 }
@@ -162,7 +183,7 @@ impl Parking {
             } else {
                 POLL_WITHOUT_NOTIFY.min(self.interval)
             };
-            self.timer.as_mut().reset(Instant::now() + pace);
+            self.timer.as_mut().reset(deadline(pace));
             self.armed = false;
             return Poll::Ready(Next::Probe);
         }
@@ -267,9 +288,21 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     ///
     /// [`Error::Config`] outside a tokio runtime; [`Error::Bell`] if the doorbell's socket
     /// cannot be made (the bell directory, `/dev/shm` or `$SHMBUS_DIR`, must be writable).
+    ///
+    /// # Panics
+    ///
+    /// In a runtime without its IO or time driver (build it with `enable_all`), as tokio's own
+    /// `from_std` constructors and timers do.
+    ///
+    /// An asynchronous endpoint belongs to its runtime: a `fork`ed child cannot use one it
+    /// inherited (dropping it there is safe, and leaves the parent's bell alone).
     pub fn into_async(mut self) -> Result<AsyncReceiver<T, F, C>, Error> {
         let parking = Parking::new(self.consumer_mut().probe_interval())?;
         self.consumer_mut().set_bell_id(parking.name.id());
+        // A read that meets a message in flight (MPMC) reports empty at once, and the receiver
+        // parks: the writer's commit rings the bell. Waiting it out would hold the runtime's
+        // thread, where the writer may be another task.
+        self.consumer_mut().set_settle(false);
         Ok(AsyncReceiver { rx: self, parking })
     }
 }
@@ -309,7 +342,11 @@ impl<T, F: Flavor, C: Codec<T>> AsyncReceiver<T, F, C> {
     ///
     /// As [`Receiver::try_recv`].
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.rx.try_recv()
+        // Linearizable, as the blocking receiver's (MPMC: may wait out a message in flight).
+        self.rx.consumer_mut().set_settle(true);
+        let got = self.rx.try_recv();
+        self.rx.consumer_mut().set_settle(false);
+        got
     }
 
     /// Polls for the next message: `Ready` with a message or an error, or `Pending` with the
@@ -339,6 +376,7 @@ impl<T, F: Flavor, C: Codec<T>> AsyncReceiver<T, F, C> {
     /// The blocking receiver back (its doorbell is dropped).
     pub fn into_inner(mut self) -> Receiver<T, F, C> {
         self.parking.unpark(|| self.rx.consumer_mut().disarm_bell());
+        self.rx.consumer_mut().set_settle(true);
         self.rx
     }
 
@@ -352,7 +390,7 @@ impl<T, F: Flavor, C> AsRawFd for AsyncReceiver<T, F, C> {
     /// The doorbell's descriptor: readable when a notifier rang it. For event loops other
     /// than tokio; drain it by reading until `EAGAIN`.
     fn as_raw_fd(&self) -> RawFd {
-        self.parking.bell.as_raw_fd()
+        self.parking.bell.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 }
 
@@ -392,6 +430,10 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     /// ring. Call it within a tokio runtime.
     ///
     /// # Errors
+    ///
+    /// As [`Receiver::into_async`].
+    ///
+    /// # Panics
     ///
     /// As [`Receiver::into_async`].
     pub fn into_async(mut self) -> Result<AsyncSender<T, F, C>, Error> {
@@ -543,7 +585,7 @@ impl<T, F: Flavor, C: Codec<T>> AsyncSender<T, F, C> {
 impl<T, F: Flavor, C> AsRawFd for AsyncSender<T, F, C> {
     /// The doorbell's descriptor, as [`AsyncReceiver`]'s.
     fn as_raw_fd(&self) -> RawFd {
-        self.parking.bell.as_raw_fd()
+        self.parking.bell.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 }
 

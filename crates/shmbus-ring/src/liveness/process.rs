@@ -70,35 +70,20 @@ fn lock_byte(index: u64) -> u64 {
 }
 
 /// The inode of this process's PID namespace, 0 if unknown: no `/proc`, or a `/proc` mounted
-/// from another PID namespace (its `self` is not our pid), where pids cannot be checked.
-/// Cached by pid: a process never changes its own PID namespace (`unshare` and `setns` move
-/// only its children), and a `fork`ed child has another pid — except pid 1, which a child in
-/// a new namespace shares with its parent if that is the init of a container: pid 1 reads it
-/// each time. The cache saves a probe two `/proc` reads per live peer (about half its cost).
+/// from another PID namespace (its `self` is not our pid), where pids cannot be checked. Read
+/// each time (no cache): a `fork`ed child may be in a new namespace with any pid, even its
+/// parent's. Two `readlink`s (no file is opened): a probe of a live peer costs about half what
+/// it did when `/proc/self/stat` was read for the pid.
 pub(crate) fn own_pidns() -> u64 {
-    static CACHE: std::sync::Mutex<Option<(u32, u64)>> = std::sync::Mutex::new(None);
-    let pid = std::process::id();
-    if pid != 1 {
-        let mut cache = CACHE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *cache {
-            Some((p, ns)) if p == pid => return ns,
-            _ => {
-                let ns = read_pidns(pid);
-                *cache = Some((pid, ns));
-                return ns;
-            }
-        }
-    }
-    read_pidns(pid)
+    read_pidns(std::process::id())
 }
 
-/// [`own_pidns`], read from `/proc`.
+/// [`own_pidns`] for this process, whose pid is `pid`.
 fn read_pidns(pid: u32) -> u64 {
-    let proc_is_ours = std::fs::read_to_string("/proc/self/stat")
+    // `/proc/self` is a link to our pid as that `/proc`'s namespace numbers it.
+    let proc_is_ours = std::fs::read_link("/proc/self")
         .ok()
-        .and_then(|s| s.split_ascii_whitespace().next()?.parse::<u32>().ok())
+        .and_then(|p| p.to_str()?.parse::<u32>().ok())
         == Some(pid);
     if !proc_is_ours {
         return 0;
