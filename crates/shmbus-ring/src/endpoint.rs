@@ -191,7 +191,7 @@ impl<K: Kind> Attachment<K> {
     #[inline]
     fn maybe_probe(&mut self, pace: Pace) -> bool {
         if self.clock.due(pace) {
-            self.ring.inner.probe(&self.reg);
+            self.ring.inner.probe(&self.reg, self.clock.take_stalls());
             true
         } else {
             false
@@ -274,7 +274,9 @@ impl<K: Kind> Attachment<K> {
             return;
         }
         K::detach(&self.ring.inner, &self.reg);
-        self.ring.inner.unregister(&mut self.reg);
+        self.ring
+            .inner
+            .unregister(&mut self.reg, self.clock.take_stalls());
     }
 }
 

@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 2;
+pub const LAYOUT_MINOR: u16 = 3;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -96,6 +96,12 @@ pub const BLOCK_WAITERS: u64 = 24;
 /// in the consumer block the data records consumed (`taken`). Each on its owner's line: no
 /// new cache line crosses cores.
 pub const BLOCK_COUNT: u64 = 32;
+/// Within a control block (layout 1.3, both ring kinds): the first of its [`BLOCK_STATS_WORDS`]
+/// statistics counters ([`crate::stats`]), on the block's second cache line (`+64..+128`),
+/// which no hot path touches. Bumped only on slow paths, by the side that owns the block.
+pub const BLOCK_STATS: u64 = 64;
+/// The number of `u64` statistics counters per control block (layout 1.3).
+pub const BLOCK_STATS_WORDS: u64 = 8;
 /// Ring flag: endpoints notify sleepers (a `SeqCst` fence and a check of the waiters count after
 /// every publish or release). Without it, blocking calls poll with growing sleeps instead.
 pub const RING_FLAG_NOTIFY: u32 = 1;
@@ -231,6 +237,8 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, reserved) == 144);
     assert!(BLOCK_COUNT >= BLOCK_WAITERS + 8 && BLOCK_COUNT + 8 <= 64);
     assert!(BLOCK_WAITERS + 8 <= BLOCK_ALIGN as u64);
+    // The counters fill the second cache line of each block, apart from every hot word.
+    assert!(BLOCK_STATS == 64 && BLOCK_STATS + 8 * BLOCK_STATS_WORDS == BLOCK_ALIGN as u64);
     assert!(PRODUCER_BLOCK % BLOCK_ALIGN as u64 == 0 && PRODUCER_BLOCK >= HEADER_LEN as u64);
     assert!(
         CONSUMER_BLOCK % BLOCK_ALIGN as u64 == 0

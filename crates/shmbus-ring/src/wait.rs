@@ -87,6 +87,10 @@ pub(crate) struct Wake {
     pub(crate) space_seq: usize,
     /// Producers asleep on `space_seq`.
     pub(crate) space_waiters: usize,
+    /// The producer block's statistics counters (layout 1.3, [`crate::stats`]).
+    pub(crate) producer_stats: usize,
+    /// The consumer block's statistics counters.
+    pub(crate) consumer_stats: usize,
 }
 
 impl Wake {
@@ -96,6 +100,8 @@ impl Wake {
         data_waiters: to_usize(PRODUCER_BLOCK + BLOCK_WAITERS),
         space_seq: to_usize(CONSUMER_BLOCK + BLOCK_WAKE_SEQ),
         space_waiters: to_usize(CONSUMER_BLOCK + BLOCK_WAITERS),
+        producer_stats: crate::stats::block_of(crate::Role::Producer),
+        consumer_stats: crate::stats::block_of(crate::Role::Consumer),
     };
 
     /// The wake sequence and waiters count of one direction: `(seq, waiters)` offsets.
@@ -104,6 +110,17 @@ impl Wake {
         match dir {
             Direction::Data => (self.data_seq, self.data_waiters),
             Direction::Space => (self.space_seq, self.space_waiters),
+        }
+    }
+
+    /// The counters of the side that publishes in direction `dir` (`notifier`) or sleeps on it
+    /// (not `notifier`): data is published by producers and waited for by consumers.
+    #[inline]
+    pub(crate) fn stats(self, dir: Direction, notifier: bool) -> usize {
+        if (dir == Direction::Data) == notifier {
+            self.producer_stats
+        } else {
+            self.consumer_stats
         }
     }
 }
@@ -129,6 +146,8 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
             // (its Acquire load, P2) — and the change makes its futex wait (P5) return.
             mem.fetch_add(seq, 1, Ordering::Release);
             mem.wake(seq);
+            // T1 (layout 1.3): a wake sent, on the publishing side's own counter line.
+            crate::stats::bump(mem, wake.stats(dir, true), crate::stats::WAKES, 1);
         }
     }
 }
@@ -166,6 +185,8 @@ pub(crate) unsafe fn sleep_once<M: Memory, R>(
             // The timeout is taken now, after P4 (which may have probed peers, or been
             // descheduled): the sleep ends at `until`, not that long after it.
             let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            // T1 (layout 1.3): a futex sleep, on the sleeping side's own counter line.
+            crate::stats::bump(mem, wake.stats(dir, false), crate::stats::SLEEPS, 1);
             mem.wait(seq_off, seq, timeout);
         }
         // P6: Relaxed: the count only gates whether notifiers make the syscall.
