@@ -298,3 +298,33 @@ impl Observer {
         }
     }
 }
+
+/// Whether this kernel lets the process call `futex_waitv(2)` (Linux 5.16+, not refused by a
+/// seccomp filter), which a select over several rings sleeps in ([`crate::select`]); the
+/// error names the errno otherwise. Asks the kernel with an empty list, which a kernel that
+/// has the call refuses with `EINVAL` and one that does not with `ENOSYS`.
+///
+/// # Errors
+///
+/// The errno's name and what it means, when the call is unavailable.
+///
+/// ```
+/// // Either answer is fine; the call never sleeps.
+/// let _ = shmbus_ring::observe::futex_waitv_support();
+/// ```
+pub fn futex_waitv_support() -> std::result::Result<(), String> {
+    use rustix::thread::futex::{waitv, WaitvFlags};
+    match waitv(
+        &[],
+        WaitvFlags::empty(),
+        None,
+        rustix::time::ClockId::Monotonic,
+    ) {
+        Ok(_) | Err(rustix::io::Errno::INVAL) => Ok(()),
+        Err(rustix::io::Errno::NOSYS) => {
+            Err("ENOSYS: the kernel has no futex_waitv (Linux < 5.16)".into())
+        }
+        Err(rustix::io::Errno::PERM) => Err("EPERM: a seccomp filter refuses futex_waitv".into()),
+        Err(e) => Err(format!("errno {}", e.raw_os_error())),
+    }
+}
