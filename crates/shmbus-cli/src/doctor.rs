@@ -161,6 +161,8 @@ pub fn checks() -> Vec<Check> {
     out
 }
 
+// `fsblkcnt_t` and `c_ulong` are 32 bits on 32-bit targets: the conversions are not useless there.
+#[allow(clippy::useless_conversion)]
 fn shm_dir() -> Check {
     let Ok(st) = nix::sys::statvfs::statvfs(SHM_DIR) else {
         return check(

@@ -193,18 +193,18 @@ impl<'a> Peek<'a> {
             }
             let n = offset(len);
             self.copy(at + 8, n, out);
-            // V3: Acquire fence, then the header word and the positions again: if the header
-            // is unchanged and no producer can have written over [pos, pos + size) — the
-            // consumers have not passed `pos` (a producer writes only below head + capacity),
-            // or the producer's published tail is far enough behind `pos + capacity` that
-            // even its next record cannot reach it — the copy is the message.
+            // V3: Acquire fence, then the header word and the positions again. The copy is
+            // the message if the header is unchanged and either the consumers have not passed
+            // `pos` (a producer writes only below head + capacity, so nothing overwrote it) or
+            // the producer's published tail is less than half a ring past `pos` (an overwrite
+            // would then need one write in flight, a record or a batch, of more than the
+            // other half ring: the residual PROTOCOL §7.6 names).
             fence(Ordering::Acquire);
             // SAFETY: as in `acquire`.
             let again = unsafe { self.mem().load(at, Ordering::Relaxed) };
             let head2 = self.shared(CONSUMER_BLOCK);
             let tail2 = self.shared(PRODUCER_BLOCK);
-            let slack = 2 * (h.record_limit + 16) + 8;
-            let safe = head2 <= pos || tail2.saturating_sub(pos).saturating_add(slack) <= cap;
+            let safe = head2 <= pos || tail2.saturating_sub(pos) <= cap / 2;
             if again != word || !safe {
                 return Ok(self.missed(head2.max(pos + size)));
             }
