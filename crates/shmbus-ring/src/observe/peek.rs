@@ -238,9 +238,11 @@ impl<'a> Peek<'a> {
         let holds = seq == pos + 1 || (seq == pos + slots && tag == 0);
         if !holds {
             if seq > pos + 1 {
-                // Reused: the cursor has been lapped; resync to the consumers' position.
-                let head = self.shared(CONSUMER_BLOCK);
-                return Ok(self.missed(head.max(pos + 1)));
+                // Reused: the cursor has been lapped. Resync to the oldest position whose
+                // slot may still hold its message (one lap behind the tail hint, less one
+                // slot a producer may be claiming now).
+                let tail = self.shared(PRODUCER_BLOCK);
+                return Ok(self.missed(tail.saturating_sub(slots - 1).max(pos + 1)));
             }
             return Ok(Peeked::Nothing);
         }
