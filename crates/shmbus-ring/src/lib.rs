@@ -11,6 +11,8 @@
 //!                wake sequence, waiters, SPSC message count;        wait
 //!                MPMC tail hint
 //! 384     128    consumer block: the same for the consumer side     layout, spsc, mpmc, wait
+//!                (both blocks, +64..+128, layout 1.3: statistics     stats
+//!                counters, bumped on slow paths)
 //! 512     64     roster: attached endpoints per role                liveness
 //! 576     3520   endpoint table (55 × 64 B), both ring kinds        liveness
 //! 4096    ...    SPSC: records {len: u32, kind: u32} + payload,     frame, spsc/core

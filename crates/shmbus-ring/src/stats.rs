@@ -9,7 +9,7 @@
 //!
 //! | word | index | producer block | consumer block |
 //! |---|---|---|---|
-//! | `+64` | [`STALLS`] | pushes that found the ring full | pops that found the ring empty |
+//! | `+64` | [`STALLS`] | push attempts that found the ring full | pop attempts that found it empty |
 //! | `+72` | [`SLEEPS`] | futex sleeps waiting for space | futex sleeps waiting for data |
 //! | `+80` | [`WAKES`] | `FUTEX_WAKE` calls for "data published" | `FUTEX_WAKE` calls for "space freed" |
 //! | `+88` | [`PROBES`] | liveness probes run by producers | liveness probes run by consumers |
@@ -43,8 +43,8 @@ use crate::layout::{BLOCK_STATS, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK};
 use crate::segment::Segment;
 use crate::sync::{Memory, Ordering};
 
-/// Index of the counter of pushes that found the ring full (producer block) or pops that
-/// found it empty (consumer block).
+/// Index of the counter of push attempts that found the ring full (producer block) or pop
+/// attempts that found it empty (consumer block); each poll of a spinning wait counts.
 pub const STALLS: usize = 0;
 /// Index of the counter of futex sleeps (P5) of the block's side.
 pub const SLEEPS: usize = 1;
