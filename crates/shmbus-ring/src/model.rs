@@ -466,9 +466,6 @@ pub mod wait {
         data_waiters: 16,
         space_seq: 24,
         space_waiters: 32,
-        // Counters are not modelled (`stats::bump` is a no-op under loom).
-        producer_stats: 0,
-        consumer_stats: 0,
     };
     const DATA: usize = 0;
 

@@ -34,7 +34,7 @@
 //! no publication is missed. Rings created without [`crate::layout::RING_FLAG_NOTIFY`] skip N1
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
 
-use crate::layout::{BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, PRODUCER_BLOCK};
+use crate::layout::{BLOCK_STATS, BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, PRODUCER_BLOCK};
 use crate::sync::{fence, spin_hint, Memory, Ordering};
 use std::time::{Duration, Instant};
 
@@ -87,10 +87,6 @@ pub(crate) struct Wake {
     pub(crate) space_seq: usize,
     /// Producers asleep on `space_seq`.
     pub(crate) space_waiters: usize,
-    /// The producer block's statistics counters (layout 1.3, [`crate::stats`]).
-    pub(crate) producer_stats: usize,
-    /// The consumer block's statistics counters.
-    pub(crate) consumer_stats: usize,
 }
 
 impl Wake {
@@ -100,8 +96,6 @@ impl Wake {
         data_waiters: to_usize(PRODUCER_BLOCK + BLOCK_WAITERS),
         space_seq: to_usize(CONSUMER_BLOCK + BLOCK_WAKE_SEQ),
         space_waiters: to_usize(CONSUMER_BLOCK + BLOCK_WAITERS),
-        producer_stats: crate::stats::block_of(crate::Role::Producer),
-        consumer_stats: crate::stats::block_of(crate::Role::Consumer),
     };
 
     /// The wake sequence and waiters count of one direction: `(seq, waiters)` offsets.
@@ -113,15 +107,20 @@ impl Wake {
         }
     }
 
-    /// The counters of the side that publishes in direction `dir` (`notifier`) or sleeps on it
-    /// (not `notifier`): data is published by producers and waited for by consumers.
+    /// The statistics counters (layout 1.3, [`crate::stats`]) of the side that publishes in
+    /// direction `dir` (`notifier`) or sleeps on it (not `notifier`): data is published by
+    /// producers and waited for by consumers. Derived from the wake sequence's offset (each
+    /// block's counters sit at a fixed distance from its wake sequence), so that `Wake`, which
+    /// the cores keep in their geometry, does not grow; the loom models' words have no
+    /// counters, and `stats::bump` does nothing under loom.
     #[inline]
     pub(crate) fn stats(self, dir: Direction, notifier: bool) -> usize {
-        if (dir == Direction::Data) == notifier {
-            self.producer_stats
+        let seq = if (dir == Direction::Data) == notifier {
+            self.data_seq
         } else {
-            self.consumer_stats
-        }
+            self.space_seq
+        };
+        seq + to_usize(BLOCK_STATS) - to_usize(BLOCK_WAKE_SEQ)
     }
 }
 
