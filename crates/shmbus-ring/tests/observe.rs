@@ -1,4 +1,6 @@
 //! Passive observation (`observe`) and the statistics counters (`stats`, layout 1.3).
+// Real memory and processes: not a loom model.
+#![cfg(not(loom))]
 
 use std::time::Duration;
 
