@@ -523,3 +523,60 @@ fn doctor_reports_the_shm_dir_and_futex_waitv() {
         assert!(err.contains("shmbus-bench"), "{err}");
     }
 }
+
+#[test]
+fn a_segment_of_another_version_or_a_corrupt_header_is_a_clear_error() {
+    use shmbus_testkit::images::{mpmc_image, spsc_image};
+    let base = unique_name("cli-bad");
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "major",
+            {
+                let mut img = spsc_image(4096, 64);
+                img[12..14].copy_from_slice(&2u16.to_le_bytes());
+                img
+            },
+            "layout_major",
+        ),
+        (
+            "capacity",
+            {
+                let mut img = spsc_image(4096, 64);
+                img[40..48].copy_from_slice(&1000u64.to_le_bytes());
+                img
+            },
+            "capacity",
+        ),
+        (
+            "kind",
+            {
+                let mut img = mpmc_image(8, 32);
+                img[24..28].copy_from_slice(&9u32.to_le_bytes());
+                img
+            },
+            "ring_kind",
+        ),
+    ];
+    for (tag, img, field) in cases {
+        let name = format!("{base}-{tag}");
+        let path = format!("/dev/shm{name}");
+        std::fs::write(&path, &img).unwrap();
+        let out = shmbus(&["inspect", &name])
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&name) && err.contains(field), "{tag}: {err}");
+        for cmd in ["hz", "echo"] {
+            shmbus(&[cmd, &name, "--count", "1"]).assert().code(1);
+        }
+        // `ls` lists it as an error row (it has the magic: not foreign), and exits 0.
+        let ls = json_of(&["ls", "--prefix", &name, "--json"]);
+        let row = segment(&ls, &name);
+        assert_eq!(row["state"], "error");
+        assert!(row["error"].as_str().unwrap().contains(field), "{row}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
