@@ -47,10 +47,8 @@ fn ui(
     count: u64,
 ) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::new(EXIT_ERROR, format!("top: terminal: {e}"));
-    let mut listing = Listing {
-        rows: Vec::new(),
-        skipped: Vec::new(),
-    };
+    // The first frame at once, without rates; each later one after an interval of sampling.
+    let mut listing: Listing = gather::list(prefix, Duration::ZERO);
     let mut n = 0u64;
     loop {
         terminal
