@@ -20,7 +20,7 @@ use crate::checksum::{
 };
 use crate::error::{Corruption, PopError, PushError, Result};
 use crate::liveness::{side_gone, state_off, Os, ProbeClock, Registration, State};
-use crate::ring::{Kind, Ring};
+use crate::ring::{Kind, Ring, Shared};
 use crate::sync::{Memory, Ordering, RawMem};
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
 use std::cell::Cell;
@@ -201,7 +201,7 @@ impl<K: Kind> Attachment<K> {
     #[inline]
     fn maybe_probe(&mut self, pace: Pace) -> bool {
         if self.clock.due(pace) {
-            self.ring.inner.probe(&self.reg);
+            self.ring.inner.probe(&self.reg, self.clock.take_stalls());
             true
         } else {
             false
@@ -284,7 +284,7 @@ impl<K: Kind> Attachment<K> {
             return;
         }
         K::detach(&self.ring.inner, &self.reg);
-        self.ring.inner.unregister(&mut self.reg);
+        Shared::unregister(&self.ring.inner, &mut self.reg, self.clock.take_stalls());
     }
 }
 

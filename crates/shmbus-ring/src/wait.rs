@@ -35,8 +35,8 @@
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
 
 use crate::layout::{
-    BLOCK_BELLS, BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, ENDPOINT_BELL, ENDPOINT_TABLE,
-    MAX_ENDPOINTS, PRODUCER_BLOCK,
+    BLOCK_BELLS, BLOCK_STATS, BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, ENDPOINT_BELL,
+    ENDPOINT_TABLE, MAX_ENDPOINTS, PRODUCER_BLOCK,
 };
 use crate::sync::{fence, spin_hint, Memory, Ordering};
 use std::time::{Duration, Instant};
@@ -130,6 +130,21 @@ impl Wake {
             Direction::Space => (self.space_seq, self.space_waiters),
         }
     }
+
+    /// The statistics counters (layout 1.3, [`crate::stats`]) of the side that publishes in
+    /// direction `dir` (`notifier`) or sleeps on it (not `notifier`): data is published by
+    /// producers and waited for by consumers. Derived from the wake sequence's offset (each
+    /// block's counters sit at a fixed distance from its wake sequence); the loom models' words
+    /// have no counters, and `stats::bump` does nothing under loom.
+    #[inline]
+    pub(crate) fn stats(self, dir: Direction, notifier: bool) -> usize {
+        let seq = if (dir == Direction::Data) == notifier {
+            self.data_seq
+        } else {
+            self.space_seq
+        };
+        seq + to_usize(BLOCK_STATS) - to_usize(BLOCK_WAKE_SEQ)
+    }
 }
 
 /// N1–N2 of the sleep/notify protocol (module docs): after a publishing store (a record, a
@@ -153,6 +168,8 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
             // (its Acquire load, P2) — and the change makes its futex wait (P5) return.
             mem.fetch_add(seq, 1, Ordering::Release);
             mem.wake(seq);
+            // T1 (layout 1.3): a wake sent, on the publishing side's own counter line.
+            crate::stats::bump(mem, wake.stats(dir, true), crate::stats::WAKES, 1);
         }
         // N3 (layout 1.3, §6.1): Relaxed load of the bell bitmap, on W's line; the fences
         // order it as N2's load. Armed asynchronous waiters are rung in a cold path.
@@ -196,6 +213,8 @@ pub(crate) unsafe fn sleep_once<M: Memory, R>(
             // The timeout is taken now, after P4 (which may have probed peers, or been
             // descheduled): the sleep ends at `until`, not that long after it.
             let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            // T1 (layout 1.3): a futex sleep, on the sleeping side's own counter line.
+            crate::stats::bump(mem, wake.stats(dir, false), crate::stats::SLEEPS, 1);
             mem.wait(seq_off, seq, timeout);
         }
         // P6: Relaxed: the count only gates whether notifiers make the syscall.

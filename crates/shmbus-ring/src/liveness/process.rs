@@ -228,6 +228,9 @@ pub(crate) struct ProbeClock {
     interval_ns: u64,
     /// Fast-path calls since the last clock read.
     polls: u32,
+    /// Full or empty verdicts since the last [`ProbeClock::take_stalls`]: the endpoint's tally
+    /// of the `stalls` counter (layout 1.3, [`crate::stats`]), kept here, in its own memory.
+    stalls: u64,
 }
 
 impl ProbeClock {
@@ -236,6 +239,7 @@ impl ProbeClock {
             next_probe_ns: 0,
             interval_ns: 0,
             polls: 0,
+            stalls: 0,
         };
         c.set_interval(crate::liveness::DEFAULT_PROBE_INTERVAL);
         c
@@ -257,6 +261,8 @@ impl ProbeClock {
     /// every 16th time; a caller that just yielded or slept reads it every time.
     #[inline]
     pub(crate) fn due(&mut self, pace: Pace) -> bool {
+        // Every call is an endpoint's slow path (a full or empty ring, or a gone peer): tally.
+        self.stalls = self.stalls.wrapping_add(1);
         if pace == Pace::Spinning {
             self.polls = self.polls.wrapping_add(1);
             if self.polls % 16 != 0 {
@@ -274,5 +280,10 @@ impl ProbeClock {
         }
         self.next_probe_ns = now.saturating_add(self.interval_ns);
         true
+    }
+
+    /// The stalls tallied since the last call, for the shared counter (reset to 0).
+    pub(crate) fn take_stalls(&mut self) -> u64 {
+        std::mem::take(&mut self.stalls)
     }
 }
