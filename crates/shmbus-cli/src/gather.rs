@@ -215,17 +215,17 @@ impl<'a> Meter<'a> {
                     self.record_bytes += 8 + (self.buf.len() as u64).div_ceil(8) * 8;
                 }
                 Ok(Peeked::Missed { from, to }) => {
-                    self.missed += match self.kind {
-                        RingKind::Mpmc => to - from,
+                    self.missed = self.missed.saturating_add(match self.kind {
+                        RingKind::Mpmc => to.saturating_sub(from),
                         RingKind::Spsc => {
                             let mean = self
                                 .record_bytes
                                 .checked_div(self.messages)
                                 .unwrap_or(16)
                                 .max(8);
-                            (to - from).div_ceil(mean)
+                            to.saturating_sub(from).div_ceil(mean)
                         }
-                    };
+                    });
                 }
                 Ok(Peeked::Nothing) => return,
                 Err(e) => {
@@ -238,13 +238,14 @@ impl<'a> Meter<'a> {
 
     /// Messages seen or missed.
     pub fn total(&self) -> u64 {
-        self.messages + self.missed
+        // Saturating: `missed` counts jumps of positions a hostile peer can write.
+        self.messages.saturating_add(self.missed)
     }
 
     /// Payload bytes seen, plus an estimate for the missed messages (their mean size).
     pub fn total_bytes(&self) -> u64 {
         let mean = self.bytes.checked_div(self.messages).unwrap_or(0);
-        self.bytes + mean * self.missed
+        self.bytes.saturating_add(mean.saturating_mul(self.missed))
     }
 }
 
@@ -269,6 +270,10 @@ fn age_s(created_unix_ns: u64) -> f64 {
 
 /// A row for an observed segment (rates filled in by the caller).
 pub fn row(name: &str, obs: &Observer) -> Row {
+    // Shrunk since it was opened: loads past the end would be SIGBUS.
+    if let Err(e) = obs.check_size() {
+        return error_row(name, &e);
+    }
     let h = obs.header();
     let info = obs.info().ok().flatten();
     let eps = obs.endpoints().unwrap_or_default();
@@ -408,6 +413,7 @@ pub fn program(pid: u32) -> String {
 /// Gathers `inspect NAME`.
 pub fn inspect(name: &str) -> Result<Detail, Failure> {
     let obs = Observer::open(name).map_err(|e| Failure::of(name, &e))?;
+    obs.check_size().map_err(|e| Failure::of(name, &e))?;
     let endpoints = obs
         .endpoints()
         .map_err(|e| Failure::of(name, &e))?

@@ -8,6 +8,19 @@
 //! layout version, permission denied; or an I/O error); 2 usage (clap); 3 no such segment;
 //! 4 refused (`rm` of a segment that is not stale).
 
+/// `println!` for the command's output: when standard output is closed (the reader of a pipe
+/// went away, `shmbus ls | head -1`), the command ends quietly with status 0, as a tool killed
+/// by `SIGPIPE` would have ended, instead of `println!`'s panic (Rust ignores `SIGPIPE`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, $($arg)*).and_then(|()| out.flush()).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod doctor;
 mod gather;
 mod out;
@@ -140,9 +153,9 @@ struct RateArgs {
     /// Seconds per report.
     #[arg(long, default_value_t = 1.0)]
     period: f64,
-    /// Reports the min/mean/max window spans.
-    #[arg(long, default_value_t = 10)]
-    window: usize,
+    /// Reports the min/mean/max window spans (1 to 100 000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    window: u32,
     /// Stop after this many reports (0: never).
     #[arg(long, default_value_t = 0)]
     count: u64,
@@ -213,7 +226,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             let _ = std::io::stdout().flush();
-            eprintln!("shmbus: {}", f.message);
+            eprintln!("shmbus: {}", out::clean(&f.message));
             ExitCode::from(f.code)
         }
     }

@@ -35,7 +35,7 @@ pub fn table(header: &[&str], numeric: &[usize]) -> Table {
 pub fn print_json(v: &Value) -> Result<(), Failure> {
     let s = serde_json::to_string(v)
         .map_err(|e| Failure::new(EXIT_ERROR, format!("cannot encode JSON: {e}")))?;
-    println!("{s}");
+    outln!("{s}");
     Ok(())
 }
 
@@ -98,7 +98,7 @@ pub fn list_table(l: &Listing) -> Table {
     for r in &l.rows {
         if let Some(e) = &r.error {
             t.add_row(vec![
-                Cell::new(&r.name),
+                Cell::new(clean(&r.name)),
                 Cell::new("?"),
                 Cell::new(""),
                 Cell::new(""),
@@ -108,7 +108,7 @@ pub fn list_table(l: &Listing) -> Table {
                 Cell::new(""),
                 Cell::new(""),
                 Cell::new(""),
-                Cell::new(format!("error: {e}")).fg(Color::Red),
+                Cell::new(clean(&format!("error: {e}"))).fg(Color::Red),
             ]);
             continue;
         }
@@ -122,9 +122,9 @@ pub fn list_table(l: &Listing) -> Table {
             Cell::new("ok").fg(Color::Green)
         };
         t.add_row(vec![
-            Cell::new(&r.name),
+            Cell::new(clean(&r.name)),
             Cell::new(r.kind),
-            Cell::new(&r.type_name),
+            Cell::new(clean(&r.type_name)),
             Cell::new(capacity),
             Cell::new(format!("{:.1}%", r.fill_pct())),
             tally_cell(r.producers),
@@ -153,12 +153,12 @@ pub fn print_list(l: &Listing, fmt: Format) -> Result<(), Failure> {
         return print_json(&list_json(l));
     }
     if l.rows.is_empty() {
-        println!("no shmbus segments in {}", gather::SHM_DIR);
+        outln!("no shmbus segments in {}", gather::SHM_DIR);
     } else {
-        println!("{}", list_table(l));
+        outln!("{}", list_table(l));
     }
     if !l.skipped.is_empty() {
-        println!(
+        outln!(
             "({} other object(s) in {} skipped: not shmbus segments, or not readable)",
             l.skipped.len(),
             gather::SHM_DIR
@@ -175,7 +175,7 @@ pub fn print_inspect(d: &Detail, fmt: Format) -> Result<(), Failure> {
     }
     let h = d.obs.header();
     let s = &d.snap;
-    println!(
+    outln!(
         "{}  ({} ring, layout {}.{})",
         d.name,
         gather::kind(d.obs.kind()),
@@ -251,10 +251,10 @@ pub fn print_inspect(d: &Detail, fmt: Format) -> Result<(), Failure> {
         ),
     ]);
     for (k, v) in rows {
-        t.add_row(vec![k.to_string(), v]);
+        t.add_row(vec![k.to_string(), clean(&v)]);
     }
-    println!("{t}");
-    println!();
+    outln!("{t}");
+    outln!();
     let mut e = table(
         &["TAG", "ROLE", "PID", "PROGRAM", "PHASE", "VITALITY", "LOCK"],
         &[0, 2],
@@ -270,24 +270,43 @@ pub fn print_inspect(d: &Detail, fmt: Format) -> Result<(), Failure> {
             Cell::new(ep.tag),
             Cell::new(gather::role(ep.role)),
             Cell::new(ep.pid),
-            Cell::new(prog),
+            Cell::new(clean(prog)),
             Cell::new(gather::phase(ep.phase)),
             vit,
             Cell::new(if ep.locked { "ofd" } else { "-" }),
         ]);
     }
     if d.endpoints.is_empty() {
-        println!("no endpoints registered");
+        outln!("no endpoints registered");
     } else {
-        println!("{e}");
+        outln!("{e}");
     }
-    println!();
+    outln!();
     let mut c = table(&["COUNTER", "PRODUCER", "CONSUMER"], &[1, 2]);
     for ((name, p), (_, q)) in s.stats[0].named().iter().zip(s.stats[1].named().iter()) {
         c.add_row(vec![name.to_string(), p.to_string(), q.to_string()]);
     }
-    println!("{c}");
+    outln!("{c}");
     Ok(())
+}
+
+/// Text from shared memory or the shm directory (names, types, programs, message text),
+/// made safe for a terminal: control characters (an escape sequence a hostile peer wrote
+/// into a type name, say) are shown escaped (`\u{1b}`), not sent to the terminal. JSON output
+/// escapes them by itself.
+pub fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints `gc` / `rm`.
@@ -300,21 +319,21 @@ pub fn print_gc(rows: &[GcRow], yes: bool, fmt: Format) -> Result<(), Failure> {
         }));
     }
     if rows.is_empty() {
-        println!("no stale segments");
+        outln!("no stale segments");
         return Ok(());
     }
     let mut t = table(&["NAME", "CREATOR", "ENDPOINTS a/d", "ACTION"], &[]);
     for r in rows {
         t.add_row(vec![
-            r.name.clone(),
+            clean(&r.name),
             format!("{} ({})", r.creator_pid, gather::vitality(r.creator)),
             format!("{}/{}", r.alive, r.dead),
             r.why.clone(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     if !yes && rows.iter().any(|r| r.stale) {
-        println!("dry run: run `shmbus gc --yes` to remove them");
+        outln!("dry run: run `shmbus gc --yes` to remove them");
     }
     Ok(())
 }
@@ -344,6 +363,6 @@ pub fn print_doctor(checks: &[Check], fmt: Format) -> Result<(), Failure> {
             Cell::new(&c.note),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }

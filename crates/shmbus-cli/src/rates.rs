@@ -35,7 +35,7 @@ pub fn run(a: &RateArgs, what: Measure) -> Result<(), Failure> {
                 format!("--period {}: give a positive number of seconds", a.period),
             )
         })?;
-    let window = a.window.max(1);
+    let window = usize::try_from(a.window.max(1)).unwrap_or(1);
     // One document needs an end: `--json` without `--count` reports one window.
     let count = if a.fmt.json && a.count == 0 {
         window as u64
@@ -67,7 +67,10 @@ pub fn run(a: &RateArgs, what: Measure) -> Result<(), Failure> {
         }
         let dt = now.duration_since(last).as_secs_f64();
         last = now;
-        let (msgs, bytes) = (meter.total() - msgs0, meter.total_bytes() - bytes0);
+        let (msgs, bytes) = (
+            meter.total().saturating_sub(msgs0),
+            meter.total_bytes().saturating_sub(bytes0),
+        );
         (msgs0, bytes0) = (meter.total(), meter.total_bytes());
         let r = match what {
             Measure::Messages => msgs as f64 / dt,
@@ -99,7 +102,7 @@ pub fn run(a: &RateArgs, what: Measure) -> Result<(), Failure> {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "{name}: {} {unit}  min {} mean {} max {} over {} report(s){missed}",
                 fmt_rate(r),
                 fmt_rate(min),
@@ -212,8 +215,15 @@ pub fn echo(a: &EchoArgs) -> Result<(), Failure> {
     let mut buf = Vec::new();
     let mut seen = 0u64;
     let mut doc = Vec::new();
+    // One document needs an end: `--json` with neither `--count` nor `--timeout` collects
+    // for one second (as `hz --json` reports one window).
+    let timeout = if a.fmt.json && a.count == 0 && a.timeout.is_zero() {
+        Duration::from_secs(1)
+    } else {
+        a.timeout
+    };
     while a.count == 0 || seen < a.count {
-        if !a.timeout.is_zero() && start.elapsed() >= a.timeout {
+        if !timeout.is_zero() && start.elapsed() >= timeout {
             break;
         }
         match peek.next(&mut buf).map_err(|e| Failure::of(name, &e))? {
@@ -233,7 +243,11 @@ pub fn echo(a: &EchoArgs) -> Result<(), Failure> {
                         Value::String(s) if enc != "json" => s,
                         other => other.to_string(),
                     };
-                    println!("[{position}] {} B {enc}: {text}", buf.len());
+                    outln!(
+                        "[{position}] {} B {enc}: {}",
+                        buf.len(),
+                        crate::out::clean(&text)
+                    );
                 }
             }
             Peeked::Missed { from, to } => {
@@ -243,7 +257,7 @@ pub fn echo(a: &EchoArgs) -> Result<(), Failure> {
                 } else if a.fmt.json {
                     doc.push(item);
                 } else {
-                    println!(
+                    outln!(
                         "[{from}..{to}] missed: the ring reused this space before it was copied"
                     );
                 }

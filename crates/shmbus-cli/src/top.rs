@@ -1,5 +1,6 @@
 //! `top`: `ls`, refreshed, in a terminal UI (ratatui over crossterm); `q` or Esc quits. With
-//! `--jsonl`, a stream of `shmbus.ls/1` documents instead, one per refresh.
+//! `--jsonl`, a stream of `shmbus.ls/1` documents instead, one per refresh; with `--json`,
+//! one document (one refresh).
 
 use std::time::Duration;
 
@@ -14,7 +15,11 @@ use crate::{Failure, Format, EXIT_ERROR};
 
 /// Runs `top`.
 pub fn run(prefix: &str, interval: Duration, count: u64, fmt: Format) -> Result<(), Failure> {
-    if fmt.json || fmt.jsonl {
+    if fmt.json {
+        // One document: one refresh (`--jsonl` streams them).
+        return print_json(&crate::out::list_json(&gather::list(prefix, interval)));
+    }
+    if fmt.jsonl {
         let mut n = 0;
         while count == 0 || n < count {
             print_json(&crate::out::list_json(&gather::list(prefix, interval)))?;
@@ -91,7 +96,7 @@ fn view<'a>(l: &'a Listing, prefix: &str, interval: Duration) -> Table<'a> {
     let rows = l.rows.iter().map(|r| {
         if let Some(e) = &r.error {
             return Row::new(vec![
-                Cell::from(r.name.clone()),
+                Cell::from(crate::out::clean(&r.name)),
                 Cell::from("?"),
                 Cell::from(format!("error: {e}")).style(Style::default().fg(Color::Red)),
             ]);
@@ -105,9 +110,9 @@ fn view<'a>(l: &'a Listing, prefix: &str, interval: Duration) -> Table<'a> {
             }
         };
         Row::new(vec![
-            Cell::from(r.name.clone()),
+            Cell::from(crate::out::clean(&r.name)),
             Cell::from(r.kind),
-            Cell::from(r.type_name.clone()),
+            Cell::from(crate::out::clean(&r.type_name)),
             Cell::from(
                 r.capacity
                     .map_or_else(|| bytes(r.data_bytes), |c| format!("{c} msgs")),

@@ -363,8 +363,14 @@ impl Segment {
         } else {
             OFlag::O_RDWR
         };
-        let fd = nix::sys::mman::shm_open(name, flags | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| os("shm_open", name, e))?;
+        // O_NONBLOCK: a FIFO someone put in the shm directory would otherwise block the open
+        // until a writer comes (no effect on a real shared memory object).
+        let fd = nix::sys::mman::shm_open(
+            name,
+            flags | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| os("shm_open", name, e))?;
         Self::open_fd_as(fd, Backing::Shm(name.to_string()), opts)
     }
 

@@ -189,6 +189,25 @@ pub(crate) fn creator_vitality(pid: u32, created_unix_ns: u64) -> Vitality {
     }
 }
 
+/// How long an object whose header is not published yet counts as being built.
+const BUILDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the segment's object was changed less than [`BUILDING_GRACE`] ago (or its age
+/// cannot be told).
+fn young(seg: &Segment) -> bool {
+    let Some(fd) = seg.fd() else {
+        return true;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)) else {
+        return true;
+    };
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0));
+    std::time::SystemTime::now()
+        .duration_since(changed)
+        .map_or(true, |age| age < BUILDING_GRACE)
+}
+
 /// Opens the named shm segment read-only and reports its creator and endpoints.
 ///
 /// # Errors
@@ -211,11 +230,21 @@ fn inspect_open(name: &str) -> Result<(Segment, SegmentStatus)> {
             expected: MAGIC,
         });
     }
+    // A header not yet published (or without a creator pid) may be one its creator is still
+    // writing: the creator's fate is unknown while the object is young, not "dead" (pid 0
+    // is nobody's). A creator that died mid-initialisation is judged by its pid once the
+    // object is older than `BUILDING_GRACE`.
+    let building = header.init_state != crate::layout::INIT_READY || header.creator_pid == 0;
+    let creator = if building && young(&seg) {
+        Vitality::Unknown
+    } else {
+        creator_vitality(header.creator_pid, header.created_unix_ns)
+    };
     let status = SegmentStatus {
         name: name.to_string(),
         ring_kind: header.ring_kind,
         creator_pid: header.creator_pid,
-        creator: creator_vitality(header.creator_pid, header.created_unix_ns),
+        creator,
         endpoints: endpoints(&seg)?,
     };
     Ok((seg, status))

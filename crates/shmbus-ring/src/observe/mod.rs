@@ -177,6 +177,7 @@ impl Observer {
     ///
     /// [`Error::BadField`] naming `info` when it does not decode.
     pub fn info(&self) -> Result<Option<Info>> {
+        self.check_size()?;
         match &self.ring {
             Rings::Spsc(r) => r.info(),
             Rings::Mpmc(r) => r.info(),
@@ -221,6 +222,36 @@ impl Observer {
     pub fn creator(&self) -> Vitality {
         let h = self.header();
         crate::liveness::inspect::creator_vitality(h.creator_pid, h.created_unix_ns)
+    }
+
+    /// Whether the object is still as long as its header says: another process can shrink it
+    /// (`ftruncate`) while it is mapped, and a load past the new end is `SIGBUS`. Checked
+    /// (`fstat`) before every peek and info read, and by tools before a snapshot; a shrink
+    /// between the check and the loads remains (PROTOCOL §7.6), but a segment already cut
+    /// short is a typed error instead of a dead tool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Truncated`] with the object's current size.
+    pub fn check_size(&self) -> Result<()> {
+        let seg = self.segment();
+        let Some(fd) = seg.fd() else {
+            // Not a file: nobody can shrink it.
+            return Ok(());
+        };
+        let actual = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+            .ok()
+            .and_then(|st| u64::try_from(st.st_size).ok())
+            .unwrap_or(0);
+        let needed = self.header().total_len;
+        if actual < needed {
+            return Err(Error::Truncated {
+                target: seg.target(),
+                actual,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     /// The memory of the first page and the ring data (checked at open).

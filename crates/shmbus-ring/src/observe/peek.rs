@@ -51,6 +51,8 @@ pub enum Peeked {
 pub struct Peek<'a> {
     obs: &'a Observer,
     pos: u64,
+    /// Calls of [`next`](Self::next), for checking the object's size every 64th.
+    calls: u32,
 }
 
 /// Positions above this are refused as corrupt (as the rings do: §4.4, §5.2).
@@ -58,7 +60,11 @@ const MAX_POSITION: u64 = 1 << 62;
 
 impl<'a> Peek<'a> {
     pub(super) fn new(obs: &'a Observer, start: Start) -> Self {
-        let mut p = Peek { obs, pos: 0 };
+        let mut p = Peek {
+            obs,
+            pos: 0,
+            calls: 0,
+        };
         p.pos = match start {
             Start::Newest => p.shared(PRODUCER_BLOCK),
             Start::Oldest => p.shared(CONSUMER_BLOCK),
@@ -130,6 +136,12 @@ impl<'a> Peek<'a> {
     /// [`Error::Corrupt`] when the ring holds what no honest peer writes at a position no
     /// producer has reused (a record header out of bounds, a length beyond the limit).
     pub fn next(&mut self, out: &mut Vec<u8>) -> Result<Peeked> {
+        // A segment shrunk under us is an error, not SIGBUS (checked every 64th call: an
+        // `fstat` per message would cost a fast ring's observer more than the copy).
+        if self.calls % 64 == 0 {
+            self.obs.check_size()?;
+        }
+        self.calls = self.calls.wrapping_add(1);
         let r = match self.obs.kind() {
             RingKind::Spsc => self.next_spsc(out),
             RingKind::Mpmc => self.next_mpmc(out),
@@ -260,12 +272,18 @@ impl<'a> Peek<'a> {
         }
         let n = offset(len);
         self.copy(at + offset(crate::mpmc::SLOT_HEADER), n, out);
-        // V3: Acquire fence, then the sequence word again: unchanged (same position), so no
-        // producer claimed the slot for the next lap during the copy.
+        // V3: Acquire fence, then the sequence word again: it must still say the slot holds
+        // position `pos` — committed or being read (`pos + 1`, any tag), or consumed and not
+        // claimed again (`pos + slots` with tag 0). A next-lap producer's claim keeps the
+        // sequence `pos + slots` and changes only the tag (M3): a copy during its write is
+        // torn. No word goes back to `(pos + slots, 0)` once claimed (an abandon or a repair
+        // moves it a lap on), so the re-read proves no claim happened during the copy.
         fence(Ordering::Acquire);
         // SAFETY: as in `acquire`.
         let again = unsafe { self.mem().load(at, Ordering::Relaxed) };
-        if again >> 8 != seq || n < trailer {
+        let (seq2, tag2) = (again >> 8, again & 0xff);
+        let still = seq2 == pos + 1 || (seq2 == pos + slots && tag2 == 0);
+        if !still || n < trailer {
             return Ok(self.missed(pos + 1));
         }
         out.truncate(n - trailer);
