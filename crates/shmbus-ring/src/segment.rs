@@ -36,7 +36,9 @@ mod sysv;
 
 pub use dir::{shm_dir, DEFAULT_SHM_DIR, SHM_DIR_ENV};
 pub use huge::{huge_page_info, HugePageInfo, HugePages};
-pub use sysv::{sysv_key, sysv_segments, SysvOptions, SysvSegment, KEY_PROBES};
+pub use sysv::{
+    remove_sysv_id, sysv_key, sysv_segments, SysvOptions, SysvSegment, KEY_PROBES,
+};
 pub(crate) use sysv::orphan_companion;
 
 /// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).

@@ -228,7 +228,20 @@ fn orphan_status(name: &str) -> Option<(std::path::PathBuf, SegmentStatus)> {
 /// [`inspect`], keeping the opened segment (so a removal can make sure the name still refers
 /// to the object that was judged).
 fn inspect_open(name: &str) -> Result<(Segment, SegmentStatus)> {
-    let seg = Segment::open(name, &SegmentOptions::new().read_only(true))?;
+    let opts = SegmentOptions::new().read_only(true);
+    let seg = match Segment::open(name, &opts) {
+        // No such name in the shm directory: a System V segment without a companion file has
+        // it in its header (found by key).
+        Err(e @ Error::Os { code, .. }) if code.raw() == libc::ENOENT => {
+            Segment::open_sysv(name, &opts).map_err(|_| e)?
+        }
+        other => other?,
+    };
+    status_of(seg, name)
+}
+
+/// The status of the opened segment `seg`, named `name` in reports.
+fn status_of(seg: Segment, name: &str) -> Result<(Segment, SegmentStatus)> {
     let header = handshake::read_header(&seg)?;
     if header.magic != MAGIC {
         return Err(Error::BadMagic {
@@ -283,6 +296,35 @@ pub fn remove_if_stale(name: &str) -> Result<(SegmentStatus, bool)> {
     };
     // Only the object that was judged: if the name was removed and created again meanwhile,
     // the new segment is left alone.
+    if !status.is_stale() {
+        return Ok((status, false));
+    }
+    let removed = seg.unlink_if_ours()?;
+    Ok((status, removed))
+}
+
+/// [`inspect`] for the System V segment `shmid` (one without a name or companion file, as
+/// [`crate::segment::sysv_segments`] lists them).
+///
+/// # Errors
+///
+/// As [`Segment::open_sysv_id`]; header errors as for [`inspect`].
+pub fn inspect_sysv(shmid: i32) -> Result<SegmentStatus> {
+    let seg = Segment::open_sysv_id(shmid, &SegmentOptions::new().read_only(true))?;
+    let name = seg.target();
+    status_of(seg, &name).map(|(_, s)| s)
+}
+
+/// [`remove_if_stale`] for the System V segment `shmid`: removes it (`IPC_RMID`, and its
+/// companion file if it has one) if it is stale.
+///
+/// # Errors
+///
+/// As [`inspect_sysv`]; [`Error::Os`] naming `shmctl(IPC_RMID)`.
+pub fn remove_sysv_if_stale(shmid: i32) -> Result<(SegmentStatus, bool)> {
+    let seg = Segment::open_sysv_id(shmid, &SegmentOptions::new().read_only(true))?;
+    let name = seg.target();
+    let (seg, status) = status_of(seg, &name)?;
     if !status.is_stale() {
         return Ok((status, false));
     }

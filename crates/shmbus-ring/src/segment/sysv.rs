@@ -894,3 +894,27 @@ pub(crate) fn orphan_companion(name: &str) -> Option<(PathBuf, super::Backing)> 
         },
     ))
 }
+
+/// Removes (`IPC_RMID`) the System V segment `shmid` if it is a shmbus segment (its header
+/// carries a SysV record): for `shmbus gc` on segments without a companion file, and for test
+/// clean-up. `Ok(false)` if there is no such segment or it is not shmbus's. Its companion file,
+/// if any, is left (a companion whose segment is gone is removed by
+/// [`crate::liveness::remove_if_stale`] or replaced by the next create of its name).
+///
+/// # Errors
+///
+/// [`Error::Os`] naming `shmctl(IPC_RMID)` (`EPERM`: not the owner).
+pub fn remove_sysv_id(shmid: i32) -> Result<bool> {
+    let Ok(p) = shmat(shmid, true) else { return Ok(false) };
+    let len = stat(shmid).map_or(0, |ds| ds.shm_segsz);
+    let rec = read_record(p, len, Duration::ZERO);
+    shmdt(p);
+    if rec.is_none() {
+        return Ok(false);
+    }
+    match rmid(shmid) {
+        Ok(()) => Ok(true),
+        Err(Errno::EINVAL | Errno::EIDRM) => Ok(false),
+        Err(e) => Err(os("shmctl(IPC_RMID)", &format!("sysv:{shmid}"), e)),
+    }
+}
