@@ -28,9 +28,9 @@
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
 //! `Disconnected`, which ends the phase with an error rather than a wait for ever.
 
+use super::Phase;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use anyhow::{ensure, Context, Result};
-use super::Phase;
 use shmbus::ring::segment::{HugePages, SysvOptions};
 use shmbus::ring::{
     Consumer, PopError, Producer, PushError, SegmentOptions, SpscConfig, SpscRing, WaitStrategy,
@@ -66,7 +66,10 @@ impl Mode {
     }
 
     fn large(self) -> bool {
-        matches!(self, Mode::LargePosix | Mode::LargeSysv | Mode::LargeSysvHuge)
+        matches!(
+            self,
+            Mode::LargePosix | Mode::LargeSysv | Mode::LargeSysvHuge
+        )
     }
 
     /// The huge pages the large System V mode gets on this host: explicit if the pool has room

@@ -71,7 +71,7 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
     }
     header.init_state = INIT_BUILDING;
     if let Some(record) = seg.sysv_record() {
-        // Layout 1.3: a System V segment keeps its SysV record (header bytes 144..256).
+        // Layout 1.3: a System V segment keeps its System V record (header bytes 144..256).
         for (word, bytes) in header.reserved.iter_mut().zip(record.chunks_exact(8)) {
             let mut w = [0u8; 8];
             w.copy_from_slice(bytes);

@@ -36,10 +36,8 @@ mod sysv;
 
 pub use dir::{shm_dir, DEFAULT_SHM_DIR, SHM_DIR_ENV};
 pub use huge::{huge_page_info, HugePageInfo, HugePages};
-pub use sysv::{
-    remove_sysv_id, sysv_key, sysv_segments, SysvOptions, SysvSegment, KEY_PROBES,
-};
 pub(crate) use sysv::orphan_companion;
+pub use sysv::{remove_sysv_id, sysv_key, sysv_segments, SysvOptions, SysvSegment, KEY_PROBES};
 
 /// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
 pub const MAX_NAME_LEN: usize = 255;
@@ -77,12 +75,11 @@ impl Backing {
     /// The name used in error messages: the shm name, the path, `memfd:NAME`, `anonymous`, `heap`.
     pub fn target(&self) -> String {
         match self {
-            Backing::Shm(n) => n.clone(),
+            Backing::Shm(n) | Backing::SysV { name: Some(n), .. } => n.clone(),
             Backing::Anonymous => "anonymous".into(),
             Backing::Memfd(n) => format!("memfd:{n}"),
             Backing::File(p) => p.display().to_string(),
             Backing::Heap => "heap".into(),
-            Backing::SysV { name: Some(n), .. } => n.clone(),
             Backing::SysV { shmid, .. } => format!("sysv:{shmid}"),
         }
     }

@@ -104,10 +104,18 @@ impl Ring {
         let spsc = SpscConfig::new(1024);
         let mpmc = MpmcConfig::new(16, MSG as u64);
         match (kind, store) {
-            (Kind::Spsc, Store::Shm) => Ring::Spsc(SpscRing::create_shm(name, &spsc, &opts).unwrap()),
-            (Kind::Spsc, _) => Ring::Spsc(SpscRing::create_sysv(name, &spsc, &opts, &sysv).unwrap()),
-            (Kind::Mpmc, Store::Shm) => Ring::Mpmc(MpmcRing::create_shm(name, &mpmc, &opts).unwrap()),
-            (Kind::Mpmc, _) => Ring::Mpmc(MpmcRing::create_sysv(name, &mpmc, &opts, &sysv).unwrap()),
+            (Kind::Spsc, Store::Shm) => {
+                Ring::Spsc(SpscRing::create_shm(name, &spsc, &opts).unwrap())
+            }
+            (Kind::Spsc, _) => {
+                Ring::Spsc(SpscRing::create_sysv(name, &spsc, &opts, &sysv).unwrap())
+            }
+            (Kind::Mpmc, Store::Shm) => {
+                Ring::Mpmc(MpmcRing::create_shm(name, &mpmc, &opts).unwrap())
+            }
+            (Kind::Mpmc, _) => {
+                Ring::Mpmc(MpmcRing::create_sysv(name, &mpmc, &opts, &sysv).unwrap())
+            }
         }
     }
 

@@ -9,9 +9,9 @@
 //! function's docs for the accounting).
 #![cfg(not(loom))]
 
+use shmbus_ring::segment::SysvOptions;
 use shmbus_ring::{MpmcConfig, MpmcRing, PopError, PushError, Segment, SegmentOptions};
 use shmbus_testkit::rng::{seed_from_env, Rng};
-use shmbus_ring::segment::SysvOptions;
 use shmbus_testkit::{respawn, role, unique_name, ChildGuard, SysvSweep};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -186,7 +186,14 @@ fn pass_exactly_once(test: &str, store: Store, per: u64) {
         ChildGuard::spawn(
             respawn(test, &role)
                 .env(NAME, &name)
-                .env(STORE, if matches!(store, Store::SysvDestroy) { "sysv-destroy" } else { "sysv" })
+                .env(
+                    STORE,
+                    if matches!(store, Store::SysvDestroy) {
+                        "sysv-destroy"
+                    } else {
+                        "sysv"
+                    },
+                )
                 .env(PER_PRODUCER, per.to_string())
                 .stdout(out),
         )

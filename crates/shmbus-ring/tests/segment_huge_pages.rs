@@ -15,7 +15,7 @@ fn stream(ring: &SpscRing) {
     let mut rx = ring.consumer().unwrap();
     for i in 0u64..5000 {
         tx.try_push(&i.to_le_bytes()).unwrap();
-        assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), i.to_le_bytes());
+        assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), i.to_le_bytes());
     }
 }
 
@@ -37,7 +37,10 @@ fn explicit_huge_pages_back_sysv_memfd_and_anonymous_rings_where_the_host_has_th
         // Where there are none, the request is refused, saying why.
         match sysv {
             Err(Error::HugePages { reason: why, .. }) => {
-                assert!(why.contains("HugePages") || why.contains("hugetlb"), "{why}");
+                assert!(
+                    why.contains("HugePages") || why.contains("hugetlb"),
+                    "{why}"
+                );
             }
             other => panic!("explicit huge pages on a host without them: {other:?}"),
         }
@@ -68,8 +71,12 @@ fn transparent_huge_pages_are_a_request_that_never_fails() {
     let cfg = SpscConfig::new(4 << 20);
     let opts = SegmentOptions::default().huge_pages(HugePages::Transparent);
     stream(&SpscRing::create_shm(&format!("{name}-posix"), &cfg, &opts).unwrap());
-    stream(&SpscRing::create_sysv(&format!("{name}-sysv"), &cfg, &opts, &SysvOptions::new()).unwrap());
-    stream(&SpscRing::create_in(Segment::anonymous(cfg.segment_len(), &opts).unwrap(), &cfg).unwrap());
+    stream(
+        &SpscRing::create_sysv(&format!("{name}-sysv"), &cfg, &opts, &SysvOptions::new()).unwrap(),
+    );
+    stream(
+        &SpscRing::create_in(Segment::anonymous(cfg.segment_len(), &opts).unwrap(), &cfg).unwrap(),
+    );
 }
 
 #[test]
@@ -80,5 +87,8 @@ fn a_posix_segment_asks_for_explicit_huge_pages_only_from_a_hugetlbfs_directory(
         Err(Error::HugePages { reason, .. }) => assert!(reason.contains("hugetlbfs"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    assert!(Segment::open(&name, &SegmentOptions::default()).is_err(), "nothing left behind");
+    assert!(
+        Segment::open(&name, &SegmentOptions::default()).is_err(),
+        "nothing left behind"
+    );
 }

@@ -37,7 +37,11 @@ impl Foreign {
     fn at(key: i32) -> Foreign {
         // SAFETY: shmget takes plain integers.
         let id = unsafe { libc::shmget(key, 8192, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
-        assert!(id >= 0, "shmget({key:#x}): {}", std::io::Error::last_os_error());
+        assert!(
+            id >= 0,
+            "shmget({key:#x}): {}",
+            std::io::Error::last_os_error()
+        );
         Foreign(id)
     }
 }
@@ -57,20 +61,36 @@ fn a_sysv_segment_is_created_and_opened_by_name_with_its_mode_bits_and_removed_b
     let owner = Segment::create_sysv(&name, 10_000, &opts, &SysvOptions::new()).unwrap();
     let id = owner.sysv_id().unwrap();
     assert_eq!(owner.len(), 12_288, "rounded up to pages");
-    let Backing::SysV { name: n, key, shmid } = owner.backing().clone() else {
+    let Backing::SysV {
+        name: n,
+        key,
+        shmid,
+    } = owner.backing().clone()
+    else {
         panic!("backing {:?}", owner.backing());
     };
     assert_eq!((n.as_deref(), shmid), (Some(name.as_str()), id));
-    assert_eq!(key, sysv_key(&name), "the first key probed is the derived one");
+    assert_eq!(
+        key,
+        sysv_key(&name),
+        "the first key probed is the derived one"
+    );
     // The kernel's view: the key, the mode bits, one attachment.
     let f = proc_entry(id).expect("listed in /proc/sysvipc/shm");
     assert_eq!(f[0].parse::<i32>().unwrap(), key);
-    assert_eq!(u32::from_str_radix(&f[2], 8).unwrap() & 0o777, 0o640, "mode bits");
+    assert_eq!(
+        u32::from_str_radix(&f[2], 8).unwrap() & 0o777,
+        0o640,
+        "mode bits"
+    );
     assert_eq!(f[6], "1", "nattch");
     // The companion file has the same mode bits and the segment's name.
     let companion = format!("/dev/shm{name}");
     let md = std::fs::metadata(&companion).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o777, 0o640);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o777,
+        0o640
+    );
     assert_eq!(md.len(), 4096);
     // Opened by name (the companion), and by key alone.
     let a = Segment::open(&name, &SegmentOptions::default()).unwrap();
@@ -78,18 +98,37 @@ fn a_sysv_segment_is_created_and_opened_by_name_with_its_mode_bits_and_removed_b
     assert_eq!((a.sysv_id(), b.sysv_id()), (Some(id), Some(id)));
     assert_eq!(proc_entry(id).unwrap()[6], "3");
     // Memory is shared.
-    owner.atomic_u64(4096).unwrap().store(42, std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(b.atomic_u64(4096).unwrap().load(std::sync::atomic::Ordering::Relaxed), 42);
-    assert!(sysv_segments().iter().any(|s| s.shmid == id && s.name.as_deref() == Some(&name)));
+    owner
+        .atomic_u64(4096)
+        .unwrap()
+        .store(42, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        b.atomic_u64(4096)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::Relaxed),
+        42
+    );
+    assert!(sysv_segments()
+        .iter()
+        .any(|s| s.shmid == id && s.name.as_deref() == Some(&name)));
     // The owner removes it: the name is gone, the attached handles keep the memory.
     drop(owner);
     assert!(std::fs::metadata(&companion).is_err(), "companion removed");
     let e = Segment::open(&name, &SegmentOptions::default()).unwrap_err();
     assert_eq!(os_code(&e), Some(libc::ENOENT), "{e}");
-    assert_eq!(b.atomic_u64(4096).unwrap().load(std::sync::atomic::Ordering::Relaxed), 42);
+    assert_eq!(
+        b.atomic_u64(4096)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::Relaxed),
+        42
+    );
     let f = proc_entry(id).expect("still attached twice");
     assert_eq!(f[0], "0", "IPC_RMID resets the key");
-    assert_ne!(u32::from_str_radix(&f[2], 8).unwrap() & 0o1000, 0, "marked SHM_DEST");
+    assert_ne!(
+        u32::from_str_radix(&f[2], 8).unwrap() & 0o1000,
+        0,
+        "marked SHM_DEST"
+    );
     drop((a, b));
     assert!(proc_entry(id).is_none(), "freed at the last detach");
 }
@@ -100,14 +139,14 @@ fn every_ring_kind_runs_in_a_sysv_segment_opened_by_name() {
     let _sweep = SysvSweep::new(&name);
     let opts = SegmentOptions::default();
     let spsc = format!("{name}-spsc");
-    let ring = SpscRing::create_sysv(&spsc, &SpscConfig::new(4096), &opts, &SysvOptions::new())
-        .unwrap();
+    let ring =
+        SpscRing::create_sysv(&spsc, &SpscConfig::new(4096), &opts, &SysvOptions::new()).unwrap();
     let peer = SpscRing::open_shm(&spsc, &opts).unwrap();
     let mut tx = ring.producer().unwrap();
     let mut rx = peer.consumer().unwrap();
     for i in 0u32..1000 {
         tx.try_push(&i.to_le_bytes()).unwrap();
-        assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), i.to_le_bytes());
+        assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), i.to_le_bytes());
     }
     // The OFD locks live on the companion file.
     let eps = liveness::endpoints(peer.segment()).unwrap();
@@ -125,12 +164,15 @@ fn every_ring_kind_runs_in_a_sysv_segment_opened_by_name() {
         &SysvOptions::new().destroy_on_last_detach(true),
     )
     .unwrap();
-    let peer = MpmcRing::open_in(Segment::open(&mpmc, &opts).unwrap(), &OpenOptions::default())
-        .unwrap();
+    let peer = MpmcRing::open_in(
+        Segment::open(&mpmc, &opts).unwrap(),
+        &OpenOptions::default(),
+    )
+    .unwrap();
     let mut tx = ring.producer().unwrap();
     let mut rx = peer.consumer().unwrap();
     tx.try_push(b"m").unwrap();
-    assert_eq!(rx.try_pop_with(|b| b.to_vec()).unwrap(), b"m");
+    assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), b"m");
 }
 
 #[test]
@@ -188,15 +230,28 @@ fn names_colliding_on_the_derived_key_each_find_their_own_segment() {
         other => panic!("{other:?}"),
     };
     assert_eq!(key_of(&sa), sysv_key(&a));
-    assert_eq!(key_of(&sb), sysv_key(&a).wrapping_add(1), "the second name probed on");
-    assert_eq!(Segment::open_sysv(&a, &opts).unwrap().sysv_id(), sa.sysv_id());
-    assert_eq!(Segment::open_sysv(&b, &opts).unwrap().sysv_id(), sb.sysv_id());
+    assert_eq!(
+        key_of(&sb),
+        sysv_key(&a).wrapping_add(1),
+        "the second name probed on"
+    );
+    assert_eq!(
+        Segment::open_sysv(&a, &opts).unwrap().sysv_id(),
+        sa.sysv_id()
+    );
+    assert_eq!(
+        Segment::open_sysv(&b, &opts).unwrap().sysv_id(),
+        sb.sysv_id()
+    );
     // The second name's segment is also reached by the stale-segment API, by name.
     let st = liveness::inspect(&b).unwrap_err();
     assert!(matches!(st, Error::BadMagic { .. }), "no ring in it: {st}");
     // Once the first is gone, the second is still found past the empty key.
     drop(sa);
-    assert_eq!(Segment::open_sysv(&b, &opts).unwrap().sysv_id(), sb.sysv_id());
+    assert_eq!(
+        Segment::open_sysv(&b, &opts).unwrap().sysv_id(),
+        sb.sysv_id()
+    );
     assert_eq!(
         os_code(&Segment::open_sysv(&a, &opts).unwrap_err()),
         Some(libc::ENOENT)
@@ -210,15 +265,22 @@ fn foreign_segments_at_the_derived_keys_are_skipped_and_a_full_probe_range_is_a_
     let base = sysv_key(&name);
     let opts = SegmentOptions::default();
     let first = Foreign::at(base);
-    let seg = Segment::create_sysv(&name, 4096, &opts, &SysvOptions::new().companion(false))
-        .unwrap();
+    let seg =
+        Segment::create_sysv(&name, 4096, &opts, &SysvOptions::new().companion(false)).unwrap();
     assert!(matches!(seg.backing(), Backing::SysV { key, .. } if *key == base.wrapping_add(1)));
-    assert_eq!(Segment::open_sysv(&name, &opts).unwrap().sysv_id(), seg.sysv_id());
+    assert_eq!(
+        Segment::open_sysv(&name, &opts).unwrap().sysv_id(),
+        seg.sysv_id()
+    );
     drop(seg);
     // Every key of the range taken by foreign segments: a KeyCollision naming the first key.
-    let _rest: Vec<Foreign> = (1..KEY_PROBES).map(|i| Foreign::at(base.wrapping_add(i))).collect();
+    let _rest: Vec<Foreign> = (1..KEY_PROBES)
+        .map(|i| Foreign::at(base.wrapping_add(i)))
+        .collect();
     match Segment::create_sysv(&name, 4096, &opts, &SysvOptions::new()) {
-        Err(Error::KeyCollision { first_key, probes, .. }) => {
+        Err(Error::KeyCollision {
+            first_key, probes, ..
+        }) => {
             assert_eq!((first_key, probes), (base, KEY_PROBES));
         }
         other => panic!("{other:?}"),
@@ -240,11 +302,20 @@ fn a_private_segment_is_handed_over_by_id() {
     sweep.track(id);
     assert_eq!(proc_entry(id).unwrap()[0], "0", "IPC_PRIVATE");
     let ring = SpscRing::create_in(seg, &cfg).unwrap();
-    let peer = SpscRing::open_in(Segment::open_sysv_id(id, &opts).unwrap(), &OpenOptions::default())
-        .unwrap();
+    let peer = SpscRing::open_in(
+        Segment::open_sysv_id(id, &opts).unwrap(),
+        &OpenOptions::default(),
+    )
+    .unwrap();
     assert_eq!(peer.segment().target(), format!("sysv:{id}"));
     ring.producer().unwrap().try_push(b"by id").unwrap();
-    assert_eq!(peer.consumer().unwrap().try_pop_with(|b| b.to_vec()).unwrap(), b"by id");
+    assert_eq!(
+        peer.consumer()
+            .unwrap()
+            .try_pop_with(<[u8]>::to_vec)
+            .unwrap(),
+        b"by id"
+    );
     let status = liveness::inspect_sysv(id).unwrap();
     assert!(!status.is_stale());
     drop((ring, peer));
@@ -299,7 +370,10 @@ fn bad_companion_files_are_typed_errors() {
     page[12..16].copy_from_slice(&i32::MAX.to_le_bytes());
     std::fs::write(&path, &page).unwrap();
     let e = Segment::open(&name, &SegmentOptions::default()).unwrap_err();
-    assert!(matches!(os_code(&e), Some(libc::EINVAL | libc::EIDRM)), "{e}");
+    assert!(
+        matches!(os_code(&e), Some(libc::EINVAL | libc::EIDRM)),
+        "{e}"
+    );
 }
 
 struct RemoveOnDrop(String);
@@ -322,13 +396,25 @@ fn named_segments_live_in_the_configured_shm_directory() {
     assert!(std::fs::metadata(format!("/dev/shm{name}")).is_err());
     let peer = SpscRing::open_shm(&name, &opts).unwrap();
     posix.producer().unwrap().try_push(b"x").unwrap();
-    assert_eq!(peer.consumer().unwrap().try_pop_with(|b| b.to_vec()).unwrap(), b"x");
+    assert_eq!(
+        peer.consumer()
+            .unwrap()
+            .try_pop_with(<[u8]>::to_vec)
+            .unwrap(),
+        b"x"
+    );
     drop((posix, peer));
-    assert!(!dir.join(name.trim_start_matches('/')).exists(), "unlinked by its owner");
+    assert!(
+        !dir.join(name.trim_start_matches('/')).exists(),
+        "unlinked by its owner"
+    );
     // A System V segment's companion goes there too.
     let sysv = Segment::create_sysv(&name, 4096, &opts, &SysvOptions::new()).unwrap();
     assert!(dir.join(name.trim_start_matches('/')).exists());
-    assert_eq!(Segment::open(&name, &opts).unwrap().sysv_id(), sysv.sysv_id());
+    assert_eq!(
+        Segment::open(&name, &opts).unwrap().sysv_id(),
+        sysv.sysv_id()
+    );
     drop(sysv);
     std::fs::remove_dir_all(&dir).unwrap();
 }

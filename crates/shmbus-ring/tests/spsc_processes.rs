@@ -6,11 +6,11 @@
 #![cfg(not(loom))]
 
 use shmbus_ring::frame::record_size;
+use shmbus_ring::segment::SysvOptions;
+use shmbus_ring::Backing;
 use shmbus_ring::{
     OpenOptions, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
-use shmbus_ring::segment::SysvOptions;
-use shmbus_ring::Backing;
 use shmbus_testkit::{respawn, role, unique_name, ChildGuard, SysvSweep};
 use std::time::{Duration, Instant};
 
@@ -264,7 +264,11 @@ fn a_million_records_cross_processes_through_sysv_rings_in_order_and_intact() {
         .unwrap();
         let mut child = spawn_producer(TEST, &name, count);
         let bytes = run_consumer(&ring, &mut child, count);
-        assert!(bytes / 8192 >= 10_000, "the ring wrapped only {} times", bytes / 8192);
+        assert!(
+            bytes / 8192 >= 10_000,
+            "the ring wrapped only {} times",
+            bytes / 8192
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! System V rings and real processes killed with SIGKILL: what is left afterwards.
 //!
-//! - Destroy on last detach: a creator and its peers, all SIGKILLed mid-stream, leave no
+//! - Destroy on last detach: a creator and its peers, all killed (SIGKILL) mid-stream, leave no
 //!   System V segment behind (`/proc/sysvipc/shm` and `ipcs -m` show nothing of it).
 //! - Persistent: the same kill leaves a stale segment, which the stale-segment API reports
 //!   (`scan`, `inspect`) and removes (`remove_if_stale`), and a new ring of the name follows.
@@ -12,8 +12,7 @@
 use shmbus_ring::liveness;
 use shmbus_ring::segment::{SysvOptions, SHM_DIR_ENV};
 use shmbus_ring::{
-    Backing, Error, MpmcConfig, MpmcRing, PopError, PushError, SegmentOptions, SpscConfig,
-    SpscRing,
+    Backing, Error, MpmcConfig, MpmcRing, PopError, PushError, SegmentOptions, SpscConfig, SpscRing,
 };
 use shmbus_testkit::{respawn, role, unique_name, ChildGuard, SysvSweep};
 use std::io::{BufRead, BufReader};
@@ -29,9 +28,12 @@ const BOUND: Duration = Duration::from_secs(20);
 /// Whether `/proc/sysvipc/shm` lists segment `shmid`.
 fn listed(shmid: i32) -> bool {
     let text = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
-    text.lines()
-        .skip(1)
-        .any(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<i32>().ok()) == Some(shmid))
+    text.lines().skip(1).any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<i32>().ok())
+            == Some(shmid)
+    })
 }
 
 /// Whether `ipcs -m` lists segment `shmid` (`None` if there is no `ipcs`).
@@ -46,7 +48,7 @@ fn ipcs_lists(shmid: i32) -> Option<bool> {
 
 /// A child's part: `creator` makes the ring (printing its shmid) and produces forever; a
 /// `producer` opens it by name and produces forever; a `consumer` opens it and consumes
-/// forever. All of them are SIGKILLed by the parent.
+/// forever. The parent kills them all with SIGKILL.
 fn child(role: &str) {
     let name = std::env::var(NAME).unwrap();
     let destroy = std::env::var(DESTROY).as_deref() == Ok("1");
@@ -58,8 +60,12 @@ fn child(role: &str) {
         M(MpmcRing),
     }
     let ring = match (role, mpmc) {
-        ("creator", false) => R::S(SpscRing::create_sysv(&name, &SpscConfig::new(4096), &opts, &sysv).unwrap()),
-        ("creator", true) => R::M(MpmcRing::create_sysv(&name, &MpmcConfig::new(64, 32), &opts, &sysv).unwrap()),
+        ("creator", false) => {
+            R::S(SpscRing::create_sysv(&name, &SpscConfig::new(4096), &opts, &sysv).unwrap())
+        }
+        ("creator", true) => {
+            R::M(MpmcRing::create_sysv(&name, &MpmcConfig::new(64, 32), &opts, &sysv).unwrap())
+        }
         (_, false) => R::S(SpscRing::open_shm(&name, &opts).unwrap()),
         (_, true) => R::M(MpmcRing::open_shm(&name, &opts).unwrap()),
     };
@@ -138,21 +144,31 @@ fn spawn(test: &str, role: &str, name: &str, mpmc: bool, destroy: bool) -> (Chil
     }
 }
 
-/// A creator, a producer and a consumer process on one SysV ring of `kind`, left to stream for
-/// a while, then all SIGKILLed. Returns the segment id and the ring name.
+/// A creator, a producer and a consumer process on one System V ring of `kind`, left to stream for
+/// a while, then all killed with SIGKILL. Returns the segment id and the ring name.
 fn kill_them_all(test: &str, mpmc: bool, destroy: bool) -> (i32, String) {
     let name = unique_name("sysv-kill");
     let (creator, id) = spawn(test, "creator", &name, mpmc, destroy);
     let mut all = vec![creator];
-    let peers: &[&str] = if mpmc { &["consumer", "producer"] } else { &["consumer"] };
+    let peers: &[&str] = if mpmc {
+        &["consumer", "producer"]
+    } else {
+        &["consumer"]
+    };
     for role in peers {
         let (c, peer_id) = spawn(test, role, &name, mpmc, destroy);
-        assert_eq!(peer_id, id, "the {role} opened the creator's segment by name");
+        assert_eq!(
+            peer_id, id,
+            "the {role} opened the creator's segment by name"
+        );
         all.push(c);
     }
     std::thread::sleep(Duration::from_millis(100));
     for mut c in all {
-        assert!(c.try_wait().unwrap().is_none(), "a process exited before the kill");
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "a process exited before the kill"
+        );
         c.kill().unwrap();
         c.wait().unwrap();
     }
@@ -171,7 +187,10 @@ fn destroy_on_last_detach_leaves_no_segment_after_every_process_is_sigkilled() {
         let _sweep = SysvSweep::new(&name);
         let start = Instant::now();
         while listed(id) {
-            assert!(start.elapsed() < BOUND, "segment {id} outlived every process");
+            assert!(
+                start.elapsed() < BOUND,
+                "segment {id} outlived every process"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_ne!(ipcs_lists(id), Some(true), "ipcs -m still shows {id}");
@@ -183,7 +202,8 @@ fn destroy_on_last_detach_leaves_no_segment_after_every_process_is_sigkilled() {
 
 #[test]
 fn a_persistent_sysv_ring_left_by_sigkilled_processes_is_found_stale_and_reaped() {
-    const TEST: &str = "a_persistent_sysv_ring_left_by_sigkilled_processes_is_found_stale_and_reaped";
+    const TEST: &str =
+        "a_persistent_sysv_ring_left_by_sigkilled_processes_is_found_stale_and_reaped";
     if let Some(r) = role() {
         child(&r);
         return;
@@ -254,7 +274,14 @@ fn a_sysv_ring_larger_than_the_shm_directory_works_where_a_posix_one_fails_with_
     let dir = std::env::temp_dir().join(format!("shmbus-small-shm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "shmbus-small", dir.to_str().unwrap()])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "shmbus-small",
+            dir.to_str().unwrap(),
+        ])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
@@ -299,5 +326,8 @@ fn a_sysv_ring_larger_than_the_shm_directory_works_where_a_posix_one_fails_with_
         }
         assert!(start.elapsed() < BOUND);
     }
-    assert!(child.wait_within(BOUND).success(), "the consumer process failed");
+    assert!(
+        child.wait_within(BOUND).success(),
+        "the consumer process failed"
+    );
 }

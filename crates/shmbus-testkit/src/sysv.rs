@@ -32,7 +32,9 @@ impl SysvSweep {
         sysv_segments()
             .into_iter()
             .filter(|s| {
-                s.name.as_deref().is_some_and(|n| n.starts_with(&self.prefix))
+                s.name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(&self.prefix))
                     || self.ids.contains(&s.shmid)
             })
             .collect()

@@ -124,7 +124,8 @@ pub(crate) fn round(len: usize, target: &str) -> Result<usize> {
 
 /// Whether `dir` is on a hugetlbfs mount (so files in it are backed by explicit huge pages).
 pub(crate) fn is_hugetlbfs(dir: &Path) -> bool {
-    nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::HUGETLBFS_MAGIC)
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::HUGETLBFS_MAGIC)
 }
 
 /// Advises the mapping `[ptr, ptr + len)` to use transparent huge pages. Best effort: a kernel

@@ -3,7 +3,7 @@
 //!
 //! A named System V segment is created at a key derived from its name ([`sysv_key`], with
 //! linear probing over [`KEY_PROBES`] keys when a key is taken by another name or by a foreign
-//! segment) and records its full name in header bytes 144..256 (the *SysV record*, layout 1.3),
+//! segment) and records its full name in header bytes 144..256 (the *System V record*, layout 1.3),
 //! so an opener probing the keys accepts only its own segment. Beside it, a one-page
 //! *companion file* with the segment's name in the shm directory holds the shmid and a nonce:
 //! it reserves the name in the same namespace as POSIX segments (so [`Segment::open`] and the
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 /// order when a key holds another name's segment or a segment that is not shmbus's.
 pub const KEY_PROBES: i32 = 8;
 
-/// How long a creator that meets a segment at its key waits for that segment's SysV record
+/// How long a creator that meets a segment at its key waits for that segment's System V record
 /// (its creator writes it right after `shmget`) before taking it for a foreign segment.
 const RECORD_WAIT: Duration = Duration::from_millis(200);
 
@@ -122,7 +122,8 @@ fn key_from_bits(bits: u32) -> i32 {
 
 /// Probe `i` of the keys starting at `base`.
 fn probe_key(base: i32, i: i32) -> i32 {
-    let low = u32::from_ne_bytes(base.to_ne_bytes()).wrapping_add(u32::from_ne_bytes(i.to_ne_bytes()));
+    let low =
+        u32::from_ne_bytes(base.to_ne_bytes()).wrapping_add(u32::from_ne_bytes(i.to_ne_bytes()));
     key_from_bits(low)
 }
 
@@ -180,7 +181,7 @@ pub(crate) fn shmdt(ptr: NonNull<u8>) {
     let _ = unsafe { libc::shmdt(ptr.as_ptr().cast()) };
 }
 
-/// What a SysV record says.
+/// What a System V record says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     name: Vec<u8>,
@@ -196,7 +197,8 @@ impl Record {
         r[at(SYSV_TAG)..at(SYSV_TAG) + 4].copy_from_slice(&sysv_tag().to_le_bytes());
         let len = u16::try_from(self.name.len()).unwrap_or(0);
         r[at(SYSV_NAME_LEN)..at(SYSV_NAME_LEN) + 2].copy_from_slice(&len.to_le_bytes());
-        r[at(SYSV_RECORD_FLAGS)..at(SYSV_RECORD_FLAGS) + 2].copy_from_slice(&self.flags.to_le_bytes());
+        r[at(SYSV_RECORD_FLAGS)..at(SYSV_RECORD_FLAGS) + 2]
+            .copy_from_slice(&self.flags.to_le_bytes());
         r[at(SYSV_KEY)..at(SYSV_KEY) + 4].copy_from_slice(&self.key.to_le_bytes());
         r[at(SYSV_NONCE)..at(SYSV_NONCE) + 8].copy_from_slice(&self.nonce.to_le_bytes());
         r[at(SYSV_NAME)..at(SYSV_NAME) + self.name.len()].copy_from_slice(&self.name);
@@ -241,7 +243,9 @@ fn nonce() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let mut x = t ^ u64::from(std::process::id()) << 40 ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut x = t
+        ^ u64::from(std::process::id()) << 40
+        ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (x ^ (x >> 31)) | 1
@@ -287,7 +291,12 @@ fn write_record(ptr: NonNull<u8>, len: usize, record: &[u8; SYSV_RECORD_LEN]) {
     unsafe {
         mem.store_u32(
             offset(SYSV_TAG),
-            u32::from_le_bytes([record[tag], record[tag + 1], record[tag + 2], record[tag + 3]]),
+            u32::from_le_bytes([
+                record[tag],
+                record[tag + 1],
+                record[tag + 2],
+                record[tag + 3],
+            ]),
             Ordering::Release,
         );
     }
@@ -303,8 +312,12 @@ enum AtKey {
 
 /// Looks at segment `id` (read-only) and tells whether it is `name`'s.
 fn look(id: i32, name: &[u8], wait: Duration) -> AtKey {
-    let Ok(ds) = stat(id) else { return AtKey::Other };
-    let Ok(p) = shmat(id, true) else { return AtKey::Other };
+    let Ok(ds) = stat(id) else {
+        return AtKey::Other;
+    };
+    let Ok(p) = shmat(id, true) else {
+        return AtKey::Other;
+    };
     let rec = read_record(p, ds.shm_segsz, wait);
     shmdt(p);
     match rec {
@@ -363,7 +376,7 @@ impl Segment {
         sysv: &SysvOptions,
     ) -> Result<Segment> {
         let bytes = name_bytes(name)?;
-        create(Some((name, bytes)), len, opts, sysv)
+        create(Some((name, &bytes)), len, opts, sysv)
     }
 
     /// Creates an anonymous System V segment (`IPC_PRIVATE`): no name, no key, no companion.
@@ -395,7 +408,11 @@ impl Segment {
     pub fn open_sysv(name: &str, opts: &SegmentOptions) -> Result<Segment> {
         let bytes = name_bytes(name)?;
         let dir = opts.resolved_dir();
-        let flags = if opts.read_only { OFlag::O_RDONLY } else { OFlag::O_RDWR };
+        let flags = if opts.read_only {
+            OFlag::O_RDONLY
+        } else {
+            OFlag::O_RDWR
+        };
         match super::dir::open(&dir, name, flags, Mode::empty()) {
             Ok(fd) => return open_companion(fd, name, opts),
             Err(Error::Os { code, .. }) if code.raw() == libc::ENOENT => {}
@@ -419,7 +436,7 @@ impl Segment {
 
     /// Attaches the System V segment with id `shmid` (one made by
     /// [`Segment::create_sysv_private`], or any shmbus System V segment), after checking that
-    /// its header carries a SysV record.
+    /// its header carries a System V record.
     ///
     /// # Errors
     ///
@@ -432,8 +449,8 @@ impl Segment {
         let rec = read_record(p, len, Duration::ZERO);
         shmdt(p);
         let rec = rec.ok_or_else(|| not_ours(&target))?;
-        let name = (!rec.name.is_empty())
-            .then(|| format!("/{}", String::from_utf8_lossy(&rec.name)));
+        let name =
+            (!rec.name.is_empty()).then(|| format!("/{}", String::from_utf8_lossy(&rec.name)));
         let backing = super::Backing::SysV {
             name,
             key: rec.key,
@@ -447,7 +464,7 @@ impl Segment {
         self.sysv.as_ref().map(|s| s.shmid)
     }
 
-    /// The SysV record to keep in header bytes 144..256 when a ring is laid out in this segment
+    /// The System V record to keep in header bytes 144..256 when a ring is laid out in this segment
     /// (a header publish writes the whole header).
     pub(crate) fn sysv_record(&self) -> Option<[u8; SYSV_RECORD_LEN]> {
         self.sysv.as_ref().map(|s| s.record)
@@ -456,13 +473,19 @@ impl Segment {
     /// The companion file's descriptor, which carries the endpoints' OFD locks.
     pub(crate) fn companion_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
-        self.sysv.as_ref()?.companion.as_ref().map(|(_, f)| f.as_fd())
+        self.sysv
+            .as_ref()?
+            .companion
+            .as_ref()
+            .map(|(_, f)| f.as_fd())
     }
 
     /// Removes this System V segment (`IPC_RMID`) and its companion file if the companion still
     /// names it. `Ok(true)` if this call removed the companion or marked the segment.
     pub(crate) fn remove_sysv(&self) -> Result<bool> {
-        let Some(s) = &self.sysv else { return Ok(false) };
+        let Some(s) = &self.sysv else {
+            return Ok(false);
+        };
         let target = self.target();
         let mut removed = false;
         if let Ok(ds) = stat(s.shmid) {
@@ -498,9 +521,10 @@ fn not_ours(target: &str) -> Error {
         target: target.to_string(),
         field: "sysv record",
         value: 0,
-        reason: "the segment carries no shmbus SysV record (header bytes 144..256): not a shmbus \
+        reason:
+            "the segment carries no shmbus System V record (header bytes 144..256): not a shmbus \
                  System V segment"
-            .into(),
+                .into(),
     }
 }
 
@@ -526,19 +550,22 @@ fn create_flags(opts: &SegmentOptions) -> i32 {
 
 /// The error for a failed `shmget` of a new segment.
 fn create_error(target: &str, e: Errno, len: usize, opts: &SegmentOptions) -> Error {
-    if opts.huge == HugePages::Explicit && matches!(e, Errno::EPERM | Errno::ENOMEM | Errno::EINVAL) {
+    if opts.huge == HugePages::Explicit && matches!(e, Errno::EPERM | Errno::ENOMEM | Errno::EINVAL)
+    {
         return huge::refused(target, "shmget(SHM_HUGETLB)", e as i32, len);
     }
     os("shmget", target, e)
 }
 
 fn create(
-    named: Option<(&str, Vec<u8>)>,
+    named: Option<(&str, &[u8])>,
     len: u64,
     opts: &SegmentOptions,
     sysv: &SysvOptions,
 ) -> Result<Segment> {
-    let target = named.as_ref().map_or_else(|| "sysv:private".to_string(), |(n, _)| (*n).to_string());
+    let target = named
+        .as_ref()
+        .map_or_else(|| "sysv:private".to_string(), |(n, _)| (*n).to_string());
     let mut len = super::round_len(len.max(wide(super::HEAP_ALIGN)), &target)?;
     if opts.huge == HugePages::Explicit {
         if let Some(why) = huge::unavailable(len) {
@@ -549,7 +576,8 @@ fn create(
     let flags = create_flags(opts);
     let (id, key) = match &named {
         None => (
-            shmget(libc::IPC_PRIVATE, len, flags).map_err(|e| create_error(&target, e, len, opts))?,
+            shmget(libc::IPC_PRIVATE, len, flags)
+                .map_err(|e| create_error(&target, e, len, opts))?,
             libc::IPC_PRIVATE,
         ),
         Some((name, bytes)) => {
@@ -586,7 +614,7 @@ fn create(
         flags16 |= SYSV_FLAG_COMPANION;
     }
     let record = Record {
-        name: named.as_ref().map(|(_, b)| b.clone()).unwrap_or_default(),
+        name: named.map(|(_, b)| b.to_vec()).unwrap_or_default(),
         flags: flags16,
         key,
         nonce: nonce(),
@@ -598,7 +626,11 @@ fn create(
     };
     let result = (|| {
         let mut seg = attach(id, backing, opts, true, &record, None)?;
-        write_record(NonNull::new(seg.as_ptr()).ok_or_else(|| not_ours(&target))?, seg.len(), &record.encode());
+        write_record(
+            NonNull::new(seg.as_ptr()).ok_or_else(|| not_ours(&target))?,
+            seg.len(),
+            &record.encode(),
+        );
         if let (Some((name, _)), true) = (&named, sysv.companion) {
             let companion = make_companion(&opts.resolved_dir(), name, opts, id, &record, len)?;
             if let Some(s) = seg.sysv.as_mut() {
@@ -696,7 +728,8 @@ fn make_companion(
         .open(dir)
         .map_err(|e| super::io_os("open(O_TMPFILE)", &dir.display().to_string(), &e))?;
     let fd = file.as_raw_fd();
-    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(opts.mode)).map_err(|e| os("fchmod", name, e))?;
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(opts.mode))
+        .map_err(|e| os("fchmod", name, e))?;
     let mut page = vec![0u8; offset(COMPANION_LEN)];
     page[0..8].copy_from_slice(&COMPANION_MAGIC.to_le_bytes());
     page[8..12].copy_from_slice(&1u32.to_le_bytes());
@@ -708,7 +741,8 @@ fn make_companion(
     let nlen = u32::try_from(record.name.len()).unwrap_or(0);
     page[40..44].copy_from_slice(&nlen.to_le_bytes());
     page[44..44 + record.name.len()].copy_from_slice(&record.name);
-    file.write_all_at(&page, 0).map_err(|e| super::io_os("write", name, &e))?;
+    file.write_all_at(&page, 0)
+        .map_err(|e| super::io_os("write", name, &e))?;
     let proc_path = format!("/proc/self/fd/{fd}");
     for attempt in 0..2 {
         match nix::unistd::linkat(
@@ -737,16 +771,25 @@ pub(crate) fn read_companion(file: &File, target: &str) -> Result<(i32, u64)> {
         reason: reason.to_string(),
     };
     let mut head = [0u8; 44];
-    file.read_exact_at(&mut head, 0).map_err(|e| super::io_os("read", target, &e))?;
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| super::io_os("read", target, &e))?;
     let u32_at = |o: usize| u32::from_le_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
     let mut w8 = [0u8; 8];
     w8.copy_from_slice(&head[0..8]);
     let magic = u64::from_le_bytes(w8);
     if magic != COMPANION_MAGIC {
-        return Err(bad("companion magic", magic, "not a shmbus System V companion file"));
+        return Err(bad(
+            "companion magic",
+            magic,
+            "not a shmbus System V companion file",
+        ));
     }
     if u32_at(8) != 1 {
-        return Err(bad("companion version", u64::from(u32_at(8)), "this build reads version 1"));
+        return Err(bad(
+            "companion version",
+            u64::from(u32_at(8)),
+            "this build reads version 1",
+        ));
     }
     w8.copy_from_slice(&head[32..40]);
     let id = i32::from_le_bytes([head[12], head[13], head[14], head[15]]);
@@ -756,7 +799,9 @@ pub(crate) fn read_companion(file: &File, target: &str) -> Result<(i32, u64)> {
 /// Whether the file at `path` is a companion whose segment no longer exists (or now is another
 /// segment): what processes that all died leave of a destroy-on-last-detach segment.
 pub(crate) fn companion_is_orphan(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else { return false };
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
     let Ok((id, nonce)) = read_companion(&file, &path.display().to_string()) else {
         return false;
     };
@@ -767,7 +812,7 @@ pub(crate) fn companion_is_orphan(path: &Path) -> bool {
             let len = stat(id).map_or(0, |ds| ds.shm_segsz);
             let rec = read_record(p, len, Duration::ZERO);
             shmdt(p);
-            rec.is_none_or(|r| r.nonce != nonce)
+            !matches!(rec, Some(r) if r.nonce == nonce)
         }
     }
 }
@@ -823,14 +868,14 @@ pub struct SysvSegment {
     pub nattch: u64,
     /// The pid that created it.
     pub cpid: u32,
-    /// Its name, `/x`, from its SysV record (`None` for `IPC_PRIVATE`).
+    /// Its name, `/x`, from its System V record (`None` for `IPC_PRIVATE`).
     pub name: Option<String>,
     /// Whether it is marked for destruction at its last detach.
     pub destroy_on_last_detach: bool,
 }
 
 /// Every shmbus System V segment of this IPC namespace that this process may read: the
-/// entries of `/proc/sysvipc/shm` whose header carries a SysV record. For `shmbus ls`/`gc`:
+/// entries of `/proc/sysvipc/shm` whose header carries a System V record. For `shmbus ls`/`gc`:
 /// named ones with a companion file are also found by [`crate::liveness::scan`].
 ///
 /// ```
@@ -866,7 +911,8 @@ pub fn sysv_segments() -> Vec<SysvSegment> {
             size,
             nattch,
             cpid,
-            name: (!rec.name.is_empty()).then(|| format!("/{}", String::from_utf8_lossy(&rec.name))),
+            name: (!rec.name.is_empty())
+                .then(|| format!("/{}", String::from_utf8_lossy(&rec.name))),
             destroy_on_last_detach: perms & 0o1000 != 0 || rec.flags & SYSV_FLAG_DESTROY != 0,
         });
     }
@@ -896,7 +942,7 @@ pub(crate) fn orphan_companion(name: &str) -> Option<(PathBuf, super::Backing)> 
 }
 
 /// Removes (`IPC_RMID`) the System V segment `shmid` if it is a shmbus segment (its header
-/// carries a SysV record): for `shmbus gc` on segments without a companion file, and for test
+/// carries a System V record): for `shmbus gc` on segments without a companion file, and for test
 /// clean-up. `Ok(false)` if there is no such segment or it is not shmbus's. Its companion file,
 /// if any, is left (a companion whose segment is gone is removed by
 /// [`crate::liveness::remove_if_stale`] or replaced by the next create of its name).
@@ -905,7 +951,9 @@ pub(crate) fn orphan_companion(name: &str) -> Option<(PathBuf, super::Backing)> 
 ///
 /// [`Error::Os`] naming `shmctl(IPC_RMID)` (`EPERM`: not the owner).
 pub fn remove_sysv_id(shmid: i32) -> Result<bool> {
-    let Ok(p) = shmat(shmid, true) else { return Ok(false) };
+    let Ok(p) = shmat(shmid, true) else {
+        return Ok(false);
+    };
     let len = stat(shmid).map_or(0, |ds| ds.shm_segsz);
     let rec = read_record(p, len, Duration::ZERO);
     shmdt(p);
