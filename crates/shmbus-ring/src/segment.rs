@@ -34,13 +34,10 @@ mod dir;
 mod huge;
 mod sysv;
 
-pub use dir::{shm_dir, DEFAULT_SHM_DIR, SHM_DIR_ENV};
+pub use dir::{shm_dir, validate_name, DEFAULT_SHM_DIR, MAX_NAME_LEN, SHM_DIR_ENV};
 pub use huge::{huge_page_info, HugePageInfo, HugePages};
 pub(crate) use sysv::orphan_companion;
 pub use sysv::{remove_sysv_id, sysv_key, sysv_segments, SysvOptions, SysvSegment, KEY_PROBES};
-
-/// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
-pub const MAX_NAME_LEN: usize = 255;
 
 /// The alignment of a heap-backed segment, and the page size segments are rounded to at least.
 const HEAP_ALIGN: usize = 4096;
@@ -331,40 +328,6 @@ fn reserve_space(file: &File, len: usize, target: &str) -> Result<()> {
         Ok(()) | Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => Ok(()),
         Err(e) => Err(os("posix_fallocate", target, e)),
     }
-}
-
-/// Checks that `name` is a portable POSIX shared-memory name: a leading `/`, then 1 to 255
-/// bytes with no `/` and no NUL, and not `.` or `..`.
-///
-/// # Errors
-///
-/// [`Error::InvalidName`] saying what is wrong with it.
-pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
-    let Some(rest) = name.strip_prefix('/') else {
-        return bad("must start with '/'");
-    };
-    if rest.is_empty() {
-        return bad("must have at least one character after '/'");
-    }
-    if rest.len() > MAX_NAME_LEN {
-        return bad("longer than 255 bytes after '/'");
-    }
-    if rest.contains('/') {
-        return bad("must not contain '/' after the first character");
-    }
-    if rest.contains('\0') {
-        return bad("must not contain NUL");
-    }
-    if rest == "." || rest == ".." {
-        return bad("must not be '.' or '..'");
-    }
-    Ok(())
 }
 
 impl Segment {

@@ -1,11 +1,14 @@
-//! The shm directory: where named segments (and the companion files of System V segments)
+//! Segment names and the shm directory: where named segments (and the companion files of System V segments)
 //! live. `/dev/shm` unless [`SHM_DIR_ENV`] or [`super::SegmentOptions::shm_dir`] says otherwise.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+/// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
+pub const MAX_NAME_LEN: usize = 255;
 
 /// The environment variable naming the shm directory for named segments (default `/dev/shm`),
 /// read when a segment is created or opened without [`super::SegmentOptions::shm_dir`].
@@ -59,4 +62,38 @@ pub(crate) fn unlink(dir: &Path, name: &str) -> nix::Result<()> {
     } else {
         nix::unistd::unlink(&path_in(dir, name))
     }
+}
+
+/// Checks that `name` is a portable POSIX shared-memory name: a leading `/`, then 1 to 255
+/// bytes with no `/` and no NUL, and not `.` or `..`.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] saying what is wrong with it.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    let Some(rest) = name.strip_prefix('/') else {
+        return bad("must start with '/'");
+    };
+    if rest.is_empty() {
+        return bad("must have at least one character after '/'");
+    }
+    if rest.len() > MAX_NAME_LEN {
+        return bad("longer than 255 bytes after '/'");
+    }
+    if rest.contains('/') {
+        return bad("must not contain '/' after the first character");
+    }
+    if rest.contains('\0') {
+        return bad("must not contain NUL");
+    }
+    if rest == "." || rest == ".." {
+        return bad("must not be '.' or '..'");
+    }
+    Ok(())
 }
