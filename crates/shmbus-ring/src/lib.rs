@@ -6,7 +6,8 @@
 //! ```text
 //! offset  size   what                                               module
 //! 0       256    header: magic, layout version, ABI, ring kind,     layout, handshake
-//!                geometry, type fingerprint, codec, creation time
+//!                geometry, type fingerprint, codec, creation time;
+//!                System V record (layout 1.3, System V segments only)
 //! 256     128    producer block: SPSC tail, SPSC owner word,        layout, spsc, mpmc,
 //!                wake sequence, waiters, SPSC message count;        wait
 //!                MPMC tail hint
