@@ -331,3 +331,59 @@ fn a_sysv_ring_larger_than_the_shm_directory_works_where_a_posix_one_fails_with_
         "the consumer process failed"
     );
 }
+
+#[test]
+fn a_process_the_mode_bits_refuse_gets_a_typed_permission_error() {
+    const TEST: &str = "a_process_the_mode_bits_refuse_gets_a_typed_permission_error";
+    if role().is_some() {
+        // The stranger: another user (nobody), opening by name and by id.
+        // SAFETY: setuid takes a plain integer; this process runs one thread here (libtest's
+        // main thread runs the test with --test-threads=1).
+        assert_eq!(unsafe { libc::setuid(65534) }, 0, "setuid(nobody)");
+        let name = std::env::var(NAME).unwrap();
+        let id: i32 = std::env::var(COUNT).unwrap().parse().unwrap();
+        for e in [
+            SpscRing::open_shm(&name, &SegmentOptions::default()).unwrap_err(),
+            shmbus_ring::Segment::open_sysv_id(id, &SegmentOptions::default()).unwrap_err(),
+        ] {
+            match e {
+                Error::Os { code, op, .. } => {
+                    assert_eq!(code.raw(), libc::EACCES, "{op}");
+                    println!("REFUSED {op}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run a child as another user");
+        return;
+    }
+    let name = unique_name("sysv-perm");
+    let _sweep = SysvSweep::new(&name);
+    let ring = SpscRing::create_sysv(
+        &name,
+        &SpscConfig::new(4096),
+        &SegmentOptions::default().mode(0o600),
+        &SysvOptions::new(),
+    )
+    .unwrap();
+    let id = ring.segment().sysv_id().unwrap();
+    let out = respawn(TEST, "stranger")
+        .env(NAME, &name)
+        .env(COUNT, id.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("REFUSED shm_open") && text.contains("REFUSED shmat"),
+        "{text}"
+    );
+}
