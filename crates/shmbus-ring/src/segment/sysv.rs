@@ -662,6 +662,10 @@ fn attach(
     let read_only = !created && opts.read_only;
     let ptr = shmat(id, read_only).map_err(|e| os("shmat", &target, e))?;
     let map = Map::Shmat { ptr, len };
+    if !created && read_record(ptr, len, Duration::ZERO).as_ref() != Some(record) {
+        // The id was removed and reused between the look and this attach.
+        return Err(not_ours(&target));
+    }
     if opts.huge == HugePages::Transparent {
         huge::advise(ptr.as_ptr(), len);
     }
