@@ -353,7 +353,8 @@ impl Segment {
     /// [`Error::InvalidName`] for a bad name or one over 88 bytes; [`Error::Os`] naming
     /// `shmget` (`EEXIST` when a segment of this name exists; `ENOSPC`: the `SHMMNI`/`SHMALL`
     /// limits; `EINVAL`: over `SHMMAX`; `ENOMEM`), `shmat`, `shmctl` or, for the companion,
-    /// `shm_open`/`link` (`EEXIST`: the name is taken, by a POSIX segment too);
+    /// `open(O_TMPFILE)`, `write` (`ENOSPC`: a full shm directory) or `link` (`EEXIST`: the
+    /// name is taken, by a POSIX segment too);
     /// [`Error::KeyCollision`] when every probed key holds another segment;
     /// [`Error::HugePages`].
     ///
