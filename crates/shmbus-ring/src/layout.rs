@@ -262,7 +262,7 @@ pub struct Identity {
 pub const SYSV_RECORD: u64 = 144;
 /// The length of the System V record: header bytes 144..256.
 pub const SYSV_RECORD_LEN: usize = 112;
-/// The record's tag (`u32`, `b"SYSV"` little-endian), stored last, with Release (S1).
+/// The record's tag (`u32`, `b"SYSV"` little-endian), stored last, with Release (V1).
 pub const SYSV_TAG: u64 = 144;
 /// The length of the recorded name in bytes, without its leading `/` (`u16`, at most
 /// [`SYSV_NAME_MAX`]; 0 for an `IPC_PRIVATE` segment).

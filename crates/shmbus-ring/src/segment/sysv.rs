@@ -18,7 +18,7 @@ use crate::layout::{
     SYSV_FLAG_COMPANION, SYSV_FLAG_DESTROY, SYSV_KEY, SYSV_NAME, SYSV_NAME_LEN, SYSV_NAME_MAX,
     SYSV_NONCE, SYSV_RECORD, SYSV_RECORD_FLAGS, SYSV_RECORD_LEN, SYSV_TAG,
 };
-use crate::sync::{AtomicBool, Memory, Ordering, RawMem};
+use crate::sync::{fence, AtomicBool, Memory, Ordering, RawMem};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -263,10 +263,12 @@ fn read_record(ptr: NonNull<u8>, len: usize, wait: Duration) -> Option<Record> {
     let mem = unsafe { RawMem::from_raw(ptr, len) };
     let start = Instant::now();
     loop {
-        // S2: Acquire; pairs with the creator's Release store of the tag (S1), so the record's
-        // other bytes read next are the creator's.
+        // V2: a Relaxed load (the mapping may be read-only, as in H2), then, once it reads the
+        // tag, an Acquire fence: together they pair with the creator's Release store of the
+        // tag (V1), so the record's other bytes read next are the creator's.
         // SAFETY: the tag is a 4-aligned word inside the first page, which `mem` holds.
-        if unsafe { mem.load_u32(offset(SYSV_TAG), Ordering::Acquire) } == sysv_tag() {
+        if unsafe { mem.load_u32(offset(SYSV_TAG), Ordering::Relaxed) } == sysv_tag() {
+            fence(Ordering::Acquire);
             break;
         }
         if start.elapsed() >= wait {
@@ -275,20 +277,20 @@ fn read_record(ptr: NonNull<u8>, len: usize, wait: Duration) -> Option<Record> {
         std::thread::sleep(Duration::from_millis(1));
     }
     let mut bytes = [0u8; SYSV_RECORD_LEN];
-    // SAFETY: in bounds (checked above); a plain copy of bytes written before S1.
+    // SAFETY: in bounds (checked above); a plain copy of bytes written before V1.
     unsafe { mem.read(offset(SYSV_RECORD), &mut bytes) };
     Record::decode(&bytes)
 }
 
-/// Writes `record` into the fresh segment at `ptr`: every byte, then the tag with Release (S1).
+/// Writes `record` into the fresh segment at `ptr`: every byte, then the tag with Release (V1).
 fn write_record(ptr: NonNull<u8>, len: usize, record: &[u8; SYSV_RECORD_LEN]) {
     debug_assert!(len >= offset(SYSV_RECORD) + SYSV_RECORD_LEN);
     // SAFETY: a live, writable mapping of `len` bytes that this process just created.
     let mem = unsafe { RawMem::from_raw(ptr, len) };
     let tag = offset(SYSV_TAG - SYSV_RECORD);
-    // SAFETY: in bounds; the record's bytes after the tag, written before S1 publishes them.
+    // SAFETY: in bounds; the record's bytes after the tag, written before V1 publishes them.
     unsafe { mem.write(offset(SYSV_RECORD) + tag + 4, &record[tag + 4..]) };
-    // S1: Release; publishes the record's bytes to a creator or opener probing this key (S2).
+    // V1: Release; publishes the record's bytes to a creator or opener probing this key (V2).
     // SAFETY: the tag is a 4-aligned word of the first page.
     unsafe {
         mem.store_u32(
