@@ -41,6 +41,11 @@ fn worker_pool_gets_every_job_done_once() {
 }
 
 #[test]
+fn async_service_serves_two_channels_and_a_tcp_socket() {
+    runs_to_success(env!("CARGO_BIN_EXE_async_service"), &["2000"]);
+}
+
+#[test]
 fn request_reply_answers_every_request() {
     runs_to_success(env!("CARGO_BIN_EXE_request_reply"), &["300"]);
 }

@@ -19,6 +19,7 @@ mod floor_cacheline;
 mod iceoryx2;
 mod pipe;
 mod posix_mq;
+mod shmbus_async;
 mod shmbus_channel;
 mod shmbus_mpmc;
 mod shmbus_select;
@@ -120,6 +121,8 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_mpmc::ShmbusMpmc(true)),
         Box::new(shmbus_channel::ShmbusChannel),
         Box::new(shmbus_select::ShmbusSelect4),
+        Box::new(shmbus_async::ShmbusAsync(false)),
+        Box::new(shmbus_async::ShmbusAsync(true)),
         #[cfg(feature = "iceoryx2")]
         Box::new(iceoryx2::Iceoryx2),
         Box::new(eventfd::EventFdTransport),

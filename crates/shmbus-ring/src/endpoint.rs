@@ -20,13 +20,16 @@ use crate::checksum::{
 };
 use crate::error::{Corruption, PopError, PushError, Result};
 use crate::liveness::{side_gone, state_off, Os, ProbeClock, Registration, State};
-use crate::ring::{Kind, Ring};
+use crate::ring::{Kind, Ring, Shared};
 use crate::sync::{Memory, Ordering, RawMem};
 use crate::wait::{wait_for, Direction, Pace, WaitStrategy};
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
+
+mod reservation;
+pub use reservation::Reservation;
 
 /// Which side of a ring an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,11 +168,18 @@ pub(crate) struct Attachment<K: Kind> {
     /// Bytes of checksum trailer per message (`Shared::trailer`): 0, or [`CHECKSUM_LEN`] on a
     /// checksum ring, whose every push writes and every pop verifies it.
     pub(crate) trailer: usize,
+    /// Whether a non-blocking MPMC pop waits out a message in flight (`Consumer::set_settle`).
+    pub(crate) settles: bool,
     /// An endpoint is `Send` but not `Sync` (as before the reshaping): one thread drives it.
     _not_sync: PhantomData<Cell<()>>,
 }
 
 impl<K: Kind> Attachment<K> {
+    /// This endpoint's entry in the endpoint table.
+    pub(crate) fn index(&self) -> u64 {
+        self.reg.tag() - 1
+    }
+
     /// `Err(Disconnected)` if every endpoint of `role` that attached is gone.
     #[inline]
     fn gone(&self, role: Role) -> bool {
@@ -191,7 +201,7 @@ impl<K: Kind> Attachment<K> {
     #[inline]
     fn maybe_probe(&mut self, pace: Pace) -> bool {
         if self.clock.due(pace) {
-            self.ring.inner.probe(&self.reg);
+            self.ring.inner.probe(&self.reg, self.clock.take_stalls());
             true
         } else {
             false
@@ -274,7 +284,7 @@ impl<K: Kind> Attachment<K> {
             return;
         }
         K::detach(&self.ring.inner, &self.reg);
-        self.ring.inner.unregister(&mut self.reg);
+        Shared::unregister(&self.ring.inner, &mut self.reg, self.clock.take_stalls());
     }
 }
 
@@ -295,6 +305,7 @@ fn attach<K: Kind, C>(
         clock: ProbeClock::new(),
         suspect: None,
         trailer,
+        settles: true,
         _not_sync: PhantomData,
     };
     match core(&att.ring, &att.reg) {
@@ -315,6 +326,8 @@ fn attach<K: Kind, C>(
 pub struct Producer<K: Kind = crate::Spsc> {
     pub(crate) core: K::WriteCore,
     pub(crate) att: Attachment<K>,
+    /// A reservation set aside ([`WriteGuard::set_aside`]), until resumed or abandoned.
+    aside: Option<reservation::Aside>,
 }
 
 impl<K: Kind> std::fmt::Debug for Producer<K> {
@@ -328,7 +341,11 @@ impl<K: Kind> Producer<K> {
         let (core, att) = attach(ring, Role::Producer, |ring, reg| {
             K::writer(&ring.inner, reg)
         })?;
-        Ok(Producer { core, att })
+        Ok(Producer {
+            core,
+            att,
+            aside: None,
+        })
     }
 
     /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
@@ -349,6 +366,7 @@ impl<K: Kind> Producer<K> {
         &mut self,
         op: impl FnOnce(&mut K::WriteCore) -> Result<R, PushError>,
     ) -> Result<R, PushError> {
+        self.abandon_aside();
         self.check_consumers()?;
         match op(&mut self.core) {
             Err(PushError::Full) => Err(on_full(&mut self.core, &mut self.att, Pace::Waited)),
@@ -519,7 +537,8 @@ impl<K: Kind> Producer<K> {
         deadline: Option<Instant>,
         mut op: impl FnMut(&mut K::WriteCore) -> Result<R, PushError>,
     ) -> Result<R, PushError> {
-        let Producer { core, att } = self;
+        self.abandon_aside();
+        let Producer { core, att, .. } = self;
         let (strategy, nap, mem, wake) = (
             att.wait,
             att.clock.interval(),
@@ -596,6 +615,7 @@ pub(crate) fn on_full<K: Kind>(
 
 impl<K: Kind> Drop for Producer<K> {
     fn drop(&mut self) {
+        self.abandon_aside();
         self.att.detach();
     }
 }

@@ -96,6 +96,20 @@ pub const BLOCK_WAITERS: u64 = 24;
 /// in the consumer block the data records consumed (`taken`). Each on its owner's line: no
 /// new cache line crosses cores.
 pub const BLOCK_COUNT: u64 = 32;
+/// Within a control block (layout 1.3): the armed doorbells of that block's direction, a `u64`
+/// bitmap: bit `i` set while endpoint entry `i` waits asynchronously for it (PROTOCOL §6.1). In
+/// the producer block: consumers waiting for data; in the consumer block: producers waiting
+/// for space. On the line of the waiters count, which the notifier reads already.
+pub const BLOCK_BELLS: u64 = 40;
+/// Within an endpoint entry (layout 1.3): the id of the holder's doorbell (`u64`, 0 = none),
+/// which names a datagram socket in the bell directory (PROTOCOL §6.1).
+pub const ENDPOINT_BELL: u64 = 32;
+/// Within a control block (layout 1.3, both ring kinds): the first of its [`BLOCK_STATS_WORDS`]
+/// statistics counters ([`crate::stats`]), on the block's second cache line (`+64..+128`),
+/// which no hot path touches. Bumped only on slow paths, by the side that owns the block.
+pub const BLOCK_STATS: u64 = 64;
+/// The number of `u64` statistics counters per control block (layout 1.3).
+pub const BLOCK_STATS_WORDS: u64 = 8;
 /// Ring flag: endpoints notify sleepers (a `SeqCst` fence and a check of the waiters count after
 /// every publish or release). Without it, blocking calls poll with growing sleeps instead.
 pub const RING_FLAG_NOTIFY: u32 = 1;
@@ -231,6 +245,8 @@ const _: () = {
     assert!(offset_of!(SegmentHeader, reserved) == 144);
     assert!(BLOCK_COUNT >= BLOCK_WAITERS + 8 && BLOCK_COUNT + 8 <= 64);
     assert!(BLOCK_WAITERS + 8 <= BLOCK_ALIGN as u64);
+    // The counters fill the second cache line of each block, apart from every hot word.
+    assert!(BLOCK_STATS == 64 && BLOCK_STATS + 8 * BLOCK_STATS_WORDS == BLOCK_ALIGN as u64);
     assert!(PRODUCER_BLOCK % BLOCK_ALIGN as u64 == 0 && PRODUCER_BLOCK >= HEADER_LEN as u64);
     assert!(
         CONSUMER_BLOCK % BLOCK_ALIGN as u64 == 0

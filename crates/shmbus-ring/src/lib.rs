@@ -12,6 +12,8 @@
 //!                wake sequence, waiters, SPSC message count;        wait
 //!                MPMC tail hint
 //! 384     128    consumer block: the same for the consumer side     layout, spsc, mpmc, wait
+//!                (both blocks, +64..+128, layout 1.3: statistics     stats
+//!                counters, bumped on slow paths)
 //! 512     64     roster: attached endpoints per role                liveness
 //! 576     3520   endpoint table (55 × 64 B), both ring kinds        liveness
 //! 4096    ...    SPSC: records {len: u32, kind: u32} + payload,     frame, spsc/core
@@ -39,6 +41,8 @@
 //! | `select` | waiting on several rings at once: doorbells, `wait_any` over `futex_waitv` |
 //! | `settle` | a non-blocking MPMC pop that meets a message in flight (linearizable "empty") |
 //! | `info` | the info region: what a segment carries, in words |
+//! | `stats` | the statistics counters in the control blocks (layout 1.3), bumped on slow paths |
+//! | `observe` | passive observation for tools: read-only maps, snapshots, copy-and-validate peeks |
 //! | `liveness` | the endpoint table: state words, process identity, registration and reaping, inspection |
 //! | `error` | typed errors |
 //! | `conv` | the one conversion point between `u64` positions and `usize` offsets |
@@ -96,6 +100,7 @@
     clippy::cast_sign_loss
 )]
 
+pub mod bell;
 mod checksum;
 mod conv;
 #[doc(hidden)]
@@ -111,15 +116,17 @@ pub mod liveness;
 #[doc(hidden)]
 pub mod model;
 pub mod mpmc;
+pub mod observe;
 mod ring;
 pub mod segment;
 pub mod select;
 mod settle;
 pub mod spsc;
+pub mod stats;
 mod sync;
 pub mod wait;
 
-pub use endpoint::{Consumer, Producer, ReadGuard, Role, WriteGuard};
+pub use endpoint::{Consumer, Producer, ReadGuard, Reservation, Role, WriteGuard};
 pub use error::{ChecksumMismatch, Corruption, Error, OsCode, PopError, PushError, Result};
 pub use handshake::OpenOptions;
 pub use layout::{Identity, RingKind, SegmentHeader};

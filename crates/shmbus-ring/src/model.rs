@@ -466,6 +466,10 @@ pub mod wait {
         data_waiters: 16,
         space_seq: 24,
         space_waiters: 32,
+        data_bells: 40,
+        space_bells: 48,
+        bell_ids: 56,
+        entries: 2,
     };
     const DATA: usize = 0;
 
@@ -485,7 +489,7 @@ pub mod wait {
         /// A fresh doorbell (the word reads 0).
         pub fn new() -> Self {
             Doorbell {
-                mem: LoomMem::zeroed(40),
+                mem: LoomMem::zeroed(192),
             }
         }
 
@@ -497,6 +501,47 @@ pub mod wait {
                 self.mem.store(DATA, v, Ordering::Release);
                 notify(&self.mem, WAKE, Direction::Data);
             }
+        }
+
+        /// Waits as an asynchronous waiter of entry `index` does (§6.1), until the word reads
+        /// `v`: check; arm (B1–B2); re-check (B3), and if that succeeds disarm (B4) and
+        /// return; else block on the bell (a model of polling its descriptor), take the
+        /// datagram, and start over. A lost ring blocks for ever (loom: deadlock). Returns
+        /// how many times it parked.
+        pub fn wait_async(&self, v: u64, index: u64) -> usize {
+            let id = index + 1;
+            let bells = WAKE.data_bells;
+            let word = WAKE.bell_ids + crate::conv::offset(index * crate::layout::ENDPOINT_SIZE);
+            // B0: the bell id, Relaxed (published by B1).
+            // SAFETY: the words are in the model memory.
+            unsafe { self.mem.store(word, id, Ordering::Relaxed) };
+            // Acquire: as A2/M8 (the observing load).
+            // SAFETY: as above.
+            let check = || unsafe { self.mem.load(DATA, Ordering::Acquire) } == v;
+            let mut parked = 0;
+            loop {
+                if check() {
+                    return parked;
+                }
+                // SAFETY: as above.
+                unsafe { crate::bell::arm(&self.mem, bells, index) };
+                if check() {
+                    // SAFETY: as above.
+                    if !unsafe { crate::bell::disarm(&self.mem, bells, index) } {
+                        // A notifier took the bit: its datagram must come (or the model
+                        // deadlocks); take it, as a later poll would.
+                        self.mem.await_bell(id);
+                    }
+                    return parked;
+                }
+                parked += 1;
+                self.mem.await_bell(id);
+            }
+        }
+
+        /// Datagrams for entry `index`'s bell not yet taken.
+        pub fn pending(&self, index: u64) -> usize {
+            self.mem.pending_bells(index + 1)
         }
 
         /// Waits, sleeping on the futex between checks (P1–P6, no timeout), until the word

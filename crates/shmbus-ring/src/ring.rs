@@ -294,6 +294,13 @@ pub struct Shared<K: sealed::KindImpl> {
     pub(crate) trailer: usize,
 }
 
+impl<K: sealed::KindImpl> Drop for Shared<K> {
+    fn drop(&mut self) {
+        // SAFETY: `mem` covers the whole validated segment, which holds the endpoint table.
+        unsafe { crate::bell::sweep(&self.mem) };
+    }
+}
+
 impl<K: Kind> Shared<K> {
     /// Registers an endpoint of `role` in the table (no ring-specific step).
     pub(crate) fn register(&self, role: Role) -> Result<Registration> {
@@ -330,23 +337,38 @@ impl<K: Kind> Shared<K> {
     }
 
     /// Frees `reg`'s entry and wakes every sleeper, so that they re-check for disconnection.
-    pub(crate) fn unregister(&self, reg: &mut Registration) {
+    /// `stalls` is the endpoint's last tally of the `stalls` counter ([`crate::stats`]).
+    pub(crate) fn unregister(&self, reg: &mut Registration, stalls: u64) {
+        self.count(reg.role(), crate::stats::STALLS, stalls);
         // SAFETY: as in `register`.
         unsafe { reg.unregister(&self.mem, &Os::new(&self.seg)) };
         self.wake_everyone();
     }
 
     /// Probes the other endpoints, reaping dead ones and repairing what they held; wakes
-    /// sleepers if any was reaped.
-    pub(crate) fn probe(&self, reg: &Registration) {
+    /// sleepers if any was reaped. `stalls` is the endpoint's tally of full or empty verdicts
+    /// since its last probe, added to its block's counter ([`crate::stats`]) with the probe's.
+    pub(crate) fn probe(&self, reg: &Registration, stalls: u64) {
         // SAFETY: as in `register`.
         let reaped = unsafe {
             reg.probe(&self.mem, &Os::new(&self.seg), &mut |tag, gen, role| {
                 K::repair(self, tag, gen, role);
             })
         };
+        self.count(reg.role(), crate::stats::STALLS, stalls);
+        self.count(reg.role(), crate::stats::PROBES, 1);
+        self.count(reg.role(), crate::stats::REAPED, crate::conv::wide(reaped));
         if reaped > 0 {
             self.wake_everyone();
+        }
+    }
+
+    /// T1 (layout 1.3): adds `n` to counter `index` of `role`'s block, on a writable segment
+    /// (the side's own counter line; slow paths only).
+    fn count(&self, role: Role, index: usize, n: u64) {
+        if self.seg.is_writable() {
+            // SAFETY: the counters are in the first page, which `mem` holds.
+            unsafe { crate::stats::bump(&self.mem, crate::stats::block_of(role), index, n) };
         }
     }
 

@@ -15,6 +15,16 @@ use std::time::Instant;
 const SETTLE_SPINS: u32 = 64;
 
 impl<K: Kind> Consumer<K> {
+    /// Whether this consumer's non-blocking pops wait out a message being written at the head
+    /// while a later one is committed (MPMC M17; the default, which makes "empty" a
+    /// linearizable answer), or report `Empty` at once. A caller that waits anyway when told
+    /// `Empty` — an asynchronous receiver parked on its doorbell, which the writer's commit
+    /// rings — turns it off, so that a pop never spins or yields for a writer that may be a
+    /// task of its own thread.
+    pub fn set_settle(&mut self, yes: bool) {
+        self.att.settles = yes;
+    }
+
     /// [`next_settled`](Self::next_settled) after a first look found a message in flight.
     #[cold]
     #[inline(never)]
@@ -42,6 +52,9 @@ impl<K: Kind> Consumer<K> {
     #[cold]
     #[inline(never)]
     pub(crate) fn settle(&mut self, since: &mut Option<(Instant, u64)>) -> Result<bool, PopError> {
+        if !self.att.settles {
+            return Ok(false);
+        }
         let head = self.core.position();
         let start = match *since {
             Some((start, at)) if at == head => start,

@@ -163,6 +163,11 @@ pub unsafe trait Memory {
     ///
     /// - `off + dst.len() <= len`, and the protocol gives these bytes to the caller.
     unsafe fn read(&self, off: usize, dst: &mut [u8]);
+    /// Rings the doorbell with id `id` (PROTOCOL §6.1 N3): one datagram to its socket, best
+    /// effort. A model records it instead.
+    fn ring_bell(&self, id: u64) {
+        crate::bell::ring(id);
+    }
 }
 
 /// Copies `len` bytes in pieces of at most 2 KiB. glibc's `memcpy` for large sizes (`rep movsb`
@@ -537,6 +542,9 @@ mod loom_mem {
         bytes: Box<[UnsafeCell<u8>]>,
         /// The futex: one lock and condition variable for the whole region.
         futex: (Mutex<()>, Condvar),
+        /// Doorbells: the ids rung and not yet taken (a datagram per entry), and a condition
+        /// variable a model's asynchronous waiter blocks on, as on its bell's descriptor.
+        rung: (Mutex<Vec<u64>>, Condvar),
     }
 
     /// A loom model of a region: atomic words and race-checked payload bytes, kept apart (a
@@ -549,6 +557,33 @@ mod loom_mem {
     }
 
     impl LoomMem {
+        /// Blocks until bell `id` has been rung, and takes that datagram (a model's poll of
+        /// the bell's descriptor, then its drain). A bell that nobody rings blocks for ever:
+        /// loom reports the deadlock.
+        pub(crate) fn await_bell(&self, id: u64) {
+            let (lock, cv) = &self.cells.rung;
+            let mut rung = lock.lock().unwrap();
+            loop {
+                if let Some(at) = rung.iter().position(|&r| r == id) {
+                    rung.swap_remove(at);
+                    return;
+                }
+                rung = cv.wait(rung).unwrap();
+            }
+        }
+
+        /// How many datagrams for bell `id` wait to be taken.
+        pub(crate) fn pending_bells(&self, id: u64) -> usize {
+            self.cells
+                .rung
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|&&r| r == id)
+                .count()
+        }
+
         /// A zeroed model region of `len` bytes (a multiple of 8).
         pub(crate) fn zeroed(len: usize) -> Self {
             assert_eq!(len % 8, 0);
@@ -561,6 +596,7 @@ mod loom_mem {
                     halves,
                     bytes,
                     futex: (Mutex::new(()), Condvar::new()),
+                    rung: (Mutex::new(Vec::new()), Condvar::new()),
                 }),
             }
         }
@@ -640,6 +676,12 @@ mod loom_mem {
             if self.cells.words[off / 8].load(Ordering::Relaxed) as u32 == expected as u32 {
                 drop(cv.wait(guard).unwrap());
             }
+        }
+
+        fn ring_bell(&self, id: u64) {
+            let (lock, cv) = &self.cells.rung;
+            lock.lock().unwrap().push(id);
+            cv.notify_all();
         }
 
         unsafe fn wake(&self, _off: usize) {

@@ -34,7 +34,10 @@
 //! no publication is missed. Rings created without [`crate::layout::RING_FLAG_NOTIFY`] skip N1
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
 
-use crate::layout::{BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, PRODUCER_BLOCK};
+use crate::layout::{
+    BLOCK_BELLS, BLOCK_STATS, BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, ENDPOINT_BELL,
+    ENDPOINT_TABLE, MAX_ENDPOINTS, PRODUCER_BLOCK,
+};
 use crate::sync::{fence, spin_hint, Memory, Ordering};
 use std::time::{Duration, Instant};
 
@@ -87,6 +90,14 @@ pub(crate) struct Wake {
     pub(crate) space_seq: usize,
     /// Producers asleep on `space_seq`.
     pub(crate) space_waiters: usize,
+    /// Consumers waiting asynchronously for data: the producer block's bell bitmap (1.3).
+    pub(crate) data_bells: usize,
+    /// Producers waiting asynchronously for space: the consumer block's bell bitmap (1.3).
+    pub(crate) space_bells: usize,
+    /// Entry 0's bell id word; entry `i`'s is `ENDPOINT_SIZE × i` further.
+    pub(crate) bell_ids: usize,
+    /// How many entries the table has.
+    pub(crate) entries: u64,
 }
 
 impl Wake {
@@ -96,7 +107,20 @@ impl Wake {
         data_waiters: to_usize(PRODUCER_BLOCK + BLOCK_WAITERS),
         space_seq: to_usize(CONSUMER_BLOCK + BLOCK_WAKE_SEQ),
         space_waiters: to_usize(CONSUMER_BLOCK + BLOCK_WAITERS),
+        data_bells: to_usize(PRODUCER_BLOCK + BLOCK_BELLS),
+        space_bells: to_usize(CONSUMER_BLOCK + BLOCK_BELLS),
+        bell_ids: to_usize(ENDPOINT_TABLE + ENDPOINT_BELL),
+        entries: MAX_ENDPOINTS,
     };
+
+    /// The bell bitmap of one direction.
+    #[inline]
+    pub(crate) fn bells(self, dir: Direction) -> usize {
+        match dir {
+            Direction::Data => self.data_bells,
+            Direction::Space => self.space_bells,
+        }
+    }
 
     /// The wake sequence and waiters count of one direction: `(seq, waiters)` offsets.
     #[inline]
@@ -105,6 +129,21 @@ impl Wake {
             Direction::Data => (self.data_seq, self.data_waiters),
             Direction::Space => (self.space_seq, self.space_waiters),
         }
+    }
+
+    /// The statistics counters (layout 1.3, [`crate::stats`]) of the side that publishes in
+    /// direction `dir` (`notifier`) or sleeps on it (not `notifier`): data is published by
+    /// producers and waited for by consumers. Derived from the wake sequence's offset (each
+    /// block's counters sit at a fixed distance from its wake sequence); the loom models' words
+    /// have no counters, and `stats::bump` does nothing under loom.
+    #[inline]
+    pub(crate) fn stats(self, dir: Direction, notifier: bool) -> usize {
+        let seq = if (dir == Direction::Data) == notifier {
+            self.data_seq
+        } else {
+            self.space_seq
+        };
+        seq + to_usize(BLOCK_STATS) - to_usize(BLOCK_WAKE_SEQ)
     }
 }
 
@@ -129,6 +168,14 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
             // (its Acquire load, P2) — and the change makes its futex wait (P5) return.
             mem.fetch_add(seq, 1, Ordering::Release);
             mem.wake(seq);
+            // T1 (layout 1.3): a wake sent, on the publishing side's own counter line.
+            crate::stats::bump(mem, wake.stats(dir, true), crate::stats::WAKES, 1);
+        }
+        // N3 (layout 1.3, §6.1): Relaxed load of the bell bitmap, on W's line; the fences
+        // order it as N2's load. Armed asynchronous waiters are rung in a cold path.
+        let bells = wake.bells(dir);
+        if mem.load(bells, Ordering::Relaxed) != 0 {
+            crate::bell::ring_armed(mem, bells, wake.bell_ids, wake.entries);
         }
     }
 }
@@ -166,6 +213,8 @@ pub(crate) unsafe fn sleep_once<M: Memory, R>(
             // The timeout is taken now, after P4 (which may have probed peers, or been
             // descheduled): the sleep ends at `until`, not that long after it.
             let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            // T1 (layout 1.3): a futex sleep, on the sleeping side's own counter line.
+            crate::stats::bump(mem, wake.stats(dir, false), crate::stats::SLEEPS, 1);
             mem.wait(seq_off, seq, timeout);
         }
         // P6: Relaxed: the count only gates whether notifiers make the syscall.

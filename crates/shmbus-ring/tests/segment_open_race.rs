@@ -179,13 +179,13 @@ fn openers_racing_a_creator_never_see_truncated() {
                 })
             })
             .collect();
+        // The ring (and its name) lives until every opener is done: an opener descheduled for
+        // longer than the creator's life must not find the name already gone (seen once on a
+        // loaded 2-core machine when the creator dropped the ring after 20 ms).
         let creator = std::thread::spawn(move || {
             go_rx.recv().unwrap();
-            let ring =
-                SpscRing::create_shm(&name, &SpscConfig::new(1 << 16), &SegmentOptions::default())
-                    .unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            drop(ring);
+            SpscRing::create_shm(&name, &SpscConfig::new(1 << 16), &SegmentOptions::default())
+                .unwrap()
         });
         go_tx.send(()).unwrap();
         for o in openers {
@@ -193,7 +193,7 @@ fn openers_racing_a_creator_never_see_truncated() {
                 failures.push(format!("round {round}: {e}"));
             }
         }
-        creator.join().unwrap();
+        drop(creator.join().unwrap());
     }
     assert!(
         failures.is_empty(),

@@ -234,6 +234,11 @@ pub enum Error {
     /// The builder's settings cannot make a channel.
     #[error("invalid channel configuration: {0}")]
     Config(String),
+    /// An asynchronous endpoint's doorbell (a Unix datagram socket in the bell directory,
+    /// `/dev/shm` or `$SHMBUS_DIR`) could not be made or registered with the runtime.
+    #[cfg(feature = "tokio")]
+    #[error("cannot make the doorbell of an asynchronous endpoint: {0}")]
+    Bell(#[source] std::io::Error),
 }
 
 /// The part of a send failure that is not the message.

@@ -64,6 +64,8 @@
     clippy::cast_sign_loss
 )]
 
+#[cfg(feature = "tokio")]
+pub mod asynch;
 pub mod codec;
 pub mod fingerprint;
 pub mod flavor;
@@ -75,6 +77,8 @@ pub mod select;
 mod select_macro;
 mod sender;
 
+#[cfg(feature = "tokio")]
+pub use asynch::{AsyncReceiver, AsyncSender, Permit};
 pub use channel::{channel, Channel, ChannelBuilder, DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE};
 pub use error::{
     CodecFault, Error, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,

@@ -121,7 +121,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     }
 
     #[inline]
-    fn read(&mut self, wait: Wait) -> Result<T, RecvFailure> {
+    pub(crate) fn read(&mut self, wait: Wait) -> Result<T, RecvFailure> {
         if self.staged.is_some() {
             if let Some(staged) = self.take_staged() {
                 return staged;
@@ -152,6 +152,12 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             Ok(decoded) => decoded.map_err(RecvFailure::Decode),
             Err(e) => Err(failure(e)),
         }
+    }
+
+    /// The ring endpoint, for the asynchronous layer's doorbell.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn consumer_mut(&mut self) -> &mut shmbus_ring::Consumer<F> {
+        &mut self.consumer
     }
 
     /// Receives the next message, waiting while the channel is empty.

@@ -48,6 +48,14 @@ impl<T, F: Flavor, C> std::fmt::Debug for Sender<T, F, C> {
     }
 }
 
+impl<T, F: Flavor, C> Sender<T, F, C> {
+    /// The ring endpoint, for the asynchronous layer's doorbell and permits.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn producer_mut(&mut self) -> &mut Producer<F> {
+        &mut self.producer
+    }
+}
+
 impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     pub(crate) fn new(producer: Producer<F>, ring: Ring<F>, settings: Settings) -> Self {
         Sender {
@@ -62,7 +70,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
 
     /// Encodes `msg` into the ring: its exact encoded length is reserved and written in place.
     #[inline]
-    fn write(&mut self, msg: &T, wait: Wait) -> Result<(), SendFailure> {
+    pub(crate) fn write(&mut self, msg: &T, wait: Wait) -> Result<(), SendFailure> {
         let len = C::encoded_len(msg).map_err(SendFailure::Encode)?;
         if len > self.max {
             return Err(SendFailure::TooLarge { len, max: self.max });

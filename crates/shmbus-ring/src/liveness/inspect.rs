@@ -171,7 +171,7 @@ impl SegmentStatus {
 
 /// Judges the creator of a segment: dead if no process has its pid, or if the process with
 /// that pid started after the segment was created (the pid was reused).
-fn creator_vitality(pid: u32, created_unix_ns: u64) -> Vitality {
+pub(crate) fn creator_vitality(pid: u32, created_unix_ns: u64) -> Vitality {
     match pid_exists(pid) {
         Some(false) => return Vitality::Dead,
         None => return Vitality::Unknown,

@@ -56,7 +56,7 @@
 //!   [`Memory`] and [`Vitals`], so the loom models run the same code;
 //! - `inspect.rs`: [`endpoints`], [`inspect`], [`remove_if_stale`] and [`scan`] (§7.5).
 
-mod inspect;
+pub(crate) mod inspect;
 pub(crate) mod process;
 mod registration;
 

@@ -100,7 +100,9 @@ pub(crate) enum Owner {
 /// # Safety
 ///
 /// - `mem` holds the endpoint table.
-unsafe fn clear_fields<M: Memory>(mem: &M, index: u64) {
+unsafe fn clear_fields<M: Memory>(mem: &M, index: u64, holder: u32) {
+    // SAFETY: the caller's contract.
+    unsafe { forget_bell(mem, index, holder) };
     let [start, ns, locked] = fields(index);
     // L14: Relaxed; ordered before the Release CAS that frees the entry (L15).
     // SAFETY: aligned fields of the table, which `mem` holds.
@@ -108,6 +110,26 @@ unsafe fn clear_fields<M: Memory>(mem: &M, index: u64) {
         mem.store(start, 0, Ordering::Relaxed);
         mem.store(ns, 0, Ordering::Relaxed);
         mem.store_u32(locked, 0, Ordering::Relaxed);
+    }
+}
+
+/// A dead holder's doorbell (§6.1): removes the socket path it left — if the id names the
+/// holder's pid `holder` as its creator — and zeroes the id (L14, and an adopter's L12). A live
+/// process may share a bell between endpoints, and a holder that detaches leaves its id for
+/// the next registrant to overwrite: an id another process made is not removed.
+///
+/// # Safety
+///
+/// - `mem` holds the endpoint table.
+unsafe fn forget_bell<M: Memory>(mem: &M, index: u64, holder: u32) {
+    let word = crate::bell::id_word(index);
+    // Relaxed: the entry is held by this reaper; ordered by L15 (or L4) as the other fields.
+    // SAFETY: an aligned field of the table, which `mem` holds.
+    let id = unsafe { mem.load(word, Ordering::Relaxed) };
+    if id != 0 {
+        crate::bell::remove(id, holder);
+        // SAFETY: as above.
+        unsafe { mem.store(word, 0, Ordering::Relaxed) };
     }
 }
 
@@ -128,6 +150,8 @@ unsafe fn stamp<M: Memory, V: Vitals>(mem: &M, v: &V, index: u64, locked: bool) 
         );
         mem.store(ns_off, v.pidns(), Ordering::Relaxed);
         mem.store_u32(locked_off, u32::from(locked), Ordering::Relaxed);
+        // L3 (layout 1.3): no doorbell yet; a previous holder's id does not survive.
+        mem.store(crate::bell::id_word(index), 0, Ordering::Relaxed);
     }
 }
 
@@ -471,8 +495,11 @@ impl Registration {
             if !v.step("adopt.claimed") {
                 return Err(RegisterError::Stopped);
             }
-            // L12: the ring kind's repair of what the dead holder held (idempotent).
+            // L12: the ring kind's repair of what the dead holder held (idempotent), and
+            // its doorbell's path.
             repair(index + 1, st.gen, held_role);
+            // SAFETY: as above.
+            unsafe { forget_bell(mem, index, st.pid) };
             if !v.step("adopt.repaired") {
                 return Err(RegisterError::Stopped);
             }
@@ -715,7 +742,7 @@ impl Registration {
         }
         // L14: zero the fields (Relaxed; ordered by L15).
         // SAFETY: the table is in `mem`.
-        unsafe { clear_fields(mem, index) };
+        unsafe { clear_fields(mem, index, st.pid) };
         // L15: Release; the repair and the cleared fields happen before the next registrant's
         // Acquire CAS (L1). Relaxed on failure: a later reaper took over and freed it.
         // SAFETY: as above.

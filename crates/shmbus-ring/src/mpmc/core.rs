@@ -819,6 +819,12 @@ impl<M: Memory> WriteCore for Core<M> {
 
     fn abandon(&mut self, at: u64) {
         self.release(at);
+        // An abandoned position also lets consumers waiting behind it go on (they walk past
+        // it): N1–N3 for data too (a dropped permit of an asynchronous sender, say).
+        if let Some(w) = self.g.words.wake {
+            // SAFETY: wake words are in-bounds aligned control words (constructor contract).
+            unsafe { notify(&self.mem, w, Direction::Data) };
+        }
     }
 
     fn max_message(&self) -> usize {

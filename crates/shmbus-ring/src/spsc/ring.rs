@@ -259,7 +259,7 @@ impl KindImpl for Spsc {
         match claim_owner(ring, &reg) {
             Ok(()) => Ok(reg),
             Err(pid) => {
-                ring.unregister(&mut reg);
+                ring.unregister(&mut reg, 0);
                 Err(Error::AlreadyAttached {
                     target: ring.seg.target(),
                     role,
