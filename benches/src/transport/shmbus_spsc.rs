@@ -17,11 +17,21 @@
 //! checksum (`SpscConfig::checksum`): every push writes a CRC32C trailer, every pop verifies
 //! the copy. The difference from `shmbus-spsc` is the checksum's cost.
 //!
+//! `shmbus-spsc-large`, `shmbus-spsc-sysv-large`, `shmbus-spsc-sysv-huge` (streaming only):
+//! as `shmbus-spsc`, on 64 MiB rings, so the stream sweeps through far more memory than the
+//! TLB covers with 4 KiB pages: in POSIX shm, in System V shm, and in System V shm backed by
+//! explicit huge pages (`SHM_HUGETLB`). Where the host has no explicit huge pages (or too few:
+//! two rings need 64 of 2 MiB), `-sysv-huge` falls back to transparent huge pages
+//! (`madvise(MADV_HUGEPAGE)`, which the host's `shmem_enabled` setting may ignore) and the
+//! report says so.
+//!
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
 //! `Disconnected`, which ends the phase with an error rather than a wait for ever.
 
+use super::Phase;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use anyhow::{ensure, Context, Result};
+use shmbus::ring::segment::{HugePages, SysvOptions};
 use shmbus::ring::{
     Consumer, PopError, Producer, PushError, SegmentOptions, SpscConfig, SpscRing, WaitStrategy,
 };
@@ -38,11 +48,40 @@ pub enum Mode {
     Parked,
     /// As [`Mode::Spin`], on checksum rings.
     SpinChecksum,
+    /// As [`Mode::Spin`], on 64 MiB rings: POSIX shm.
+    LargePosix,
+    /// As [`Mode::Spin`], on 64 MiB rings: System V shm.
+    LargeSysv,
+    /// As [`Mode::Spin`], on 64 MiB rings: System V shm with explicit huge pages (or, where
+    /// the host has none, transparent ones).
+    LargeSysvHuge,
 }
+
+/// The ring capacity of the large-ring modes.
+const LARGE: u64 = 64 << 20;
 
 impl Mode {
     fn spins(self) -> bool {
-        matches!(self, Mode::Spin | Mode::SpinChecksum)
+        !matches!(self, Mode::Blocking | Mode::Parked)
+    }
+
+    fn large(self) -> bool {
+        matches!(
+            self,
+            Mode::LargePosix | Mode::LargeSysv | Mode::LargeSysvHuge
+        )
+    }
+
+    /// The huge pages the large System V mode gets on this host: explicit if the pool has room
+    /// for both rings, else transparent.
+    fn huge(self) -> HugePages {
+        if self != Mode::LargeSysvHuge {
+            return HugePages::Off;
+        }
+        match shmbus::ring::segment::huge_page_info() {
+            Some(i) if i.free * i.size >= 2 * (LARGE + (4 << 20)) => HugePages::Explicit,
+            _ => HugePages::Transparent,
+        }
     }
 }
 
@@ -156,6 +195,9 @@ impl Transport for ShmbusSpsc {
             Mode::Blocking => "shmbus-spsc-blocking",
             Mode::Parked => "shmbus-spsc-parked",
             Mode::SpinChecksum => "shmbus-spsc-crc",
+            Mode::LargePosix => "shmbus-spsc-large",
+            Mode::LargeSysv => "shmbus-spsc-sysv-large",
+            Mode::LargeSysvHuge => "shmbus-spsc-sysv-huge",
         }
     }
 
@@ -163,17 +205,54 @@ impl Transport for ShmbusSpsc {
         Class::SharedMemory
     }
 
+    fn supports(&self, phase: Phase, _size: usize) -> bool {
+        !self.0.large() || phase == Phase::Stream
+    }
+
+    fn prepare(&self, _sizes: &[usize]) -> Vec<String> {
+        if self.0 != Mode::LargeSysvHuge {
+            return Vec::new();
+        }
+        let info = shmbus::ring::segment::huge_page_info();
+        vec![match (self.0.huge(), info) {
+            (HugePages::Explicit, Some(i)) => format!(
+                "explicit huge pages of {} KiB ({} free)",
+                i.size / 1024,
+                i.free
+            ),
+            (_, Some(i)) => format!(
+                "too few explicit huge pages (HugePages_Free {} of {} KiB; \
+                 set vm.nr_hugepages): transparent huge pages instead (madvise), subject to \
+                 /sys/kernel/mm/transparent_hugepage/shmem_enabled",
+                i.free,
+                i.size / 1024
+            ),
+            _ => "no hugetlb support: transparent huge pages instead".into(),
+        }]
+    }
+
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
         let checksum = self.0 == Mode::SpinChecksum;
         // With the checksum, each record is 4 bytes longer.
-        let config = SpscConfig::new(capacity_for(size + if checksum { 4 } else { 0 }))
+        let mut capacity = capacity_for(size + if checksum { 4 } else { 0 });
+        if self.0.large() {
+            capacity = capacity.max(LARGE);
+        }
+        let config = SpscConfig::new(capacity)
             .notify(!self.0.spins())
             .checksum(checksum);
+        let mode = self.0;
         let create = |suffix: &str| {
             let name = format!("{base}-{suffix}");
-            SpscRing::create_shm(&name, &config, &options())
-                .with_context(|| format!("SpscRing::create_shm({name})"))
+            if matches!(mode, Mode::LargeSysv | Mode::LargeSysvHuge) {
+                let opts = options().huge_pages(mode.huge());
+                SpscRing::create_sysv(&name, &config, &opts, &SysvOptions::new())
+                    .with_context(|| format!("SpscRing::create_sysv({name})"))
+            } else {
+                SpscRing::create_shm(&name, &config, &options())
+                    .with_context(|| format!("SpscRing::create_shm({name})"))
+            }
         };
         let (down, up) = (create("down")?, create("up")?);
         let ep = SpscEndpoint::new(

@@ -1,6 +1,6 @@
 //! `doctor`: the host's limits that bite shared-memory transports, each with what to do.
 
-use crate::gather::SHM_DIR;
+use crate::gather;
 use crate::out::bytes;
 
 /// How a check came out.
@@ -164,10 +164,12 @@ pub fn checks() -> Vec<Check> {
 // `fsblkcnt_t` and `c_ulong` are 32 bits on 32-bit targets: the conversions are not useless there.
 #[allow(clippy::useless_conversion)]
 fn shm_dir() -> Check {
-    let Ok(st) = nix::sys::statvfs::statvfs(SHM_DIR) else {
+    let path = gather::shm_dir();
+    let dir = path.display();
+    let Ok(st) = nix::sys::statvfs::statvfs(&path) else {
         return check(
             "shm dir",
-            format!("{SHM_DIR} missing"),
+            format!("{dir} missing"),
             Level::Warn,
             "no POSIX shared memory: use the file or memfd backing",
         );
@@ -187,17 +189,17 @@ fn shm_dir() -> Check {
             "shm dir",
             value,
             Level::Warn,
-            format!("{SHM_DIR} is at most 64 MiB (Docker's default): run the container with --shm-size, or use the file/memfd backing"),
+            format!("{dir} is at most 64 MiB (Docker's default): run the container with --shm-size, or use the file/memfd backing"),
         )
     } else if free < size / 10 {
         check(
             "shm dir",
             value,
             Level::Warn,
-            format!("{SHM_DIR} is over 90% full: `shmbus gc` removes stale segments"),
+            format!("{dir} is over 90% full: `shmbus gc` removes stale segments"),
         )
     } else {
-        check("shm dir", value, Level::Ok, format!("{SHM_DIR} (tmpfs)"))
+        check("shm dir", value, Level::Ok, format!("{dir} (tmpfs)"))
     }
 }
 

@@ -10,8 +10,11 @@ use shmbus_ring::{Error, RingKind, Role};
 
 use crate::Failure;
 
-/// The shm directory the host's POSIX shared memory lives in.
-pub const SHM_DIR: &str = "/dev/shm";
+/// The shm directory this process uses (`$SHMBUS_DIR`, else `/dev/shm`), as the library
+/// does for named segments.
+pub fn shm_dir() -> std::path::PathBuf {
+    shmbus_ring::segment::shm_dir()
+}
 
 /// Alive and dead endpoints of one role.
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,7 +155,7 @@ fn foreign(e: &Error) -> bool {
 /// The names in the shm directory starting with `prefix` (leading `/` optional), sorted.
 pub fn names(prefix: &str) -> Vec<String> {
     let prefix = prefix.trim_start_matches('/');
-    let Ok(dir) = std::fs::read_dir(SHM_DIR) else {
+    let Ok(dir) = std::fs::read_dir(shm_dir()) else {
         return Vec::new();
     };
     let mut names: Vec<String> = dir

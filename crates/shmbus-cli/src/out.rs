@@ -153,7 +153,7 @@ pub fn print_list(l: &Listing, fmt: Format) -> Result<(), Failure> {
         return print_json(&list_json(l));
     }
     if l.rows.is_empty() {
-        outln!("no shmbus segments in {}", gather::SHM_DIR);
+        outln!("no shmbus segments in {}", gather::shm_dir().display());
     } else {
         outln!("{}", list_table(l));
     }
@@ -161,7 +161,7 @@ pub fn print_list(l: &Listing, fmt: Format) -> Result<(), Failure> {
         outln!(
             "({} other object(s) in {} skipped: not shmbus segments, or not readable)",
             l.skipped.len(),
-            gather::SHM_DIR
+            gather::shm_dir().display()
         );
     }
     Ok(())

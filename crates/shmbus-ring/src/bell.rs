@@ -30,15 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 
-/// The environment variable that names the bell directory (default `/dev/shm`).
-pub const DIR_VAR: &str = "SHMBUS_DIR";
-
-/// The directory bells live in: `$SHMBUS_DIR`, else `/dev/shm`.
+/// The directory bells live in: the process's shm directory ([`crate::segment::shm_dir`]:
+/// `$SHMBUS_DIR`, else `/dev/shm`).
 #[must_use]
 pub fn directory() -> PathBuf {
-    std::env::var_os(DIR_VAR)
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from("/dev/shm"), PathBuf::from)
+    crate::segment::shm_dir()
 }
 
 /// The path of the bell with id `id` in `dir`. Any id read from shared memory gives a name in

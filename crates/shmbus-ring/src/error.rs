@@ -54,6 +54,25 @@ impl fmt::Display for OsCode {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Every key a System V segment's name may take (its derived key and the next ones) holds
+    /// another name's segment or a segment that is not shmbus's.
+    #[error("{target}: the {probes} System V keys from {first_key:#010x} on are all taken by other segments (ipcs -m lists them)")]
+    KeyCollision {
+        /// The segment name.
+        target: String,
+        /// The key derived from the name.
+        first_key: i32,
+        /// How many keys were tried.
+        probes: i32,
+    },
+    /// Explicit huge pages were asked for and the host cannot give them.
+    #[error("{target}: explicit huge pages unavailable: {reason}")]
+    HugePages {
+        /// The segment.
+        target: String,
+        /// Why: the pool is empty, too small, or the call was refused.
+        reason: String,
+    },
     /// A system call failed: `shm_open("/orders"): Permission denied (EACCES)`.
     #[error("{op}(\"{target}\"): {code}")]
     Os {

@@ -70,6 +70,14 @@ pub(crate) fn publish(seg: &Segment, mut header: SegmentHeader) -> Result<()> {
         });
     }
     header.init_state = INIT_BUILDING;
+    if let Some(record) = seg.sysv_record() {
+        // Layout 1.3: a System V segment keeps its System V record (header bytes 144..256).
+        for (word, bytes) in header.reserved.iter_mut().zip(record.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(bytes);
+            *word = u64::from_le_bytes(w);
+        }
+    }
     let bytes: [u8; HEADER_LEN as usize] =
         // SAFETY: `SegmentHeader` is `repr(C)` plain integers of exactly HEADER_LEN bytes with no
         // padding (the const asserts above pin every offset), so its bytes are initialised.

@@ -213,7 +213,7 @@ pub struct SegmentHeader {
     pub info_offset: u64,
     /// Layout 1.2: the length of the info region in bytes (0 when there is none).
     pub info_len: u64,
-    /// Zero; room for later minor versions.
+    /// Zero, except on a System V segment (layout 1.3): its System V record ([`SYSV_RECORD`]).
     pub reserved: [u64; 14],
 }
 
@@ -270,6 +270,45 @@ pub struct Identity {
     /// Codec id (0: raw bytes).
     pub codec_id: u32,
 }
+
+/// Layout 1.3: the offset of the *System V record* in the header's reserved bytes (PROTOCOL
+/// §3.2): a System V segment ([`crate::Backing::SysV`]) records there its full name, its key
+/// and a nonce, so a process probing the keys derived from a name accepts only the segment of
+/// that name. Zero on every other backing; older 1.x readers ignore it.
+pub const SYSV_RECORD: u64 = 144;
+/// The length of the System V record: header bytes 144..256.
+pub const SYSV_RECORD_LEN: usize = 112;
+/// The record's tag (`u32`, `b"SYSV"` little-endian), stored last, with Release (V1).
+pub const SYSV_TAG: u64 = 144;
+/// The length of the recorded name in bytes, without its leading `/` (`u16`, at most
+/// [`SYSV_NAME_MAX`]; 0 for an `IPC_PRIVATE` segment).
+pub const SYSV_NAME_LEN: u64 = 148;
+/// The record's flags (`u16`): [`SYSV_FLAG_DESTROY`], [`SYSV_FLAG_COMPANION`].
+pub const SYSV_RECORD_FLAGS: u64 = 150;
+/// The key the segment was created at (`i32`; 0 for `IPC_PRIVATE`). Followed by 4 zero bytes.
+pub const SYSV_KEY: u64 = 152;
+/// A nonce the companion file repeats (`u64`), so a companion never names a later segment
+/// that reused the id.
+pub const SYSV_NONCE: u64 = 160;
+/// The name's bytes, without the leading `/` (up to [`SYSV_NAME_MAX`], zero-padded).
+pub const SYSV_NAME: u64 = 168;
+/// The longest name a System V segment records (bytes after the `/`).
+pub const SYSV_NAME_MAX: usize = 88;
+/// System V record flag: the segment was marked for destruction (`IPC_RMID`) at creation.
+pub const SYSV_FLAG_DESTROY: u16 = 1;
+/// System V record flag: the creator wrote a companion file.
+pub const SYSV_FLAG_COMPANION: u16 = 2;
+/// The length of a System V segment's companion file in the shm directory: one page.
+pub const COMPANION_LEN: u64 = 4096;
+/// The first 8 bytes of a companion file: `b"shmbusSV"` as a little-endian `u64`.
+pub const COMPANION_MAGIC: u64 = u64::from_le_bytes(*b"shmbusSV");
+
+const _: () = {
+    assert!(SYSV_RECORD == offset_of!(SegmentHeader, reserved) as u64);
+    assert!(SYSV_NAME + SYSV_NAME_MAX as u64 == HEADER_LEN as u64);
+    assert!(SYSV_RECORD + SYSV_RECORD_LEN as u64 == HEADER_LEN as u64);
+    assert!(SYSV_NONCE % 8 == 0 && SYSV_TAG % 4 == 0);
+};
 
 /// Offset of `init_state`, the handshake word.
 pub const INIT_STATE: u64 = offset_of!(SegmentHeader, init_state) as u64;

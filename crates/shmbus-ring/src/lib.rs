@@ -6,7 +6,8 @@
 //! ```text
 //! offset  size   what                                               module
 //! 0       256    header: magic, layout version, ABI, ring kind,     layout, handshake
-//!                geometry, type fingerprint, codec, creation time
+//!                geometry, type fingerprint, codec, creation time;
+//!                System V record (layout 1.3, System V segments only)
 //! 256     128    producer block: SPSC tail, SPSC owner word,        layout, spsc, mpmc,
 //!                wake sequence, waiters, SPSC message count;        wait
 //!                MPMC tail hint
@@ -30,7 +31,7 @@
 //! | `sync` | the std/loom switch and [the one path to shared memory](crate::sync): every shared word goes through its `Memory` |
 //! | `layout` | offsets, constants and the header struct, checked at compile time |
 //! | `handshake` | publishing a header (`READY` last) and checking one at open |
-//! | `segment` | segments: named shm, anonymous, memfd, file, heap; the one place that unlinks |
+//! | `segment` | segments: named shm, anonymous, memfd, file, heap; the one place that unlinks. `segment/sysv` (and `sysv/companion`): System V segments; `segment/huge`: huge pages; `segment/dir`: names and the shm directory |
 //! | `frame` | the SPSC record header word |
 //! | `spsc/core`, `mpmc/core` | the lock-free algorithms over `Memory`, nothing else |
 //! | `spsc/ring`, `mpmc/ring` | each ring in a segment: geometry checks, role claims, repair |
@@ -59,8 +60,9 @@
 //! Both kinds have the same endpoint API (see [`Producer`] and [`Consumer`] for the
 //! vocabulary), so code written over `K: Kind` works with either.
 //!
-//! Both run over any [`Segment`]: named POSIX shared memory, an anonymous shared mapping
-//! inherited over `fork`, a sealed memfd, a file, or process-private heap memory.
+//! Both run over any [`Segment`]: named POSIX shared memory, System V shared memory, an
+//! anonymous shared mapping inherited over `fork`, a sealed memfd, a file, or process-private
+//! heap memory.
 //!
 //! # Example
 //!

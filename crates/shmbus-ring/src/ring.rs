@@ -445,6 +445,38 @@ impl<K: Kind> Ring<K> {
         Ring::create_in(Segment::create(name, len, opts)?, config)
     }
 
+    /// Creates a System V segment for `name` ([`Segment::create_sysv`]), sized for `config`,
+    /// and builds the ring in it. Other processes open it by name with [`Ring::open_shm`] (or
+    /// [`Ring::open_in`] over [`Segment::open_sysv`] / [`Segment::open_sysv_id`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad geometry; segment errors as for
+    /// [`Segment::create_sysv`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmbus_ring::{segment::SysvOptions, SegmentOptions, SpscConfig, SpscRing};
+    /// let name = format!("/shmbus-doc-sysv-ring-{}", std::process::id());
+    /// let opts = SegmentOptions::default();
+    /// let ring = SpscRing::create_sysv(&name, &SpscConfig::new(1 << 12), &opts, &SysvOptions::new())?;
+    /// let peer = SpscRing::open_shm(&name, &opts)?; // found by name, through its companion file
+    /// ring.producer()?.try_push(b"hello")?;
+    /// let got = peer.consumer()?.try_pop_with(|b| b.to_vec())?;
+    /// assert_eq!(got, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_sysv(
+        name: &str,
+        config: &K::Config,
+        opts: &SegmentOptions,
+        sysv: &crate::segment::SysvOptions,
+    ) -> Result<Self> {
+        let len = K::segment_len(config)?;
+        Ring::create_in(Segment::create_sysv(name, len, opts, sysv)?, config)
+    }
+
     /// Opens the ring in the named shm object `name`, waiting up to 1 s for its creator to
     /// finish and validating the header.
     ///

@@ -11,6 +11,10 @@
 //! | [`Backing::Memfd`] | [`Segment::memfd`] | children, or any process the fd is passed to | none |
 //! | [`Backing::File`] | [`Segment::create_file`] | any process, by path; survives reboot | a path |
 //! | [`Backing::Heap`] | [`Segment::heap`] | this process only (tests, fuzzing) | none |
+//! | [`Backing::SysV`] | [`Segment::create_sysv`] | any process, by name or id; not bounded by the shm directory's size | `/name`, a key and an id |
+//!
+//! Named segments live in the shm directory: `/dev/shm`, or [`SHM_DIR_ENV`] (`SHMBUS_DIR`), or
+//! [`SegmentOptions::shm_dir`]. [`SegmentOptions::huge_pages`] asks for huge pages.
 
 use crate::error::{Error, OsCode, Result};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering, RawMem};
@@ -26,8 +30,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
-/// The longest name `shm_open` accepts after the leading `/` (`NAME_MAX`).
-pub const MAX_NAME_LEN: usize = 255;
+mod dir;
+mod huge;
+mod sysv;
+
+pub use dir::{shm_dir, validate_name, DEFAULT_SHM_DIR, MAX_NAME_LEN, SHM_DIR_ENV};
+pub use huge::{huge_page_info, HugePageInfo, HugePages};
+pub(crate) use sysv::orphan_companion;
+pub use sysv::{remove_sysv_id, sysv_key, sysv_segments, SysvOptions, SysvSegment, KEY_PROBES};
 
 /// The alignment of a heap-backed segment, and the page size segments are rounded to at least.
 const HEAP_ALIGN: usize = 4096;
@@ -46,17 +56,28 @@ pub enum Backing {
     File(PathBuf),
     /// Process-private heap memory with the same layout (tests, fuzzing, in-process rings).
     Heap,
+    /// A System V shared-memory segment (`shmget`/`shmat`): its name (`None` for
+    /// `IPC_PRIVATE`), the key it was created at, and its id.
+    SysV {
+        /// The name, `/x`, recorded in its header; `None` for an `IPC_PRIVATE` segment.
+        name: Option<String>,
+        /// The key it was created at (0 for `IPC_PRIVATE`).
+        key: i32,
+        /// Its System V id.
+        shmid: i32,
+    },
 }
 
 impl Backing {
     /// The name used in error messages: the shm name, the path, `memfd:NAME`, `anonymous`, `heap`.
     pub fn target(&self) -> String {
         match self {
-            Backing::Shm(n) => n.clone(),
+            Backing::Shm(n) | Backing::SysV { name: Some(n), .. } => n.clone(),
             Backing::Anonymous => "anonymous".into(),
             Backing::Memfd(n) => format!("memfd:{n}"),
             Backing::File(p) => p.display().to_string(),
             Backing::Heap => "heap".into(),
+            Backing::SysV { shmid, .. } => format!("sysv:{shmid}"),
         }
     }
 }
@@ -74,6 +95,8 @@ pub struct SegmentOptions {
     prefault: bool,
     mlock: bool,
     read_only: bool,
+    dir: Option<PathBuf>,
+    huge: HugePages,
 }
 
 impl Default for SegmentOptions {
@@ -83,6 +106,8 @@ impl Default for SegmentOptions {
             prefault: false,
             mlock: false,
             read_only: false,
+            dir: None,
+            huge: HugePages::Off,
         }
     }
 }
@@ -117,6 +142,26 @@ impl SegmentOptions {
         self.read_only = yes;
         self
     }
+
+    /// The shm directory for named segments and System V companion files (default: the
+    /// [`SHM_DIR_ENV`] environment variable, else `/dev/shm`), for hosts where `/dev/shm` is
+    /// small or shared differently. Every process of a segment must use the same directory.
+    pub fn shm_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Back the segment with huge pages ([`HugePages`]; default [`HugePages::Off`]).
+    pub fn huge_pages(mut self, huge: HugePages) -> Self {
+        self.huge = huge;
+        self
+    }
+
+    /// The shm directory these options name: the option, else the environment, else
+    /// `/dev/shm`.
+    pub fn resolved_dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(shm_dir)
+    }
 }
 
 enum Map {
@@ -132,6 +177,11 @@ enum Map {
         ptr: NonNull<u8>,
         layout: Layout,
     },
+    /// A System V segment attached with `shmat`.
+    Shmat {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
 }
 
 impl Map {
@@ -140,7 +190,7 @@ impl Map {
         match self {
             Map::Empty => NonNull::<u64>::dangling().cast(),
             Map::Raw(m) => NonNull::new(m.as_mut_ptr()).expect("mmap never returns null"),
-            Map::Anon { ptr, .. } | Map::Heap { ptr, .. } => *ptr,
+            Map::Anon { ptr, .. } | Map::Heap { ptr, .. } | Map::Shmat { ptr, .. } => *ptr,
         }
     }
 
@@ -149,7 +199,7 @@ impl Map {
         match self {
             Map::Empty => 0,
             Map::Raw(m) => m.len(),
-            Map::Anon { len, .. } => *len,
+            Map::Anon { len, .. } | Map::Shmat { len, .. } => *len,
             Map::Heap { layout, .. } => layout.size(),
         }
     }
@@ -168,6 +218,7 @@ impl Drop for Map {
                 // SAFETY: allocated by `alloc_zeroed` with this very layout, freed once.
                 unsafe { std::alloc::dealloc(ptr.as_ptr(), *layout) }
             }
+            Map::Shmat { ptr, .. } => sysv::shmdt(*ptr),
         }
     }
 }
@@ -204,6 +255,8 @@ pub struct Segment {
     in_ring: AtomicBool,
     /// The options it was mapped with, to map it again ([`Segment::remapped`]).
     opts: SegmentOptions,
+    /// A System V segment's id, record and companion file.
+    sysv: Option<Box<sysv::Attached>>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -277,40 +330,6 @@ fn reserve_space(file: &File, len: usize, target: &str) -> Result<()> {
     }
 }
 
-/// Checks that `name` is a portable POSIX shared-memory name: a leading `/`, then 1 to 255
-/// bytes with no `/` and no NUL, and not `.` or `..`.
-///
-/// # Errors
-///
-/// [`Error::InvalidName`] saying what is wrong with it.
-pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
-    let Some(rest) = name.strip_prefix('/') else {
-        return bad("must start with '/'");
-    };
-    if rest.is_empty() {
-        return bad("must have at least one character after '/'");
-    }
-    if rest.len() > MAX_NAME_LEN {
-        return bad("longer than 255 bytes after '/'");
-    }
-    if rest.contains('/') {
-        return bad("must not contain '/' after the first character");
-    }
-    if rest.contains('\0') {
-        return bad("must not contain NUL");
-    }
-    if rest == "." || rest == ".." {
-        return bad("must not be '.' or '..'");
-    }
-    Ok(())
-}
-
 impl Segment {
     /// Creates the named POSIX shared-memory object `name` (`O_CREAT | O_EXCL`), sizes it to
     /// `len` rounded up to whole pages, and maps it shared. This handle owns the name and unlinks
@@ -323,13 +342,28 @@ impl Segment {
     /// created, the name is unlinked again.
     pub fn create(name: &str, len: u64, opts: &SegmentOptions) -> Result<Segment> {
         validate_name(name)?;
-        let len = round_len(len, name)?;
-        let fd = nix::sys::mman::shm_open(
+        let dir = opts.resolved_dir();
+        let opts = &opts.clone().shm_dir(&dir);
+        let mut len = round_len(len, name)?;
+        if opts.huge == HugePages::Explicit {
+            if !huge::is_hugetlbfs(&dir) {
+                return Err(huge::error(
+                    name,
+                    format!(
+                        "the shm directory {} is not a hugetlbfs mount (use a System V, memfd or \
+                         anonymous segment, or point the shm directory at hugetlbfs)",
+                        dir.display()
+                    ),
+                ));
+            }
+            len = huge::round(len, name)?;
+        }
+        let fd = dir::open(
+            &dir,
             name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
             Mode::from_bits_truncate(opts.mode),
-        )
-        .map_err(|e| os("shm_open", name, e))?;
+        )?;
         let result = (|| {
             nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
                 .map_err(|e| os("fchmod", name, e))?;
@@ -340,7 +374,7 @@ impl Segment {
             Self::map_fd(file.into(), len, Backing::Shm(name.to_string()), true, opts)
         })();
         if result.is_err() {
-            let _ = nix::sys::mman::shm_unlink(name);
+            let _ = dir::unlink(&dir, name);
         }
         let seg = result?;
         seg.unlink_on_drop.store(true, Ordering::Relaxed);
@@ -356,22 +390,26 @@ impl Segment {
     /// `mmap`. An object shorter than a segment, even an empty one, opens as it is (its creator
     /// may not have sized it yet): opening a ring in it ([`crate::Ring::open_in`]) waits for the
     /// creator, and only then reports [`Error::Truncated`].
+    ///
+    /// A System V segment's companion file ([`Segment::create_sysv`]) has the segment's name:
+    /// opening it opens that System V segment.
     pub fn open(name: &str, opts: &SegmentOptions) -> Result<Segment> {
         validate_name(name)?;
+        let dir = opts.resolved_dir();
+        let opts = &opts.clone().shm_dir(&dir);
         let flags = if opts.read_only {
             OFlag::O_RDONLY
         } else {
             OFlag::O_RDWR
         };
         // O_NONBLOCK: a FIFO someone put in the shm directory would otherwise block the open
-        // until a writer comes (no effect on a real shared memory object).
-        let fd = nix::sys::mman::shm_open(
-            name,
-            flags | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-            Mode::empty(),
-        )
-        .map_err(|e| os("shm_open", name, e))?;
-        Self::open_fd_as(fd, Backing::Shm(name.to_string()), opts)
+        // until a writer comes (no effect on a real shared memory object or file).
+        let fd = dir::open(&dir, name, flags | OFlag::O_NONBLOCK, Mode::empty())?;
+        let file = File::from(fd);
+        if sysv::is_companion(&file) {
+            return sysv::open_companion(file.into(), name, opts);
+        }
+        Self::open_fd_as(file.into(), Backing::Shm(name.to_string()), opts)
     }
 
     /// Creates an anonymous shared mapping of `len` bytes (rounded up to pages). A child
@@ -382,10 +420,17 @@ impl Segment {
     /// [`Error::Os`] naming `mmap` or `mlock`.
     pub fn anonymous(len: u64, opts: &SegmentOptions) -> Result<Segment> {
         let target = "anonymous";
-        let len = round_len(len, target)?;
+        let mut len = round_len(len, target)?;
+        let mut flags = MapFlags::MAP_SHARED;
+        if opts.huge == HugePages::Explicit {
+            if let Some(why) = huge::unavailable(len) {
+                return Err(huge::error(target, why));
+            }
+            len = huge::round(len, target)?;
+            flags |= MapFlags::MAP_HUGETLB;
+        }
         let nz =
             NonZeroUsize::new(len).ok_or_else(|| Error::InvalidConfig("zero length".into()))?;
-        let mut flags = MapFlags::MAP_SHARED;
         if opts.prefault {
             flags |= MapFlags::MAP_POPULATE;
         }
@@ -398,11 +443,19 @@ impl Segment {
                 flags,
             )
         }
-        .map_err(|e| os("mmap", target, e))?;
+        .map_err(|e| match e {
+            Errno::ENOMEM if opts.huge == HugePages::Explicit => {
+                huge::refused(target, "mmap(MAP_HUGETLB)", libc::ENOMEM, len)
+            }
+            e => os("mmap", target, e),
+        })?;
         let map = Map::Anon {
             ptr: ptr.cast(),
             len,
         };
+        if opts.huge == HugePages::Transparent {
+            huge::advise(map.ptr().as_ptr(), len);
+        }
         if opts.mlock {
             // SAFETY: `ptr`/`len` describe the mapping just created.
             unsafe { nix::sys::mman::mlock(ptr, len) }.map_err(|e| os("mlock", target, e))?;
@@ -416,6 +469,7 @@ impl Segment {
             unlink_on_drop: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
             opts: opts.clone(),
+            sysv: None,
         })
     }
 
@@ -429,17 +483,22 @@ impl Segment {
     /// [`Error::Os`] naming `memfd_create`, `ftruncate`, `fcntl(F_ADD_SEALS)` or `mmap`.
     pub fn memfd(debug_name: &str, len: u64, opts: &SegmentOptions) -> Result<Segment> {
         let target = format!("memfd:{debug_name}");
-        let len = round_len(len, &target)?;
+        let mut len = round_len(len, &target)?;
+        let mut mfd = nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
+            | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING;
+        if opts.huge == HugePages::Explicit {
+            if let Some(why) = huge::unavailable(len) {
+                return Err(huge::error(&target, why));
+            }
+            len = huge::round(len, &target)?;
+            mfd |= nix::sys::memfd::MemFdCreateFlag::MFD_HUGETLB;
+        }
         let cname = std::ffi::CString::new(debug_name).map_err(|_| Error::InvalidName {
             name: debug_name.into(),
             reason: "must not contain NUL",
         })?;
-        let fd = nix::sys::memfd::memfd_create(
-            &cname,
-            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
-                | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
-        )
-        .map_err(|e| os("memfd_create", &target, e))?;
+        let fd = nix::sys::memfd::memfd_create(&cname, mfd)
+            .map_err(|e| os("memfd_create", &target, e))?;
         let file = File::from(fd);
         file.set_len(len as u64)
             .map_err(|e| io_os("ftruncate", &target, &e))?;
@@ -488,7 +547,7 @@ impl Segment {
                 });
             }
             Backing::Memfd(name)
-        } else if let Some(name) = link.strip_prefix("/dev/shm") {
+        } else if let Some(name) = link.strip_prefix(DEFAULT_SHM_DIR) {
             Backing::Shm(name.to_string())
         } else {
             Backing::File(PathBuf::from(link))
@@ -576,6 +635,7 @@ impl Segment {
             unlink_on_drop: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
             opts: SegmentOptions::default(),
+            sysv: None,
         })
     }
 
@@ -676,6 +736,7 @@ impl Segment {
                 unlink_on_drop: AtomicBool::new(false),
                 in_ring: AtomicBool::new(false),
                 opts: opts.clone(),
+                sysv: None,
             });
         }
         let mut mo = memmap2::MmapOptions::new();
@@ -690,6 +751,9 @@ impl Segment {
             mo.map_raw_read_only(&fd)
         }
         .map_err(|e| io_os("mmap", &target, &e))?;
+        if opts.huge == HugePages::Transparent {
+            huge::advise(raw.as_mut_ptr(), len);
+        }
         if opts.mlock {
             raw.lock().map_err(|e| io_os("mlock", &target, &e))?;
         }
@@ -702,6 +766,7 @@ impl Segment {
             unlink_on_drop: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
             opts: opts.clone(),
+            sysv: None,
         })
     }
 
@@ -726,7 +791,8 @@ impl Segment {
             return Ok(false);
         }
         match &self.backing {
-            Backing::Shm(name) => match nix::sys::mman::shm_unlink(name.as_str()) {
+            Backing::SysV { .. } => self.remove_sysv(),
+            Backing::Shm(name) => match dir::unlink(&self.opts.resolved_dir(), name) {
                 Ok(()) => Ok(true),
                 // Removed by someone else since the check.
                 Err(nix::errno::Errno::ENOENT) => Ok(false),
@@ -745,6 +811,9 @@ impl Segment {
     /// A name that no longer exists, or that refers to another object, is not ours.
     pub(crate) fn name_is_ours(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
+        if self.sysv.is_some() {
+            return self.sysv_name_is_ours();
+        }
         let Some(fd) = &self.fd else { return true };
         let Ok(ours) = File::from(match fd.try_clone() {
             Ok(f) => f,
@@ -754,7 +823,7 @@ impl Segment {
             return true;
         };
         let theirs = match &self.backing {
-            Backing::Shm(name) => std::fs::metadata(format!("/dev/shm{name}")),
+            Backing::Shm(name) => std::fs::metadata(dir::path_in(&self.opts.resolved_dir(), name)),
             Backing::File(path) => std::fs::metadata(path),
             _ => return true,
         };
@@ -822,6 +891,12 @@ impl Segment {
     /// The file descriptor behind the mapping, if any (for passing a memfd to another process).
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The file the endpoints' OFD locks are taken on: the segment's own, or a System V
+    /// segment's companion file.
+    pub(crate) fn lock_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd().or_else(|| self.companion_fd())
     }
 
     /// The 64-bit atomic at byte offset `off` of a writable segment that holds no ring (raw

@@ -12,9 +12,14 @@
 //!   once and in order; at most the one message in flight at the kill is extra (committed but
 //!   not yet acknowledged) or missing (taken by a consumer that died holding it);
 //! - **no leak**: at the end the endpoint table holds only the parent's endpoints.
+//!
+//! Every scenario runs over each backing a named ring can have ([`Store`]): POSIX shm, System V
+//! (persistent), and System V destroyed on last detach. The victim opens the ring by name
+//! either way (a System V ring through its companion file, which also carries the OFD locks).
 #![cfg(not(loom))]
 
 use shmbus_ring::liveness::{self, Vitality};
+use shmbus_ring::segment::SysvOptions;
 use shmbus_ring::{
     crashpoint, Consumer, MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, PopError, Producer,
     PushError, Role, Segment, SegmentOptions, SpscConfig, SpscRing,
@@ -75,6 +80,16 @@ enum Kind {
     Mpmc,
 }
 
+/// What backs the ring of a trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Store {
+    Shm,
+    Sysv,
+    SysvDestroy,
+}
+
+const STORES: [Store; 3] = [Store::Shm, Store::Sysv, Store::SysvDestroy];
+
 #[derive(Clone)]
 enum Ring {
     Spsc(SpscRing),
@@ -82,16 +97,25 @@ enum Ring {
 }
 
 impl Ring {
-    fn create(kind: Kind, name: &str) -> Ring {
+    fn create(kind: Kind, store: Store, name: &str) -> Ring {
         let opts = SegmentOptions::default();
-        match kind {
-            // 1 KiB: 32 records of 24 B; small, so tests wrap around many times.
-            Kind::Spsc => {
-                Ring::Spsc(SpscRing::create_shm(name, &SpscConfig::new(1024), &opts).unwrap())
+        let sysv = SysvOptions::new().destroy_on_last_detach(store == Store::SysvDestroy);
+        // 1 KiB: 32 records of 24 B; small, so tests wrap around many times.
+        let spsc = SpscConfig::new(1024);
+        let mpmc = MpmcConfig::new(16, MSG as u64);
+        match (kind, store) {
+            (Kind::Spsc, Store::Shm) => {
+                Ring::Spsc(SpscRing::create_shm(name, &spsc, &opts).unwrap())
             }
-            Kind::Mpmc => Ring::Mpmc(
-                MpmcRing::create_shm(name, &MpmcConfig::new(16, MSG as u64), &opts).unwrap(),
-            ),
+            (Kind::Spsc, _) => {
+                Ring::Spsc(SpscRing::create_sysv(name, &spsc, &opts, &sysv).unwrap())
+            }
+            (Kind::Mpmc, Store::Shm) => {
+                Ring::Mpmc(MpmcRing::create_shm(name, &mpmc, &opts).unwrap())
+            }
+            (Kind::Mpmc, _) => {
+                Ring::Mpmc(MpmcRing::create_sysv(name, &mpmc, &opts, &sysv).unwrap())
+            }
         }
     }
 
@@ -329,11 +353,11 @@ struct Trial {
 }
 
 impl Trial {
-    fn new(kind: Kind, tag: &str) -> Trial {
+    fn new(kind: Kind, store: Store, tag: &str) -> Trial {
         let base = unique_name(&format!("crash-{tag}"));
         let ring_name = format!("{base}-ring");
         let ack_name = format!("{base}-ack");
-        let ring = Ring::create(kind, &ring_name);
+        let ring = Ring::create(kind, store, &ring_name);
         let ack_seg = Segment::create(&ack_name, 4096, &SegmentOptions::default()).unwrap();
         Trial {
             kind,
@@ -391,9 +415,9 @@ fn within<T>(what: &str, since: Instant, mut f: impl FnMut() -> Option<T>) -> T 
 /// The victim is a producer; the parent consumes. Returns the time from the kill to the
 /// first message of a successor producer (which needs the dead one reaped and, for MPMC, its
 /// claimed slot repaired).
-fn producer_dies(test: &str, kind: Kind, point: &str, arm_after: u64) -> Duration {
-    let t = Trial::new(kind, "p");
-    let what = format!("{kind:?} producer killed at {point:?} after {arm_after}");
+fn producer_dies(test: &str, kind: Kind, store: Store, point: &str, arm_after: u64) -> Duration {
+    let t = Trial::new(kind, store, "p");
+    let what = format!("{kind:?} on {store:?}: producer killed at {point:?} after {arm_after}");
     let mut rx = t.ring.consumer().unwrap();
     let mut buf = Vec::new();
     let mut got = Vec::new();
@@ -499,9 +523,9 @@ fn producer_dies(test: &str, kind: Kind, point: &str, arm_after: u64) -> Duratio
 
 /// The victim is a consumer; the parent produces. Returns the time from the kill to the
 /// producer's `Disconnected`.
-fn consumer_dies(test: &str, kind: Kind, point: &str, arm_after: u64) -> Duration {
-    let t = Trial::new(kind, "c");
-    let what = format!("{kind:?} consumer killed at {point:?} after {arm_after}");
+fn consumer_dies(test: &str, kind: Kind, store: Store, point: &str, arm_after: u64) -> Duration {
+    let t = Trial::new(kind, store, "c");
+    let what = format!("{kind:?} on {store:?}: consumer killed at {point:?} after {arm_after}");
     let mut tx = t.ring.producer().unwrap();
     let mut victim = t.spawn(test, "consumer", point, arm_after);
     let start = Instant::now();
@@ -594,9 +618,9 @@ fn consumer_dies(test: &str, kind: Kind, point: &str, arm_after: u64) -> Duratio
 
 /// A producer dies holding a claimed slot; a consumer that reaps it is killed at a step of
 /// the reaping; the parent's consumer takes the reaping over and finishes the stream.
-fn reaper_dies(test: &str, point: &str, arm_after: u64) -> Duration {
-    let t = Trial::new(Kind::Mpmc, "r");
-    let what = format!("reaper killed at {point:?}, producer after {arm_after}");
+fn reaper_dies(test: &str, store: Store, point: &str, arm_after: u64) -> Duration {
+    let t = Trial::new(Kind::Mpmc, store, "r");
+    let what = format!("{store:?}: reaper killed at {point:?}, producer after {arm_after}");
     let mut rx = t.ring.consumer().unwrap();
     // The producer parks holding a written, uncommitted slot; the ring fills behind it.
     let mut producer = t.spawn(test, "producer", "mpmc.push.written", arm_after);
@@ -705,37 +729,40 @@ const REAP_POINTS: &[&str] = &[
 const ARM_AFTER_VALUES: &[u64] = &[1, 5, 37, 200];
 
 fn every_point(test: &str, kind: Kind, victim: &str, points: &[&str]) {
-    let mut times = Vec::new();
-    for point in points {
-        for &k in ARM_AFTER_VALUES {
-            times.push(match victim {
-                "producer" => producer_dies(test, kind, point, k),
-                _ => consumer_dies(test, kind, point, k),
-            });
+    for store in STORES {
+        let mut times = Vec::new();
+        for point in points {
+            for &k in ARM_AFTER_VALUES {
+                times.push(match victim {
+                    "producer" => producer_dies(test, kind, store, point, k),
+                    _ => consumer_dies(test, kind, store, point, k),
+                });
+            }
         }
+        report(
+            &format!("{kind:?} on {store:?}: {victim} killed at every step"),
+            &mut times,
+        );
     }
-    report(
-        &format!("{kind:?} {victim} killed at every step"),
-        &mut times,
-    );
 }
 
 fn random_moments(test: &str, kind: Kind, victim: &str, trials: u64) {
     let mut times = Vec::new();
     let mut x = u64::from(std::process::id()) | 1;
-    for _ in 0..trials {
+    for i in 0..trials {
+        let store = STORES[i as usize % STORES.len()];
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         // Kill 0–20 ms into the stream (µs).
         let at = x % 20_000;
         times.push(match victim {
-            "producer" => producer_dies(test, kind, "", at),
-            _ => consumer_dies(test, kind, "", at),
+            "producer" => producer_dies(test, kind, store, "", at),
+            _ => consumer_dies(test, kind, store, "", at),
         });
     }
     report(
-        &format!("{kind:?} {victim} killed at random moments"),
+        &format!("{kind:?} {victim} killed at random moments (every backing in turn)"),
         &mut times,
     );
 }
@@ -799,10 +826,12 @@ fn a_reaper_killed_at_every_step_of_reaping_is_taken_over() {
         return;
     }
     let mut times = Vec::new();
-    for point in REAP_POINTS {
-        // The ring has 16 slots and nobody consumes before the producer parks.
-        for &k in &[3u64, 11] {
-            times.push(reaper_dies(TEST, point, k));
+    for store in STORES {
+        for point in REAP_POINTS {
+            // The ring has 16 slots and nobody consumes before the producer parks.
+            for &k in &[3u64, 11] {
+                times.push(reaper_dies(TEST, store, point, k));
+            }
         }
     }
     report("reaper killed at every step", &mut times);

@@ -11,6 +11,7 @@
 
 use shmbus_ring::layout::MAX_ENDPOINTS;
 use shmbus_ring::liveness::{self, Vitality};
+use shmbus_ring::segment::SysvOptions;
 use shmbus_ring::{crashpoint, MpmcConfig, MpmcRing, SegmentOptions, SpscRing};
 use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
 use std::io::{BufRead, BufReader, Write};
@@ -196,7 +197,7 @@ fn an_endpoint_killed_at_any_registration_step_leaves_a_reclaimable_entry() {
     if role().is_some() {
         return child();
     }
-    for point in [
+    let points = [
         "register.entry",
         "register.claimed",
         "register.locked",
@@ -204,10 +205,17 @@ fn an_endpoint_killed_at_any_registration_step_leaves_a_reclaimable_entry() {
         "unregister.start",
         "unregister.leaving",
         "unregister.unlisted",
-    ] {
+    ];
+    // In POSIX shm, and in System V shm (its endpoints' locks on the companion file).
+    for (point, sysv) in points.iter().flat_map(|p| [(*p, false), (*p, true)]) {
         let name = unique_name("dead-step");
-        let ring = MpmcRing::create_shm(&name, &MpmcConfig::new(16, 8), &SegmentOptions::default())
-            .unwrap();
+        let (cfg, opts) = (MpmcConfig::new(16, 8), SegmentOptions::default());
+        let ring = if sysv {
+            MpmcRing::create_sysv(&name, &cfg, &opts, &SysvOptions::new())
+        } else {
+            MpmcRing::create_shm(&name, &cfg, &opts)
+        }
+        .unwrap();
         let count = if point.starts_with("register.") {
             MAX_ENDPOINTS as usize - 1
         } else {

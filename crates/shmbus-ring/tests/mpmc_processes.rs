@@ -1,7 +1,7 @@
 //! Real processes on one MPMC ring: 4 producer and 4 consumer processes (more than the cores,
 //! on purpose, so processes are preempted mid-operation) pass 10 million tagged, checksummed
 //! messages. Every message must be received exactly once, and each consumer must see each
-//! producer's messages in increasing order.
+//! producer's messages in increasing order. The same run, shorter, on System V segments.
 //!
 //! `soak_mpmc_processes` (ignored; run by `scripts/soak.sh`): several producer and consumer
 //! processes on one MPMC ring for a set time, every message checksummed and accounted for
@@ -9,9 +9,10 @@
 //! function's docs for the accounting).
 #![cfg(not(loom))]
 
+use shmbus_ring::segment::SysvOptions;
 use shmbus_ring::{MpmcConfig, MpmcRing, PopError, PushError, Segment, SegmentOptions};
 use shmbus_testkit::rng::{seed_from_env, Rng};
-use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard, SysvSweep};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,7 @@ const TEST: &str =
 /// The environment variables naming the ring a child opens and how much each producer sends.
 const NAME: &str = "SHMBUS_MPMC_NAME";
 const PER_PRODUCER: &str = "SHMBUS_MPMC_PER_PRODUCER";
+const STORE: &str = "SHMBUS_MPMC_STORE";
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn mix(p: u32, seq: u64) -> u64 {
@@ -126,6 +128,39 @@ fn consumer(ring: &MpmcRing, producers: u32) {
 
 #[test]
 fn four_producer_and_four_consumer_processes_pass_ten_million_messages_exactly_once() {
+    pass_exactly_once(TEST, Store::Shm, 2_500_000);
+}
+
+/// What backs the ring.
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Shm,
+    Sysv,
+    SysvDestroy,
+}
+
+/// The same run on System V segments (persistent, and destroyed on last detach), opened by
+/// name by every child process; fewer messages (1 million per backing).
+#[test]
+fn four_producer_and_four_consumer_processes_on_sysv_segments_pass_every_message_exactly_once() {
+    const SYSV_TEST: &str =
+        "four_producer_and_four_consumer_processes_on_sysv_segments_pass_every_message_exactly_once";
+    let store = match std::env::var(STORE).as_deref() {
+        Ok("sysv-destroy") => Store::SysvDestroy,
+        _ => Store::Sysv,
+    };
+    if role().is_some() {
+        pass_exactly_once(SYSV_TEST, store, 0);
+        return;
+    }
+    for store in [Store::Sysv, Store::SysvDestroy] {
+        pass_exactly_once(SYSV_TEST, store, 250_000);
+    }
+}
+
+/// `producers` × `per` messages through a 1024-slot ring in `store`, 4 producer and 4
+/// consumer processes; in a child, its role.
+fn pass_exactly_once(test: &str, store: Store, per: u64) {
     if let Some(role) = role() {
         let ring =
             MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
@@ -136,18 +171,29 @@ fn four_producer_and_four_consumer_processes_pass_ten_million_messages_exactly_o
         }
         return;
     }
-    let (producers, consumers, per) = (4u32, 4, 2_500_000u64);
+    let (producers, consumers) = (4u32, 4);
     let name = unique_name("mpmc-procs");
-    let ring = MpmcRing::create_shm(
-        &name,
-        &MpmcConfig::new(1024, 64),
-        &SegmentOptions::default(),
-    )
+    let _sweep = SysvSweep::new(&name);
+    let cfg = MpmcConfig::new(1024, 64);
+    let opts = SegmentOptions::default();
+    let sysv = SysvOptions::new().destroy_on_last_detach(matches!(store, Store::SysvDestroy));
+    let ring = match store {
+        Store::Shm => MpmcRing::create_shm(&name, &cfg, &opts),
+        _ => MpmcRing::create_sysv(&name, &cfg, &opts, &sysv),
+    }
     .unwrap();
     let spawn = |role: String, out: Stdio| {
         ChildGuard::spawn(
-            respawn(TEST, &role)
+            respawn(test, &role)
                 .env(NAME, &name)
+                .env(
+                    STORE,
+                    if matches!(store, Store::SysvDestroy) {
+                        "sysv-destroy"
+                    } else {
+                        "sysv"
+                    },
+                )
                 .env(PER_PRODUCER, per.to_string())
                 .stdout(out),
         )

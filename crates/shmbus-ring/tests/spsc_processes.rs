@@ -1,14 +1,17 @@
 //! SPSC rings between real processes: the test binary re-spawns itself as the producer (no
 //! `fork` in a threaded test process), streams sequence-numbered, checksummed records of
 //! random sizes through a small ring (named shm, a memfd reached through its fd, a file that
-//! outlives the producer), and the parent checks order, content and count.
+//! outlives the producer, System V segments opened by name), and the parent checks order,
+//! content and count.
 #![cfg(not(loom))]
 
 use shmbus_ring::frame::record_size;
+use shmbus_ring::segment::SysvOptions;
+use shmbus_ring::Backing;
 use shmbus_ring::{
     OpenOptions, PopError, PushError, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
-use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard, SysvSweep};
 use std::time::{Duration, Instant};
 
 /// The environment variables telling the producer process what to open and how much to send.
@@ -233,6 +236,40 @@ fn ten_million_random_size_records_cross_processes_in_order_and_intact() {
     let laps = bytes / cap;
     eprintln!("{count} records, {bytes} bytes, {laps} laps of a {cap}-byte ring");
     assert!(laps >= 100_000, "the ring wrapped only {laps} times");
+}
+
+/// The same stream, shorter, through System V rings (persistent, and destroyed on last
+/// detach), which the producer process opens by name.
+#[test]
+fn a_million_records_cross_processes_through_sysv_rings_in_order_and_intact() {
+    const TEST: &str = "a_million_records_cross_processes_through_sysv_rings_in_order_and_intact";
+    if role().is_some() {
+        let name = std::env::var(TARGET).unwrap();
+        let count = std::env::var(COUNT).unwrap().parse().unwrap();
+        let ring = SpscRing::open_shm(&name, &SegmentOptions::default()).unwrap();
+        assert!(matches!(ring.segment().backing(), Backing::SysV { .. }));
+        run_producer(&ring, count);
+        return;
+    }
+    for destroy in [false, true] {
+        let count = 1_000_000;
+        let name = unique_name("xproc-sysv");
+        let _sweep = SysvSweep::new(&name);
+        let ring = SpscRing::create_sysv(
+            &name,
+            &SpscConfig::new(8192),
+            &SegmentOptions::default().prefault(true),
+            &SysvOptions::new().destroy_on_last_detach(destroy),
+        )
+        .unwrap();
+        let mut child = spawn_producer(TEST, &name, count);
+        let bytes = run_consumer(&ring, &mut child, count);
+        assert!(
+            bytes / 8192 >= 10_000,
+            "the ring wrapped only {} times",
+            bytes / 8192
+        );
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //!   `hostile_peer` target).
 //! - [`process`]: child processes (the test binary re-spawned in a role), killed and reaped
 //!   when dropped, and unique segment names.
+//! - [`sysv`]: a guard that removes a test's System V segments, pass or fail.
 //! - [`rng`]: a small deterministic random generator for tests that replay by seed.
 //! - [`decode`] (feature `decode`): the typed channels' codec cases (the `decode` target).
 //!
@@ -52,8 +53,10 @@ pub mod models;
 pub mod ops;
 pub mod process;
 pub mod rng;
+pub mod sysv;
 
 pub use process::{respawn, role, unique_name, ChildGuard, ROLE};
+pub use sysv::SysvSweep;
 
 /// A length drawn by the fuzzer: mostly within `max`, sometimes just above it (`0xF000..`
 /// maps to `max + 1 + (raw & 0xff)`, for `TooLarge`).

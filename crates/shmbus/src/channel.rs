@@ -226,6 +226,20 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
         self
     }
 
+    /// The shm directory for named channels (default: `SHMBUS_DIR`, else `/dev/shm`). See
+    /// [`SegmentOptions::shm_dir`](crate::ring::SegmentOptions::shm_dir).
+    pub fn shm_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.segment = self.segment.shm_dir(dir);
+        self
+    }
+
+    /// Huge pages for a created segment. See
+    /// [`SegmentOptions::huge_pages`](crate::ring::SegmentOptions::huge_pages).
+    pub fn huge_pages(mut self, huge: shmbus_ring::segment::HugePages) -> Self {
+        self.segment = self.segment.huge_pages(huge);
+        self
+    }
+
     /// Whether a created ring wakes sleeping endpoints (default `true`); a channel whose
     /// endpoints only spin can turn it off to take a fence off every message. See
     /// [`SpscConfig::notify`](crate::ring::SpscConfig::notify).
@@ -437,6 +451,35 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// that failed (`shm_open("/orders"): File exists (EEXIST)`, ...).
     pub fn create(&self, name: &str) -> Result<Channel<T, F, C>, Error> {
         let seg = Segment::create(name, self.segment_len(name)?, &self.segment)?;
+        self.build(seg, name)
+    }
+
+    /// Creates the channel in a System V shared-memory segment for `name`
+    /// ([`Segment::create_sysv`]): not bounded by the shm directory's size, and with
+    /// [`SysvOptions::destroy_on_last_detach`](shmbus_ring::segment::SysvOptions::destroy_on_last_detach)
+    /// gone with its last process. Other processes open it by name with
+    /// [`open`](Self::open), as a POSIX channel.
+    ///
+    /// ```
+    /// use shmbus::ring::segment::SysvOptions;
+    /// let name = format!("/shmbus-doc-ch-sysv-{}", std::process::id());
+    /// let ch = shmbus::channel::<u64>().create_sysv(&name, &SysvOptions::new())?;
+    /// let mut tx = ch.sender()?;
+    /// let mut rx = shmbus::channel::<u64>().open_receiver(&name)?;
+    /// tx.send(7)?;
+    /// assert_eq!(rx.recv()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) (`shmget`, `shmat`, the companion file's `link`).
+    pub fn create_sysv(
+        &self,
+        name: &str,
+        sysv: &shmbus_ring::segment::SysvOptions,
+    ) -> Result<Channel<T, F, C>, Error> {
+        let seg = Segment::create_sysv(name, self.segment_len(name)?, &self.segment, sysv)?;
         self.build(seg, name)
     }
 

@@ -9,7 +9,7 @@ use crate::endpoint::Role;
 use crate::error::{Error, Result};
 use crate::handshake;
 use crate::layout::{DATA_OFFSET, MAGIC, MAX_ENDPOINTS};
-use crate::segment::{Segment, SegmentOptions};
+use crate::segment::{Backing, Segment, SegmentOptions};
 use crate::sync::{fence, Memory, Ordering, RawMem};
 
 /// The phase of an endpoint entry.
@@ -141,6 +141,9 @@ unsafe fn info(mem: &RawMem, os: Os<'_>, index: u64, st: &State, role: Role) -> 
 pub struct SegmentStatus {
     /// The shm name.
     pub name: String,
+    /// What backs it: [`Backing::Shm`], or [`Backing::SysV`] for a System V segment found
+    /// through its companion file.
+    pub backing: Backing,
     /// The ring kind's raw header value (1 SPSC, 2 MPMC; anything else is not a ring).
     pub ring_kind: u32,
     /// The pid that created it (header field).
@@ -214,14 +217,50 @@ fn young(seg: &Segment) -> bool {
 ///
 /// Segment errors as for [`Segment::open`]; [`Error::Truncated`], [`Error::BadMagic`] for
 /// an object that is not a shmbus segment.
+///
+/// A System V segment's companion file is judged as its segment; a companion whose segment is
+/// gone (what processes that all died leave of a destroy-on-last-detach segment) is reported
+/// stale, with no endpoints and `ring_kind` 0.
 pub fn inspect(name: &str) -> Result<SegmentStatus> {
-    inspect_open(name).map(|(_, status)| status)
+    match inspect_open(name) {
+        Ok((_, status)) => Ok(status),
+        Err(e) => orphan_status(name).map(|(_, s)| s).ok_or(e),
+    }
+}
+
+/// The status of `name` if it is an orphaned System V companion file.
+fn orphan_status(name: &str) -> Option<(std::path::PathBuf, SegmentStatus)> {
+    let (path, backing) = crate::segment::orphan_companion(name)?;
+    Some((
+        path,
+        SegmentStatus {
+            name: name.to_string(),
+            backing,
+            ring_kind: 0,
+            creator_pid: 0,
+            creator: Vitality::Dead,
+            endpoints: Vec::new(),
+        },
+    ))
 }
 
 /// [`inspect`], keeping the opened segment (so a removal can make sure the name still refers
 /// to the object that was judged).
 fn inspect_open(name: &str) -> Result<(Segment, SegmentStatus)> {
-    let seg = Segment::open(name, &SegmentOptions::new().read_only(true))?;
+    let opts = SegmentOptions::new().read_only(true);
+    let seg = match Segment::open(name, &opts) {
+        // No such name in the shm directory: a System V segment without a companion file has
+        // it in its header (found by key).
+        Err(e @ Error::Os { code, .. }) if code.raw() == libc::ENOENT => {
+            Segment::open_sysv(name, &opts).map_err(|_| e)?
+        }
+        other => other?,
+    };
+    status_of(seg, name)
+}
+
+/// The status of the opened segment `seg`, named `name` in reports.
+fn status_of(seg: Segment, name: &str) -> Result<(Segment, SegmentStatus)> {
     let header = handshake::read_header(&seg)?;
     if header.magic != MAGIC {
         return Err(Error::BadMagic {
@@ -242,6 +281,7 @@ fn inspect_open(name: &str) -> Result<(Segment, SegmentStatus)> {
     };
     let status = SegmentStatus {
         name: name.to_string(),
+        backing: seg.backing().clone(),
         ring_kind: header.ring_kind,
         creator_pid: header.creator_pid,
         creator,
@@ -270,7 +310,19 @@ fn inspect_open(name: &str) -> Result<(Segment, SegmentStatus)> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn remove_if_stale(name: &str) -> Result<(SegmentStatus, bool)> {
-    let (seg, status) = inspect_open(name)?;
+    let (seg, status) = match inspect_open(name) {
+        Ok(found) => found,
+        Err(e) => {
+            let Some((path, status)) = orphan_status(name) else {
+                return Err(e);
+            };
+            // An orphaned companion: nothing of the segment is left to judge. Looked at again
+            // just before removal, so a companion a new creator put there meanwhile stays.
+            let removed = crate::segment::orphan_companion(name).is_some()
+                && std::fs::remove_file(&path).is_ok();
+            return Ok((status, removed));
+        }
+    };
     // Only the object that was judged: if the name was removed and created again meanwhile,
     // the new segment is left alone.
     if !status.is_stale() {
@@ -280,10 +332,42 @@ pub fn remove_if_stale(name: &str) -> Result<(SegmentStatus, bool)> {
     Ok((status, removed))
 }
 
-/// Inspects every shm object in `/dev/shm` whose name starts with `prefix` (without the
-/// leading `/`; empty for all). Objects that are not shmbus segments come back as errors.
+/// [`inspect`] for the System V segment `shmid` (one without a name or companion file, as
+/// [`crate::segment::sysv_segments`] lists them).
+///
+/// # Errors
+///
+/// As [`Segment::open_sysv_id`]; header errors as for [`inspect`].
+pub fn inspect_sysv(shmid: i32) -> Result<SegmentStatus> {
+    let seg = Segment::open_sysv_id(shmid, &SegmentOptions::new().read_only(true))?;
+    let name = seg.target();
+    status_of(seg, &name).map(|(_, s)| s)
+}
+
+/// [`remove_if_stale`] for the System V segment `shmid`: removes it (`IPC_RMID`, and its
+/// companion file if it has one) if it is stale.
+///
+/// # Errors
+///
+/// As [`inspect_sysv`]; [`Error::Os`] naming `shmctl(IPC_RMID)`.
+pub fn remove_sysv_if_stale(shmid: i32) -> Result<(SegmentStatus, bool)> {
+    let seg = Segment::open_sysv_id(shmid, &SegmentOptions::new().read_only(true))?;
+    let name = seg.target();
+    let (seg, status) = status_of(seg, &name)?;
+    if !status.is_stale() {
+        return Ok((status, false));
+    }
+    let removed = seg.unlink_if_ours()?;
+    Ok((status, removed))
+}
+
+/// Inspects every shm object in the shm directory ([`crate::segment::shm_dir`]: `/dev/shm`
+/// unless `SHMBUS_DIR` says otherwise) whose name starts with `prefix` (without the leading
+/// `/`; empty for all). Objects that are not shmbus segments come back as errors. System V
+/// segments with a companion file come back under their name, with [`Backing::SysV`];
+/// [`crate::segment::sysv_segments`] lists every shmbus System V segment, companion or not.
 pub fn scan(prefix: &str) -> Vec<(String, Result<SegmentStatus>)> {
-    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+    let Ok(dir) = std::fs::read_dir(crate::segment::shm_dir()) else {
         return Vec::new();
     };
     let mut names: Vec<String> = dir

@@ -60,7 +60,10 @@ pub(crate) mod inspect;
 pub(crate) mod process;
 mod registration;
 
-pub use inspect::{endpoints, inspect, remove_if_stale, scan, EndpointInfo, Phase, SegmentStatus};
+pub use inspect::{
+    endpoints, inspect, inspect_sysv, remove_if_stale, remove_sysv_if_stale, scan, EndpointInfo,
+    Phase, SegmentStatus,
+};
 pub(crate) use process::{Os, ProbeClock};
 pub(crate) use registration::{Owner, RegisterError, Registration};
 

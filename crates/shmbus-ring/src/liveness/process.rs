@@ -1,5 +1,6 @@
 //! Process identity as Linux tells it: PID namespaces, start times, OFD locks on the
-//! segment's file, and the coarse clock the probes are paced by.
+//! segment's file (a System V segment's companion file), and the coarse clock the probes are
+//! paced by.
 
 use super::{entry_field, LockTry, Vitals};
 use crate::layout::ENDPOINT_STATE;
@@ -50,7 +51,7 @@ impl Vitals for Os<'_> {
     }
 
     fn lock_held(&self, index: u64) -> Option<bool> {
-        lock_held(self.seg.fd()?, lock_byte(index))
+        lock_held(self.seg.lock_fd()?, lock_byte(index))
     }
 
     fn pause(&self) {
@@ -146,7 +147,7 @@ fn lock_held(fd: BorrowedFd<'_>, off: u64) -> Option<bool> {
 /// [`LockTry::Unavailable`] when the segment has no file, `/proc` is missing, or the kernel
 /// refuses the lock for another reason.
 fn take_lock(seg: &Segment, off: u64) -> LockTry {
-    let Some(fd) = seg.fd() else {
+    let Some(fd) = seg.lock_fd() else {
         return LockTry::Unavailable;
     };
     let Ok(file) = std::fs::OpenOptions::new()
