@@ -113,10 +113,23 @@ pub(crate) fn read_companion(file: &File, target: &str) -> Result<(i32, u64)> {
     Ok((id, u64::from_le_bytes(w8)))
 }
 
+/// Opens `path` for reading if it is a regular file: without blocking (a FIFO someone put in
+/// the shm directory would block a plain open until a writer came), and `None` for anything
+/// that is not a regular file.
+fn open_regular(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
 /// Whether the file at `path` is a companion whose segment no longer exists (or now is another
 /// segment): what processes that all died leave of a destroy-on-last-detach segment.
 pub(crate) fn companion_is_orphan(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else {
+    let Some(file) = open_regular(path) else {
         return false;
     };
     let Ok((id, nonce)) = read_companion(&file, &path.display().to_string()) else {
@@ -177,7 +190,7 @@ pub(crate) fn open_companion(fd: OwnedFd, name: &str, opts: &SegmentOptions) -> 
 /// named.
 pub(crate) fn orphan_companion(name: &str) -> Option<(PathBuf, Backing)> {
     let path = dir::path_in(&super::super::shm_dir(), name);
-    let file = File::open(&path).ok()?;
+    let file = open_regular(&path)?;
     if !is_companion(&file) || !companion_is_orphan(&path) {
         return None;
     }
