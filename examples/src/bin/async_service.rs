@@ -142,6 +142,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut price_rx = prices()
         .create_receiver(&format!("{name}-prices"))?
         .into_async()?;
+    // The orders channel is disconnected once every sender that attached is gone: one
+    // producer that finishes before the other has attached would end it early. The service
+    // keeps a sender of its own until both producers' orders are in.
+    let mut keep_orders_open = Some(orders().open_sender(&format!("{name}-orders"))?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let count = n.to_string();
@@ -168,6 +172,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(o) => {
                     totals.orders += 1;
                     totals.qty += o.qty;
+                    if totals.orders == want.orders {
+                        drop(keep_orders_open.take());
+                    }
                 }
                 // Both producers finished (or died: their probe says so).
                 Err(RecvError::Disconnected) => orders_open = false,
