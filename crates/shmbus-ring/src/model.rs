@@ -17,6 +17,17 @@ pub fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
+/// [`check`] with room for `branches` branch points per execution (loom's default is 1000):
+/// for models whose threads spin on each other through many atomic operations per round.
+pub fn check_long(bound: usize, branches: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(bound);
+    }
+    builder.max_branches = branches;
+    builder.check(f);
+}
+
 /// Spins (yielding to the model) until `f` returns `Some`.
 pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> T {
     loop {
@@ -92,6 +103,122 @@ pub mod spsc {
         /// The audit a consumer that found the ring empty runs at a probe.
         pub fn audit(&mut self) -> super::Audit {
             self.0.audit()
+        }
+    }
+}
+
+/// The broadcast cores over loom memory.
+pub mod broadcast {
+    use super::LoomMem;
+    use crate::broadcast::frame::Geometry;
+    use crate::broadcast::publisher::PublisherCore;
+    use crate::broadcast::subscriber::{leave, Mode, SubscriberCore};
+    pub use crate::broadcast::{SlowSubscribers, StartAt};
+    use crate::conv::offset;
+    use crate::endpoint::{ReadCore, WriteCore};
+    use crate::error::{PopError, PushError};
+    use crate::ring::Words;
+
+    /// A broadcast ring in loom memory: the tail word, the data, then the publisher's and the
+    /// roster's lines, two cursor lines and the history index.
+    #[derive(Clone)]
+    pub struct ModelRing {
+        mem: LoomMem,
+        g: Geometry,
+    }
+    /// A publisher over loom memory.
+    pub struct ModelPublisher(PublisherCore<LoomMem>);
+    /// A subscriber over loom memory.
+    pub struct ModelSubscriber(SubscriberCore<LoomMem>);
+
+    impl ModelRing {
+        /// A ring of `cap` data bytes (a power of two, at least 32) keeping `history`
+        /// records (a power of two), with room for subscribers 0 and 1.
+        pub fn new(cap: u64, history: u64) -> Self {
+            let data = 64;
+            let aux = data + cap;
+            let hist_at =
+                aux + crate::broadcast::aux::CURSORS + 2 * crate::broadcast::aux::CURSOR_SIZE;
+            let g = Geometry {
+                words: Words {
+                    tail: 0,
+                    head: 8,
+                    data: offset(data),
+                    wake: None,
+                },
+                cap,
+                shift: cap.trailing_zeros(),
+                max_record: crate::broadcast::largest_record(cap),
+                aux: offset(aux),
+                history,
+                hist_at: offset(hist_at),
+            };
+            ModelRing {
+                mem: LoomMem::zeroed(offset(hist_at + 16 * history)),
+                g,
+            }
+        }
+
+        /// Attaches the publisher (a successor walks what a predecessor committed).
+        pub fn publisher(&self) -> ModelPublisher {
+            // SAFETY: the model memory holds every word of the geometry.
+            ModelPublisher(
+                unsafe { PublisherCore::attach(self.mem.clone(), self.g) }.expect("honest ring"),
+            )
+        }
+
+        /// Joins subscriber `index` (0 or 1).
+        pub fn subscriber(&self, index: u64, tethered: bool, start: StartAt) -> ModelSubscriber {
+            assert!(index < 2);
+            // SAFETY: as in `publisher`; the index has a cursor line.
+            ModelSubscriber(unsafe {
+                SubscriberCore::join(self.mem.clone(), self.g, index, tethered, start)
+            })
+        }
+
+        /// Subscriber `index` leaves (or is repaired after its death).
+        pub fn leave(&self, index: u64) {
+            assert!(index < 2);
+            // SAFETY: as in `subscriber`.
+            unsafe { leave(&self.mem, &self.g, index) };
+        }
+    }
+
+    impl ModelPublisher {
+        /// See [`crate::Producer::try_push`].
+        pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+            self.0.try_push(payload)
+        }
+        /// See [`crate::Producer::set_slow_subscribers`].
+        pub fn set_slow_subscribers(&mut self, policy: SlowSubscribers) {
+            self.0.policy = policy;
+        }
+        /// Its private state, for a model's diagnostics.
+        pub fn state(&self) -> String {
+            self.0.state()
+        }
+    }
+
+    impl ModelSubscriber {
+        /// See [`crate::Consumer::try_pop_vec`].
+        pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+            self.0.try_pop_vec(buf)
+        }
+        /// Whether it left probation.
+        pub fn is_confirmed(&self) -> bool {
+            self.0.mode == Mode::Confirmed
+        }
+        /// Whether it is (still) tethered.
+        pub fn is_tethered(&self) -> bool {
+            self.0.mode != Mode::Untethered
+        }
+        /// The sequence number of the next message it reads.
+        pub fn sequence(&self) -> u64 {
+            self.0.cursor().1
+        }
+        /// The position it reads next.
+        pub fn position(&self) -> u64 {
+            self.0.cursor().0
         }
     }
 }

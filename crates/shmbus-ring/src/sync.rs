@@ -163,6 +163,28 @@ pub unsafe trait Memory {
     ///
     /// - `off + dst.len() <= len`, and the protocol gives these bytes to the caller.
     unsafe fn read(&self, off: usize, dst: &mut [u8]);
+    /// Copies `src` to `off` where readers may copy the same bytes at the same time and then
+    /// validate their copy (a broadcast ring's payloads, PROTOCOL §8.5). On mapped memory the
+    /// same copy as [`Memory::write`]; the loom model makes it word-wise Relaxed atomic stores,
+    /// so that its racing readers are defined and their validation is what is checked.
+    ///
+    /// # Safety
+    ///
+    /// - As for [`Memory::write`], with `off` 8-aligned.
+    unsafe fn write_racy(&self, off: usize, src: &[u8]) {
+        // SAFETY: the caller's contract.
+        unsafe { self.write(off, src) }
+    }
+    /// Copies the bytes at `off` into `dst` while a writer may be writing them (see
+    /// [`Memory::write_racy`]); the caller validates the copy afterwards.
+    ///
+    /// # Safety
+    ///
+    /// - `off + dst.len()` rounded up to 8 is at most `len`, and `off` is 8-aligned.
+    unsafe fn read_racy(&self, off: usize, dst: &mut [u8]) {
+        // SAFETY: the caller's contract.
+        unsafe { self.read(off, dst) }
+    }
     /// Rings the doorbell with id `id` (PROTOCOL §6.1 N3): one datagram to its socket, best
     /// effort. A model records it instead.
     fn ring_bell(&self, id: u64) {
@@ -701,6 +723,21 @@ mod loom_mem {
             for (i, d) in dst.iter_mut().enumerate() {
                 // SAFETY: loom checks that no access to this cell races with this one.
                 *d = self.cells.bytes[off + i].with(|p| unsafe { *p });
+            }
+        }
+
+        unsafe fn write_racy(&self, off: usize, src: &[u8]) {
+            for (i, chunk) in src.chunks(8).enumerate() {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                self.cells.words[off / 8 + i].store(u64::from_le_bytes(word), Ordering::Relaxed);
+            }
+        }
+
+        unsafe fn read_racy(&self, off: usize, dst: &mut [u8]) {
+            for (i, chunk) in dst.chunks_mut(8).enumerate() {
+                let word = self.cells.words[off / 8 + i].load(Ordering::Relaxed);
+                chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
             }
         }
     }

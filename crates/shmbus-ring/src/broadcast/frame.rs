@@ -62,8 +62,11 @@ pub struct Geometry {
     pub(crate) max_record: u64,
     /// The offset of the auxiliary region.
     pub(crate) aux: usize,
-    /// History entries, a power of two.
+    /// History records a joiner may ask for, a power of two (the index has twice as many
+    /// entries).
     pub(crate) history: u64,
+    /// The offset of the history index (`aux + HISTORY` in a segment).
+    pub(crate) hist_at: usize,
 }
 
 /// What a header word read at a position says (PROTOCOL §8.3).
@@ -107,7 +110,7 @@ impl Geometry {
     /// The memory offset of the history entry of data record `n`.
     #[inline]
     pub(crate) fn hist(&self, n: u64) -> usize {
-        self.aux(super::aux::HISTORY + 8 * (n & (2 * self.history - 1)))
+        self.hist_at + crate::conv::offset(8 * (n & (2 * self.history - 1)))
     }
 
     /// The header word this ring's publisher writes for a record at `pos`.

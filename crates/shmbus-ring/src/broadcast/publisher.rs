@@ -105,7 +105,8 @@ impl<M: Memory> PublisherCore<M> {
                         g,
                         tail,
                         limit: 0,
-                        seen_gen: 0,
+                        // Not a generation: the first rescan publishes what it accounts for.
+                        seen_gen: u64::MAX,
                         intent: intent.max(tail + HEADER_SIZE),
                         hist_head,
                         policy: SlowSubscribers::Block,
@@ -168,33 +169,43 @@ impl<M: Memory> PublisherCore<M> {
                 self.mem
                     .load(self.g.cursor(index, CURSOR_FLAGS), Ordering::Relaxed)
             };
-            // Not gating: not tethered; a position that is no honest one (unaligned, beyond
-            // the tail: that subscriber's own reads will fail, nobody else's); or a joiner
-            // that starts at bytes already overwritten (its confirmation fails, it rejoins).
-            if flags & FLAG_TETHERED == 0
-                || pos % 8 != 0
-                || pos > self.tail
-                || pos + self.g.cap < self.tail + HEADER_SIZE
-            {
+            // Not gating: not tethered, or a position that is no honest one (unaligned, beyond
+            // the tail: that subscriber's own reads will fail, nobody else's). A position a
+            // lap or more behind still gates, although its bytes may be overwritten already:
+            // this load may be stale (an older position of a subscriber that has moved on and
+            // confirmed against it), and a joiner that really started at overwritten bytes
+            // fails its confirmation (J4) and joins again further on, which a rescan then
+            // sees. (Excluding it let the loom model's confirmed subscriber be overwritten.)
+            if flags & FLAG_TETHERED == 0 || pos % 8 != 0 || pos > self.tail {
                 continue;
             }
             gate = Some(gate.map_or(pos, |g| g.min(pos)));
         }
-        self.limit = gate.map_or(u64::MAX, |g| g + self.g.cap);
-        self.seen_gen = gen;
-        // SAFETY: as above.
-        unsafe {
+        let limit = gate.map_or(u64::MAX, |g| g + self.g.cap);
+        // Stored only when they change: a publisher that finds the ring full rescans on every
+        // attempt, and its line is what validating subscribers read.
+        if gen != self.seen_gen {
             // G4: Release; pairs with a probationary subscriber's Acquire load (J3): the gate
             // that accounts for it is in force before it reads "seen", and every intent stored
             // before is visible to its check.
-            self.mem.store(self.g.aux(SEEN_GEN), gen, Ordering::Release);
-            // Relaxed: informational (observers).
-            self.mem.store(
-                self.g.aux(GATE),
-                gate.unwrap_or(self.tail),
-                Ordering::Relaxed,
-            );
+            // SAFETY: an offset of the validated geometry: in bounds and aligned (attach contract).
+            unsafe {
+                self.mem.store(self.g.aux(SEEN_GEN), gen, Ordering::Release);
+            };
         }
+        if limit != self.limit {
+            // Relaxed: informational (observers).
+            // SAFETY: an offset of the validated geometry: in bounds and aligned (attach contract).
+            unsafe {
+                self.mem.store(
+                    self.g.aux(GATE),
+                    gate.unwrap_or(self.tail),
+                    Ordering::Relaxed,
+                );
+            };
+        }
+        self.limit = limit;
+        self.seen_gen = gen;
     }
 
     /// Ensures the gate lets the publisher write every position below `end`; rescans when
@@ -319,10 +330,12 @@ impl<M: Memory> PublisherCore<M> {
         self.ensure(end)?;
         if end > self.intent {
             self.intent = end;
-            // P1: Relaxed store of the intent, then a Release fence: every write of this push
-            // (after the fence) is ordered after the intent; pairs with a validating
-            // subscriber's Acquire fence after its copy (V2). The same fence orders the last
-            // push's history count (P5) before this push's history entry (seqlock of J0).
+            // P1: Release store of the intent, then a Release fence. The fence orders every
+            // write of this push after the intent: pairs with a validating subscriber's Acquire
+            // fence after its copy (V2). The same fence orders the last push's history count
+            // (P5) before this push's history entry (the seqlock of J0). The store's Release
+            // makes the counts of the records before it visible to a subscriber that loads the
+            // intent with Acquire (V2) and then joins again (J0).
             // SAFETY: an aux word (attach contract).
             unsafe {
                 self.mem.store(self.g.aux(INTENT), end, Ordering::Relaxed);
@@ -387,7 +400,7 @@ impl<M: Memory> WriteCore for PublisherCore<M> {
         // the room the gate grants.
         unsafe {
             self.mem
-                .write(self.g.at(start) + offset(HEADER_SIZE), payload);
+                .write_racy(self.g.at(start) + offset(HEADER_SIZE), payload);
         };
         crate::crashpoint::hit("broadcast.push.written");
         let end = start + record_size(wide(payload.len()));
@@ -440,6 +453,17 @@ impl<M: Memory> WriteCore for PublisherCore<M> {
     /// honest position (`rescan` ignores dishonest ones): nothing to audit.
     fn audit(&mut self) -> Audit {
         Audit::Fine
+    }
+}
+
+#[cfg(loom)]
+impl<M: Memory> PublisherCore<M> {
+    /// Its private state, for a model's diagnostics.
+    pub(crate) fn state(&self) -> String {
+        format!(
+            "tail {} limit {} seen_gen {} intent {} hist {}",
+            self.tail, self.limit, self.seen_gen, self.intent, self.hist_head
+        )
     }
 }
 

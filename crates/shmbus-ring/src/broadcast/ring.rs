@@ -36,6 +36,7 @@ impl Geometry {
             max_record,
             aux: offset(DATA_OFFSET + cap),
             history,
+            hist_at: offset(DATA_OFFSET + cap + super::aux::HISTORY),
         }
     }
 }

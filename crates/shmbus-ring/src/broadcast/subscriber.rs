@@ -14,6 +14,9 @@ use crate::frame::{record_size, HEADER_SIZE, KIND_DATA};
 use crate::sync::{fence, Memory, Ordering, RawMem};
 use crate::wait::{notify, Direction};
 
+/// How many times a join looks for a start in the history before it takes the tail.
+const PICK_ATTEMPTS: usize = 16;
+
 /// How a subscriber reads now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -116,28 +119,36 @@ impl<M: Memory> SubscriberCore<M> {
         crate::crashpoint::hit("broadcast.joined");
     }
 
-    /// J0: the position and sequence number to start at, from the history index.
+    /// J0: the position and sequence number to start at, from the history index. The
+    /// position always comes from an entry (or is 0 before the first record), never from the
+    /// published tail, so that position and sequence number agree.
     fn pick(&self, start: StartAt) -> (u64, u64) {
-        // J0: Acquire; pairs with P5: the history entries below the count are visible.
-        // SAFETY: an aux word (join contract).
-        let head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
-        let back = match start {
-            StartAt::Next => 0,
-            StartAt::Latest => 1,
-            StartAt::History(n) => u64::from(n),
-            StartAt::Oldest => self.g.history,
-        }
-        .min(self.g.history)
-        .min(head);
-        for n in (head - back)..head {
-            if let Some(pos) = self.entry(n) {
-                if !self.overrun(pos) {
-                    return (pos, n);
+        let mut head = 0;
+        for _ in 0..PICK_ATTEMPTS {
+            // J0: Acquire; pairs with P5: the history entries below the count are visible.
+            // SAFETY: an aux word (join contract).
+            head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
+            if head == 0 {
+                // No data record yet: the first one goes at position 0 (a padding record never
+                // starts a lap).
+                return (0, 0);
+            }
+            let back = match start {
+                StartAt::Next => 0,
+                StartAt::Latest => 1,
+                StartAt::History(n) => u64::from(n),
+                StartAt::Oldest => self.g.history,
+            }
+            .min(self.g.history)
+            .min(head);
+            for n in (head - back)..head {
+                if let Some(pos) = self.entry(n) {
+                    if !self.overrun(pos) {
+                        return (pos, n);
+                    }
                 }
             }
-        }
-        // `Next`, or nothing asked for is still there: after the latest record.
-        if head > 0 {
+            // `Next`, or nothing asked for is still there: just after the latest record.
             if let Some(pos) = self.entry(head - 1) {
                 // V1 (as in `locate`): the latest record's header, then validated.
                 // SAFETY: `pos` is 8-aligned (checked by `entry`).
@@ -148,17 +159,23 @@ impl<M: Memory> SubscriberCore<M> {
                     }
                 }
             }
+            // The publisher overwrote even its latest record meanwhile: look again.
+            crate::sync::spin_hint();
         }
-        // Nothing readable in the history (none yet, or a publisher racing far ahead): the
-        // published tail. A6: Acquire, pairs with P6.
-        // SAFETY: a control word (join contract).
+        // A publisher lapping the ring faster than a join can read two words: the published
+        // tail, then the count. A6: Acquire, pairs with P6 (the count of every record before
+        // the tail is then visible). The count may include records published after the
+        // tail was loaded, so this subscriber's sequence numbers may run ahead of the ring's
+        // by those; nothing is delivered torn.
+        // SAFETY: a control word and an aux word (join contract).
         let tail = unsafe { self.mem.load(self.g.words.tail, Ordering::Acquire) };
-        let tail = if tail % 8 == 0 && tail <= MAX_POSITION {
-            tail
+        // SAFETY: as above.
+        head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
+        if tail % 8 == 0 && tail <= MAX_POSITION {
+            (tail, head)
         } else {
-            0
-        };
-        (tail, head)
+            (0, head)
+        }
     }
 
     /// The position of data record `n` from the history index, if the entry still holds it
@@ -185,8 +202,10 @@ impl<M: Memory> SubscriberCore<M> {
         // store (P1): if any byte this subscriber read was written by a later push, that
         // push's intent is visible here.
         fence(Ordering::Acquire);
+        // V2: Acquire as well; pairs with P1's Release store: the history count of every
+        // record before that push is visible to a join that follows (`lagged`).
         // SAFETY: an aux word (join contract).
-        let intent = unsafe { self.mem.load(self.g.aux(INTENT), Ordering::Relaxed) };
+        let intent = unsafe { self.mem.load(self.g.aux(INTENT), Ordering::Acquire) };
         intent > pos + self.g.cap
     }
 
@@ -291,7 +310,16 @@ impl<M: Memory> SubscriberCore<M> {
                     }
                     self.pos += size;
                 }
-                Word::Empty if confirmed => return Ok(None),
+                Word::Empty if confirmed => {
+                    // An ejected subscriber's position may have been overwritten with the
+                    // zero-ahead word of a later lap: it would read "empty" for ever (the loom
+                    // model of an ejection found this). Its own flags line: no shared miss.
+                    if self.ejected() {
+                        self.mode = Mode::Untethered;
+                        return Err(PopError::Ejected);
+                    }
+                    return Ok(None);
+                }
                 _ if !confirmed => {
                     if self.overrun(pos) {
                         return Err(self.lagged());
@@ -409,7 +437,7 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         // SAFETY: `check` (in `locate`) validated the record lies within the data region.
         unsafe {
             self.mem
-                .read(self.g.at(pos) + offset(HEADER_SIZE), &mut buf[..len]);
+                .read_racy(self.g.at(pos) + offset(HEADER_SIZE), &mut buf[..len]);
         };
         self.check(pos)?;
         self.consume(pos, len, Publish::Now);
@@ -421,7 +449,10 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         buf.clear();
         buf.resize(len, 0);
         // SAFETY: as in `try_pop`.
-        unsafe { self.mem.read(self.g.at(pos) + offset(HEADER_SIZE), buf) };
+        unsafe {
+            self.mem
+                .read_racy(self.g.at(pos) + offset(HEADER_SIZE), buf)
+        };
         self.check(pos)?;
         self.consume(pos, len, Publish::Now);
         Ok(len)
@@ -440,7 +471,7 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
             // SAFETY: as in `try_pop`.
             unsafe {
                 self.mem
-                    .read(self.g.at(pos) + offset(HEADER_SIZE), &mut scratch);
+                    .read_racy(self.g.at(pos) + offset(HEADER_SIZE), &mut scratch);
             };
             self.scratch = scratch;
         }
