@@ -16,8 +16,8 @@ mod eventfd;
 mod fifo;
 mod floor_cacheline;
 #[cfg(feature = "iceoryx2")]
-mod iceoryx2;
-mod pipe;
+pub(crate) mod iceoryx2;
+pub(crate) mod pipe;
 mod posix_mq;
 mod shmbus_async;
 mod shmbus_channel;
