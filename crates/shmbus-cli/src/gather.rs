@@ -134,6 +134,7 @@ pub fn kind(k: RingKind) -> &'static str {
     match k {
         RingKind::Spsc => "SPSC",
         RingKind::Mpmc => "MPMC",
+        RingKind::Broadcast => "broadcast",
     }
 }
 
@@ -220,7 +221,7 @@ impl<'a> Meter<'a> {
                 Ok(Peeked::Missed { from, to }) => {
                     self.missed = self.missed.saturating_add(match self.kind {
                         RingKind::Mpmc => to.saturating_sub(from),
-                        RingKind::Spsc => {
+                        RingKind::Spsc | RingKind::Broadcast => {
                             let mean = self
                                 .record_bytes
                                 .checked_div(self.messages)

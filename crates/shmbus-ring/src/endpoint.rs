@@ -28,6 +28,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+mod attach;
 mod reservation;
 pub use reservation::Reservation;
 
@@ -351,7 +352,7 @@ impl<K: Kind> Producer<K> {
     /// `Err(Disconnected)` if every consumer that attached is gone (one load of the roster).
     #[inline]
     fn check_consumers(&mut self) -> Result<(), PushError> {
-        if self.att.gone(Role::Consumer) {
+        if K::PRODUCER_NEEDS_CONSUMERS && self.att.gone(Role::Consumer) {
             Err(self.att.on_gone())
         } else {
             Ok(())
@@ -740,14 +741,7 @@ impl<K: Kind> std::fmt::Debug for Consumer<K> {
 
 impl<K: Kind> Consumer<K> {
     pub(crate) fn attach(ring: Ring<K>) -> Result<Self> {
-        let (core, att) = attach(ring, Role::Consumer, |ring, reg| {
-            K::reader(&ring.inner, reg)
-        })?;
-        Ok(Consumer {
-            core,
-            att,
-            pending: None,
-        })
+        Self::attach_with(ring, |ring, reg| K::reader(&ring.inner, reg))
     }
 
     /// What a pop that found nothing reports: `Corrupt` if the audit after a probe finds the

@@ -333,4 +333,18 @@ pub enum PopError {
     /// consumed; the next pop reads the one after it.
     #[error(transparent)]
     Checksum(#[from] ChecksumMismatch),
+    /// A broadcast subscriber that validates its reads (untethered, or tethered and not yet
+    /// confirmed) was overtaken by the publisher: `missed` messages were written over before
+    /// it read them. It resumed at the latest record, which the next pop returns.
+    #[error("subscriber was overtaken by the publisher and missed {missed} messages")]
+    Lagged {
+        /// How many messages it skipped.
+        missed: u64,
+    },
+    /// A tethered broadcast subscriber was ejected by its publisher, whose policy
+    /// ([`SlowSubscribers::Untether`](crate::broadcast::SlowSubscribers)) does not wait for a
+    /// subscriber that leaves it no room. It reads on untethered from where it was (the next
+    /// pop may report [`PopError::Lagged`]); `retether` joins again.
+    #[error("subscriber was ejected by the publisher for gating it too long")]
+    Ejected,
 }

@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 3;
+pub const LAYOUT_MINOR: u16 = 4;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -137,6 +137,8 @@ pub enum RingKind {
     Spsc = 1,
     /// Many producers and consumers, fixed-size slots.
     Mpmc = 2,
+    /// One publisher, many subscribers, each reading every record (layout 1.4, PROTOCOL §8).
+    Broadcast = 3,
 }
 
 impl RingKind {
@@ -145,6 +147,7 @@ impl RingKind {
         match v {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
+            3 => Some(RingKind::Broadcast),
             _ => None,
         }
     }
@@ -203,7 +206,8 @@ pub struct SegmentHeader {
     pub created_unix_ns: u64,
     /// Ring flags: [`RING_FLAG_NOTIFY`], [`RING_FLAG_CHECKSUM`]. Unknown bits are refused.
     pub ring_flags: u32,
-    /// Zero.
+    /// Zero, except on a broadcast ring (layout 1.4): the number of entries of its history
+    /// index, a power of two (PROTOCOL §8.1).
     pub reserved_u32: u32,
     /// Layout 1.2, with [`RING_FLAG_BOUNDED`]: the most messages the ring holds at once
     /// (SPSC: at least 1; MPMC: 1 to the slot count). Zero otherwise.

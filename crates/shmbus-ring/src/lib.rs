@@ -101,6 +101,7 @@
 )]
 
 pub mod bell;
+pub mod broadcast;
 mod checksum;
 mod conv;
 #[doc(hidden)]
@@ -126,6 +127,9 @@ pub mod stats;
 mod sync;
 pub mod wait;
 
+pub use broadcast::{
+    Broadcast, BroadcastConfig, BroadcastRing, SlowSubscribers, StartAt, Subscription,
+};
 pub use endpoint::{Consumer, Producer, ReadGuard, Reservation, Role, WriteGuard};
 pub use error::{ChecksumMismatch, Corruption, Error, OsCode, PopError, PushError, Result};
 pub use handshake::OpenOptions;

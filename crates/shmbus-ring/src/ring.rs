@@ -162,6 +162,14 @@ pub(crate) mod sealed {
         ) -> Result<(Shape, Self::Geometry)>
         where
             Self: Kind;
+        /// Whether a producer reports `Disconnected` once every consumer that attached is
+        /// gone (a queue's); a broadcast publisher goes on publishing into its history.
+        const PRODUCER_NEEDS_CONSUMERS: bool = true;
+        /// Bytes the kind lays out after its data, before the info region (a broadcast
+        /// ring's cursors and history index).
+        fn aux_len(_g: &Self::Geometry) -> u64 {
+            0
+        }
         /// Checks the kind-specific header fields of an opened segment.
         fn open(seg: &Segment, header: &SegmentHeader) -> Result<Self::Geometry>;
         /// The largest message.
@@ -243,6 +251,8 @@ pub struct Shape {
     pub(crate) record_limit: u64,
     /// Length of the ring data in bytes.
     pub(crate) data_len: u64,
+    /// The header's `reserved_u32`: 0, or a broadcast ring's history length.
+    pub(crate) kind_word: u32,
 }
 
 impl Shape {
@@ -533,9 +543,10 @@ impl<K: Kind> Ring<K> {
         );
         let (limit, info) = sealed::ConfigImpl::extras(config);
         header.message_limit = limit;
+        header.reserved_u32 = shape.kind_word;
         if let Some(info) = info {
             let bytes = info.encode();
-            let at = DATA_OFFSET + shape.data_len;
+            let at = DATA_OFFSET + shape.data_len + K::aux_len(&g);
             // `need` (the configuration's segment length) counts the info region after the
             // data, and `mem` holds `need` bytes.
             debug_assert!(at + wide(bytes.len()) <= need);

@@ -77,7 +77,7 @@ fn an_observer_reads_a_read_only_map_and_never_registers() {
     let snap = obs.snapshot();
     assert_eq!(snap.roster[0] & 1, 1, "the producer's roster bit");
     assert_eq!(snap.roster[1], 0, "no consumer ever attached");
-    assert_eq!(obs.header().layout_minor, 3);
+    assert_eq!(obs.header().layout_minor, shmbus_ring::layout::LAYOUT_MINOR);
     // Not a segment: a typed error naming it.
     let foreign = unique_name("observe-foreign");
     let seg = shmbus_ring::Segment::create(&foreign, 4096, &SegmentOptions::default()).unwrap();

@@ -167,7 +167,10 @@ fn every_ring_kind_runs_in_a_sysv_segment_opened_by_name() {
     assert_eq!(eps.len(), 2);
     assert!(eps.iter().all(|e| e.locked), "{eps:?}");
     // The header is layout 1.3 and keeps the SysV record after the ring was laid out.
-    assert_eq!(peer.header().layout_minor, 3);
+    assert_eq!(
+        peer.header().layout_minor,
+        shmbus_ring::layout::LAYOUT_MINOR
+    );
     assert_ne!(peer.header().reserved[0], 0);
 
     let mpmc = format!("{name}-mpmc");

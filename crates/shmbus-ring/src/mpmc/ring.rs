@@ -78,6 +78,7 @@ impl KindImpl for Mpmc {
             capacity: config.slots,
             record_limit: config.slot_size,
             data_len: config.slots * g.stride,
+            kind_word: 0,
         };
         Ok((shape, g))
     }
@@ -273,6 +274,7 @@ impl Ring<Mpmc> {
             capacity: config.slots,
             record_limit: config.slot_size,
             data_len: config.slots * g.stride,
+            kind_word: 0,
         };
         let header = new_header(
             RingKind::Mpmc,

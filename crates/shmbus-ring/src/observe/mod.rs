@@ -58,6 +58,7 @@ const READY_WAIT: Duration = Duration::from_millis(50);
 enum Rings {
     Spsc(SpscRing),
     Mpmc(MpmcRing),
+    Broadcast(crate::BroadcastRing),
 }
 
 /// A read-only view of one ring (module docs).
@@ -136,11 +137,14 @@ impl Observer {
         let ring = match RingKind::from_raw(h.ring_kind) {
             Some(RingKind::Spsc) => Rings::Spsc(SpscRing::open_in(seg, &opts)?),
             Some(RingKind::Mpmc) => Rings::Mpmc(MpmcRing::open_in(seg, &opts)?),
+            Some(RingKind::Broadcast) => {
+                Rings::Broadcast(crate::BroadcastRing::open_in(seg, &opts)?)
+            }
             None => {
                 return Err(Error::WrongKind {
                     target: seg.target(),
                     found: RingKind::describe(h.ring_kind),
-                    expected: "SPSC (1) or MPMC (2)".into(),
+                    expected: "SPSC (1), MPMC (2) or broadcast (3)".into(),
                 })
             }
         };
@@ -152,6 +156,7 @@ impl Observer {
         match self.ring {
             Rings::Spsc(_) => RingKind::Spsc,
             Rings::Mpmc(_) => RingKind::Mpmc,
+            Rings::Broadcast(_) => RingKind::Broadcast,
         }
     }
 
@@ -160,6 +165,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => r.header(),
             Rings::Mpmc(r) => r.header(),
+            Rings::Broadcast(r) => r.header(),
         }
     }
 
@@ -168,6 +174,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => r.segment(),
             Rings::Mpmc(r) => r.segment(),
+            Rings::Broadcast(r) => r.segment(),
         }
     }
 
@@ -181,6 +188,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => r.info(),
             Rings::Mpmc(r) => r.info(),
+            Rings::Broadcast(r) => r.info(),
         }
     }
 
@@ -189,6 +197,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => r.max_message(),
             Rings::Mpmc(r) => r.max_message(),
+            Rings::Broadcast(r) => r.max_message(),
         }
     }
 
@@ -198,6 +207,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => r.capacity(),
             Rings::Mpmc(r) => r.capacity(),
+            Rings::Broadcast(r) => r.capacity(),
         }
     }
 
@@ -206,6 +216,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => r.checksum(),
             Rings::Mpmc(r) => r.checksum(),
+            Rings::Broadcast(r) => r.checksum(),
         }
     }
 
@@ -259,6 +270,7 @@ impl Observer {
         match &self.ring {
             Rings::Spsc(r) => &r.inner.mem,
             Rings::Mpmc(r) => &r.inner.mem,
+            Rings::Broadcast(r) => &r.inner.mem,
         }
     }
 
@@ -281,6 +293,7 @@ impl Observer {
         let len = match &self.ring {
             Rings::Spsc(r) => r.len(),
             Rings::Mpmc(r) => r.len(),
+            Rings::Broadcast(r) => r.len(),
         };
         Snapshot {
             tail,
@@ -315,13 +328,30 @@ impl Observer {
         Peek::new(self, start)
     }
 
+    /// The gate of a broadcast ring's publisher at its last rescan (its slowest tethered
+    /// subscriber's position), 0 for other kinds.
+    fn broadcast_gate(&self) -> u64 {
+        match &self.ring {
+            // SAFETY: an aux word of the validated geometry. Relaxed: a snapshot.
+            Rings::Broadcast(r) => unsafe {
+                r.inner.mem.load(
+                    r.inner.g.aux(crate::broadcast::aux::GATE),
+                    Ordering::Relaxed,
+                )
+            },
+            _ => 0,
+        }
+    }
+
     /// The bytes of the ring data in use: SPSC `tail − head` (bytes, clamped to the
-    /// capacity), MPMC messages × slot stride.
+    /// capacity), MPMC messages × slot stride, broadcast `tail − gate` (what the slowest
+    /// tethered subscriber has yet to read).
     pub fn used_bytes(&self) -> u64 {
         let s = self.snapshot();
         let h = self.header();
         match self.kind() {
             RingKind::Spsc => s.tail.saturating_sub(s.head).min(h.capacity),
+            RingKind::Broadcast => s.tail.saturating_sub(self.broadcast_gate()).min(h.capacity),
             RingKind::Mpmc => {
                 let stride = h.data_len / h.capacity.max(1);
                 s.tail.saturating_sub(s.head).min(h.capacity) * stride

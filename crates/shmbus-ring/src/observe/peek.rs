@@ -145,6 +145,7 @@ impl<'a> Peek<'a> {
         let r = match self.obs.kind() {
             RingKind::Spsc => self.next_spsc(out),
             RingKind::Mpmc => self.next_mpmc(out),
+            RingKind::Broadcast => self.next_broadcast(out),
         };
         r.map_err(|c| Error::Corrupt {
             target: self.obs.segment().target(),
@@ -219,6 +220,97 @@ impl<'a> Peek<'a> {
             let safe = head2 <= pos || tail2.saturating_sub(pos) <= cap / 2;
             if again != word || !safe {
                 return Ok(self.missed(head2.max(pos + size)));
+            }
+            if n < trailer {
+                return Err(Corruption {
+                    what: "observed record shorter than its checksum trailer",
+                    position: pos,
+                    value: len,
+                });
+            }
+            out.truncate(n - trailer);
+            self.pos = pos + size;
+            return Ok(Peeked::Message { position: pos });
+        }
+        Ok(Peeked::Nothing)
+    }
+
+    /// A broadcast ring's aux word `field` (Relaxed).
+    fn aux_word(&self, field: u64) -> u64 {
+        let aux = DATA_OFFSET + self.obs.header().capacity;
+        // SAFETY: open validated that the auxiliary region lies inside the segment, which the
+        // observer's memory holds; `field` is an aligned word of it.
+        unsafe { self.mem().load(offset(aux + field), Ordering::Relaxed) }
+    }
+
+    /// Where a broadcast observer resynchronises: the latest record (from the history
+    /// index), or the published tail.
+    fn broadcast_latest(&self) -> u64 {
+        use crate::broadcast::aux::{HISTORY, HIST_HEAD};
+        let history = u64::from(self.obs.header().reserved_u32.max(1));
+        let head = self.aux_word(HIST_HEAD);
+        let latest = if head == 0 {
+            0
+        } else {
+            self.aux_word(HISTORY + 8 * ((head - 1) & (2 * history - 1)))
+        };
+        if latest > self.pos && latest % 8 == 0 && latest < MAX_POSITION {
+            latest
+        } else {
+            self.shared(PRODUCER_BLOCK).max(self.pos)
+        }
+    }
+
+    /// A broadcast ring: an untethered reader that never registers (PROTOCOL §8.5's V1–V2
+    /// with the observer's loads).
+    fn next_broadcast(&mut self, out: &mut Vec<u8>) -> std::result::Result<Peeked, Corruption> {
+        let h = *self.obs.header();
+        let cap = h.capacity;
+        let shift = cap.trailing_zeros();
+        let trailer = if self.obs.checksum() { CHECKSUM_LEN } else { 0 };
+        let overrun = |this: &Self, pos: u64| {
+            fence(Ordering::Acquire);
+            this.aux_word(crate::broadcast::aux::INTENT) > pos + cap
+        };
+        for _ in 0..2 {
+            let pos = self.pos;
+            let off = pos & (cap - 1);
+            let at = offset(DATA_OFFSET + off);
+            let word = self.acquire(at);
+            if word == 0 {
+                return Ok(if overrun(self, pos) {
+                    self.missed(self.broadcast_latest())
+                } else {
+                    Peeked::Nothing
+                });
+            }
+            let len = word & 0xffff_ffff;
+            let kind = (word >> 32) & 0xff;
+            let size = 8 + len.div_ceil(8) * 8;
+            let valid = (word >> 40) == (pos >> shift) & 0xFF_FFFF
+                && match kind {
+                    1 => len <= h.record_limit && off + size <= cap,
+                    2 => off != 0 && len == cap - off - 8,
+                    _ => false,
+                };
+            if !valid {
+                if overrun(self, pos) || (word >> 40) != (pos >> shift) & 0xFF_FFFF {
+                    return Ok(self.missed(self.broadcast_latest()));
+                }
+                return Err(Corruption {
+                    what: "observed record header",
+                    position: pos,
+                    value: word,
+                });
+            }
+            if kind == 2 {
+                self.pos = pos + (cap - off);
+                continue;
+            }
+            let n = offset(len);
+            self.copy(at + 8, n, out);
+            if overrun(self, pos) {
+                return Ok(self.missed(self.broadcast_latest()));
             }
             if n < trailer {
                 return Err(Corruption {

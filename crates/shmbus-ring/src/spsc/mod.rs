@@ -43,7 +43,7 @@
 //! [`Consumer`](crate::Consumer) (`endpoint.rs`), whose zero-copy views are documented there.
 
 pub(crate) mod core;
-mod ring;
+pub(crate) mod ring;
 
 use crate::conv::wide;
 use crate::error::{Error, Result};

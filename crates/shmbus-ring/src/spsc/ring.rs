@@ -46,7 +46,7 @@ fn owner_off(role: Role) -> usize {
 
 /// Clears `role`'s owner word if it still names endpoint `tag` of generation `gen` (a clean
 /// detach, and the repair for a dead SPSC endpoint; idempotent).
-fn clear_owner(mem: &RawMem, role: Role, tag: u64, gen: u16) {
+pub(crate) fn clear_owner(mem: &RawMem, role: Role, tag: u64, gen: u16) {
     // O2: Release; pairs with the next claimant's Acquire CAS (O1 in `claim_owner`); for a
     // clean detach it publishes the endpoint's last position stores. (A dead holder's last
     // stores are not ordered by it: its successor validates positions and walks record headers
@@ -67,7 +67,10 @@ fn clear_owner(mem: &RawMem, role: Role, tag: u64, gen: u16) {
 /// Makes `reg` the ring's one endpoint of its role: claims the owner word, reaping a dead
 /// owner first (takeover). Bounded: a few retries when the owner word changes under us, and up
 /// to about a second while a live reaper (or the holder itself, detaching) finishes.
-fn claim_owner(ring: &Shared<Spsc>, reg: &Registration) -> std::result::Result<(), u32> {
+pub(crate) fn claim_owner<K: Kind>(
+    ring: &Shared<K>,
+    reg: &Registration,
+) -> std::result::Result<(), u32> {
     let role = reg.role();
     let mine = OwnerWord {
         tag: reg.tag(),
@@ -170,6 +173,7 @@ impl KindImpl for Spsc {
             capacity: cap,
             record_limit: max,
             data_len: cap,
+            kind_word: 0,
         };
         Ok((shape, g))
     }
