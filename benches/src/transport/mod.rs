@@ -20,6 +20,7 @@ pub(crate) mod iceoryx2;
 pub(crate) mod pipe;
 mod posix_mq;
 mod shmbus_async;
+pub(crate) mod shmbus_broadcast;
 mod shmbus_channel;
 mod shmbus_mpmc;
 mod shmbus_select;
