@@ -377,6 +377,8 @@ pub struct Check {
     pub rounds: usize,
     /// The target, if the issue sets one (ratio at most this).
     pub target: Option<f64>,
+    /// Why the ratio may not mean much here (subscribers sharing cores).
+    pub caveat: Option<String>,
 }
 
 fn paired(
@@ -411,7 +413,10 @@ fn paired(
 
 /// The issue's checks: the 1-subscriber broadcast round trip against the SPSC ring's (target
 /// ≤ 1.2×), and each transport's publish cost at the largest N against N = 1.
-pub fn checks(records: &[FanRecord], ns: &[usize], sizes: &[usize]) -> Vec<Check> {
+///
+/// `cores` is how many CPUs the run may use: with fewer than N + 1, busy-polling subscribers
+/// share cores and the publish-cost ratio gets a caveat.
+pub fn checks(records: &[FanRecord], ns: &[usize], sizes: &[usize], cores: usize) -> Vec<Check> {
     let mut out = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     for r in records {
@@ -435,6 +440,7 @@ pub fn checks(records: &[FanRecord], ns: &[usize], sizes: &[usize]) -> Vec<Check
                         ratio,
                         rounds,
                         target: Some(1.2),
+                        caveat: None,
                     });
                 }
             }
@@ -448,6 +454,12 @@ pub fn checks(records: &[FanRecord], ns: &[usize], sizes: &[usize]) -> Vec<Check
                         ratio,
                         rounds,
                         target: t.starts_with("shmbus-broadcast").then_some(1.2),
+                        caveat: (cores < n_hi + 1).then(|| {
+                            format!(
+                                "{cores} cores for 1+{n_hi} processes: subscribers share cores \
+                                 (round trips take time slices, few publish samples)"
+                            )
+                        }),
                     });
                 }
             }
@@ -584,12 +596,15 @@ pub fn table(
             };
             let _ = writeln!(
                 o,
-                "{:>6} {:<60} {:>6.2}×  ({} rounds)  {}",
+                "{:>6} {:<60} {:>6.2}×  ({} rounds)  {}{}",
                 crate::report::size(c.size),
                 c.what,
                 c.ratio,
                 c.rounds,
-                verdict
+                verdict,
+                c.caveat
+                    .as_ref()
+                    .map_or(String::new(), |w| format!(" [caveat: {w}]"))
             );
         }
     }
@@ -666,7 +681,7 @@ pub fn json(
         .iter()
         .map(|c| {
             json!({"what": c.what, "size": c.size, "ratio": c.ratio, "rounds": c.rounds,
-                        "target_max": c.target, "met": c.target.map(|t| c.ratio <= t)})
+                        "target_max": c.target, "met": c.target.map(|t| c.ratio <= t), "caveat": c.caveat})
         })
         .collect();
     json!({
@@ -829,7 +844,7 @@ pub fn run(opts: &Options) -> Result<bool> {
 
     let machine = crate::machine(placement.join("; "), cpus.len());
     let rows = rows(&records);
-    let checks = checks(&records, ns, &opts.sizes);
+    let checks = checks(&records, ns, &opts.sizes, cpus.len());
     print!(
         "{}",
         table(
@@ -905,7 +920,7 @@ mod tests {
             rec("pipe", 1, 1, 5000.0, 1000.0),
             rec("pipe", 4, 1, 9000.0, 4000.0),
         ];
-        let c = checks(&records, &[1, 4], &[8]);
+        let c = checks(&records, &[1, 4], &[8], 8);
         let get = |w: &str| c.iter().find(|c| c.what.contains(w)).unwrap().ratio;
         assert!((get("shmbus-broadcast 1→1") - 1.1).abs() < 1e-9);
         assert!((get("shmbus-broadcast publish") - 1.1).abs() < 1e-9);
