@@ -30,16 +30,23 @@ pub struct Options {
     pub csv: Option<PathBuf>,
     /// `--svg FILE`.
     pub svg: Option<PathBuf>,
+    /// `--fanout 1,2,4`: the fan-out comparison with these subscriber counts (empty: the
+    /// ordinary 1:1 run).
+    pub fanout: Vec<usize>,
 }
 
 /// The usage text printed by `--help` and on a bad argument.
 pub const USAGE: &str = "\
 usage: shmbus-bench [--quick] [--transports a,b,...] [--sizes 8,64,...] [--rounds N]
                     [--duration-ms MS] [--rate MSGS_PER_S] [--json FILE] [--csv FILE] [--svg FILE]
-                    [--list]
+                    [--fanout N,N,...] [--list]
 
 Measures every transport between two real processes pinned to distinct cores, in interleaved
-rounds, and reports medians across rounds. Default sizes: 8,64,512,4096,65536.";
+rounds, and reports medians across rounds. Default sizes: 8,64,512,4096,65536.
+
+--fanout 1,2,4: one publisher (the harness) and N subscriber processes per row instead: round
+trip (publish, all N replies), publish cost, throughput per subscriber. --transports then names
+fan-out transports (see --list); shmbus-spsc in the list is the 1:1 reference row.";
 
 /// Sizes measured when `--sizes` is not given.
 pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
@@ -48,7 +55,7 @@ pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
 #[derive(Debug)]
 pub enum Command {
     /// Measure.
-    Run(Options),
+    Run(Box<Options>),
     /// `--list`: print the known transports.
     List,
     /// `--help`.
@@ -79,6 +86,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
     let mut phase_ms = None;
     let mut rate = None;
     let (mut json, mut csv, mut svg) = (None, None, None);
+    let mut fanout = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -106,6 +114,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
             "--json" => json = Some(PathBuf::from(value()?)),
             "--csv" => csv = Some(PathBuf::from(value()?)),
             "--svg" => svg = Some(PathBuf::from(value()?)),
+            "--fanout" => fanout = parse_list::<usize>(flag, &value()?)?,
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
@@ -116,6 +125,9 @@ pub fn parse(args: &[String]) -> Result<Command> {
     if let Some(bad) = sizes.iter().find(|&&s| !(8..=(1 << 24)).contains(&s)) {
         bail!("--sizes: {bad} is out of range 8..=16777216 (a message carries an 8-byte sequence number)");
     }
+    if let Some(bad) = fanout.iter().find(|&&n| !(1..=64).contains(&n)) {
+        bail!("--fanout: {bad} subscribers is out of range 1..=64");
+    }
     let rounds = rounds.unwrap_or(if quick { 3 } else { 5 });
     if rounds == 0 {
         bail!("--rounds must be at least 1");
@@ -125,7 +137,7 @@ pub fn parse(args: &[String]) -> Result<Command> {
     if rate == 0 {
         bail!("--rate must be positive");
     }
-    Ok(Command::Run(Options {
+    Ok(Command::Run(Box::new(Options {
         quick,
         transports: transports.unwrap_or_default(),
         sizes,
@@ -141,7 +153,8 @@ pub fn parse(args: &[String]) -> Result<Command> {
         json,
         csv,
         svg,
-    }))
+        fanout,
+    })))
 }
 
 #[cfg(test)]
@@ -164,6 +177,16 @@ mod tests {
         assert_eq!(o.transports, ["pipe", "tcp"]);
         assert_eq!(o.sizes, [8, 64]);
         assert_eq!(o.json.unwrap().to_str(), Some("out.json"));
+        assert!(o.fanout.is_empty());
+    }
+
+    #[test]
+    fn fanout_counts_parse_and_zero_is_rejected() {
+        let Command::Run(o) = parse(&args("--fanout 1,2,4 --sizes 8")).unwrap() else {
+            panic!("expected a run")
+        };
+        assert_eq!(o.fanout, [1, 2, 4]);
+        assert!(parse(&args("--fanout 0")).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! against [`Endpoint`], so no transport gets a loop of its own.
 
 use crate::clock::now_ns;
+use crate::fanout::FanPublisher;
 use crate::msg::{new_message, put_word0, put_word1, word0, word1, SeqChecker, STOP};
 use crate::stats::new_histogram;
 use crate::transport::Endpoint;
@@ -112,6 +113,116 @@ pub fn stream_recv(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
         }
         seq.check(w)?;
     }
+}
+
+/// Streaming, receiver side, for a subscriber that may miss messages (an untethered broadcast
+/// subscriber that fell a lap behind): sequence numbers must rise, gaps are counted. Returns
+/// how many arrived and how many were missed.
+pub fn stream_recv_lossy(ep: &mut dyn Endpoint, size: usize) -> Result<(u64, u64)> {
+    let mut buf = vec![0u8; size];
+    let (mut count, mut missed, mut next) = (0u64, 0u64, 0u64);
+    loop {
+        ep.recv(&mut buf)?;
+        let w = word0(&buf);
+        if w == STOP {
+            return Ok((count, missed));
+        }
+        ensure!(
+            w >= next,
+            "message sequence broken: expected {next} or later, got {w} (reordered or duplicated)"
+        );
+        missed += w - next;
+        next = w + 1;
+        count += 1;
+    }
+}
+
+/// Fan-out round trip, publisher side: publish one message, wait for every subscriber's echo,
+/// record; `warmup` untimed, then `duration` timed. Then, for `duration / 2`, the same
+/// exchange with only the `publish` call timed (the publisher's cost per message, replies
+/// excluded). Ends with STOP. Returns (round trips, publish calls).
+pub fn fan_rtt(
+    p: &mut dyn FanPublisher,
+    n: usize,
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<(Histogram<u64>, Histogram<u64>)> {
+    let mut msg = new_message(size);
+    let mut buf = vec![0u8; size];
+    let (mut rtt, mut publish) = (new_histogram(), new_histogram());
+    let mut seq = 0u64;
+    let replies = |p: &mut dyn FanPublisher, seq: u64, buf: &mut [u8]| -> Result<()> {
+        for i in 0..n {
+            p.reply(i, buf)?;
+            let echoed = word0(buf);
+            ensure!(
+                echoed == seq,
+                "fan-out round trip: published #{seq}, subscriber {i} echoed #{echoed}"
+            );
+        }
+        Ok(())
+    };
+    let warm_end = now_ns() + ns(warmup);
+    loop {
+        put_word0(&mut msg, seq);
+        p.publish(&msg)?;
+        replies(p, seq, &mut buf)?;
+        seq += 1;
+        if now_ns() >= warm_end {
+            break;
+        }
+    }
+    let end = now_ns() + ns(duration);
+    loop {
+        put_word0(&mut msg, seq);
+        let t0 = now_ns();
+        p.publish(&msg)?;
+        replies(p, seq, &mut buf)?;
+        let t1 = now_ns();
+        rtt.saturating_record(t1 - t0);
+        seq += 1;
+        if t1 >= end {
+            break;
+        }
+    }
+    let end = now_ns() + ns(duration / 2);
+    loop {
+        put_word0(&mut msg, seq);
+        let t0 = now_ns();
+        p.publish(&msg)?;
+        let t1 = now_ns();
+        publish.saturating_record(t1 - t0);
+        replies(p, seq, &mut buf)?;
+        seq += 1;
+        if t1 >= end {
+            break;
+        }
+    }
+    put_word0(&mut msg, STOP);
+    p.publish(&msg)?;
+    replies(p, STOP, &mut buf)?;
+    Ok((rtt, publish))
+}
+
+/// Fan-out streaming, publisher side: as [`stream_send`] through `publish`.
+pub fn fan_stream(p: &mut dyn FanPublisher, size: usize, duration: Duration) -> Result<u64> {
+    let mut msg = new_message(size);
+    let end = now_ns() + ns(duration);
+    let mut seq = 0u64;
+    loop {
+        for _ in 0..CLOCK_EVERY {
+            put_word0(&mut msg, seq);
+            p.publish(&msg)?;
+            seq += 1;
+        }
+        if now_ns() >= end {
+            break;
+        }
+    }
+    put_word0(&mut msg, STOP);
+    p.publish(&msg)?;
+    Ok(seq)
 }
 
 /// One-way at a fixed offered rate, sender side: message `i` is due at `start + i / rate` and

@@ -11,13 +11,18 @@
 //! ```text
 //! cargo run --release -p shmbus-bench -- [--quick] [--transports a,b] [--sizes 8,64,...]
 //!     [--rounds N] [--json FILE] [--csv FILE] [--svg FILE]
+//! cargo run --release -p shmbus-bench -- --fanout 1,2,4 [--transports a,b] [--sizes 8,...]
 //! ```
+//!
+//! `--fanout` switches to the fan-out comparison (one publisher, N subscriber processes):
+//! see [`fanout`].
 #![forbid(unsafe_code)]
 
 mod chart;
 mod cli;
 mod clock;
 mod driver;
+mod fanout;
 mod load;
 mod measure;
 mod msg;
@@ -49,9 +54,20 @@ fn main() {
             for t in transport::all() {
                 println!("{}", t.name());
             }
+            println!(
+                "\nfan-out transports (--fanout N,...; {} is the 1:1 reference):",
+                fanout::REFERENCE
+            );
+            for t in fanout::all() {
+                println!("{}", t.name());
+            }
             0
         }
-        Ok(Command::Run(opts)) => match run(&opts) {
+        Ok(Command::Run(opts)) => match if opts.fanout.is_empty() {
+            run(&opts)
+        } else {
+            fanout::run(&opts)
+        } {
             Ok(true) => 0,
             Ok(false) => 1,
             Err(e) => {

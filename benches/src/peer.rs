@@ -2,9 +2,10 @@
 //! [`PEER_ROLE`]. The parent talks to a peer over a control socket (one line per command and
 //! per reply) and to the transport under test through an [`Endpoint`].
 //!
-//! Control protocol, parent → peer: `rtt`, `stream`, `rate`, `idle`, `quit`; the peer answers
-//! `GO` when it is about to run the phase, then `DONE key=value ...` when the phase ended, or
-//! `ERR message` and exits.
+//! Control protocol, parent → peer: `rtt`, `stream`, `stream-lossy` (a fan-out subscriber
+//! that may miss messages), `rate`, `idle`, `quit`; the peer answers `GO` when it is about to
+//! run the phase, then `DONE key=value ...` when the phase ended (`end_ns` is when, on
+//! CLOCK_MONOTONIC), or `ERR message` and exits.
 //!
 //! Every wait is bounded: the control socket has a read timeout, a [`Watchdog`] kills a peer
 //! that outlives its deadline (and ends the harness if the parent stays stuck in a transport
@@ -49,7 +50,8 @@ pub struct Watchdog {
 #[derive(Default)]
 struct WatchState {
     generation: u64,
-    armed: Option<(Instant, i32, String)>,
+    /// Every peer being watched (one, or a fan-out's subscribers): deadline, pid, description.
+    armed: Vec<(Instant, i32, String)>,
 }
 
 impl Watchdog {
@@ -66,31 +68,34 @@ impl Watchdog {
         w
     }
 
-    /// Watches peer `pid` until `deadline`, described as `what` in the failure message.
+    /// Watches peer `pid` until `deadline`, described as `what` in the failure message
+    /// (besides any other peer already watched).
     pub fn arm(&self, pid: u32, deadline: Instant, what: String) {
         let (m, cv) = &*self.state;
         let mut s = m.lock().expect("watchdog lock");
         s.generation += 1;
-        s.armed = Some((deadline, pid as i32, what));
+        let pid = pid as i32;
+        s.armed.retain(|a| a.1 != pid);
+        s.armed.push((deadline, pid, what));
         cv.notify_all();
     }
 
-    /// Kills the peer being watched, if any (on Ctrl-C).
+    /// Kills the peers being watched, if any (on Ctrl-C).
     pub fn kill_armed(&self) {
         let (m, _) = &*self.state;
         if let Ok(s) = m.lock() {
-            if let Some((_, pid, _)) = &s.armed {
+            for (_, pid, _) in &s.armed {
                 let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
             }
         }
     }
 
-    /// Stops watching.
-    pub fn disarm(&self) {
+    /// Stops watching peer `pid`.
+    pub fn disarm(&self, pid: u32) {
         let (m, cv) = &*self.state;
         let mut s = m.lock().expect("watchdog lock");
         s.generation += 1;
-        s.armed = None;
+        s.armed.retain(|a| a.1 != pid as i32);
         cv.notify_all();
     }
 }
@@ -114,24 +119,28 @@ fn watch(state: &(Mutex<WatchState>, Condvar), give_up: &dyn Fn()) {
     let (m, cv) = state;
     let mut s = m.lock().expect("watchdog lock");
     loop {
-        let Some((deadline, pid, what)) = s.armed.clone() else {
+        // The peer with the earliest deadline.
+        let Some((deadline, pid, what)) = s.armed.iter().min_by_key(|a| a.0).cloned() else {
             s = cv.wait(s).expect("watchdog lock");
             continue;
         };
         let now = Instant::now();
         let generation = s.generation;
-        let why = if now >= deadline {
+        let (pid, what, why) = if now >= deadline {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            "did not finish in time; peer killed"
+            (pid, what, "did not finish in time; peer killed")
         } else {
             s = cv
                 .wait_timeout(s, (deadline - now).min(DEATH_POLL))
                 .expect("watchdog lock")
                 .0;
-            if s.generation != generation || !exited(pid) {
+            if s.generation != generation {
                 continue;
             }
-            "lost its peer, which exited unexpectedly"
+            let Some((_, pid, what)) = s.armed.iter().find(|a| exited(a.1)).cloned() else {
+                continue;
+            };
+            (pid, what, "lost its peer, which exited unexpectedly")
         };
         // Give the main thread a moment to notice on its own (EOF, a reply, a normal reap).
         s = cv
@@ -186,6 +195,15 @@ impl RunEnv {
 
     fn ctl_path(&self) -> PathBuf {
         self.dir.join("ctl.sock")
+    }
+
+    /// A name unique to one connection (or one fan-out group) of this run.
+    pub fn unique(&self) -> String {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        format!("{}{id}", name_prefix())
     }
 }
 
@@ -257,6 +275,25 @@ pub struct Peer {
     label: String,
 }
 
+/// How to start one peer process: see [`Peer::start`].
+pub struct PeerSpec<'a> {
+    /// The transport name the peer resolves (a fan-out subscriber's is prefixed with
+    /// [`crate::fanout::ROLE_PREFIX`]).
+    pub role: &'a str,
+    /// Message size, bytes.
+    pub size: usize,
+    /// The CPU to pin the peer to, if pinning.
+    pub cpu: Option<usize>,
+    /// The transport's argument for the peer.
+    pub arg: &'a str,
+    /// Becomes the peer's standard input.
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    /// Becomes the peer's standard output.
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    /// How failures name this peer.
+    pub label: String,
+}
+
 /// Parsed `key=value` fields of a `DONE` reply.
 pub type Fields = HashMap<String, String>;
 
@@ -277,11 +314,7 @@ impl Peer {
         size: usize,
         budget: Duration,
     ) -> Result<(Peer, Box<dyn Endpoint>)> {
-        let id = env
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        let unique = format!("{}{id}", name_prefix());
+        let unique = env.unique();
         let label = format!("{} at {size} B", t.name());
         let listening = t
             .listen(
@@ -292,17 +325,47 @@ impl Peer {
                 size,
             )
             .with_context(|| format!("{label}: setting up"))?;
+        let mut peer = Peer::start(
+            env,
+            PeerSpec {
+                role: t.name(),
+                size,
+                cpu: env.peer_cpu,
+                arg: &listening.arg,
+                stdin: listening.child_stdin,
+                stdout: listening.child_stdout,
+                label,
+            },
+            budget,
+        )?;
+        let ep = (listening.finish)().with_context(|| format!("{}: connecting", peer.label))?;
+        peer.expect_line("READY")?;
+        Ok((peer, ep))
+    }
+
+    /// Starts a peer process and accepts its control connection (it answers `READY` once
+    /// attached to the transport: see [`Peer::ready`]).
+    pub fn start(env: &RunEnv, spec: PeerSpec<'_>, budget: Duration) -> Result<Peer> {
+        let PeerSpec {
+            role,
+            size,
+            cpu,
+            arg,
+            stdin,
+            stdout,
+            label,
+        } = spec;
         let deadline = Instant::now() + budget;
         let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
         cmd.arg(PEER_ROLE)
-            .arg(t.name())
+            .arg(role)
             .arg(size.to_string())
             .arg(env.ctl_path())
-            .arg(env.peer_cpu.map_or("-".to_string(), |c| c.to_string()))
+            .arg(cpu.map_or("-".to_string(), |c| c.to_string()))
             .arg((budget + Duration::from_secs(5)).as_millis().to_string())
-            .arg(&listening.arg)
-            .stdin(listening.child_stdin.map_or_else(Stdio::null, Stdio::from))
-            .stdout(listening.child_stdout.map_or_else(Stdio::null, Stdio::from))
+            .arg(arg)
+            .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(stdout.map_or_else(Stdio::null, Stdio::from))
             .stderr(Stdio::inherit());
         let child = cmd
             .spawn()
@@ -315,16 +378,18 @@ impl Peer {
             .with_context(|| format!("{label}: waiting for the peer to connect"))?;
         ctl.set_nonblocking(false)?;
         ctl.set_read_timeout(Some(budget))?;
-        let ep = (listening.finish)().with_context(|| format!("{label}: connecting"))?;
-        let mut peer = Peer {
+        Ok(Peer {
             child: guard.0.take().expect("child"),
             ctl_rx: BufReader::new(ctl.try_clone()?),
             ctl_tx: ctl,
             watchdog: env.watchdog.clone(),
             label,
-        };
-        peer.expect_line("READY")?;
-        Ok((peer, ep))
+        })
+    }
+
+    /// Waits until the peer has attached to its transport.
+    pub fn ready(&mut self) -> Result<()> {
+        self.expect_line("READY")
     }
 
     fn read_line(&mut self) -> Result<String> {
@@ -394,7 +459,7 @@ impl Drop for Peer {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        self.watchdog.disarm();
+        self.watchdog.disarm(self.child.id());
     }
 }
 
@@ -406,7 +471,7 @@ impl Drop for ChildGuard {
         if let Some(c) = self.0.as_mut() {
             let _ = c.kill();
             let _ = c.wait();
-            self.1.disarm();
+            self.1.disarm(c.id());
         }
     }
 }
@@ -484,10 +549,17 @@ fn serve(name: &str, size: &str, cpu: &str, arg: &str, ctl: &mut UnixStream) -> 
     if cpu != "-" {
         pin_to(cpu.parse().context("cpu")?)?;
     }
-    let t = transport::by_name(name).ok_or_else(|| anyhow!("unknown transport {name}"))?;
-    let mut ep = t
-        .connect(arg, size)
-        .with_context(|| format!("{name}: connecting"))?;
+    let mut ep = match name.strip_prefix(crate::fanout::ROLE_PREFIX) {
+        // A fan-out subscriber: receives from the publisher, replies on its own return path.
+        Some(fan) => crate::fanout::by_name(fan)
+            .ok_or_else(|| anyhow!("unknown fan-out transport {fan}"))?
+            .connect(arg, size)
+            .with_context(|| format!("{fan} fan-out subscriber: connecting"))?,
+        None => transport::by_name(name)
+            .ok_or_else(|| anyhow!("unknown transport {name}"))?
+            .connect(arg, size)
+            .with_context(|| format!("{name}: connecting"))?,
+    };
     writeln!(ctl, "READY")?;
     let mut rx = BufReader::new(ctl.try_clone()?);
     let mut line = String::new();
@@ -505,6 +577,10 @@ fn serve(name: &str, size: &str, cpu: &str, arg: &str, ctl: &mut UnixStream) -> 
         let reply = match cmd {
             "rtt" => format!("count={}", driver::rtt_echo(ep.as_mut(), size)?),
             "stream" => format!("count={}", driver::stream_recv(ep.as_mut(), size)?),
+            "stream-lossy" => {
+                let (count, missed) = driver::stream_recv_lossy(ep.as_mut(), size)?;
+                format!("count={count} missed={missed}")
+            }
             "rate" => Percentiles::of(&driver::rate_recv(ep.as_mut(), size)?).encode(),
             "idle" => {
                 driver::idle_recv(ep.as_mut(), size)?;
@@ -515,7 +591,7 @@ fn serve(name: &str, size: &str, cpu: &str, arg: &str, ctl: &mut UnixStream) -> 
         let (cpu1, t1) = (cpu_ns(), now_ns());
         writeln!(
             ctl,
-            "DONE {reply} cpu_ns={} wall_ns={}",
+            "DONE {reply} cpu_ns={} wall_ns={} end_ns={t1}",
             cpu1 - cpu0,
             t1 - t0
         )?;

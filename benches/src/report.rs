@@ -462,7 +462,7 @@ impl Report {
     }
 }
 
-fn merge(mut a: Value, b: Value) -> Value {
+pub fn merge(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
     }

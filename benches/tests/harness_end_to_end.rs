@@ -98,3 +98,59 @@ fn an_unknown_transport_is_refused_before_anything_runs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown transport"));
 }
+
+#[test]
+fn a_short_fanout_run_reports_every_subscriber_count() {
+    let dir = std::env::temp_dir().join(format!("shmbus-bench-fan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("fan.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_shmbus-bench"))
+        .args(["--fanout", "1,2"])
+        .args(["--transports", "shmbus-spsc,shmbus-broadcast,pipe"])
+        .args(["--sizes", "8", "--rounds", "1", "--duration-ms", "20"])
+        .arg("--json")
+        .arg(&json)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the harness");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "harness failed\n{text}");
+    assert!(
+        text.contains("FAN-OUT ROUND TRIP") && text.contains("1→2"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let fan = v["fanout"]["results"].as_array().unwrap();
+    for (t, n) in [
+        ("pipe", 1),
+        ("pipe", 2),
+        ("shmbus-broadcast", 1),
+        ("shmbus-broadcast", 2),
+    ] {
+        let row = |kind: &str| {
+            fan.iter()
+                .find(|r| r["transport"] == t && r["subscribers"] == n && r["kind"] == kind)
+                .unwrap_or_else(|| panic!("{t} 1→{n} {kind} missing: {v}"))
+        };
+        assert!(row("fanout_rtt")["p50_ns"].as_f64().unwrap() > 0.0);
+        assert!(row("fanout_rtt")["publish_p50_ns"].as_f64().unwrap() > 0.0);
+        let t = row("fanout_throughput");
+        assert!(t["msgs_per_s_per_subscriber_min"].as_f64().unwrap() > 0.0);
+        assert!(t["publisher_msgs_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(v["fanout"]["placement"].as_array().unwrap().len(), 2);
+    let checks = v["fanout"]["checks"].as_array().unwrap();
+    assert!(
+        checks.iter().any(|c| c["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("shmbus-broadcast 1→1 round trip")),
+        "{checks:?}"
+    );
+    let results = v["results"].as_array().unwrap();
+    assert!(results
+        .iter()
+        .any(|r| r["transport"] == "shmbus-spsc" && r["kind"] == "rtt"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

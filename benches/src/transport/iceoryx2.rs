@@ -16,6 +16,8 @@
 //! phase with an error. A peer that is killed leaves its ports registered (iceoryx2 notices
 //! dead nodes only when asked to clean up), so a receiver can keep polling: the harness's
 //! watchdog ends that run.
+//!
+//! [`Iceoryx2Fanout`] is the fan-out mode's iceoryx2 (one publisher, N subscribers).
 
 use super::shmbus_spsc::capacity_for;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
@@ -31,6 +33,8 @@ use iceoryx2::service::port_factory::PortFactory as _;
 pub struct Iceoryx2;
 
 type Factory = PortFactory<ipc::Service, [u8], ()>;
+type Pub = Publisher<ipc::Service, [u8], ()>;
+type Sub = Subscriber<ipc::Service, [u8], ()>;
 
 /// How many empty polls between two looks at the service's publisher count.
 const LIVENESS_EVERY: u32 = 1 << 14;
@@ -42,8 +46,8 @@ fn buffer_for(size: usize) -> usize {
 }
 
 struct IceEndpoint {
-    publisher: Publisher<ipc::Service, [u8], ()>,
-    subscriber: Subscriber<ipc::Service, [u8], ()>,
+    publisher: Pub,
+    subscriber: Sub,
     /// The service this side receives on (for its publisher count).
     rx_service: Factory,
     _tx_service: Factory,
@@ -51,6 +55,16 @@ struct IceEndpoint {
 }
 
 fn service(node: &Node<ipc::Service>, name: &str, size: usize) -> Result<Factory> {
+    service_for(node, name, size, 1)
+}
+
+/// A service with one publisher and `subscribers` subscribers (each in its own node).
+fn service_for(
+    node: &Node<ipc::Service>,
+    name: &str,
+    size: usize,
+    subscribers: usize,
+) -> Result<Factory> {
     let service_name: ServiceName = name
         .try_into()
         .map_err(|e| anyhow!("service name {name}: {e:?}"))?;
@@ -61,96 +75,119 @@ fn service(node: &Node<ipc::Service>, name: &str, size: usize) -> Result<Factory
         .subscriber_max_buffer_size(buffer_for(size))
         .subscriber_max_borrowed_samples(2)
         .max_publishers(1)
-        .max_subscribers(1)
-        .max_nodes(2)
+        .max_subscribers(subscribers)
+        .max_nodes(subscribers + 1)
         .open_or_create()
         .map_err(|e| anyhow!("iceoryx2 service {name}: {e:?}"))
 }
 
 fn endpoint(base: &str, size: usize, parent: bool) -> Result<IceEndpoint> {
-    let node = NodeBuilder::new()
-        // The harness handles its own signals.
-        .signal_handling_mode(SignalHandlingMode::Disabled)
-        .create::<ipc::Service>()
-        .map_err(|e| anyhow!("iceoryx2 node: {e:?}"))?;
+    let node = node()?;
     let down = service(&node, &format!("{base}/down"), size)?;
     let up = service(&node, &format!("{base}/up"), size)?;
     let (tx, rx) = if parent { (down, up) } else { (up, down) };
-    let publisher = tx
-        .publisher_builder()
-        .initial_max_slice_len(size)
-        .allocation_strategy(AllocationStrategy::Static)
-        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
-        .max_loaned_samples(1)
-        .create()
-        .map_err(|e| anyhow!("iceoryx2 publisher: {e:?}"))?;
-    let subscriber = rx
-        .subscriber_builder()
-        .buffer_size(buffer_for(size))
-        .create()
-        .map_err(|e| anyhow!("iceoryx2 subscriber: {e:?}"))?;
     Ok(IceEndpoint {
-        publisher,
-        subscriber,
+        publisher: publisher(&tx, size)?,
+        subscriber: subscriber(&rx, size)?,
         rx_service: rx,
         _tx_service: tx,
         _node: node,
     })
 }
 
+fn node() -> Result<Node<ipc::Service>> {
+    NodeBuilder::new()
+        // The harness handles its own signals.
+        .signal_handling_mode(SignalHandlingMode::Disabled)
+        .create::<ipc::Service>()
+        .map_err(|e| anyhow!("iceoryx2 node: {e:?}"))
+}
+
+fn publisher(service: &Factory, size: usize) -> Result<Pub> {
+    service
+        .publisher_builder()
+        .initial_max_slice_len(size)
+        .allocation_strategy(AllocationStrategy::Static)
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+        .max_loaned_samples(1)
+        .create()
+        .map_err(|e| anyhow!("iceoryx2 publisher: {e:?}"))
+}
+
+fn subscriber(service: &Factory, size: usize) -> Result<Sub> {
+    service
+        .subscriber_builder()
+        .buffer_size(buffer_for(size))
+        .create()
+        .map_err(|e| anyhow!("iceoryx2 subscriber: {e:?}"))
+}
+
+/// Loans a sample, copies `msg` in and sends it; returns to how many subscribers it went.
+#[inline]
+fn publish(publisher: &Pub, msg: &[u8]) -> Result<usize> {
+    loop {
+        match publisher.loan_slice_uninit(msg.len()) {
+            Ok(sample) => {
+                return sample
+                    .write_from_slice(msg)
+                    .send()
+                    .map_err(|e| anyhow!("iceoryx2 send: {e:?}"));
+            }
+            // Every sample is in flight: wait for a subscriber to release one.
+            Err(iceoryx2::port::LoanError::OutOfMemory) => std::hint::spin_loop(),
+            Err(e) => bail!("iceoryx2 loan: {e:?}"),
+        }
+    }
+}
+
+/// Polls `subscriber` until a sample is there and copies it into `buf`; every
+/// [`LIVENESS_EVERY`] empty polls, fails if `service` has lost its publisher.
+#[inline]
+fn take(subscriber: &Sub, service: &Factory, buf: &mut [u8]) -> Result<usize> {
+    let mut empty = 0u32;
+    loop {
+        match subscriber.receive() {
+            Ok(Some(sample)) => {
+                let payload = sample.payload();
+                ensure!(
+                    payload.len() == buf.len(),
+                    "iceoryx2 receive: {}-byte sample, expected {}",
+                    payload.len(),
+                    buf.len()
+                );
+                buf.copy_from_slice(payload);
+                return Ok(buf.len());
+            }
+            Ok(None) => {
+                empty += 1;
+                if empty == LIVENESS_EVERY {
+                    empty = 0;
+                    ensure!(
+                        service.dynamic_config().number_of_publishers() > 0,
+                        "iceoryx2 receive: the publisher left (peer exited?)"
+                    );
+                }
+                std::hint::spin_loop();
+            }
+            Err(e) => bail!("iceoryx2 receive: {e:?}"),
+        }
+    }
+}
+
 impl Endpoint for IceEndpoint {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        loop {
-            match self.publisher.loan_slice_uninit(msg.len()) {
-                Ok(sample) => {
-                    let delivered = sample
-                        .write_from_slice(msg)
-                        .send()
-                        .map_err(|e| anyhow!("iceoryx2 send: {e:?}"))?;
-                    ensure!(
-                        delivered > 0,
-                        "iceoryx2 send: no subscriber took the sample (peer exited?)"
-                    );
-                    return Ok(());
-                }
-                // Every sample is in flight: wait for the subscriber to release one.
-                Err(iceoryx2::port::LoanError::OutOfMemory) => std::hint::spin_loop(),
-                Err(e) => bail!("iceoryx2 loan: {e:?}"),
-            }
-        }
+        let delivered = publish(&self.publisher, msg)?;
+        ensure!(
+            delivered > 0,
+            "iceoryx2 send: no subscriber took the sample (peer exited?)"
+        );
+        Ok(())
     }
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let mut empty = 0u32;
-        loop {
-            match self.subscriber.receive() {
-                Ok(Some(sample)) => {
-                    let payload = sample.payload();
-                    ensure!(
-                        payload.len() == buf.len(),
-                        "iceoryx2 receive: {}-byte sample, expected {}",
-                        payload.len(),
-                        buf.len()
-                    );
-                    buf.copy_from_slice(payload);
-                    return Ok(buf.len());
-                }
-                Ok(None) => {
-                    empty += 1;
-                    if empty == LIVENESS_EVERY {
-                        empty = 0;
-                        ensure!(
-                            self.rx_service.dynamic_config().number_of_publishers() > 0,
-                            "iceoryx2 receive: the publisher left (peer exited?)"
-                        );
-                    }
-                    std::hint::spin_loop();
-                }
-                Err(e) => bail!("iceoryx2 receive: {e:?}"),
-            }
-        }
+        take(&self.subscriber, &self.rx_service, buf)
     }
 }
 
@@ -186,6 +223,100 @@ impl Transport for Iceoryx2 {
     fn connect(&self, arg: &str, size: usize) -> Result<Box<dyn Endpoint>> {
         set_log_level(LogLevel::Error);
         Ok(Box::new(endpoint(arg, size, false)?))
+    }
+}
+
+/// Fan-out (`--fanout`): one publish-subscribe service `<unique>/down` with the harness's
+/// publisher and N subscribers (one node per subscriber process), and one return service per
+/// subscriber, `<unique>/up/<i>` (that subscriber's publisher, the harness's subscriber), set
+/// up as the 1:1 transport's services are (no safe overflow, `RetryUntilDelivered`, history
+/// 0, the same buffer sizes). The harness polls the N return subscribers in turn.
+pub struct Iceoryx2Fanout;
+
+struct IceFanPublisher {
+    publisher: Pub,
+    n: usize,
+    replies: Vec<(Sub, Factory)>,
+    _down: Factory,
+    _node: Node<ipc::Service>,
+}
+
+impl crate::fanout::FanPublisher for IceFanPublisher {
+    #[inline]
+    fn publish(&mut self, msg: &[u8]) -> Result<()> {
+        let delivered = publish(&self.publisher, msg)?;
+        ensure!(
+            delivered == self.n,
+            "iceoryx2 send: {delivered} of {} subscribers took the sample (one exited?)",
+            self.n
+        );
+        Ok(())
+    }
+
+    #[inline]
+    fn reply(&mut self, i: usize, buf: &mut [u8]) -> Result<usize> {
+        let (sub, service) = &self.replies[i];
+        take(sub, service, buf)
+    }
+}
+
+impl crate::fanout::FanoutTransport for Iceoryx2Fanout {
+    fn name(&self) -> &'static str {
+        "iceoryx2"
+    }
+
+    fn what(&self) -> String {
+        "one publish-subscribe service with N subscribers, and one return service per \
+         subscriber; loan/write/send, polling receive, no safe overflow, RetryUntilDelivered"
+            .into()
+    }
+
+    fn listen(&self, env: &SetupEnv, size: usize, n: usize) -> Result<crate::fanout::FanListening> {
+        set_log_level(LogLevel::Error);
+        let base = format!("shmbus-bench/{}", env.unique);
+        let node = node()?;
+        let down = service_for(&node, &format!("{base}/down"), size, n)?;
+        let publisher = publisher(&down, size)?;
+        let mut replies = Vec::with_capacity(n);
+        let mut subscribers = Vec::with_capacity(n);
+        for i in 0..n {
+            let up = service(&node, &format!("{base}/up/{i}"), size)?;
+            replies.push((subscriber(&up, size)?, up));
+            subscribers.push(crate::fanout::SubscriberSetup {
+                arg: format!("{base} {i} {n}"),
+                stdin: None,
+                stdout: None,
+            });
+        }
+        Ok(crate::fanout::FanListening {
+            subscribers,
+            publisher: Box::new(IceFanPublisher {
+                publisher,
+                n,
+                replies,
+                _down: down,
+                _node: node,
+            }),
+        })
+    }
+
+    fn connect(&self, arg: &str, size: usize) -> Result<Box<dyn Endpoint>> {
+        set_log_level(LogLevel::Error);
+        let mut it = arg.split(' ');
+        let (Some(base), Some(i), Some(n)) = (it.next(), it.next(), it.next()) else {
+            bail!("iceoryx2 fan-out subscriber: bad argument {arg:?}");
+        };
+        let n: usize = n.parse()?;
+        let node = node()?;
+        let down = service_for(&node, &format!("{base}/down"), size, n)?;
+        let up = service(&node, &format!("{base}/up/{i}"), size)?;
+        Ok(Box::new(IceEndpoint {
+            publisher: publisher(&up, size)?,
+            subscriber: subscriber(&down, size)?,
+            rx_service: down,
+            _tx_service: up,
+            _node: node,
+        }))
     }
 }
 

@@ -16,10 +16,11 @@ mod eventfd;
 mod fifo;
 mod floor_cacheline;
 #[cfg(feature = "iceoryx2")]
-mod iceoryx2;
-mod pipe;
+pub(crate) mod iceoryx2;
+pub(crate) mod pipe;
 mod posix_mq;
 mod shmbus_async;
+pub(crate) mod shmbus_broadcast;
 mod shmbus_channel;
 mod shmbus_mpmc;
 mod shmbus_select;
