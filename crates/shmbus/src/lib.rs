@@ -76,6 +76,7 @@ mod receiver;
 pub mod select;
 mod select_macro;
 mod sender;
+pub mod topic;
 
 #[cfg(feature = "tokio")]
 pub use asynch::{AsyncReceiver, AsyncSender, Permit};
