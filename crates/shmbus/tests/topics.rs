@@ -382,3 +382,28 @@ fn a_subscriber_takes_part_in_a_select() {
     );
     assert_eq!(lossy.try_recv(), Ok(99_999));
 }
+
+#[test]
+fn a_blocking_send_ejects_a_stuck_subscriber_after_the_policys_wait() {
+    let t = name("untether-blocking");
+    let _c = Cleanup(t.clone());
+    let mut publisher = topic::publisher::<u64>()
+        .capacity_bytes(4096)
+        .slow_subscribers(SlowSubscribers::Untether {
+            after: Duration::from_millis(100),
+        })
+        .create(&t)
+        .unwrap();
+    let mut stuck = topic::subscriber::<u64>().open(&t).unwrap();
+    let started = Instant::now();
+    // Far more than the ring holds: `send` waits about 100 ms once, then ejects and goes on.
+    for i in 0..2000 {
+        publisher.send(&i).unwrap();
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(publisher.ring().ejections(), 1);
+    assert_eq!(stuck.try_recv(), Err(TryRecvError::Ejected));
+    assert!(!stuck.is_tethered());
+}

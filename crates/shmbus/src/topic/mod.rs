@@ -376,6 +376,40 @@ impl<T, C: Codec<T>> PublisherBuilder<T, C> {
         Ok(config)
     }
 
+    /// The topic's ring: created, or opened (and checked) if it exists. A topic removed
+    /// between the failed create and the open is created again (a few times at most).
+    fn create_or_open(
+        &self,
+        topic: &str,
+        name: &str,
+        config: &BroadcastConfig,
+    ) -> Result<BroadcastRing, Error> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let ring = match Segment::create(name, config.segment_len(), &self.common.segment) {
+                Ok(seg) => BroadcastRing::create_in(seg, config)?,
+                Err(shmbus_ring::Error::Os { code, .. }) if code.raw() == EEXIST => {
+                    match Segment::open(name, &self.common.segment) {
+                        Ok(seg) => {
+                            self.common
+                                .attach::<T, C>(topic, seg, self.common.ready_timeout)?
+                        }
+                        Err(shmbus_ring::Error::Os { code, .. })
+                            if code.raw() == ENOENT && attempts < 3 =>
+                        {
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            ring.segment().set_unlink_on_drop(self.remove_on_drop);
+            return Ok(ring);
+        }
+    }
+
     /// Creates the topic and becomes its publisher; or, if the topic exists and its publisher
     /// is gone (dropped, or its process died), opens it — checking that it carries this
     /// builder's type — and succeeds that publisher in the same ring. The topic's segment
@@ -402,24 +436,7 @@ impl<T, C: Codec<T>> PublisherBuilder<T, C> {
     pub fn create(&self, topic: &str) -> Result<Publisher<T, C>, Error> {
         let name = segment_name(topic)?;
         let config = self.config(topic)?;
-        let ring = match Segment::create(&name, config.segment_len(), &self.common.segment) {
-            Ok(seg) => {
-                let ring = BroadcastRing::create_in(seg, &config)?;
-                ring.segment().set_unlink_on_drop(self.remove_on_drop);
-                ring
-            }
-            Err(shmbus_ring::Error::Os { code, .. })
-                if code.raw() == nix::errno::Errno::EEXIST as i32 =>
-            {
-                let seg = Segment::open(&name, &self.common.segment)?;
-                let ring = self
-                    .common
-                    .attach::<T, C>(topic, seg, self.common.ready_timeout)?;
-                ring.segment().set_unlink_on_drop(self.remove_on_drop);
-                ring
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let ring = self.create_or_open(topic, &name, &config)?;
         let mut producer = match ring.producer() {
             Ok(p) => p,
             Err(shmbus_ring::Error::AlreadyAttached { pid, .. }) => {
@@ -687,8 +704,9 @@ impl<T, C: Codec<T>> SubscriberBuilder<T, C> {
     }
 }
 
-/// `ENOENT`, as an `OsCode` holds it.
+/// `ENOENT` and `EEXIST`, as an `OsCode` holds them.
 const ENOENT: i32 = nix::errno::Errno::ENOENT as i32;
+const EEXIST: i32 = nix::errno::Errno::EEXIST as i32;
 
 /// A topic on this host, as [`list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
