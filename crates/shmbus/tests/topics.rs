@@ -407,3 +407,35 @@ fn a_blocking_send_ejects_a_stuck_subscriber_after_the_policys_wait() {
     assert_eq!(stuck.try_recv(), Err(TryRecvError::Ejected));
     assert!(!stuck.is_tethered());
 }
+
+#[test]
+fn a_message_that_does_not_decode_is_an_error_for_that_message_only() {
+    let t = name("decode");
+    let _c = Cleanup(t.clone());
+    let mut publisher = topic::publisher::<String>().create(&t).unwrap();
+    let mut sub = topic::subscriber::<String>().open(&t).unwrap();
+    // A loan is the ring's own guard: nothing checks that its bytes decode. Bincode reads
+    // 0xfd as "a u64 length follows", and 2^40 bytes is past its limit.
+    let mut slot = publisher.loan(9).unwrap();
+    slot.copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 1, 0, 0]);
+    slot.commit();
+    publisher.send(&"next".to_string()).unwrap();
+    assert!(matches!(sub.try_recv(), Err(TryRecvError::Decode(_))));
+    assert_eq!(sub.try_recv(), Ok("next".to_string()));
+    // Too large for the topic: refused at the call.
+    let err = publisher.try_send(&"x".repeat(2000)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrySendError::TooLarge {
+                len: 2001,
+                max: 1024
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        publisher.loan(1025),
+        Err(TrySendError::TooLarge { .. })
+    ));
+}
