@@ -428,7 +428,7 @@ fn a_message_that_does_not_decode_is_an_error_for_that_message_only() {
         matches!(
             err,
             TrySendError::TooLarge {
-                len: 2001,
+                len: 2003,
                 max: 1024
             }
         ),
