@@ -234,6 +234,47 @@ pub enum Error {
     /// The builder's settings cannot make a channel.
     #[error("invalid channel configuration: {0}")]
     Config(String),
+    /// A topic's publisher is alive (in this process or another): a topic has one publisher
+    /// at a time. A publisher whose process died is taken over instead.
+    #[error("topic {topic:?} ({target}) already has a live publisher (pid {pid})")]
+    PublisherAlive {
+        /// The topic.
+        topic: String,
+        /// Its segment.
+        target: String,
+        /// The pid the publisher recorded.
+        pid: u32,
+    },
+    /// The topic does not exist (no publisher ever created it, or it was removed), or did
+    /// not appear before the deadline of [`wait_for`](crate::topic::SubscriberBuilder::wait_for).
+    #[error("topic {topic:?} ({target}) does not exist (waited {waited:?})")]
+    NoTopic {
+        /// The topic.
+        topic: String,
+        /// The segment it would live in.
+        target: String,
+        /// How long it was waited for (zero for [`open`](crate::topic::SubscriberBuilder::open)).
+        waited: std::time::Duration,
+    },
+    /// The name cannot name a topic.
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The name given (its first 80 characters).
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The segment a long topic name hashes to holds another topic (a hash collision of the
+    /// naming rule, DECISIONS D43), or a segment that is not a topic.
+    #[error("{target} holds topic {found:?}, not {topic:?}")]
+    TopicCollision {
+        /// The topic asked for.
+        topic: String,
+        /// The segment.
+        target: String,
+        /// The topic name in the segment's info region.
+        found: String,
+    },
     /// An asynchronous endpoint's doorbell (a Unix datagram socket in the bell directory,
     /// `/dev/shm` or `$SHMBUS_DIR`) could not be made or registered with the runtime.
     #[cfg(feature = "tokio")]

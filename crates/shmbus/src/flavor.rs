@@ -100,7 +100,7 @@ impl Wait {
 /// size instead would make every send wait for room for the largest message (the whole ring,
 /// when the maximum is close to the capacity).
 #[inline]
-pub(crate) fn write<F: Flavor, E>(
+pub(crate) fn write<F: Kind, E>(
     p: &mut Producer<F>,
     len: usize,
     wait: Wait,
@@ -147,7 +147,7 @@ pub(crate) fn read_copy<F: Flavor>(
     c.pop_deadline(buf, wait.deadline())
 }
 
-fn fill<F: Flavor, E>(
+fn fill<F: Kind, E>(
     mut r: WriteGuard<'_, F>,
     len: usize,
     f: impl FnOnce(&mut [u8]) -> Result<usize, E>,

@@ -39,6 +39,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Topics
+//!
+//! [`topic`] is one publisher and any number of subscribers, in any processes, each message
+//! written once and read by every subscriber: lossless (tethered) or lossy subscribers that
+//! are told how many messages they missed, a start from history for late ones, a successor
+//! for a publisher that died, and [`topic::list`] of the topics on this host.
+//!
+//! ```
+//! let topic = format!("doc/top/{}", std::process::id());
+//! let mut publisher = shmbus::topic::publisher::<String>().create(&topic)?;
+//! let (mut a, mut b) = (
+//!     shmbus::topic::subscriber::<String>().open(&topic)?,
+//!     shmbus::topic::subscriber::<String>().open(&topic)?,
+//! );
+//! publisher.send(&"to all".to_string())?;
+//! assert_eq!((a.recv()?, b.recv()?), ("to all".into(), "to all".into()));
+//! # drop((publisher, a, b)); shmbus::topic::remove(&topic)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The ring underneath
 //!
 //! [`ring`] re-exports the core crate: segments, the SPSC record ring and the MPMC slot ring,
@@ -76,6 +96,7 @@ mod receiver;
 pub mod select;
 mod select_macro;
 mod sender;
+pub mod topic;
 
 #[cfg(feature = "tokio")]
 pub use asynch::{AsyncReceiver, AsyncSender, Permit};

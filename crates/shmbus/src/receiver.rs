@@ -377,6 +377,7 @@ impl<T, F: Flavor, C: Codec<T>> sealed::Handle for Receiver<T, F, C> {
 
 impl<T, F: Flavor, C: Codec<T>> SelectRecv for Receiver<T, F, C> {
     type Item = T;
+    type Error = RecvError;
 
     fn complete_recv(&mut self, _: sealed::Token) -> Result<T, RecvError> {
         // What the select staged, or (if a receive took it since) the next message.

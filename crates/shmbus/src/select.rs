@@ -105,13 +105,18 @@ pub(crate) mod sealed {
 use sealed::{Handle, Token};
 
 /// The receiving side of a select: [`Receiver`](crate::Receiver), [`After`], [`Tick`],
-/// [`Never`], and `&mut` of any of them. Sealed.
+/// [`Never`], a topic's [`Subscriber`](crate::topic::Subscriber), and `&mut` of any of them.
+/// Sealed.
 pub trait SelectRecv: Handle {
     /// What a receive yields.
     type Item;
+    /// Why a receive failed: [`RecvError`] for channels and timers, the topic's
+    /// [`RecvError`](crate::topic::RecvError) (which adds `Lagged` and `Ejected`) for a
+    /// subscriber.
+    type Error;
     /// Completes a selected receive (see [`SelectedOperation::recv`]).
     #[doc(hidden)]
-    fn complete_recv(&mut self, token: Token) -> Result<Self::Item, RecvError>;
+    fn complete_recv(&mut self, token: Token) -> Result<Self::Item, Self::Error>;
 }
 
 /// The sending side of a select: [`Sender`](crate::Sender) and `&mut Sender`. Sealed.
@@ -126,7 +131,8 @@ pub trait SelectSend: Handle {
 
 impl<R: SelectRecv + ?Sized> SelectRecv for &mut R {
     type Item = R::Item;
-    fn complete_recv(&mut self, token: Token) -> Result<Self::Item, RecvError> {
+    type Error = R::Error;
+    fn complete_recv(&mut self, token: Token) -> Result<Self::Item, Self::Error> {
         (**self).complete_recv(token)
     }
 }
@@ -685,12 +691,13 @@ impl SelectedOperation {
     ///
     /// # Errors
     ///
-    /// As [`Receiver::recv`](crate::Receiver::recv).
+    /// As [`Receiver::recv`](crate::Receiver::recv), or for a topic's subscriber as
+    /// [`Subscriber::recv`](crate::topic::Subscriber::recv).
     ///
     /// # Panics
     ///
     /// If `r` is not the endpoint that was selected (as crossbeam-channel).
-    pub fn recv<R: SelectRecv + ?Sized>(self, r: &mut R) -> Result<R::Item, RecvError> {
+    pub fn recv<R: SelectRecv + ?Sized>(self, r: &mut R) -> Result<R::Item, R::Error> {
         assert!(r.id() == self.id, "passed a receiver that wasn't selected");
         r.complete_recv(Token(()))
     }
@@ -912,6 +919,7 @@ macro_rules! timer_api {
 
         impl SelectRecv for $timer {
             type Item = Instant;
+            type Error = RecvError;
             fn complete_recv(&mut self, _: Token) -> Result<Instant, RecvError> {
                 self.0.recv()
             }
@@ -1019,6 +1027,7 @@ impl<T> Handle for Never<T> {
 
 impl<T> SelectRecv for Never<T> {
     type Item = T;
+    type Error = RecvError;
     fn complete_recv(&mut self, _: Token) -> Result<T, RecvError> {
         self.recv()
     }

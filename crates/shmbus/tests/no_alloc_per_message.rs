@@ -175,3 +175,55 @@ fn a_message_that_owns_heap_memory_costs_only_its_own_allocation_on_receipt() {
     let n = allocations_per_run::<(u64, String), Spsc, Bincode>(|i| (i, format!("{i:08}")), None);
     assert_eq!(n, MESSAGES);
 }
+
+/// As [`allocations_per_run`], through a topic: one publisher, a tethered and an untethered
+/// subscriber, both receiving every message.
+fn topic_allocations_per_run<T, C>(make: impl Fn(u64) -> T, topic: &str) -> u64
+where
+    T: PartialEq + std::fmt::Debug,
+    C: Codec<T>,
+{
+    let mut publisher = shmbus::topic::PublisherBuilder::<T, C>::new()
+        .capacity_bytes(1 << 16)
+        .max_message(256)
+        .remove_on_drop(true)
+        .create(topic)
+        .unwrap();
+    let builder = shmbus::topic::SubscriberBuilder::<T, C>::new();
+    let mut tethered = builder.open(topic).unwrap();
+    let mut untethered = builder.clone().tethered(false).open(topic).unwrap();
+    for i in 0..100 {
+        publisher.send(&make(i)).unwrap();
+        assert_eq!(tethered.recv().unwrap(), make(i));
+        assert_eq!(untethered.recv().unwrap(), make(i));
+    }
+    let messages: Vec<T> = (0..MESSAGES).map(&make).collect();
+    let before = allocations();
+    for (i, msg) in messages.iter().enumerate() {
+        if i % 2 == 0 {
+            publisher.send(msg).unwrap();
+            drop(tethered.recv().unwrap());
+            drop(untethered.recv().unwrap());
+        } else {
+            publisher.try_send(msg).unwrap();
+            drop(tethered.try_recv().unwrap());
+            drop(untethered.try_recv().unwrap());
+        }
+    }
+    let counted = allocations() - before;
+    let probe = std::hint::black_box(Box::new(0u8));
+    assert!(
+        allocations() > before + counted,
+        "the allocator counts nothing"
+    );
+    drop(probe);
+    counted
+}
+
+#[test]
+fn topics_allocate_nothing_per_message_for_the_publisher_or_either_kind_of_subscriber() {
+    let name = format!("test/noalloc/pod/{}", std::process::id());
+    assert_eq!(topic_allocations_per_run::<Quote, Plain>(quote, &name), 0);
+    let name = format!("test/noalloc/bincode/{}", std::process::id());
+    assert_eq!(topic_allocations_per_run::<Order, Bincode>(order, &name), 0);
+}
