@@ -123,11 +123,10 @@ impl<M: Memory> SubscriberCore<M> {
     /// position always comes from an entry (or is 0 before the first record), never from the
     /// published tail, so that position and sequence number agree.
     fn pick(&self, start: StartAt) -> (u64, u64) {
-        let mut head = 0;
         for _ in 0..PICK_ATTEMPTS {
             // J0: Acquire; pairs with P5: the history entries below the count are visible.
             // SAFETY: an aux word (join contract).
-            head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
+            let head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
             if head == 0 {
                 // No data record yet: the first one goes at position 0 (a padding record never
                 // starts a lap).
@@ -170,7 +169,7 @@ impl<M: Memory> SubscriberCore<M> {
         // SAFETY: a control word and an aux word (join contract).
         let tail = unsafe { self.mem.load(self.g.words.tail, Ordering::Acquire) };
         // SAFETY: as above.
-        head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
+        let head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Acquire) };
         if tail % 8 == 0 && tail <= MAX_POSITION {
             (tail, head)
         } else {
@@ -451,8 +450,8 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         // SAFETY: as in `try_pop`.
         unsafe {
             self.mem
-                .read_racy(self.g.at(pos) + offset(HEADER_SIZE), buf)
-        };
+                .read_racy(self.g.at(pos) + offset(HEADER_SIZE), buf);
+        }
         self.check(pos)?;
         self.consume(pos, len, Publish::Now);
         Ok(len)
