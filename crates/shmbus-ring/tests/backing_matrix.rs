@@ -15,7 +15,12 @@
 //!    acknowledged, intact and in order (plus at most the batch in flight at the kill);
 //! 4. **takeover**: a successor producer process attaches and continues the sequence where the
 //!    received stream stopped; the parent receives all of it, in order, then `Disconnected`;
-//! 5. **nothing left**: no file of the case's names in the shm directory (rings, System V
+//! 5. **the other side**: the parent produces to a consumer process, which is killed
+//!    mid-stream; the parent's producer reaps it (`Disconnected` within [`REAP_BOUND`]), and a
+//!    successor consumer process receives everything from where the victim's acknowledgements
+//!    stopped (or one further, the message a consumer killed inside a receive may take with it,
+//!    PROTOCOL §5.4) to the end of the stream, in order;
+//! 6. **nothing left**: no file of the case's names in the shm directory (rings, System V
 //!    companions, the acknowledgement word), no System V segment of them, no ring file, no
 //!    open memfd. For System V destroyed on last detach, the parent detaches first without
 //!    removing anything, and the last two processes attached are killed (SIGKILL): the
@@ -200,6 +205,46 @@ fn open<K: Kind>(store: Store, target: &str) -> Ring<K> {
     ring
 }
 
+/// A consumer process: receives from `START` (or one further, see [`consumer_dies`]) until
+/// the stream ends, checking each message and its order; acknowledges in the word at 0 the
+/// next sequence number it expects, and in the word at 8 the first it received, plus one.
+fn consume<K: Kind>(ring: &Ring<K>, ack_seg: &Segment, parent: u32, deadline: Instant) {
+    let start: u64 = std::env::var(START).unwrap().parse().unwrap();
+    let ack = ack_seg.atomic_u64(0).unwrap();
+    let first = ack_seg.atomic_u64(8).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(PROBE);
+    println!("ATTACHED");
+    let mut buf = [0u8; MAX_LEN];
+    let mut next = None;
+    let mut idle = 0u64;
+    loop {
+        match pop(&mut rx, &mut buf, next.unwrap_or(start)) {
+            Ok(seq) => {
+                let want = *next.get_or_insert_with(|| {
+                    assert!(seq == start || seq == start + 1, "consumer: began at {seq}");
+                    first.store(seq + 1, Ordering::Relaxed);
+                    seq
+                });
+                assert_eq!(seq, want, "consumer: lost, duplicated or reordered");
+                next = Some(seq + 1);
+                // Release: the parent reads it with Acquire.
+                ack.store(seq + 1, Ordering::Release);
+            }
+            Err(PopError::Empty) => {
+                idle += 1;
+                if idle % 1024 == 0 {
+                    assert!(Instant::now() < deadline, "consumer: deadline");
+                    orphaned_exit(parent);
+                    std::thread::yield_now();
+                }
+            }
+            Err(PopError::Disconnected) => return,
+            Err(e) => panic!("consumer: {e}"),
+        }
+    }
+}
+
 /// Exits if the parent test process is gone (killed before it could kill this child).
 fn orphaned_exit(parent: u32) {
     if std::os::unix::process::parent_id() != parent {
@@ -228,6 +273,10 @@ fn run_child<K: Kind>(role: &str) {
                 Err(e) => panic!("sink: {e}"),
             }
         }
+    }
+    if role == "consumer" {
+        consume(&ring, &ack_seg, parent, deadline);
+        return;
     }
     assert_eq!(role, "producer");
     let start: u64 = std::env::var(START).unwrap().parse().unwrap();
@@ -521,16 +570,117 @@ fn until_disconnected<K: Kind>(what: &str, rx: &mut Consumer<K>, since: Instant,
     }
 }
 
-/// The endpoint table holds exactly the parent's live consumer.
-fn only_the_consumer<K: Kind>(what: &str, ring: &Ring<K>) {
+/// The endpoint table holds exactly one endpoint: the parent's, of `role`, alive.
+fn only_the_parents<K: Kind>(what: &str, ring: &Ring<K>, role: Role) {
     let eps = liveness::endpoints(ring.segment()).unwrap();
     assert!(
         eps.len() == 1
-            && eps[0].role == Role::Consumer
+            && eps[0].role == role
             && eps[0].pid == std::process::id()
             && eps[0].vitality == Vitality::Alive,
         "{what}: endpoint table {eps:?}"
     );
+}
+
+/// The parent produces from `from`; a consumer process receives, acknowledging each message,
+/// and is killed mid-stream; the parent's producer reaps it (`Disconnected` within
+/// [`REAP_BOUND`]); a successor consumer process receives everything from where the victim
+/// stopped (or one further: a consumer killed inside a receive may take that message with it,
+/// PROTOCOL §5.4) to the end of the stream, in order. Returns what it measured.
+fn consumer_dies<K: Kind>(test: &str, what: &str, fx: &Fixture<K>, from: u64) -> String {
+    let ack = fx.ack.atomic_u64(0).unwrap();
+    let first = fx.ack.atomic_u64(8).unwrap();
+    let mut tx = fx.ring().producer().unwrap();
+    tx.set_probe_interval(PROBE);
+    let mut buf = [0u8; MAX_LEN];
+    let mut next = from;
+    let deadline = Instant::now() + DEADLINE;
+    let mut victim = fx.spawn(test, "consumer", from, None);
+    let kill_at = from + BEFORE_KILL + u64::from(std::process::id()) % 1000;
+    // Relaxed: a progress hint only; the count is read with Acquire after the kill.
+    while ack.load(Ordering::Relaxed) < kill_at {
+        let len = stream::fill(next, &mut buf);
+        match tx.try_push(&buf[..len]) {
+            Ok(()) => next += 1,
+            Err(PushError::Full) => std::hint::spin_loop(),
+            Err(e) => panic!("{what}: producing to the victim at {next}: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the victim consumer stalled"
+        );
+    }
+    victim.kill().unwrap();
+    let killed = Instant::now();
+    let status = victim.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "{what}: the victim consumer ended before the kill: {status}"
+    );
+    // Acquire: pairs with the victim's Release store after each message it received.
+    let acked = ack.load(Ordering::Acquire);
+    // The producer fills the ring, probes, reaps the victim: Disconnected.
+    let reaped = loop {
+        let len = stream::fill(next, &mut buf);
+        match tx.try_push(&buf[..len]) {
+            Ok(()) => next += 1,
+            Err(PushError::Full) => std::thread::sleep(Duration::from_micros(20)),
+            Err(PushError::Disconnected) => break killed.elapsed(),
+            Err(e) => panic!("{what}: producing after the kill at {next}: {e}"),
+        }
+        assert!(
+            killed.elapsed() < REAP_BOUND,
+            "{what}: the dead consumer was not reaped within {REAP_BOUND:?}"
+        );
+    };
+    only_the_parents(
+        &format!("{what}: after the consumer's reap"),
+        fx.ring(),
+        Role::Producer,
+    );
+    // A successor consumer: everything left, then SUCCESSOR more, in order.
+    first.store(0, Ordering::Relaxed);
+    let mut successor = fx.spawn(test, "consumer", acked, None);
+    let end = next + SUCCESSOR;
+    while next < end {
+        let len = stream::fill(next, &mut buf);
+        match tx.try_push(&buf[..len]) {
+            Ok(()) => next += 1,
+            Err(PushError::Full) => std::hint::spin_loop(),
+            Err(e) => panic!("{what}: producing to the successor at {next}: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the successor consumer stalled"
+        );
+    }
+    drop(tx);
+    // It receives to the end of the stream, sees Disconnected, and exits.
+    assert!(
+        successor.wait_within(DEADLINE).success(),
+        "{what}: the successor consumer failed"
+    );
+    // Acquire: pairs with the successor's Release stores.
+    let (got_first, got_end) = (
+        first.load(Ordering::Acquire).checked_sub(1),
+        ack.load(Ordering::Acquire),
+    );
+    assert!(
+        got_first == Some(acked) || got_first == Some(acked + 1),
+        "{what}: the successor consumer began at {got_first:?}, the victim acknowledged {acked}"
+    );
+    assert_eq!(got_end, end, "{what}: the successor consumer stopped short");
+    assert!(
+        liveness::endpoints(fx.ring().segment()).unwrap().is_empty(),
+        "{what}: endpoints left after the consumer phase"
+    );
+    format!(
+        "consumer SIGKILLed after {} messages, reaped by the producer {reaped:?} after the kill; \
+         the successor consumer began at {}",
+        acked - from,
+        got_first.map_or(0, |f| f - from)
+    )
 }
 
 /// The whole cycle for one store and ring kind; `n` messages in the first stream.
@@ -554,7 +704,11 @@ fn cycle<K: Kind>(test: &str, store: Store, n: u64) {
     let streamed = t.elapsed();
     assert!(producer.wait_within(DEADLINE).success());
     until_disconnected(&format!("{what}: stream end"), &mut rx, t, DEADLINE);
-    only_the_consumer(&format!("{what}: after the stream"), fx.ring());
+    only_the_parents(
+        &format!("{what}: after the stream"),
+        fx.ring(),
+        Role::Consumer,
+    );
 
     // SIGKILL: a second producer continues from n and is killed mid-stream.
     let mut victim = fx.spawn(test, "producer", n, None);
@@ -596,7 +750,11 @@ fn cycle<K: Kind>(test: &str, store: Store, n: u64) {
             "{what}: the dead producer was not reaped within {REAP_BOUND:?} ({next} received)"
         );
     };
-    only_the_consumer(&format!("{what}: after the reap"), fx.ring());
+    only_the_parents(
+        &format!("{what}: after the reap"),
+        fx.ring(),
+        Role::Consumer,
+    );
     assert!(
         (acked..=acked + MAX_BATCH).contains(&next),
         "{what}: received up to {next}, the victim acknowledged up to {acked}"
@@ -619,7 +777,11 @@ fn cycle<K: Kind>(test: &str, store: Store, n: u64) {
         Instant::now(),
         DEADLINE,
     );
-    only_the_consumer(&format!("{what}: after the successor"), fx.ring());
+    only_the_parents(
+        &format!("{what}: after the successor"),
+        fx.ring(),
+        Role::Consumer,
+    );
     eprintln!(
         "{what}: {n} messages in {streamed:?} ({:.0}/s); SIGKILLed producer reaped {reaped:?} \
          after the kill ({} of its messages received, {} of them after the kill; {} \
@@ -630,10 +792,15 @@ fn cycle<K: Kind>(test: &str, store: Store, n: u64) {
         acked - n,
     );
 
+    // The other side: the parent produces, a consumer process is killed mid-stream, the
+    // parent's producer reaps it, and a successor consumer process receives the rest.
+    drop(rx);
+    let consumers = consumer_dies(test, &what, &fx, next);
+    eprintln!("{what}: {consumers}");
+
     // Destroy on last detach: the parent detaches first, removing nothing (`keep`, as if it
     // had died too), and leaves the segment to two more processes attached to it, which are
     // then killed with SIGKILL: the segment goes with the last of them.
-    drop(rx);
     if store == Store::SysvDestroy {
         let ring = fx.ring.take().unwrap();
         let id = ring.segment().sysv_id().unwrap();
