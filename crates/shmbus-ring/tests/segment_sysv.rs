@@ -11,8 +11,8 @@ use shmbus_ring::{
     Backing, Error, MpmcConfig, MpmcRing, OpenOptions, Segment, SegmentOptions, SpscConfig,
     SpscRing,
 };
+use shmbus_testkit::sysv::colliding_names;
 use shmbus_testkit::{unique_name, SysvSweep};
-use std::collections::HashMap;
 
 /// Whether segment `id` leaves `/proc/sysvipc/shm` within 5 s. Other tests of this binary list
 /// System V segments (`sysv_segments` attaches each one read-only for a moment), so the last
@@ -216,19 +216,6 @@ fn a_name_is_one_segment_whatever_its_backing() {
         Segment::create_sysv(&long, 4096, &opts, &SysvOptions::new()),
         Err(Error::InvalidName { .. })
     ));
-}
-
-/// Two names whose derived keys are equal (found by search: 24 bits collide after a few
-/// thousand names).
-fn colliding_names(prefix: &str) -> (String, String) {
-    let mut seen = HashMap::new();
-    for i in 0u32.. {
-        let n = format!("{prefix}-{i}");
-        if let Some(other) = seen.insert(sysv_key(&n), n.clone()) {
-            return (other, n);
-        }
-    }
-    unreachable!()
 }
 
 #[test]

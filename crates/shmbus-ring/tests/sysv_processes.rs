@@ -14,6 +14,7 @@ use shmbus_ring::segment::{SysvOptions, SHM_DIR_ENV};
 use shmbus_ring::{
     Backing, Error, MpmcConfig, MpmcRing, PopError, PushError, SegmentOptions, SpscConfig, SpscRing,
 };
+use shmbus_testkit::sysv::{ipcs_lists, listed};
 use shmbus_testkit::{respawn, role, unique_name, ChildGuard, SysvSweep};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -24,27 +25,6 @@ const KIND: &str = "SHMBUS_SYSV_KIND";
 const DESTROY: &str = "SHMBUS_SYSV_DESTROY";
 const COUNT: &str = "SHMBUS_SYSV_COUNT";
 const BOUND: Duration = Duration::from_secs(20);
-
-/// Whether `/proc/sysvipc/shm` lists segment `shmid`.
-fn listed(shmid: i32) -> bool {
-    let text = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
-    text.lines().skip(1).any(|l| {
-        l.split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse::<i32>().ok())
-            == Some(shmid)
-    })
-}
-
-/// Whether `ipcs -m` lists segment `shmid` (`None` if there is no `ipcs`).
-fn ipcs_lists(shmid: i32) -> Option<bool> {
-    let out = std::process::Command::new("ipcs").arg("-m").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Some(
-        text.lines()
-            .any(|l| l.split_whitespace().nth(1) == Some(shmid.to_string().as_str())),
-    )
-}
 
 /// A child's part: `creator` makes the ring (printing its shmid) and produces forever; a
 /// `producer` opens it by name and produces forever; a `consumer` opens it and consumes

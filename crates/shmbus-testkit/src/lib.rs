@@ -14,6 +14,8 @@
 //! - [`process`]: child processes (the test binary re-spawned in a role), killed and reaped
 //!   when dropped, and unique segment names.
 //! - [`sysv`]: a guard that removes a test's System V segments, pass or fail.
+//! - [`stream`]: sequence-numbered, checksummed messages of varying length for streams
+//!   between processes.
 //! - [`rng`]: a small deterministic random generator for tests that replay by seed.
 //! - [`decode`] (feature `decode`): the typed channels' codec cases (the `decode` target).
 //!
@@ -53,6 +55,7 @@ pub mod models;
 pub mod ops;
 pub mod process;
 pub mod rng;
+pub mod stream;
 pub mod sysv;
 
 pub use process::{respawn, role, unique_name, ChildGuard, ROLE};

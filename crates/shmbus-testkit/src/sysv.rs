@@ -1,8 +1,44 @@
-//! Clean-up of System V segments for tests: whatever a test created is removed when its guard
-//! drops, pass or fail.
+//! System V segments in tests: clean-up (whatever a test created is removed when its guard
+//! drops, pass or fail), what the system lists, and names that collide on the derived key.
 
-use shmbus_ring::segment::{remove_sysv_id, shm_dir, sysv_segments};
+use shmbus_ring::segment::{remove_sysv_id, shm_dir, sysv_key, sysv_segments};
+use std::collections::HashMap;
 use std::io::Read;
+
+/// Whether `/proc/sysvipc/shm` lists segment `shmid`.
+pub fn listed(shmid: i32) -> bool {
+    let text = std::fs::read_to_string("/proc/sysvipc/shm").expect("read /proc/sysvipc/shm");
+    text.lines().skip(1).any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<i32>().ok())
+            == Some(shmid)
+    })
+}
+
+/// Whether `ipcs -m` lists segment `shmid` (`None` if there is no `ipcs`).
+pub fn ipcs_lists(shmid: i32) -> Option<bool> {
+    let out = std::process::Command::new("ipcs").arg("-m").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = shmid.to_string();
+    Some(
+        text.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(id.as_str())),
+    )
+}
+
+/// Two names, `{prefix}-{i}` and `{prefix}-{j}`, whose derived keys
+/// ([`sysv_key`]) are equal (found by search: 24 bits collide after a few thousand names).
+pub fn colliding_names(prefix: &str) -> (String, String) {
+    let mut seen = HashMap::new();
+    for i in 0u32.. {
+        let n = format!("{prefix}-{i}");
+        if let Some(other) = seen.insert(sysv_key(&n), n.clone()) {
+            return (other, n);
+        }
+    }
+    unreachable!("2^32 names without a collision of 24-bit keys")
+}
 
 /// Removes, when dropped, every shmbus System V segment whose recorded name starts with its
 /// prefix, every id it was told to [`track`](SysvSweep::track), and the companion files of
