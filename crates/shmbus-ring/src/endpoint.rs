@@ -547,7 +547,7 @@ impl<K: Kind> Producer<K> {
             att.wake(Direction::Space),
         );
         wait_for(strategy, deadline, &mem, wake, nap, |pace| {
-            if att.gone(Role::Consumer) {
+            if K::PRODUCER_NEEDS_CONSUMERS && att.gone(Role::Consumer) {
                 return Some(Err(PushError::Disconnected));
             }
             match op(core) {
@@ -607,7 +607,7 @@ pub(crate) fn on_full<K: Kind>(
     if let Some(c) = att.probe_and_audit(pace, || core.audit()) {
         return PushError::Corrupt(c);
     }
-    if att.gone(Role::Consumer) {
+    if K::PRODUCER_NEEDS_CONSUMERS && att.gone(Role::Consumer) {
         PushError::Disconnected
     } else {
         PushError::Full

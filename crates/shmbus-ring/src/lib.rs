@@ -20,6 +20,10 @@
 //!                8-byte aligned, padding record at the wrap
 //!                MPMC: slots [seq << 8 | tag: u64][len: u32]       mpmc/core
 //!                [reserved: u32][payload], 64-byte aligned
+//!                broadcast (layout 1.4): SPSC records whose header   broadcast
+//!                word carries the lap; then, after the data, the
+//!                publisher's line, the roster generation, 55 cursor
+//!                lines and the history index
 //! after   ...    info region (layout 1.2): type name, codec, name,  info
 //! data           creator
 //! ```
@@ -33,8 +37,8 @@
 //! | `handshake` | publishing a header (`READY` last) and checking one at open |
 //! | `segment` | segments: named shm, anonymous, memfd, file, heap; the one place that unlinks. `segment/sysv` (and `sysv/companion`): System V segments; `segment/huge`: huge pages; `segment/dir`: names and the shm directory |
 //! | `frame` | the SPSC record header word |
-//! | `spsc/core`, `mpmc/core` | the lock-free algorithms over `Memory`, nothing else |
-//! | `spsc/ring`, `mpmc/ring` | each ring in a segment: geometry checks, role claims, repair |
+//! | `spsc/core`, `mpmc/core`, `broadcast/{publisher,subscriber}` | the lock-free algorithms over `Memory`, nothing else |
+//! | `spsc/ring`, `mpmc/ring`, `broadcast/ring` | each ring in a segment: geometry checks, role claims, repair |
 //! | `ring` | [`Ring`] and the sealed [`Kind`] trait: what every kind provides |
 //! | `endpoint` | [`Producer`] and [`Consumer`], written once: registration, probing, disconnection, waiting, the blocking calls, the guards |
 //! | `wait` | the wait strategies and the sleep/notify protocol (N1–N2, P1–P6) |

@@ -1,4 +1,4 @@
-//! Every backing a ring shared between processes can have, times both ring kinds, each through
+//! Every backing a ring shared between processes can have, times the three ring kinds, each through
 //! the same cycle with real processes (this test binary, re-spawned). The backings ([`Store`]):
 //! POSIX shm, a memfd whose descriptor the children inherit, a regular file, System V
 //! (persistent; destroyed on last detach; and without a companion file at a key its name
@@ -19,7 +19,9 @@
 //!    mid-stream; the parent's producer reaps it (`Disconnected` within [`REAP_BOUND`]), and a
 //!    successor consumer process receives everything from where the victim's acknowledgements
 //!    stopped (or one further, the message a consumer killed inside a receive may take with it,
-//!    PROTOCOL §5.4) to the end of the stream, in order;
+//!    PROTOCOL §5.4) to the end of the stream, in order (a broadcast ring instead: the parent
+//!    publishes to a tethered subscriber process, which is killed; its cursor gates the
+//!    publisher until a probe reaps it, within [`REAP_BOUND`], and the publisher goes on);
 //! 6. **nothing left**: no file of the case's names in the shm directory (rings, System V
 //!    companions, the acknowledgement word), no System V segment of them, no ring file, no
 //!    open memfd. For System V destroyed on last detach, the parent detaches first without
@@ -40,8 +42,8 @@
 use shmbus_ring::liveness::{self, Vitality};
 use shmbus_ring::segment::{shm_dir, sysv_key, SysvOptions};
 use shmbus_ring::{
-    Backing, Consumer, Identity, Kind, Mpmc, OpenOptions, PopError, PushError, Ring, Role, Segment,
-    SegmentOptions, Spsc,
+    Backing, Broadcast, Consumer, Identity, Kind, Mpmc, OpenOptions, PopError, PushError, Ring,
+    Role, Segment, SegmentOptions, Spsc,
 };
 use shmbus_testkit::stream::{self, MAX_LEN};
 use shmbus_testkit::sysv::{colliding_names, ipcs_lists, listed};
@@ -149,8 +151,11 @@ fn config<K: Kind>() -> K::Config {
 }
 
 fn kind_name<K: Kind>() -> &'static str {
-    if std::any::type_name::<K>().ends_with("Spsc") {
+    let name = std::any::type_name::<K>();
+    if name.ends_with("Spsc") {
         "spsc"
+    } else if name.ends_with("Broadcast") {
+        "broadcast"
     } else {
         "mpmc"
     }
@@ -167,6 +172,7 @@ fn child() -> bool {
     };
     match std::env::var(KIND).unwrap().as_str() {
         "spsc" => run_child::<Spsc>(&role),
+        "broadcast" => run_child::<Broadcast>(&role),
         _ => run_child::<Mpmc>(&role),
     }
     true
@@ -683,6 +689,75 @@ fn consumer_dies<K: Kind>(test: &str, what: &str, fx: &Fixture<K>, from: u64) ->
     )
 }
 
+/// The other side for a broadcast ring, whose publisher is never disconnected and whose new
+/// subscribers start at the next message: the parent publishes to a tethered subscriber
+/// process, which is killed; the dead subscriber gates the parent's publisher (the ring fills)
+/// until a probe reaps it, within [`REAP_BOUND`] of the kill; then the publisher goes on.
+fn subscriber_dies<K: Kind>(test: &str, what: &str, fx: &Fixture<K>, from: u64) -> String {
+    let ack = fx.ack.atomic_u64(0).unwrap();
+    let mut tx = fx.ring().producer().unwrap();
+    tx.set_probe_interval(PROBE);
+    let mut buf = [0u8; MAX_LEN];
+    let mut next = from;
+    let deadline = Instant::now() + DEADLINE;
+    let mut victim = fx.spawn(test, "consumer", from, None);
+    // Wait until it receives (it joined at the next message: publish until it acknowledges).
+    let kill_at = from + BEFORE_KILL;
+    // Relaxed: a progress hint only.
+    while ack.load(Ordering::Relaxed) < kill_at {
+        let len = stream::fill(next, &mut buf);
+        match tx.try_push(&buf[..len]) {
+            Ok(()) => next += 1,
+            Err(PushError::Full) => std::hint::spin_loop(),
+            Err(e) => panic!("{what}: publishing to the victim at {next}: {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the victim subscriber stalled"
+        );
+    }
+    victim.kill().unwrap();
+    let killed = Instant::now();
+    let status = victim.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{what}: {status}");
+    // Twice the ring's worth of messages: more than fit while the dead cursor gates.
+    let ring_worth = fx.ring().header().capacity / 8;
+    let mut full_seen = false;
+    for _ in 0..2 * ring_worth {
+        let len = stream::fill(next, &mut buf);
+        loop {
+            match tx.try_push(&buf[..len]) {
+                Ok(()) => break,
+                Err(PushError::Full) => {
+                    full_seen = true;
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                Err(e) => panic!("{what}: publishing after the kill at {next}: {e}"),
+            }
+            assert!(
+                killed.elapsed() < REAP_BOUND,
+                "{what}: the dead subscriber still gates the publisher after {REAP_BOUND:?}"
+            );
+        }
+        next += 1;
+    }
+    let reaped = killed.elapsed();
+    assert!(
+        full_seen,
+        "{what}: the dead subscriber never gated the publisher"
+    );
+    only_the_parents(
+        &format!("{what}: after the subscriber's reap"),
+        fx.ring(),
+        Role::Producer,
+    );
+    drop(tx);
+    format!(
+        "tethered subscriber SIGKILLed after {} messages; the publisher, gated by it, went on          {reaped:?} after the kill",
+        ack.load(Ordering::Acquire).saturating_sub(from)
+    )
+}
+
 /// The whole cycle for one store and ring kind; `n` messages in the first stream.
 fn cycle<K: Kind>(test: &str, store: Store, n: u64) {
     let what = format!("{} over {store:?}", kind_name::<K>());
@@ -795,7 +870,11 @@ fn cycle<K: Kind>(test: &str, store: Store, n: u64) {
     // The other side: the parent produces, a consumer process is killed mid-stream, the
     // parent's producer reaps it, and a successor consumer process receives the rest.
     drop(rx);
-    let consumers = consumer_dies(test, &what, &fx, next);
+    let consumers = if kind_name::<K>() == "broadcast" {
+        subscriber_dies(test, &what, &fx, next)
+    } else {
+        consumer_dies(test, &what, &fx, next)
+    };
     eprintln!("{what}: {consumers}");
 
     // Destroy on last detach: the parent detaches first, removing nothing (`keep`, as if it
@@ -911,6 +990,12 @@ matrix! {
     mpmc_over_sysv: Mpmc, Store::Sysv, ONE_MILLION;
     mpmc_over_sysv_destroyed_on_last_detach: Mpmc, Store::SysvDestroy, ONE_MILLION;
     mpmc_over_sysv_at_a_colliding_key: Mpmc, Store::SysvCollided, ONE_MILLION;
+    broadcast_over_posix_shm: Broadcast, Store::Shm, ONE_MILLION;
+    broadcast_over_memfd: Broadcast, Store::Memfd, ONE_MILLION;
+    broadcast_over_file: Broadcast, Store::File, ONE_MILLION;
+    broadcast_over_sysv: Broadcast, Store::Sysv, ONE_MILLION;
+    broadcast_over_sysv_destroyed_on_last_detach: Broadcast, Store::SysvDestroy, ONE_MILLION;
+    broadcast_over_sysv_at_a_colliding_key: Broadcast, Store::SysvCollided, ONE_MILLION;
 }
 
 /// The MPMC cycle with ten million messages over every store in turn (38 s alone on a busy
