@@ -444,3 +444,60 @@ fn a_joiner_under_a_running_publisher_knows_its_sequence_number() {
         &wrong[..wrong.len().min(10)]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile values (found by the `hostile_peer` broadcast driver): a peer writes a word of the
+// auxiliary region through its own mapping; the honest side must return errors, not panic.
+// ---------------------------------------------------------------------------------------------
+
+/// A broadcast ring in a memfd and a second mapping of it (another process's view).
+fn hostile_pair(history: u32) -> (BroadcastRing, shmbus_ring::Segment, BroadcastConfig) {
+    let cfg = BroadcastConfig::new(4096).max_record(256).history(history);
+    let seg = shmbus_ring::Segment::memfd(
+        "bcast-hostile",
+        cfg.segment_len(),
+        &shmbus_ring::SegmentOptions::default(),
+    )
+    .unwrap();
+    let raw = shmbus_testkit::hostile::raw_view(&seg).unwrap();
+    (BroadcastRing::create_in(seg, &cfg).unwrap(), raw, cfg)
+}
+
+fn aux_word(raw: &shmbus_ring::Segment, field: u64) -> &AtomicU64 {
+    let off = shmbus_ring::layout::DATA_OFFSET + 4096 + field;
+    raw.atomic_u64(off as usize).unwrap()
+}
+
+#[test]
+#[ignore = "bug: a joiner's `fetch_add(GEN, 1) + 1` overflows on a roster generation of u64::MAX \
+            (subscriber.rs:105): a panic (overflow checks on) on a hostile value"]
+fn a_roster_generation_of_u64_max_does_not_panic_a_joiner() {
+    use shmbus_ring::broadcast::aux;
+    let (ring, raw, _) = hostile_pair(16);
+    let mut publisher = ring.producer().unwrap();
+    aux_word(&raw, aux::GEN).store(u64::MAX, Ordering::Relaxed);
+    let joined =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ring.consumer().map(|_| ())));
+    assert!(joined.is_ok(), "joining panicked");
+    let _ = publisher.try_push(b"after");
+}
+
+#[test]
+#[ignore = "bug: a history count of u64::MAX becomes a joiner's sequence number (subscriber.rs \
+            pick), and the next message's `self.seq += 1` overflows (subscriber.rs:454): a \
+            panic (overflow checks on) on a hostile value"]
+fn a_history_count_of_u64_max_does_not_panic_a_subscriber() {
+    use shmbus_ring::broadcast::aux;
+    let (ring, raw, _) = hostile_pair(1);
+    let mut publisher = ring.producer().unwrap();
+    publisher.try_push(&message(0, 100)).unwrap();
+    // The count says u64::MAX: entry u64::MAX − 1 is slot 0 of 2, which holds record 0.
+    aux_word(&raw, aux::HIST_HEAD).store(u64::MAX, Ordering::Relaxed);
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&message(1, 100)).unwrap();
+    let popped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut buf = [0u8; 256];
+        sub.try_pop(&mut buf).map(|_| ())
+    }));
+    assert!(popped.is_ok(), "popping panicked");
+}
