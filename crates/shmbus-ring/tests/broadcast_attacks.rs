@@ -501,3 +501,55 @@ fn a_history_count_of_u64_max_does_not_panic_a_subscriber() {
     }));
     assert!(popped.is_ok(), "popping panicked");
 }
+
+/// A publisher blocked on a full ring wakes when the subscriber that gates it leaves (drops),
+/// not only at its next probe. (An untethered subscriber stays, so that the ring keeps a
+/// subscriber: see the next test.)
+#[test]
+fn a_blocked_publisher_wakes_when_the_gating_subscriber_leaves() {
+    let ring = quarters();
+    let mut publisher = ring.producer().unwrap();
+    publisher.set_probe_interval(Duration::from_secs(5));
+    let _stays = ring.subscriber(&Subscription::untethered()).unwrap();
+    let sub = ring.consumer().unwrap();
+    let mut i = 0;
+    while publisher.try_push(&message(i, QUARTER)).is_ok() {
+        i += 1;
+    }
+    let leaver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(sub);
+        Instant::now()
+    });
+    publisher
+        .push_timeout(&message(i, QUARTER), Duration::from_secs(20))
+        .unwrap();
+    let woke = Instant::now();
+    let left = leaver.join().unwrap();
+    let late = woke.saturating_duration_since(left);
+    eprintln!("the publisher went on {late:?} after the subscriber left");
+    assert!(
+        late < Duration::from_secs(1),
+        "the publisher slept {late:?} after the subscriber that gated it left"
+    );
+}
+
+/// A publisher is never disconnected (`a_publisher_alone_is_never_full_nor_disconnected` in
+/// `broadcast_basics`): not by its blocking calls either, once its last subscriber has left.
+#[test]
+#[ignore = "bug: the blocking push (wait_room, endpoint.rs:550) and on_full (endpoint.rs:610) \
+            test `gone(Consumer)` without `K::PRODUCER_NEEDS_CONSUMERS`: a broadcast \
+            publisher's push/push_timeout/reserve_deadline returns Disconnected once every \
+            subscriber left, though try_push of the same message succeeds"]
+fn a_blocking_push_is_not_disconnected_when_the_last_subscriber_left() {
+    let ring = quarters();
+    let mut publisher = ring.producer().unwrap();
+    let sub = ring.consumer().unwrap();
+    publisher.try_push(&message(0, 100)).unwrap();
+    drop(sub);
+    assert_eq!(
+        publisher.push_timeout(&message(1, 100), Duration::from_secs(1)),
+        Ok(())
+    );
+    assert_eq!(publisher.try_push(&message(2, 100)), Ok(()));
+}
