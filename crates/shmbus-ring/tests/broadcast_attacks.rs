@@ -553,3 +553,76 @@ fn a_blocking_push_is_not_disconnected_when_the_last_subscriber_left() {
     );
     assert_eq!(publisher.try_push(&message(2, 100)), Ok(()));
 }
+
+/// The interleaving of an ejection (E1 … E2, publisher.rs `eject_below`) with the ejected
+/// subscriber joining again (`retether`: J1, its tethered bit, J2) in the window between the
+/// publisher's CAS of its flags (E1) and its clearing of the tethered bit (E2). A scheduler
+/// gives that window rarely (a publisher preempted between two instructions); here the
+/// publisher's E1 and E2/E3 are performed by hand through a second mapping, exactly as
+/// `eject_below` performs them, around the subscriber's real `retether`. Afterwards the
+/// subscriber is tethered and, once it confirms, reads without validating, but its tethered
+/// bit is clear: the publisher neither waits for it nor ejects it, and writes over what it has
+/// not read.
+#[test]
+#[ignore = "bug: E2 (publisher.rs:286, fetch_and of the tethered bit) after a retether's J1/ \
+            fetch_or (subscriber.rs:88-105) clears the new tether: the subscriber confirms and \
+            reads unvalidated while the publisher ignores it; another lap's header is then \
+            reported as Corrupt, or a torn message as Ok"]
+fn a_retether_inside_an_ejection_stays_gating() {
+    use shmbus_ring::broadcast::aux;
+    let cfg = BroadcastConfig::new(4096).max_record(1016).history(16);
+    let seg = shmbus_ring::Segment::memfd(
+        "bcast-eject-race",
+        cfg.segment_len(),
+        &shmbus_ring::SegmentOptions::default(),
+    )
+    .unwrap();
+    let raw = shmbus_testkit::hostile::raw_view(&seg).unwrap();
+    let ring = BroadcastRing::create_in(seg, &cfg).unwrap();
+    let aux_at = |field: u64| {
+        let off = shmbus_ring::layout::DATA_OFFSET + 4096 + field;
+        raw.atomic_u64(off as usize).unwrap()
+    };
+    let mut publisher = ring.producer().unwrap();
+    untethering(&mut publisher);
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&message(0, QUARTER)).unwrap();
+    assert_eq!(pop(&mut sub), Ok(0));
+    assert!(sub.is_confirmed());
+    let index = ring.subscribers()[0].tag - 1;
+    let flags = aux_at(aux::CURSORS + index * aux::CURSOR_SIZE + aux::CURSOR_FLAGS);
+    // E1, as eject_below does it: the CAS of the flags.
+    let was = flags.load(Ordering::Relaxed);
+    assert_eq!(was, aux::FLAG_TETHERED | aux::FLAG_CONFIRMED);
+    flags
+        .compare_exchange(was, aux::FLAG_EJECTED, Ordering::SeqCst, Ordering::Relaxed)
+        .unwrap();
+    // The subscriber joins again (it may have seen the flag, or just want to be lossless).
+    sub.retether();
+    // E2 and E3, as eject_below goes on.
+    aux_at(aux::TETHERED).fetch_and(!(1 << index), Ordering::Release);
+    aux_at(aux::GEN).fetch_add(1, Ordering::Release);
+    // Now the publisher goes on, and the subscriber reads.
+    publisher.try_push(&message(1, QUARTER)).unwrap();
+    let mut next = sub.sequence();
+    while let Ok(seq) = pop(&mut sub) {
+        assert_eq!(seq, next);
+        next += 1;
+    }
+    assert!(sub.is_tethered());
+    assert!(sub.is_confirmed());
+    // A confirmed subscriber gates: the publisher must find the ring full, or eject it.
+    let mut pushed = 2;
+    while pushed < 12 && publisher.try_push(&message(pushed, QUARTER)).is_ok() {
+        pushed += 1;
+    }
+    let r = sub.try_pop_with(|m| parse(m));
+    assert!(
+        matches!(r, Ok(Ok(s)) if s == next)
+            || r == Err(PopError::Ejected)
+            || r == Err(PopError::Empty),
+        "{pushed} pushes went through a confirmed subscriber at message {next}: it reads {r:?} \
+         (ejections {})",
+        ring.ejections()
+    );
+}
