@@ -189,7 +189,8 @@ fn a_batch_that_meets_lagged_does_not_lose_the_report() {
 #[test]
 #[ignore = "bug: a confirmed subscriber reading a zero word returns Empty without checking \
             ejection (subscriber.rs locate `Word::Empty if confirmed`), for as long as the \
-            publisher pushes nothing more"]
+            publisher pushes nothing more, and its audit (subscriber.rs audit) reports Corrupt \
+            at every other probe"]
 fn an_ejected_subscriber_at_the_zero_ahead_word_is_told_it_was_ejected() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -206,9 +207,13 @@ fn an_ejected_subscriber_at_the_zero_ahead_word_is_told_it_was_ejected() {
     }
     assert_eq!(ring.ejections(), 1);
     let mut results = Vec::new();
-    for _ in 0..10 {
-        results.push(pop(&mut sub));
-        std::thread::sleep(Duration::from_millis(5));
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        let r = pop(&mut sub);
+        if !results.contains(&r) {
+            results.push(r);
+        }
+        std::thread::sleep(Duration::from_micros(100));
     }
     assert_eq!(
         results[0],
