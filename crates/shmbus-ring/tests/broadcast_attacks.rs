@@ -621,7 +621,7 @@ fn a_retether_inside_an_ejection_stays_gating() {
     while pushed < 12 && publisher.try_push(&message(pushed, QUARTER)).is_ok() {
         pushed += 1;
     }
-    let r = sub.try_pop_with(|m| parse(m));
+    let r = sub.try_pop_with(parse);
     assert!(
         matches!(r, Ok(Ok(s)) if s == next)
             || r == Err(PopError::Ejected)
