@@ -631,3 +631,39 @@ fn a_retether_inside_an_ejection_stays_gating() {
         ring.ejections()
     );
 }
+
+/// A publisher blocked on a full ring wakes when the subscriber that gates it stops gating by
+/// joining again further on (`retether`, or a lagged joiner's rejoin), not only at its next
+/// probe.
+#[test]
+#[ignore = "bug: enter() (subscriber.rs, J1-J2) moves a tethered cursor forward and bumps the \
+            generation but wakes no blocked publisher (no Space notify, unlike \
+            publish_position): the publisher sleeps until its probe interval"]
+fn a_blocked_publisher_wakes_when_the_gating_subscriber_retethers() {
+    let ring = quarters();
+    let mut publisher = ring.producer().unwrap();
+    publisher.set_probe_interval(Duration::from_secs(3));
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&message(0, QUARTER)).unwrap();
+    assert_eq!(pop(&mut sub), Ok(0));
+    let mut i = 1;
+    while publisher.try_push(&message(i, QUARTER)).is_ok() {
+        i += 1;
+    }
+    let mover = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let skipped = sub.retether();
+        (Instant::now(), skipped, sub)
+    });
+    publisher
+        .push_timeout(&message(i, QUARTER), Duration::from_secs(20))
+        .unwrap();
+    let woke = Instant::now();
+    let (moved, skipped, _sub) = mover.join().unwrap();
+    assert!(skipped > 0);
+    let late = woke.saturating_duration_since(moved);
+    assert!(
+        late < Duration::from_secs(1),
+        "the publisher slept {late:?} after the gating subscriber moved on"
+    );
+}

@@ -350,7 +350,14 @@ mod broadcast {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        // `SHMBUS_HOSTILE_CASES` runs more (a longer hunt).
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("SHMBUS_HOSTILE_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn hostile_peer_broadcast_writes_give_errors_and_poisoned_headers_are_reported(
