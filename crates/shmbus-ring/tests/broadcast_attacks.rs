@@ -668,30 +668,6 @@ fn a_blocked_publisher_wakes_when_the_gating_subscriber_retethers() {
     );
 }
 
-/// `Producer::is_full` (a select's readiness check) answers for the largest message, as its
-/// documentation says.
-#[test]
-#[ignore = "bug: the broadcast is_full asks for room for an empty record (publisher.rs:432, \
-            `tail + 2 * HEADER_SIZE`), not for max_message bytes: a select sees a send ready \
-            that try_push refuses as Full"]
-fn is_full_answers_for_the_largest_message() {
-    let ring = quarters();
-    let mut publisher = ring.producer().unwrap();
-    let _sub = ring.consumer().unwrap();
-    let mut i = 0;
-    while publisher.try_push(&message(i, QUARTER)).is_ok() {
-        i += 1;
-    }
-    assert_eq!(
-        publisher.try_push(&message(i, QUARTER)),
-        Err(PushError::Full)
-    );
-    assert!(
-        publisher.is_full(),
-        "a message of max_message bytes does not fit"
-    );
-}
-
 /// `is_full` is a snapshot: under `SlowSubscribers::Untether` it must not eject anyone.
 #[test]
 #[ignore = "bug: is_full runs ensure(), whose slow path ejects under Untether (publisher.rs:432 \
