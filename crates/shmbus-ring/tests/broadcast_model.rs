@@ -111,6 +111,9 @@ enum Pop {
 #[derive(Debug)]
 struct Model {
     max: u64,
+    /// The checksum trailer's length (0 or 4): a message of `len` bytes is a record of
+    /// `len + trailer`.
+    trailer: u64,
     history: u64,
     /// Every record ever published, by position.
     recs: BTreeMap<u64, Rec>,
@@ -125,9 +128,10 @@ struct Model {
 }
 
 impl Model {
-    fn new(max: u64, history: u64) -> Model {
+    fn new(max: u64, history: u64, trailer: u64) -> Model {
         Model {
             max,
+            trailer,
             history,
             recs: BTreeMap::new(),
             data: Vec::new(),
@@ -138,6 +142,11 @@ impl Model {
             publisher: true,
             subs: Default::default(),
         }
+    }
+
+    /// The size in the ring of a message of `len` bytes.
+    fn size_of(&self, len: usize) -> u64 {
+        record_size(len as u64 + self.trailer)
     }
 
     fn overrun(&self, pos: u64) -> bool {
@@ -175,7 +184,7 @@ impl Model {
         if head > 0 {
             let (pos, len) = self.data[head as usize - 1];
             if !self.overrun(pos) {
-                return (pos + record_size(len as u64), head);
+                return (pos + self.size_of(len), head);
             }
         }
         (self.tail, head)
@@ -208,13 +217,13 @@ impl Model {
     /// `place`: `Err` if too large or full; else publishes padding if needed and returns the
     /// record's start.
     fn place(&mut self, len: usize) -> Result<u64, PushError> {
-        if len as u64 > self.max {
+        if len as u64 + self.trailer > self.max {
             return Err(PushError::TooLarge {
                 len,
-                max: self.max as usize,
+                max: (self.max - self.trailer) as usize,
             });
         }
-        let size = record_size(len as u64);
+        let size = self.size_of(len);
         let to_end = CAP - (self.tail % CAP);
         let pad = if size > to_end { to_end } else { 0 };
         let end = self.tail + pad + size + 8;
@@ -240,7 +249,7 @@ impl Model {
     fn commit(&mut self, at: u64, len: usize) -> u64 {
         assert_eq!(at, self.tail);
         let seq = self.data.len() as u64;
-        let size = record_size(len as u64);
+        let size = self.size_of(len);
         self.recs.insert(
             at,
             Rec {
@@ -456,16 +465,20 @@ struct Seen {
     confirmed: u64,
 }
 
-fn run(max: u64, history: u32, ops: &[Op]) -> Result<Seen, String> {
-    let cfg = BroadcastConfig::new(CAP).max_record(max).history(history);
+fn run(max: u64, history: u32, checksum: bool, ops: &[Op]) -> Result<Seen, String> {
+    let cfg = BroadcastConfig::new(CAP)
+        .max_record(max)
+        .history(history)
+        .checksum(checksum);
+    let trailer = if checksum { 4 } else { 0 };
     let ring = BroadcastRing::in_heap(&cfg).map_err(|e| e.to_string())?;
     let mut real = Real {
         publisher: Some(ring.producer().map_err(|e| e.to_string())?),
         ring,
         subs: Default::default(),
-        max: max as usize,
+        max: (max - trailer) as usize,
     };
-    let mut model = Model::new(max, u64::from(history));
+    let mut model = Model::new(max, u64::from(history), trailer);
     let mut seen = Seen::default();
     for (i, op) in ops.iter().enumerate() {
         let ctx = |what: String| format!("op {i} {op:?}: {what}");
@@ -474,7 +487,7 @@ fn run(max: u64, history: u32, ops: &[Op]) -> Result<Seen, String> {
                 let Some(tx) = real.publisher.as_mut() else {
                     continue;
                 };
-                let len = length(sel, max);
+                let len = length(sel, max - trailer);
                 let seq = model.data.len() as u64;
                 let got = tx.try_push(&message(seq, len));
                 let want = model.place(len).map(|at| {
@@ -494,7 +507,7 @@ fn run(max: u64, history: u32, ops: &[Op]) -> Result<Seen, String> {
                 let Some(tx) = real.publisher.as_mut() else {
                     continue;
                 };
-                let len = length(sel, max);
+                let len = length(sel, max - trailer);
                 let seq = model.data.len() as u64;
                 let want = model.place(len);
                 match (tx.reserve(len), want) {
@@ -665,11 +678,12 @@ proptest! {
 
     #[test]
     fn the_broadcast_ring_matches_the_model(
-        max in prop_oneof![Just(64u64), Just(300), Just(1024), Just(CAP - 16), 12..CAP - 16],
+        max in prop_oneof![Just(64u64), Just(300), Just(1024), Just(CAP - 16), 28..CAP - 16],
         history in prop_oneof![Just(1u32), Just(2), Just(16), Just(64)],
+        checksum in prop::bool::weighted(0.25),
         ops in prop::collection::vec(op(), 1..400),
     ) {
-        run(max, history, &ops).map_err(TestCaseError::fail)?;
+        run(max, history, checksum, &ops).map_err(TestCaseError::fail)?;
     }
 }
 
@@ -698,10 +712,12 @@ fn a_long_run_matches_the_model() {
             }
         });
     }
-    let seen = run(300, 16, &ops).unwrap();
-    eprintln!("{seen:?}");
-    assert!(
-        seen.full > 100 && seen.padding > 100 && seen.lagged > 10 && seen.delivered > 3000,
-        "{seen:?}"
-    );
+    for checksum in [false, true] {
+        let seen = run(300, 16, checksum, &ops).unwrap();
+        eprintln!("checksum {checksum}: {seen:?}");
+        assert!(
+            seen.full > 100 && seen.padding > 100 && seen.lagged > 10 && seen.delivered > 3000,
+            "{seen:?}"
+        );
+    }
 }
