@@ -331,7 +331,11 @@ fn child() -> bool {
         "tethered" => run_subscriber(&ring, true),
         "untethered" => run_subscriber(&ring, false),
         "stuck" => {
-            // A tethered subscriber that reads ten messages, says so, and reads no more.
+            // A tethered subscriber that reads ten messages, says so, and reads no more; or,
+            // with a crash point, one that parks inside its join (cursor and tether stored).
+            if let Ok(point) = std::env::var(POINT) {
+                crashpoint::arm(&point);
+            }
             let mut c = ring.consumer().unwrap();
             let mut buf = vec![0u8; MAX];
             let mut got = 0;
@@ -417,7 +421,8 @@ fn a_million_messages_reach_tethered_and_untethered_subscriber_processes() {
     assert_eq!(ring.published(), count);
 }
 
-/// A tethered subscriber that stops reading holds the publisher; killed (SIGKILL), it stops gating
+/// A tethered subscriber that stops reading (or dies inside its join) holds the publisher;
+/// killed (SIGKILL), it stops gating
 /// once a probe of the publisher finds it dead and clears its cursor.
 #[test]
 fn a_killed_tethered_subscriber_stops_gating_within_a_few_probe_intervals() {
@@ -426,18 +431,25 @@ fn a_killed_tethered_subscriber_stops_gating_within_a_few_probe_intervals() {
     if child() {
         return;
     }
+    for parked_in_join in [false, true] {
+        kill_a_gating_subscriber(TEST, PROBE, parked_in_join);
+    }
+}
+
+fn kill_a_gating_subscriber(test: &str, probe: Duration, parked_in_join: bool) {
     let name = unique_name("bcast-kill-sub");
     let ring = create(&name, 4096);
     let mut publisher = ring.producer().unwrap();
-    publisher.set_probe_interval(PROBE);
+    publisher.set_probe_interval(probe);
     // A tethered subscriber of our own keeps up throughout.
     let mut ours = ring.consumer().unwrap();
     let mut tally = Tally::default();
-    let mut stuck = ChildGuard::spawn(
-        respawn(TEST, "stuck")
-            .env(RING, &name)
-            .stdout(Stdio::piped()),
-    );
+    let mut cmd = respawn(test, "stuck");
+    cmd.env(RING, &name).stdout(Stdio::piped());
+    if parked_in_join {
+        cmd.env(POINT, "broadcast.joined").stderr(Stdio::null());
+    }
+    let mut stuck = ChildGuard::spawn(&mut cmd);
     // Both joined (the child's cursor line says tethered once it picked its start).
     while ring.subscribers().iter().filter(|s| s.tethered).count() < 2 {
         std::thread::sleep(Duration::from_millis(1));
@@ -449,12 +461,15 @@ fn a_killed_tethered_subscriber_stops_gating_within_a_few_probe_intervals() {
             .unwrap();
         seq += 1;
     }
-    let ready = BufReader::new(stuck.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.trim_end().ends_with("READY"));
-    assert!(ready, "the stuck subscriber never read its ten messages");
-    // Fill the ring: the stuck subscriber (confirmed, at message 10) gates.
+    if !parked_in_join {
+        let ready = BufReader::new(stuck.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.trim_end().ends_with("READY"));
+        assert!(ready, "the stuck subscriber never read its ten messages");
+    }
+    // Fill the ring: the stuck subscriber (confirmed at message 10, or on probation at
+    // message 0) gates.
     loop {
         match publisher.try_push(&message(seq)) {
             Ok(()) => seq += 1,
@@ -477,10 +492,13 @@ fn a_killed_tethered_subscriber_stops_gating_within_a_few_probe_intervals() {
         .expect("the publisher goes on");
     let took = killed.elapsed();
     seq += 1;
-    eprintln!("the publisher went on {took:?} after the kill (probe interval {PROBE:?})");
+    eprintln!(
+        "parked in its join: {parked_in_join}: the publisher went on {took:?} after the kill \
+         (probe interval {probe:?})"
+    );
     assert!(
         took < Duration::from_secs(2),
-        "took {took:?}, expected about 2 probe intervals of {PROBE:?}"
+        "took {took:?}, expected about 2 probe intervals of {probe:?}"
     );
     // Our subscriber still gets everything, in order.
     for _ in 0..1000 {
