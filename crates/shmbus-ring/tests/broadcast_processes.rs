@@ -422,8 +422,8 @@ fn a_million_messages_reach_tethered_and_untethered_subscriber_processes() {
 }
 
 /// A tethered subscriber that stops reading (or dies inside its join) holds the publisher;
-/// killed (SIGKILL), it stops gating
-/// once a probe of the publisher finds it dead and clears its cursor.
+/// killed (SIGKILL), it stops gating once a probe of the publisher finds it dead and clears its
+/// cursor.
 #[test]
 fn a_killed_tethered_subscriber_stops_gating_within_a_few_probe_intervals() {
     const TEST: &str = "a_killed_tethered_subscriber_stops_gating_within_a_few_probe_intervals";
