@@ -771,3 +771,39 @@ fn tethered_joiners_under_a_running_publisher_lose_nothing_once_confirmed() {
     );
     assert!(results.iter().all(|r| r.1 > 0));
 }
+
+/// `SlowSubscribers::Untether { after }` ejects only a subscriber that has left the ring full
+/// for `after`: the time counts from the first push that found it full *since the last push
+/// that found room*.
+#[test]
+#[ignore = "bug: full_since is reset only when a rescan finds room (publisher.rs ensure, \
+            :207-214); a push that fits the cached gate (fast path) leaves it set, so a later \
+            full ring ejects at once, without the grace period, a subscriber that kept reading"]
+fn the_untether_grace_period_restarts_after_a_push_that_found_room() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(4096).max_record(4080).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let after = Duration::from_millis(300);
+    publisher.set_slow_subscribers(SlowSubscribers::Untether { after });
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&message(0, QUARTER)).unwrap();
+    assert_eq!(pop(&mut sub), Ok(0));
+    for i in 1..4 {
+        publisher.try_push(&message(i, QUARTER)).unwrap();
+    }
+    // T0: a quarter does not fit; a small message does (room found: the episode ends).
+    assert_eq!(
+        publisher.try_push(&message(4, QUARTER)),
+        Err(PushError::Full)
+    );
+    publisher.try_push(&message(4, 100)).unwrap();
+    std::thread::sleep(after + Duration::from_millis(100));
+    // The subscriber keeps reading; a larger message finds the ring full: a new episode.
+    assert_eq!(pop(&mut sub), Ok(1));
+    let r = publisher.try_push(&message(5, 2000));
+    assert_eq!(
+        (r, ring.ejections()),
+        (Err(PushError::Full), 0),
+        "the first push of a new full episode ejected at once"
+    );
+}
