@@ -823,7 +823,14 @@ fn run(max: u64, history: u32, checksum: bool, ops: &[Op]) -> Result<Seen, Strin
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+    // `SHMBUS_MODEL_CASES` runs more (a longer hunt).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("SHMBUS_MODEL_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(384),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_broadcast_ring_matches_the_model(
