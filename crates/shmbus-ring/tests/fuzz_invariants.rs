@@ -278,3 +278,96 @@ fn a_message_after_many_abandoned_claims_is_still_delivered() {
     assert_eq!(got, Some(Ok(b"after".to_vec())), "consumers wedged");
     assert_eq!(rx.try_pop_with(<[u8]>::to_vec), Err(PopError::Empty));
 }
+
+// ---------------------------------------------------------------------------------------------
+// `hostile_peer`, broadcast half: scribbles over header words, cursors, intent, history and
+// roster words of a live broadcast ring between honest operations.
+// ---------------------------------------------------------------------------------------------
+
+mod broadcast {
+    use proptest::prelude::*;
+    use shmbus_testkit::hostile_broadcast::{
+        run_hostile_broadcast, BroadcastCase, Honest, Step, Target, Value,
+    };
+
+    fn len() -> impl Strategy<Value = u16> {
+        prop_oneof![4 => 0..=64u16, 2 => 0..0xF000u16, 1 => 0xF000..=0xFFFFu16]
+    }
+
+    fn honest() -> impl Strategy<Value = Honest> {
+        let who = any::<u8>();
+        prop_oneof![
+            6 => len().prop_map(Honest::Push),
+            1 => (any::<u8>(), len()).prop_map(|(n, l)| Honest::PushMany(n, l)),
+            1 => (len(), any::<bool>()).prop_map(|(l, c)| Honest::Reserve(l, c)),
+            1 => len().prop_map(Honest::TimedPush),
+            1 => any::<bool>().prop_map(Honest::Policy),
+            1 => Just(Honest::ReattachPublisher),
+            5 => who.prop_map(Honest::Pop),
+            1 => who.prop_map(Honest::PopVec),
+            1 => (who, any::<u8>()).prop_map(|(w, m)| Honest::PopMany(w, m)),
+            1 => who.prop_map(Honest::Read),
+            1 => who.prop_map(Honest::TimedPop),
+            3 => (who, any::<bool>(), any::<u8>()).prop_map(|(w, t, s)| Honest::Join(w, t, s)),
+            1 => who.prop_map(Honest::Leave),
+            1 => who.prop_map(Honest::Retether),
+        ]
+    }
+
+    fn target() -> impl Strategy<Value = Target> {
+        prop_oneof![
+            Just(Target::Tail),
+            any::<u8>().prop_map(Target::Publisher),
+            Just(Target::Gen),
+            Just(Target::Tethered),
+            (any::<u8>(), any::<u8>()).prop_map(|(l, f)| Target::Cursor(l, f)),
+            any::<u16>().prop_map(Target::History),
+            any::<u16>().prop_map(Target::DataWord),
+            any::<u8>().prop_map(Target::AtCursor),
+            Just(Target::AtTail),
+            any::<u8>().prop_map(Target::Endpoint),
+            any::<u8>().prop_map(Target::Header),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<u64>().prop_map(Value::Raw),
+            Just(Value::Raw(u64::MAX)),
+            Just(Value::Raw(0)),
+            (0..64u32).prop_map(|b| Value::Raw(1 << b)),
+            any::<i8>().prop_map(Value::Nudge),
+            (any::<u16>(), any::<u8>(), -2..=2i8).prop_map(|(l, k, d)| Value::Plausible(l, k, d)),
+        ]
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => honest().prop_map(Step::Honest),
+            2 => (target(), value()).prop_map(|(t, v)| Step::Write(t, v)),
+            1 => any::<u8>().prop_map(Step::Poison),
+        ]
+    }
+
+    proptest! {
+        // `SHMBUS_HOSTILE_CASES` runs more (a longer hunt).
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("SHMBUS_HOSTILE_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn hostile_peer_broadcast_writes_give_errors_and_poisoned_headers_are_reported(
+            geometry in any::<u8>(),
+            limit in prop_oneof![Just(0u16), any::<u16>()],
+            history in any::<u8>(),
+            steps in prop::collection::vec(step(), 1..150),
+        ) {
+            run_hostile_broadcast(&BroadcastCase { geometry, limit, history, steps })
+                .map_err(TestCaseError::fail)?;
+        }
+    }
+}

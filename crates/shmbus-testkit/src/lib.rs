@@ -11,6 +11,8 @@
 //! - [`honest`]: honest endpoints of either ring kind that tolerate garbage in the ring.
 //! - [`hostile`]: a hostile peer writing into a live ring through a second mapping (the
 //!   `hostile_peer` target).
+//! - [`hostile_broadcast`]: the same for a broadcast ring (publisher, subscribers, cursors,
+//!   intent, history); [`hostile_broadcast::PeerCase`] is the target's input.
 //! - [`process`]: child processes (the test binary re-spawned in a role), killed and reaped
 //!   when dropped, and unique segment names.
 //! - [`sysv`]: a guard that removes a test's System V segments, pass or fail.
@@ -50,6 +52,7 @@ macro_rules! ensure_eq {
 pub mod decode;
 pub mod honest;
 pub mod hostile;
+pub mod hostile_broadcast;
 pub mod images;
 pub mod models;
 pub mod ops;
