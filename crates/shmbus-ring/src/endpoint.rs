@@ -795,7 +795,7 @@ impl<K: Kind> Consumer<K> {
     /// CRC32C (consumed: the next call pops the next message).
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        if self.att.trailer == 0 {
+        if self.att.trailer == 0 && (!K::LOSSY_READS || self.pending.is_none()) {
             return self.once(|core| core.try_pop(buf));
         }
         self.take_pending()?;
@@ -815,7 +815,7 @@ impl<K: Kind> Consumer<K> {
     /// [`PopError::Empty`], [`PopError::Disconnected`] or [`PopError::Corrupt`].
     #[inline]
     pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-        if self.att.trailer == 0 {
+        if self.att.trailer == 0 && (!K::LOSSY_READS || self.pending.is_none()) {
             return self.once(|core| core.try_pop_vec(buf));
         }
         self.take_pending()?;
@@ -904,8 +904,11 @@ impl<K: Kind> Consumer<K> {
                     n += 1;
                 }
                 Ok(None) => break,
-                // A mismatch consumed its message: keep the error for the next call.
-                Err(e @ PopError::Checksum(_)) if n > 0 => {
+                // A mismatch consumed its message, a lag or ejection moved the subscriber on:
+                // keep the error for the next call.
+                Err(e @ (PopError::Checksum(_) | PopError::Lagged { .. } | PopError::Ejected))
+                    if n > 0 =>
+                {
                     self.pending = Some(e);
                     break;
                 }

@@ -165,6 +165,9 @@ pub(crate) mod sealed {
         /// Whether a producer reports `Disconnected` once every consumer that attached is
         /// gone (a queue's); a broadcast publisher goes on publishing into its history.
         const PRODUCER_NEEDS_CONSUMERS: bool = true;
+        /// Whether a read can report that messages were lost (`Lagged`, `Ejected`), which a
+        /// batch that has handed out messages keeps for the next read.
+        const LOSSY_READS: bool = false;
         /// Bytes the kind lays out after its data, before the info region (a broadcast
         /// ring's cursors and history index).
         fn aux_len(_g: &Self::Geometry) -> u64 {

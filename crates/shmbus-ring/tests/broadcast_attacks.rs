@@ -1,7 +1,7 @@
 //! Attacks on the broadcast ring (issue 16): interleavings chosen to break it, in one process.
 //! The callbacks and read guards of the in-place read paths let the test run the publisher
 //! exactly between two steps of a subscriber's call, as another process could. Each test that
-//! found a bug is `#[ignore = "bug: ..."]` until the ring is fixed; the final report of the
+//! found a bug was `#[ignore = "bug: ..."]` until the ring was fixed (all are fixed now); the final report of the
 //! branch describes each.
 #![cfg(not(loom))]
 
@@ -60,8 +60,6 @@ fn untethering(p: &mut Producer<Broadcast>) {
 
 /// Joining again when already up to date must not deliver a message a second time.
 #[test]
-#[ignore = "bug: retether() of an up-to-date subscriber starts at the latest record, which it \
-            already read (subscriber.rs retether -> enter(true, StartAt::Latest))"]
 fn retether_of_an_up_to_date_subscriber_delivers_nothing_twice() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -91,9 +89,6 @@ fn retether_of_an_up_to_date_subscriber_delivers_nothing_twice() {
 /// reads the ring's bytes after the ejection check: a publisher that ejects it meanwhile
 /// writes over the bytes it is reading, and the message is handed out as `Ok`.
 #[test]
-#[ignore = "bug: in-place reads of a confirmed subscriber are checked for ejection (V3) before \
-            the caller reads the bytes, so an ejecting publisher overwrites a message being \
-            read: torn message delivered as Ok (subscriber.rs next/check, endpoint.rs read)"]
 fn an_ejecting_publisher_never_writes_over_a_message_read_in_place() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -137,9 +132,6 @@ fn an_ejecting_publisher_never_writes_over_a_message_read_in_place() {
 /// A batch that meets `Lagged` after handing out messages ends with `Ok(n)`; the subscriber has
 /// already moved to the latest record, so the gap must be reported by the next call.
 #[test]
-#[ignore = "bug: try_pop_batch swallows Lagged after the first message (endpoint.rs \
-            try_pop_batch `Err(_) if n > 0 => break`), but the subscriber already resumed at \
-            the latest record (subscriber.rs lagged): a gap with no Lagged reported"]
 fn a_batch_that_meets_lagged_does_not_lose_the_report() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -187,10 +179,6 @@ fn a_batch_that_meets_lagged_does_not_lose_the_report() {
 /// position must learn it was ejected, not read `Empty` while messages wait (nor, at the second
 /// probe, `Corrupt` from the audit of a zero word below the published tail).
 #[test]
-#[ignore = "bug: a confirmed subscriber reading a zero word returns Empty without checking \
-            ejection (subscriber.rs locate `Word::Empty if confirmed`), for as long as the \
-            publisher pushes nothing more, and its audit (subscriber.rs audit) reports Corrupt \
-            at every other probe"]
 fn an_ejected_subscriber_at_the_zero_ahead_word_is_told_it_was_ejected() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -271,9 +259,6 @@ fn spawn_publisher(
 /// An untethered subscriber lapped again and again by a running publisher: every `Lagged`
 /// counts exactly the messages between the last one it read and the next one it reads.
 #[test]
-#[ignore = "bug: pick() falls back to the published tail with the history count loaded before \
-            it (subscriber.rs pick: head at J0, tail at A6): the sequence number is stale, so \
-            Lagged.missed is too small, and the next Lagged too large by the same amount"]
 fn lagged_counts_exactly_what_was_skipped_under_a_running_publisher() {
     for history in [1, 64] {
         let ring =
@@ -334,9 +319,6 @@ fn lagged_counts_exactly_what_was_skipped_under_a_running_publisher() {
 /// publisher ejects it: as long as it is tethered and confirmed it reads consecutive, intact
 /// messages, never another lap's header (`Corrupt`).
 #[test]
-#[ignore = "bug: a_retether_inside_an_ejection_stays_gating, reached by the real code: within \
-            ~30 s (SHMBUS_RACE_MS=30000) the subscriber is confirmed with its tethered bit \
-            clear, lapped by the publisher, and reads Corrupt or a torn message as Ok"]
 fn retethering_while_the_publisher_ejects_never_leaves_an_ungated_confirmed_subscriber() {
     let cfg = BroadcastConfig::new(4096).max_record(1016).history(16);
     let seg = shmbus_ring::Segment::memfd(
@@ -437,8 +419,6 @@ fn retethering_while_the_publisher_ejects_never_leaves_an_ungated_confirmed_subs
 /// `StartAt` of a joiner under a running publisher: its first message is the one its
 /// `sequence()` names.
 #[test]
-#[ignore = "bug: as lagged_counts_exactly_what_was_skipped_under_a_running_publisher: a joiner \
-            that falls back to the tail takes the stale history count as its sequence number"]
 fn a_joiner_under_a_running_publisher_knows_its_sequence_number() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(4096).max_record(200).history(1)).unwrap();
@@ -510,8 +490,6 @@ fn aux_word(raw: &shmbus_ring::Segment, field: u64) -> &AtomicU64 {
 }
 
 #[test]
-#[ignore = "bug: a joiner's `fetch_add(GEN, 1) + 1` overflows on a roster generation of u64::MAX \
-            (subscriber.rs:105): a panic (overflow checks on) on a hostile value"]
 fn a_roster_generation_of_u64_max_does_not_panic_a_joiner() {
     use shmbus_ring::broadcast::aux;
     let (ring, raw, _) = hostile_pair(16);
@@ -524,9 +502,6 @@ fn a_roster_generation_of_u64_max_does_not_panic_a_joiner() {
 }
 
 #[test]
-#[ignore = "bug: a history count of u64::MAX becomes a joiner's sequence number (subscriber.rs \
-            pick), and the next message's `self.seq += 1` overflows (subscriber.rs:454): a \
-            panic (overflow checks on) on a hostile value"]
 fn a_history_count_of_u64_max_does_not_panic_a_subscriber() {
     use shmbus_ring::broadcast::aux;
     let (ring, raw, _) = hostile_pair(1);
@@ -578,10 +553,6 @@ fn a_blocked_publisher_wakes_when_the_gating_subscriber_leaves() {
 /// A publisher is never disconnected (`a_publisher_alone_is_never_full_nor_disconnected` in
 /// `broadcast_basics`): not by its blocking calls either, once its last subscriber has left.
 #[test]
-#[ignore = "bug: the blocking push (wait_room, endpoint.rs:550) and on_full (endpoint.rs:610) \
-            test `gone(Consumer)` without `K::PRODUCER_NEEDS_CONSUMERS`: a broadcast \
-            publisher's push/push_timeout/reserve_deadline returns Disconnected once every \
-            subscriber left, though try_push of the same message succeeds"]
 fn a_blocking_push_is_not_disconnected_when_the_last_subscriber_left() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -605,10 +576,6 @@ fn a_blocking_push_is_not_disconnected_when_the_last_subscriber_left() {
 /// bit is clear: the publisher neither waits for it nor ejects it, and writes over what it has
 /// not read.
 #[test]
-#[ignore = "bug: E2 (publisher.rs:286, fetch_and of the tethered bit) after a retether's J1/ \
-            fetch_or (subscriber.rs:88-105) clears the new tether: the subscriber confirms and \
-            reads unvalidated while the publisher ignores it; another lap's header is then \
-            reported as Corrupt, or a torn message as Ok"]
 fn a_retether_inside_an_ejection_stays_gating() {
     use shmbus_ring::broadcast::aux;
     let cfg = BroadcastConfig::new(4096).max_record(1016).history(16);
@@ -632,17 +599,19 @@ fn a_retether_inside_an_ejection_stays_gating() {
     assert!(sub.is_confirmed());
     let index = ring.subscribers()[0].tag - 1;
     let flags = aux_at(aux::CURSORS + index * aux::CURSOR_SIZE + aux::CURSOR_FLAGS);
-    // E1, as eject_below does it: the CAS of the flags.
+    // E2, as eject_below does it first: the tethered bit.
     let was = flags.load(Ordering::Relaxed);
     assert_eq!(was, aux::FLAG_TETHERED | aux::FLAG_CONFIRMED);
-    flags
-        .compare_exchange(was, aux::FLAG_EJECTED, Ordering::SeqCst, Ordering::Relaxed)
-        .unwrap();
-    // The subscriber joins again (it may have seen the flag, or just want to be lossless).
-    sub.retether();
-    // E2 and E3, as eject_below goes on.
     aux_at(aux::TETHERED).fetch_and(!(1 << index), Ordering::Release);
-    aux_at(aux::GEN).fetch_add(1, Ordering::Release);
+    // The subscriber joins again (it may just want to be lossless).
+    sub.retether();
+    // E1: the CAS of the flags it loaded before; it fails (the join changed them), and the
+    // publisher gives the bit back (eject_below's order since this finding).
+    let ejected = flags
+        .compare_exchange(was, aux::FLAG_EJECTED, Ordering::SeqCst, Ordering::Relaxed)
+        .is_ok();
+    assert!(!ejected);
+    aux_at(aux::TETHERED).fetch_or(1 << index, Ordering::Release);
     // Now the publisher goes on, and the subscriber reads.
     publisher.try_push(&message(1, QUARTER)).unwrap();
     let mut next = sub.sequence();
@@ -672,10 +641,10 @@ fn a_retether_inside_an_ejection_stays_gating() {
 /// joining again further on (`retether`, or a lagged joiner's rejoin), not only at its next
 /// probe.
 #[test]
-#[ignore = "bug: enter() (subscriber.rs, J1-J2) moves a tethered cursor forward and bumps the \
-            generation but wakes no blocked publisher (no Space notify, unlike \
-            publish_position): the publisher sleeps until its probe interval"]
 fn a_blocked_publisher_wakes_when_the_gating_subscriber_retethers() {
+    // Since the fix of finding 6, a retether stays where the subscriber is (skipping nothing),
+    // so it frees no room: the publisher stays blocked until the subscriber reads, and wakes
+    // then (the reads notify), not at its 3 s probe.
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
     publisher.set_probe_interval(Duration::from_secs(3));
@@ -689,25 +658,30 @@ fn a_blocked_publisher_wakes_when_the_gating_subscriber_retethers() {
     let mover = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         let skipped = sub.retether();
-        (Instant::now(), skipped, sub)
+        std::thread::sleep(Duration::from_millis(200));
+        let read = Instant::now();
+        assert_eq!(pop(&mut sub), Ok(1));
+        (read, skipped, sub)
     });
     publisher
         .push_timeout(&message(i, QUARTER), Duration::from_secs(20))
         .unwrap();
     let woke = Instant::now();
-    let (moved, skipped, _sub) = mover.join().unwrap();
-    assert!(skipped > 0);
-    let late = woke.saturating_duration_since(moved);
+    let (read, skipped, _sub) = mover.join().unwrap();
+    assert_eq!(skipped, 0, "a retether skips nothing");
+    assert!(
+        woke >= read,
+        "the publisher went on before the subscriber read"
+    );
+    let late = woke.saturating_duration_since(read);
     assert!(
         late < Duration::from_secs(1),
-        "the publisher slept {late:?} after the gating subscriber moved on"
+        "the publisher slept {late:?} after the gating subscriber read"
     );
 }
 
 /// `is_full` is a snapshot: under `SlowSubscribers::Untether` it must not eject anyone.
 #[test]
-#[ignore = "bug: is_full runs ensure(), whose slow path ejects under Untether (publisher.rs:432 \
-            -> ensure -> slow -> eject_below): asking ejects the subscriber and answers false"]
 fn is_full_ejects_nobody() {
     let ring = quarters();
     let mut publisher = ring.producer().unwrap();
@@ -812,9 +786,6 @@ fn tethered_joiners_under_a_running_publisher_lose_nothing_once_confirmed() {
 /// for `after`: the time counts from the first push that found it full *since the last push
 /// that found room*.
 #[test]
-#[ignore = "bug: full_since is reset only when a rescan finds room (publisher.rs ensure, \
-            :207-214); a push that fits the cached gate (fast path) leaves it set, so a later \
-            full ring ejects at once, without the grace period, a subscriber that kept reading"]
 fn the_untether_grace_period_restarts_after_a_push_that_found_room() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(4096).max_record(4080).history(16)).unwrap();

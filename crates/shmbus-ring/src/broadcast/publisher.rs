@@ -212,18 +212,29 @@ impl<M: Memory> PublisherCore<M> {
     /// the roster changed or the cached gate says no; applies the policy when still short.
     #[inline]
     fn ensure(&mut self, end: u64) -> Result<(), PushError> {
-        // G0: Relaxed: a change is acted on by `rescan`, whose G1 is the Acquire.
-        // SAFETY: an aux word (attach contract).
-        let gen = unsafe { self.mem.load(self.g.aux(GEN), Ordering::Relaxed) };
-        if gen == self.seen_gen && end <= self.limit {
-            return Ok(());
-        }
-        self.rescan();
-        if end <= self.limit {
-            self.full_since = None;
+        if self.room(end) {
             return Ok(());
         }
         self.slow(end)
+    }
+
+    /// Whether the gate lets the publisher write every position below `end` (rescanning when
+    /// the roster changed or the cached gate says no); a push that finds room ends a wait for
+    /// room ([`SlowSubscribers::Untether`] counts its deadline from the first push that found
+    /// none since).
+    #[inline]
+    fn room(&mut self, end: u64) -> bool {
+        // G0: Relaxed: a change is acted on by `rescan`, whose G1 is the Acquire.
+        // SAFETY: an aux word (attach contract).
+        let gen = unsafe { self.mem.load(self.g.aux(GEN), Ordering::Relaxed) };
+        if gen != self.seen_gen || end > self.limit {
+            self.rescan();
+            if end > self.limit {
+                return false;
+            }
+        }
+        self.full_since = None;
+        true
     }
 
     /// The ring is full for a push up to `end`: under [`SlowSubscribers::Untether`], ejects
@@ -238,10 +249,8 @@ impl<M: Memory> PublisherCore<M> {
         if since.elapsed() < after {
             return Err(PushError::Full);
         }
-        self.eject_below(end - self.g.cap);
-        self.rescan();
-        if end <= self.limit {
-            self.full_since = None;
+        self.eject_below(end.saturating_sub(self.g.cap));
+        if self.room(end) {
             Ok(())
         } else {
             Err(PushError::Full)
@@ -276,6 +285,19 @@ impl<M: Memory> PublisherCore<M> {
                 continue;
             }
             let new = (flags & !(FLAG_TETHERED | FLAG_CONFIRMED)) | FLAG_EJECTED;
+            // E2 first: Release, the tethered bit. Cleared before the flags, so that a
+            // subscriber that joins again between the two (its own flags store, bit and
+            // generation) either changed its flags, and E1 fails and gives the bit back, or
+            // left them as E1 expects, and is ejected with its bit set (a set bit with flags
+            // that say EJECTED gates nothing; it learns at its next read). The other order
+            // let E2 clear the bit of a join that E1 had not ejected: a confirmed subscriber
+            // nothing gated.
+            // SAFETY: an offset of the validated geometry: in bounds and aligned (attach contract).
+            unsafe {
+                self.mem
+                    .fetch_and(self.g.aux(TETHERED), !(1 << index), Ordering::Release);
+            };
+            crate::crashpoint::hit("broadcast.eject.bit");
             // E1: SeqCst CAS of the subscriber's flags, before any write over what it has
             // not read (those follow the intent store and the Release fence of P1): pairs
             // with the subscriber's Acquire fence and flags load after its copy (V3).
@@ -290,13 +312,15 @@ impl<M: Memory> PublisherCore<M> {
                 )
             };
             if done.is_ok() {
-                // E2: Release, the tethered bit.
+                ejected += 1;
+            } else {
+                // The subscriber changed its flags (confirmed, left, or joined again): not
+                // ejected; its bit back (Release, as J1's).
                 // SAFETY: an offset of the validated geometry: in bounds and aligned (attach contract).
                 unsafe {
                     self.mem
-                        .fetch_and(self.g.aux(TETHERED), !(1 << index), Ordering::Release);
+                        .fetch_or(self.g.aux(TETHERED), 1 << index, Ordering::Release);
                 };
-                ejected += 1;
             }
         }
         if ejected > 0 {
@@ -441,8 +465,10 @@ impl<M: Memory> WriteCore for PublisherCore<M> {
         offset(self.g.max_record)
     }
 
+    /// A snapshot: no room for the smallest record, as the gate stands (the policy is not
+    /// applied: asking ejects nobody).
     fn is_full(&mut self) -> bool {
-        self.ensure(self.tail + 2 * HEADER_SIZE).is_err()
+        !self.room(self.tail + 2 * HEADER_SIZE)
     }
 
     fn position(&self) -> u64 {

@@ -89,6 +89,7 @@ impl KindImpl for Broadcast {
     const RING_KIND: RingKind = RingKind::Broadcast;
     const NAME: &'static str = "BroadcastRing";
     const PRODUCER_NEEDS_CONSUMERS: bool = false;
+    const LOSSY_READS: bool = true;
     type Geometry = Geometry;
     type WriteCore = PublisherCore<RawMem>;
     type ReadCore = SubscriberCore<RawMem>;

@@ -40,10 +40,8 @@ pub struct SubscriberCore<M: Memory> {
     /// The sequence number of the next data record (data records published before `pos`).
     seq: u64,
     pub(crate) mode: Mode,
-    /// In-place reads of a validating subscriber are copies: the last one.
+    /// In-place reads are copies (`next`): the last one.
     scratch: Vec<u8>,
-    /// Whether the message handed out in place is in `scratch`.
-    copied: bool,
     /// Times it was lapped.
     pub(crate) lapped: u64,
 }
@@ -70,7 +68,6 @@ impl<M: Memory> SubscriberCore<M> {
             seq: 0,
             mode: Mode::Untethered,
             scratch: Vec::new(),
-            copied: false,
             lapped: 0,
         };
         core.enter(tethered, start);
@@ -80,6 +77,11 @@ impl<M: Memory> SubscriberCore<M> {
     /// J0–J2: picks the start, stores the cursor, and (tethered) announces it.
     fn enter(&mut self, tethered: bool, start: StartAt) {
         let (pos, seq) = self.pick(start);
+        self.enter_at(tethered, pos, seq);
+    }
+
+    /// J1–J2 at `pos`, the position of record `seq`.
+    fn enter_at(&mut self, tethered: bool, pos: u64, seq: u64) {
         self.pos = pos;
         self.seq = seq;
         let bit = 1u64 << self.index;
@@ -105,7 +107,10 @@ impl<M: Memory> SubscriberCore<M> {
                 // J2: SeqCst bump of the roster generation; its Release half pairs with the
                 // publisher's Acquire load (G1): a rescan that reads this generation (or a
                 // later one) sees the cursor.
-                let gen = self.mem.fetch_add(self.g.aux(GEN), 1, Ordering::SeqCst) + 1;
+                let gen = self
+                    .mem
+                    .fetch_add(self.g.aux(GEN), 1, Ordering::SeqCst)
+                    .wrapping_add(1);
                 self.mem.store(
                     self.g.cursor(self.index, CURSOR_JOINED),
                     gen,
@@ -114,6 +119,14 @@ impl<M: Memory> SubscriberCore<M> {
                 self.mode = Mode::Probation(gen);
             } else {
                 self.mode = Mode::Untethered;
+            }
+        }
+        if tethered {
+            if let Some(w) = self.g.words.wake {
+                // A publisher asleep on a full ring rescans (a joiner further on may be what
+                // it waits for: a retether, a rejoin after a lag).
+                // SAFETY: wake words are in-bounds aligned control words (join contract).
+                unsafe { notify(&self.mem, w, Direction::Space) };
             }
         }
         crate::crashpoint::hit("broadcast.joined");
@@ -381,10 +394,11 @@ impl<M: Memory> SubscriberCore<M> {
         }
     }
 
-    /// Joins again, tethered, at the latest record (after an ejection, or to turn an
-    /// untethered subscriber lossless).
+    /// Joins again, tethered, where it is (after an ejection, or to turn an untethered
+    /// subscriber lossless): on probation, so if the publisher has overwritten its position
+    /// meanwhile, its next read is `Lagged` and it goes on from the latest record.
     pub(crate) fn retether(&mut self) {
-        self.enter(true, StartAt::Latest);
+        self.enter_at(true, self.pos, self.seq);
     }
 
     /// Where it reads next, and the sequence number of that record.
@@ -462,8 +476,10 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         let Some((pos, len)) = self.locate()? else {
             return Ok(None);
         };
-        self.copied = self.mode != Mode::Confirmed;
-        if self.copied {
+        // Always a copy, validated after it (V2 or V3): a view of the ring handed to the
+        // caller could be written over while it reads, by a publisher that ejects (a
+        // confirmed subscriber) or laps (a validating one).
+        {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             scratch.resize(len, 0);
@@ -481,7 +497,7 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
     #[inline]
     fn consume(&mut self, at: u64, len: usize, publish: Publish) {
         self.pos = at + record_size(wide(len));
-        self.seq += 1;
+        self.seq = self.seq.wrapping_add(1);
         if publish == Publish::Now {
             self.publish_position();
         }
@@ -540,12 +556,9 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
 }
 
 impl ReadInPlace for SubscriberCore<RawMem> {
+    /// The copy `next` made (a broadcast subscriber never hands out ring memory).
     #[inline]
-    fn payload(&self, at: u64) -> *const u8 {
-        if self.copied {
-            return self.scratch.as_ptr();
-        }
-        // SAFETY: `locate` validated that the record lies inside the data region.
-        unsafe { self.mem.ptr(self.g.at(at) + offset(HEADER_SIZE)) }
+    fn payload(&self, _at: u64) -> *const u8 {
+        self.scratch.as_ptr()
     }
 }
