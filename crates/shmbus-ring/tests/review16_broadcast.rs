@@ -1,0 +1,145 @@
+//! Review of the broadcast ring (issue 16): attacks on PROTOCOL §8's invariants. A test that
+//! is `#[ignore]`d documents a finding (it fails until the library is fixed); the others are
+//! attacks that held.
+#![cfg(not(loom))]
+
+use shmbus_ring::broadcast::{BroadcastConfig, BroadcastRing, SlowSubscribers, StartAt};
+use shmbus_ring::layout::DATA_OFFSET;
+use shmbus_ring::{Consumer, PopError, PushError, Segment, SegmentOptions, Subscription};
+use shmbus_testkit::hostile::raw_view;
+use shmbus_testkit::unique_name;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const CAP: u64 = 4096;
+
+/// Offsets in the auxiliary region (PROTOCOL §8.1).
+const INTENT: u64 = 0;
+const HIST_HEAD: u64 = 8;
+const SEEN_GEN: u64 = 16;
+const GEN: u64 = 128;
+const TETHERED: u64 = 136;
+const CURSORS: u64 = 256;
+const HISTORY: u64 = 8192;
+
+struct Fixture {
+    ring: BroadcastRing,
+    raw: Segment,
+}
+
+impl Fixture {
+    fn new(cfg: &BroadcastConfig) -> Self {
+        let ring = BroadcastRing::create_shm(&unique_name("rv16"), cfg, &SegmentOptions::default())
+            .unwrap();
+        let raw = raw_view(ring.segment()).unwrap();
+        Fixture { ring, raw }
+    }
+
+    fn aux(&self, field: u64) -> u64 {
+        DATA_OFFSET + self.ring.data_capacity() + field
+    }
+
+    fn poke(&self, off: u64, v: u64) {
+        self.raw
+            .atomic_u64(usize::try_from(off).unwrap())
+            .unwrap()
+            .store(v, Ordering::SeqCst);
+    }
+
+    fn peek(&self, off: u64) -> u64 {
+        self.raw
+            .atomic_u64(usize::try_from(off).unwrap())
+            .unwrap()
+            .load(Ordering::SeqCst)
+    }
+}
+
+fn msg(i: u64, len: usize) -> Vec<u8> {
+    let mut v = i.to_le_bytes().to_vec();
+    v.resize(len.max(8), i as u8);
+    v
+}
+
+fn pop(c: &mut Consumer<shmbus_ring::Broadcast>) -> Result<(u64, usize), PopError> {
+    let mut buf = vec![0u8; 8192];
+    let n = c.try_pop(&mut buf)?;
+    let i = u64::from_le_bytes(buf[..8].try_into().unwrap());
+    assert_eq!(&buf[..n], &msg(i, n)[..], "message {i} torn");
+    Ok((i, n))
+}
+
+// -------------------------------------------------------------------------------------------
+// Finding 1: a record that needs padding and more than the rest of the ring deadlocks a
+// publisher whose only tethered subscriber has read everything.
+// -------------------------------------------------------------------------------------------
+
+/// The tail is at offset 2048; the next record (2056 bytes) does not fit in the 2048 left
+/// in the lap, so `place` asks the gate for `tail + 2048 (padding) + 2056 + 8` = `tail +
+/// 4112` > `gate + 4096` although the subscriber has read everything: `Full`, and nothing
+/// the subscriber can do frees it (the padding is never published, so it cannot pass it).
+#[test]
+#[ignore = "finding 1: padding + record > capacity: a caught-up tethered subscriber blocks the publisher for ever"]
+fn a_caught_up_subscriber_never_blocks_a_record_that_needs_padding() {
+    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP - 16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&msg(0, 2040)).unwrap(); // size 2048: the tail is at 2048
+    assert_eq!(pop(&mut sub), Ok((0, 2040)));
+    assert_eq!(pop(&mut sub), Err(PopError::Empty));
+    // The subscriber is confirmed and caught up: the ring is empty for it.
+    assert!(sub.is_confirmed());
+    let r = publisher.push_timeout(&msg(1, 2048), Duration::from_millis(300));
+    assert_eq!(r, Ok(()), "an empty ring refuses a record of half its size");
+    assert_eq!(pop(&mut sub), Ok((1, 2048)));
+}
+
+/// The same under `Untether`: the subscriber that is caught up gets ejected (and loses
+/// its lossless guarantee) although it was never slow.
+#[test]
+#[ignore = "finding 1: padding + record > capacity: a caught-up tethered subscriber is ejected"]
+fn a_caught_up_subscriber_is_not_ejected_for_a_record_that_needs_padding() {
+    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP - 16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    publisher.set_slow_subscribers(SlowSubscribers::Untether {
+        after: Duration::ZERO,
+    });
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&msg(0, 2040)).unwrap();
+    assert_eq!(pop(&mut sub), Ok((0, 2040)));
+    publisher.try_push(&msg(1, 2048)).unwrap();
+    assert_eq!(
+        ring.ejections(),
+        0,
+        "a subscriber with nothing left to read was ejected"
+    );
+    assert_eq!(pop(&mut sub), Ok((1, 2048)));
+}
+
+// -------------------------------------------------------------------------------------------
+// Finding 2: a scribbled hist_head near 2^64 becomes a joiner's sequence number, and
+// `consume`'s `seq += 1` overflows (a panic in debug builds).
+// -------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "finding 2: hist_head = u64::MAX read at J0 becomes the sequence: seq += 1 overflows (panic)"]
+fn a_scribbled_history_count_does_not_overflow_the_sequence() {
+    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
+    let mut publisher = f.ring.producer().unwrap();
+    for i in 0..3 {
+        publisher.try_push(&msg(i, 16)).unwrap();
+    }
+    f.poke(f.aux(HIST_HEAD), u64::MAX);
+    let mut sub = f.ring.subscriber(&Subscription::untethered()).unwrap();
+    // The live publisher stores its own count again at its next push (P5).
+    publisher.try_push(&msg(3, 16)).unwrap();
+    publisher.try_push(&msg(4, 16)).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.push(pop(&mut sub).map(|m| m.0));
+            let _ = sub.sequence();
+        }
+        out
+    }));
+    assert!(r.is_ok(), "a scribbled hist_head made the subscriber panic");
+}
