@@ -143,3 +143,67 @@ fn a_scribbled_history_count_does_not_overflow_the_sequence() {
     }));
     assert!(r.is_ok(), "a scribbled hist_head made the subscriber panic");
 }
+
+// -------------------------------------------------------------------------------------------
+// Finding 3: `has_committed` (the Disconnected test of `on_empty`, `check_peers`, `is_empty`)
+// says "nothing" at a lapped subscriber's position, although it still has messages.
+// -------------------------------------------------------------------------------------------
+
+/// An untethered subscriber lapped, its publisher gone: it has a lag and then the latest
+/// message to read. `check_peers` (what a probing select runs before it pops) calls
+/// `on_empty`, whose `has_committed` sees a word of another lap at the position and answers
+/// "nothing committed": `Disconnected`. A select that probes stages it, and the subscriber's
+/// remaining messages are never delivered. `is_empty()` likewise says true.
+#[test]
+#[ignore = "finding 3: check_peers/is_empty judge a lapped subscriber drained: Disconnected while messages remain"]
+fn a_lapped_subscriber_of_a_gone_publisher_is_not_judged_drained() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let mut lossy = ring.subscriber(&Subscription::untethered()).unwrap();
+    publisher.try_push(&msg(0, 16)).unwrap();
+    assert_eq!(pop(&mut lossy), Ok((0, 16)));
+    for i in 1..1000 {
+        publisher.try_push(&msg(i, 16)).unwrap();
+    }
+    drop(publisher);
+    assert_eq!(
+        lossy.check_peers(),
+        Ok(()),
+        "judged disconnected with messages left"
+    );
+    assert!(
+        !lossy.is_empty(),
+        "a lapped subscriber with messages left says it is empty"
+    );
+    assert_eq!(pop(&mut lossy), Err(PopError::Lagged { missed: 998 }));
+    assert_eq!(pop(&mut lossy), Ok((999, 16)));
+    assert_eq!(pop(&mut lossy), Err(PopError::Disconnected));
+}
+
+/// The same for a confirmed subscriber that was ejected and whose publisher then went away:
+/// `check_peers` says `Disconnected` where the next pop says `Ejected`.
+#[test]
+#[ignore = "finding 3: check_peers judges an ejected subscriber of a gone publisher drained"]
+fn an_ejected_subscriber_of_a_gone_publisher_is_not_judged_drained() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    publisher.set_slow_subscribers(SlowSubscribers::Untether {
+        after: Duration::ZERO,
+    });
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&msg(0, 16)).unwrap();
+    assert_eq!(pop(&mut sub), Ok((0, 16)));
+    assert!(sub.is_confirmed());
+    for i in 1..1000 {
+        publisher.try_push(&msg(i, 16)).unwrap();
+    }
+    drop(publisher);
+    assert_eq!(
+        sub.check_peers(),
+        Ok(()),
+        "judged disconnected before its ejection"
+    );
+    assert_eq!(pop(&mut sub), Err(PopError::Ejected));
+}
