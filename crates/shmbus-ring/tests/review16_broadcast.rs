@@ -760,3 +760,40 @@ fn a_scribbled_generation_does_not_make_a_join_panic() {
         "a scribbled roster generation made a joining subscriber panic"
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// Finding 6: a history entry scribbled to point inside a published record (8-aligned, below
+// the tail, not overrun) starts an untethered joiner on a zero payload word: it waits there
+// silently while the publisher is idle, although the published tail is beyond it.
+// -------------------------------------------------------------------------------------------
+
+/// `entry` checks alignment, range and the seqlock, `overrun` checks V2; nothing checks that
+/// the position is a record boundary. The untethered joiner then reads the record's zero
+/// payload word as "empty"; the audit of a validating subscriber is always `Fine`, so a
+/// blocking pop waits for ever (here: until its timeout) instead of reporting `Corrupt`
+/// (or re-joining), although the publisher's tail is beyond it — as a confirmed
+/// subscriber's audit would notice.
+#[test]
+#[ignore = "finding 6: a history entry inside a record makes an untethered joiner wait silently on a zero payload word"]
+fn a_joiner_started_inside_a_record_by_a_scribbled_entry_does_not_wait_silently() {
+    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
+    let mut publisher = f.ring.producer().unwrap();
+    let mut zeros = vec![0u8; 64];
+    zeros[0] = 1;
+    publisher.try_push(&zeros).unwrap(); // record 0 at position 0, payload at 8..72
+    publisher.try_push(&zeros).unwrap(); // record 1 at position 72
+                                         // History entry of record 1 (the latest) points 32 bytes into it: a zero word.
+    f.poke(f.aux(HISTORY) + 8, 72 + 32);
+    let mut lossy = f
+        .ring
+        .subscriber(&Subscription::untethered().start_at(StartAt::Latest))
+        .unwrap();
+    lossy.set_probe_interval(Duration::from_millis(1));
+    let mut buf = [0u8; 256];
+    let r = lossy.pop_timeout(&mut buf, Duration::from_millis(500));
+    assert_ne!(
+        r,
+        Err(PopError::Timeout),
+        "the joiner waits on a zero word below the published tail with the publisher idle"
+    );
+}
