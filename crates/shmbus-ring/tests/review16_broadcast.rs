@@ -797,3 +797,132 @@ fn a_joiner_started_inside_a_record_by_a_scribbled_entry_does_not_wait_silently(
         "the joiner waits on a zero word below the published tail with the publisher idle"
     );
 }
+
+// -------------------------------------------------------------------------------------------
+// A dead tethered subscriber stops gating within a probe interval (invariant 4).
+// -------------------------------------------------------------------------------------------
+
+/// (An untethered subscriber stays attached in this process: without it, finding 7 makes
+/// the blocking push report `Disconnected` once the dead one is reaped.)
+#[test]
+fn a_killed_tethered_subscriber_stops_gating_within_a_probe_interval() {
+    use std::io::{BufRead, BufReader};
+    if let Some(role) = shmbus_testkit::role() {
+        if role == "rv16-subscriber" {
+            let name = std::env::var(CHILD_RING).unwrap();
+            let ring = BroadcastRing::open_shm(&name, &SegmentOptions::default()).unwrap();
+            let mut sub = ring.consumer().unwrap();
+            let mut buf = [0u8; 256];
+            // Confirmed once it has read a message published after it joined.
+            while !sub.is_confirmed() {
+                let _ = sub.pop_timeout(&mut buf, Duration::from_millis(10));
+            }
+            eprintln!("rv16-confirmed");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        return;
+    }
+    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
+    let mut publisher = f.ring.producer().unwrap();
+    publisher.set_probe_interval(Duration::from_millis(10));
+    let _lossy = f.ring.subscriber(&Subscription::untethered()).unwrap();
+    let mut child = shmbus_testkit::ChildGuard::spawn(
+        shmbus_testkit::respawn(
+            "a_killed_tethered_subscriber_stops_gating_within_a_probe_interval",
+            "rv16-subscriber",
+        )
+        .env(CHILD_RING, shm_name(&f.ring))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped()),
+    );
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("rv16-confirmed") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let mut i = 0;
+    loop {
+        // Keep publishing (within the gate) until the child says it is confirmed.
+        let _ = publisher.try_push(&msg(i, 16));
+        i += 1;
+        if rx.recv_timeout(Duration::from_millis(5)).is_ok() {
+            break;
+        }
+        assert!(i < 100_000, "the child never confirmed");
+    }
+    // Fill the ring: the child gates it.
+    while publisher.try_push(&msg(i, 100)).is_ok() {
+        i += 1;
+    }
+    assert_eq!(publisher.try_push(&msg(i, 100)), Err(PushError::Full));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    publisher
+        .push_timeout(&msg(i, 100), Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(f.ring.subscribers().len(), 1);
+    for j in 0..1000 {
+        publisher.try_push(&msg(j, 100)).unwrap();
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Finding 7: a blocking push says `Disconnected` once every subscriber has left (or died),
+// although "a publisher never reports Disconnected" (PROTOCOL §8): `wait_room` and
+// `on_full` test `gone(Role::Consumer)` without `K::PRODUCER_NEEDS_CONSUMERS`.
+// -------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "finding 7: push/push_timeout/reserve_deadline return Disconnected after the last subscriber left"]
+fn a_blocking_push_after_the_last_subscriber_left_publishes() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let sub = ring.consumer().unwrap();
+    publisher.try_push(&msg(0, 16)).unwrap();
+    drop(sub);
+    // The non-blocking push is fine; the blocking ones are not.
+    publisher.try_push(&msg(1, 16)).unwrap();
+    assert_eq!(
+        publisher.push_timeout(&msg(2, 16), Duration::from_secs(1)),
+        Ok(())
+    );
+    assert_eq!(publisher.push(&msg(3, 16)), Ok(()));
+    assert!(publisher
+        .reserve_deadline(16, Some(Instant::now() + Duration::from_secs(1)))
+        .is_ok());
+}
+
+/// The same while the push waits: the slow subscriber leaves, which frees the room, and the
+/// waiting push reports `Disconnected` instead of publishing.
+#[test]
+#[ignore = "finding 7: a push waiting on a slow subscriber returns Disconnected when it leaves"]
+fn a_push_waiting_on_a_subscriber_that_leaves_publishes() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let mut sub = ring.consumer().unwrap();
+    publisher.try_push(&msg(0, 16)).unwrap();
+    assert_eq!(pop(&mut sub), Ok((0, 16)));
+    let mut i = 1;
+    while publisher.try_push(&msg(i, 100)).is_ok() {
+        i += 1;
+    }
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(sub);
+    });
+    let r = publisher.push_timeout(&msg(i, 100), Duration::from_secs(10));
+    t.join().unwrap();
+    assert_eq!(r, Ok(()));
+}
