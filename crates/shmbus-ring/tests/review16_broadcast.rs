@@ -530,14 +530,14 @@ fn honest_round(
                 let _ = p.try_push(&msg(1000 + i, 8 + (i as usize * 13) % 200));
             }
             let _ = p.push_timeout(&msg(5000, 100), short);
-            let _ = p.reserve(64).map(|g| g.commit());
+            let _ = p.reserve(64).map(shmbus_ring::WriteGuard::commit);
         }
         for s in subs.iter_mut() {
             for _ in 0..60 {
                 let _ = s.try_pop(&mut buf);
             }
             let _ = s.pop_timeout(&mut buf, short);
-            let _ = s.try_pop_with(|b| b.len());
+            let _ = s.try_pop_with(<[u8]>::len);
             let _ = s.check_peers();
             let _ = s.is_empty();
             let _ = s.sequence();
@@ -711,7 +711,7 @@ fn scribbles_between_honest_operations_give_errors_not_panics_or_hangs() {
             std::thread::spawn(move || {
                 let mut subs = subs;
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    honest_round(&g, Some(publisher), &mut subs)
+                    honest_round(&g, Some(publisher), &mut subs);
                 }));
                 let _ = tx.send(r.err().map(|e| {
                     e.downcast_ref::<String>()

@@ -285,7 +285,7 @@ fn start_at_history_on_a_topic_starts_where_documented() {
 // -------------------------------------------------------------------------------------------
 
 /// A segment under the topic's name that never becomes a ring (a creator that died before
-/// building it): `wait_for` gives up at its deadline, not at deadline + ready_timeout.
+/// building it): `wait_for` gives up at its deadline, not at deadline + `ready_timeout`.
 #[test]
 fn wait_for_a_never_built_topic_ends_at_its_deadline() {
     let dir = Dir::new("waitfor");
