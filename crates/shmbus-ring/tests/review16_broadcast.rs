@@ -1000,3 +1000,118 @@ fn an_observer_on_a_stale_word_makes_progress_or_reports_corruption() {
     }
     assert!(stuck < 2, "{stuck} empty Missed reports in a row");
 }
+
+// -------------------------------------------------------------------------------------------
+// Invariants 1 and 2 under real concurrency: a publisher thread, tethered and untethered
+// subscriber threads, joiners mid-stream; every message intact, every gap counted.
+// -------------------------------------------------------------------------------------------
+
+fn follow(mut s: Consumer<shmbus_ring::Broadcast>, last: u64, lossless: bool) -> (u64, u64, u64) {
+    let mut buf = vec![0u8; 512];
+    let mut expect = s.sequence();
+    let (mut got, mut lagged, mut ejected) = (0u64, 0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while expect <= last {
+        assert!(Instant::now() < deadline, "stuck at {expect}");
+        assert_eq!(s.sequence(), expect);
+        match s.pop_timeout(&mut buf, Duration::from_millis(50)) {
+            Ok(n) => {
+                let i = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                assert_eq!(&buf[..n], &msg(i, n)[..], "message {i} torn");
+                assert_eq!(i, expect, "skipped or repeated");
+                expect += 1;
+                got += 1;
+            }
+            Err(PopError::Lagged { missed }) => {
+                assert!(
+                    !lossless || !s.is_confirmed(),
+                    "a confirmed subscriber lagged"
+                );
+                lagged += 1;
+                expect += missed;
+                assert_eq!(s.sequence(), expect, "missed does not add up");
+            }
+            Err(PopError::Ejected) => {
+                assert!(!lossless, "ejected under Block");
+                ejected += 1;
+            }
+            Err(PopError::Timeout | PopError::Empty) => {}
+            Err(e) => panic!("{e:?} at {expect}"),
+        }
+    }
+    (got, lagged, ejected)
+}
+
+#[test]
+fn concurrent_subscribers_never_see_torn_skipped_or_repeated_messages() {
+    for policy in [
+        SlowSubscribers::Block,
+        SlowSubscribers::Untether {
+            after: Duration::from_millis(1),
+        },
+    ] {
+        let ring =
+            BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+        let last = 30_000u64;
+        let mut publisher = ring.producer().unwrap();
+        publisher.set_slow_subscribers(policy);
+        let lossless = policy == SlowSubscribers::Block;
+        let mut handles = Vec::new();
+        for k in 0..3 {
+            let sub = if k == 2 {
+                Subscription::untethered()
+            } else {
+                Subscription::tethered()
+            };
+            let s = ring.subscriber(&sub).unwrap();
+            handles.push(std::thread::spawn(move || {
+                follow(s, last, lossless && k < 2)
+            }));
+        }
+        let joiner_ring = ring.clone();
+        let joiners = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            for j in 0..6u32 {
+                std::thread::sleep(Duration::from_millis(3));
+                let how = [StartAt::Latest, StartAt::History(5), StartAt::Oldest][j as usize % 3];
+                let sub = if j % 2 == 0 {
+                    Subscription::untethered()
+                } else {
+                    Subscription::tethered()
+                };
+                let mut s = joiner_ring.subscriber(&sub.start_at(how)).unwrap();
+                let mut buf = vec![0u8; 512];
+                let mut expect = s.sequence();
+                for _ in 0..200 {
+                    match s.try_pop(&mut buf) {
+                        Ok(n) => {
+                            let i = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                            assert_eq!(&buf[..n], &msg(i, n)[..], "joiner: message {i} torn");
+                            assert_eq!(i, expect, "joiner {how:?}: skipped or repeated");
+                            expect += 1;
+                        }
+                        Err(PopError::Lagged { missed }) => {
+                            expect += missed;
+                            assert_eq!(s.sequence(), expect);
+                        }
+                        Err(PopError::Ejected | PopError::Empty) => {}
+                        Err(e) => panic!("joiner: {e:?}"),
+                    }
+                }
+                out.push(expect);
+            }
+            out
+        });
+        for i in 0..=last {
+            let m = msg(i, 8 + (i as usize * 31) % 240);
+            publisher.push_timeout(&m, Duration::from_secs(30)).unwrap();
+        }
+        drop(publisher);
+        joiners.join().unwrap();
+        for h in handles {
+            let (got, lagged, ejected) = h.join().unwrap();
+            assert!(got > 0);
+            let _ = (lagged, ejected);
+        }
+    }
+}
