@@ -1115,3 +1115,45 @@ fn concurrent_subscribers_never_see_torn_skipped_or_repeated_messages() {
         }
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// Finding 10: `Producer::is_full` (a select's readiness check for a send) runs the
+// publisher's `ensure`, which under `Untether` ejects: asking ejects a subscriber.
+// -------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "finding 10: is_full() under Untether ejects the slow subscriber (a query with a side effect)"]
+fn asking_whether_the_ring_is_full_ejects_nobody() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let mut slow = ring.consumer().unwrap();
+    publisher.try_push(&msg(0, 16)).unwrap();
+    assert_eq!(pop(&mut slow), Ok((0, 16)));
+    let mut i = 1;
+    while publisher.try_push(&msg(i, 100)).is_ok() {
+        i += 1;
+    }
+    // To the last byte: empty records (8 bytes each).
+    while publisher.try_push(&[]).is_ok() {}
+    publisher.set_slow_subscribers(SlowSubscribers::Untether {
+        after: Duration::ZERO,
+    });
+    let full = publisher.is_full();
+    let _ = publisher.is_full();
+    assert_eq!(ring.ejections(), 0, "is_full() ejected a subscriber");
+    assert!(full);
+    assert_eq!(pop(&mut slow), Ok((1, 100)));
+}
+
+/// Finding 7's select face: the publisher's `check_peers` says `Disconnected` once every
+/// subscriber has left.
+#[test]
+#[ignore = "finding 7: the publisher's check_peers says Disconnected after the last subscriber left"]
+fn a_publishers_check_peers_is_never_disconnected() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    drop(ring.consumer().unwrap());
+    assert_eq!(publisher.check_peers(), Ok(()));
+}
