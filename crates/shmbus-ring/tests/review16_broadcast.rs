@@ -21,6 +21,8 @@ const GEN: u64 = 128;
 const TETHERED: u64 = 136;
 const CURSORS: u64 = 256;
 const HISTORY: u64 = 8192;
+/// The producer block's position word: the publisher's published tail.
+const PRODUCER_TAIL: u64 = 256;
 
 struct Fixture {
     ring: BroadcastRing,
@@ -1156,4 +1158,92 @@ fn a_publishers_check_peers_is_never_disconnected() {
     let mut publisher = ring.producer().unwrap();
     drop(ring.consumer().unwrap());
     assert_eq!(publisher.check_peers(), Ok(()));
+}
+
+/// A publisher killed right after committing a padding record (P3 of the padding, before its
+/// P6): the successor walks over the padding, and history, sequence numbers and joiners are
+/// right.
+#[test]
+fn a_publisher_killed_after_its_padding_is_succeeded() {
+    if let Some(role) = shmbus_testkit::role() {
+        if role == "rv16-publisher-pad" {
+            let name = std::env::var(CHILD_RING).unwrap();
+            let ring = BroadcastRing::open_shm(&name, &SegmentOptions::default()).unwrap();
+            let mut publisher = ring.producer().unwrap();
+            for i in 0..4 {
+                publisher.try_push(&msg(i, 1000)).unwrap(); // 1008 bytes each: tail 4032
+            }
+            shmbus_ring::crashpoint::arm("broadcast.push.published");
+            // Needs 64 bytes of padding first: parks after the padding's P3.
+            publisher.try_push(&msg(4, 1000)).unwrap();
+            panic!("the crash point was not reached");
+        }
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(2048).history(16));
+    let mut child = shmbus_testkit::ChildGuard::spawn(
+        shmbus_testkit::respawn(
+            "a_publisher_killed_after_its_padding_is_succeeded",
+            "rv16-publisher-pad",
+        )
+        .env(CHILD_RING, shm_name(&f.ring))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped()),
+    );
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("shmbus-crashpoint:") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the child reached its crash point");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(f.peek(PRODUCER_TAIL), 4032, "the padding's P6 was not done");
+    let mut before = f
+        .ring
+        .subscriber(&Subscription::untethered().start_at(StartAt::History(2)))
+        .unwrap();
+    assert_eq!(before.sequence(), 2);
+    let mut successor = f.ring.producer().unwrap();
+    assert_eq!(
+        f.peek(PRODUCER_TAIL),
+        4096,
+        "the successor walked over the padding"
+    );
+    assert_eq!(f.ring.published(), 4);
+    successor.try_push(&msg(4, 1000)).unwrap();
+    assert_eq!(f.ring.published(), 5);
+    // Joiners: Latest is message 4; History(3) is 2, 3, 4; Oldest is what the ring holds.
+    let mut latest = f
+        .ring
+        .subscriber(&Subscription::tethered().start_at(StartAt::Latest))
+        .unwrap();
+    assert_eq!(latest.sequence(), 4);
+    assert_eq!(pop(&mut latest), Ok((4, 1000)));
+    let mut three = f
+        .ring
+        .subscriber(&Subscription::untethered().start_at(StartAt::History(3)))
+        .unwrap();
+    for i in 2..5 {
+        assert_eq!(pop(&mut three), Ok((i, 1000)));
+    }
+    let mut oldest = f
+        .ring
+        .subscriber(&Subscription::untethered().start_at(StartAt::Oldest))
+        .unwrap();
+    let first = oldest.sequence();
+    assert!((1..=4).contains(&first), "{first}");
+    for i in first..5 {
+        assert_eq!(pop(&mut oldest), Ok((i, 1000)));
+    }
+    // The subscriber that joined before the successor reads on, without a gap.
+    for i in 2..5 {
+        assert_eq!(pop(&mut before), Ok((i, 1000)));
+    }
 }
