@@ -1247,3 +1247,28 @@ fn a_publisher_killed_after_its_padding_is_succeeded() {
         assert_eq!(pop(&mut before), Ok((i, 1000)));
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// Finding 11: with no tethered subscriber the publisher stores its informational `gate` once
+// (the tail when the limit became "none") and never again, so an observer's `used_bytes`
+// (`tail − gate`) climbs to the capacity: a ring nobody gates shows as full.
+// -------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "finding 11: with no tethered subscriber the stored gate goes stale: Observer::used_bytes shows a full ring"]
+fn an_observer_does_not_see_a_ring_nobody_gates_as_full() {
+    use shmbus_ring::observe::Observer;
+    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
+    let mut publisher = f.ring.producer().unwrap();
+    let mut lossy = f.ring.subscriber(&Subscription::untethered()).unwrap();
+    for i in 0..1000 {
+        publisher.try_push(&msg(i, 16)).unwrap();
+        let _ = pop(&mut lossy);
+    }
+    let obs = Observer::open(&shm_name(&f.ring)).unwrap();
+    assert!(
+        obs.used_bytes() < CAP / 2,
+        "used_bytes {} of {CAP} with nobody gating",
+        obs.used_bytes()
+    );
+}
