@@ -1272,3 +1272,35 @@ fn an_observer_does_not_see_a_ring_nobody_gates_as_full() {
         obs.used_bytes()
     );
 }
+
+#[test]
+fn a_full_endpoint_table_refuses_a_subscriber_and_the_rest_go_on() {
+    let ring =
+        BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+    let mut publisher = ring.producer().unwrap();
+    let mut subs = Vec::new();
+    let mut refused = 0;
+    for k in 0..60 {
+        let how = if k % 2 == 0 {
+            Subscription::tethered()
+        } else {
+            Subscription::untethered()
+        };
+        match ring.subscriber(&how) {
+            Ok(s) => subs.push(s),
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused > 0);
+    assert!(subs.len() <= 55);
+    for round in 0..20u64 {
+        for j in 0..10 {
+            publisher.try_push(&msg(round * 10 + j, 40)).unwrap();
+        }
+        for s in &mut subs {
+            for j in 0..10 {
+                assert_eq!(pop(s), Ok((round * 10 + j, 40)));
+            }
+        }
+    }
+}
