@@ -409,3 +409,36 @@ fn a_large_message_is_sent_to_a_caught_up_subscriber() {
         assert_eq!(sub.recv_timeout(LONG).as_deref(), Ok(&m[..]));
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// Finding 12: a `create` with `remove_on_drop(true)` that fails after opening an existing
+// topic (here: the successor's attach finds the ring corrupt) unlinks that topic.
+// -------------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "finding 12: a failed create with remove_on_drop(true) unlinks the existing topic"]
+fn a_failed_create_does_not_remove_an_existing_topic() {
+    use std::os::unix::fs::FileExt;
+    let dir = Dir::new("failedcreate");
+    let t = name("failed");
+    let publisher = topic::publisher::<u64>()
+        .shm_dir(&dir.0)
+        .create(&t)
+        .unwrap();
+    let _sub = topic::subscriber::<u64>().shm_dir(&dir.0).open(&t).unwrap();
+    drop(publisher);
+    let path = dir
+        .0
+        .join(topic::segment_name(&t).unwrap().trim_start_matches('/'));
+    // The published tail (producer block, offset 256): unaligned, so a successor refuses it.
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_at(&7u64.to_le_bytes(), 256).unwrap();
+    drop(f);
+    let r = topic::publisher::<u64>()
+        .shm_dir(&dir.0)
+        .remove_on_drop(true)
+        .create(&t);
+    assert!(r.is_err(), "a successor attached over an unaligned tail");
+    drop(r);
+    assert!(path.exists(), "the failed create removed the topic");
+}
