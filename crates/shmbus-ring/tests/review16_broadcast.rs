@@ -1304,3 +1304,56 @@ fn a_full_endpoint_table_refuses_a_subscriber_and_the_rest_go_on() {
         }
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// Joins between the publisher's steps (crash-point hooks on the publishing thread).
+// -------------------------------------------------------------------------------------------
+
+/// Subscribers join at each start while the publisher is between P3 (record committed) and
+/// P5 (counted), and between writing the payload and P3: each starts where documented, with
+/// sequence numbers that match what it then reads.
+#[test]
+fn joins_between_the_publishers_steps_start_consistently() {
+    for point in ["broadcast.push.written", "broadcast.push.published"] {
+        let ring =
+            BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+        let mut publisher = ring.producer().unwrap();
+        for i in 0..200 {
+            publisher.try_push(&msg(i, 40)).unwrap();
+        }
+        let joined = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (r, j) = (ring.clone(), joined.clone());
+        shmbus_ring::crashpoint::on_this_thread(point, move || {
+            for how in [
+                StartAt::Next,
+                StartAt::Latest,
+                StartAt::History(3),
+                StartAt::Oldest,
+            ] {
+                for sub in [Subscription::tethered(), Subscription::untethered()] {
+                    let s = r.subscriber(&sub.start_at(how)).unwrap();
+                    j.lock().unwrap().push((how, s.sequence(), s));
+                }
+            }
+        });
+        publisher.try_push(&msg(200, 40)).unwrap();
+        publisher.try_push(&msg(201, 40)).unwrap();
+        let mut joined = std::mem::take(&mut *joined.lock().unwrap());
+        assert_eq!(joined.len(), 8, "{point}: the hook ran");
+        for (how, seq, s) in &mut joined {
+            let want = match how {
+                StartAt::Next => 200,
+                StartAt::Latest => 199,
+                StartAt::History(n) => 200 - u64::from(*n),
+                _ => 200 - 16,
+            };
+            assert!(*seq >= want && *seq <= 200, "{point} {how:?}: seq {seq}");
+            let mut expect = *seq;
+            while let Ok((i, _)) = pop(s) {
+                assert_eq!(i, expect, "{point} {how:?}");
+                expect += 1;
+            }
+            assert_eq!(expect, 202, "{point} {how:?}");
+        }
+    }
+}
