@@ -1357,3 +1357,69 @@ fn joins_between_the_publishers_steps_start_consistently() {
         }
     }
 }
+
+/// A tethered joiner announced (J2) but not yet reading, while the publisher runs until the
+/// ring is full: under `Block` the gate holds it (no lag, nothing lost); under `Untether` it
+/// is ejected and told so, then reads on with consistent sequence numbers.
+#[test]
+fn a_joiner_announced_but_not_reading_is_held_by_the_gate_or_ejected() {
+    for untether in [false, true] {
+        let ring =
+            BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
+        let publisher = std::sync::Arc::new(std::sync::Mutex::new(ring.producer().unwrap()));
+        for i in 0..100 {
+            publisher.lock().unwrap().try_push(&msg(i, 40)).unwrap();
+        }
+        if untether {
+            publisher
+                .lock()
+                .unwrap()
+                .set_slow_subscribers(SlowSubscribers::Untether {
+                    after: Duration::ZERO,
+                });
+        }
+        let p = publisher.clone();
+        let pushed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(100));
+        let n = pushed.clone();
+        shmbus_ring::crashpoint::on_this_thread("broadcast.joined", move || {
+            let mut p = p.lock().unwrap();
+            let mut i = 100;
+            while i < 400 && p.try_push(&msg(i, 40)).is_ok() {
+                i += 1;
+            }
+            n.store(i, Ordering::SeqCst);
+        });
+        let mut s = ring
+            .subscriber(&Subscription::tethered().start_at(StartAt::History(4)))
+            .unwrap();
+        let last = pushed.load(Ordering::SeqCst);
+        assert_eq!(s.sequence(), 96);
+        let mut expect = 96;
+        let mut ejected = false;
+        loop {
+            match pop(&mut s) {
+                Ok((i, _)) => {
+                    assert_eq!(i, expect, "untether {untether}");
+                    expect += 1;
+                }
+                Err(PopError::Ejected) => {
+                    assert!(untether);
+                    ejected = true;
+                }
+                Err(PopError::Lagged { missed }) => {
+                    assert!(untether && ejected, "a held joiner lagged");
+                    expect += missed;
+                    assert_eq!(s.sequence(), expect);
+                }
+                Err(PopError::Empty) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(expect, last, "untether {untether}");
+        if untether {
+            assert!(ejected && last == 400);
+        } else {
+            assert!(last < 400, "the gate did not hold the joiner");
+        }
+    }
+}
