@@ -1345,7 +1345,7 @@ fn joins_between_the_publishers_steps_start_consistently() {
                 StartAt::Next => 200,
                 StartAt::Latest => 199,
                 StartAt::History(n) => 200 - u64::from(*n),
-                _ => 200 - 16,
+                StartAt::Oldest => 200 - 16,
             };
             assert!(*seq >= want && *seq <= 200, "{point} {how:?}: seq {seq}");
             let mut expect = *seq;
