@@ -152,9 +152,10 @@ pub mod broadcast {
                 aux: offset(aux),
                 history,
                 hist_at: offset(hist_at),
+                hist_len: crate::broadcast::index_len(history),
             };
             ModelRing {
-                mem: LoomMem::zeroed(offset(hist_at + 16 * history)),
+                mem: LoomMem::zeroed(offset(hist_at + 8 * crate::broadcast::index_len(history))),
                 g,
             }
         }

@@ -788,7 +788,7 @@ fn tethered_joiners_under_a_running_publisher_lose_nothing_once_confirmed() {
 #[test]
 fn the_untether_grace_period_restarts_after_a_push_that_found_room() {
     let ring =
-        BroadcastRing::in_heap(&BroadcastConfig::new(4096).max_record(4080).history(16)).unwrap();
+        BroadcastRing::in_heap(&BroadcastConfig::new(4096).max_record(2032).history(16)).unwrap();
     let mut publisher = ring.producer().unwrap();
     let after = Duration::from_millis(300);
     publisher.set_slow_subscribers(SlowSubscribers::Untether { after });

@@ -20,9 +20,7 @@
 //! - under `SlowSubscribers::Untether { after: 0 }` (a random policy switch), which
 //!   subscribers a push ejects (exactly those gating below its end less the capacity), the
 //!   ring's ejection count, and that each ejected subscriber is told `Ejected` at its next pop
-//!   (and reads on untethered). One known bug is carved out: an ejected subscriber whose
-//!   position holds the publisher's zero-ahead word reads `Empty` (or `Corrupt` from its
-//!   audit); `broadcast_attacks` has its failing test.
+//!   (and reads on untethered), also when its position holds the publisher's zero-ahead word.
 //!
 //! Every message carries its sequence number and a checksum of its bytes: a torn one is never
 //! `Ok`.
@@ -133,10 +131,6 @@ enum Pop {
     Disconnected,
     Lagged(u64),
     Ejected,
-    /// `Empty` (or `Disconnected`) from an ejected subscriber whose position holds the
-    /// publisher's zero-ahead word one lap on; its audit may also say `Corrupt` (the known bug
-    /// of `broadcast_attacks::an_ejected_subscriber_at_the_zero_ahead_word_is_told_it_was_ejected`).
-    EjectedButEmpty(bool),
 }
 
 #[derive(Debug)]
@@ -265,15 +259,33 @@ impl Model {
         }
         let size = self.size_of(len);
         let to_end = CAP - (self.tail % CAP);
-        let pad = if size > to_end { to_end } else { 0 };
-        let end = self.tail + pad + size + 8;
+        if size > to_end {
+            // The padding alone first (as the ring does since the review's finding 1).
+            self.ensure(self.tail + to_end + 8)?;
+            self.recs.insert(
+                self.tail,
+                Rec {
+                    size: to_end,
+                    seq: None,
+                },
+            );
+            self.write(self.tail, W::Header(self.tail));
+            self.write(self.tail + to_end, W::Zero);
+            self.tail += to_end;
+        }
+        self.ensure(self.tail + size + 8)?;
+        Ok(self.tail)
+    }
+
+    /// The gate for a write up to `end`: `Full`, or (untethering) ejects every gating
+    /// subscriber whose cursor is below `end − capacity`; then the intent.
+    fn ensure(&mut self, end: u64) -> Result<(), PushError> {
         // Every `ensure` leaves the publisher accounting for the current roster.
         self.seen_gen = self.gen;
         if end > self.limit() {
             if !self.untether {
                 return Err(PushError::Full);
             }
-            // E1–E3: every gating subscriber whose cursor is below `end − capacity`.
             let mut ejected = 0;
             for s in self.subs.iter_mut().flatten() {
                 if s.gates() && s.cursor < end - CAP {
@@ -289,19 +301,7 @@ impl Model {
             assert!(end <= self.limit(), "model: still full after ejecting");
         }
         self.intent = self.intent.max(end);
-        if pad != 0 {
-            self.recs.insert(
-                self.tail,
-                Rec {
-                    size: pad,
-                    seq: None,
-                },
-            );
-            self.write(self.tail, W::Header(self.tail));
-            self.write(self.tail + pad, W::Zero);
-            self.tail += pad;
-        }
-        Ok(self.tail)
+        Ok(())
     }
 
     fn write(&mut self, pos: u64, w: W) {
@@ -354,21 +354,19 @@ impl Model {
         let mut s = self.subs[slot].clone().expect("a subscriber");
         if s.ejected && s.mode != Mode::Untethered {
             // A probationary subscriber learns it in `confirm`; a confirmed one reads on as
-            // before (passing intact padding) and learns it after its copy, unless the word
-            // at its position is zero.
+            // before (passing intact padding) and learns it after its copy, or at a zero
+            // word.
             let result = loop {
                 if let Mode::Probation(_) = s.mode {
                     break Pop::Ejected;
                 }
                 match self.word(s.local) {
-                    W::Zero => break Pop::EjectedButEmpty(s.local != self.tail),
-                    W::Header(p) if p == s.local => {
-                        let rec = self.recs[&s.local];
-                        if rec.seq.is_some() {
-                            break Pop::Ejected;
-                        }
-                        s.local += rec.size;
+                    // Intact padding: passed.
+                    W::Header(p) if p == s.local && self.recs[&s.local].seq.is_none() => {
+                        s.local += self.recs[&s.local].size;
                     }
+                    // A record, bytes, or a zero word (the ring checks its flags on an empty
+                    // read too: the test helper's finding 4, fixed).
                     _ => break Pop::Ejected,
                 }
             };
@@ -575,7 +573,6 @@ struct Seen {
     confirmed: u64,
     ejections: u64,
     ejected: u64,
-    ejected_but_empty: u64,
 }
 
 fn run(max: u64, history: u32, checksum: bool, ops: &[Op]) -> Result<Seen, String> {
@@ -650,7 +647,6 @@ fn run(max: u64, history: u32, checksum: bool, ops: &[Op]) -> Result<Seen, Strin
                 // non-message; a first error is the batch's error, `Empty` is `Ok(0)`).
                 let mut want = Vec::new();
                 let mut want_err = None;
-                let mut corrupt_ok = false;
                 let n = match how {
                     PopHow::Batch(n) => usize::from(n),
                     _ => 1,
@@ -659,15 +655,6 @@ fn run(max: u64, history: u32, checksum: bool, ops: &[Op]) -> Result<Seen, Strin
                     match model.pop(slot) {
                         Pop::Msg(seq) => want.push(seq),
                         Pop::Empty | Pop::Disconnected if !want.is_empty() => break,
-                        Pop::EjectedButEmpty(corrupt) => {
-                            corrupt_ok = corrupt;
-                            want_err = Some(if model.publisher {
-                                Pop::Empty
-                            } else {
-                                Pop::Disconnected
-                            });
-                            break;
-                        }
                         other => {
                             if !want.is_empty() {
                                 return Err(ctx(format!(
@@ -702,16 +689,14 @@ fn run(max: u64, history: u32, checksum: bool, ops: &[Op]) -> Result<Seen, Strin
                         Pop::Disconnected => PopError::Disconnected,
                         Pop::Lagged(missed) => PopError::Lagged { missed },
                         Pop::Ejected => PopError::Ejected,
-                        Pop::Msg(_) | Pop::EjectedButEmpty(_) => unreachable!(),
+                        Pop::Msg(_) => unreachable!(),
                     }),
                 };
                 seen.delivered += got.len() as u64;
                 seen.lagged += u64::from(matches!(err, Some(PopError::Lagged { .. })));
                 seen.disconnected += u64::from(err == Some(PopError::Disconnected));
                 seen.ejected += u64::from(err == Some(PopError::Ejected));
-                seen.ejected_but_empty += u64::from(corrupt_ok);
-                let corrupt_instead = corrupt_ok && matches!(err, Some(PopError::Corrupt(_)));
-                if got_seqs != want || (err != want_err && !corrupt_instead) {
+                if got_seqs != want || err != want_err {
                     let s = model.subs[slot].as_ref().unwrap();
                     return Err(ctx(format!(
                         "real {got_seqs:?} {err:?}, model {want:?} {want_err:?} \
@@ -834,7 +819,7 @@ proptest! {
 
     #[test]
     fn the_broadcast_ring_matches_the_model(
-        max in prop_oneof![Just(64u64), Just(300), Just(1024), Just(CAP - 16), 28..CAP - 16],
+        max in prop_oneof![Just(64u64), Just(300), Just(1024), Just(CAP / 2 - 16), 28..CAP / 2 - 16],
         history in prop_oneof![Just(1u32), Just(2), Just(16), Just(64)],
         checksum in prop::bool::weighted(0.25),
         ops in prop::collection::vec(op(), 1..400),

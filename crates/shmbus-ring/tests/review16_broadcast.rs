@@ -1,6 +1,6 @@
-//! Review of the broadcast ring (issue 16): attacks on PROTOCOL §8's invariants. A test that
-//! is `#[ignore]`d documents a finding (it fails until the library is fixed); the others are
-//! attacks that held.
+//! Review of the broadcast ring (issue 16): attacks on PROTOCOL §8's invariants. The tests
+//! under a "Finding N" heading failed until that finding was fixed (they were `#[ignore]`d
+//! until then); the others are attacks that held.
 #![cfg(not(loom))]
 
 use shmbus_ring::broadcast::{BroadcastConfig, BroadcastRing, SlowSubscribers, StartAt};
@@ -75,46 +75,53 @@ fn pop(c: &mut Consumer<shmbus_ring::Broadcast>) -> Result<(u64, usize), PopErro
 // publisher whose only tethered subscriber has read everything.
 // -------------------------------------------------------------------------------------------
 
-/// The tail is at offset 2048; the next record (2056 bytes) does not fit in the 2048 left
-/// in the lap, so `place` asks the gate for `tail + 2048 (padding) + 2056 + 8` = `tail +
-/// 4112` > `gate + 4096` although the subscriber has read everything: `Full`, and nothing
-/// the subscriber can do frees it (the padding is never published, so it cannot pass it).
+/// The tail is at offset 2064; the next record (2040 bytes, the largest: a record takes at
+/// most half the ring since this finding) does not fit in the 2032 left in the lap, so a
+/// padding record goes first. Before the fix, `place` asked the gate for the padding and a
+/// record of up to `capacity − 16` at once, more than a caught-up subscriber's position
+/// allows: `Full` for ever (the padding never published, so it could not be passed).
 #[test]
-#[ignore = "finding 1: padding + record > capacity: a caught-up tethered subscriber blocks the publisher for ever"]
 fn a_caught_up_subscriber_never_blocks_a_record_that_needs_padding() {
-    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP - 16)).unwrap();
+    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP / 2 - 16)).unwrap();
     let mut publisher = ring.producer().unwrap();
     let mut sub = ring.consumer().unwrap();
-    publisher.try_push(&msg(0, 2040)).unwrap(); // size 2048: the tail is at 2048
-    assert_eq!(pop(&mut sub), Ok((0, 2040)));
+    publisher.try_push(&msg(0, 1024)).unwrap();
+    publisher.try_push(&msg(1, 1024)).unwrap(); // two records of 1032: the tail is at 2064
+    assert_eq!(pop(&mut sub), Ok((0, 1024)));
+    assert_eq!(pop(&mut sub), Ok((1, 1024)));
     assert_eq!(pop(&mut sub), Err(PopError::Empty));
     // The subscriber is confirmed and caught up: the ring is empty for it.
     assert!(sub.is_confirmed());
-    let r = publisher.push_timeout(&msg(1, 2048), Duration::from_millis(300));
+    let r = publisher.push_timeout(&msg(2, 2032), Duration::from_millis(300));
     assert_eq!(r, Ok(()), "an empty ring refuses a record of half its size");
-    assert_eq!(pop(&mut sub), Ok((1, 2048)));
+    assert_eq!(pop(&mut sub), Ok((2, 2032)));
+    // The largest record a ring takes is half of it.
+    assert!(BroadcastConfig::new(CAP)
+        .max_record(CAP / 2 - 15)
+        .validate()
+        .is_err());
 }
 
-/// The same under `Untether`: the subscriber that is caught up gets ejected (and loses
-/// its lossless guarantee) although it was never slow.
+/// The same under `Untether`: the subscriber that is caught up must not be ejected.
 #[test]
-#[ignore = "finding 1: padding + record > capacity: a caught-up tethered subscriber is ejected"]
 fn a_caught_up_subscriber_is_not_ejected_for_a_record_that_needs_padding() {
-    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP - 16)).unwrap();
+    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP / 2 - 16)).unwrap();
     let mut publisher = ring.producer().unwrap();
     publisher.set_slow_subscribers(SlowSubscribers::Untether {
         after: Duration::ZERO,
     });
     let mut sub = ring.consumer().unwrap();
-    publisher.try_push(&msg(0, 2040)).unwrap();
-    assert_eq!(pop(&mut sub), Ok((0, 2040)));
-    publisher.try_push(&msg(1, 2048)).unwrap();
+    publisher.try_push(&msg(0, 1024)).unwrap();
+    publisher.try_push(&msg(1, 1024)).unwrap();
+    assert_eq!(pop(&mut sub), Ok((0, 1024)));
+    assert_eq!(pop(&mut sub), Ok((1, 1024)));
+    publisher.try_push(&msg(2, 2032)).unwrap();
     assert_eq!(
         ring.ejections(),
         0,
         "a subscriber with nothing left to read was ejected"
     );
-    assert_eq!(pop(&mut sub), Ok((1, 2048)));
+    assert_eq!(pop(&mut sub), Ok((2, 2032)));
 }
 
 // -------------------------------------------------------------------------------------------
@@ -123,7 +130,6 @@ fn a_caught_up_subscriber_is_not_ejected_for_a_record_that_needs_padding() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 2: hist_head = u64::MAX read at J0 becomes the sequence: seq += 1 overflows (panic)"]
 fn a_scribbled_history_count_does_not_overflow_the_sequence() {
     let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
     let mut publisher = f.ring.producer().unwrap();
@@ -157,7 +163,6 @@ fn a_scribbled_history_count_does_not_overflow_the_sequence() {
 /// "nothing committed": `Disconnected`. A select that probes stages it, and the subscriber's
 /// remaining messages are never delivered. `is_empty()` likewise says true.
 #[test]
-#[ignore = "finding 3: check_peers/is_empty judge a lapped subscriber drained: Disconnected while messages remain"]
 fn a_lapped_subscriber_of_a_gone_publisher_is_not_judged_drained() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -186,7 +191,6 @@ fn a_lapped_subscriber_of_a_gone_publisher_is_not_judged_drained() {
 /// The same for a confirmed subscriber that was ejected and whose publisher then went away:
 /// `check_peers` says `Disconnected` where the next pop says `Ejected`.
 #[test]
-#[ignore = "finding 3: check_peers judges an ejected subscriber of a gone publisher drained"]
 fn an_ejected_subscriber_of_a_gone_publisher_is_not_judged_drained() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -222,7 +226,6 @@ fn an_ejected_subscriber_of_a_gone_publisher_is_not_judged_drained() {
 /// behaviour for a `&[u8]`), and `try_pop_with` returns `Ok` with the torn bytes — the
 /// ejection is reported only at the next read.
 #[test]
-#[ignore = "finding 4: in-place reads under Untether: the &[u8] handed out changes under the user and the read is Ok"]
 fn an_in_place_read_is_not_written_over_while_the_user_holds_it() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -743,7 +746,6 @@ fn scribbles_between_honest_operations_give_errors_not_panics_or_hangs() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 5: gen = u64::MAX: J2's fetch_add(gen, 1) + 1 overflows (panic in a joining subscriber)"]
 fn a_scribbled_generation_does_not_make_a_join_panic() {
     let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
     let mut publisher = f.ring.producer().unwrap();
@@ -776,7 +778,6 @@ fn a_scribbled_generation_does_not_make_a_join_panic() {
 /// (or re-joining), although the publisher's tail is beyond it — as a confirmed
 /// subscriber's audit would notice.
 #[test]
-#[ignore = "finding 6: a history entry inside a record makes an untethered joiner wait silently on a zero payload word"]
 fn a_joiner_started_inside_a_record_by_a_scribbled_entry_does_not_wait_silently() {
     let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
     let mut publisher = f.ring.producer().unwrap();
@@ -885,7 +886,6 @@ fn a_killed_tethered_subscriber_stops_gating_within_a_probe_interval() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 7: push/push_timeout/reserve_deadline return Disconnected after the last subscriber left"]
 fn a_blocking_push_after_the_last_subscriber_left_publishes() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -908,7 +908,6 @@ fn a_blocking_push_after_the_last_subscriber_left_publishes() {
 /// The same while the push waits: the slow subscriber leaves, which frees the room, and the
 /// waiting push reports `Disconnected` instead of publishing.
 #[test]
-#[ignore = "finding 7: a push waiting on a slow subscriber returns Disconnected when it leaves"]
 fn a_push_waiting_on_a_subscriber_that_leaves_publishes() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -935,7 +934,6 @@ fn a_push_waiting_on_a_subscriber_that_leaves_publishes() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 8: retether() of a caught-up subscriber re-joins at Latest and delivers the last message again"]
 fn retether_of_a_caught_up_subscriber_does_not_repeat_a_message() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -959,15 +957,16 @@ fn retether_of_a_caught_up_subscriber_does_not_repeat_a_message() {
 /// the publisher writes over with the record that follows it (padding + record + 8 >
 /// capacity), and is told `Lagged { missed: 0 }` although it missed nothing.
 #[test]
-#[ignore = "finding 1: a record that overwrites its own padding makes a caught-up untethered subscriber Lagged { missed: 0 }"]
 fn a_caught_up_untethered_subscriber_is_not_lagged_by_a_large_record() {
-    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP - 16)).unwrap();
+    let ring = BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(CAP / 2 - 16)).unwrap();
     let mut publisher = ring.producer().unwrap();
     let mut lossy = ring.subscriber(&Subscription::untethered()).unwrap();
-    publisher.try_push(&msg(0, 2040)).unwrap();
-    assert_eq!(pop(&mut lossy), Ok((0, 2040)));
-    publisher.try_push(&msg(1, 3000)).unwrap();
-    assert_eq!(pop(&mut lossy), Ok((1, 3000)));
+    publisher.try_push(&msg(0, 1024)).unwrap();
+    publisher.try_push(&msg(1, 1024)).unwrap();
+    assert_eq!(pop(&mut lossy), Ok((0, 1024)));
+    assert_eq!(pop(&mut lossy), Ok((1, 1024)));
+    publisher.try_push(&msg(2, 2032)).unwrap();
+    assert_eq!(pop(&mut lossy), Ok((2, 2032)));
 }
 
 // -------------------------------------------------------------------------------------------
@@ -978,7 +977,6 @@ fn a_caught_up_untethered_subscriber_is_not_lagged_by_a_large_record() {
 /// observer reports `Missed { from: p, to: p }` for ever — no progress and no `Corrupt`
 /// (an honest subscriber reports `Corrupt` there).
 #[test]
-#[ignore = "finding 9: observer: a stale-lap word at its position gives Missed { from: p, to: p } for ever"]
 fn an_observer_on_a_stale_word_makes_progress_or_reports_corruption() {
     use shmbus_ring::observe::{Observer, Peeked, Start};
     let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));
@@ -1124,7 +1122,6 @@ fn concurrent_subscribers_never_see_torn_skipped_or_repeated_messages() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 10: is_full() under Untether ejects the slow subscriber (a query with a side effect)"]
 fn asking_whether_the_ring_is_full_ejects_nobody() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -1151,7 +1148,6 @@ fn asking_whether_the_ring_is_full_ejects_nobody() {
 /// Finding 7's select face: the publisher's `check_peers` says `Disconnected` once every
 /// subscriber has left.
 #[test]
-#[ignore = "finding 7: the publisher's check_peers says Disconnected after the last subscriber left"]
 fn a_publishers_check_peers_is_never_disconnected() {
     let ring =
         BroadcastRing::in_heap(&BroadcastConfig::new(CAP).max_record(256).history(16)).unwrap();
@@ -1181,7 +1177,7 @@ fn a_publisher_killed_after_its_padding_is_succeeded() {
         return;
     }
     use std::io::{BufRead, BufReader};
-    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(2048).history(16));
+    let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(1024).history(16));
     let mut child = shmbus_testkit::ChildGuard::spawn(
         shmbus_testkit::respawn(
             "a_publisher_killed_after_its_padding_is_succeeded",
@@ -1255,7 +1251,6 @@ fn a_publisher_killed_after_its_padding_is_succeeded() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 11: with no tethered subscriber the stored gate goes stale: Observer::used_bytes shows a full ring"]
 fn an_observer_does_not_see_a_ring_nobody_gates_as_full() {
     use shmbus_ring::observe::Observer;
     let f = Fixture::new(&BroadcastConfig::new(CAP).max_record(256).history(16));

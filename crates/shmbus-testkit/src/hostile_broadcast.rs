@@ -408,7 +408,7 @@ impl Ends {
 /// and a poisoned header at the only subscriber's position is reported.
 pub fn run_hostile_broadcast(case: &BroadcastCase) -> Result<(), String> {
     let cap = 4096u64 << (case.geometry % 3);
-    let max = 1 + u64::from(case.limit) % (cap - 16);
+    let max = 1 + u64::from(case.limit) % (cap / 2 - 16);
     let history = 1u32 << (case.history % 7);
     let cfg = BroadcastConfig::new(cap).max_record(max).history(history);
     let seg = Segment::memfd(

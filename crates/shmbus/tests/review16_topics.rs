@@ -1,5 +1,6 @@
-//! Review of broadcast topics (issue 16) through the typed layer. A test that is `#[ignore]`d
-//! documents a finding (it fails until the library is fixed); the others are attacks that held.
+//! Review of broadcast topics (issue 16) through the typed layer. The tests of a finding
+//! failed until it was fixed (they were `#[ignore]`d until then); the others are attacks that
+//! held.
 
 mod common;
 
@@ -362,7 +363,6 @@ extern "C" {
 /// disconnected) turns into `TooLarge { len: max + 1, max }` for a 9-byte message. (A send that finds room at once is fine: the
 /// typed layer tries without waiting first.)
 #[test]
-#[ignore = "finding 7: a send waiting on the last subscriber fails (as TooLarge { 1025, 1024 }) when it leaves"]
 fn a_send_waiting_on_the_last_subscriber_publishes_when_it_leaves() {
     let t = name("lastsub");
     let _c = Cleanup(t.clone());
@@ -392,7 +392,6 @@ fn a_send_waiting_on_the_last_subscriber_publishes_when_it_leaves() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 1: a message needing padding + its size > capacity blocks the publisher of a caught-up subscriber"]
 fn a_large_message_is_sent_to_a_caught_up_subscriber() {
     let t = name("bigmsg");
     let _c = Cleanup(t.clone());
@@ -416,7 +415,6 @@ fn a_large_message_is_sent_to_a_caught_up_subscriber() {
 // -------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "finding 12: a failed create with remove_on_drop(true) unlinks the existing topic"]
 fn a_failed_create_does_not_remove_an_existing_topic() {
     use std::os::unix::fs::FileExt;
     let dir = Dir::new("failedcreate");

@@ -67,9 +67,11 @@ pub struct Geometry {
     pub(crate) history: u64,
     /// The offset of the history index (`aux + HISTORY` in a segment).
     pub(crate) hist_at: usize,
+    /// Its entries: `index_len(history)`, a power of two.
+    pub(crate) hist_len: u64,
 }
 
-/// What a header word read at a position says (PROTOCOL §8.3).
+/// What a header word read at a position says (PROTOCOL §8.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Word {
     /// Zero: nothing committed there (yet).
@@ -110,7 +112,7 @@ impl Geometry {
     /// The memory offset of the history entry of data record `n`.
     #[inline]
     pub(crate) fn hist(&self, n: u64) -> usize {
-        self.hist_at + crate::conv::offset(8 * (n & (2 * self.history - 1)))
+        self.hist_at + crate::conv::offset(8 * (n & (self.hist_len - 1)))
     }
 
     /// The header word this ring's publisher writes for a record at `pos`.

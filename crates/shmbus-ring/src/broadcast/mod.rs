@@ -83,8 +83,8 @@ pub mod aux {
     pub const HIST_HEAD: u64 = 8;
     /// The publisher's line: the roster generation its gate last accounted for (`u64`).
     pub const SEEN_GEN: u64 = 16;
-    /// The publisher's line: the position that gated it at its last rescan (`u64`,
-    /// informational).
+    /// The publisher's line: the position that gated it at its last rescan, `u64::MAX` when no
+    /// tethered subscriber did (`u64`, informational).
     pub const GATE: u64 = 24;
     /// The publisher's line: how many subscribers publishers of this ring have ejected
     /// (`u64`, informational).
@@ -115,20 +115,27 @@ pub mod aux {
     pub const FLAG_CONFIRMED: u64 = 2;
     /// Cursor flag: the publisher ejected this subscriber (it had been tethered).
     pub const FLAG_EJECTED: u64 = 4;
-    /// The history index: `2H` little-endian `u64` record positions, entry `n & (2H − 1)`
-    /// holding the position of data record `n`.
+    /// The history index: `E = max(2H, 64)` little-endian `u64` record positions, entry
+    /// `n & (E − 1)` holding the position of data record `n`.
     pub const HISTORY: u64 = 8192;
 }
 
 const _: () = assert!(aux::CURSORS + MAX_ENDPOINTS * aux::CURSOR_SIZE <= aux::HISTORY);
 
 /// The length of the auxiliary region for a history of `history` records: the two pages of
-/// lines, then the history index of `2 × history` entries (a reader can trust an entry only
+/// lines, then the history index of `max(2 × history, 64)` entries (a reader can trust an entry only
 /// while fewer records than the index holds were published after it, and one may be being
 /// published: twice the history keeps the last `history` records always readable), rounded up
 /// to a page.
 pub(crate) fn aux_len(history: u32) -> u64 {
-    (aux::HISTORY + 16 * u64::from(history)).next_multiple_of(4096)
+    (aux::HISTORY + 8 * index_len(u64::from(history))).next_multiple_of(4096)
+}
+
+/// The entries of the history index for a history of `history` records: twice as many, and
+/// at least 64 (so that a join finds the latest record's entry even under a publisher that
+/// publishes dozens of records between two of its loads).
+pub(crate) fn index_len(history: u64) -> u64 {
+    (2 * history).max(64)
 }
 
 /// Where a subscriber starts reading.
@@ -250,7 +257,7 @@ pub struct BroadcastConfig {
 
 impl BroadcastConfig {
     /// A ring with `capacity` bytes of record space (a power of two, 4 KiB to 1 TiB), records
-    /// of up to `capacity − 16` bytes unless [`max_record`](Self::max_record) says less, and
+    /// of up to `capacity / 2 − 16` bytes unless [`max_record`](Self::max_record) says less, and
     /// [`DEFAULT_HISTORY`] history entries.
     pub fn new(capacity: u64) -> Self {
         BroadcastConfig {
@@ -265,7 +272,7 @@ impl BroadcastConfig {
         }
     }
 
-    /// The largest record payload (at most `capacity − 16`; on a checksum ring it includes
+    /// The largest record payload (at most `capacity / 2 − 16`; on a checksum ring it includes
     /// the 4-byte trailer).
     pub fn max_record(mut self, max: u64) -> Self {
         self.max_record = Some(max);
@@ -336,7 +343,7 @@ impl BroadcastConfig {
         let max = self.max_record.unwrap_or(limit);
         if max > limit || max == 0 {
             return Err(Error::InvalidConfig(format!(
-                "broadcast max_record {max} must be from 1 to capacity - 16 = {limit}"
+                "broadcast max_record {max} must be from 1 to capacity / 2 - 16 = {limit}"
             )));
         }
         if self.checksum && max < wide(CHECKSUM_LEN) {
@@ -359,8 +366,10 @@ impl BroadcastConfig {
     }
 }
 
-/// The largest payload a ring of `cap` bytes can carry (as SPSC): the record and the
-/// zero-ahead word fit in the ring, and a header's length is 32 bits.
+/// The largest payload a ring of `cap` bytes can carry: a record (with its zero-ahead word)
+/// takes at most half the ring, so that a padding record and the record after it fit in one
+/// lap from the padding's start — a subscriber that has read everything never holds a push up
+/// (DECISIONS D48) — and a header's length is 32 bits.
 pub(crate) fn largest_record(cap: u64) -> u64 {
-    (cap - 2 * HEADER_SIZE).min(u64::from(u32::MAX) & !7)
+    (cap / 2 - 2 * HEADER_SIZE).min(u64::from(u32::MAX) & !7)
 }

@@ -1,4 +1,4 @@
-//! The broadcast publisher's half (PROTOCOL §8.4): the gate over tethered subscribers, the
+//! The broadcast publisher's half (PROTOCOL §8.3): the gate over tethered subscribers, the
 //! intent, the history index, and a successor's recovery of a dead publisher's tail.
 
 use super::aux::{
@@ -86,7 +86,7 @@ impl<M: Memory> PublisherCore<M> {
         };
         let mut tail = published;
         for _ in 0..=g.cap / 8 {
-            // B2: Acquire; pairs with the Release header store (P4) of the publisher that
+            // B2: Acquire; pairs with the Release header store (P3) of the publisher that
             // wrote it.
             // SAFETY: an offset of the validated geometry: in bounds and aligned (attach contract).
             let word = unsafe { mem.load(g.at(tail), Ordering::Acquire) };
@@ -199,7 +199,7 @@ impl<M: Memory> PublisherCore<M> {
             unsafe {
                 self.mem.store(
                     self.g.aux(GATE),
-                    gate.unwrap_or(self.tail),
+                    gate.unwrap_or(u64::MAX),
                     Ordering::Relaxed,
                 );
             };
@@ -349,9 +349,31 @@ impl<M: Memory> PublisherCore<M> {
         }
         let size = record_size(wide(len));
         let to_end = self.g.cap - (self.tail & self.g.mask());
-        let pad = if size > to_end { to_end } else { 0 };
-        let end = self.tail + pad + size + HEADER_SIZE;
+        if size > to_end {
+            // The padding alone first, with its zero-ahead word (offset 0 of the next lap), as
+            // SPSC does: room for the padding and the record at once may exceed what a
+            // caught-up subscriber's position allows (it cannot pass a padding record that
+            // is not published), which would leave the push full for ever. A padding record
+            // published by a push that then finds no room stays published: harmless.
+            let end = self.tail + to_end + HEADER_SIZE;
+            self.ensure(end)?;
+            self.intend(end);
+            let start = self.tail;
+            let word = self
+                .g
+                .word(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING, start);
+            self.publish(start, start + to_end, word, false);
+        }
+        let end = self.tail + size + HEADER_SIZE;
         self.ensure(end)?;
+        self.intend(end);
+        Ok(self.tail)
+    }
+
+    /// P1: announces that the publisher may write every position below `end`, before it
+    /// writes any of them.
+    #[inline(always)]
+    fn intend(&mut self, end: u64) {
         if end > self.intent {
             self.intent = end;
             // P1: Release store of the intent, then a Release fence. The fence orders every
@@ -362,18 +384,10 @@ impl<M: Memory> PublisherCore<M> {
             // intent with Acquire (V2) and then joins again (J0).
             // SAFETY: an aux word (attach contract).
             unsafe {
-                self.mem.store(self.g.aux(INTENT), end, Ordering::Relaxed);
+                self.mem.store(self.g.aux(INTENT), end, Ordering::Release);
             };
             fence(Ordering::Release);
         }
-        if pad != 0 {
-            let start = self.tail;
-            let word = self
-                .g
-                .word(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING, start);
-            self.publish(start, start + to_end, word, false);
-        }
-        Ok(self.tail)
     }
 
     /// P2–P6: publishes the record whose header `word` goes at `start` and which ends at

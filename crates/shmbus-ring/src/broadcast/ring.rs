@@ -37,6 +37,7 @@ impl Geometry {
             aux: offset(DATA_OFFSET + cap),
             history,
             hist_at: offset(DATA_OFFSET + cap + super::aux::HISTORY),
+            hist_len: super::index_len(history),
         }
     }
 }
@@ -95,10 +96,15 @@ impl KindImpl for Broadcast {
     type ReadCore = SubscriberCore<RawMem>;
 
     fn sized_for(messages: u64, max_message: u64) -> Result<BroadcastConfig> {
-        let bytes = crate::frame::record_size(max_message)
+        let record = crate::frame::record_size(max_message);
+        let bytes = record
             .checked_mul(messages.saturating_add(1))
             .and_then(|b| b.checked_add(crate::frame::HEADER_SIZE))
-            .and_then(u64::checked_next_power_of_two)
+            // A record takes at most half the ring (`largest_record`).
+            .and_then(|b| {
+                b.max(2 * (record + crate::frame::HEADER_SIZE))
+                    .checked_next_power_of_two()
+            })
             .filter(|b| *b <= MAX_CAPACITY)
             .ok_or_else(|| {
                 Error::InvalidConfig(format!(
@@ -430,9 +436,11 @@ impl Consumer<Broadcast> {
         self.core.cursor().1
     }
 
-    /// Joins again, tethered, at the latest record: after an ejection, or to make an
-    /// untethered subscriber lossless from now on. Returns how many messages between its
-    /// position and that record it skips.
+    /// Joins again, tethered, where it is: after an ejection, or to make an untethered
+    /// subscriber lossless from now on. It skips and repeats nothing; if the publisher wrote
+    /// over its position before the gate held it again, its next read is
+    /// [`PopError::Lagged`](crate::PopError) and it goes on from the latest record. Returns
+    /// how many messages it skipped: 0 (kept for symmetry with the typed subscriber).
     pub fn retether(&mut self) -> u64 {
         let before = self.core.cursor().1;
         self.core.retether();

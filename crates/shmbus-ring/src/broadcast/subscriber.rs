@@ -1,4 +1,4 @@
-//! A broadcast subscriber's half (PROTOCOL §8.5): joining at a chosen start, probation,
+//! A broadcast subscriber's half (PROTOCOL §8.4–§8.5): joining at a chosen start, probation,
 //! reading tethered like an SPSC consumer, copy-and-validate when untethered, and ejection.
 
 use super::aux::{
@@ -201,7 +201,7 @@ impl<M: Memory> SubscriberCore<M> {
         fence(Ordering::Acquire);
         // SAFETY: as above.
         let head = unsafe { self.mem.load(self.g.aux(HIST_HEAD), Ordering::Relaxed) };
-        (head.wrapping_sub(n) < 2 * self.g.history && pos % 8 == 0 && pos <= MAX_POSITION)
+        (head.wrapping_sub(n) < self.g.hist_len && pos % 8 == 0 && pos <= MAX_POSITION)
             .then_some(pos)
     }
 
@@ -436,9 +436,25 @@ pub(crate) unsafe fn leave<M: Memory>(mem: &M, g: &Geometry, index: u64) {
     }
 }
 
-impl<M: Memory> ReadCore for SubscriberCore<M> {
+impl<M: Memory> SubscriberCore<M> {
+    /// Runs a read again (a few times) when it was overtaken without missing anything: a
+    /// large record may overwrite the padding record a caught-up validating subscriber was
+    /// about to pass, which resumes it at that very record (`Lagged { missed: 0 }` is no news).
     #[inline]
-    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+    fn again<R>(
+        &mut self,
+        mut read: impl FnMut(&mut Self) -> Result<R, PopError>,
+    ) -> Result<R, PopError> {
+        for _ in 0..4 {
+            match read(self) {
+                Err(PopError::Lagged { missed: 0 }) => {}
+                other => return other,
+            }
+        }
+        read(self)
+    }
+
+    fn pop_into(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         let (pos, len) = self.locate()?.ok_or(PopError::Empty)?;
         if len > buf.len() {
             self.check(pos)?;
@@ -457,7 +473,7 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         Ok(len)
     }
 
-    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+    fn pop_vec_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
         let (pos, len) = self.locate()?.ok_or(PopError::Empty)?;
         buf.clear();
         buf.resize(len, 0);
@@ -471,8 +487,7 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         Ok(len)
     }
 
-    #[inline]
-    fn next(&mut self) -> Result<Option<(u64, usize)>, PopError> {
+    fn next_copied(&mut self) -> Result<Option<(u64, usize)>, PopError> {
         let Some((pos, len)) = self.locate()? else {
             return Ok(None);
         };
@@ -492,6 +507,22 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         }
         self.check(pos)?;
         Ok(Some((pos, len)))
+    }
+}
+
+impl<M: Memory> ReadCore for SubscriberCore<M> {
+    #[inline]
+    fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.again(|this| this.pop_into(buf))
+    }
+
+    fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
+        self.again(|this| this.pop_vec_into(buf))
+    }
+
+    #[inline]
+    fn next(&mut self) -> Result<Option<(u64, usize)>, PopError> {
+        self.again(Self::next_copied)
     }
 
     #[inline]
@@ -515,24 +546,34 @@ impl<M: Memory> ReadCore for SubscriberCore<M> {
         0
     }
 
-    /// Whether a data record of this lap waits at the position (a peek: no validation, no
-    /// change of state).
+    /// Whether a read at the position would find something: a record, or news of a lag, an
+    /// ejection or corruption (a peek: no change of state).
     fn has_committed(&mut self) -> bool {
         // V1 (as in `locate`).
         // SAFETY: as in `locate`.
         let word = unsafe { self.mem.load(self.g.at(self.pos), Ordering::Acquire) };
-        matches!(self.g.check(self.pos, word), Word::Record { .. })
+        match self.g.check(self.pos, word) {
+            // Not drained while a read would report something: a record, a lag (and the
+            // records after it), an ejection, or corruption.
+            Word::Empty if self.mode == Mode::Confirmed => self.ejected(),
+            Word::Empty => self.overrun(self.pos),
+            _ => true,
+        }
     }
 
     fn position(&self) -> u64 {
         self.pos
     }
 
-    /// A confirmed subscriber found nothing at its position: if the published tail is beyond
-    /// it, a record was committed there (P3 before P6), so the word must not be zero — a
-    /// suspect (a dead publisher's successor republishes the tail it walked to).
+    /// A subscriber found nothing at its position: if the published tail is beyond it (and it
+    /// was not overtaken), a record was committed there (P3 before P6), so the word must not
+    /// be zero — a suspect (a dead publisher's successor republishes the tail it walked to; a
+    /// scribbled history entry can start a joiner inside a record).
     fn audit(&mut self) -> Audit {
-        if self.mode != Mode::Confirmed {
+        // Overtaken or ejected: the next read says so.
+        if (self.mode == Mode::Confirmed && self.ejected())
+            || (self.mode != Mode::Confirmed && self.overrun(self.pos))
+        {
             return Audit::Fine;
         }
         // A1: Acquire; pairs with P6.

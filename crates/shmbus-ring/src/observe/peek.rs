@@ -252,12 +252,27 @@ impl<'a> Peek<'a> {
         let latest = if head == 0 {
             0
         } else {
-            self.aux_word(HISTORY + 8 * ((head - 1) & (2 * history - 1)))
+            self.aux_word(HISTORY + 8 * ((head - 1) & (crate::broadcast::index_len(history) - 1)))
         };
         if latest > self.pos && latest % 8 == 0 && latest < MAX_POSITION {
             latest
         } else {
             self.shared(PRODUCER_BLOCK).max(self.pos)
+        }
+    }
+
+    /// A broadcast observer overtaken at `pos`: on to the latest record, or `Corrupt` if the
+    /// ring names none beyond `pos` (an honest publisher that overtook it has published one).
+    fn resync(&mut self, pos: u64, word: u64) -> std::result::Result<Peeked, Corruption> {
+        let to = self.broadcast_latest();
+        if to > pos {
+            Ok(self.missed(to))
+        } else {
+            Err(Corruption {
+                what: "observer overtaken, but the ring names no record beyond its position",
+                position: pos,
+                value: word,
+            })
         }
     }
 
@@ -278,11 +293,11 @@ impl<'a> Peek<'a> {
             let at = offset(DATA_OFFSET + off);
             let word = self.acquire(at);
             if word == 0 {
-                return Ok(if overrun(self, pos) {
-                    self.missed(self.broadcast_latest())
+                return if overrun(self, pos) {
+                    self.resync(pos, word)
                 } else {
-                    Peeked::Nothing
-                });
+                    Ok(Peeked::Nothing)
+                };
             }
             let len = word & 0xffff_ffff;
             let kind = (word >> 32) & 0xff;
@@ -294,8 +309,8 @@ impl<'a> Peek<'a> {
                     _ => false,
                 };
             if !valid {
-                if overrun(self, pos) || (word >> 40) != (pos >> shift) & 0xFF_FFFF {
-                    return Ok(self.missed(self.broadcast_latest()));
+                if overrun(self, pos) {
+                    return self.resync(pos, word);
                 }
                 return Err(Corruption {
                     what: "observed record header",
@@ -310,7 +325,7 @@ impl<'a> Peek<'a> {
             let n = offset(len);
             self.copy(at + 8, n, out);
             if overrun(self, pos) {
-                return Ok(self.missed(self.broadcast_latest()));
+                return self.resync(pos, word);
             }
             if n < trailer {
                 return Err(Corruption {

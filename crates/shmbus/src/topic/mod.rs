@@ -265,7 +265,8 @@ impl<T, C: Codec<T>> PublisherBuilder<T, C> {
     }
 
     /// The ring's size in bytes (default [`DEFAULT_CAPACITY_BYTES`]), rounded up to a power
-    /// of two of at least 4 KiB. It bounds how far a tethered subscriber may fall behind
+    /// of two of at least 4 KiB and of twice the largest message (a record takes at most half
+    /// a broadcast ring). It bounds how far a tethered subscriber may fall behind
     /// before the publisher waits, and how much history a late subscriber can still find.
     /// A successor publisher keeps the existing ring's size.
     pub fn capacity_bytes(mut self, bytes: u64) -> Self {
@@ -354,9 +355,13 @@ impl<T, C: Codec<T>> PublisherBuilder<T, C> {
                 )));
             }
         }
+        // A record takes at most half a broadcast ring (DECISIONS D48): room for two of the
+        // largest, with their headers and the checksum trailer.
+        let two = (max as u64).saturating_add(24).saturating_mul(2);
         let cap = self
             .capacity
             .max(shmbus_ring::broadcast::MIN_CAPACITY)
+            .max(two)
             .checked_next_power_of_two()
             .ok_or_else(|| Error::Config(format!("capacity {} is too large", self.capacity)))?;
         let id = self.identity();
@@ -405,7 +410,9 @@ impl<T, C: Codec<T>> PublisherBuilder<T, C> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            ring.segment().set_unlink_on_drop(self.remove_on_drop);
+            // Kept until this builder's publisher has attached (`create`): a failed create
+            // must not remove a topic that exists.
+            ring.segment().set_unlink_on_drop(false);
             return Ok(ring);
         }
     }
@@ -451,6 +458,7 @@ impl<T, C: Codec<T>> PublisherBuilder<T, C> {
             Err(e) => return Err(e.into()),
         };
         producer.set_slow_subscribers(self.slow);
+        ring.segment().set_unlink_on_drop(self.remove_on_drop);
         Ok(Publisher::new(
             producer,
             ring,

@@ -220,13 +220,14 @@ impl<T, C: Codec<T>> Subscriber<T, C> {
         self.consumer.sequence()
     }
 
-    /// Joins again, tethered, at the latest message (which the next receive returns, even if
-    /// it was received already): after an ejection, or to make an untethered subscriber
-    /// lossless from now on. Returns how many messages it skips. A message a select staged
-    /// is dropped (counted in the skip).
+    /// Joins again, tethered, where it is: after an ejection, or to make an untethered
+    /// subscriber lossless from now on. It skips nothing and repeats nothing (a message a
+    /// select staged is still the next one received); if the publisher wrote over its
+    /// position before it was held again, the next receive reports
+    /// [`RecvError::Lagged`] and goes on from the latest message. Returns how many messages
+    /// it skipped: 0.
     pub fn retether(&mut self) -> u64 {
-        let staged = u64::from(matches!(self.staged.take(), Some(Staged::Message(_))));
-        self.consumer.retether() + staged
+        self.consumer.retether()
     }
 
     /// The topic's name.
