@@ -114,6 +114,34 @@ pub(crate) fn bad_field(seg: &Segment) -> impl Fn(&'static str, u64, String) -> 
     }
 }
 
+/// The checks of a record ring's header (SPSC, broadcast): its data is its capacity, and its
+/// record limit is from 1 to `largest` (what a ring of that capacity carries). `kind` names
+/// the ring in the error.
+pub(crate) fn check_records(
+    seg: &Segment,
+    h: &SegmentHeader,
+    kind: &str,
+    largest: u64,
+) -> Result<()> {
+    let bad = bad_field(seg);
+    let cap = h.capacity;
+    if h.data_len != cap {
+        return Err(bad(
+            "data_len",
+            h.data_len,
+            format!("{kind} ring's data is its capacity, {cap}"),
+        ));
+    }
+    if h.record_limit == 0 || h.record_limit > largest {
+        return Err(bad(
+            "record_limit",
+            h.record_limit,
+            format!("it must be from 1 to {largest} for capacity {cap}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A header for a new segment of the given kind and shape (`capacity`, `record_limit`,
 /// `data_len`), with this process's constants.
 pub(crate) fn new_header(

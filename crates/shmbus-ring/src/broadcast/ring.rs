@@ -167,23 +167,7 @@ impl KindImpl for Broadcast {
                 ),
             ));
         }
-        if h.data_len != cap {
-            return Err(bad(
-                "data_len",
-                h.data_len,
-                format!("a broadcast ring's data is its capacity, {cap}"),
-            ));
-        }
-        if h.record_limit == 0 || h.record_limit > largest_record(cap) {
-            return Err(bad(
-                "record_limit",
-                h.record_limit,
-                format!(
-                    "it must be from 1 to {} for capacity {cap}",
-                    largest_record(cap)
-                ),
-            ));
-        }
+        crate::handshake::check_records(seg, h, "a broadcast", largest_record(cap))?;
         if h.ring_flags & RING_FLAG_BOUNDED != 0 || h.message_limit != 0 {
             return Err(bad(
                 "message_limit",

@@ -201,23 +201,7 @@ impl KindImpl for Spsc {
                 ),
             ));
         }
-        if h.data_len != cap {
-            return Err(bad(
-                "data_len",
-                h.data_len,
-                format!("an SPSC ring's data is its capacity, {cap}"),
-            ));
-        }
-        if h.record_limit == 0 || h.record_limit > largest_record(cap) {
-            return Err(bad(
-                "record_limit",
-                h.record_limit,
-                format!(
-                    "it must be from 1 to {} for capacity {cap}",
-                    largest_record(cap)
-                ),
-            ));
-        }
+        crate::handshake::check_records(seg, h, "an SPSC", largest_record(cap))?;
         // `open_header` checked `message_limit` is nonzero exactly for a bounded ring.
         if h.message_limit > max_messages(cap) {
             return Err(bad(
