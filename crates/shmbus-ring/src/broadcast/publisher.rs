@@ -315,11 +315,14 @@ impl<M: Memory> PublisherCore<M> {
                 ejected += 1;
             } else {
                 // The subscriber changed its flags (confirmed, left, or joined again): not
-                // ejected; its bit back (Release, as J1's).
+                // ejected; its bit back. Relaxed: nothing is published with it; the bits are
+                // read by this publisher's own rescans (G2, after G1), which follow in program
+                // order. (If it left, the bit stays set with flags 0, which gates nothing, until
+                // the entry's next subscriber sets it anyway.)
                 // SAFETY: an offset of the validated geometry: in bounds and aligned (attach contract).
                 unsafe {
                     self.mem
-                        .fetch_or(self.g.aux(TETHERED), 1 << index, Ordering::Release);
+                        .fetch_or(self.g.aux(TETHERED), 1 << index, Ordering::Relaxed);
                 };
             }
         }
