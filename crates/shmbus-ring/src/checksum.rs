@@ -5,10 +5,10 @@
 //! it hands out).
 
 use crate::conv::len_u32;
+use crate::copy::copy;
 use crate::endpoint::{Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{ChecksumMismatch, Corruption, PopError, PushError};
 use crate::layout::CHECKSUM_LEN;
-use crate::sync::copy_chunked;
 
 /// The CRC32C a checksum ring's trailer holds for `payload`: over the payload bytes, then the
 /// payload's length as a little-endian `u32` (PROTOCOL §4.2), so a forged length that still
@@ -31,7 +31,7 @@ pub(crate) fn push_checked<C: WriteInPlace>(core: &mut C, payload: &[u8]) -> Res
     // inside the ring's memory and this producer's until `commit`; `payload` is process-local,
     // so it does not overlap it.
     unsafe {
-        copy_chunked(payload.as_ptr(), core.payload(at), len);
+        copy(payload.as_ptr(), core.payload(at), len);
         seal(core, at, len, checksum_of(payload));
     }
     Ok(())
@@ -183,7 +183,7 @@ pub(crate) fn copy_out<C: ReadInPlace>(core: &C, at: u64, dst: &mut [u8]) -> [u8
     // the caller), lies inside the ring's memory, and it is ours until consumed; `dst` and
     // `stored` are process-local, so they do not overlap it.
     unsafe {
-        copy_chunked(src, dst.as_mut_ptr(), dst.len());
+        copy(src, dst.as_mut_ptr(), dst.len());
         std::ptr::copy_nonoverlapping(src.add(dst.len()), stored.as_mut_ptr(), CHECKSUM_LEN);
     }
     stored

@@ -446,6 +446,7 @@ impl<K: Kind> Producer<K> {
     /// drop(msg); // consumed
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGuard<'_, K>, PushError> {
         let checked = self.att.trailer != 0;
         let at = self.once(|core| {
@@ -633,6 +634,7 @@ pub struct WriteGuard<'a, K: Kind = crate::Spsc> {
 
 impl<K: Kind> WriteGuard<'_, K> {
     /// Publishes the whole reserved message.
+    #[inline]
     pub fn commit(self) {
         let len = self.len;
         self.commit_len(len);
@@ -644,6 +646,7 @@ impl<K: Kind> WriteGuard<'_, K> {
     /// # Panics
     ///
     /// If `len` exceeds the reserved length.
+    #[inline]
     pub fn commit_len(mut self, len: usize) {
         assert!(
             len <= self.len,
@@ -666,6 +669,7 @@ impl<K: Kind> WriteGuard<'_, K> {
 
 impl<K: Kind> Deref for WriteGuard<'_, K> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: `reserve` made room for `len` payload bytes at this address, inside the
         // ring's memory; no honest endpoint reads or writes them until `commit` publishes (or
@@ -675,6 +679,7 @@ impl<K: Kind> Deref for WriteGuard<'_, K> {
 }
 
 impl<K: Kind> DerefMut for WriteGuard<'_, K> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` borrows the reservation exclusively.
         unsafe { std::slice::from_raw_parts_mut(self.producer.core.payload(self.at), self.len) }
@@ -682,6 +687,7 @@ impl<K: Kind> DerefMut for WriteGuard<'_, K> {
 }
 
 impl<K: Kind> Drop for WriteGuard<'_, K> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             self.producer.core.abandon(self.at);
@@ -832,6 +838,7 @@ impl<K: Kind> Consumer<K> {
     /// [`PopError::Disconnected`]; [`PopError::Corrupt`] for an inconsistent message or
     /// position (an MPMC slot found corrupt is freed, and the ring goes on), or for a ring
     /// whose shared state contradicts itself (found while it looks empty, at a probe).
+    #[inline]
     pub fn read(&mut self) -> Result<Option<ReadGuard<'_, K>>, PopError> {
         self.take_pending()?;
         match self.next_settled()? {
@@ -1045,6 +1052,7 @@ impl<K: Kind> Consumer<K> {
     }
 
     /// The payload of the message taken at `at`.
+    #[inline]
     fn view(&self, at: u64, len: usize) -> &[u8] {
         // SAFETY: `next` validated that the message lies inside the ring's memory, and an
         // honest producer does not write it again until this consumer consumes it, which
@@ -1161,6 +1169,7 @@ pub struct ReadGuard<'a, K: Kind = crate::Spsc> {
 
 impl<K: Kind> Deref for ReadGuard<'_, K> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.consumer
             .view(self.at, self.len - self.consumer.att.trailer)
@@ -1168,6 +1177,7 @@ impl<K: Kind> Deref for ReadGuard<'_, K> {
 }
 
 impl<K: Kind> Drop for ReadGuard<'_, K> {
+    #[inline]
     fn drop(&mut self) {
         self.consumer.core.consume(self.at, self.len, Publish::Now);
     }

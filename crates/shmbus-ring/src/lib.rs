@@ -108,6 +108,7 @@ pub mod bell;
 pub mod broadcast;
 mod checksum;
 mod conv;
+mod copy;
 #[doc(hidden)]
 pub mod crashpoint;
 mod endpoint;

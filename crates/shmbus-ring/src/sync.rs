@@ -192,32 +192,6 @@ pub unsafe trait Memory {
     }
 }
 
-/// Copies `len` bytes in pieces of at most 2 KiB. glibc's `memcpy` for large sizes (`rep movsb`
-/// on CPUs with ERMS/FSRM) runs an order of magnitude slower on some CPUs (seen on an AMD EPYC
-/// VM: 4088 bytes in ~1.7 µs instead of ~0.18 µs) when source and destination sit at certain
-/// relative offsets within their pages, which a ring cannot choose; 2 KiB pieces stay on the
-/// fast path (measured by `push_pop_4088_by_user_page_offset` in `shmbus-bench`).
-///
-/// # Safety
-///
-/// As for [`std::ptr::copy_nonoverlapping`].
-#[inline]
-pub(crate) unsafe fn copy_chunked(src: *const u8, dst: *mut u8, len: usize) {
-    const CHUNK: usize = 2048;
-    if len <= CHUNK {
-        // SAFETY: the caller's contract.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-        return;
-    }
-    let mut done = 0;
-    while done < len {
-        let n = CHUNK.min(len - done);
-        // SAFETY: `done + n <= len`, within the caller's ranges.
-        unsafe { std::ptr::copy_nonoverlapping(src.add(done), dst.add(done), n) };
-        done += n;
-    }
-}
-
 /// A raw view of `len` bytes at an 8-byte aligned address.
 #[derive(Debug, Clone, Copy)]
 pub struct RawMem {
@@ -537,14 +511,14 @@ unsafe impl Memory for RawMem {
     unsafe fn write(&self, off: usize, src: &[u8]) {
         debug_assert!(off + src.len() <= self.len);
         // SAFETY: in bounds by contract; `src` is process-local memory, so cannot overlap.
-        unsafe { copy_chunked(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
+        unsafe { crate::copy::copy(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
     }
 
     #[inline]
     unsafe fn read(&self, off: usize, dst: &mut [u8]) {
         debug_assert!(off + dst.len() <= self.len);
         // SAFETY: in bounds by contract; `dst` is process-local memory, so cannot overlap.
-        unsafe { copy_chunked(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
+        unsafe { crate::copy::copy(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 }
 
