@@ -193,12 +193,17 @@ pub fn print_inspect(d: &Detail, fmt: Format) -> Result<(), Failure> {
         Ok(None) => vec![("info region", "none (raw bytes)".to_string())],
         Err(e) => vec![("info region", format!("unreadable: {e}"))],
     };
-    let flags = [(1, "notify"), (2, "checksum"), (4, "bounded")]
-        .iter()
-        .filter(|(b, _)| h.ring_flags & b != 0)
-        .map(|(_, n)| *n)
-        .collect::<Vec<_>>()
-        .join(",");
+    let flags = [
+        (1, "notify"),
+        (2, "checksum"),
+        (4, "bounded"),
+        (8, "aligned"),
+    ]
+    .iter()
+    .filter(|(b, _)| h.ring_flags & b != 0)
+    .map(|(_, n)| *n)
+    .collect::<Vec<_>>()
+    .join(",");
     let mut rows: Vec<(&str, String)> = vec![
         (
             "creator",

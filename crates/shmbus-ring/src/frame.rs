@@ -10,6 +10,19 @@ pub const HEADER_SIZE: u64 = 8;
 pub const KIND_DATA: u32 = 1;
 /// Header `kind` of a padding record: it fills the rest of the lap, `len` = bytes after it.
 pub const KIND_PADDING: u32 = 2;
+/// Header `kind` of a skip record (layout 1.5, rings with
+/// [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED) only): `len` (a multiple of 8, at
+/// most [`MAX_SKIP_LEN`]) bytes follow it that hold nothing, and a data record follows them,
+/// committed by the skip header's store (PROTOCOL §4.2). It moves that record's payload onto a
+/// cache-line boundary.
+pub const KIND_SKIP: u32 = 3;
+/// The largest `len` of a skip record: a skip moves the next header at most 56 bytes on.
+pub const MAX_SKIP_LEN: u64 = 48;
+/// The payload length from which an SPSC producer on an aligned ring starts payloads on a
+/// [`PAYLOAD_ALIGN`] boundary (below it, a message shares lines with its neighbours anyway).
+pub const ALIGN_FROM: u64 = 256;
+/// The boundary an aligned ring's producer puts large payloads on: a cache line.
+pub const PAYLOAD_ALIGN: u64 = 64;
 
 /// Rounds `n` up to a multiple of [`RECORD_ALIGN`].
 #[inline]

@@ -8,7 +8,8 @@ use crate::info::MAX_INFO_LEN;
 use crate::layout::{
     Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CHECKSUM_LEN, CONSUMER_BLOCK,
     DATA_OFFSET, HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR,
-    MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_BOUNDED, RING_FLAG_CHECKSUM,
+    MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_ALIGNED, RING_FLAG_BOUNDED,
+    RING_FLAG_CHECKSUM,
 };
 use crate::segment::Segment;
 use crate::sync::{fence, Memory, Ordering, RawMem};
@@ -285,9 +286,16 @@ pub(crate) fn open_header(
             "ring_flags",
             h.ring_flags.into(),
             format!(
-                "only bits 0 (notify), 1 (checksum) and 2 (bounded) are defined in layout \
-                 {LAYOUT_MAJOR}.{LAYOUT_MINOR}"
+                "only bits 0 (notify), 1 (checksum), 2 (bounded) and 3 (aligned) are defined \
+                 in layout {LAYOUT_MAJOR}.{LAYOUT_MINOR}"
             ),
+        ));
+    }
+    if h.ring_flags & RING_FLAG_ALIGNED != 0 && kind != RingKind::Spsc {
+        return Err(bad(
+            "ring_flags",
+            h.ring_flags.into(),
+            "bit 3 (aligned) is defined for SPSC rings only".into(),
         ));
     }
     let bounded = h.ring_flags & RING_FLAG_BOUNDED != 0;

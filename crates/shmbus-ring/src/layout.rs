@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 4;
+pub const LAYOUT_MINOR: u16 = 5;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -122,8 +122,14 @@ pub const RING_FLAG_CHECKSUM: u32 = 2;
 /// its control blocks ([`BLOCK_COUNT`]). A reader that does not know the bit refuses it: it
 /// would not keep the bound (an SPSC consumer that does not count would wedge its producer).
 pub const RING_FLAG_BOUNDED: u32 = 4;
+/// Ring flag (layout 1.5, SPSC rings only): the producer may publish skip records
+/// ([`KIND_SKIP`](crate::frame::KIND_SKIP)) to start large payloads on a cache-line boundary
+/// (PROTOCOL §4.2). A reader that does not know the bit refuses it: it would take a skip
+/// record for corruption.
+pub const RING_FLAG_ALIGNED: u32 = 8;
 /// Every ring flag this build knows; an opener refuses any other bit.
-pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM | RING_FLAG_BOUNDED;
+pub const RING_FLAGS_KNOWN: u32 =
+    RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM | RING_FLAG_BOUNDED | RING_FLAG_ALIGNED;
 /// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C
 /// (Castagnoli) of the payload followed by its length as a little-endian `u32`, stored as a
 /// little-endian `u32`.

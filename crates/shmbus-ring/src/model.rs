@@ -60,6 +60,21 @@ pub mod spsc {
     /// A ring of `cap` data bytes holding at most `limit` messages (0: no bound), with the
     /// positions and the message counts in front of the data.
     pub fn pair_bounded(cap: u64, limit: u64) -> (ModelProducer, ModelConsumer) {
+        pair_with(cap, limit, None)
+    }
+
+    /// An aligned ring (layout 1.5) of `cap` data bytes: payloads of `from` bytes and more
+    /// start on a multiple of `boundary` (16 to 64), after a skip record where needed.
+    pub fn pair_aligned(cap: u64, from: u64, boundary: u64) -> (ModelProducer, ModelConsumer) {
+        assert!(boundary.is_power_of_two() && (16..=64).contains(&boundary));
+        pair_with(cap, 0, Some(crate::spsc::core::Align { from, boundary }))
+    }
+
+    fn pair_with(
+        cap: u64,
+        limit: u64,
+        aligned: Option<crate::spsc::core::Align>,
+    ) -> (ModelProducer, ModelConsumer) {
         let g = Geometry {
             words: Words {
                 tail: 0,
@@ -71,6 +86,7 @@ pub mod spsc {
             max_record: largest_record(cap),
             limit,
             counts: (16, 24),
+            aligned,
         };
         let mem = LoomMem::zeroed(32 + crate::conv::offset(cap));
         // SAFETY: the model memory holds the two control words and `cap` data bytes.

@@ -221,7 +221,7 @@ macro_rules! config_impl {
                 if self.limit.is_some() {
                     flags |= crate::layout::RING_FLAG_BOUNDED;
                 }
-                (self.identity, flags)
+                (self.identity, flags | self.kind_flags())
             }
 
             fn with_checksum(self, yes: bool) -> Self {
@@ -244,6 +244,15 @@ macro_rules! config_impl {
 }
 
 config_impl!(crate::SpscConfig, crate::MpmcConfig);
+
+impl crate::MpmcConfig {
+    /// The ring flags this configuration sets beyond the shared ones: none (an MPMC ring's
+    /// slots are fixed; aligned records are an SPSC ring's).
+    #[allow(clippy::unused_self)]
+    pub(crate) fn kind_flags(&self) -> u32 {
+        0
+    }
+}
 
 /// The kind-specific header fields of a new ring.
 #[derive(Debug, Clone, Copy)]

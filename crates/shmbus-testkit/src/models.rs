@@ -9,15 +9,22 @@ use std::collections::VecDeque;
 
 /// The SPSC ring, stated directly: the ring holds the bytes `[head, tail)`; a record that
 /// would cross the end of the data area is preceded by padding to the end; a placement needs
-/// one free word after it.
+/// one free word after it. On an aligned ring (layout 1.5) a record of 256 payload bytes or
+/// more placed by a single push or reservation is preceded by a skip record of 8 to 56 bytes
+/// that puts its payload on a 64-byte boundary, unless already there or unless the two would
+/// not fit in a lap; the skip goes (and is consumed) with its record.
 #[derive(Debug, Clone)]
 pub struct SpscModel {
     cap: u64,
     head: u64,
     tail: u64,
-    /// `Some(payload)` for data, `None` for padding; with the bytes each occupies.
+    /// `Some(payload)` for data, `None` for padding; with the bytes each occupies (a data
+    /// record's include the skip before it).
     ring: VecDeque<(Option<Vec<u8>>, u64)>,
     next_seq: u64,
+    aligned: bool,
+    /// The skip placed before the record being placed.
+    skip: u64,
 }
 
 impl SpscModel {
@@ -29,6 +36,29 @@ impl SpscModel {
             tail: 0,
             ring: VecDeque::new(),
             next_seq: 0,
+            aligned: false,
+            skip: 0,
+        }
+    }
+
+    /// An empty aligned ring of `cap` data bytes.
+    pub fn aligned(cap: u64) -> SpscModel {
+        SpscModel {
+            aligned: true,
+            ..SpscModel::new(cap)
+        }
+    }
+
+    /// The skip record before a record of `len` payload bytes (`size` in all) at `at`.
+    fn skip_before(&self, at: u64, len: usize, size: u64) -> u64 {
+        if !self.aligned || len < 256 {
+            return 0;
+        }
+        let skip = (64 - (at + 8) % 64) % 64;
+        if skip + size + 8 > self.cap {
+            0
+        } else {
+            skip
         }
     }
 
@@ -40,21 +70,42 @@ impl SpscModel {
     /// cross the end (the padding stays even when the record itself then does not fit).
     /// Returns whether the record fits; [`SpscModel::commit`] then adds it.
     pub fn place(&mut self, len: usize) -> bool {
+        self.place_with(len, true)
+    }
+
+    /// As [`SpscModel::place`] for a record of a batch push, which never skips.
+    pub fn place_batched(&mut self, len: usize) -> bool {
+        self.place_with(len, false)
+    }
+
+    fn place_with(&mut self, len: usize, may_skip: bool) -> bool {
         let size = record_size(len as u64);
+        let skip_at = |m: &Self| {
+            if may_skip {
+                m.skip_before(m.tail, len, size)
+            } else {
+                0
+            }
+        };
+        let mut skip = skip_at(self);
         let to_end = self.cap - self.tail % self.cap;
-        if size > to_end {
+        self.skip = 0;
+        if skip + size > to_end {
             if !self.fits(self.tail + to_end) {
                 return false;
             }
             self.ring.push_back((None, to_end));
             self.tail += to_end;
+            skip = skip_at(self);
         }
-        self.fits(self.tail + size)
+        self.skip = skip;
+        self.fits(self.tail + skip + size)
     }
 
-    /// Commits a record at the tail (after a [`SpscModel::place`] that returned true).
+    /// Commits a record at the tail (after a [`SpscModel::place`] that returned true), with
+    /// the skip placed before it.
     pub fn commit(&mut self, payload: Vec<u8>) {
-        let size = record_size(payload.len() as u64);
+        let size = std::mem::take(&mut self.skip) + record_size(payload.len() as u64);
         self.ring.push_back((Some(payload), size));
         self.tail += size;
     }

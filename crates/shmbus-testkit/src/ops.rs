@@ -89,7 +89,9 @@ pub struct SpscCase {
 /// Runs an SPSC case on a heap ring against the model.
 pub fn run_spsc(case: &SpscCase) -> Result<(), String> {
     let cap = 64u64 << (case.cap_shift % 6);
-    let mut cfg = SpscConfig::new(cap);
+    // The top bit of `cap_shift` turns payload alignment off (layout 1.5; on by default).
+    let aligned = case.cap_shift & 0x80 == 0;
+    let mut cfg = SpscConfig::new(cap).aligned(aligned);
     if case.max_record != 0 {
         cfg = cfg.max_record(1 + u64::from(case.max_record) % (cap - 16));
     }
@@ -97,7 +99,11 @@ pub fn run_spsc(case: &SpscCase) -> Result<(), String> {
     let max = ring.max_record();
     let mut tx = ring.producer().map_err(|e| format!("producer: {e}"))?;
     let mut rx = ring.consumer().map_err(|e| format!("consumer: {e}"))?;
-    let mut m = SpscModel::new(cap);
+    let mut m = if aligned {
+        SpscModel::aligned(cap)
+    } else {
+        SpscModel::new(cap)
+    };
     let too_large = |len: usize| PushError::TooLarge { len, max };
     for (step, op) in case.ops.iter().enumerate() {
         match *op {
@@ -130,7 +136,7 @@ pub fn run_spsc(case: &SpscCase) -> Result<(), String> {
                 }
                 let mut fitted = 0;
                 for b in &batch {
-                    if !m.place(b.len()) {
+                    if !m.place_batched(b.len()) {
                         break;
                     }
                     m.commit(b.clone());

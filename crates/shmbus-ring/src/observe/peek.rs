@@ -11,8 +11,10 @@
 use super::Observer;
 use crate::conv::offset;
 use crate::error::{Corruption, Error, Result};
+use crate::frame::MAX_SKIP_LEN;
 use crate::layout::{
     RingKind, BLOCK_POSITION, CHECKSUM_LEN, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
+    RING_FLAG_ALIGNED,
 };
 use crate::sync::{fence, Memory, Ordering, RawMem};
 
@@ -164,8 +166,9 @@ impl<'a> Peek<'a> {
         let h = *self.obs.header();
         let cap = h.capacity;
         let trailer = if self.obs.checksum() { CHECKSUM_LEN } else { 0 };
-        // At most one padding record and one data record.
-        for _ in 0..2 {
+        let aligned = h.ring_flags & RING_FLAG_ALIGNED != 0;
+        // At most one padding record, one skip record and one data record.
+        for _ in 0..3 {
             let pos = self.pos;
             let off = pos & (cap - 1);
             let at = offset(DATA_OFFSET + off);
@@ -187,6 +190,7 @@ impl<'a> Peek<'a> {
             let valid = match kind {
                 1 => len <= h.record_limit && off + size <= cap,
                 2 => off != 0 && len == cap - off - 8,
+                3 => aligned && len % 8 == 0 && len <= MAX_SKIP_LEN && off + len + 16 <= cap,
                 _ => false,
             };
             if !valid {
@@ -202,6 +206,10 @@ impl<'a> Peek<'a> {
             }
             if kind == 2 {
                 self.pos = pos + (cap - off);
+                continue;
+            }
+            if kind == 3 {
+                self.pos = pos + 8 + len;
                 continue;
             }
             let n = offset(len);

@@ -6,7 +6,9 @@ use super::MAX_POSITION;
 use crate::conv::{len_u32, offset, wide};
 use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
-use crate::frame::{decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING};
+use crate::frame::{
+    decode, encode, record_size, HEADER_SIZE, KIND_DATA, KIND_PADDING, KIND_SKIP, MAX_SKIP_LEN,
+};
 use crate::ring::Words;
 use crate::sync::RawMem;
 use crate::sync::{Memory, Ordering};
@@ -24,6 +26,17 @@ pub struct Geometry {
     /// The message counts (`sent` in the producer block, `taken` in the consumer block),
     /// meaningful when `limit != 0`.
     pub(crate) counts: (usize, usize),
+    /// An aligned ring (layout 1.5): skip records are valid, and this is where the producer
+    /// puts payloads. `None`: skip records are corruption.
+    pub(crate) aligned: Option<Align>,
+}
+
+/// Where an aligned ring's producer puts payloads (PROTOCOL §4.2): payloads of `from` bytes
+/// and more start on a multiple of `boundary` (a power of two from 16 to 64).
+#[derive(Debug, Clone, Copy)]
+pub struct Align {
+    pub(crate) from: u64,
+    pub(crate) boundary: u64,
 }
 
 impl Geometry {
@@ -71,6 +84,20 @@ impl Geometry {
                 }
                 Ok(Some((KIND_PADDING, self.cap - off)))
             }
+            KIND_SKIP if self.aligned.is_some() => {
+                let size = HEADER_SIZE + u64::from(len);
+                if u64::from(len) > MAX_SKIP_LEN || len % 8 != 0 {
+                    return Err(corrupt(
+                        "skip record length is not a multiple of 8 up to 48",
+                    ));
+                }
+                if off + size + HEADER_SIZE > self.cap {
+                    return Err(corrupt(
+                        "skip record leaves no room for its data record before the end of the ring",
+                    ));
+                }
+                Ok(Some((KIND_SKIP, size)))
+            }
             _ => Err(corrupt("unknown record kind")),
         }
     }
@@ -91,6 +118,9 @@ pub struct ProducerCore<M: Memory> {
     sent: u64,
     /// The consumer's `taken` as last read; refreshed only when the bound looks reached.
     cached_taken: u64,
+    /// A skip record placed before the record being written: its position and header word,
+    /// stored by the record's commit (PROTOCOL §4.2, R1s).
+    skip: Option<(u64, u64)>,
 }
 
 impl<M: Memory> ProducerCore<M> {
@@ -162,6 +192,7 @@ impl<M: Memory> ProducerCore<M> {
                         own_from: tail,
                         sent: sent.max(taken),
                         cached_taken: taken,
+                        skip: None,
                     })
                 }
                 Some((kind, size)) => {
@@ -294,14 +325,19 @@ impl<M: Memory> ProducerCore<M> {
     // Always (as `place`): the per-record path of every push.
     #[inline(always)]
     fn publish(&mut self, start: u64, end: u64, word: u64, data: u64) {
-        // SAFETY: `at` gives in-bounds aligned data words; `end` is free space by `ensure`.
+        // SAFETY: `at` gives in-bounds aligned data words; `end` is free space by `ensure`, and
+        // so is a placed skip record before `start` (`place`).
         unsafe {
             // Zero-ahead: the next header position reads 0 until that record is committed.
             // S1: Relaxed; ordered before the consumer's view by the Release store just below.
             self.mem.store(self.g.at(end), 0, Ordering::Relaxed);
-            // R1: Release; publishes the payload and the zero-ahead word; pairs with the Acquire
-            // load of the header word (A2) in `ConsumerCore::next`.
-            self.mem.store(self.g.at(start), word, Ordering::Release);
+            if self.skip.is_none() {
+                // R1: Release; publishes the payload and the zero-ahead word; pairs with the
+                // Acquire load of the header word (A2) in `ConsumerCore::next`.
+                self.mem.store(self.g.at(start), word, Ordering::Release);
+            } else {
+                self.publish_skipped(start, word);
+            }
         }
         crate::crashpoint::hit("spsc.push.published");
         // C1 (bounded rings): between R1 and S2.
@@ -315,6 +351,32 @@ impl<M: Memory> ProducerCore<M> {
         // SAFETY: in-bounds aligned control word.
         unsafe { self.mem.store(self.g.words.tail, end, Ordering::Release) };
         self.notify_data();
+    }
+
+    /// Stores the header `word` of the record at `start` and commits it with the skip record
+    /// `place` put before it; a skip placed for another position (stale: a reservation never
+    /// committed) is dropped, and the record committed alone.
+    #[cold]
+    #[inline(never)]
+    fn publish_skipped(&mut self, start: u64, word: u64) {
+        let skip = self.skip.take();
+        // SAFETY: `at` gives in-bounds aligned data words: `start` from `place`/`ensure`, and
+        // the skip's position, free space `place` granted with it.
+        unsafe {
+            match skip.filter(|&(at, w)| at + HEADER_SIZE + u64::from(decode(w).0) == start) {
+                Some((at, skip)) => {
+                    // S5: Relaxed; the consumer reaches this header only through the skip
+                    // header, whose Release store just below orders it.
+                    self.mem.store(self.g.at(start), word, Ordering::Relaxed);
+                    // R1s: Release; commits the skip and the record after it at once: publishes
+                    // the payload, the record's header and the zero-ahead word; pairs with the
+                    // Acquire load of the header word (A2) in `ConsumerCore::next`.
+                    self.mem.store(self.g.at(at), skip, Ordering::Release);
+                }
+                // R1: as in `publish`.
+                None => self.mem.store(self.g.at(start), word, Ordering::Release),
+            }
+        }
     }
 
     /// Finds room for a record of `len` payload bytes, publishing a padding record first if it
@@ -331,8 +393,9 @@ impl<M: Memory> ProducerCore<M> {
         }
         self.counted_room(0)?;
         let size = record_size(wide(len));
+        let mut skip = self.skip_before(self.tail, wide(len), size);
         let to_end = self.g.cap - (self.tail & self.g.mask());
-        if size > to_end {
+        if skip + size > to_end {
             // The padding alone, with its zero-ahead word (offset 0 of the next lap).
             self.ensure(self.tail + to_end + 8)?;
             let start = self.tail;
@@ -342,9 +405,37 @@ impl<M: Memory> ProducerCore<M> {
                 encode(len_u32(offset(to_end - HEADER_SIZE)), KIND_PADDING),
                 0,
             );
+            skip = self.skip_before(self.tail, wide(len), size);
         }
-        self.ensure(self.tail + size + 8)?;
-        Ok(self.tail)
+        self.ensure(self.tail + skip + size + 8)?;
+        if skip != 0 {
+            // Stored by this record's commit (`publish_skipped`); a stale one, of a reservation
+            // never committed, is recognised there by its position.
+            self.skip = Some((
+                self.tail,
+                encode(len_u32(offset(skip - HEADER_SIZE)), KIND_SKIP),
+            ));
+        }
+        Ok(self.tail + skip)
+    }
+
+    /// The bytes of a skip record to put at `at` before a record of `len` payload bytes
+    /// (`size` in all), so that
+    /// its payload starts on the ring's boundary: 0 for none (not an aligned ring, a small
+    /// record, already aligned, or no room in a lap).
+    #[inline(always)]
+    fn skip_before(&self, at: u64, len: u64, size: u64) -> u64 {
+        let Some(a) = self.g.aligned else { return 0 };
+        if len < a.from {
+            return 0;
+        }
+        let into = (at + HEADER_SIZE) & (a.boundary - 1);
+        let skip = if into == 0 { 0 } else { a.boundary - into };
+        if skip + size + HEADER_SIZE > self.g.cap {
+            0
+        } else {
+            skip
+        }
     }
 
     #[inline]
@@ -412,20 +503,64 @@ impl<M: Memory> ConsumerCore<M> {
     // `try_pop_batch`, ~2 ns a record).
     #[inline(always)]
     pub(crate) fn next(&mut self) -> Result<Option<(u64, usize)>, Corruption> {
-        // Two iterations at most: padding always moves `head` to offset 0, where no padding is
-        // valid.
-        for _ in 0..2 {
-            // A2: Acquire; pairs with the Release header store (R1) in `ProducerCore::publish` /
-            // `try_push_batch`: the payload and the zero-ahead word are visible once the header is.
-            // SAFETY: `at` is an in-bounds aligned data word (head is 8-aligned, validated).
+        // A2: Acquire; pairs with the Release header store (R1, R1s) in `ProducerCore::publish`
+        // / `publish_skipped` / `try_push_batch`: the payload, the record's header after a skip
+        // and the zero-ahead word are visible once the header is.
+        // SAFETY: `at` is an in-bounds aligned data word (head is 8-aligned, validated).
+        let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
+        match self.g.check_header(self.head, word)? {
+            None => Ok(None),
+            Some((KIND_DATA, _)) => Ok(Some((self.head, offset(u64::from(decode(word).0))))),
+            Some((kind, size)) => self.next_after(kind, size),
+        }
+    }
+
+    /// [`next`](Self::next) past a padding or skip record of `size` bytes at `head`: padding
+    /// moves `head` to offset 0, where no padding is valid; a skip record must be followed by
+    /// the data record it was committed with (and is consumed with it: `head` is published
+    /// when that is).
+    #[cold]
+    #[inline(never)]
+    fn next_after(
+        &mut self,
+        mut kind: u32,
+        mut size: u64,
+    ) -> Result<Option<(u64, usize)>, Corruption> {
+        if kind == KIND_PADDING {
+            self.advance(size);
+            // A2, as in `next`.
+            // SAFETY: as in `next`.
             let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
             match self.g.check_header(self.head, word)? {
                 None => return Ok(None),
-                Some((KIND_PADDING, size)) => self.advance(size),
-                Some((_, _)) => return Ok(Some((self.head, offset(u64::from(decode(word).0))))),
+                Some((KIND_DATA, _)) => {
+                    return Ok(Some((self.head, offset(u64::from(decode(word).0)))))
+                }
+                Some((k, s)) => (kind, size) = (k, s),
             }
         }
-        unreachable!("padding is never valid at offset 0")
+        let at = self.head;
+        if kind == KIND_SKIP {
+            self.head += size;
+            // A2, as in `next` (the record's header is ordered by the skip header's R1s, which
+            // the caller's A2 read).
+            // SAFETY: as in `next`.
+            let word = unsafe { self.mem.load(self.g.at(self.head), Ordering::Acquire) };
+            if let Some((KIND_DATA, _)) = self.g.check_header(self.head, word)? {
+                return Ok(Some((self.head, offset(u64::from(decode(word).0)))));
+            }
+            self.head = at;
+            return Err(Corruption {
+                what: "skip record not followed by the data record it commits",
+                position: at,
+                value: word,
+            });
+        }
+        Err(Corruption {
+            what: "padding where the ring's layout allows none",
+            position: at,
+            value: size,
+        })
     }
 
     /// Marks `size` bytes at `head` consumed and publishes the new head.
@@ -582,7 +717,9 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     }
 
     fn abandon(&mut self, _at: u64) {
-        // Nothing was published: the next record is written over the reservation.
+        // Nothing was published: the next record is written over the reservation (and its
+        // skip record, if it had one).
+        self.skip = None;
     }
 
     fn max_message(&self) -> usize {

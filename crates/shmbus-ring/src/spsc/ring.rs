@@ -1,16 +1,16 @@
 //! The SPSC ring in a segment: its geometry, checked at create and open, and the owner words
 //! that make each role single (PROTOCOL §4.1, §4.5).
 
-use super::core::{ConsumerCore, Geometry, ProducerCore};
+use super::core::{Align, ConsumerCore, Geometry, ProducerCore};
 use super::{largest_record, max_messages, Spsc, SpscConfig, MAX_CAPACITY, MIN_CAPACITY};
 use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Corruption, Error, Result};
-use crate::frame::{record_size, HEADER_SIZE};
+use crate::frame::{record_size, ALIGN_FROM, HEADER_SIZE, MAX_SKIP_LEN, PAYLOAD_ALIGN};
 use crate::handshake::bad_field;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_COUNT, BLOCK_OWNER, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_NOTIFY,
+    RING_FLAG_ALIGNED, RING_FLAG_NOTIFY,
 };
 use crate::liveness::{Os, Owner, OwnerWord, Registration};
 use crate::ring::sealed::KindImpl;
@@ -20,9 +20,9 @@ use crate::sync::{Memory, Ordering, RawMem};
 use std::time::{Duration, Instant};
 
 impl Geometry {
-    fn for_segment(cap: u64, max_record: u64, notify: bool, limit: u64) -> Self {
+    fn for_segment(cap: u64, max_record: u64, flags: u32, limit: u64) -> Self {
         Geometry {
-            words: Words::segment(notify),
+            words: Words::segment(flags & RING_FLAG_NOTIFY != 0),
             cap,
             max_record,
             limit,
@@ -30,6 +30,10 @@ impl Geometry {
                 offset(PRODUCER_BLOCK + BLOCK_COUNT),
                 offset(CONSUMER_BLOCK + BLOCK_COUNT),
             ),
+            aligned: (flags & RING_FLAG_ALIGNED != 0).then_some(Align {
+                from: ALIGN_FROM,
+                boundary: PAYLOAD_ALIGN,
+            }),
         }
     }
 }
@@ -141,7 +145,13 @@ impl KindImpl for Spsc {
     fn sized_for(messages: u64, max_message: u64) -> Result<SpscConfig> {
         // Room for `messages` records of the largest size, plus one more for the padding a
         // wrap may cost, plus the zero-ahead word; a power of two.
-        let bytes = record_size(max_message)
+        // An aligned ring's large records may each need a skip record before them.
+        let skip = if max_message >= ALIGN_FROM {
+            HEADER_SIZE + MAX_SKIP_LEN
+        } else {
+            0
+        };
+        let bytes = (record_size(max_message) + skip)
             .checked_mul(messages.saturating_add(1))
             .and_then(|b| b.checked_add(HEADER_SIZE))
             .and_then(u64::checked_next_power_of_two)
@@ -161,7 +171,12 @@ impl KindImpl for Spsc {
 
     fn lay_out(mem: &RawMem, config: &SpscConfig) -> Result<(Shape, Geometry)> {
         let (cap, max) = config.checked()?;
-        let g = Geometry::for_segment(cap, max, config.notify, config.limit.unwrap_or(0));
+        let g = Geometry::for_segment(
+            cap,
+            max,
+            crate::ring::sealed::ConfigImpl::header_identity(config).1,
+            config.limit.unwrap_or(0),
+        );
         // The word at position 0 is where the first record's header goes: it must read 0
         // (the zero-ahead invariant), so make sure of it rather than trust the fresh object.
         // Relaxed: published by the handshake (H1).
@@ -216,7 +231,7 @@ impl KindImpl for Spsc {
         Ok(Geometry::for_segment(
             cap,
             h.record_limit,
-            h.ring_flags & RING_FLAG_NOTIFY != 0,
+            h.ring_flags,
             h.message_limit,
         ))
     }

@@ -1,0 +1,198 @@
+//! Aligned SPSC rings (layout 1.5, `RING_FLAG_ALIGNED`): large payloads start on a cache
+//! line, after a skip record that is committed with the record it precedes; skip records are
+//! validated like every other header, and refused on rings that do not allow them.
+#![cfg(not(loom))]
+
+use shmbus_ring::frame::{encode, KIND_DATA, KIND_SKIP};
+use shmbus_ring::layout::{DATA_OFFSET, RING_FLAG_ALIGNED};
+use shmbus_ring::{
+    Error, MpmcConfig, MpmcRing, PopError, Segment, SegmentOptions, SpscConfig, SpscRing,
+};
+use shmbus_testkit::hostile::raw_view;
+use shmbus_testkit::unique_name;
+use std::sync::atomic::Ordering;
+
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+}
+
+/// Lengths around the 256-byte threshold and the 8-byte rounding, so records start at every
+/// offset within a line and wrap with padding.
+const LENS: [usize; 9] = [5, 300, 17, 1000, 256, 255, 8, 513, 64];
+
+#[test]
+fn large_payloads_start_on_cache_lines_in_every_lap_and_arrive_whole() {
+    let ring = SpscRing::in_heap(&SpscConfig::new(4096)).unwrap();
+    assert!(
+        ring.header().ring_flags & RING_FLAG_ALIGNED != 0,
+        "aligned by default"
+    );
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let mut seen_unaligned_small = false;
+    for i in 0..2000 {
+        let len = LENS[i % LENS.len()];
+        let data = payload(i, len);
+        tx.try_push(&data).unwrap();
+        let msg = rx.read().unwrap().expect("committed");
+        assert_eq!(&*msg, &data[..], "message {i}");
+        let line = msg.as_ptr() as usize % 64;
+        if len >= 256 {
+            assert_eq!(
+                line, 0,
+                "message {i} of {len} bytes starts {line} bytes into a line"
+            );
+        } else if line != 0 {
+            seen_unaligned_small = true;
+        }
+    }
+    assert!(
+        seen_unaligned_small,
+        "small messages are packed, not aligned"
+    );
+    assert_eq!(ring.used_bytes(), Some(0));
+}
+
+#[test]
+fn reservations_are_aligned_and_a_shorter_commit_keeps_its_skip() {
+    let ring = SpscRing::in_heap(&SpscConfig::new(1 << 12)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(b"odd").unwrap(); // 16 bytes: the next header sits 16 bytes into a line
+    let mut w = tx.reserve(600).unwrap();
+    assert_eq!(w.as_ptr() as usize % 64, 0);
+    w[..10].copy_from_slice(b"0123456789");
+    w.commit_len(10);
+    // An abandoned reservation leaves nothing behind, skip included.
+    drop(tx.reserve(700).unwrap());
+    tx.try_push(&[9u8; 40]).unwrap();
+    let mut buf = [0u8; 1024];
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"odd");
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"0123456789");
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[9u8; 40]);
+    assert_eq!(rx.try_pop(&mut buf), Err(PopError::Empty));
+}
+
+#[test]
+fn an_unaligned_ring_packs_every_record() {
+    let ring = SpscRing::in_heap(&SpscConfig::new(4096).aligned(false)).unwrap();
+    assert_eq!(ring.header().ring_flags & RING_FLAG_ALIGNED, 0);
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(b"odd").unwrap();
+    tx.try_push(&[1u8; 300]).unwrap();
+    assert_eq!(ring.used_bytes(), Some(16 + 8 + 304));
+    let mut buf = [0u8; 512];
+    rx.try_pop(&mut buf).unwrap();
+    let msg = rx.read().unwrap().unwrap();
+    assert_eq!(msg.as_ptr() as usize % 64, 24);
+}
+
+/// An aligned ring in named shared memory and a raw second mapping (a hostile peer's view).
+fn shm(cfg: &SpscConfig) -> (SpscRing, Segment) {
+    let ring =
+        SpscRing::create_shm(&unique_name("aligned"), cfg, &SegmentOptions::default()).unwrap();
+    let raw = raw_view(ring.segment()).unwrap();
+    (ring, raw)
+}
+
+fn poke(raw: &Segment, off: u64, v: u64) {
+    raw.atomic_u64(usize::try_from(off).unwrap())
+        .unwrap()
+        .store(v, Ordering::SeqCst);
+}
+
+fn corrupt_what(rx: &mut shmbus_ring::Consumer) -> String {
+    let mut buf = vec![0u8; 4096];
+    match rx.try_pop(&mut buf) {
+        Err(PopError::Corrupt(c)) => c.what.to_string(),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn forged_skip_records_are_corrupt_and_nothing_is_consumed() {
+    let next = DATA_OFFSET + 16; // after one 16-byte record
+    let cases: [(SpscConfig, &[u64], &str); 5] = [
+        // A skip on a ring that does not allow them.
+        (
+            SpscConfig::new(4096).aligned(false),
+            &[encode(8, KIND_SKIP)],
+            "unknown record kind",
+        ),
+        // A length that is not a multiple of 8, or too long.
+        (
+            SpscConfig::new(4096),
+            &[encode(12, KIND_SKIP)],
+            "multiple of 8",
+        ),
+        (
+            SpscConfig::new(4096),
+            &[encode(56, KIND_SKIP)],
+            "multiple of 8",
+        ),
+        // A skip not followed by a data record: nothing, another skip.
+        (
+            SpscConfig::new(4096),
+            &[encode(8, KIND_SKIP)],
+            "not followed",
+        ),
+        (
+            SpscConfig::new(4096),
+            &[encode(8, KIND_SKIP), encode(0, KIND_SKIP)],
+            "not followed",
+        ),
+    ];
+    for (cfg, words, what) in cases {
+        let (ring, raw) = shm(&cfg);
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        tx.try_push(b"first").unwrap();
+        let mut at = next;
+        for &w in words {
+            poke(&raw, at, w);
+            at += 16;
+        }
+        let mut buf = [0u8; 64];
+        let n = rx.try_pop(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"first");
+        let got = corrupt_what(&mut rx);
+        assert!(got.contains(what), "{words:x?}: {got}");
+        // Stable: nothing was consumed.
+        assert_eq!(corrupt_what(&mut rx), got);
+        assert_eq!(ring.used_bytes(), Some(0), "no head published past the garbage");
+    }
+}
+
+#[test]
+fn a_forged_skip_before_a_valid_record_is_honoured_on_an_aligned_ring() {
+    let (ring, raw) = shm(&SpscConfig::new(4096));
+    let (_tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // What an honest producer's R1s leaves: a record at 24 (payload at 32), then the skip at 0.
+    poke(&raw, DATA_OFFSET + 24, encode(4, KIND_DATA));
+    poke(
+        &raw,
+        DATA_OFFSET + 32,
+        u64::from(u32::from_le_bytes(*b"abcd")),
+    );
+    poke(&raw, DATA_OFFSET, encode(16, KIND_SKIP));
+    let mut buf = [0u8; 16];
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"abcd");
+}
+
+#[test]
+fn the_aligned_flag_is_refused_on_an_mpmc_ring() {
+    let name = unique_name("aligned-mpmc");
+    let ring =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(8, 64), &SegmentOptions::default()).unwrap();
+    let raw = raw_view(ring.segment()).unwrap();
+    let flags = raw.atomic_u32(112).unwrap();
+    flags.fetch_or(RING_FLAG_ALIGNED, Ordering::SeqCst);
+    match MpmcRing::open_shm(&name, &SegmentOptions::default()) {
+        Err(Error::BadField { field, reason, .. }) => {
+            assert_eq!(field, "ring_flags");
+            assert!(reason.contains("SPSC rings only"), "{reason}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
