@@ -122,6 +122,13 @@ pub const RING_FLAG_CHECKSUM: u32 = 2;
 /// its control blocks ([`BLOCK_COUNT`]). A reader that does not know the bit refuses it: it
 /// would not keep the bound (an SPSC consumer that does not count would wedge its producer).
 pub const RING_FLAG_BOUNDED: u32 = 4;
+/// Ring flag (PROTOCOL §6.2, with [`RING_FLAG_NOTIFY`]): membarrier mode. Notifiers of a
+/// process registered for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` publish without N1's fence, and
+/// every sleeper runs `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` after announcing itself.
+/// A peer that does not know the bit must refuse the ring: its sleepers would miss wake-ups.
+/// Not in [`RING_FLAGS_KNOWN`] until the ring kinds create and attach such rings (DECISIONS
+/// D65): until then this build refuses it too.
+pub const RING_FLAG_MEMBARRIER: u32 = 8;
 /// Every ring flag this build knows; an opener refuses any other bit.
 pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM | RING_FLAG_BOUNDED;
 /// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C

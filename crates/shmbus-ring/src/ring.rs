@@ -581,8 +581,7 @@ impl<K: Kind> Ring<K> {
         let mem = seg
             .raw_mem(offset(DATA_OFFSET))
             .expect("create and open check the segment holds the first page");
-        let wake =
-            (header.ring_flags & crate::layout::RING_FLAG_NOTIFY != 0).then_some(Wake::SEGMENT);
+        let wake = Wake::for_ring(header.ring_flags);
         Ring {
             inner: Arc::new(Shared {
                 seg,
