@@ -342,7 +342,7 @@ pub(crate) unsafe fn arm<M: Memory>(mem: &M, bells: usize, index: u64, barrier: 
     // that takes this bit.
     // SAFETY: the caller's contract.
     unsafe { mem.fetch_or(bells, 1 << index, Ordering::Release) };
-    // B2: as P3 (and P3m) does (PROTOCOL §6, §6.2): either the notifier's N3 finds the bit,
+    // B2: as P3 (and P3m) does (PROTOCOL §6, §6.3): either the notifier's N3 finds the bit,
     // or the caller's re-check (B3) finds what it published.
     crate::wait::sleeper_barrier(mem, barrier)
 }

@@ -122,7 +122,7 @@ pub const RING_FLAG_CHECKSUM: u32 = 2;
 /// its control blocks ([`BLOCK_COUNT`]). A reader that does not know the bit refuses it: it
 /// would not keep the bound (an SPSC consumer that does not count would wedge its producer).
 pub const RING_FLAG_BOUNDED: u32 = 4;
-/// Ring flag (PROTOCOL §6.2, with [`RING_FLAG_NOTIFY`]): membarrier mode. Notifiers of a
+/// Ring flag (PROTOCOL §6.3, with [`RING_FLAG_NOTIFY`]): membarrier mode. Notifiers of a
 /// process registered for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` publish without N1's fence, and
 /// every sleeper runs `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` after announcing itself.
 /// A peer that does not know the bit must refuse the ring: its sleepers would miss wake-ups.

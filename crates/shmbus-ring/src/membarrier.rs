@@ -1,4 +1,4 @@
-//! Membarrier mode (PROTOCOL §6.2, DECISIONS D65): the notifier's barrier moved to the sleeper.
+//! Membarrier mode (PROTOCOL §6.3, DECISIONS D65): the notifier's barrier moved to the sleeper.
 //!
 //! In a ring created with [`crate::layout::RING_FLAG_MEMBARRIER`], a notifier whose process
 //! has registered with `membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)` ([`register`])

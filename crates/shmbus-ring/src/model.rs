@@ -621,7 +621,7 @@ pub mod wait {
             Doorbell::with(Barrier::Fence)
         }
 
-        /// A fresh doorbell of a membarrier-mode ring (PROTOCOL §6.2) whose publisher is
+        /// A fresh doorbell of a membarrier-mode ring (PROTOCOL §6.3) whose publisher is
         /// registered (light: no N1 fence). The publisher thread must end with
         /// [`Doorbell::retire`].
         pub fn membarrier() -> Self {

@@ -208,7 +208,7 @@ pub fn wait_any(
     // P6 runs however this function is left, `ready` panicking included: a waiters count
     // left raised would make every later publish on that ring pay N2's system call.
     let _p6 = Unregister(&live);
-    // P3: SeqCst fence; pairs with every notifier's N1. P3m (PROTOCOL §6.2): one membarrier
+    // P3: SeqCst fence; pairs with every notifier's N1. P3m (PROTOCOL §6.3): one membarrier
     // call serves every membarrier-mode ring among the bells; if it fails, poll.
     let barrier = bells
         .iter()

@@ -34,7 +34,7 @@
 //! no publication is missed. Rings created without [`crate::layout::RING_FLAG_NOTIFY`] skip N1
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
 //!
-//! # Membarrier mode (PROTOCOL §6.2, DECISIONS D65)
+//! # Membarrier mode (PROTOCOL §6.3, DECISIONS D65)
 //!
 //! N1's fence waits for the publishing store to leave the store buffer, i.e. for the line the
 //! polling peer holds: it halves streaming. A ring with

@@ -117,7 +117,7 @@ fn loom_bell_an_async_waiter_and_a_futex_sleeper_are_both_woken() {
     });
 }
 
-// Membarrier mode (PROTOCOL §6.2, DECISIONS D65): a registered publisher skips N1's fence
+// Membarrier mode (PROTOCOL §6.3, DECISIONS D65): a registered publisher skips N1's fence
 // (N1m), and a sleeper's membarrier (P3m) makes it execute a barrier wherever it is. loom has
 // no interrupts: `shmbus_ring::membarrier::model` lets the publisher serve the sleeper's
 // request at every point between its protocol accesses, and at its end (`retire`).
