@@ -234,7 +234,7 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
     }
     // SAFETY: the caller's contract.
     unsafe {
-        // N2: Relaxed load of W; the fences order it.
+        // N2: Relaxed load of W; the fences (N1 and P3, or P3m's barrier) order it.
         if mem.load(waiters, Ordering::Relaxed) != 0 {
             // N2: Release: orders the publication before the sequence change a sleeper reads
             // (its Acquire load, P2) — and the change makes its futex wait (P5) return.

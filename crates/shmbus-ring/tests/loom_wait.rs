@@ -122,14 +122,9 @@ fn loom_bell_an_async_waiter_and_a_futex_sleeper_are_both_woken() {
 // no interrupts: `shmbus_ring::membarrier::model` lets the publisher serve the sleeper's
 // request at every point between its protocol accesses, and at its end (`retire`).
 
-/// The sleeper spins (yielding) until its request is served: room for more branches.
-fn model_mb(f: impl Fn() + Sync + Send + 'static) {
-    shmbus_ring::model::check_long(3, 20_000, f);
-}
-
 #[test]
 fn loom_membarrier_a_sleeper_is_always_woken_by_a_light_publisher() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::membarrier();
         let publisher = {
             let bell = bell.clone();
@@ -145,7 +140,7 @@ fn loom_membarrier_a_sleeper_is_always_woken_by_a_light_publisher() {
 
 #[test]
 fn loom_membarrier_two_light_publications_wake_a_sleeper_that_waits_for_the_second() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::membarrier();
         let publisher = {
             let bell = bell.clone();
@@ -162,7 +157,7 @@ fn loom_membarrier_two_light_publications_wake_a_sleeper_that_waits_for_the_seco
 
 #[test]
 fn loom_membarrier_two_sleepers_are_both_woken_by_one_light_publication() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::membarrier();
         let sleeper = {
             let bell = bell.clone();
@@ -183,7 +178,7 @@ fn loom_membarrier_two_sleepers_are_both_woken_by_one_light_publication() {
 
 #[test]
 fn loom_membarrier_an_unregistered_publisher_keeps_the_fence_and_wakes_the_sleeper() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::membarrier_unregistered();
         let publisher = {
             let bell = bell.clone();
@@ -199,7 +194,7 @@ fn loom_membarrier_an_unregistered_publisher_keeps_the_fence_and_wakes_the_sleep
 
 #[test]
 fn loom_membarrier_an_async_waiter_is_always_rung_by_a_light_publisher() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::membarrier();
         let publisher = {
             let bell = bell.clone();
@@ -221,7 +216,7 @@ fn loom_membarrier_an_async_waiter_is_always_rung_by_a_light_publisher() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn loom_membarrier_without_the_sleepers_barrier_a_wake_up_is_lost() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::unsound();
         let publisher = {
             let bell = bell.clone();
@@ -239,7 +234,7 @@ fn loom_membarrier_without_the_sleepers_barrier_a_wake_up_is_lost() {
 #[test]
 #[should_panic(expected = "deadlock")]
 fn loom_membarrier_without_the_waiters_barrier_a_bell_is_lost() {
-    model_mb(|| {
+    model(|| {
         let bell = Doorbell::unsound();
         let publisher = {
             let bell = bell.clone();
