@@ -210,6 +210,28 @@ fn loom_membarrier_an_async_waiter_is_always_rung_by_a_light_publisher() {
     });
 }
 
+#[test]
+fn loom_membarrier_an_async_waiter_and_a_futex_sleeper_are_both_woken_by_a_light_publisher() {
+    model(|| {
+        let bell = Doorbell::membarrier();
+        let sleeper = {
+            let bell = bell.clone();
+            loom::thread::spawn(move || bell.wait_for(1))
+        };
+        let publisher = {
+            let bell = bell.clone();
+            loom::thread::spawn(move || {
+                bell.publish(1);
+                bell.retire();
+            })
+        };
+        bell.wait_async(1, 1);
+        sleeper.join().unwrap();
+        publisher.join().unwrap();
+        assert_eq!(bell.pending(1), 0);
+    });
+}
+
 /// The model can fail: without the sleeper's membarrier (P3m), a light publisher's N2 load
 /// may miss the sleeper's announcement while the sleeper's re-check misses the publication
 /// (store buffering), and the sleeper sleeps for ever: loom reports the deadlock.
