@@ -19,8 +19,8 @@ use crate::endpoint::{Consumer, Producer};
 use crate::layout::{BLOCK_BELLS, CONSUMER_BLOCK, ENDPOINT_BELL, PRODUCER_BLOCK};
 use crate::liveness::entry_field;
 use crate::ring::Kind;
-use crate::sync::{fence, Memory, Ordering};
-use crate::wait::Direction;
+use crate::sync::{Memory, Ordering};
+use crate::wait::{Barrier, Direction};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -330,19 +330,21 @@ pub(crate) unsafe fn ring_armed<M: Memory>(mem: &M, bells: usize, table: usize, 
     }
 }
 
-/// B1–B2 on `mem` for entry `index` waiting in direction `dir`.
+/// B1–B2 on `mem` for entry `index` waiting in direction `dir`, on a ring whose notifiers
+/// use `barrier`. `false` if B2 could not force the notifiers' barrier (membarrier mode, the
+/// call failed): a notifier may then miss the bit, so the caller disarms and polls.
 ///
 /// # Safety
 ///
 /// - `bells` is the aligned bitmap word of `dir` in `mem`.
-pub(crate) unsafe fn arm<M: Memory>(mem: &M, bells: usize, index: u64) {
+pub(crate) unsafe fn arm<M: Memory>(mem: &M, bells: usize, index: u64, barrier: Barrier) -> bool {
     // B1: Release; pairs with N3's Acquire: the bell id stored at B0 is seen by the notifier
     // that takes this bit.
     // SAFETY: the caller's contract.
     unsafe { mem.fetch_or(bells, 1 << index, Ordering::Release) };
-    // B2: SeqCst; pairs with N1 as P3 does (PROTOCOL §6): either the notifier's N3 finds the
-    // bit, or the caller's re-check (B3) finds what it published.
-    fence(Ordering::SeqCst);
+    // B2: as P3 (and P3m) does (PROTOCOL §6, §6.3): either the notifier's N3 finds the bit,
+    // or the caller's re-check (B3) finds what it published.
+    crate::wait::sleeper_barrier(mem, barrier)
 }
 
 /// B4: takes entry `index`'s bit back; whether it was still set (if not, a notifier took it
@@ -381,15 +383,21 @@ macro_rules! bell_methods {
             /// Arms this endpoint's bell (B1–B2): until it is disarmed or a notifier rings
             #[doc = concat!("it, the next ", $what, " rings it. Then check the ring once more")]
             /// (B3) before waiting on the bell's descriptor: what was published before the
-            /// arm is not rung for. `false` if the ring does not notify (no `NOTIFY` flag):
-            /// then nothing rings, and the caller must poll.
+            /// arm is not rung for. `false` if the ring does not notify (no `NOTIFY` flag),
+            /// or is in membarrier mode and this process cannot call membarrier (the bell is
+            /// disarmed again): then nothing rings, and the caller must poll.
             pub fn arm_bell(&mut self) -> bool {
-                if self.att.ring.inner.wake.is_none() {
+                let Some(wake) = self.att.ring.inner.wake else {
                     return false;
-                }
+                };
                 // SAFETY: the bitmap word is in the first page, which `mem` holds.
-                unsafe { arm(&self.att.mem, bitmap($dir), self.att.index()) };
-                true
+                if unsafe { arm(&self.att.mem, bitmap($dir), self.att.index(), wake.barrier) } {
+                    return true;
+                }
+                // B2 failed (membarrier mode without membarrier): nothing may ring; poll.
+                // SAFETY: as above.
+                unsafe { disarm(&self.att.mem, bitmap($dir), self.att.index()) };
+                false
             }
 
             /// Disarms this endpoint's bell (B4), after its re-check succeeded or when it

@@ -127,9 +127,18 @@ pub const RING_FLAG_BOUNDED: u32 = 4;
 /// (PROTOCOL §4.2). A reader that does not know the bit refuses it: it would take a skip
 /// record for corruption.
 pub const RING_FLAG_ALIGNED: u32 = 8;
+/// Ring flag (PROTOCOL §6.3, with [`RING_FLAG_NOTIFY`]): membarrier mode. Notifiers of a
+/// process registered for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` publish without N1's fence, and
+/// every sleeper runs `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` after announcing itself.
+/// A peer that does not know the bit must refuse the ring: its sleepers would miss wake-ups
+/// (layout 1.5, DECISIONS D65).
+pub const RING_FLAG_MEMBARRIER: u32 = 16;
 /// Every ring flag this build knows; an opener refuses any other bit.
-pub const RING_FLAGS_KNOWN: u32 =
-    RING_FLAG_NOTIFY | RING_FLAG_CHECKSUM | RING_FLAG_BOUNDED | RING_FLAG_ALIGNED;
+pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY
+    | RING_FLAG_CHECKSUM
+    | RING_FLAG_BOUNDED
+    | RING_FLAG_ALIGNED
+    | RING_FLAG_MEMBARRIER;
 /// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C
 /// (Castagnoli) of the payload followed by its length as a little-endian `u32`, stored as a
 /// little-endian `u32`.

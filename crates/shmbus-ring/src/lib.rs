@@ -118,6 +118,11 @@ pub mod handshake;
 pub mod info;
 pub mod layout;
 pub mod liveness;
+#[cfg(not(loom))]
+mod membarrier;
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod membarrier;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod model;

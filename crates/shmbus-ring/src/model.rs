@@ -603,7 +603,7 @@ pub mod liveness {
 /// as a deadlock.
 pub mod wait {
     use super::{LoomMem, Memory, Ordering};
-    use crate::wait::{notify, sleep_once, Direction, Wake};
+    use crate::wait::{notify, sleep_once, Barrier, Direction, Wake};
 
     const WAKE: Wake = Wake {
         data_seq: 8,
@@ -614,6 +614,7 @@ pub mod wait {
         space_bells: 48,
         bell_ids: 56,
         entries: 2,
+        barrier: Barrier::Fence,
     };
     const DATA: usize = 0;
 
@@ -621,6 +622,7 @@ pub mod wait {
     #[derive(Clone)]
     pub struct Doorbell {
         mem: LoomMem,
+        wake: Wake,
     }
 
     impl Default for Doorbell {
@@ -632,18 +634,62 @@ pub mod wait {
     impl Doorbell {
         /// A fresh doorbell (the word reads 0).
         pub fn new() -> Self {
+            Doorbell::with(Barrier::Fence)
+        }
+
+        /// A fresh doorbell of a membarrier-mode ring (PROTOCOL §6.3) whose publisher is
+        /// registered (light: no N1 fence). The publisher thread must end with
+        /// [`Doorbell::retire`].
+        pub fn membarrier() -> Self {
+            crate::membarrier::model::register();
+            Doorbell::with(Barrier::Membarrier { light: true })
+        }
+
+        /// As [`Doorbell::membarrier`], but a publisher that is not registered (keeps N1).
+        pub fn membarrier_unregistered() -> Self {
+            Doorbell::with(Barrier::Membarrier { light: false })
+        }
+
+        /// As [`Doorbell::membarrier`], but sleepers skip P3m: the models must fail.
+        pub fn unsound() -> Self {
+            crate::membarrier::model::register();
+            Doorbell::with(Barrier::Unsound)
+        }
+
+        fn with(barrier: Barrier) -> Self {
             Doorbell {
                 mem: LoomMem::zeroed(192),
+                wake: Wake { barrier, ..WAKE },
             }
+        }
+
+        /// The end of the publisher thread of a membarrier-mode model (a full barrier, as a
+        /// thread switched out goes through).
+        pub fn retire(&self) {
+            if self.light() {
+                crate::membarrier::model::retire();
+            }
+        }
+
+        /// Whether the publisher is a registered one (runs the interrupt points).
+        fn light(&self) -> bool {
+            matches!(
+                self.wake.barrier,
+                Barrier::Membarrier { light: true } | Barrier::Unsound
+            )
         }
 
         /// Publishes `v` (a Release store, as a commit is), then runs N1–N2.
         pub fn publish(&self, v: u64) {
+            if self.light() {
+                // An interrupt may land before the store too.
+                crate::membarrier::model::ipi_point();
+            }
             // SAFETY: the words are in the model memory.
             unsafe {
                 // Release: as R1/M5 (the publication a sleeper waits for).
                 self.mem.store(DATA, v, Ordering::Release);
-                notify(&self.mem, WAKE, Direction::Data);
+                notify(&self.mem, self.wake, Direction::Data);
             }
         }
 
@@ -668,7 +714,7 @@ pub mod wait {
                     return parked;
                 }
                 // SAFETY: as above.
-                unsafe { crate::bell::arm(&self.mem, bells, index) };
+                unsafe { crate::bell::arm(&self.mem, bells, index, self.wake.barrier) };
                 if check() {
                     // SAFETY: as above.
                     if !unsafe { crate::bell::disarm(&self.mem, bells, index) } {
@@ -696,7 +742,9 @@ pub mod wait {
             let check = || (unsafe { self.mem.load(DATA, Ordering::Acquire) } == v).then_some(());
             while check().is_none() {
                 // SAFETY: as above.
-                if unsafe { sleep_once(&self.mem, WAKE, Direction::Data, None, check) }.is_some() {
+                if unsafe { sleep_once(&self.mem, self.wake, Direction::Data, None, check) }
+                    .is_some()
+                {
                     return;
                 }
             }

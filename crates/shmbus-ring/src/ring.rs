@@ -300,6 +300,15 @@ impl Words {
             wake: notify.then_some(Wake::SEGMENT),
         }
     }
+
+    /// As [`segment`](Self::segment), with the wake words in the mode the ring flags say
+    /// (`NOTIFY`, and `MEMBARRIER`: PROTOCOL §6.3).
+    pub(crate) fn segment_flags(ring_flags: u32) -> Self {
+        Words {
+            wake: Wake::for_ring(ring_flags),
+            ..Words::segment(false)
+        }
+    }
 }
 
 /// What every endpoint of a ring shares: the segment, its validated header and geometry, and
@@ -590,8 +599,7 @@ impl<K: Kind> Ring<K> {
         let mem = seg
             .raw_mem(offset(DATA_OFFSET))
             .expect("create and open check the segment holds the first page");
-        let wake =
-            (header.ring_flags & crate::layout::RING_FLAG_NOTIFY != 0).then_some(Wake::SEGMENT);
+        let wake = Wake::for_ring(header.ring_flags);
         Ring {
             inner: Arc::new(Shared {
                 seg,

@@ -51,9 +51,9 @@
 use crate::endpoint::{on_empty, on_full, Consumer, Producer, WriteCore};
 use crate::error::{PopError, PushError};
 use crate::ring::Kind;
-use crate::sync::{fence, futex_wait_any, Memory, Ordering, RawMem, WaitAny};
+use crate::sync::{futex_wait_any, Memory, Ordering, RawMem, WaitAny};
 use crate::wait::Pace;
-use crate::wait::{Direction, Wake};
+use crate::wait::{sleeper_barrier, Barrier, Direction, Wake};
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,8 @@ pub struct Doorbell {
     mem: RawMem,
     /// The wake sequence and waiters count, `None` for a ring without notification.
     words: Option<(usize, usize)>,
+    /// Who pays for the barrier on that ring (P3 or P3m).
+    barrier: Barrier,
 }
 
 impl std::fmt::Debug for Doorbell {
@@ -88,6 +90,7 @@ impl Doorbell {
             _ring: Arc::clone(&ring.inner) as Arc<dyn Any + Send + Sync>,
             mem,
             words,
+            barrier: ring.inner.wake.map_or(Barrier::Fence, |w| w.barrier),
         }
     }
 }
@@ -205,13 +208,20 @@ pub fn wait_any(
     // P6 runs however this function is left, `ready` panicking included: a waiters count
     // left raised would make every later publish on that ring pay N2's system call.
     let _p6 = Unregister(&live);
-    // P3: SeqCst fence; pairs with every notifier's N1.
-    fence(Ordering::SeqCst);
+    // P3: SeqCst fence; pairs with every notifier's N1. P3m (PROTOCOL §6.3): one membarrier
+    // call serves every membarrier-mode ring among the bells; if it fails, poll.
+    let barrier = bells
+        .iter()
+        .find(|b| b.words.is_some() && b.barrier != Barrier::Fence)
+        .map_or(Barrier::Fence, |b| b.barrier);
+    let forced = bells
+        .first()
+        .map_or(true, |b| sleeper_barrier(&b.mem, barrier));
     // P4: re-check.
     let ready = ready();
     if !ready {
         // P5.
-        let partial = live.len() < bells.len();
+        let partial = live.len() < bells.len() || !forced;
         let capped = |t: Option<Duration>| Some(t.map_or(FALLBACK_NAP, |t| t.min(FALLBACK_NAP)));
         let timeout = if partial { capped(timeout) } else { timeout };
         // SAFETY: as for P1.

@@ -37,6 +37,15 @@ pub(crate) fn fence(order: Ordering) {
     std::sync::atomic::fence(order);
 }
 
+/// A compiler-only fence: the compiler keeps program order across it, the CPU may not
+/// (membarrier mode's N1m). Under loom, nothing: loom runs each thread in program order and
+/// models only the hardware's reorderings.
+#[inline]
+pub(crate) fn compiler_fence() {
+    #[cfg(not(loom))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
 /// Memory a ring runs over: a region addressed by byte offset, whose aligned 8-byte (and, for
 /// a few header and table fields, 4-byte) words the protocol accesses atomically, and whose
 /// other bytes carry payload handed to one side at a time.

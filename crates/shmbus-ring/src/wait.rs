@@ -33,12 +33,31 @@
 //! `futex_wait` at P5 either finds `S != s` and returns, or is woken by N2's wake. Either way
 //! no publication is missed. Rings created without [`crate::layout::RING_FLAG_NOTIFY`] skip N1
 //! and N2 (no fence on the hot path); their blocking calls poll with growing sleeps instead.
+//!
+//! # Membarrier mode (PROTOCOL §6.3, DECISIONS D65)
+//!
+//! N1's fence waits for the publishing store to leave the store buffer, i.e. for the line the
+//! polling peer holds: it halves streaming. A ring with
+//! [`crate::layout::RING_FLAG_MEMBARRIER`] moves that cost to the sleeper:
+//!
+//! ```text
+//! N1m compiler fence only                      (a notifier of a registered process)
+//! P3m after P3: membarrier(GLOBAL_EXPEDITED)   (every sleeper)
+//! ```
+//!
+//! The membarrier call makes every registered notifier execute a full barrier at some point
+//! X of its program during the call. X is after the notifier's publishing store, so P4 sees
+//! the publication, or before its N2 load, so N2 sees P1's increment: the store precedes
+//! the load in program order (the compiler fence keeps it so), and X cannot be neither. A
+//! notifier of an unregistered process keeps N1 ([`Barrier::Membarrier`]'s `light` false),
+//! which pairs with P3 as in fence mode. A sleeper whose membarrier call fails polls
+//! ([`crate::membarrier::POLL_NAP`]).
 
 use crate::layout::{
     BLOCK_BELLS, BLOCK_STATS, BLOCK_WAITERS, BLOCK_WAKE_SEQ, CONSUMER_BLOCK, ENDPOINT_BELL,
     ENDPOINT_TABLE, MAX_ENDPOINTS, PRODUCER_BLOCK,
 };
-use crate::sync::{fence, spin_hint, Memory, Ordering};
+use crate::sync::{compiler_fence, fence, spin_hint, Memory, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a blocking call waits when the ring is full (push) or empty (pop).
@@ -98,6 +117,25 @@ pub(crate) struct Wake {
     pub(crate) bell_ids: usize,
     /// How many entries the table has.
     pub(crate) entries: u64,
+    /// Who pays for the barrier between a publication and a sleeper's announcement.
+    pub(crate) barrier: Barrier,
+}
+
+/// Who pays for the barrier that orders a publication against a sleeper's announcement
+/// (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Barrier {
+    /// Fence mode: every notifier runs N1's `SeqCst` fence.
+    Fence,
+    /// Membarrier mode ([`crate::layout::RING_FLAG_MEMBARRIER`]): sleepers run P3m; `light`:
+    /// this process is registered, so its notifiers skip N1's hardware fence (N1m).
+    Membarrier {
+        /// This process registered ([`crate::membarrier::register`]).
+        light: bool,
+    },
+    /// loom only: light notifiers, but sleepers without P3m. The models must fail with it.
+    #[cfg(loom)]
+    Unsound,
 }
 
 impl Wake {
@@ -111,7 +149,30 @@ impl Wake {
         space_bells: to_usize(CONSUMER_BLOCK + BLOCK_BELLS),
         bell_ids: to_usize(ENDPOINT_TABLE + ENDPOINT_BELL),
         entries: MAX_ENDPOINTS,
+        barrier: Barrier::Fence,
     };
+
+    /// The wake words of a segment whose header carries `ring_flags`: `None` without
+    /// [`crate::layout::RING_FLAG_NOTIFY`]; in membarrier mode
+    /// ([`crate::layout::RING_FLAG_MEMBARRIER`]) this registers the process
+    /// ([`crate::membarrier::register`]), once, before any notify can use the result.
+    pub(crate) fn for_ring(ring_flags: u32) -> Option<Wake> {
+        use crate::layout::{RING_FLAG_MEMBARRIER, RING_FLAG_NOTIFY};
+        if ring_flags & RING_FLAG_NOTIFY == 0 {
+            return None;
+        }
+        let barrier = if ring_flags & RING_FLAG_MEMBARRIER == 0 {
+            Barrier::Fence
+        } else {
+            Barrier::Membarrier {
+                light: crate::membarrier::register(),
+            }
+        };
+        Some(Wake {
+            barrier,
+            ..Wake::SEGMENT
+        })
+    }
 
     /// The bell bitmap of one direction.
     #[inline]
@@ -157,12 +218,23 @@ impl Wake {
 #[inline]
 pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
     let (seq, waiters) = wake.words(dir);
-    // N1: SeqCst fence. Orders the caller's publishing store before the load of the waiters
-    // count; pairs with the sleeper's P3 fence (`sleep_once`).
-    fence(Ordering::SeqCst);
+    match wake.barrier {
+        Barrier::Membarrier { light: true } => {
+            // N1m: compiler fence only: the publishing store stays before the load of the
+            // waiters count in program order, which is all a sleeper's P3m needs.
+            compiler_fence();
+            #[cfg(loom)]
+            crate::membarrier::model::ipi_point();
+        }
+        #[cfg(loom)]
+        Barrier::Unsound => crate::membarrier::model::ipi_point(),
+        // N1: SeqCst fence. Orders the caller's publishing store before the load of the
+        // waiters count; pairs with the sleeper's P3 fence (`sleep_once`).
+        _ => fence(Ordering::SeqCst),
+    }
     // SAFETY: the caller's contract.
     unsafe {
-        // N2: Relaxed load of W; the fences order it.
+        // N2: Relaxed load of W; the fences (N1 and P3, or P3m's barrier) order it.
         if mem.load(waiters, Ordering::Relaxed) != 0 {
             // N2: Release: orders the publication before the sequence change a sleeper reads
             // (its Acquire load, P2) — and the change makes its futex wait (P5) return.
@@ -177,6 +249,30 @@ pub(crate) unsafe fn notify<M: Memory>(mem: &M, wake: Wake, dir: Direction) {
         if mem.load(bells, Ordering::Relaxed) != 0 {
             crate::bell::ring_armed(mem, bells, wake.bell_ids, wake.entries);
         }
+    }
+    #[cfg(loom)]
+    if matches!(
+        wake.barrier,
+        Barrier::Membarrier { light: true } | Barrier::Unsound
+    ) {
+        crate::membarrier::model::ipi_point();
+    }
+}
+
+/// P3 (and P3m in membarrier mode) of a sleeper, B2 of an asynchronous waiter: after
+/// announcing itself, before its re-check. `false` if the ring is in membarrier mode and the
+/// membarrier call failed: light notifiers may then miss the announcement, so the caller
+/// must not wait unboundedly (it polls, at most [`crate::membarrier::POLL_NAP`] a sleep).
+pub(crate) fn sleeper_barrier<M: Memory>(mem: &M, barrier: Barrier) -> bool {
+    // P3: SeqCst fence; pairs with a fence-mode notifier's N1 (in membarrier mode too: a
+    // notifier of an unregistered process keeps N1).
+    fence(Ordering::SeqCst);
+    match barrier {
+        // P3m: every registered notifier executes a full barrier during the call.
+        Barrier::Membarrier { .. } => crate::membarrier::global(mem),
+        Barrier::Fence => true,
+        #[cfg(loom)]
+        Barrier::Unsound => true,
     }
 }
 
@@ -204,15 +300,20 @@ pub(crate) unsafe fn sleep_once<M: Memory, R>(
         // P2: Acquire: pairs with N2's Release increment, so a publication that bumped the
         // sequence before this load is visible to the re-check (P4).
         let seq = mem.load(seq_off, Ordering::Acquire);
-        // P3: SeqCst fence; pairs with the notifier's N1.
-        fence(Ordering::SeqCst);
+        // P3 (P3m): pairs with the notifier's N1 (or stands in for it).
+        let forced = sleeper_barrier(mem, wake.barrier);
         // P4: re-check.
         let outcome = attempt();
         if outcome.is_none() {
             // P5: sleep while the sequence is still `seq`.
             // The timeout is taken now, after P4 (which may have probed peers, or been
             // descheduled): the sleep ends at `until`, not that long after it.
-            let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            let mut timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            if !forced {
+                // No P3m: a light notifier may miss us. Poll instead of sleeping for good.
+                let nap = crate::membarrier::POLL_NAP;
+                timeout = Some(timeout.map_or(nap, |t| t.min(nap)));
+            }
             // T1 (layout 1.3): a futex sleep, on the sleeping side's own counter line.
             crate::stats::bump(mem, wake.stats(dir, false), crate::stats::SLEEPS, 1);
             mem.wait(seq_off, seq, timeout);

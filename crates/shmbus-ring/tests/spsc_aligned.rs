@@ -159,7 +159,11 @@ fn forged_skip_records_are_corrupt_and_nothing_is_consumed() {
         assert!(got.contains(what), "{words:x?}: {got}");
         // Stable: nothing was consumed.
         assert_eq!(corrupt_what(&mut rx), got);
-        assert_eq!(ring.used_bytes(), Some(0), "no head published past the garbage");
+        assert_eq!(
+            ring.used_bytes(),
+            Some(0),
+            "no head published past the garbage"
+        );
     }
 }
 

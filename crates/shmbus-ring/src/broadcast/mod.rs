@@ -253,6 +253,7 @@ pub struct BroadcastConfig {
     pub(crate) checksum: bool,
     pub(crate) limit: Option<u64>,
     pub(crate) info: Option<crate::info::Info>,
+    pub(crate) membarrier: bool,
 }
 
 impl BroadcastConfig {
@@ -269,7 +270,15 @@ impl BroadcastConfig {
             checksum: false,
             limit: None,
             info: None,
+            membarrier: true,
         }
+    }
+
+    /// Whether the ring's wake-ups use membarrier mode (default `true`), as
+    /// [`SpscConfig::membarrier`](crate::SpscConfig::membarrier).
+    pub fn membarrier(mut self, yes: bool) -> Self {
+        self.membarrier = yes;
+        self
     }
 
     /// The largest record payload (at most `capacity / 2 − 16`; on a checksum ring it includes

@@ -28,9 +28,9 @@ use crate::spsc::ring::{claim_owner, clear_owner};
 use crate::sync::{Memory, Ordering, RawMem};
 
 impl Geometry {
-    fn for_segment(cap: u64, max_record: u64, notify: bool, history: u64) -> Self {
+    fn for_segment(cap: u64, max_record: u64, flags: u32, history: u64) -> Self {
         Geometry {
-            words: Words::segment(notify),
+            words: Words::segment_flags(flags),
             cap,
             shift: cap.trailing_zeros(),
             max_record,
@@ -56,6 +56,9 @@ impl ConfigImpl for BroadcastConfig {
         let mut flags = 0;
         if self.notify {
             flags |= RING_FLAG_NOTIFY;
+            if self.membarrier {
+                flags |= crate::layout::RING_FLAG_MEMBARRIER;
+            }
         }
         if self.checksum {
             flags |= crate::layout::RING_FLAG_CHECKSUM;
@@ -121,7 +124,8 @@ impl KindImpl for Broadcast {
 
     fn lay_out(mem: &RawMem, config: &BroadcastConfig) -> Result<(Shape, Geometry)> {
         let (cap, max) = config.checked()?;
-        let g = Geometry::for_segment(cap, max, config.notify, u64::from(config.history));
+        let flags = ConfigImpl::header_identity(config).1;
+        let g = Geometry::for_segment(cap, max, flags, u64::from(config.history));
         // The first header word must read 0 (the zero-ahead invariant); the rest of a fresh
         // segment is zero: no cursor, no history, intent and counts 0. Relaxed: published
         // by the handshake (H1).
@@ -185,7 +189,7 @@ impl KindImpl for Broadcast {
         Ok(Geometry::for_segment(
             cap,
             h.record_limit,
-            h.ring_flags & RING_FLAG_NOTIFY != 0,
+            h.ring_flags,
             u64::from(history),
         ))
     }

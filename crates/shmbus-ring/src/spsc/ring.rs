@@ -10,7 +10,7 @@ use crate::frame::{record_size, ALIGN_FROM, HEADER_SIZE, MAX_SKIP_LEN, PAYLOAD_A
 use crate::handshake::bad_field;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_COUNT, BLOCK_OWNER, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_ALIGNED, RING_FLAG_NOTIFY,
+    RING_FLAG_ALIGNED,
 };
 use crate::liveness::{Os, Owner, OwnerWord, Registration};
 use crate::ring::sealed::KindImpl;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 impl Geometry {
     fn for_segment(cap: u64, max_record: u64, flags: u32, limit: u64) -> Self {
         Geometry {
-            words: Words::segment(flags & RING_FLAG_NOTIFY != 0),
+            words: Words::segment_flags(flags),
             cap,
             max_record,
             limit,
