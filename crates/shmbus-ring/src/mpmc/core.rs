@@ -57,6 +57,11 @@ impl Geometry {
     }
 }
 
+/// How many more times a consumer loads the word of a position being written before it
+/// answers "not committed" (`Core::await_commit`): about the time a writer takes to copy a
+/// small message and commit it. One under loom: the same loads, fewer interleavings.
+const WRITE_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
+
 /// Which side an audit walks for (`Core::audit_walk`).
 #[derive(Clone, Copy)]
 enum Walk {
@@ -89,6 +94,9 @@ pub struct Core<M: Memory> {
     stopped: Option<(u64, u64)>,
     /// The consumers' head hint as last read, for the message bound (`limit`).
     cached_head: u64,
+    /// One past the position this consumer last claimed for reading (`u64::MAX`: none yet):
+    /// where its next claim starts with a blind CAS (M8', D58).
+    next_read: u64,
 }
 
 impl<M: Memory> Core<M> {
@@ -104,6 +112,7 @@ impl<M: Memory> Core<M> {
             claimed: Vec::new(),
             stopped: None,
             cached_head: 0,
+            next_read: u64::MAX,
         }
     }
 
@@ -138,14 +147,37 @@ impl<M: Memory> Core<M> {
     }
 
     /// Claims a free position for writing; returns it.
+    ///
+    /// The first attempt is a blind CAS at the tail hint's position (M2'), expecting the
+    /// slot free for it, with no load before: at one producer the slot's line was last held by
+    /// the consumer (its release, or its polling of the next position), and a load then a CAS
+    /// took it in two synchronous transfers (a read miss, then an upgrade), the CAS alone in one
+    /// (D58). Later steps of the walk load first (M2): they pass slots other endpoints hold,
+    /// and a CAS there would take their lines exclusive for nothing.
     pub(crate) fn claim_write(&mut self) -> Result<u64, PushError> {
         let mut pos = self.hint(self.g.words.tail)?;
+        if self.g.limit != 0 && pos >= self.cached_head + self.g.limit {
+            self.reload_head_for_limit(pos)?;
+        }
+        let off = self.g.slot(pos);
+        // M2': a blind M3. Acquire on success, as M3; Acquire on failure too, as M2, since the
+        // word it returns feeds the walk below exactly as M2's load would (a claim it reports
+        // must happen before what this producer does next: M17's argument).
+        // SAFETY: `off` is an in-bounds aligned slot word.
+        let first = unsafe {
+            self.mem.compare_exchange(
+                off,
+                join(pos, 0),
+                join(pos, self.tag),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            )
+        };
+        let Err(mut word) = first else {
+            self.raise_tail(pos);
+            return Ok(pos);
+        };
         for _ in 0..self.g.walk_limit() {
-            let off = self.g.slot(pos);
-            // M2: Acquire; pairs with the Release store of `(pos, 0)` (M11 in `release`)
-            // (or a producer's abandon), so the previous lap's reads finish before we write.
-            // SAFETY: `off` is an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
             let (seq, tag) = split(word);
             let dif = signed_diff(seq, pos);
             if dif == 0 && tag == 0 {
@@ -153,20 +185,20 @@ impl<M: Memory> Core<M> {
                     self.reload_head_for_limit(pos)?;
                 }
                 let mine = join(pos, self.tag);
-                // M3: Acquire on success, as M2. Relaxed on failure: we re-read.
-                // SAFETY: as above.
+                // M3: Acquire on success, as M2. Relaxed on failure: we re-read (M2).
+                // SAFETY: an in-bounds aligned slot word.
                 if unsafe {
-                    self.mem
-                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                    self.mem.compare_exchange(
+                        self.g.slot(pos),
+                        word,
+                        mine,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
                 }
                 .is_ok()
                 {
-                    // M4: Release (a locked RMW on x86 either way): pairs with M1's Acquire.
-                    // SAFETY: in-bounds aligned hint word.
-                    unsafe {
-                        self.mem
-                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
-                    };
+                    self.raise_tail(pos);
                     return Ok(pos);
                 }
             } else if dif == 0 || dif == 1 {
@@ -179,6 +211,7 @@ impl<M: Memory> Core<M> {
                 // This position was passed long ago: we were lapped. Jump to the hint.
                 let hint = self.hint(self.g.words.tail)?;
                 if hint <= pos {
+                    // M4, as in `raise_tail`.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
@@ -194,8 +227,24 @@ impl<M: Memory> Core<M> {
                     value: word,
                 }));
             }
+            // M2: Acquire; pairs with the Release store of `(pos, 0)` (M11 in `release`)
+            // (or a producer's abandon, M6, or a repair, M13), so the previous lap's reads
+            // finish before we write.
+            // SAFETY: an in-bounds aligned slot word.
+            word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
         }
         Err(PushError::Full)
+    }
+
+    /// Raises the tail hint past `pos`, which we just claimed.
+    #[inline]
+    fn raise_tail(&self, pos: u64) {
+        // M4: Release (a locked RMW on x86 either way): pairs with M1's Acquire.
+        // SAFETY: in-bounds aligned hint word.
+        unsafe {
+            self.mem
+                .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
+        };
     }
 
     /// The message bound (PROTOCOL §5.6): position `pos` may be claimed only while fewer than
@@ -287,12 +336,41 @@ impl<M: Memory> Core<M> {
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
         self.stopped = None;
         let mut pos = self.hint(self.g.words.head)?;
+        // A consumer that took the position before this one tries this one with a blind CAS
+        // (M8'): at one consumer the load, then the CAS, took the slot's line in two
+        // synchronous steps (a read miss, then an upgrade that invalidates the producer's
+        // copy); the CAS alone takes it in one. Only then: of several consumers waiting on an
+        // empty ring, at most one (the last to take a message) polls with CASes, which take
+        // the line exclusive, while the rest poll with loads (D58).
+        let mut blind = pos == self.next_read;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
-            // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5) in
-            // `commit_write`: the payload is visible once the word says committed.
-            // SAFETY: `off` is an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let mut word = if blind {
+                blind = false;
+                // M8': a blind M9 (AcqRel on success, as M9); Acquire on failure, as M8,
+                // since the word it returns feeds the walk below exactly as M8's load would.
+                // SAFETY: `off` is an in-bounds aligned slot word.
+                match unsafe {
+                    self.mem.compare_exchange(
+                        off,
+                        join(pos + 1, 0),
+                        join(pos + 1, self.tag),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                } {
+                    Ok(_) => return Ok(Some(self.claimed_read(pos))),
+                    Err(word) => word,
+                }
+            } else {
+                // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5)
+                // in `commit_write`: the payload is visible once the word says committed.
+                // SAFETY: `off` is an in-bounds aligned slot word.
+                unsafe { self.mem.load(off, Ordering::Acquire) }
+            };
+            if word >> super::TAG_BITS == pos && word & TAG_MASK != 0 {
+                word = self.await_commit(off, word);
+            }
             let (seq, tag) = split(word);
             let dif = signed_diff(seq, pos + 1);
             if dif == 0 && tag == 0 {
@@ -307,13 +385,7 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    // M10: Release; pairs with M7's Acquire, as M9 does with M8.
-                    // SAFETY: in-bounds aligned hint word.
-                    unsafe {
-                        self.mem
-                            .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
-                    };
-                    return Ok(Some(pos));
+                    return Ok(Some(self.claimed_read(pos)));
                 }
             } else if dif == 0 {
                 // Another consumer is reading it.
@@ -365,6 +437,42 @@ impl<M: Memory> Core<M> {
             }
         }
         Ok(None)
+    }
+
+    /// What a consumer does once it has claimed `pos` for reading: raises the head hint past it
+    /// and remembers where its next claim starts; returns `pos`.
+    #[inline]
+    fn claimed_read(&mut self, pos: u64) -> u64 {
+        // M10: Release; pairs with M7's Acquire, as M9 does with M8.
+        // SAFETY: in-bounds aligned hint word.
+        unsafe {
+            self.mem
+                .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
+        };
+        self.next_read = pos + 1;
+        pos
+    }
+
+    /// A producer is writing the position this consumer is at (`word` is its write claim,
+    /// read at `off`): loads the word again (M8) while it stays so, a few times, and returns
+    /// what it holds then (D58). A small message's writer commits within a line transfer or
+    /// two of its claim; answering "not committed" at once sent the endpoint to settle (M17:
+    /// a look-ahead, then a yield to the scheduler) whenever a ping-pong's consumer looked
+    /// between the producer's claim and its commit, which made the mean round trip several
+    /// times the median.
+    #[inline(never)]
+    #[cold]
+    fn await_commit(&self, off: usize, word: u64) -> u64 {
+        for _ in 0..WRITE_SPINS {
+            crate::sync::spin_hint();
+            // M8: Acquire, as in `claim_read`.
+            // SAFETY: an in-bounds aligned slot word (the caller's).
+            let now = unsafe { self.mem.load(off, Ordering::Acquire) };
+            if now != word {
+                return now;
+            }
+        }
+        word
     }
 
     /// Whether a message is committed at a position after `pos`, whose slot this consumer
