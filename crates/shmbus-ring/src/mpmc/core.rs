@@ -239,12 +239,25 @@ impl<M: Memory> Core<M> {
     /// Raises the tail hint past `pos`, which we just claimed.
     #[inline]
     fn raise_tail(&self, pos: u64) {
-        // M4: Release (a locked RMW on x86 either way): pairs with M1's Acquire.
-        // SAFETY: in-bounds aligned hint word.
-        unsafe {
-            self.mem
-                .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
-        };
+        self.raise(self.g.words.tail, pos + 1);
+    }
+
+    /// Raises the hint at `off` to `to` (M4 for the tail hint, M10 for the head hint), unless
+    /// it is there already: a `fetch_max` is a locked read-modify-write even when it changes
+    /// nothing, and of several producers (or consumers) the one that claimed last has usually
+    /// raised the hint past the others' claims (D58). Skipping is sound: whoever raised the
+    /// hint to `to` or beyond claimed or walked past every position below (F3) — ours among
+    /// them — before its Release raise, and a load of the hint ordered after this one (through
+    /// our commit M5, or our claim M9, say) returns `to` or more (coherence), so F2 holds.
+    #[inline]
+    fn raise(&self, off: usize, to: u64) {
+        // M4a/M10a: Relaxed: only decides whether to raise; see above.
+        // SAFETY: in-bounds aligned hint word (constructor contract).
+        if unsafe { self.mem.load(off, Ordering::Relaxed) } < to {
+            // M4/M10: Release (a locked RMW on x86 either way): pairs with M1's/M7's Acquire.
+            // SAFETY: as above.
+            unsafe { self.mem.fetch_max(off, to, Ordering::Release) };
+        }
     }
 
     /// The message bound (PROTOCOL §5.6): position `pos` may be claimed only while fewer than
@@ -420,10 +433,14 @@ impl<M: Memory> Core<M> {
                 // claims), move it: every position up to `pos` is read or abandoned.
                 let hint = self.hint(self.g.words.head)?;
                 if hint <= pos {
+                    // M10: Release (PROTOCOL §5.3 step 2, `d > 0`; Relaxed before D58): every
+                    // write of the head hint is then a Release, so a consumer that skips its
+                    // own raise because the hint is past its claim already (`raise`) leaves
+                    // it to a raiser that saw that claim, and releases what it saw.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.head, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -443,12 +460,8 @@ impl<M: Memory> Core<M> {
     /// and remembers where its next claim starts; returns `pos`.
     #[inline]
     fn claimed_read(&mut self, pos: u64) -> u64 {
-        // M10: Release; pairs with M7's Acquire, as M9 does with M8.
-        // SAFETY: in-bounds aligned hint word.
-        unsafe {
-            self.mem
-                .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
-        };
+        // M10 (through `raise`): Release; pairs with M7's Acquire, as M9 does with M8.
+        self.raise(self.g.words.head, pos + 1);
         self.next_read = pos + 1;
         pos
     }
@@ -860,7 +873,7 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
             continue;
         };
         crate::crashpoint::hit("mpmc.repair.slot");
-        // M13: Release; pairs with the Acquire load/CAS (M2/M3) in `claim_write` of the next lap's
+        // M13: Release; pairs with the Acquire load/CAS (M2/M2'/M3) in `claim_write` of the next lap's
         // producer (as `release`). Relaxed on failure: the slot moved on; not ours to fix.
         // SAFETY: as above.
         if unsafe {
