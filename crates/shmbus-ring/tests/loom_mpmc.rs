@@ -326,3 +326,47 @@ fn loom_mpmc_blind_read_claim_sees_what_the_claimer_did_before() {
         assert_eq!(got, vec![vec![1], vec![9]], "each message exactly once");
     });
 }
+
+/// The blind first claim of a producer (M2', D58) acquires on success, as M3: the previous
+/// lap's consumer read the slot's payload before its release (M11), and the producer writes the
+/// payload after its claim. With M2' Relaxed on success, loom finds the payload write racing with
+/// that read: this model fails.
+#[test]
+fn loom_mpmc_blind_write_claim_follows_the_previous_laps_read() {
+    model(3, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut rx = ring.endpoint(2);
+        tx.try_push(&[0]).expect("room");
+        tx.try_push(&[1]).expect("room");
+        let consumer = loom::thread::spawn(move || {
+            let mut buf = Vec::new();
+            rx.try_pop_vec_settled(&mut buf).expect("two messages wait");
+            (rx, buf)
+        });
+        // The ring is full until the consumer releases position 0's slot; then position 2
+        // takes it (a blind CAS at the tail hint).
+        let mut pushed = false;
+        for _ in 0..3 {
+            match tx.try_push(&[2]) {
+                Ok(()) => {
+                    pushed = true;
+                    break;
+                }
+                Err(PushError::Full) => loom::thread::yield_now(),
+                Err(e) => panic!("producer saw {e}"),
+            }
+        }
+        let (mut rx, first) = consumer.join().unwrap();
+        assert_eq!(first, vec![0], "the first message first");
+        if !pushed {
+            tx.try_push(&[2]).expect("the slot is free after the join");
+        }
+        let mut rest = Vec::new();
+        let mut buf = Vec::new();
+        while rx.try_pop_vec(&mut buf).is_ok() {
+            rest.push(buf.clone());
+        }
+        assert_eq!(rest, vec![vec![1], vec![2]], "the rest in order, once");
+    });
+}
