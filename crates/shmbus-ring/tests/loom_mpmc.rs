@@ -290,3 +290,83 @@ fn loom_mpmc_try_pop_after_push_is_never_empty() {
         );
     });
 }
+
+/// The blind first claim of a consumer (M8', D58) reads with Acquire when it fails: a consumer
+/// that took the position before, and whose blind CAS at the next one finds another consumer's
+/// read claim there, must then see what that consumer did before its claim — here its push of a
+/// message at the position after — and take that message rather than report `Empty` (the queue
+/// was never empty: `m1` is taken only after `x` was pushed). With M8' Relaxed on failure, the
+/// walk's load of the next slot may return the word before that push (free for exactly that
+/// position), and the pop reports `Empty`: this model fails.
+#[test]
+fn loom_mpmc_blind_read_claim_sees_what_the_claimer_did_before() {
+    model(3, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut c1 = ring.endpoint(3);
+        let mut buf = Vec::new();
+        tx.try_push(&[0]).expect("room");
+        c1.try_pop_vec(&mut buf).expect("m0");
+        // c1 took position 0, so its next claim, at position 1, is a blind CAS.
+        tx.try_push(&[1]).expect("room");
+        let mut tx2 = ring.endpoint(2);
+        let mut c2 = ring.endpoint(4);
+        let other = loom::thread::spawn(move || {
+            tx2.try_push(&[9]).expect("a slot is free for x");
+            let mut buf = Vec::new();
+            c2.try_pop_vec_settled(&mut buf)
+                .expect("m1 or x is there for the second consumer");
+            buf
+        });
+        c1.try_pop_vec_settled(&mut buf)
+            .expect("the queue held m1, then x, never nothing");
+        let theirs = other.join().unwrap();
+        let mut got = vec![buf, theirs];
+        got.sort();
+        assert_eq!(got, vec![vec![1], vec![9]], "each message exactly once");
+    });
+}
+
+/// The blind first claim of a producer (M2', D58) acquires on success, as M3: the previous
+/// lap's consumer read the slot's payload before its release (M11), and the producer writes the
+/// payload after its claim. With M2' Relaxed on success, loom finds the payload write racing with
+/// that read: this model fails.
+#[test]
+fn loom_mpmc_blind_write_claim_follows_the_previous_laps_read() {
+    model(3, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut rx = ring.endpoint(2);
+        tx.try_push(&[0]).expect("room");
+        tx.try_push(&[1]).expect("room");
+        let consumer = loom::thread::spawn(move || {
+            let mut buf = Vec::new();
+            rx.try_pop_vec_settled(&mut buf).expect("two messages wait");
+            (rx, buf)
+        });
+        // The ring is full until the consumer releases position 0's slot; then position 2
+        // takes it (a blind CAS at the tail hint).
+        let mut pushed = false;
+        for _ in 0..3 {
+            match tx.try_push(&[2]) {
+                Ok(()) => {
+                    pushed = true;
+                    break;
+                }
+                Err(PushError::Full) => loom::thread::yield_now(),
+                Err(e) => panic!("producer saw {e}"),
+            }
+        }
+        let (mut rx, first) = consumer.join().unwrap();
+        assert_eq!(first, vec![0], "the first message first");
+        if !pushed {
+            tx.try_push(&[2]).expect("the slot is free after the join");
+        }
+        let mut rest = Vec::new();
+        let mut buf = Vec::new();
+        while rx.try_pop_vec(&mut buf).is_ok() {
+            rest.push(buf.clone());
+        }
+        assert_eq!(rest, vec![vec![1], vec![2]], "the rest in order, once");
+    });
+}

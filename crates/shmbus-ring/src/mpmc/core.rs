@@ -4,10 +4,12 @@
 
 use super::{join, split, MAX_POSITION, TAG_MASK};
 use crate::conv::{len_u32, offset, signed_diff, wide};
-use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, Role, WriteCore, WriteInPlace};
+use crate::endpoint::{Audit, Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{Corruption, PopError, PushError};
 use crate::ring::Words;
 use crate::sync::{Memory, Ordering, RawMem};
+
+mod audit;
 use crate::wait::{notify, Direction};
 
 /// Where a ring's words live inside its memory, and its geometry (validated at open).
@@ -57,23 +59,10 @@ impl Geometry {
     }
 }
 
-/// Which side an audit walks for (`Core::audit_walk`).
-#[derive(Clone, Copy)]
-enum Walk {
-    /// A consumer's walk, from the head hint.
-    Read,
-    /// A producer's walk, from the tail hint.
-    Write,
-}
-
-/// A sequence word found where no honest endpoint could have put it.
-fn misplaced(pos: u64, word: u64) -> Corruption {
-    Corruption {
-        what: "sequence word names a position that does not live in its slot",
-        position: pos,
-        value: word,
-    }
-}
+/// How many more times a consumer loads the word of a position being written before it
+/// answers "not committed" (`Core::await_commit`): about the time a writer takes to copy a
+/// small message and commit it. One under loom: the same loads, fewer interleavings.
+const WRITE_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// One endpoint's view of the algorithm; `tag` (1..=255) names it in the slots it claims.
 pub struct Core<M: Memory> {
@@ -89,6 +78,9 @@ pub struct Core<M: Memory> {
     stopped: Option<(u64, u64)>,
     /// The consumers' head hint as last read, for the message bound (`limit`).
     cached_head: u64,
+    /// One past the position this consumer last claimed for reading (`u64::MAX`: none yet):
+    /// where its next claim starts with a blind CAS (M8', D58).
+    next_read: u64,
 }
 
 impl<M: Memory> Core<M> {
@@ -104,6 +96,7 @@ impl<M: Memory> Core<M> {
             claimed: Vec::new(),
             stopped: None,
             cached_head: 0,
+            next_read: u64::MAX,
         }
     }
 
@@ -138,14 +131,37 @@ impl<M: Memory> Core<M> {
     }
 
     /// Claims a free position for writing; returns it.
+    ///
+    /// The first attempt is a blind CAS at the tail hint's position (M2'), expecting the
+    /// slot free for it, with no load before: at one producer the slot's line was last held by
+    /// the consumer (its release, or its polling of the next position), and a load then a CAS
+    /// took it in two synchronous transfers (a read miss, then an upgrade), the CAS alone in one
+    /// (D58). Later steps of the walk load first (M2): they pass slots other endpoints hold,
+    /// and a CAS there would take their lines exclusive for nothing.
     pub(crate) fn claim_write(&mut self) -> Result<u64, PushError> {
         let mut pos = self.hint(self.g.words.tail)?;
+        if self.g.limit != 0 && pos >= self.cached_head + self.g.limit {
+            self.reload_head_for_limit(pos)?;
+        }
+        let off = self.g.slot(pos);
+        // M2': a blind M3. Acquire on success, as M3; Acquire on failure too, as M2, since the
+        // word it returns feeds the walk below exactly as M2's load would (a claim it reports
+        // must happen before what this producer does next: M17's argument).
+        // SAFETY: `off` is an in-bounds aligned slot word.
+        let first = unsafe {
+            self.mem.compare_exchange(
+                off,
+                join(pos, 0),
+                join(pos, self.tag),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            )
+        };
+        let Err(mut word) = first else {
+            self.raise_tail(pos);
+            return Ok(pos);
+        };
         for _ in 0..self.g.walk_limit() {
-            let off = self.g.slot(pos);
-            // M2: Acquire; pairs with the Release store of `(pos, 0)` (M11 in `release`)
-            // (or a producer's abandon), so the previous lap's reads finish before we write.
-            // SAFETY: `off` is an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
             let (seq, tag) = split(word);
             let dif = signed_diff(seq, pos);
             if dif == 0 && tag == 0 {
@@ -153,20 +169,20 @@ impl<M: Memory> Core<M> {
                     self.reload_head_for_limit(pos)?;
                 }
                 let mine = join(pos, self.tag);
-                // M3: Acquire on success, as M2. Relaxed on failure: we re-read.
-                // SAFETY: as above.
+                // M3: Acquire on success, as M2. Relaxed on failure: we re-read (M2).
+                // SAFETY: an in-bounds aligned slot word.
                 if unsafe {
-                    self.mem
-                        .compare_exchange(off, word, mine, Ordering::Acquire, Ordering::Relaxed)
+                    self.mem.compare_exchange(
+                        self.g.slot(pos),
+                        word,
+                        mine,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
                 }
                 .is_ok()
                 {
-                    // M4: Release (a locked RMW on x86 either way): pairs with M1's Acquire.
-                    // SAFETY: in-bounds aligned hint word.
-                    unsafe {
-                        self.mem
-                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
-                    };
+                    self.raise_tail(pos);
                     return Ok(pos);
                 }
             } else if dif == 0 || dif == 1 {
@@ -179,6 +195,7 @@ impl<M: Memory> Core<M> {
                 // This position was passed long ago: we were lapped. Jump to the hint.
                 let hint = self.hint(self.g.words.tail)?;
                 if hint <= pos {
+                    // M4, as in `raise_tail`.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
@@ -194,8 +211,37 @@ impl<M: Memory> Core<M> {
                     value: word,
                 }));
             }
+            // M2: Acquire; pairs with the Release store of `(pos, 0)` (M11 in `release`)
+            // (or a producer's abandon, M6, or a repair, M13), so the previous lap's reads
+            // finish before we write.
+            // SAFETY: an in-bounds aligned slot word.
+            word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
         }
         Err(PushError::Full)
+    }
+
+    /// Raises the tail hint past `pos`, which we just claimed.
+    #[inline]
+    fn raise_tail(&self, pos: u64) {
+        self.raise(self.g.words.tail, pos + 1);
+    }
+
+    /// Raises the hint at `off` to `to` (M4 for the tail hint, M10 for the head hint), unless
+    /// it is there already: a `fetch_max` is a locked read-modify-write even when it changes
+    /// nothing, and of several producers (or consumers) the one that claimed last has usually
+    /// raised the hint past the others' claims (D58). Skipping is sound: whoever raised the
+    /// hint to `to` or beyond claimed or walked past every position below (F3) — ours among
+    /// them — before its Release raise, and a load of the hint ordered after this one (through
+    /// our commit M5, or our claim M9, say) returns `to` or more (coherence), so F2 holds.
+    #[inline]
+    fn raise(&self, off: usize, to: u64) {
+        // M4a/M10a: Relaxed: only decides whether to raise; see above.
+        // SAFETY: in-bounds aligned hint word (constructor contract).
+        if unsafe { self.mem.load(off, Ordering::Relaxed) } < to {
+            // M4/M10: Release (a locked RMW on x86 either way): pairs with M1's/M7's Acquire.
+            // SAFETY: as above.
+            unsafe { self.mem.fetch_max(off, to, Ordering::Release) };
+        }
     }
 
     /// The message bound (PROTOCOL §5.6): position `pos` may be claimed only while fewer than
@@ -287,12 +333,41 @@ impl<M: Memory> Core<M> {
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
         self.stopped = None;
         let mut pos = self.hint(self.g.words.head)?;
+        // A consumer that took the position before this one tries this one with a blind CAS
+        // (M8'): at one consumer the load, then the CAS, took the slot's line in two
+        // synchronous steps (a read miss, then an upgrade that invalidates the producer's
+        // copy); the CAS alone takes it in one. Only then: of several consumers waiting on an
+        // empty ring, at most one (the last to take a message) polls with CASes, which take
+        // the line exclusive, while the rest poll with loads (D58).
+        let mut blind = pos == self.next_read;
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
-            // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5) in
-            // `commit_write`: the payload is visible once the word says committed.
-            // SAFETY: `off` is an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let mut word = if blind {
+                blind = false;
+                // M8': a blind M9 (AcqRel on success, as M9); Acquire on failure, as M8,
+                // since the word it returns feeds the walk below exactly as M8's load would.
+                // SAFETY: `off` is an in-bounds aligned slot word.
+                match unsafe {
+                    self.mem.compare_exchange(
+                        off,
+                        join(pos + 1, 0),
+                        join(pos + 1, self.tag),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                } {
+                    Ok(_) => return Ok(Some(self.claimed_read(pos))),
+                    Err(word) => word,
+                }
+            } else {
+                // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5)
+                // in `commit_write`: the payload is visible once the word says committed.
+                // SAFETY: `off` is an in-bounds aligned slot word.
+                unsafe { self.mem.load(off, Ordering::Acquire) }
+            };
+            if word >> super::TAG_BITS == pos && word & TAG_MASK != 0 {
+                word = self.await_commit(off, word);
+            }
             let (seq, tag) = split(word);
             let dif = signed_diff(seq, pos + 1);
             if dif == 0 && tag == 0 {
@@ -307,13 +382,7 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    // M10: Release; pairs with M7's Acquire, as M9 does with M8.
-                    // SAFETY: in-bounds aligned hint word.
-                    unsafe {
-                        self.mem
-                            .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
-                    };
-                    return Ok(Some(pos));
+                    return Ok(Some(self.claimed_read(pos)));
                 }
             } else if dif == 0 {
                 // Another consumer is reading it.
@@ -348,10 +417,14 @@ impl<M: Memory> Core<M> {
                 // claims), move it: every position up to `pos` is read or abandoned.
                 let hint = self.hint(self.g.words.head)?;
                 if hint <= pos {
+                    // M10: Release (PROTOCOL §5.3 step 2, `d > 0`; Relaxed before D58): every
+                    // write of the head hint is then a Release, so a consumer that skips its
+                    // own raise because the hint is past its claim already (`raise`) leaves
+                    // it to a raiser that saw that claim, and releases what it saw.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.head, pos + 1, Ordering::Relaxed)
+                            .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -365,6 +438,38 @@ impl<M: Memory> Core<M> {
             }
         }
         Ok(None)
+    }
+
+    /// What a consumer does once it has claimed `pos` for reading: raises the head hint past it
+    /// and remembers where its next claim starts; returns `pos`.
+    #[inline]
+    fn claimed_read(&mut self, pos: u64) -> u64 {
+        // M10 (through `raise`): Release; pairs with M7's Acquire, as M9 does with M8.
+        self.raise(self.g.words.head, pos + 1);
+        self.next_read = pos + 1;
+        pos
+    }
+
+    /// A producer is writing the position this consumer is at (`word` is its write claim,
+    /// read at `off`): loads the word again (M8) while it stays so, a few times, and returns
+    /// what it holds then (D58). A small message's writer commits within a line transfer or
+    /// two of its claim; answering "not committed" at once sent the endpoint to settle (M17:
+    /// a look-ahead, then a yield to the scheduler) whenever a ping-pong's consumer looked
+    /// between the producer's claim and its commit, which made the mean round trip several
+    /// times the median.
+    #[inline(never)]
+    #[cold]
+    fn await_commit(&self, off: usize, word: u64) -> u64 {
+        for _ in 0..WRITE_SPINS {
+            crate::sync::spin_hint();
+            // M8: Acquire, as in `claim_read`.
+            // SAFETY: an in-bounds aligned slot word (the caller's).
+            let now = unsafe { self.mem.load(off, Ordering::Acquire) };
+            if now != word {
+                return now;
+            }
+        }
+        word
     }
 
     /// Whether a message is committed at a position after `pos`, whose slot this consumer
@@ -427,179 +532,6 @@ impl<M: Memory> Core<M> {
             });
         }
         Ok(())
-    }
-
-    /// The walk both audits make, as `claim_read` (or `claim_write`) would from the head (or
-    /// tail) hint, without claiming: past positions another endpoint has taken, to the first
-    /// one a retry would take (`None`), or to the position where the slot still holds an
-    /// earlier lap: `Some((position, word, seq, tag))`. A word of another slot is corrupt, and
-    /// so is the latest commit the walk saw if the tail hint does not back it (`check_tail`).
-    fn audit_walk(&self, walk: Walk) -> Result<Option<(u64, u64, u64, u64)>, Corruption> {
-        let hint = match walk {
-            Walk::Read => self.g.words.head,
-            Walk::Write => self.g.words.tail,
-        };
-        let mut pos = self.hint(hint)?;
-        let mut latest = None;
-        let mut stopped = None;
-        for _ in 0..self.g.walk_limit() {
-            // M15: Acquire, as M8 (a consumer's walk) or M2 (a producer's): pairs with M5 (and
-            // M11/M6/M13), and through M5 orders the committer's M4 before `check_tail`.
-            // SAFETY: an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(self.g.slot(pos), Ordering::Acquire) };
-            let (seq, tag) = split(word);
-            if !self.g.fits_slot(pos, seq) {
-                return Err(misplaced(pos, word));
-            }
-            if self.g.names_commit(pos, seq) && latest.map_or(true, |(_, _, s)| seq > s) {
-                latest = Some((pos, word, seq));
-            }
-            // How far the word is from what this side takes at `pos`: a commit of `pos`
-            // (reading) or a free slot for `pos` (writing).
-            let (dif, taken) = match walk {
-                Walk::Read => {
-                    let d = signed_diff(seq, pos + 1);
-                    (d, d == 0)
-                }
-                Walk::Write => {
-                    let d = signed_diff(seq, pos);
-                    (d, d == 0 || d == 1)
-                }
-            };
-            if dif == 0 && tag == 0 {
-                // Committed (or free): the retry takes it.
-                break;
-            } else if taken {
-                pos += 1;
-            } else if dif < 0 {
-                stopped = Some((pos, word, seq, tag));
-                break;
-            } else {
-                pos = self.hint(hint)?.max(pos + 1);
-            }
-            if pos >= MAX_POSITION {
-                // The claim reports it.
-                break;
-            }
-        }
-        if let Some((p, w, seq)) = latest {
-            self.check_tail(p, w, seq)?;
-        }
-        Ok(stopped)
-    }
-
-    /// The audit of a consumer that found the ring empty (PROTOCOL §5.5, "contradictions"):
-    /// walks from the head hint as `claim_read` does, without claiming, to the position `p`
-    /// where it stops, and checks the word there. Every position below the head hint was
-    /// claimed for reading (or consumed, or abandoned), and so was any position the walk
-    /// passed; position `p − cap`, the slot's previous lap, is one or the other, so the word
-    /// at `p` is `(p, 0)` (free), `(p, k)` (being written) or `(p − cap + 1, k ≠ 0)` (the
-    /// previous lap still being read). Anything older is a suspect (the head hint is
-    /// Relaxed: two probes); a word of another slot, or a commit beyond the tail hint, is
-    /// corrupt.
-    pub(crate) fn audit_read(&self) -> Audit {
-        let stopped = match self.audit_walk(Walk::Read) {
-            Ok(stopped) => stopped,
-            Err(c) => return Audit::Corrupt(c),
-        };
-        match stopped {
-            Some((p, word, seq, tag)) => {
-                let cap = self.g.slots;
-                let found = |what| Corruption {
-                    what,
-                    position: p,
-                    value: word,
-                };
-                if seq == p && tag == 0 {
-                    Audit::Fine
-                } else if seq == p {
-                    // Being written: by a registered producer, or no one will commit it.
-                    Audit::Claimed {
-                        tag,
-                        role: Role::Producer,
-                        found: found("the consumers' position is claimed for writing by no registered producer"),
-                    }
-                } else if p >= cap && seq == p - cap + 1 && tag != 0 {
-                    // The previous lap still being read: by a registered consumer, or no one
-                    // will release it (and producers wait on it).
-                    Audit::Claimed {
-                        tag,
-                        role: Role::Consumer,
-                        found: found("the previous lap of the consumers' position is claimed for reading by no registered consumer"),
-                    }
-                } else {
-                    Audit::Suspect(Corruption {
-                        what: "sequence word at the consumers' position holds an earlier lap than the head hint allows",
-                        position: p,
-                        value: word,
-                    })
-                }
-            }
-            None => Audit::Fine,
-        }
-    }
-
-    /// The audit of a producer that found the ring full (PROTOCOL §5.5, "contradictions"):
-    /// walks from the tail hint as `claim_write` does, without claiming, to the position `q`
-    /// where it stops (a slot of an earlier lap), and checks the word there. Position
-    /// `q − cap` was claimed for writing (it is below the tail hint, or the walk passed it),
-    /// so the word is `(q − cap, k ≠ 0)` (still being written) or `(q − cap + 1, ·)`
-    /// (committed, or being read); and if the head hint is past `q − cap`, consumers claimed
-    /// that position, so only `(q − cap + 1, k ≠ 0)` remains. Anything else is a suspect (the
-    /// hints are Relaxed: two probes); a word of another slot, or a commit beyond the tail
-    /// hint, is corrupt.
-    pub(crate) fn audit_write(&self) -> Audit {
-        let stopped = match self.audit_walk(Walk::Write) {
-            Ok(stopped) => stopped,
-            Err(c) => return Audit::Corrupt(c),
-        };
-        let Some((q, word, seq, tag)) = stopped else {
-            return Audit::Fine;
-        };
-        let cap = self.g.slots;
-        let suspect = |what| {
-            Audit::Suspect(Corruption {
-                what,
-                position: q,
-                value: word,
-            })
-        };
-        if q < cap || seq < q - cap || (seq == q - cap && tag == 0) {
-            return suspect(
-                "sequence word at the producers' position holds an earlier lap than the tail hint allows",
-            );
-        }
-        // M16: Relaxed, as M7: a hint; the two-probe rule covers a stale value.
-        // SAFETY: in-bounds aligned hint word (constructor contract).
-        let head = unsafe { self.mem.load(self.g.words.head, Ordering::Relaxed) };
-        let read_claimed = head > q - cap;
-        if read_claimed && !(seq == q - cap + 1 && tag != 0) {
-            return suspect(
-                "the head hint is past the previous lap of the producers' position, but its slot was never read",
-            );
-        }
-        if tag == 0 {
-            // Committed, unread: consumers are behind.
-            return Audit::Fine;
-        }
-        let found = |what| Corruption {
-            what,
-            position: q,
-            value: word,
-        };
-        if seq == q - cap {
-            Audit::Claimed {
-                tag,
-                role: Role::Producer,
-                found: found("the previous lap of the producers' position is claimed for writing by no registered producer"),
-            }
-        } else {
-            Audit::Claimed {
-                tag,
-                role: Role::Consumer,
-                found: found("the previous lap of the producers' position is claimed for reading by no registered consumer"),
-            }
-        }
     }
 
     /// Releases every slot claimed by endpoint `dead`: see [`repair_claims`].
@@ -752,7 +684,7 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
             continue;
         };
         crate::crashpoint::hit("mpmc.repair.slot");
-        // M13: Release; pairs with the Acquire load/CAS (M2/M3) in `claim_write` of the next lap's
+        // M13: Release; pairs with the Acquire load/CAS (M2/M2'/M3) in `claim_write` of the next lap's
         // producer (as `release`). Relaxed on failure: the slot moved on; not ours to fix.
         // SAFETY: as above.
         if unsafe {

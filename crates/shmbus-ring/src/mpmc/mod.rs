@@ -25,6 +25,9 @@
 //! not committed. Every claim is by one endpoint, so a slot left claimed by an endpoint that
 //! died names its owner: liveness repair can free it without guessing.
 //!
+//! A claim where an endpoint is likely alone (a producer at the tail hint, a consumer right after
+//! its last claim) is a blind CAS, without a load before it (PROTOCOL M2', M8'; D58).
+//!
 //! Orderings: the producer's Release store of `(p + 1, 0)` publishes the payload to the
 //! consumer's Acquire load (and CAS) of the word; the consumer's Release store of
 //! `(p + cap, 0)` orders its reads before the next lap's producer, whose Acquire load of the
@@ -35,6 +38,7 @@
 //!
 //! - `core.rs`: the algorithm over [`Memory`](crate::sync): claim, commit, read, release,
 //!   and the repair of a dead endpoint's claims;
+//! - `core/audit.rs`: the audits a waiting endpoint runs at a probe (contradictions, §5.5);
 //! - `ring.rs`: the ring in a segment — geometry checks at create and open.
 //!
 //! The endpoints are the generic [`Producer`](crate::Producer) and
