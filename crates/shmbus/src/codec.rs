@@ -22,7 +22,10 @@
 
 use std::fmt;
 
+mod bytes;
 mod in_place;
+
+pub use bytes::Bytes;
 
 /// The decode limit of [`Bincode`] unless its `LIMIT` parameter says otherwise: 64 MiB.
 pub const DEFAULT_DECODE_LIMIT: usize = 64 << 20;

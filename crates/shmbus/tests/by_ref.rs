@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use shmbus::codec::{Bincode, Codec, Postcard};
+use shmbus::codec::{Bincode, Bytes, Codec, Postcard};
 use shmbus::flavor::{Flavor, Mpmc, Spsc};
 use shmbus::{
     ChannelBuilder, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
@@ -310,6 +310,7 @@ struct Everything {
     text: String,
     words: Vec<String>,
     nested: Vec<Vec<u8>>,
+    raw: Bytes,
     maybe: Option<String>,
     maybe_not: Option<Vec<u16>>,
     shape: Shape,
@@ -361,7 +362,10 @@ fn everything() -> impl Strategy<Value = Everything> {
             ".{0,12}",
         ),
         (
-            prop::collection::vec(".{0,5}", 0..4),
+            (
+                prop::collection::vec(".{0,5}", 0..4),
+                prop::collection::vec(any::<u8>(), 0..9),
+            ),
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..5), 0..4),
             prop::option::of(".{0,5}"),
             prop::option::of(prop::collection::vec(any::<u16>(), 0..4)),
@@ -375,7 +379,7 @@ fn everything() -> impl Strategy<Value = Everything> {
         .prop_map(
             |(
                 (small, unsigned, float, flag, letter, text),
-                (words, nested, maybe, maybe_not, shape, shapes, map, newtype, pair),
+                ((words, raw), nested, maybe, maybe_not, shape, shapes, map, newtype, pair),
             )| Everything {
                 small,
                 unsigned,
@@ -385,6 +389,7 @@ fn everything() -> impl Strategy<Value = Everything> {
                 text,
                 words,
                 nested,
+                raw: Bytes(raw),
                 maybe,
                 maybe_not,
                 shape,
