@@ -20,7 +20,9 @@ const PREALLOCATED_BUFFER: usize = 64 << 10;
 /// decoder. Decoding runs under the codec's limit. A message that fails to decode is an error
 /// for that message ([`RecvError::Decode`]); the next call receives the next one.
 /// [`Plain`](crate::codec::Plain) and [`Raw`](crate::codec::Raw) messages are decoded by the
-/// copy itself.
+/// copy itself. [`recv_into`](Self::recv_into) decodes into a value the caller reuses, and
+/// [`recv_with`](Self::recv_with) lends a value the receiver reuses: with them, messages whose
+/// `String` and `Vec` fields own heap memory are received without allocating.
 ///
 /// MPMC receivers are `Clone`, each clone a new endpoint; an SPSC channel has one receiver.
 ///
