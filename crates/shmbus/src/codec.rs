@@ -8,14 +8,24 @@
 //! | [`Plain`] | `T: bytemuck::Pod`, copied as its bytes, no codec | 3 | exactly `size_of::<T>()` |
 //! | [`Raw`] | `Vec<u8>`, the bytes as they are | 0 | the message's length |
 //!
-//! A sender asks the codec for the exact encoded length first ([`Codec::encoded_len`]), reserves
-//! exactly that much in the ring, and encodes into the reservation ([`Codec::encode`]): no
-//! intermediate buffer. A receiver copies the message out of shared memory into a buffer it
-//! owns and decodes from there ([`Codec::decode`]), so a peer that rewrites the bytes
-//! mid-decode cannot make the decoder see two different messages. [`Plain`] and [`Raw`]
-//! decode *by* copying, in one pass that accepts any bytes, so they copy only once.
+//! A sender reserves the channel's maximum message size in the ring and encodes into the
+//! reservation in one pass ([`Codec::encode`]), then publishes what was written: no
+//! intermediate buffer, no measuring pass. Only when that does not fit (a ring too full for
+//! the maximum, or a message larger than it) does it ask the codec for the exact encoded
+//! length ([`Codec::encoded_len`]) and reserve exactly that; codecs whose length is known
+//! without a pass ([`Plain`], [`Raw`]: [`Codec::MEASURE_FIRST`]) always do. A receiver copies
+//! the message out of shared memory into a buffer it owns and decodes from there
+//! ([`Codec::decode`], or [`Codec::decode_into`] to reuse a value's allocations), so a peer
+//! that rewrites the bytes mid-decode cannot make the decoder see two different messages.
+//! [`Plain`] and [`Raw`] decode *by* copying, in one pass that accepts any bytes, so they copy
+//! only once.
 
 use std::fmt;
+
+mod bytes;
+mod in_place;
+
+pub use bytes::Bytes;
 
 /// The decode limit of [`Bincode`] unless its `LIMIT` parameter says otherwise: 64 MiB.
 pub const DEFAULT_DECODE_LIMIT: usize = 64 << 20;
@@ -45,6 +55,18 @@ pub trait Codec<T>: 'static {
     /// only for codecs whose decode is a single copy that accepts any bytes ([`Plain`],
     /// [`Raw`]). Parsing codecs leave it `false` and are handed a private copy.
     const DECODES_BY_COPY: bool = false;
+    /// Whether a sender measures every message with [`encoded_len`](Self::encoded_len) and
+    /// reserves exactly that much, rather than reserving the channel's maximum message size,
+    /// encoding in one pass and measuring only when that does not fit (the default, `false`).
+    /// `true` for codecs whose length is known without a pass over the message ([`Plain`],
+    /// [`Raw`]).
+    ///
+    /// ```
+    /// use shmbus::codec::{Bincode, Codec, Plain};
+    /// assert!(!<Bincode as Codec<String>>::MEASURE_FIRST);
+    /// assert!(<Plain as Codec<u64>>::MEASURE_FIRST);
+    /// ```
+    const MEASURE_FIRST: bool = false;
 
     /// The exact number of bytes [`encode`](Self::encode) will write for `msg`.
     ///
@@ -68,6 +90,33 @@ pub trait Codec<T>: 'static {
     /// When `bytes` are not exactly one valid encoding of a `T`, or decoding would need more
     /// memory than the codec's limit.
     fn decode(bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Decodes one whole message from `bytes` into `place`, reusing what `place` owns where
+    /// the codec can: [`Bincode`] and `Postcard` decode through serde's
+    /// `Deserialize::deserialize_in_place`, which keeps the capacity of `String` and `Vec`
+    /// fields (of types whose `Deserialize` is derived: this crate turns on `serde_derive`'s
+    /// `deserialize_in_place` feature, the default feature `deserialize-in-place`). The default
+    /// implementation assigns [`decode`](Self::decode)'s result.
+    ///
+    /// ```
+    /// use shmbus::codec::{Bincode, Codec};
+    /// let mut buf = [0u8; 16];
+    /// let n = <Bincode as Codec<String>>::encode(&"hello".to_string(), &mut buf)?;
+    /// let mut place = String::with_capacity(64);
+    /// <Bincode as Codec<String>>::decode_into(&buf[..n], &mut place)?;
+    /// assert_eq!((place.as_str(), place.capacity()), ("hello", 64)); // the same allocation
+    /// # Ok::<(), shmbus::codec::CodecError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode). After an error `place` holds a valid value that is
+    /// otherwise unspecified (partly overwritten).
+    #[inline]
+    fn decode_into(bytes: &[u8], place: &mut T) -> Result<(), CodecError> {
+        *place = Self::decode(bytes)?;
+        Ok(())
+    }
 
     /// The length of every message, for codecs where it is fixed ([`Plain`]): the default
     /// maximum message size of a channel.
@@ -192,18 +241,37 @@ where
         let config = bincode::config::standard().with_limit::<LIMIT>();
         let (msg, used) = bincode::serde::decode_from_slice(bytes, config)
             .map_err(|e| CodecError::decode("bincode", bytes.len(), e))?;
-        if used != bytes.len() {
-            return Err(CodecError::decode(
-                "bincode",
-                bytes.len(),
-                format_args!("{} bytes left over after the message", bytes.len() - used),
-            ));
-        }
+        left_over("bincode", bytes.len(), used)?;
         Ok(msg)
+    }
+
+    #[inline]
+    fn decode_into(bytes: &[u8], place: &mut T) -> Result<(), CodecError> {
+        // bincode's serde decoder over the slice, through the wrapper that asks for borrowed
+        // strings and bytes (which the in-place visitors copy into the existing allocation).
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        let ((), used) =
+            bincode::serde::seed_decode_from_slice(in_place::InPlace(place), bytes, config)
+                .map_err(|e| CodecError::decode("bincode", bytes.len(), e))?;
+        left_over("bincode", bytes.len(), used)
     }
 
     fn decode_limit() -> Option<usize> {
         Some(LIMIT)
+    }
+}
+
+/// The error for a message with bytes left over after the `used` that decoded.
+#[inline]
+fn left_over(codec: &'static str, len: usize, used: usize) -> Result<(), CodecError> {
+    if used == len {
+        Ok(())
+    } else {
+        Err(CodecError::decode(
+            codec,
+            len,
+            format_args!("{} bytes left over after the message", len - used),
+        ))
     }
 }
 
@@ -248,14 +316,20 @@ where
     fn decode(bytes: &[u8]) -> Result<T, CodecError> {
         let (msg, rest) = postcard::take_from_bytes(bytes)
             .map_err(|e| CodecError::decode("postcard", bytes.len(), e))?;
-        if !rest.is_empty() {
-            return Err(CodecError::decode(
-                "postcard",
-                bytes.len(),
-                format_args!("{} bytes left over after the message", rest.len()),
-            ));
-        }
+        left_over("postcard", bytes.len(), bytes.len() - rest.len())?;
         Ok(msg)
+    }
+
+    #[inline]
+    fn decode_into(bytes: &[u8], place: &mut T) -> Result<(), CodecError> {
+        // postcard hands string and byte visitors borrowed slices already.
+        let mut de = postcard::Deserializer::from_bytes(bytes);
+        T::deserialize_in_place(&mut de, place)
+            .map_err(|e| CodecError::decode("postcard", bytes.len(), e))?;
+        let rest = de
+            .finalize()
+            .map_err(|e| CodecError::decode("postcard", bytes.len(), e))?;
+        left_over("postcard", bytes.len(), bytes.len() - rest.len())
     }
 }
 
@@ -278,6 +352,7 @@ impl<T: bytemuck::Pod> Codec<T> for Plain {
     const ID: u32 = 3;
     const NAME: &'static str = "plain";
     const DECODES_BY_COPY: bool = true;
+    const MEASURE_FIRST: bool = true;
 
     fn encoded_len(_: &T) -> Result<usize, CodecError> {
         Ok(size_of::<T>())
@@ -331,6 +406,7 @@ impl Codec<Vec<u8>> for Raw {
     const ID: u32 = 0;
     const NAME: &'static str = "raw";
     const DECODES_BY_COPY: bool = true;
+    const MEASURE_FIRST: bool = true;
 
     fn encoded_len(msg: &Vec<u8>) -> Result<usize, CodecError> {
         Ok(msg.len())
@@ -350,6 +426,13 @@ impl Codec<Vec<u8>> for Raw {
 
     fn decode(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
         Ok(bytes.to_vec())
+    }
+
+    #[inline]
+    fn decode_into(bytes: &[u8], place: &mut Vec<u8>) -> Result<(), CodecError> {
+        place.clear();
+        place.extend_from_slice(bytes);
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The receiving end of a channel, and its iterators.
 
-use crate::codec::{Bincode, Codec};
+use crate::codec::{Bincode, Codec, CodecError};
 use crate::error::{RecvError, RecvFailure, RecvTimeoutError, TryRecvError};
 use crate::flavor::{self, Flavor, Mpmc, Ring, Settings, Spsc, Wait};
 use crate::select::{sealed, SelectRecv};
@@ -20,7 +20,9 @@ const PREALLOCATED_BUFFER: usize = 64 << 10;
 /// decoder. Decoding runs under the codec's limit. A message that fails to decode is an error
 /// for that message ([`RecvError::Decode`]); the next call receives the next one.
 /// [`Plain`](crate::codec::Plain) and [`Raw`](crate::codec::Raw) messages are decoded by the
-/// copy itself.
+/// copy itself. [`recv_into`](Self::recv_into) decodes into a value the caller reuses, and
+/// [`recv_with`](Self::recv_with) lends a value the receiver reuses: with them, messages whose
+/// `String` and `Vec` fields own heap memory are received without allocating.
 ///
 /// MPMC receivers are `Clone`, each clone a new endpoint; an SPSC channel has one receiver.
 ///
@@ -44,8 +46,15 @@ pub struct Receiver<T, F: Flavor = Spsc, C = Bincode> {
     id: u64,
     /// What a select took from the ring for this receiver and the next receive returns.
     staged: Option<Staged>,
+    /// The value [`recv_with`](Self::recv_with) decodes into and lends, reused from message
+    /// to message: a `T`, type-erased so that the receiver stays `Send` and `Sync` whatever
+    /// `T` is (`recv_with` asks `T: Send + Sync + 'static`).
+    scratch: Option<Scratch>,
     _types: PhantomData<fn() -> (T, C)>,
 }
+
+/// [`Receiver::recv_with`]'s value, allocated once.
+type Scratch = Box<dyn std::any::Any + Send + Sync>;
 
 /// A receive a select completed: the message's bytes in `buf[..len]`, or the error it met.
 #[derive(Debug)]
@@ -80,15 +89,19 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             settings,
             id: crate::select::next_id(),
             staged: None,
+            scratch: None,
             _types: PhantomData,
         }
     }
 
-    /// Returns the staged receive, if a select left one.
+    /// Decodes the staged receive with `decode`, if a select left one.
     #[cold]
-    fn take_staged(&mut self) -> Option<Result<T, RecvFailure>> {
+    fn take_staged<R>(
+        &mut self,
+        decode: impl FnOnce(&[u8]) -> Result<R, CodecError>,
+    ) -> Option<Result<R, RecvFailure>> {
         match self.staged.take()? {
-            Staged::Message(len) => Some(C::decode(&self.buf[..len]).map_err(RecvFailure::Decode)),
+            Staged::Message(len) => Some(decode(&self.buf[..len]).map_err(RecvFailure::Decode)),
             Staged::Failure(f) => Some(Err(f)),
         }
     }
@@ -122,8 +135,20 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
 
     #[inline]
     pub(crate) fn read(&mut self, wait: Wait) -> Result<T, RecvFailure> {
+        self.read_with(wait, C::decode)
+    }
+
+    /// Takes the next message (a staged one first), waiting as `wait` says, and decodes it
+    /// with `decode`: [`Codec::decode`] for a new value, [`Codec::decode_into`] for an
+    /// existing one.
+    #[inline]
+    fn read_with<R>(
+        &mut self,
+        wait: Wait,
+        mut decode: impl FnMut(&[u8]) -> Result<R, CodecError>,
+    ) -> Result<R, RecvFailure> {
         if self.staged.is_some() {
-            if let Some(staged) = self.take_staged() {
+            if let Some(staged) = self.take_staged(&mut decode) {
                 return staged;
             }
         }
@@ -135,23 +160,62 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             if buf.len() < max {
                 buf.resize(max, 0);
             }
-            flavor::read_copy(consumer, wait, buf).map(|n| C::decode(&buf[..n]))
+            flavor::read_copy(consumer, wait, buf).map(|n| decode(&buf[..n]))
         } else if C::DECODES_BY_COPY {
             // The decode is the copy out of shared memory.
-            flavor::read(consumer, wait, |bytes| C::decode(bytes))
+            flavor::read(consumer, wait, &mut decode)
         } else {
             // Copy out first (the buffer keeps its capacity: no allocation once it has grown
-            // to the largest message), then decode the private copy.
+            // to the largest message), then decode the private copy. The ring frees the
+            // message's room before the decode starts.
             flavor::read(consumer, wait, |bytes| {
                 buf.clear();
                 buf.extend_from_slice(bytes);
             })
-            .map(|()| C::decode(buf))
+            .map(|()| decode(buf))
         };
         match popped {
             Ok(decoded) => decoded.map_err(RecvFailure::Decode),
             Err(e) => Err(failure(e)),
         }
+    }
+
+    /// Decodes the next message into `place`, waiting as `wait` says.
+    #[inline]
+    fn read_into(&mut self, place: &mut T, wait: Wait) -> Result<(), RecvFailure> {
+        self.read_with(wait, |bytes| C::decode_into(bytes, place))
+    }
+
+    /// Decodes the next message into the scratch value (a new value the first time) and lends
+    /// it to `f`.
+    #[inline]
+    fn read_lent<R>(&mut self, wait: Wait, f: impl FnOnce(&T) -> R) -> Result<R, RecvFailure>
+    where
+        T: Send + Sync + 'static,
+    {
+        let mut scratch = self.scratch.take().and_then(|b| b.downcast::<T>().ok());
+        let decoded = self.read_with(wait, |bytes| match scratch.take() {
+            Some(mut value) => match C::decode_into(bytes, &mut value) {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // Kept: `decode_into` leaves a valid value, which the next decode
+                    // overwrites.
+                    scratch = Some(value);
+                    Err(e)
+                }
+            },
+            None => C::decode(bytes).map(Box::new),
+        });
+        let value = match decoded {
+            Ok(value) => value,
+            Err(failure) => {
+                self.scratch = scratch.map(|b| b as Scratch);
+                return Err(failure);
+            }
+        };
+        let lent = f(&value);
+        self.scratch = Some(value);
+        Ok(lent)
     }
 
     /// The ring endpoint, for the asynchronous layer's doorbell.
@@ -168,6 +232,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     /// [`RecvError::Decode`] for a message that cannot be decoded (consumed; call again for
     /// the next); [`RecvError::Corrupt`]. A sender that stays attached but never sends makes
     /// this wait for ever: use [`recv_timeout`](Self::recv_timeout) where that matters.
+    #[inline]
     pub fn recv(&mut self) -> Result<T, RecvError> {
         loop {
             match self.read(Wait::Until(None)) {
@@ -184,6 +249,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     /// # Errors
     ///
     /// [`TryRecvError::Empty`], and as [`recv`](Self::recv).
+    #[inline]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.read(Wait::Never).map_err(TryRecvError::new)
     }
@@ -204,6 +270,195 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     /// [`RecvTimeoutError::Timeout`], and as [`recv`](Self::recv).
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvTimeoutError> {
         self.read(Wait::Until(Some(deadline)))
+            .map_err(RecvTimeoutError::new)
+    }
+
+    /// Receives the next message into `place`, waiting while the channel is empty:
+    /// [`recv`](Self::recv) that reuses what `place` owns. The codec decodes in place
+    /// ([`Codec::decode_into`]): with bincode or postcard the `String` and `Vec` fields of a
+    /// type whose `Deserialize` is derived keep their allocations, so that a receiver that
+    /// reuses one value allocates nothing per message once its fields have grown to the
+    /// largest message.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
+    /// struct Line { no: u32, text: String }
+    ///
+    /// let ch = shmbus::channel::<Line>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// let mut line = Line { no: 0, text: String::with_capacity(64) };
+    /// for (no, text) in [(1, "first"), (2, "second")] {
+    ///     tx.send(Line { no, text: text.into() })?;
+    ///     rx.recv_into(&mut line)?;
+    ///     assert_eq!((line.no, line.text.as_str(), line.text.capacity()), (no, text, 64));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv). After [`RecvError::Decode`] (the message is consumed; the
+    /// next call receives the next one) `place` holds a valid but unspecified value; after
+    /// any other error it is untouched.
+    #[inline]
+    pub fn recv_into(&mut self, place: &mut T) -> Result<(), RecvError> {
+        loop {
+            match self.read_into(place, Wait::Until(None)) {
+                // Not returned by a wait without a deadline; waiting again is the right answer.
+                Err(RecvFailure::Empty | RecvFailure::Timeout) => {}
+                done => return done.map_err(RecvError::new),
+            }
+        }
+    }
+
+    /// Receives the next message into `place` if one is waiting:
+    /// [`try_recv`](Self::try_recv) that reuses what `place` owns, as
+    /// [`recv_into`](Self::recv_into).
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<Vec<u16>>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// let mut got = Vec::with_capacity(8);
+    /// assert!(rx.try_recv_into(&mut got).unwrap_err().is_empty());
+    /// tx.send(vec![1, 2, 3])?;
+    /// rx.try_recv_into(&mut got)?;
+    /// assert_eq!((got.as_slice(), got.capacity()), (&[1, 2, 3][..], 8));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv), and `place` as [`recv_into`](Self::recv_into) says.
+    #[inline]
+    pub fn try_recv_into(&mut self, place: &mut T) -> Result<(), TryRecvError> {
+        self.read_into(place, Wait::Never)
+            .map_err(TryRecvError::new)
+    }
+
+    /// Receives the next message into `place`, waiting at most `timeout`:
+    /// [`recv_timeout`](Self::recv_timeout) that reuses what `place` owns, as
+    /// [`recv_into`](Self::recv_into).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ch = shmbus::channel::<String>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// let mut got = String::new();
+    /// let wait = Duration::from_millis(1);
+    /// assert!(rx.recv_into_timeout(&mut got, wait).unwrap_err().is_timeout());
+    /// tx.send("late".into())?;
+    /// rx.recv_into_timeout(&mut got, wait)?;
+    /// assert_eq!(got, "late");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout), and `place` as
+    /// [`recv_into`](Self::recv_into) says.
+    #[inline]
+    pub fn recv_into_timeout(
+        &mut self,
+        place: &mut T,
+        timeout: Duration,
+    ) -> Result<(), RecvTimeoutError> {
+        self.read_into(place, Wait::For(timeout))
+            .map_err(RecvTimeoutError::new)
+    }
+
+    /// Receives the next message, waiting while the channel is empty, and lends it to `f`:
+    /// no value is handed out, so none is allocated. The receiver decodes into a value it
+    /// keeps for the purpose, in place as [`recv_into`](Self::recv_into) does (the first
+    /// message makes it), and returns what `f` returns. The value outlives the call only as
+    /// storage: it holds the last message received this way until the next one, and is
+    /// dropped with the receiver. (It is kept type-erased, allocated once with the first
+    /// message, hence the bounds: the receiver stays `Send` and `Sync` whatever `T` is.)
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<(u32, String)>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// tx.send((7, "seven".into()))?;
+    /// tx.send((8, "eight".into()))?;
+    /// let mut total = 0;
+    /// for _ in 0..2 {
+    ///     total += rx.recv_with(|(n, name)| n + name.len() as u32)?;
+    /// }
+    /// assert_eq!(total, 7 + 5 + 8 + 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); `f` is not called.
+    #[inline]
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, RecvError>
+    where
+        T: Send + Sync + 'static,
+    {
+        // Waits (through the read's own wait) until a message or an error; `f` runs once.
+        let mut f = Some(f);
+        loop {
+            let lend = |msg: &T| f.take().map(|f| f(msg));
+            match self.read_lent(Wait::Until(None), lend) {
+                Ok(Some(lent)) => return Ok(lent),
+                // Not returned by a wait without a deadline; waiting again is the right answer.
+                Ok(None) | Err(RecvFailure::Empty | RecvFailure::Timeout) => {}
+                Err(failure) => return Err(RecvError::new(failure)),
+            }
+        }
+    }
+
+    /// Lends the next message to `f` if one is waiting: [`try_recv`](Self::try_recv) as
+    /// [`recv_with`](Self::recv_with) lends.
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<Vec<u8>>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// assert!(rx.try_recv_with(|v| v.len()).unwrap_err().is_empty());
+    /// tx.send(vec![1, 2, 3])?;
+    /// assert_eq!(rx.try_recv_with(|v| v.iter().sum::<u8>())?, 6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv); `f` is not called.
+    #[inline]
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, TryRecvError>
+    where
+        T: Send + Sync + 'static,
+    {
+        self.read_lent(Wait::Never, f).map_err(TryRecvError::new)
+    }
+
+    /// Lends the next message to `f`, waiting at most `timeout`:
+    /// [`recv_timeout`](Self::recv_timeout) as [`recv_with`](Self::recv_with) lends.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ch = shmbus::channel::<u64>().in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// let wait = Duration::from_millis(1);
+    /// assert!(rx.recv_with_timeout(|n| *n, wait).unwrap_err().is_timeout());
+    /// tx.send(41)?;
+    /// assert_eq!(rx.recv_with_timeout(|n| n + 1, wait)?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout); `f` is not called.
+    #[inline]
+    pub fn recv_with_timeout<R>(
+        &mut self,
+        f: impl FnOnce(&T) -> R,
+        timeout: Duration,
+    ) -> Result<R, RecvTimeoutError>
+    where
+        T: Send + Sync + 'static,
+    {
+        self.read_lent(Wait::For(timeout), f)
             .map_err(RecvTimeoutError::new)
     }
 

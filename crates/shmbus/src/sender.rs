@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 /// The sending end of a channel: one endpoint of the ring.
 ///
-/// A message is measured by the codec, then encoded straight into space reserved in the ring,
-/// with no intermediate buffer and no allocation (for codecs that do not allocate while
-/// encoding). Sending takes `&mut self`: a sender is one endpoint, used by one thread at a
+/// A message is encoded in one pass straight into space reserved in the ring, with no
+/// intermediate buffer and no allocation (for codecs that do not allocate while encoding); see
+/// [`codec`](crate::codec). [`send_ref`](Self::send_ref) and its variants send from a
+/// reference, so that one value, with what it owns, serves for every message. Sending takes `&mut self`: a sender is one endpoint, used by one thread at a
 /// time. MPMC senders are `Clone`, each clone a new endpoint; an SPSC channel has one sender.
 ///
 /// ```
@@ -68,9 +69,46 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
         }
     }
 
-    /// Encodes `msg` into the ring: its exact encoded length is reserved and written in place.
+    /// Encodes `msg` into the ring in one pass: reserves the largest message the channel
+    /// takes, encodes into the reservation and publishes what was written. Anything else (no
+    /// room for the largest message, a message larger than it, an encoding error, a
+    /// disconnected or corrupt ring) goes to the measuring path, which decides exactly as a
+    /// send always has: measure, `TooLarge` before anything is waited for, reserve exactly
+    /// the encoded length, wait as `wait` says. Codecs whose length is known without a pass
+    /// ([`Codec::MEASURE_FIRST`]) take the measuring path directly.
+    ///
+    /// A full reservation never makes the channel look full when the message itself fits:
+    /// a channel's SPSC ring has room for `capacity + 1` records of the maximum size
+    /// (`Kind::config_for`) and the ring refuses a message beyond `capacity` before it
+    /// looks for room, so with fewer than `capacity` messages in it there is always room for
+    /// the largest (with the padding of a wrap); an MPMC slot is the maximum size whatever
+    /// the message (DECISIONS D56).
     #[inline]
     pub(crate) fn write(&mut self, msg: &T, wait: Wait) -> Result<(), SendFailure> {
+        if C::MEASURE_FIRST {
+            return self.write_measured(msg, wait);
+        }
+        if let Ok(mut r) = self.producer.reserve(self.max) {
+            if let Ok(n) = C::encode(msg, &mut r) {
+                r.commit_len(n);
+                return Ok(());
+            }
+            // Dropping the reservation abandons it: nothing becomes visible.
+        }
+        self.write_fallback(msg, wait)
+    }
+
+    /// The measuring path when the one-pass attempt did not succeed: out of line, so that the
+    /// hot path stays small.
+    #[cold]
+    #[inline(never)]
+    fn write_fallback(&mut self, msg: &T, wait: Wait) -> Result<(), SendFailure> {
+        self.write_measured(msg, wait)
+    }
+
+    /// Encodes `msg` into the ring: its exact encoded length is reserved and written in place.
+    #[inline]
+    fn write_measured(&mut self, msg: &T, wait: Wait) -> Result<(), SendFailure> {
         let len = C::encoded_len(msg).map_err(SendFailure::Encode)?;
         if len > self.max {
             return Err(SendFailure::TooLarge { len, max: self.max });
@@ -90,6 +128,18 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
         }
     }
 
+    /// A blocking send without a deadline: waits while the channel is full.
+    #[inline]
+    fn write_blocking(&mut self, msg: &T) -> Result<(), SendFailure> {
+        loop {
+            match self.write(msg, Wait::Until(None)) {
+                // Not returned by a wait without a deadline; waiting again is the right answer.
+                Err(SendFailure::Full | SendFailure::Timeout) => {}
+                done => return done,
+            }
+        }
+    }
+
     /// Sends `msg`, waiting while the channel is full.
     ///
     /// # Errors
@@ -98,15 +148,88 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     /// once, without waiting; [`SendError::Encode`]; [`SendError::Corrupt`]. The message comes
     /// back in every case. A receiver that stays attached but never receives makes this wait
     /// for ever: use [`send_timeout`](Self::send_timeout) where that matters.
+    #[inline]
     pub fn send(&mut self, msg: T) -> Result<(), SendError<T>> {
-        loop {
-            match self.write(&msg, Wait::Until(None)) {
-                Ok(()) => return Ok(()),
-                // Not returned by a wait without a deadline; waiting again is the right answer.
-                Err(SendFailure::Full | SendFailure::Timeout) => {}
-                Err(failure) => return Err(SendError::new(failure, msg)),
-            }
-        }
+        self.write_blocking(&msg)
+            .map_err(|failure| SendError::new(failure, msg))
+    }
+
+    /// Sends a copy of `*msg`, waiting while the channel is full: [`send`](Self::send)
+    /// without taking the message, so that the caller keeps it, and what it owns, for the next
+    /// one (a sender that reuses one value allocates nothing per message). The errors carry
+    /// `()` where [`send`](Self::send)'s carry the message.
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<(u32, String)>().max_message(32).in_process()?;
+    /// let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+    /// let mut msg = (0, String::with_capacity(16));
+    /// for i in 1..=3 {
+    ///     msg.0 = i;
+    ///     msg.1.clear();
+    ///     msg.1.push_str("tick");
+    ///     tx.send_ref(&msg)?; // the same String each time
+    /// }
+    /// assert_eq!(rx.recv()?, (1, "tick".to_string()));
+    /// msg.1 = "x".repeat(40);
+    /// assert!(matches!(tx.send_ref(&msg), Err(shmbus::SendError::TooLarge { msg: (), .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    #[inline]
+    pub fn send_ref(&mut self, msg: &T) -> Result<(), SendError<()>> {
+        self.write_blocking(msg)
+            .map_err(|failure| SendError::new(failure, ()))
+    }
+
+    /// Sends a copy of `*msg` if there is room now: [`try_send`](Self::try_send) without
+    /// taking the message, as [`send_ref`](Self::send_ref).
+    ///
+    /// ```
+    /// let ch = shmbus::channel::<Vec<u8>>().capacity(1).in_process()?;
+    /// let mut tx = ch.sender()?;
+    /// let msg = vec![1, 2, 3];
+    /// tx.try_send_ref(&msg)?;
+    /// assert!(tx.try_send_ref(&msg).unwrap_err().is_full());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send).
+    #[inline]
+    pub fn try_send_ref(&mut self, msg: &T) -> Result<(), TrySendError<()>> {
+        self.write(msg, Wait::Never)
+            .map_err(|failure| TrySendError::new(failure, ()))
+    }
+
+    /// Sends a copy of `*msg`, waiting at most `timeout` while the channel is full:
+    /// [`send_timeout`](Self::send_timeout) without taking the message, as
+    /// [`send_ref`](Self::send_ref).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ch = shmbus::channel::<u64>().capacity(1).in_process()?;
+    /// let mut tx = ch.sender()?;
+    /// tx.send_ref_timeout(&1, Duration::from_millis(1))?;
+    /// let late = tx.send_ref_timeout(&2, Duration::from_millis(1));
+    /// assert!(late.unwrap_err().is_timeout());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    #[inline]
+    pub fn send_ref_timeout(
+        &mut self,
+        msg: &T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<()>> {
+        self.write(msg, Wait::For(timeout))
+            .map_err(|failure| SendTimeoutError::new(failure, ()))
     }
 
     /// Sends `msg` if there is room now.
@@ -125,6 +248,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
     /// assert_eq!(full.into_inner(), 3);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn try_send(&mut self, msg: T) -> Result<(), TrySendError<T>> {
         self.write(&msg, Wait::Never)
             .map_err(|failure| TrySendError::new(failure, msg))
