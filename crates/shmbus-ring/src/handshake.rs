@@ -9,7 +9,7 @@ use crate::layout::{
     Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CHECKSUM_LEN, CONSUMER_BLOCK,
     DATA_OFFSET, HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR,
     MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_ALIGNED, RING_FLAG_BOUNDED,
-    RING_FLAG_CHECKSUM, RING_FLAG_MEMBARRIER,
+    RING_FLAG_CHECKSUM,
 };
 use crate::segment::Segment;
 use crate::sync::{fence, Memory, Ordering, RawMem};
@@ -296,13 +296,6 @@ pub(crate) fn open_header(
             "ring_flags",
             h.ring_flags.into(),
             "bit 3 (aligned) is defined for SPSC rings only".into(),
-        ));
-    }
-    if h.ring_flags & RING_FLAG_MEMBARRIER != 0 && kind == RingKind::Mpmc {
-        return Err(bad(
-            "ring_flags",
-            h.ring_flags.into(),
-            "bit 4 (membarrier) is not supported on MPMC rings by this build".into(),
         ));
     }
     let bounded = h.ring_flags & RING_FLAG_BOUNDED != 0;

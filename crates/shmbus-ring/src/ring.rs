@@ -246,11 +246,14 @@ macro_rules! config_impl {
 config_impl!(crate::SpscConfig, crate::MpmcConfig);
 
 impl crate::MpmcConfig {
-    /// The ring flags this configuration sets beyond the shared ones: none (an MPMC ring's
-    /// slots are fixed; aligned records are an SPSC ring's).
-    #[allow(clippy::unused_self)]
+    /// The ring flags this configuration sets beyond the shared ones: membarrier mode (an MPMC
+    /// ring's slots are fixed: aligned records are an SPSC ring's).
     pub(crate) fn kind_flags(&self) -> u32 {
-        0
+        if self.notify && self.membarrier {
+            crate::layout::RING_FLAG_MEMBARRIER
+        } else {
+            0
+        }
     }
 }
 

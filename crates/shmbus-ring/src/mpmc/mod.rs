@@ -109,6 +109,7 @@ pub struct MpmcConfig {
     slot_size: u64,
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
+    pub(crate) membarrier: bool,
     pub(crate) checksum: bool,
     pub(crate) limit: Option<u64>,
     pub(crate) info: Option<crate::info::Info>,
@@ -123,6 +124,7 @@ impl MpmcConfig {
             slot_size,
             identity: Identity::default(),
             notify: true,
+            membarrier: true,
             checksum: false,
             limit: None,
             info: None,
@@ -167,6 +169,13 @@ impl MpmcConfig {
     /// ```
     pub fn checksum(mut self, yes: bool) -> Self {
         self.checksum = yes;
+        self
+    }
+
+    /// Whether a notifying ring's wake-ups use membarrier mode (default `true`); see
+    /// [`crate::SpscConfig::membarrier`].
+    pub fn membarrier(mut self, yes: bool) -> Self {
+        self.membarrier = yes;
         self
     }
 

@@ -10,7 +10,7 @@ use crate::error::{Corruption, Error, PushError, Result};
 use crate::handshake::bad_field;
 #[cfg(feature = "layout-experiments")]
 use crate::handshake::new_header;
-use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET, RING_FLAG_NOTIFY};
+use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET};
 use crate::liveness::Registration;
 use crate::ring::sealed::KindImpl;
 use crate::ring::{Kind, Ring, Shape, Shared, Words};
@@ -19,9 +19,9 @@ use crate::sync::{Memory, Ordering, RawMem};
 
 /// The geometry of layout 1: slots of `slot_stride(slot_size)` bytes after the first page,
 /// each the sequence word, `len`, 4 reserved bytes and the payload.
-fn geometry(slots: u64, slot_size: u64, notify: bool, limit: u64) -> Geometry {
+fn geometry(slots: u64, slot_size: u64, flags: u32, limit: u64) -> Geometry {
     Geometry {
-        words: Words::segment(notify),
+        words: Words::segment_flags(flags),
         slots,
         slot_size,
         stride: slot_stride(slot_size),
@@ -67,7 +67,7 @@ impl KindImpl for Mpmc {
         let g = geometry(
             config.slots,
             config.slot_size,
-            config.notify,
+            crate::ring::sealed::ConfigImpl::header_identity(config).1,
             config.limit.unwrap_or(0),
         );
         // SAFETY: the geometry fits the segment (`mem` is at least `segment_len` bytes, the
@@ -109,12 +109,7 @@ impl KindImpl for Mpmc {
                 ),
             ));
         }
-        let g = geometry(
-            h.capacity,
-            h.record_limit,
-            h.ring_flags & RING_FLAG_NOTIFY != 0,
-            h.message_limit,
-        );
+        let g = geometry(h.capacity, h.record_limit, h.ring_flags, h.message_limit);
         // As for SPSC: total for any header, not only a checked one.
         let room = h.total_len.saturating_sub(DATA_OFFSET);
         let need = h
@@ -256,7 +251,8 @@ impl Ring<Mpmc> {
         use super::SLOT_ALIGN;
         use crate::conv::wide;
         config.checked()?;
-        let base = geometry(config.slots, config.slot_size, config.notify, 0);
+        let flags = crate::ring::sealed::ConfigImpl::header_identity(config).1;
+        let base = geometry(config.slots, config.slot_size, flags, 0);
         let g = Geometry {
             stride: (SLOT_ALIGN + SLOT_HEADER + config.slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN,
             len_off: offset(SLOT_ALIGN),
