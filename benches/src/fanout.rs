@@ -184,6 +184,7 @@ pub fn measure(
                 stdin: sub.stdin,
                 stdout: sub.stdout,
                 label: format!("{name} 1→{n} at {size} B, subscriber {i}"),
+                bracket: None,
             },
             budget,
         )?;
@@ -700,6 +701,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     if opts.csv.is_some() || opts.svg.is_some() {
         bail!("--csv and --svg are not written in --fanout mode (use --json)");
     }
+    crate::ring::set_ring_bytes(opts.ring_bytes.first().copied());
     let ns = &opts.fanout;
     // Which transports: the fan-out ones named (default: all), and the 1:1 reference.
     let (with_ref, fans): (bool, Vec<Box<dyn FanoutTransport>>) = if opts.transports.is_empty() {

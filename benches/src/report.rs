@@ -30,6 +30,8 @@ pub struct Record {
     pub size: usize,
     /// Which round (from 1): ratios pair figures of the same round.
     pub round: usize,
+    /// The data bytes of the transport's ring (ring transports only: see [`crate::ring`]).
+    pub ring_bytes: Option<u64>,
     /// CPU that other processes and the hypervisor took while this was measured, as a
     /// fraction of one core (`None`: unknown).
     pub other_load: Option<f64>,
@@ -67,6 +69,8 @@ pub struct Row {
     pub class: Class,
     /// Message size, bytes.
     pub size: usize,
+    /// The data bytes of the transport's ring, for ring transports.
+    pub ring_bytes: Option<u64>,
     /// Rounds that contributed.
     pub rounds: usize,
     /// Rounds measured under competing load and left out because cleaner ones exist.
@@ -81,6 +85,15 @@ pub struct Row {
     pub stream: Option<Agg<Throughput>>,
     /// Idle receiver CPU share (0..1).
     pub idle_cpu: Option<f64>,
+    /// Round trip timed in blocks (see [`PairResult::rtt_block`]).
+    pub rtt_block: Option<Agg<Percentiles>>,
+    /// The bracketing floor's p50 (blocks), ns: median over rounds of the mean of before and
+    /// after.
+    pub floor_ns: Option<f64>,
+    /// Round-trip p50 (blocks) over the bracketing floor's, paired within each round; median.
+    pub vs_floor: Option<f64>,
+    /// Batched streaming.
+    pub stream_batch: Option<Agg<Throughput>>,
 }
 
 impl Row {
@@ -92,6 +105,23 @@ impl Row {
             self.transport.clone()
         }
     }
+
+    /// The ring size for a table cell (`-` for transports without a ring).
+    pub fn ring_label(&self) -> String {
+        self.ring_bytes
+            .map_or_else(|| "-".into(), crate::ring::label)
+    }
+}
+
+fn agg_stream(v: &[Throughput]) -> Option<Agg<Throughput>> {
+    (!v.is_empty()).then(|| Agg {
+        median: Throughput {
+            msgs_per_s: median(v.iter().map(|s| s.msgs_per_s)),
+            mb_per_s: median(v.iter().map(|s| s.mb_per_s)),
+            cpu_ns_per_msg: median(v.iter().map(|s| s.cpu_ns_per_msg)),
+        },
+        spread: spread(v.iter().map(|s| s.msgs_per_s)),
+    })
 }
 
 /// A whole run, ready to print or write.
@@ -111,6 +141,10 @@ pub struct Report {
     pub quick: bool,
     /// Every round's records, for ratios paired within a round.
     pub records: Vec<Record>,
+    /// The calibrated cost of one clock read, ns (see [`crate::clock::read_overhead_ns`]).
+    pub clock_read_ns: Option<f64>,
+    /// Round trips per timed block.
+    pub rtt_block: usize,
 }
 
 fn agg_pct(v: &[Percentiles]) -> Option<Agg<Percentiles>> {
@@ -131,22 +165,24 @@ impl Report {
         rate: u64,
         quick: bool,
     ) -> Self {
-        let mut keys: Vec<(usize, String, Class)> = Vec::new();
+        let mut keys: Vec<(usize, String, Class, Option<u64>)> = Vec::new();
         for r in records {
             if !keys
                 .iter()
-                .any(|(s, t, _)| *s == r.size && *t == r.transport)
+                .any(|(s, t, _, b)| *s == r.size && *t == r.transport && *b == r.ring_bytes)
             {
-                keys.push((r.size, r.transport.clone(), r.class));
+                keys.push((r.size, r.transport.clone(), r.class, r.ring_bytes));
             }
         }
         keys.sort_by_key(|k| k.0); // stable: keeps run order within a size
         let rows = keys
             .into_iter()
-            .map(|(size, transport, class)| {
+            .map(|(size, transport, class, ring_bytes)| {
                 let all: Vec<&Record> = records
                     .iter()
-                    .filter(|r| r.size == size && r.transport == transport)
+                    .filter(|r| {
+                        r.size == size && r.transport == transport && r.ring_bytes == ring_bytes
+                    })
                     .collect();
                 let clean: Vec<&Record> = all.iter().copied().filter(|r| r.is_clean()).collect();
                 let used = if clean.is_empty() { &all } else { &clean };
@@ -155,20 +191,29 @@ impl Report {
                 let oneway: Vec<Percentiles> = mine.iter().filter_map(|r| r.oneway).collect();
                 let stream: Vec<Throughput> = mine.iter().filter_map(|r| r.stream).collect();
                 let idle: Vec<f64> = mine.iter().filter_map(|r| r.idle_cpu).collect();
+                let block: Vec<Percentiles> = mine.iter().filter_map(|r| r.rtt_block).collect();
+                let batch: Vec<Throughput> = mine.iter().filter_map(|r| r.stream_batch).collect();
+                let floors: Vec<f64> = mine
+                    .iter()
+                    .filter_map(|r| r.bracket.map(|(a, b)| (a + b) / 2.0))
+                    .collect();
+                let vs: Vec<f64> = mine
+                    .iter()
+                    .filter_map(|r| Some(r.rtt_block?.p50 / r.bracket.map(|(a, b)| (a + b) / 2.0)?))
+                    .filter(|x| x.is_finite())
+                    .collect();
                 Row {
+                    ring_bytes,
+                    rtt_block: agg_pct(&block),
+                    floor_ns: (!floors.is_empty()).then(|| median(floors.into_iter())),
+                    vs_floor: (!vs.is_empty()).then(|| median(vs.into_iter())),
+                    stream_batch: agg_stream(&batch),
                     rounds: mine.len(),
                     set_aside: all.len() - mine.len(),
                     contaminated: clean.is_empty(),
                     rtt: agg_pct(&rtt),
                     oneway: agg_pct(&oneway),
-                    stream: (!stream.is_empty()).then(|| Agg {
-                        median: Throughput {
-                            msgs_per_s: median(stream.iter().map(|s| s.msgs_per_s)),
-                            mb_per_s: median(stream.iter().map(|s| s.mb_per_s)),
-                            cpu_ns_per_msg: median(stream.iter().map(|s| s.cpu_ns_per_msg)),
-                        },
-                        spread: spread(stream.iter().map(|s| s.msgs_per_s)),
-                    }),
+                    stream: agg_stream(&stream),
                     idle_cpu: (!idle.is_empty()).then(|| median(idle.into_iter())),
                     transport,
                     class,
@@ -184,7 +229,16 @@ impl Report {
             rate,
             quick,
             records: records.to_vec(),
+            clock_read_ns: None,
+            rtt_block: crate::cli::DEFAULT_RTT_BLOCK,
         }
+    }
+
+    /// Adds the calibrated clock-read cost and the round trips per timed block.
+    pub fn with_timing(mut self, clock_read_ns: f64, rtt_block: usize) -> Self {
+        self.clock_read_ns = Some(clock_read_ns);
+        self.rtt_block = rtt_block;
+        self
     }
 
     /// The best kernel transport's round-trip p50 at `size` (lowest), with its name.
@@ -364,7 +418,27 @@ impl Report {
                    "p999_ns": p.p999, "p9999_ns": p.p9999, "max_ns": p.max})
         };
         for r in &self.rows {
-            let head = |kind: &str| json!({"transport": r.transport, "size": r.size, "kind": kind});
+            let head = |kind: &str| match r.ring_bytes {
+                Some(b) => {
+                    json!({"transport": r.transport, "size": r.size, "kind": kind, "ring_bytes": b})
+                }
+                None => json!({"transport": r.transport, "size": r.size, "kind": kind}),
+            };
+            if let Some(a) = r.rtt_block {
+                results.push(merge(
+                    merge(head("rtt_block"), pct(&a.median)),
+                    json!({"round_trips_per_block": self.rtt_block,
+                           "bracket_floor_p50_ns": r.floor_ns, "vs_bracket_floor": r.vs_floor}),
+                ));
+            }
+            if let Some(a) = r.stream_batch {
+                let s = a.median;
+                results.push(merge(
+                    head("throughput_batch"),
+                    json!({"msgs_per_s": s.msgs_per_s, "mb_per_s": s.mb_per_s,
+                           "cpu_ns_per_msg": s.cpu_ns_per_msg, "batch": crate::driver::BATCH}),
+                ));
+            }
             if let Some(a) = r.rtt {
                 results.push(merge(head("rtt"), pct(&a.median)));
                 spreads.push(
@@ -399,6 +473,9 @@ impl Report {
             "quick": self.quick,
             "notes": self.notes,
             "spread": spreads,
+            "clock_read_ns": self.clock_read_ns,
+            "round_trips_per_block": self.rtt_block,
+            "raw": self.records.iter().map(raw).collect::<Vec<_>>(),
         })
     }
 
@@ -462,6 +539,26 @@ impl Report {
     }
 }
 
+/// One record, every figure of its round, for the JSON's `raw` array.
+fn raw(r: &Record) -> Value {
+    let p = &r.result;
+    json!({
+        "transport": r.transport, "size": r.size, "round": r.round, "ring_bytes": r.ring_bytes,
+        "other_load": r.other_load,
+        "rtt_p50_ns": p.rtt.map(|x| x.p50), "rtt_p99_ns": p.rtt.map(|x| x.p99),
+        "rtt_samples": p.rtt.map(|x| x.samples),
+        "rtt_block_p50_ns": p.rtt_block.map(|x| x.p50),
+        "rtt_block_samples": p.rtt_block.map(|x| x.samples),
+        "bracket_floor_before_ns": p.bracket.map(|b| b.0),
+        "bracket_floor_after_ns": p.bracket.map(|b| b.1),
+        "msgs_per_s": p.stream.map(|x| x.msgs_per_s),
+        "batch_msgs_per_s": p.stream_batch.map(|x| x.msgs_per_s),
+        "oneway_p50_ns": p.oneway.map(|x| x.p50),
+        "idle_cpu": p.idle_cpu,
+    })
+}
+
+/// `a` with `b`'s keys added.
 pub fn merge(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
@@ -534,6 +631,7 @@ mod tests {
             class,
             size: 64,
             round: 1,
+            ring_bytes: None,
             other_load: None,
             result: PairResult {
                 rtt: Some(pct(p50)),
@@ -544,6 +642,7 @@ mod tests {
                     cpu_ns_per_msg: 100.0,
                 }),
                 idle_cpu: Some(0.001),
+                ..PairResult::default()
             },
         };
         let records = vec![
@@ -580,6 +679,7 @@ mod tests {
             class: Class::SharedMemory,
             size: 8,
             round,
+            ring_bytes: Some(65536),
             other_load: Some(load),
             result: PairResult {
                 rtt: Some(pct(p50)),

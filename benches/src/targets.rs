@@ -237,6 +237,7 @@ mod tests {
             class,
             size: 8,
             round,
+            ring_bytes: None,
             other_load: Some(0.0),
             result: PairResult {
                 rtt: Some(Percentiles {

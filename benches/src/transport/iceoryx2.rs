@@ -19,8 +19,8 @@
 //!
 //! [`Iceoryx2Fanout`] is the fan-out mode's iceoryx2 (one publisher, N subscribers).
 
-use super::shmbus_spsc::capacity_for;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::ring::capacity_for;
 use anyhow::{anyhow, bail, ensure, Result};
 use iceoryx2::port::backpressure_strategy::BackpressureStrategy;
 use iceoryx2::port::publisher::Publisher;
@@ -198,6 +198,11 @@ impl Transport for Iceoryx2 {
 
     fn class(&self) -> Class {
         Class::SharedMemory
+    }
+
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        // The subscriber buffer holds as many messages as shmbus's ring of this size.
+        Some(capacity_for(size))
     }
 
     fn prepare(&self, _sizes: &[usize]) -> Vec<String> {

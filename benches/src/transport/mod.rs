@@ -37,6 +37,25 @@ pub trait Endpoint {
     fn send(&mut self, msg: &[u8]) -> Result<()>;
     /// Receives one message into `buf` (whose length is the message size); returns its length.
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+    /// Sends all of `msgs`, as many per call into the transport as it takes (the batched
+    /// streaming phase, run for transports whose [`Transport::batches`] is true).
+    fn send_batch(&mut self, msgs: &[Vec<u8>]) -> Result<()> {
+        for m in msgs {
+            self.send(m)?;
+        }
+        Ok(())
+    }
+    /// Receives the messages there are (at least one, waiting for it), handing each to `f`
+    /// in place; returns how many (the batched streaming phase).
+    fn recv_batch(
+        &mut self,
+        buf: &mut [u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let n = self.recv(buf)?;
+        f(&buf[..n])?;
+        Ok(1)
+    }
 }
 
 /// What a transport is, for the report: kernel paths are what shmbus is compared against.
@@ -95,6 +114,18 @@ pub trait Transport {
         let _ = (phase, size);
         true
     }
+    /// Whether this transport takes part in the batched streaming phase (its endpoints
+    /// override [`Endpoint::send_batch`] and [`Endpoint::recv_batch`]): the ring's ceiling.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// The data bytes of the ring(s) this transport creates for `size`-byte messages, for
+    /// transports whose ring follows `--ring-bytes` (see [`crate::ring`]); `None` for the
+    /// others.
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        let _ = size;
+        None
+    }
     /// Called once per run before anything is measured: raise limits, and say what was done
     /// (or could not be) as lines for the report.
     fn prepare(&self, sizes: &[usize]) -> Vec<String> {
@@ -134,6 +165,12 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(tcp::Tcp),
         Box::new(posix_mq::PosixMq::default()),
     ]
+}
+
+/// The floor the harness runs before and after each transport's phases, inside the same
+/// process pair: one cache line bounced (see `floor-cacheline`).
+pub fn bracket_floor() -> Box<dyn Transport> {
+    Box::new(floor_cacheline::FloorCacheline)
 }
 
 /// The transport called `name`.

@@ -21,9 +21,9 @@
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
 //! `Disconnected`, which ends the phase with an error rather than a wait for ever.
 
-use super::shmbus_spsc::capacity_for;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use crate::msg::{new_message, put_word0, put_word1, word0, word1};
+use crate::ring::capacity_for;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use shmbus::codec::{Bincode, Codec};
@@ -205,6 +205,10 @@ impl Transport for ShmbusChannel {
 
     fn class(&self) -> Class {
         Class::SharedMemory
+    }
+
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        Some(capacity_for(size))
     }
 
     fn prepare(&self, sizes: &[usize]) -> Vec<String> {

@@ -8,8 +8,8 @@
 //! that takes the stride from one cache line to two), written by every push and verified on
 //! every pop's copy.
 
-use super::shmbus_spsc::capacity_for;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::ring::capacity_for;
 use anyhow::{bail, ensure, Context, Result};
 use shmbus::ring::mpmc::slot_stride;
 use shmbus::ring::{
@@ -22,11 +22,16 @@ pub struct ShmbusMpmc(pub bool);
 
 /// Slots for messages of `size` bytes (plus the checksum trailer), as many as fit the SPSC
 /// ring's capacity for that size (at least 8).
-fn config(size: usize, checksum: bool) -> MpmcConfig {
+fn geometry(size: usize, checksum: bool) -> (u64, u64) {
     let slot = size.max(1) as u64 + if checksum { 4 } else { 0 };
     let slots = (capacity_for(size) / slot_stride(slot))
         .max(8)
         .next_power_of_two();
+    (slots, slot)
+}
+
+fn config(size: usize, checksum: bool) -> MpmcConfig {
+    let (slots, slot) = geometry(size, checksum);
     MpmcConfig::new(slots, slot)
         .notify(false)
         .checksum(checksum)
@@ -84,6 +89,11 @@ impl Transport for ShmbusMpmc {
 
     fn class(&self) -> Class {
         Class::SharedMemory
+    }
+
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        let (slots, slot) = geometry(size, self.0);
+        Some(slots * slot_stride(slot))
     }
 
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
