@@ -15,8 +15,10 @@ use std::path::PathBuf;
 mod eventfd;
 mod fifo;
 mod floor_cacheline;
+mod floor_ring;
 #[cfg(feature = "iceoryx2")]
 pub(crate) mod iceoryx2;
+mod kernel_spin;
 pub(crate) mod pipe;
 mod posix_mq;
 mod shmbus_async;
@@ -142,6 +144,7 @@ pub trait Transport {
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
         Box::new(floor_cacheline::FloorCacheline),
+        Box::new(floor_ring::FloorRing),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Spin)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Parked)),
@@ -159,9 +162,11 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(iceoryx2::Iceoryx2),
         Box::new(eventfd::EventFdTransport),
         Box::new(pipe::Pipe),
+        Box::new(kernel_spin::KernelSpin(kernel_spin::Kind::Pipe)),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
         Box::new(uds::UdsSeqpacket),
+        Box::new(kernel_spin::KernelSpin(kernel_spin::Kind::Uds)),
         Box::new(tcp::Tcp),
         Box::new(posix_mq::PosixMq::default()),
     ]
