@@ -27,6 +27,7 @@ mod shmbus_channel;
 mod shmbus_mpmc;
 mod shmbus_select;
 mod shmbus_spsc;
+mod shmbus_zero_copy;
 mod tcp;
 mod uds;
 
@@ -152,6 +153,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargePosix)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargeSysv)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargeSysvHuge)),
+        Box::new(shmbus_zero_copy::ShmbusZeroCopy),
         Box::new(shmbus_mpmc::ShmbusMpmc(false)),
         Box::new(shmbus_mpmc::ShmbusMpmc(true)),
         Box::new(shmbus_channel::ShmbusChannel),
@@ -159,7 +161,9 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_async::ShmbusAsync(false)),
         Box::new(shmbus_async::ShmbusAsync(true)),
         #[cfg(feature = "iceoryx2")]
-        Box::new(iceoryx2::Iceoryx2),
+        Box::new(iceoryx2::Iceoryx2(false)),
+        #[cfg(feature = "iceoryx2")]
+        Box::new(iceoryx2::Iceoryx2(true)),
         Box::new(eventfd::EventFdTransport),
         Box::new(pipe::Pipe),
         Box::new(kernel_spin::KernelSpin(kernel_spin::Kind::Pipe)),

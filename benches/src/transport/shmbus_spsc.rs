@@ -103,7 +103,7 @@ impl ShmbusSpsc {
     }
 }
 
-fn options() -> SegmentOptions {
+pub(super) fn options() -> SegmentOptions {
     SegmentOptions::default().prefault(true)
 }
 
@@ -135,7 +135,7 @@ impl SpscEndpoint {
     }
 }
 
-fn push_failed(e: PushError) -> anyhow::Error {
+pub(super) fn push_failed(e: PushError) -> anyhow::Error {
     match e {
         PushError::Disconnected => {
             anyhow::anyhow!("push: the consumer detached (peer exited?)")
@@ -144,7 +144,7 @@ fn push_failed(e: PushError) -> anyhow::Error {
     }
 }
 
-fn pop_failed(e: PopError) -> anyhow::Error {
+pub(super) fn pop_failed(e: PopError) -> anyhow::Error {
     match e {
         PopError::Disconnected => {
             anyhow::anyhow!("pop: the producer detached (peer exited?)")
