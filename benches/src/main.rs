@@ -27,9 +27,11 @@ mod load;
 mod measure;
 mod msg;
 mod peer;
+mod ratios;
 mod report;
 mod ring;
 mod stats;
+mod table;
 mod targets;
 mod transport;
 
@@ -289,6 +291,7 @@ fn run(opts: &Options) -> Result<bool> {
     if let Some(p) = &opts.json {
         let mut doc = report.json();
         doc["targets"] = targets::json(&targets);
+        doc["ratios"] = ratios::json(&report);
         let text = serde_json::to_string_pretty(&doc)?;
         std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());

@@ -1,4 +1,5 @@
-//! Results across rounds: medians with spread, the terminal tables, JSON and CSV.
+//! Results across rounds: medians with spread, JSON and CSV (the terminal tables are in
+//! [`crate::table`]).
 
 use crate::measure::{PairResult, Throughput};
 use crate::stats::{median, spread, Percentiles};
@@ -243,11 +244,28 @@ impl Report {
 
     /// The best kernel transport's round-trip p50 at `size` (lowest), with its name.
     pub fn best_kernel_rtt(&self, size: usize) -> Option<(&str, f64)> {
+        self.best_kernel_rtt_of(size, None)
+    }
+
+    /// As [`Report::best_kernel_rtt`] among the busy-polling kernel rows (`Some(true)`: names
+    /// ending in `-spin`) or the blocking ones (`Some(false)`), or all (`None`).
+    pub fn best_kernel_rtt_of(&self, size: usize, spinning: Option<bool>) -> Option<(&str, f64)> {
         self.rows
             .iter()
             .filter(|r| r.size == size && r.class == Class::Kernel)
+            .filter(|r| spinning.map_or(true, |s| r.transport.ends_with("-spin") == s))
             .filter_map(|r| r.rtt.map(|a| (r.transport.as_str(), a.median.p50)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The row of `transport` at `size` (the first ring size when the run had several, or
+    /// the ring size `ring` when given).
+    pub fn row(&self, transport: &str, size: usize, ring: Option<u64>) -> Option<&Row> {
+        self.rows.iter().find(|r| {
+            r.transport == transport
+                && r.size == size
+                && (ring.is_none() || r.ring_bytes.is_none() || r.ring_bytes == ring)
+        })
     }
 
     /// The best kernel transport's streaming rate at `size` (highest), with its name.
@@ -263,146 +281,12 @@ impl Report {
     }
 
     /// `lo..hi`, followed by how many rounds backed the row when some were left out.
-    fn spread_text(&self, r: &Row, lo: String, hi: String) -> String {
+    pub fn spread_text(&self, r: &Row, lo: String, hi: String) -> String {
         if r.rounds < self.rounds {
             format!("{lo}..{hi} ({}/{})", r.rounds, self.rounds)
         } else {
             format!("{lo}..{hi}")
         }
-    }
-
-    /// The terminal tables.
-    pub fn table(&self) -> String {
-        let mut o = String::new();
-        let m = &self.machine;
-        let _ = writeln!(
-            o,
-            "machine: {} | {} cores | Linux {} | {}",
-            m.cpu, m.cores, m.kernel, m.placement
-        );
-        let _ = writeln!(
-            o,
-            "figures are medians of {} interleaved rounds; spread = lowest..highest round{}",
-            self.rounds,
-            if self.quick {
-                " (--quick: short phases, thin tails)"
-            } else {
-                ""
-            }
-        );
-        for n in &self.notes {
-            let _ = writeln!(o, "note: {n}");
-        }
-        let set_aside: usize = self.rows.iter().map(|r| r.set_aside).sum();
-        let limit = CONTAMINATED * 100.0;
-        if set_aside > 0 {
-            let _ = writeln!(
-                o,
-                "note: {set_aside} measurement(s) taken while other processes used over {limit:.0} % \
-                 of a core were left out of the medians (cleaner rounds of the same row exist)"
-            );
-        }
-        if self.rows.iter().any(|r| r.contaminated) {
-            let _ = writeln!(
-                o,
-                "note: * = every round of that row ran while other processes used over {limit:.0} % of a core"
-            );
-        }
-        // Each section is printed only when some transport has figures for it.
-        let mut rtt = String::new();
-        for r in &self.rows {
-            let Some(a) = r.rtt else { continue };
-            let p = a.median;
-            let vs = match self.best_kernel_rtt(r.size) {
-                Some((best, b)) if r.class != Class::Kernel || best != r.transport => {
-                    ratio(b / p.p50, best)
-                }
-                Some(_) => "(best kernel)".into(),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                rtt,
-                "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>22}  {}",
-                size(r.size),
-                r.label(),
-                t(p.p50),
-                t(p.p90),
-                t(p.p99),
-                t(p.p999),
-                t(p.p9999),
-                t(p.max),
-                self.spread_text(r, t(a.spread.0), t(a.spread.1)),
-                vs
-            );
-        }
-        if !rtt.is_empty() {
-            o += "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max              p50 spread   vs best kernel\n";
-            o += &rtt;
-        }
-        let mut stream = String::new();
-        for r in &self.rows {
-            let Some(a) = r.stream else { continue };
-            let s = a.median;
-            let vs = match self.best_kernel_stream(r.size) {
-                Some((best, b)) if r.class != Class::Kernel || best != r.transport => {
-                    ratio(s.msgs_per_s / b, best)
-                }
-                Some(_) => "(best kernel)".into(),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                stream,
-                "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>24}   {}",
-                size(r.size),
-                r.label(),
-                si(s.msgs_per_s),
-                s.mb_per_s,
-                t(s.cpu_ns_per_msg),
-                self.spread_text(r, si(a.spread.0), si(a.spread.1)),
-                vs
-            );
-        }
-        if !stream.is_empty() {
-            o += "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)            msgs/s spread   vs best kernel\n";
-            o += &stream;
-        }
-        let mut oneway = String::new();
-        for r in &self.rows {
-            let Some(a) = r.oneway else { continue };
-            let p = a.median;
-            let _ = writeln!(
-                oneway,
-                "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>22}",
-                size(r.size),
-                r.label(),
-                t(p.p50),
-                t(p.p99),
-                t(p.p999),
-                t(p.max),
-                self.spread_text(r, t(a.spread.0), t(a.spread.1)),
-            );
-        }
-        if !oneway.is_empty() {
-            let _ = writeln!(
-                o,
-                "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max              p50 spread",
-                si(self.rate as f64)
-            );
-            o += &oneway;
-        }
-        let idle: Vec<&Row> = self.rows.iter().filter(|r| r.idle_cpu.is_some()).collect();
-        if !idle.is_empty() {
-            let _ = writeln!(o, "\nIDLE RECEIVER CPU (blocked in recv, nothing sent)");
-            for r in idle {
-                let _ = writeln!(
-                    o,
-                    "       {:<20}{:>6.1} %",
-                    r.label(),
-                    r.idle_cpu.unwrap_or(0.0) * 100.0
-                );
-            }
-        }
-        o
     }
 
     /// The JSON document of the issue's schema: `machine`, and `results` entries of kind `rtt`
@@ -566,8 +450,9 @@ pub fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-fn ratio(x: f64, best: &str) -> String {
-    format!("{x:>8.2}x {best}")
+/// A ratio with what it is against: `1.23x pipe`.
+pub fn ratio(x: f64, best: &str) -> String {
+    format!("{x:.2}x {best}")
 }
 
 /// Nanoseconds, human-sized.
