@@ -4,7 +4,8 @@
 //! 2. Streaming msgs/s.
 //! 3. The ratio view: how many times faster `shmbus-spsc` is than the best kernel path
 //!    (busy-polling and blocking, round trip; and streaming), and how it stands against the
-//!    floors (its round trip over the bracketing floor's, its rate over `floor-ring`'s).
+//!    floors (the bracketing floor's round trip over its own, its rate over `floor-ring`'s),
+//!    every ratio oriented so that above 1 means shmbus ahead.
 //!
 //! Transports are grouped by family, one hue and one marker per family: shmbus in blues with
 //! circles, the kernel paths in oranges with triangles, the floors in greys with squares,
