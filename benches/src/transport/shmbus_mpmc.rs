@@ -105,6 +105,14 @@ impl Transport for ShmbusMpmc {
                 .with_context(|| format!("MpmcRing::create_shm({name})"))
         };
         let (down, up) = (create("down")?, create("up")?);
+        // The ring size the report names is the ring's own.
+        let (slots, slot) = geometry(size, self.0);
+        ensure!(
+            down.slots() == slots && up.slots() == slots && down.slot_size() as u64 == slot,
+            "asked for {slots} slots of {slot} B, got {} of {}",
+            down.slots(),
+            down.slot_size()
+        );
         let ep = MpmcEndpoint {
             tx: down.producer().context("producer")?,
             rx: up.consumer().context("consumer")?,

@@ -305,6 +305,13 @@ impl Transport for ShmbusSpsc {
             }
         };
         let (down, up) = (create("down")?, create("up")?);
+        // The ring size the report names is the ring's own.
+        ensure!(
+            down.data_capacity() == capacity && up.data_capacity() == capacity,
+            "asked for {capacity}-byte rings, got {} and {}",
+            down.data_capacity(),
+            up.data_capacity()
+        );
         let ep = SpscEndpoint::new(
             down.producer().context("producer")?,
             up.consumer().context("consumer")?,
