@@ -311,7 +311,7 @@ impl FanRow {
 }
 
 fn is_clean(r: &FanRecord) -> bool {
-    r.other_load.map_or(true, |l| l < CONTAMINATED)
+    r.other_load.is_none_or(|l| l < CONTAMINATED)
 }
 
 /// Folds records into rows, by size, then N, then run order.

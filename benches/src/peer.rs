@@ -296,6 +296,9 @@ pub struct PeerSpec<'a> {
     pub bracket: Option<&'a str>,
 }
 
+/// A started peer, the parent's endpoint of the transport, and of the bracketing floor.
+pub type Spawned = (Peer, Box<dyn Endpoint>, Box<dyn Endpoint>);
+
 /// Parsed `key=value` fields of a `DONE` reply.
 pub type Fields = HashMap<String, String>;
 
@@ -319,7 +322,7 @@ impl Peer {
         t: &dyn Transport,
         size: usize,
         budget: Duration,
-    ) -> Result<(Peer, Box<dyn Endpoint>, Box<dyn Endpoint>)> {
+    ) -> Result<Spawned> {
         let unique = env.unique();
         let label = format!("{} at {size} B", t.name());
         let floor = transport::bracket_floor()

@@ -48,7 +48,7 @@ pub const CONTAMINATED: f64 = 0.10;
 impl Record {
     /// Whether nothing else competed noticeably for the CPU during this measurement.
     pub fn is_clean(&self) -> bool {
-        self.other_load.map_or(true, |l| l < CONTAMINATED)
+        self.other_load.is_none_or(|l| l < CONTAMINATED)
     }
 }
 
@@ -253,7 +253,7 @@ impl Report {
         self.rows
             .iter()
             .filter(|r| r.size == size && r.class == Class::Kernel)
-            .filter(|r| spinning.map_or(true, |s| r.transport.ends_with("-spin") == s))
+            .filter(|r| spinning.is_none_or(|s| r.transport.ends_with("-spin") == s))
             .filter_map(|r| r.rtt.map(|a| (r.transport.as_str(), a.median.p50)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
@@ -485,9 +485,9 @@ pub fn si(x: f64) -> String {
 
 /// A message size, human-sized.
 pub fn size(b: usize) -> String {
-    if b >= 1 << 20 && b % (1 << 20) == 0 {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{}MiB", b >> 20)
-    } else if b >= 1024 && b % 1024 == 0 {
+    } else if b >= 1024 && b.is_multiple_of(1024) {
         format!("{}KiB", b >> 10)
     } else {
         format!("{b}B")
