@@ -9,6 +9,9 @@ use std::time::Duration;
 /// Sizes measured when `--sizes` is not given.
 pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
 
+/// Sizes measured by `--quick` when `--sizes` is not given (the run stays near a minute).
+pub const QUICK_SIZES: [usize; 3] = [8, 1024, 65536];
+
 /// Round trips per timed block when `--rtt-block` is not given.
 pub const DEFAULT_RTT_BLOCK: usize = 16;
 
@@ -24,7 +27,8 @@ pub const DEFAULT_RTT_BLOCK: usize = 16;
                   shmbus-spsc in the list is the 1:1 reference row."
 )]
 struct Args {
-    /// Short phases and few rounds: the whole run stays under a minute.
+    /// Short phases (50 ms), 3 rounds, sizes 8,1024,65536: the whole run takes about a
+    /// minute on a quiet 2-core machine.
     #[arg(long)]
     quick: bool,
     /// Print the known transports and exit.
@@ -33,13 +37,13 @@ struct Args {
     /// Transports to measure, in run order (default: all; see --list).
     #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
     transports: Vec<String>,
-    /// Message sizes in bytes [default: 8,64,512,4096,65536].
+    /// Message sizes in bytes [default: 8,64,512,4096,65536; --quick 8,1024,65536].
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     sizes: Vec<usize>,
     /// Interleaved rounds; results are medians across rounds [default: 5, --quick 3].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
-    /// Length of each timed phase, ms [default: 300, --quick 80].
+    /// Length of each timed phase, ms [default: 300, --quick 50].
     #[arg(long, value_name = "MS")]
     duration_ms: Option<u64>,
     /// Offered rate of the one-way latency phase, messages per second.
@@ -127,7 +131,9 @@ fn validate(a: Args) -> Result<Command> {
     if a.list {
         return Ok(Command::List);
     }
-    let sizes = if a.sizes.is_empty() {
+    let sizes = if a.sizes.is_empty() && a.quick {
+        QUICK_SIZES.to_vec()
+    } else if a.sizes.is_empty() {
         DEFAULT_SIZES.to_vec()
     } else {
         a.sizes
@@ -159,7 +165,7 @@ fn validate(a: Args) -> Result<Command> {
     if a.rtt_block == 0 {
         bail!("--rtt-block must be at least 1");
     }
-    let phase = Duration::from_millis(a.duration_ms.unwrap_or(if a.quick { 80 } else { 300 }));
+    let phase = Duration::from_millis(a.duration_ms.unwrap_or(if a.quick { 50 } else { 300 }));
     if a.rate == 0 {
         bail!("--rate must be positive");
     }
@@ -218,7 +224,8 @@ mod tests {
         assert_eq!(o.json.unwrap().to_str(), Some("out.json"));
         assert!(o.fanout.is_empty());
         assert_eq!(o.rounds, 3);
-        assert_eq!(o.phase, Duration::from_millis(80));
+        assert_eq!(o.phase, Duration::from_millis(50));
+        assert_eq!(run("--quick").sizes, QUICK_SIZES);
         assert!(o.ring_bytes.is_empty());
         assert_eq!(o.rtt_block, DEFAULT_RTT_BLOCK);
     }
