@@ -242,7 +242,8 @@ impl Report {
         self
     }
 
-    /// The best kernel transport's round-trip p50 at `size` (lowest), with its name.
+    /// The best kernel transport's round-trip p50 at `size` (lowest; block-timed where
+    /// measured), with its name.
     pub fn best_kernel_rtt(&self, size: usize) -> Option<(&str, f64)> {
         self.best_kernel_rtt_of(size, None)
     }
@@ -254,7 +255,11 @@ impl Report {
             .iter()
             .filter(|r| r.size == size && r.class == Class::Kernel)
             .filter(|r| spinning.is_none_or(|s| r.transport.ends_with("-spin") == s))
-            .filter_map(|r| r.rtt.map(|a| (r.transport.as_str(), a.median.p50)))
+            .filter_map(|r| {
+                r.rtt_block
+                    .or(r.rtt)
+                    .map(|a| (r.transport.as_str(), a.median.p50))
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
 
@@ -365,8 +370,8 @@ impl Report {
 
     /// One CSV line per transport, size and kind.
     pub fn csv(&self) -> String {
-        let mut o = String::from(
-            "transport,class,size,kind,samples,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,msgs_per_s,mb_per_s,cpu_ns_per_msg,idle_cpu_pct,spread_min,spread_max\n",
+        let mut out = String::from(
+            "transport,class,size,kind,samples,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,msgs_per_s,mb_per_s,cpu_ns_per_msg,idle_cpu_pct,spread_min,spread_max,ring_bytes\n",
         );
         let class = |c: Class| match c {
             Class::Floor => "floor",
@@ -375,7 +380,12 @@ impl Report {
         };
         for r in &self.rows {
             let c = class(r.class);
-            for (kind, a) in [("rtt", r.rtt), ("oneway", r.oneway)] {
+            let mut o = String::new();
+            for (kind, a) in [
+                ("rtt", r.rtt),
+                ("rtt_block", r.rtt_block),
+                ("oneway", r.oneway),
+            ] {
                 if let Some(a) = a {
                     let p = a.median;
                     let _ = writeln!(
@@ -395,11 +405,15 @@ impl Report {
                     );
                 }
             }
-            if let Some(a) = r.stream {
+            for (kind, a) in [
+                ("throughput", r.stream),
+                ("throughput_batch", r.stream_batch),
+            ] {
+                let Some(a) = a else { continue };
                 let s = a.median;
                 let _ = writeln!(
                     o,
-                    "{},{c},{},throughput,,,,,,,,{:.1},{:.3},{:.2},,{:.1},{:.1}",
+                    "{},{c},{},{kind},,,,,,,,{:.1},{:.3},{:.2},,{:.1},{:.1}",
                     r.transport,
                     r.size,
                     s.msgs_per_s,
@@ -418,8 +432,12 @@ impl Report {
                     i * 100.0
                 );
             }
+            let ring = r.ring_bytes.map_or_else(String::new, |b| b.to_string());
+            for line in o.lines() {
+                let _ = writeln!(out, "{line},{ring}");
+            }
         }
-        o
+        out
     }
 }
 
