@@ -172,3 +172,86 @@ pub fn json(report: &Report) -> Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::{PairResult, Throughput};
+    use crate::report::{Machine, Record};
+    use crate::stats::Percentiles;
+    use crate::transport::Class;
+
+    fn rec(t: &str, class: Class, ring: Option<u64>, rtt: f64, rate: f64) -> Record {
+        Record {
+            transport: t.into(),
+            class,
+            size: 1024,
+            round: 1,
+            ring_bytes: ring,
+            other_load: Some(0.0),
+            result: PairResult {
+                rtt: Some(Percentiles {
+                    samples: 10,
+                    p50: rtt + 25.0,
+                    ..Percentiles::default()
+                }),
+                rtt_block: Some(Percentiles {
+                    samples: 10,
+                    p50: rtt,
+                    ..Percentiles::default()
+                }),
+                bracket: Some((190.0, 210.0)),
+                stream: Some(Throughput {
+                    msgs_per_s: rate,
+                    mb_per_s: rate * 1024.0 / 1e6,
+                    cpu_ns_per_msg: 1.0,
+                }),
+                ..PairResult::default()
+            },
+        }
+    }
+
+    #[test]
+    fn ratios_pair_rows_of_the_same_ring_size_and_split_the_kernel_paths() {
+        let k = 1 << 10;
+        let records = vec![
+            rec("floor-ring", Class::Floor, Some(64 * k), 300.0, 4e6),
+            rec("floor-ring", Class::Floor, Some(1024 * k), 300.0, 10e6),
+            rec(SPSC, Class::SharedMemory, Some(64 * k), 400.0, 2e6),
+            rec(SPSC, Class::SharedMemory, Some(1024 * k), 400.0, 10e6),
+            // MPMC's slots make its bytes differ from the size asked.
+            rec("shmbus-mpmc", Class::SharedMemory, Some(68 * k), 600.0, 1e6),
+            rec(
+                "shmbus-mpmc",
+                Class::SharedMemory,
+                Some(1088 * k),
+                500.0,
+                1e6,
+            ),
+            rec("pipe", Class::Kernel, None, 40_000.0, 1e5),
+            rec("pipe-spin", Class::Kernel, None, 4_000.0, 2e5),
+        ];
+        let machine = Machine {
+            cpu: "c".into(),
+            cores: 2,
+            kernel: "k".into(),
+            placement: "p".into(),
+        };
+        let report = Report::build(machine, &records, vec![], 1, 1, false);
+        let r = compute(&report);
+        assert_eq!(r.len(), 2);
+        let (small, big) = (&r[0], &r[1]);
+        assert_eq!(small.ring_bytes, Some(64 * k));
+        assert_eq!(small.spsc_over_floor_ring, Some(0.5));
+        assert_eq!(big.spsc_over_floor_ring, Some(1.0));
+        assert_eq!(small.mpmc_over_spsc_rtt, Some(1.5));
+        assert_eq!(big.mpmc_over_spsc_rtt, Some(1.25));
+        // Block-timed round trips against the mean of the bracketing floors (200 ns).
+        assert_eq!(small.spsc_over_floor, Some(2.0));
+        assert_eq!(small.spin_kernel_over_spsc_rtt, Some(10.0));
+        assert_eq!(small.blocking_kernel_over_spsc_rtt, Some(100.0));
+        assert_eq!(big.spsc_over_kernel_stream, Some(50.0));
+        assert_eq!(small.channel_over_spsc_rtt, None, "not measured");
+        assert!(table(&report).contains("| 1KiB | 64 KiB |"));
+    }
+}
