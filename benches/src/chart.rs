@@ -35,8 +35,9 @@ impl Family {
         match r.class {
             Class::Floor => Family::Floor,
             Class::Kernel => Family::Kernel,
-            Class::SharedMemory if r.transport.starts_with("shmbus") => Family::Shmbus,
-            Class::SharedMemory => Family::Peer,
+            Class::SharedMemory if r.transport.starts_with("iceoryx2") => Family::Peer,
+            // shmbus's rows, and `eventfd` (shmbus rings woken by an eventfd).
+            Class::SharedMemory => Family::Shmbus,
         }
     }
 
@@ -51,7 +52,7 @@ impl Family {
             ],
             Family::Kernel => &[RGBColor(213, 94, 0), RGBColor(190, 30, 30)],
             Family::Floor => &[RGBColor(40, 40, 40), RGBColor(130, 130, 130)],
-            Family::Peer => &[RGBColor(0, 150, 100)],
+            Family::Peer => &[RGBColor(0, 150, 100), RGBColor(100, 190, 40)],
         };
         shades[i % shades.len()]
     }
@@ -351,8 +352,8 @@ fn ratio_lines(report: &Report) -> Vec<Line> {
         series("vs best kernel, msgs/s", Family::Shmbus, 1, |x| {
             x.spsc_over_kernel_stream
         }),
-        series("rtt / floor (1 = floor)", Family::Floor, 0, |x| {
-            x.spsc_over_floor
+        series("floor / rtt (1 = at the floor)", Family::Floor, 0, |x| {
+            x.spsc_over_floor.map(|v| 1.0 / v)
         }),
         series("msgs/s / floor-ring", Family::Floor, 1, |x| {
             x.spsc_over_floor_ring
