@@ -7,7 +7,7 @@ use comfy_table::{presets, CellAlignment, Table};
 use std::fmt::Write as _;
 
 /// A table with `header`, every column but the first two right-aligned.
-fn table(header: &[&str]) -> Table {
+pub fn table(header: &[&str]) -> Table {
     let mut tb = Table::new();
     tb.load_style(presets::ASCII_MARKDOWN);
     tb.set_header(header.iter().copied());
