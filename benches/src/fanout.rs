@@ -605,6 +605,7 @@ pub fn table(
                 ),
             ]);
         }
+        crate::table::text_last(&mut tb);
         let _ = write!(
             o,
             "\nFAN-OUT CHECKS (ratios paired within rounds, median across rounds)\n{tb}\n"

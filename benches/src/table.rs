@@ -19,6 +19,14 @@ pub fn table(header: &[&str]) -> Table {
     tb
 }
 
+/// Left-aligns the last column of `tb` (a verdict or a note, not a figure).
+pub fn text_last(tb: &mut Table) {
+    let last = tb.column_count().saturating_sub(1);
+    if let Some(c) = tb.column_mut(last) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+}
+
 /// `x` over the best kernel row (`lower` is better for round trips), or the marker of the
 /// best kernel row itself.
 fn vs_kernel(r: &Row, best: Option<(&str, f64)>, x: f64, lower: bool) -> String {

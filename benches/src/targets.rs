@@ -213,6 +213,7 @@ pub fn table(targets: &[Target], ceiling: Option<f64>) -> String {
             "(the most any ring can reach here)".to_string(),
         ]);
     }
+    crate::table::text_last(&mut tb);
     format!("\nTARGETS (ratios paired within each round, median across rounds)\n{tb}\n")
 }
 
