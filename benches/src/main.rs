@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! cargo run --release -p shmbus-bench -- [--quick] [--transports a,b] [--sizes 8,64,...]
-//!     [--rounds N] [--json FILE] [--csv FILE] [--svg FILE]
+//!     [--rounds N] [--ring-bytes 64KiB,1MiB] [--rtt-block N] [--json FILE] [--csv FILE]
+//!     [--svg FILE]
 //! cargo run --release -p shmbus-bench -- --fanout 1,2,4 [--transports a,b] [--sizes 8,...]
 //! ```
 //!
