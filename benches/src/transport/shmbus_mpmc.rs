@@ -106,10 +106,11 @@ impl Transport for ShmbusMpmc {
         };
         let (down, up) = (create("down")?, create("up")?);
         // The ring size the report names is the ring's own.
-        let (slots, slot) = geometry(size, self.0);
+        // (`slot_size` is the largest message: the slot less the checksum trailer.)
+        let (slots, _) = geometry(size, self.0);
         ensure!(
-            down.slots() == slots && up.slots() == slots && down.slot_size() as u64 == slot,
-            "asked for {slots} slots of {slot} B, got {} of {}",
+            down.slots() == slots && up.slots() == slots && down.slot_size() == size.max(1),
+            "asked for {slots} slots for {size}-byte messages, got {} for {}-byte ones",
             down.slots(),
             down.slot_size()
         );
