@@ -39,8 +39,10 @@ impl Target {
 
 type Metric = fn(&PairResult) -> Option<f64>;
 
+/// The round-trip p50, block-timed where measured (one clock read per block, not per round
+/// trip: see the README's method).
 fn rtt_p50(r: &PairResult) -> Option<f64> {
-    r.rtt.map(|p| p.p50)
+    r.rtt_block.or(r.rtt).map(|p| p.p50)
 }
 fn rtt_p999(r: &PairResult) -> Option<f64> {
     r.rtt.map(|p| p.p999)
