@@ -1,8 +1,76 @@
-//! Command-line options of the harness (hand-parsed: the harness keeps its build light).
+//! Command-line options of the harness, parsed by clap (derive).
 
-use anyhow::{bail, Context, Result};
+use crate::ring::parse_bytes;
+use anyhow::{bail, Result};
+use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Sizes measured when `--sizes` is not given.
+pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
+
+/// Sizes measured by `--quick` when `--sizes` is not given (the run stays near a minute).
+pub const QUICK_SIZES: [usize; 3] = [8, 1024, 65536];
+
+/// Round trips per timed block when `--rtt-block` is not given.
+pub const DEFAULT_RTT_BLOCK: usize = 16;
+
+/// The command line as clap sees it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "shmbus-bench",
+    about = "Measures every transport between two real processes pinned to distinct cores, in \
+             interleaved rounds, and reports medians across rounds.",
+    after_help = "--fanout 1,2,4: one publisher (the harness) and N subscriber processes per row \
+                  instead: round trip (publish, all N replies), publish cost, throughput per \
+                  subscriber. --transports then names fan-out transports (see --list); \
+                  shmbus-spsc in the list is the 1:1 reference row."
+)]
+struct Args {
+    /// Short phases (50 ms), 3 rounds, sizes 8,1024,65536: the whole run takes about a
+    /// minute on a quiet 2-core machine.
+    #[arg(long)]
+    quick: bool,
+    /// Print the known transports and exit.
+    #[arg(long)]
+    list: bool,
+    /// Transports to measure, in run order (default: all; see --list).
+    #[arg(long, value_delimiter = ',', value_name = "A,B,...")]
+    transports: Vec<String>,
+    /// Message sizes in bytes [default: 8,64,512,4096,65536; --quick 8,1024,65536].
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    sizes: Vec<usize>,
+    /// Interleaved rounds; results are medians across rounds [default: 5, --quick 3].
+    #[arg(long, value_name = "N")]
+    rounds: Option<usize>,
+    /// Length of each timed phase, ms [default: 300, --quick 50].
+    #[arg(long, value_name = "MS")]
+    duration_ms: Option<u64>,
+    /// Offered rate of the one-way latency phase, messages per second.
+    #[arg(long, value_name = "MSGS_PER_S", default_value_t = 10_000)]
+    rate: u64,
+    /// Data bytes of every shmbus ring (and of floor-ring), e.g. 65536, 64KiB, 1MiB; a list
+    /// runs every ring transport once per ring size [default: 64 KiB, or 8 messages when
+    /// larger].
+    #[arg(long, value_delimiter = ',', value_name = "BYTES,...", value_parser = parse_bytes)]
+    ring_bytes: Vec<u64>,
+    /// Round trips per timed block: the round-trip p50 is read from blocks of this many round
+    /// trips (one clock pair per block), besides the per-round-trip histogram.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RTT_BLOCK)]
+    rtt_block: usize,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the results as CSV.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write the chart as SVG.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// The fan-out comparison with these subscriber counts.
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    fanout: Vec<usize>,
+}
 
 /// Everything one run of the harness is asked to do.
 #[derive(Debug, Clone)]
@@ -24,6 +92,11 @@ pub struct Options {
     pub rate: u64,
     /// How long a receiver sits blocked in the idle-CPU phase.
     pub idle: Duration,
+    /// `--ring-bytes`: the ring sizes to run (empty: the default rule of
+    /// [`crate::ring::capacity_for`]).
+    pub ring_bytes: Vec<u64>,
+    /// `--rtt-block`: round trips per timed block.
+    pub rtt_block: usize,
     /// `--json FILE`.
     pub json: Option<PathBuf>,
     /// `--csv FILE`.
@@ -35,125 +108,93 @@ pub struct Options {
     pub fanout: Vec<usize>,
 }
 
-/// The usage text printed by `--help` and on a bad argument.
-pub const USAGE: &str = "\
-usage: shmbus-bench [--quick] [--transports a,b,...] [--sizes 8,64,...] [--rounds N]
-                    [--duration-ms MS] [--rate MSGS_PER_S] [--json FILE] [--csv FILE] [--svg FILE]
-                    [--fanout N,N,...] [--list]
-
-Measures every transport between two real processes pinned to distinct cores, in interleaved
-rounds, and reports medians across rounds. Default sizes: 8,64,512,4096,65536.
-
---fanout 1,2,4: one publisher (the harness) and N subscriber processes per row instead: round
-trip (publish, all N replies), publish cost, throughput per subscriber. --transports then names
-fan-out transports (see --list); shmbus-spsc in the list is the 1:1 reference row.";
-
-/// Sizes measured when `--sizes` is not given.
-pub const DEFAULT_SIZES: [usize; 5] = [8, 64, 512, 4096, 65536];
-
-/// What the command line asked for: a run, the transport list, or the usage text.
+/// What the command line asked for: a run or the transport list (clap prints `--help` and
+/// usage errors itself).
 #[derive(Debug)]
 pub enum Command {
     /// Measure.
     Run(Box<Options>),
     /// `--list`: print the known transports.
     List,
-    /// `--help`.
-    Help,
 }
 
-fn parse_list<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Vec<T>>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    value
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<T>()
-                .with_context(|| format!("{flag}: cannot parse {s:?}"))
-        })
-        .collect()
+/// Parses the arguments that follow the program name; `Err` carries clap's message (help,
+/// version or a usage error), which the caller prints and exits with.
+pub fn parse(args: &[String]) -> std::result::Result<Result<Command>, clap::Error> {
+    let a = Args::try_parse_from(
+        std::iter::once("shmbus-bench".to_string()).chain(args.iter().cloned()),
+    )?;
+    Ok(validate(a))
 }
 
-/// Parses the arguments that follow the program name.
-pub fn parse(args: &[String]) -> Result<Command> {
-    let mut quick = false;
-    let mut transports = None;
-    let mut sizes = None;
-    let mut rounds = None;
-    let mut phase_ms = None;
-    let mut rate = None;
-    let (mut json, mut csv, mut svg) = (None, None, None);
-    let mut fanout = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value")),
-            }
-        };
-        match flag {
-            "--quick" => quick = true,
-            "--list" => return Ok(Command::List),
-            "-h" | "--help" => return Ok(Command::Help),
-            "--transports" => transports = Some(parse_list::<String>(flag, &value()?)?),
-            "--sizes" => sizes = Some(parse_list::<usize>(flag, &value()?)?),
-            "--rounds" => rounds = Some(value()?.parse::<usize>().context("--rounds")?),
-            "--duration-ms" => phase_ms = Some(value()?.parse::<u64>().context("--duration-ms")?),
-            "--rate" => rate = Some(value()?.parse::<u64>().context("--rate")?),
-            "--json" => json = Some(PathBuf::from(value()?)),
-            "--csv" => csv = Some(PathBuf::from(value()?)),
-            "--svg" => svg = Some(PathBuf::from(value()?)),
-            "--fanout" => fanout = parse_list::<usize>(flag, &value()?)?,
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
-        }
+fn validate(a: Args) -> Result<Command> {
+    if a.list {
+        return Ok(Command::List);
     }
-    let sizes = sizes.unwrap_or_else(|| DEFAULT_SIZES.to_vec());
-    if sizes.is_empty() {
-        bail!("--sizes: give at least one size");
-    }
+    let sizes = if a.sizes.is_empty() && a.quick {
+        QUICK_SIZES.to_vec()
+    } else if a.sizes.is_empty() {
+        DEFAULT_SIZES.to_vec()
+    } else {
+        a.sizes
+    };
     if let Some(bad) = sizes.iter().find(|&&s| !(8..=(1 << 24)).contains(&s)) {
         bail!("--sizes: {bad} is out of range 8..=16777216 (a message carries an 8-byte sequence number)");
     }
-    if let Some(bad) = fanout.iter().find(|&&n| !(1..=64).contains(&n)) {
+    if let Some(bad) = a.fanout.iter().find(|&&n| !(1..=64).contains(&n)) {
         bail!("--fanout: {bad} subscribers is out of range 1..=64");
     }
-    let rounds = rounds.unwrap_or(if quick { 3 } else { 5 });
+    if let Some(bad) = a
+        .ring_bytes
+        .iter()
+        .find(|&&b| !(crate::ring::MIN_RING..=crate::ring::MAX_RING).contains(&b))
+    {
+        bail!(
+            "--ring-bytes: {bad} is out of range {}..={}",
+            crate::ring::MIN_RING,
+            crate::ring::MAX_RING
+        );
+    }
+    if !a.fanout.is_empty() && a.ring_bytes.len() > 1 {
+        bail!("--ring-bytes: the fan-out comparison takes one ring size");
+    }
+    let rounds = a.rounds.unwrap_or(if a.quick { 3 } else { 5 });
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    let phase = Duration::from_millis(phase_ms.unwrap_or(if quick { 80 } else { 300 }));
-    let rate = rate.unwrap_or(10_000);
-    if rate == 0 {
+    if a.rtt_block == 0 {
+        bail!("--rtt-block must be at least 1");
+    }
+    let phase = Duration::from_millis(a.duration_ms.unwrap_or(if a.quick { 50 } else { 300 }));
+    if a.rate == 0 {
         bail!("--rate must be positive");
     }
+    let mut ring_bytes = a.ring_bytes;
+    ring_bytes.dedup();
     Ok(Command::Run(Box::new(Options {
-        quick,
-        transports: transports.unwrap_or_default(),
+        quick: a.quick,
+        transports: a
+            .transports
+            .into_iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect(),
         sizes,
         rounds,
         phase,
         warmup: phase / 4,
-        rate,
-        idle: if quick {
+        rate: a.rate,
+        idle: if a.quick {
             Duration::from_millis(50)
         } else {
             Duration::from_millis(200)
         },
-        json,
-        csv,
-        svg,
-        fanout,
+        ring_bytes,
+        rtt_block: a.rtt_block,
+        json: a.json,
+        csv: a.csv,
+        svg: a.svg,
+        fanout: a.fanout,
     })))
 }
 
@@ -161,37 +202,69 @@ pub fn parse(args: &[String]) -> Result<Command> {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn run(s: &str) -> Options {
+        let args: Vec<String> = s.split_whitespace().map(String::from).collect();
+        match parse(&args) {
+            Ok(Ok(Command::Run(o))) => *o,
+            other => panic!("{s}: expected a run, got {other:?}"),
+        }
+    }
+
+    fn refused(s: &str) -> bool {
+        let args: Vec<String> = s.split_whitespace().map(String::from).collect();
+        !matches!(parse(&args), Ok(Ok(_)))
     }
 
     #[test]
     fn quick_with_lists_and_inline_values_parses() {
-        let Command::Run(o) = parse(&args(
-            "--quick --transports pipe,tcp --sizes=8,64 --json out.json",
-        ))
-        .unwrap() else {
-            panic!("expected a run")
-        };
+        let o = run("--quick --transports pipe,tcp --sizes=8,64 --json out.json");
         assert!(o.quick);
         assert_eq!(o.transports, ["pipe", "tcp"]);
         assert_eq!(o.sizes, [8, 64]);
         assert_eq!(o.json.unwrap().to_str(), Some("out.json"));
         assert!(o.fanout.is_empty());
+        assert_eq!(o.rounds, 3);
+        assert_eq!(o.phase, Duration::from_millis(50));
+        assert_eq!(run("--quick").sizes, QUICK_SIZES);
+        assert!(o.ring_bytes.is_empty());
+        assert_eq!(o.rtt_block, DEFAULT_RTT_BLOCK);
+    }
+
+    #[test]
+    fn every_documented_flag_parses() {
+        let o = run(
+            "--transports a --sizes 8 --rounds 2 --duration-ms 20 --rate 500 \
+                     --json j --csv c --svg s --ring-bytes 64KiB,1MiB,4096 --rtt-block 4",
+        );
+        assert_eq!(o.rounds, 2);
+        assert_eq!(o.phase, Duration::from_millis(20));
+        assert_eq!(o.rate, 500);
+        assert_eq!(o.ring_bytes, [65536, 1 << 20, 4096]);
+        assert_eq!(o.rtt_block, 4);
+        assert_eq!(o.csv.unwrap().to_str(), Some("c"));
+        assert_eq!(o.svg.unwrap().to_str(), Some("s"));
+        assert_eq!(run("").sizes, DEFAULT_SIZES);
+        assert_eq!(run("").rounds, 5);
+        let args = vec!["--list".to_string()];
+        assert!(matches!(parse(&args), Ok(Ok(Command::List))));
     }
 
     #[test]
     fn fanout_counts_parse_and_zero_is_rejected() {
-        let Command::Run(o) = parse(&args("--fanout 1,2,4 --sizes 8")).unwrap() else {
-            panic!("expected a run")
-        };
-        assert_eq!(o.fanout, [1, 2, 4]);
-        assert!(parse(&args("--fanout 0")).is_err());
+        assert_eq!(run("--fanout 1,2,4 --sizes 8").fanout, [1, 2, 4]);
+        assert!(refused("--fanout 0"));
+        assert!(refused("--fanout 1 --ring-bytes 64KiB,1MiB"));
     }
 
     #[test]
-    fn sizes_below_a_sequence_number_are_rejected() {
-        assert!(parse(&args("--sizes 4")).is_err());
-        assert!(parse(&args("--bogus")).is_err());
+    fn bad_values_are_rejected() {
+        assert!(refused("--sizes 4"));
+        assert!(refused("--bogus"));
+        assert!(refused("--rounds 0"));
+        assert!(refused("--rounds"));
+        assert!(refused("--ring-bytes 12parsecs"));
+        assert!(refused("--ring-bytes 100"));
+        assert!(refused("--rtt-block 0"));
+        assert!(refused("--rate 0"));
     }
 }

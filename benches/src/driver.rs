@@ -17,52 +17,81 @@ fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
-/// Round trip, parent side: ping, wait for the echo, record, for `warmup` untimed then
-/// `duration` timed; ends the peer's echo loop with a STOP message.
+/// Messages per call of the batched streaming phase.
+pub const BATCH: usize = 32;
+
+/// What the round-trip phase measured: every round trip timed on its own (one clock pair
+/// each, so each sample carries a clock read), and blocks of round trips timed together (one
+/// clock pair per block; each sample is the block's time divided by its length).
+pub struct RttTimes {
+    /// One sample per round trip, ns.
+    pub each: Histogram<u64>,
+    /// One sample per block: the mean round trip within the block, ns (rounded).
+    pub blocks: Histogram<u64>,
+}
+
+/// Round trip, parent side: ping, wait for the echo, for `warmup` untimed; then for
+/// `duration / 2` every round trip timed, then for `duration / 2` blocks of `block` round
+/// trips timed; ends the peer's echo loop with a STOP message.
 pub fn rtt_client(
     ep: &mut dyn Endpoint,
     size: usize,
     warmup: Duration,
     duration: Duration,
-) -> Result<Histogram<u64>> {
+    block: usize,
+) -> Result<RttTimes> {
     let mut msg = new_message(size);
     let mut buf = vec![0u8; size];
-    let mut hist = new_histogram();
+    let (mut each, mut blocks) = (new_histogram(), new_histogram());
     let mut seq = 0u64;
-    // Returns the two timestamps around one round trip; the later one also serves as "now"
-    // for the loop's end check, so the loop reads the clock twice per message and no more.
-    let mut one = |seq: u64, msg: &mut [u8], buf: &mut [u8]| -> Result<(u64, u64)> {
+    let mut one = |seq: u64, msg: &mut [u8], buf: &mut [u8]| -> Result<()> {
         put_word0(msg, seq);
-        let t0 = now_ns();
         ep.send(msg)?;
         ep.recv(buf)?;
-        let t1 = now_ns();
         let echoed = word0(buf);
         ensure!(
             echoed == seq,
             "round trip: sent #{seq}, echo carries #{echoed}"
         );
-        Ok((t0, t1))
+        Ok(())
     };
     let warm_end = now_ns() + ns(warmup);
     loop {
-        let (_, t1) = one(seq, &mut msg, &mut buf)?;
+        one(seq, &mut msg, &mut buf)?;
         seq += 1;
-        if t1 >= warm_end {
+        if now_ns() >= warm_end {
             break;
         }
     }
-    let end = now_ns() + ns(duration);
+    // The later timestamp also serves as "now" for the loop's end check, so this loop reads
+    // the clock twice per round trip and no more.
+    let end = now_ns() + ns(duration / 2);
     loop {
-        let (t0, t1) = one(seq, &mut msg, &mut buf)?;
-        hist.saturating_record(t1 - t0);
+        let t0 = now_ns();
+        one(seq, &mut msg, &mut buf)?;
+        let t1 = now_ns();
+        each.saturating_record(t1 - t0);
         seq += 1;
         if t1 >= end {
             break;
         }
     }
+    let end = now_ns() + ns(duration / 2);
+    let per = block as u64;
+    loop {
+        let t0 = now_ns();
+        for _ in 0..block {
+            one(seq, &mut msg, &mut buf)?;
+            seq += 1;
+        }
+        let t1 = now_ns();
+        blocks.saturating_record((t1 - t0 + per / 2) / per);
+        if t1 >= end {
+            break;
+        }
+    }
     one(STOP, &mut msg, &mut buf)?;
-    Ok(hist)
+    Ok(RttTimes { each, blocks })
 }
 
 /// Round trip, peer side: echo every message, STOP included; returns how many were echoed.
@@ -98,6 +127,52 @@ pub fn stream_send(ep: &mut dyn Endpoint, size: usize, duration: Duration) -> Re
     put_word0(&mut msg, STOP);
     ep.send(&msg)?;
     Ok(seq)
+}
+
+/// Batched streaming, sender side: as [`stream_send`], [`BATCH`] messages per
+/// [`Endpoint::send_batch`].
+pub fn stream_send_batch(ep: &mut dyn Endpoint, size: usize, duration: Duration) -> Result<u64> {
+    let mut msgs: Vec<Vec<u8>> = (0..BATCH).map(|_| new_message(size)).collect();
+    let end = now_ns() + ns(duration);
+    let mut seq = 0u64;
+    loop {
+        for _ in 0..CLOCK_EVERY / BATCH as u64 {
+            for m in &mut msgs {
+                put_word0(m, seq);
+                seq += 1;
+            }
+            ep.send_batch(&msgs)?;
+        }
+        if now_ns() >= end {
+            break;
+        }
+    }
+    let mut stop = new_message(size);
+    put_word0(&mut stop, STOP);
+    ep.send(&stop)?;
+    Ok(seq)
+}
+
+/// Batched streaming, receiver side: as [`stream_recv`], through [`Endpoint::recv_batch`].
+pub fn stream_recv_batch(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
+    let mut buf = vec![0u8; size];
+    let mut seq = SeqChecker::new();
+    let mut stopped = false;
+    while !stopped {
+        ep.recv_batch(&mut buf, &mut |m| {
+            ensure!(!stopped, "a message after STOP");
+            ensure!(m.len() == size, "{}-byte message, expected {size}", m.len());
+            let w = word0(m);
+            if w == STOP {
+                stopped = true;
+                Ok(())
+            } else {
+                seq.check(w)?;
+                Ok(())
+            }
+        })?;
+    }
+    Ok(seq.count())
 }
 
 /// Streaming, receiver side: takes messages until STOP, failing on any gap, duplicate or

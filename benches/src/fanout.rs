@@ -184,6 +184,7 @@ pub fn measure(
                 stdin: sub.stdin,
                 stdout: sub.stdout,
                 label: format!("{name} 1→{n} at {size} B, subscriber {i}"),
+                bracket: None,
             },
             budget,
         )?;
@@ -310,7 +311,7 @@ impl FanRow {
 }
 
 fn is_clean(r: &FanRecord) -> bool {
-    r.other_load.map_or(true, |l| l < CONTAMINATED)
+    r.other_load.is_none_or(|l| l < CONTAMINATED)
 }
 
 /// Folds records into rows, by size, then N, then run order.
@@ -523,10 +524,10 @@ pub fn table(
             CONTAMINATED * 100.0
         );
     }
-    let _ = writeln!(
-        o,
-        "\n{:<47}{:>10} {:>10} {:>10} {:>10} {:>10}  {:>18}  {:>12} {:>12}",
-        "FAN-OUT ROUND TRIP (publish, all N replies)",
+    let mut tb = crate::table::table(&[
+        "size",
+        "transport",
+        "1→N",
         "p50",
         "p90",
         "p99",
@@ -534,19 +535,17 @@ pub fn table(
         "max",
         "p50 spread",
         "publish p50",
-        "publish p99"
-    );
+        "publish p99",
+    ]);
     for r in rows {
         let Some((p, (lo, hi))) = r.rtt else { continue };
         let (pp50, pp99) = r
             .publish
             .map_or(("-".to_string(), "-".to_string()), |q| (t(q.p50), t(q.p99)));
-        let _ = writeln!(
-            o,
-            "{:>6} {:<34} 1→{:<3}{:>10} {:>10} {:>10} {:>10} {:>10}  {:>18}  {:>12} {:>12}",
+        tb.add_row(vec![
             crate::report::size(r.size),
             r.label(),
-            r.n,
+            format!("1→{}", r.n),
             t(p.p50),
             t(p.p90),
             t(p.p99),
@@ -554,59 +553,63 @@ pub fn table(
             t(p.max),
             format!("{}..{}", t(lo), t(hi)),
             pp50,
-            pp99
-        );
+            pp99,
+        ]);
     }
-    let _ = writeln!(
-        o,
-        "\n{:<47}{:>21} {:>17} {:>13} {:>18} {:>20} {:>7}",
-        "FAN-OUT THROUGHPUT",
+    let _ = write!(o, "\nFAN-OUT ROUND TRIP (publish, all N replies)\n{tb}\n");
+    let mut tb = crate::table::table(&[
+        "size",
+        "transport",
+        "1→N",
         "msgs/s per sub (min..max)",
         "published msgs/s",
         "MB/s per sub",
         "publisher CPU/msg",
         "subscribers CPU/msg",
-        "missed"
-    );
+        "missed",
+    ]);
     for r in rows {
         let Some(s) = r.stream else { continue };
         let cpu = |v: f64| if v.is_nan() { "-".to_string() } else { t(v) };
-        let _ = writeln!(
-            o,
-            "{:>6} {:<34} 1→{:<3}{:>10} ..{:>9} {:>17} {:>13.1} {:>18} {:>20} {:>7}",
+        tb.add_row(vec![
             crate::report::size(r.size),
             r.label(),
-            r.n,
-            si(s.per_sub_min),
-            si(s.per_sub_max),
+            format!("1→{}", r.n),
+            format!("{}..{}", si(s.per_sub_min), si(s.per_sub_max)),
             si(s.publisher),
-            s.mb_per_s,
+            format!("{:.1}", s.mb_per_s),
             cpu(s.pub_cpu_ns_per_msg),
             cpu(s.subs_cpu_ns_per_msg),
-            s.missed
-        );
+            s.missed.to_string(),
+        ]);
     }
+    let _ = write!(o, "\nFAN-OUT THROUGHPUT\n{tb}\n");
     if !checks.is_empty() {
-        o += "\nFAN-OUT CHECKS (ratios paired within rounds, median across rounds)\n";
+        let mut tb = crate::table::table(&["size", "check", "ratio", "rounds", "verdict"]);
         for c in checks {
             let verdict = match c.target {
                 Some(tg) if c.ratio <= tg => format!("target ≤ {tg}: met"),
                 Some(tg) => format!("target ≤ {tg}: NOT met"),
                 None => String::new(),
             };
-            let _ = writeln!(
-                o,
-                "{:>6} {:<60} {:>6.2}×  ({} rounds)  {}{}",
+            tb.add_row(vec![
                 crate::report::size(c.size),
-                c.what,
-                c.ratio,
-                c.rounds,
-                verdict,
-                c.caveat
-                    .as_ref()
-                    .map_or(String::new(), |w| format!(" [caveat: {w}]"))
-            );
+                c.what.clone(),
+                format!("{:.2}×", c.ratio),
+                c.rounds.to_string(),
+                format!(
+                    "{verdict}{}",
+                    c.caveat
+                        .as_ref()
+                        .map_or(String::new(), |w| format!(" [caveat: {w}]"))
+                ),
+            ]);
         }
+        crate::table::text_last(&mut tb);
+        let _ = write!(
+            o,
+            "\nFAN-OUT CHECKS (ratios paired within rounds, median across rounds)\n{tb}\n"
+        );
     }
     o
 }
@@ -700,6 +703,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     if opts.csv.is_some() || opts.svg.is_some() {
         bail!("--csv and --svg are not written in --fanout mode (use --json)");
     }
+    crate::ring::set_ring_bytes(opts.ring_bytes.first().copied());
     let ns = &opts.fanout;
     // Which transports: the fan-out ones named (default: all), and the 1:1 reference.
     let (with_ref, fans): (bool, Vec<Box<dyn FanoutTransport>>) = if opts.transports.is_empty() {

@@ -10,7 +10,8 @@
 //!
 //! ```text
 //! cargo run --release -p shmbus-bench -- [--quick] [--transports a,b] [--sizes 8,64,...]
-//!     [--rounds N] [--json FILE] [--csv FILE] [--svg FILE]
+//!     [--rounds N] [--ring-bytes 64KiB,1MiB] [--rtt-block N] [--json FILE] [--csv FILE]
+//!     [--svg FILE]
 //! cargo run --release -p shmbus-bench -- --fanout 1,2,4 [--transports a,b] [--sizes 8,...]
 //! ```
 //!
@@ -27,8 +28,11 @@ mod load;
 mod measure;
 mod msg;
 mod peer;
+mod ratios;
 mod report;
+mod ring;
 mod stats;
+mod table;
 mod targets;
 mod transport;
 
@@ -44,11 +48,12 @@ fn main() {
     if args.first().map(String::as_str) == Some(peer::PEER_ROLE) {
         peer::peer_main(&args[1..]);
     }
-    let code = match cli::parse(&args) {
-        Ok(Command::Help) => {
-            println!("{}", cli::USAGE);
-            0
-        }
+    let parsed = match cli::parse(&args) {
+        Ok(p) => p,
+        // Help, or a usage error: clap prints it and picks the exit status (0 or 2).
+        Err(e) => e.exit(),
+    };
+    let code = match parsed {
         Ok(Command::List) => {
             println!("{FLOOR_MEMCPY}");
             for t in transport::all() {
@@ -180,7 +185,14 @@ fn run(opts: &Options) -> Result<bool> {
                 + transports
                     .iter()
                     .filter(|t| supported(t.as_ref(), s))
-                    .count()
+                    .map(|t| {
+                        if t.ring_bytes(s).is_some() {
+                            opts.ring_bytes.len().max(1)
+                        } else {
+                            1
+                        }
+                    })
+                    .sum::<usize>()
         })
         .sum();
     let bar = ProgressBar::new((per_round * opts.rounds) as u64);
@@ -190,6 +202,12 @@ fn run(opts: &Options) -> Result<bool> {
             .progress_chars("=> "),
     );
 
+    let rings: Vec<Option<u64>> = if opts.ring_bytes.is_empty() {
+        vec![None]
+    } else {
+        opts.ring_bytes.iter().copied().map(Some).collect()
+    };
+    let clock_read_ns = clock::read_overhead_ns();
     let load = load::LoadProbe::start();
     let mut records = Vec::new();
     let mut failed: Vec<String> = Vec::new();
@@ -205,12 +223,19 @@ fn run(opts: &Options) -> Result<bool> {
                     class: Class::Floor,
                     size,
                     round,
+                    ring_bytes: None,
                     other_load: probe.others().map(|(o, steal)| o + steal),
                     result,
                 });
                 bar.inc(1);
             }
-            for t in &transports {
+            for (t, ring) in transports.iter().flat_map(|t| {
+                let sized = t.ring_bytes(size).is_some();
+                rings
+                    .iter()
+                    .take(if sized { rings.len() } else { 1 })
+                    .map(move |&r| (t, r))
+            }) {
                 if !supported(t.as_ref(), size) {
                     continue;
                 }
@@ -218,7 +243,13 @@ fn run(opts: &Options) -> Result<bool> {
                 if failed.iter().any(|f| f == t.name()) {
                     continue;
                 }
-                bar.set_message(format!("{} {size} B", t.name()));
+                ring::set_ring_bytes(ring);
+                let ring_bytes = t.ring_bytes(size);
+                bar.set_message(format!(
+                    "{} {size} B{}",
+                    t.name(),
+                    ring_bytes.map_or(String::new(), |b| format!(", ring {}", ring::label(b)))
+                ));
                 let probe = load::LoadProbe::start();
                 match measure::measure(&mut env, t.as_ref(), size, opts, si == 0) {
                     Ok(result) => records.push(Record {
@@ -226,6 +257,7 @@ fn run(opts: &Options) -> Result<bool> {
                         class: t.class(),
                         size,
                         round,
+                        ring_bytes,
                         other_load: probe.others().map(|(o, steal)| o + steal),
                         result,
                     }),
@@ -252,13 +284,15 @@ fn run(opts: &Options) -> Result<bool> {
         opts.rounds,
         opts.rate,
         opts.quick,
-    );
+    )
+    .with_timing(clock_read_ns, opts.rtt_block);
     let targets = targets::evaluate(&report);
     print!("{}", report.table());
     print!("{}", targets::table(&targets, targets::ceiling(&report)));
     if let Some(p) = &opts.json {
         let mut doc = report.json();
         doc["targets"] = targets::json(&targets);
+        doc["ratios"] = ratios::json(&report);
         let text = serde_json::to_string_pretty(&doc)?;
         std::fs::write(p, text + "\n").with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());

@@ -292,7 +292,12 @@ pub struct PeerSpec<'a> {
     pub stdout: Option<std::os::fd::OwnedFd>,
     /// How failures name this peer.
     pub label: String,
+    /// The bracketing floor's shared line the peer attaches to (see [`Peer::spawn`]).
+    pub bracket: Option<&'a str>,
 }
+
+/// A started peer, the parent's endpoint of the transport, and of the bracketing floor.
+pub type Spawned = (Peer, Box<dyn Endpoint>, Box<dyn Endpoint>);
 
 /// Parsed `key=value` fields of a `DONE` reply.
 pub type Fields = HashMap<String, String>;
@@ -308,14 +313,27 @@ pub fn field(f: &Fields, key: &str) -> Result<u64> {
 impl Peer {
     /// Sets up `transport` for messages of `size` bytes, starts a peer for it, and returns the
     /// peer and the parent's endpoint, or fails (killing the peer) within `budget`.
+    ///
+    /// Besides the transport, the two processes share a `floor-cacheline` line: the
+    /// bracketing floor, a short ping-pong the parent runs before and after the transport's
+    /// phases ([`Peer::bracket`]), returned as the third value.
     pub fn spawn(
         env: &mut RunEnv,
         t: &dyn Transport,
         size: usize,
         budget: Duration,
-    ) -> Result<(Peer, Box<dyn Endpoint>)> {
+    ) -> Result<Spawned> {
         let unique = env.unique();
         let label = format!("{} at {size} B", t.name());
+        let floor = transport::bracket_floor()
+            .listen(
+                &SetupEnv {
+                    dir: env.dir.clone(),
+                    unique: format!("{unique}-bracket"),
+                },
+                8,
+            )
+            .with_context(|| format!("{label}: setting up the bracketing floor"))?;
         let listening = t
             .listen(
                 &SetupEnv {
@@ -335,12 +353,15 @@ impl Peer {
                 stdin: listening.child_stdin,
                 stdout: listening.child_stdout,
                 label,
+                bracket: Some(&floor.arg),
             },
             budget,
         )?;
         let ep = (listening.finish)().with_context(|| format!("{}: connecting", peer.label))?;
+        let floor =
+            (floor.finish)().with_context(|| format!("{}: bracketing floor", peer.label))?;
         peer.expect_line("READY")?;
-        Ok((peer, ep))
+        Ok((peer, ep, floor))
     }
 
     /// Starts a peer process and accepts its control connection (it answers `READY` once
@@ -354,6 +375,7 @@ impl Peer {
             stdin,
             stdout,
             label,
+            bracket,
         } = spec;
         let deadline = Instant::now() + budget;
         let mut cmd = Command::new(std::env::current_exe().context("current_exe")?);
@@ -364,6 +386,8 @@ impl Peer {
             .arg(cpu.map_or("-".to_string(), |c| c.to_string()))
             .arg((budget + Duration::from_secs(5)).as_millis().to_string())
             .arg(arg)
+            .arg(crate::ring::ring_bytes().map_or("-".to_string(), |b| b.to_string()))
+            .arg(bracket.unwrap_or("-"))
             .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
             .stdout(stdout.map_or_else(Stdio::null, Stdio::from))
             .stderr(Stdio::inherit());
@@ -512,7 +536,7 @@ fn accept_until(
 
 /// Entry point of a peer process: `PEER_ROLE transport size ctl-path cpu|- deadline-ms arg`.
 pub fn peer_main(args: &[String]) -> ! {
-    let [name, size, ctl, cpu, deadline_ms, arg] = args else {
+    let [name, size, ctl, cpu, deadline_ms, arg, ring, bracket] = args else {
         eprintln!("shmbus-bench peer: bad arguments {args:?}");
         std::process::exit(64);
     };
@@ -534,7 +558,11 @@ pub fn peer_main(args: &[String]) -> ! {
             std::process::exit(1);
         }
     };
-    let code = match serve(name, size, cpu, arg, &mut ctl) {
+    if ring != "-" {
+        crate::ring::set_ring_bytes(ring.parse().ok());
+    }
+    let bracket = (bracket != "-").then_some(bracket.as_str());
+    let code = match serve(name, size, cpu, arg, bracket, &mut ctl) {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(ctl, "ERR {}", format!("{e:#}").replace('\n', " "));
@@ -544,11 +572,26 @@ pub fn peer_main(args: &[String]) -> ! {
     std::process::exit(code);
 }
 
-fn serve(name: &str, size: &str, cpu: &str, arg: &str, ctl: &mut UnixStream) -> Result<()> {
+fn serve(
+    name: &str,
+    size: &str,
+    cpu: &str,
+    arg: &str,
+    bracket: Option<&str>,
+    ctl: &mut UnixStream,
+) -> Result<()> {
     let size: usize = size.parse().context("size")?;
     if cpu != "-" {
         pin_to(cpu.parse().context("cpu")?)?;
     }
+    let mut floor = match bracket {
+        Some(b) => Some(
+            transport::bracket_floor()
+                .connect(b, 8)
+                .context("bracketing floor: connecting")?,
+        ),
+        None => None,
+    };
     let mut ep = match name.strip_prefix(crate::fanout::ROLE_PREFIX) {
         // A fan-out subscriber: receives from the publisher, replies on its own return path.
         Some(fan) => crate::fanout::by_name(fan)
@@ -576,6 +619,11 @@ fn serve(name: &str, size: &str, cpu: &str, arg: &str, ctl: &mut UnixStream) -> 
         let (cpu0, t0) = (cpu_ns(), now_ns());
         let reply = match cmd {
             "rtt" => format!("count={}", driver::rtt_echo(ep.as_mut(), size)?),
+            "floor" => match floor.as_mut() {
+                Some(f) => format!("count={}", driver::rtt_echo(f.as_mut(), 8)?),
+                None => bail!("no bracketing floor"),
+            },
+            "stream-batch" => format!("count={}", driver::stream_recv_batch(ep.as_mut(), size)?),
             "stream" => format!("count={}", driver::stream_recv(ep.as_mut(), size)?),
             "stream-lossy" => {
                 let (count, missed) = driver::stream_recv_lossy(ep.as_mut(), size)?;

@@ -1,4 +1,5 @@
-//! Results across rounds: medians with spread, the terminal tables, JSON and CSV.
+//! Results across rounds: medians with spread, JSON and CSV (the terminal tables are in
+//! [`crate::table`]).
 
 use crate::measure::{PairResult, Throughput};
 use crate::stats::{median, spread, Percentiles};
@@ -30,6 +31,8 @@ pub struct Record {
     pub size: usize,
     /// Which round (from 1): ratios pair figures of the same round.
     pub round: usize,
+    /// The data bytes of the transport's ring (ring transports only: see [`crate::ring`]).
+    pub ring_bytes: Option<u64>,
     /// CPU that other processes and the hypervisor took while this was measured, as a
     /// fraction of one core (`None`: unknown).
     pub other_load: Option<f64>,
@@ -45,7 +48,7 @@ pub const CONTAMINATED: f64 = 0.10;
 impl Record {
     /// Whether nothing else competed noticeably for the CPU during this measurement.
     pub fn is_clean(&self) -> bool {
-        self.other_load.map_or(true, |l| l < CONTAMINATED)
+        self.other_load.is_none_or(|l| l < CONTAMINATED)
     }
 }
 
@@ -67,6 +70,8 @@ pub struct Row {
     pub class: Class,
     /// Message size, bytes.
     pub size: usize,
+    /// The data bytes of the transport's ring, for ring transports.
+    pub ring_bytes: Option<u64>,
     /// Rounds that contributed.
     pub rounds: usize,
     /// Rounds measured under competing load and left out because cleaner ones exist.
@@ -81,6 +86,15 @@ pub struct Row {
     pub stream: Option<Agg<Throughput>>,
     /// Idle receiver CPU share (0..1).
     pub idle_cpu: Option<f64>,
+    /// Round trip timed in blocks (see [`PairResult::rtt_block`]).
+    pub rtt_block: Option<Agg<Percentiles>>,
+    /// The bracketing floor's p50 (blocks), ns: median over rounds of the mean of before and
+    /// after.
+    pub floor_ns: Option<f64>,
+    /// Round-trip p50 (blocks) over the bracketing floor's, paired within each round; median.
+    pub vs_floor: Option<f64>,
+    /// Batched streaming.
+    pub stream_batch: Option<Agg<Throughput>>,
 }
 
 impl Row {
@@ -92,6 +106,23 @@ impl Row {
             self.transport.clone()
         }
     }
+
+    /// The ring size for a table cell (`-` for transports without a ring).
+    pub fn ring_label(&self) -> String {
+        self.ring_bytes
+            .map_or_else(|| "-".into(), crate::ring::label)
+    }
+}
+
+fn agg_stream(v: &[Throughput]) -> Option<Agg<Throughput>> {
+    (!v.is_empty()).then(|| Agg {
+        median: Throughput {
+            msgs_per_s: median(v.iter().map(|s| s.msgs_per_s)),
+            mb_per_s: median(v.iter().map(|s| s.mb_per_s)),
+            cpu_ns_per_msg: median(v.iter().map(|s| s.cpu_ns_per_msg)),
+        },
+        spread: spread(v.iter().map(|s| s.msgs_per_s)),
+    })
 }
 
 /// A whole run, ready to print or write.
@@ -111,6 +142,10 @@ pub struct Report {
     pub quick: bool,
     /// Every round's records, for ratios paired within a round.
     pub records: Vec<Record>,
+    /// The calibrated cost of one clock read, ns (see [`crate::clock::read_overhead_ns`]).
+    pub clock_read_ns: Option<f64>,
+    /// Round trips per timed block.
+    pub rtt_block: usize,
 }
 
 fn agg_pct(v: &[Percentiles]) -> Option<Agg<Percentiles>> {
@@ -131,22 +166,24 @@ impl Report {
         rate: u64,
         quick: bool,
     ) -> Self {
-        let mut keys: Vec<(usize, String, Class)> = Vec::new();
+        let mut keys: Vec<(usize, String, Class, Option<u64>)> = Vec::new();
         for r in records {
             if !keys
                 .iter()
-                .any(|(s, t, _)| *s == r.size && *t == r.transport)
+                .any(|(s, t, _, b)| *s == r.size && *t == r.transport && *b == r.ring_bytes)
             {
-                keys.push((r.size, r.transport.clone(), r.class));
+                keys.push((r.size, r.transport.clone(), r.class, r.ring_bytes));
             }
         }
         keys.sort_by_key(|k| k.0); // stable: keeps run order within a size
         let rows = keys
             .into_iter()
-            .map(|(size, transport, class)| {
+            .map(|(size, transport, class, ring_bytes)| {
                 let all: Vec<&Record> = records
                     .iter()
-                    .filter(|r| r.size == size && r.transport == transport)
+                    .filter(|r| {
+                        r.size == size && r.transport == transport && r.ring_bytes == ring_bytes
+                    })
                     .collect();
                 let clean: Vec<&Record> = all.iter().copied().filter(|r| r.is_clean()).collect();
                 let used = if clean.is_empty() { &all } else { &clean };
@@ -155,20 +192,29 @@ impl Report {
                 let oneway: Vec<Percentiles> = mine.iter().filter_map(|r| r.oneway).collect();
                 let stream: Vec<Throughput> = mine.iter().filter_map(|r| r.stream).collect();
                 let idle: Vec<f64> = mine.iter().filter_map(|r| r.idle_cpu).collect();
+                let block: Vec<Percentiles> = mine.iter().filter_map(|r| r.rtt_block).collect();
+                let batch: Vec<Throughput> = mine.iter().filter_map(|r| r.stream_batch).collect();
+                let floors: Vec<f64> = mine
+                    .iter()
+                    .filter_map(|r| r.bracket.map(|(a, b)| (a + b) / 2.0))
+                    .collect();
+                let vs: Vec<f64> = mine
+                    .iter()
+                    .filter_map(|r| Some(r.rtt_block?.p50 / r.bracket.map(|(a, b)| (a + b) / 2.0)?))
+                    .filter(|x| x.is_finite())
+                    .collect();
                 Row {
+                    ring_bytes,
+                    rtt_block: agg_pct(&block),
+                    floor_ns: (!floors.is_empty()).then(|| median(floors.into_iter())),
+                    vs_floor: (!vs.is_empty()).then(|| median(vs.into_iter())),
+                    stream_batch: agg_stream(&batch),
                     rounds: mine.len(),
                     set_aside: all.len() - mine.len(),
                     contaminated: clean.is_empty(),
                     rtt: agg_pct(&rtt),
                     oneway: agg_pct(&oneway),
-                    stream: (!stream.is_empty()).then(|| Agg {
-                        median: Throughput {
-                            msgs_per_s: median(stream.iter().map(|s| s.msgs_per_s)),
-                            mb_per_s: median(stream.iter().map(|s| s.mb_per_s)),
-                            cpu_ns_per_msg: median(stream.iter().map(|s| s.cpu_ns_per_msg)),
-                        },
-                        spread: spread(stream.iter().map(|s| s.msgs_per_s)),
-                    }),
+                    stream: agg_stream(&stream),
                     idle_cpu: (!idle.is_empty()).then(|| median(idle.into_iter())),
                     transport,
                     class,
@@ -184,16 +230,55 @@ impl Report {
             rate,
             quick,
             records: records.to_vec(),
+            clock_read_ns: None,
+            rtt_block: crate::cli::DEFAULT_RTT_BLOCK,
         }
     }
 
-    /// The best kernel transport's round-trip p50 at `size` (lowest), with its name.
+    /// Adds the calibrated clock-read cost and the round trips per timed block.
+    pub fn with_timing(mut self, clock_read_ns: f64, rtt_block: usize) -> Self {
+        self.clock_read_ns = Some(clock_read_ns);
+        self.rtt_block = rtt_block;
+        self
+    }
+
+    /// The best kernel transport's round-trip p50 at `size` (lowest; block-timed where
+    /// measured), with its name.
     pub fn best_kernel_rtt(&self, size: usize) -> Option<(&str, f64)> {
+        self.best_kernel_rtt_of(size, None)
+    }
+
+    /// As [`Report::best_kernel_rtt`] among the busy-polling kernel rows (`Some(true)`: names
+    /// ending in `-spin`) or the blocking ones (`Some(false)`), or all (`None`).
+    pub fn best_kernel_rtt_of(&self, size: usize, spinning: Option<bool>) -> Option<(&str, f64)> {
         self.rows
             .iter()
             .filter(|r| r.size == size && r.class == Class::Kernel)
-            .filter_map(|r| r.rtt.map(|a| (r.transport.as_str(), a.median.p50)))
+            .filter(|r| spinning.is_none_or(|s| r.transport.ends_with("-spin") == s))
+            .filter_map(|r| {
+                r.rtt_block
+                    .or(r.rtt)
+                    .map(|a| (r.transport.as_str(), a.median.p50))
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The row of `transport` at `size`: with `ring`, the one whose ring size is nearest to
+    /// it (an MPMC ring's slots make its bytes differ from the size asked: 68 KiB for 64 KiB
+    /// of 1 KiB messages); without, the first (the run's first ring size).
+    pub fn row(&self, transport: &str, size: usize, ring: Option<u64>) -> Option<&Row> {
+        let rows = self
+            .rows
+            .iter()
+            .filter(|r| r.transport == transport && r.size == size);
+        match ring {
+            None => rows.into_iter().next(),
+            Some(want) => rows.min_by_key(|r| {
+                r.ring_bytes.map_or(0, |b| {
+                    (b.max(want) as f64 / b.min(want).max(1) as f64 * 1e3) as u64
+                })
+            }),
+        }
     }
 
     /// The best kernel transport's streaming rate at `size` (highest), with its name.
@@ -209,146 +294,12 @@ impl Report {
     }
 
     /// `lo..hi`, followed by how many rounds backed the row when some were left out.
-    fn spread_text(&self, r: &Row, lo: String, hi: String) -> String {
+    pub fn spread_text(&self, r: &Row, lo: String, hi: String) -> String {
         if r.rounds < self.rounds {
             format!("{lo}..{hi} ({}/{})", r.rounds, self.rounds)
         } else {
             format!("{lo}..{hi}")
         }
-    }
-
-    /// The terminal tables.
-    pub fn table(&self) -> String {
-        let mut o = String::new();
-        let m = &self.machine;
-        let _ = writeln!(
-            o,
-            "machine: {} | {} cores | Linux {} | {}",
-            m.cpu, m.cores, m.kernel, m.placement
-        );
-        let _ = writeln!(
-            o,
-            "figures are medians of {} interleaved rounds; spread = lowest..highest round{}",
-            self.rounds,
-            if self.quick {
-                " (--quick: short phases, thin tails)"
-            } else {
-                ""
-            }
-        );
-        for n in &self.notes {
-            let _ = writeln!(o, "note: {n}");
-        }
-        let set_aside: usize = self.rows.iter().map(|r| r.set_aside).sum();
-        let limit = CONTAMINATED * 100.0;
-        if set_aside > 0 {
-            let _ = writeln!(
-                o,
-                "note: {set_aside} measurement(s) taken while other processes used over {limit:.0} % \
-                 of a core were left out of the medians (cleaner rounds of the same row exist)"
-            );
-        }
-        if self.rows.iter().any(|r| r.contaminated) {
-            let _ = writeln!(
-                o,
-                "note: * = every round of that row ran while other processes used over {limit:.0} % of a core"
-            );
-        }
-        // Each section is printed only when some transport has figures for it.
-        let mut rtt = String::new();
-        for r in &self.rows {
-            let Some(a) = r.rtt else { continue };
-            let p = a.median;
-            let vs = match self.best_kernel_rtt(r.size) {
-                Some((best, b)) if r.class != Class::Kernel || best != r.transport => {
-                    ratio(b / p.p50, best)
-                }
-                Some(_) => "(best kernel)".into(),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                rtt,
-                "{:>6} {:<20}{:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>22}  {}",
-                size(r.size),
-                r.label(),
-                t(p.p50),
-                t(p.p90),
-                t(p.p99),
-                t(p.p999),
-                t(p.p9999),
-                t(p.max),
-                self.spread_text(r, t(a.spread.0), t(a.spread.1)),
-                vs
-            );
-        }
-        if !rtt.is_empty() {
-            o += "\nROUND TRIP (ping-pong)        p50        p90        p99      p99.9     p99.99        max              p50 spread   vs best kernel\n";
-            o += &rtt;
-        }
-        let mut stream = String::new();
-        for r in &self.rows {
-            let Some(a) = r.stream else { continue };
-            let s = a.median;
-            let vs = match self.best_kernel_stream(r.size) {
-                Some((best, b)) if r.class != Class::Kernel || best != r.transport => {
-                    ratio(s.msgs_per_s / b, best)
-                }
-                Some(_) => "(best kernel)".into(),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                stream,
-                "{:>6} {:<17}{:>9} {:>11.1} {:>16} {:>24}   {}",
-                size(r.size),
-                r.label(),
-                si(s.msgs_per_s),
-                s.mb_per_s,
-                t(s.cpu_ns_per_msg),
-                self.spread_text(r, si(a.spread.0), si(a.spread.1)),
-                vs
-            );
-        }
-        if !stream.is_empty() {
-            o += "\nSTREAMING (one way)        msgs/s        MB/s   CPU/msg (both)            msgs/s spread   vs best kernel\n";
-            o += &stream;
-        }
-        let mut oneway = String::new();
-        for r in &self.rows {
-            let Some(a) = r.oneway else { continue };
-            let p = a.median;
-            let _ = writeln!(
-                oneway,
-                "{:>6} {:<34}{:>10} {:>10} {:>10} {:>10}  {:>22}",
-                size(r.size),
-                r.label(),
-                t(p.p50),
-                t(p.p99),
-                t(p.p999),
-                t(p.max),
-                self.spread_text(r, t(a.spread.0), t(a.spread.1)),
-            );
-        }
-        if !oneway.is_empty() {
-            let _ = writeln!(
-                o,
-                "\nONE WAY at {} msgs/s offered (CO-corrected)     p50        p99      p99.9        max              p50 spread",
-                si(self.rate as f64)
-            );
-            o += &oneway;
-        }
-        let idle: Vec<&Row> = self.rows.iter().filter(|r| r.idle_cpu.is_some()).collect();
-        if !idle.is_empty() {
-            let _ = writeln!(o, "\nIDLE RECEIVER CPU (blocked in recv, nothing sent)");
-            for r in idle {
-                let _ = writeln!(
-                    o,
-                    "       {:<20}{:>6.1} %",
-                    r.label(),
-                    r.idle_cpu.unwrap_or(0.0) * 100.0
-                );
-            }
-        }
-        o
     }
 
     /// The JSON document of the issue's schema: `machine`, and `results` entries of kind `rtt`
@@ -364,7 +315,27 @@ impl Report {
                    "p999_ns": p.p999, "p9999_ns": p.p9999, "max_ns": p.max})
         };
         for r in &self.rows {
-            let head = |kind: &str| json!({"transport": r.transport, "size": r.size, "kind": kind});
+            let head = |kind: &str| match r.ring_bytes {
+                Some(b) => {
+                    json!({"transport": r.transport, "size": r.size, "kind": kind, "ring_bytes": b})
+                }
+                None => json!({"transport": r.transport, "size": r.size, "kind": kind}),
+            };
+            if let Some(a) = r.rtt_block {
+                results.push(merge(
+                    merge(head("rtt_block"), pct(&a.median)),
+                    json!({"round_trips_per_block": self.rtt_block,
+                           "bracket_floor_p50_ns": r.floor_ns, "vs_bracket_floor": r.vs_floor}),
+                ));
+            }
+            if let Some(a) = r.stream_batch {
+                let s = a.median;
+                results.push(merge(
+                    head("throughput_batch"),
+                    json!({"msgs_per_s": s.msgs_per_s, "mb_per_s": s.mb_per_s,
+                           "cpu_ns_per_msg": s.cpu_ns_per_msg, "batch": crate::driver::BATCH}),
+                ));
+            }
             if let Some(a) = r.rtt {
                 results.push(merge(head("rtt"), pct(&a.median)));
                 spreads.push(
@@ -399,13 +370,16 @@ impl Report {
             "quick": self.quick,
             "notes": self.notes,
             "spread": spreads,
+            "clock_read_ns": self.clock_read_ns,
+            "round_trips_per_block": self.rtt_block,
+            "raw": self.records.iter().map(raw).collect::<Vec<_>>(),
         })
     }
 
     /// One CSV line per transport, size and kind.
     pub fn csv(&self) -> String {
-        let mut o = String::from(
-            "transport,class,size,kind,samples,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,msgs_per_s,mb_per_s,cpu_ns_per_msg,idle_cpu_pct,spread_min,spread_max\n",
+        let mut out = String::from(
+            "transport,class,size,kind,samples,p50_ns,p90_ns,p99_ns,p999_ns,p9999_ns,max_ns,msgs_per_s,mb_per_s,cpu_ns_per_msg,idle_cpu_pct,spread_min,spread_max,ring_bytes\n",
         );
         let class = |c: Class| match c {
             Class::Floor => "floor",
@@ -414,7 +388,12 @@ impl Report {
         };
         for r in &self.rows {
             let c = class(r.class);
-            for (kind, a) in [("rtt", r.rtt), ("oneway", r.oneway)] {
+            let mut o = String::new();
+            for (kind, a) in [
+                ("rtt", r.rtt),
+                ("rtt_block", r.rtt_block),
+                ("oneway", r.oneway),
+            ] {
                 if let Some(a) = a {
                     let p = a.median;
                     let _ = writeln!(
@@ -434,11 +413,15 @@ impl Report {
                     );
                 }
             }
-            if let Some(a) = r.stream {
+            for (kind, a) in [
+                ("throughput", r.stream),
+                ("throughput_batch", r.stream_batch),
+            ] {
+                let Some(a) = a else { continue };
                 let s = a.median;
                 let _ = writeln!(
                     o,
-                    "{},{c},{},throughput,,,,,,,,{:.1},{:.3},{:.2},,{:.1},{:.1}",
+                    "{},{c},{},{kind},,,,,,,,{:.1},{:.3},{:.2},,{:.1},{:.1}",
                     r.transport,
                     r.size,
                     s.msgs_per_s,
@@ -457,11 +440,35 @@ impl Report {
                     i * 100.0
                 );
             }
+            let ring = r.ring_bytes.map_or_else(String::new, |b| b.to_string());
+            for line in o.lines() {
+                let _ = writeln!(out, "{line},{ring}");
+            }
         }
-        o
+        out
     }
 }
 
+/// One record, every figure of its round, for the JSON's `raw` array.
+fn raw(r: &Record) -> Value {
+    let p = &r.result;
+    json!({
+        "transport": r.transport, "size": r.size, "round": r.round, "ring_bytes": r.ring_bytes,
+        "other_load": r.other_load,
+        "rtt_p50_ns": p.rtt.map(|x| x.p50), "rtt_p99_ns": p.rtt.map(|x| x.p99),
+        "rtt_samples": p.rtt.map(|x| x.samples),
+        "rtt_block_p50_ns": p.rtt_block.map(|x| x.p50),
+        "rtt_block_samples": p.rtt_block.map(|x| x.samples),
+        "bracket_floor_before_ns": p.bracket.map(|b| b.0),
+        "bracket_floor_after_ns": p.bracket.map(|b| b.1),
+        "msgs_per_s": p.stream.map(|x| x.msgs_per_s),
+        "batch_msgs_per_s": p.stream_batch.map(|x| x.msgs_per_s),
+        "oneway_p50_ns": p.oneway.map(|x| x.p50),
+        "idle_cpu": p.idle_cpu,
+    })
+}
+
+/// `a` with `b`'s keys added.
 pub fn merge(mut a: Value, b: Value) -> Value {
     if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
@@ -469,8 +476,9 @@ pub fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-fn ratio(x: f64, best: &str) -> String {
-    format!("{x:>8.2}x {best}")
+/// A ratio with what it is against: `1.23x pipe`.
+pub fn ratio(x: f64, best: &str) -> String {
+    format!("{x:.2}x {best}")
 }
 
 /// Nanoseconds, human-sized.
@@ -503,9 +511,9 @@ pub fn si(x: f64) -> String {
 
 /// A message size, human-sized.
 pub fn size(b: usize) -> String {
-    if b >= 1 << 20 && b % (1 << 20) == 0 {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{}MiB", b >> 20)
-    } else if b >= 1024 && b % 1024 == 0 {
+    } else if b >= 1024 && b.is_multiple_of(1024) {
         format!("{}KiB", b >> 10)
     } else {
         format!("{b}B")
@@ -534,6 +542,7 @@ mod tests {
             class,
             size: 64,
             round: 1,
+            ring_bytes: None,
             other_load: None,
             result: PairResult {
                 rtt: Some(pct(p50)),
@@ -544,6 +553,7 @@ mod tests {
                     cpu_ns_per_msg: 100.0,
                 }),
                 idle_cpu: Some(0.001),
+                ..PairResult::default()
             },
         };
         let records = vec![
@@ -580,6 +590,7 @@ mod tests {
             class: Class::SharedMemory,
             size: 8,
             round,
+            ring_bytes: Some(65536),
             other_load: Some(load),
             result: PairResult {
                 rtt: Some(pct(p50)),

@@ -20,8 +20,8 @@
 //! liveness pipe (the peer exited) and then wakes the parent's blocked eventfd `read`, which
 //! fails instead of waiting for ever; a parent blocked for credits sees EOF itself.
 
-use super::shmbus_spsc::capacity_for;
 use super::{peer_stdin, peer_stdout, Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::ring::capacity_for;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::eventfd::{EfdFlags, EventFd};

@@ -19,8 +19,9 @@
 //!
 //! [`Iceoryx2Fanout`] is the fan-out mode's iceoryx2 (one publisher, N subscribers).
 
-use super::shmbus_spsc::capacity_for;
+use super::shmbus_zero_copy::LOOKED_AT;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::ring::capacity_for;
 use anyhow::{anyhow, bail, ensure, Result};
 use iceoryx2::port::backpressure_strategy::BackpressureStrategy;
 use iceoryx2::port::publisher::Publisher;
@@ -29,8 +30,11 @@ use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
 use iceoryx2::service::port_factory::PortFactory as _;
 
-/// iceoryx2 publish-subscribe, both sides polling.
-pub struct Iceoryx2;
+/// iceoryx2 publish-subscribe, both sides polling; `Iceoryx2(true)` is `iceoryx2-zc`, which
+/// reads a received sample in place (its first [`LOOKED_AT`] bytes) instead of copying it
+/// out, as `shmbus-spsc-zc` does with a `ReadGuard`. Both loan a sample and write the message
+/// into it to send.
+pub struct Iceoryx2(pub bool);
 
 type Factory = PortFactory<ipc::Service, [u8], ()>;
 type Pub = Publisher<ipc::Service, [u8], ()>;
@@ -50,6 +54,9 @@ struct IceEndpoint {
     subscriber: Sub,
     /// The service this side receives on (for its publisher count).
     rx_service: Factory,
+    /// How many bytes of a received sample are copied into the harness's buffer: all of
+    /// them, or (zero-copy) the header words the harness reads.
+    look: usize,
     _tx_service: Factory,
     _node: Node<ipc::Service>,
 }
@@ -81,7 +88,7 @@ fn service_for(
         .map_err(|e| anyhow!("iceoryx2 service {name}: {e:?}"))
 }
 
-fn endpoint(base: &str, size: usize, parent: bool) -> Result<IceEndpoint> {
+fn endpoint(base: &str, size: usize, parent: bool, zero_copy: bool) -> Result<IceEndpoint> {
     let node = node()?;
     let down = service(&node, &format!("{base}/down"), size)?;
     let up = service(&node, &format!("{base}/up"), size)?;
@@ -90,6 +97,7 @@ fn endpoint(base: &str, size: usize, parent: bool) -> Result<IceEndpoint> {
         publisher: publisher(&tx, size)?,
         subscriber: subscriber(&rx, size)?,
         rx_service: rx,
+        look: if zero_copy { LOOKED_AT } else { usize::MAX },
         _tx_service: tx,
         _node: node,
     })
@@ -143,7 +151,7 @@ fn publish(publisher: &Pub, msg: &[u8]) -> Result<usize> {
 /// Polls `subscriber` until a sample is there and copies it into `buf`; every
 /// [`LIVENESS_EVERY`] empty polls, fails if `service` has lost its publisher.
 #[inline]
-fn take(subscriber: &Sub, service: &Factory, buf: &mut [u8]) -> Result<usize> {
+fn take(subscriber: &Sub, service: &Factory, buf: &mut [u8], look: usize) -> Result<usize> {
     let mut empty = 0u32;
     loop {
         match subscriber.receive() {
@@ -155,7 +163,8 @@ fn take(subscriber: &Sub, service: &Factory, buf: &mut [u8]) -> Result<usize> {
                     payload.len(),
                     buf.len()
                 );
-                buf.copy_from_slice(payload);
+                let n = buf.len().min(look);
+                buf[..n].copy_from_slice(&payload[..n]);
                 return Ok(buf.len());
             }
             Ok(None) => {
@@ -187,17 +196,26 @@ impl Endpoint for IceEndpoint {
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
-        take(&self.subscriber, &self.rx_service, buf)
+        take(&self.subscriber, &self.rx_service, buf, self.look)
     }
 }
 
 impl Transport for Iceoryx2 {
     fn name(&self) -> &'static str {
-        "iceoryx2"
+        if self.0 {
+            "iceoryx2-zc"
+        } else {
+            "iceoryx2"
+        }
     }
 
     fn class(&self) -> Class {
         Class::SharedMemory
+    }
+
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        // The subscriber buffer holds as many messages as shmbus's ring of this size.
+        Some(capacity_for(size))
     }
 
     fn prepare(&self, _sizes: &[usize]) -> Vec<String> {
@@ -211,7 +229,7 @@ impl Transport for Iceoryx2 {
 
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("shmbus-bench/{}", env.unique);
-        let ep = endpoint(&base, size, true)?;
+        let ep = endpoint(&base, size, true, self.0)?;
         Ok(Listening {
             arg: base,
             child_stdin: None,
@@ -222,7 +240,7 @@ impl Transport for Iceoryx2 {
 
     fn connect(&self, arg: &str, size: usize) -> Result<Box<dyn Endpoint>> {
         set_log_level(LogLevel::Error);
-        Ok(Box::new(endpoint(arg, size, false)?))
+        Ok(Box::new(endpoint(arg, size, false, self.0)?))
     }
 }
 
@@ -256,7 +274,7 @@ impl crate::fanout::FanPublisher for IceFanPublisher {
     #[inline]
     fn reply(&mut self, i: usize, buf: &mut [u8]) -> Result<usize> {
         let (sub, service) = &self.replies[i];
-        take(sub, service, buf)
+        take(sub, service, buf, usize::MAX)
     }
 }
 
@@ -314,6 +332,7 @@ impl crate::fanout::FanoutTransport for Iceoryx2Fanout {
             publisher: publisher(&up, size)?,
             subscriber: subscriber(&down, size)?,
             rx_service: down,
+            look: usize::MAX,
             _tx_service: up,
             _node: node,
         }))

@@ -15,8 +15,10 @@ use std::path::PathBuf;
 mod eventfd;
 mod fifo;
 mod floor_cacheline;
+mod floor_ring;
 #[cfg(feature = "iceoryx2")]
 pub(crate) mod iceoryx2;
+mod kernel_spin;
 pub(crate) mod pipe;
 mod posix_mq;
 mod shmbus_async;
@@ -25,6 +27,7 @@ mod shmbus_channel;
 mod shmbus_mpmc;
 mod shmbus_select;
 mod shmbus_spsc;
+mod shmbus_zero_copy;
 mod tcp;
 mod uds;
 
@@ -37,6 +40,25 @@ pub trait Endpoint {
     fn send(&mut self, msg: &[u8]) -> Result<()>;
     /// Receives one message into `buf` (whose length is the message size); returns its length.
     fn recv(&mut self, buf: &mut [u8]) -> Result<usize>;
+    /// Sends all of `msgs`, as many per call into the transport as it takes (the batched
+    /// streaming phase, run for transports whose [`Transport::batches`] is true).
+    fn send_batch(&mut self, msgs: &[Vec<u8>]) -> Result<()> {
+        for m in msgs {
+            self.send(m)?;
+        }
+        Ok(())
+    }
+    /// Receives the messages there are (at least one, waiting for it), handing each to `f`
+    /// in place; returns how many (the batched streaming phase).
+    fn recv_batch(
+        &mut self,
+        buf: &mut [u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let n = self.recv(buf)?;
+        f(&buf[..n])?;
+        Ok(1)
+    }
 }
 
 /// What a transport is, for the report: kernel paths are what shmbus is compared against.
@@ -95,6 +117,18 @@ pub trait Transport {
         let _ = (phase, size);
         true
     }
+    /// Whether this transport takes part in the batched streaming phase (its endpoints
+    /// override [`Endpoint::send_batch`] and [`Endpoint::recv_batch`]): the ring's ceiling.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// The data bytes of the ring(s) this transport creates for `size`-byte messages, for
+    /// transports whose ring follows `--ring-bytes` (see [`crate::ring`]); `None` for the
+    /// others.
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        let _ = size;
+        None
+    }
     /// Called once per run before anything is measured: raise limits, and say what was done
     /// (or could not be) as lines for the report.
     fn prepare(&self, sizes: &[usize]) -> Vec<String> {
@@ -111,6 +145,7 @@ pub trait Transport {
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
         Box::new(floor_cacheline::FloorCacheline),
+        Box::new(floor_ring::FloorRing),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Spin)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Parked)),
@@ -118,6 +153,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargePosix)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargeSysv)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargeSysvHuge)),
+        Box::new(shmbus_zero_copy::ShmbusZeroCopy),
         Box::new(shmbus_mpmc::ShmbusMpmc(false)),
         Box::new(shmbus_mpmc::ShmbusMpmc(true)),
         Box::new(shmbus_channel::ShmbusChannel),
@@ -125,15 +161,25 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_async::ShmbusAsync(false)),
         Box::new(shmbus_async::ShmbusAsync(true)),
         #[cfg(feature = "iceoryx2")]
-        Box::new(iceoryx2::Iceoryx2),
+        Box::new(iceoryx2::Iceoryx2(false)),
+        #[cfg(feature = "iceoryx2")]
+        Box::new(iceoryx2::Iceoryx2(true)),
         Box::new(eventfd::EventFdTransport),
         Box::new(pipe::Pipe),
+        Box::new(kernel_spin::KernelSpin(kernel_spin::Kind::Pipe)),
         Box::new(fifo::Fifo),
         Box::new(uds::UdsStream),
         Box::new(uds::UdsSeqpacket),
+        Box::new(kernel_spin::KernelSpin(kernel_spin::Kind::Uds)),
         Box::new(tcp::Tcp),
         Box::new(posix_mq::PosixMq::default()),
     ]
+}
+
+/// The floor the harness runs before and after each transport's phases, inside the same
+/// process pair: one cache line bounced (see `floor-cacheline`).
+pub fn bracket_floor() -> Box<dyn Transport> {
+    Box::new(floor_cacheline::FloorCacheline)
 }
 
 /// The transport called `name`.

@@ -99,6 +99,10 @@ impl Transport for ShmbusAsync {
         Class::SharedMemory
     }
 
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        Some(crate::ring::capacity_for(size))
+    }
+
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
         let b = async_builder(size);

@@ -12,9 +12,9 @@
 //!   a subscriber overtaken by the publisher gets `PopError::Lagged`, resumes at the latest
 //!   record, and its streaming phase counts the messages it missed instead of failing.
 
-use super::shmbus_spsc::capacity_for;
 use super::{Endpoint, SetupEnv};
 use crate::fanout::{FanListening, FanPublisher, FanoutTransport, SubscriberSetup};
+use crate::ring::capacity_for;
 use anyhow::{bail, ensure, Context, Result};
 use shmbus::ring::{
     Broadcast, BroadcastConfig, BroadcastRing, Consumer, Kind, PopError, Producer, PushError,

@@ -8,8 +8,8 @@
 //! that takes the stride from one cache line to two), written by every push and verified on
 //! every pop's copy.
 
-use super::shmbus_spsc::capacity_for;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::ring::capacity_for;
 use anyhow::{bail, ensure, Context, Result};
 use shmbus::ring::mpmc::slot_stride;
 use shmbus::ring::{
@@ -22,11 +22,16 @@ pub struct ShmbusMpmc(pub bool);
 
 /// Slots for messages of `size` bytes (plus the checksum trailer), as many as fit the SPSC
 /// ring's capacity for that size (at least 8).
-fn config(size: usize, checksum: bool) -> MpmcConfig {
+fn geometry(size: usize, checksum: bool) -> (u64, u64) {
     let slot = size.max(1) as u64 + if checksum { 4 } else { 0 };
     let slots = (capacity_for(size) / slot_stride(slot))
         .max(8)
         .next_power_of_two();
+    (slots, slot)
+}
+
+fn config(size: usize, checksum: bool) -> MpmcConfig {
+    let (slots, slot) = geometry(size, checksum);
     MpmcConfig::new(slots, slot)
         .notify(false)
         .checksum(checksum)
@@ -86,6 +91,11 @@ impl Transport for ShmbusMpmc {
         Class::SharedMemory
     }
 
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        let (slots, slot) = geometry(size, self.0);
+        Some(slots * slot_stride(slot))
+    }
+
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
         let cfg = config(size, self.0);
@@ -95,6 +105,15 @@ impl Transport for ShmbusMpmc {
                 .with_context(|| format!("MpmcRing::create_shm({name})"))
         };
         let (down, up) = (create("down")?, create("up")?);
+        // The ring size the report names is the ring's own.
+        // (`slot_size` is the largest message: the slot less the checksum trailer.)
+        let (slots, _) = geometry(size, self.0);
+        ensure!(
+            down.slots() == slots && up.slots() == slots && down.slot_size() == size.max(1),
+            "asked for {slots} slots for {size}-byte messages, got {} for {}-byte ones",
+            down.slots(),
+            down.slot_size()
+        );
         let ep = MpmcEndpoint {
             tx: down.producer().context("producer")?,
             rx: up.consumer().context("consumer")?,

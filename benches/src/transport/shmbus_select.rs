@@ -117,6 +117,10 @@ impl Transport for ShmbusSelect4 {
         Class::SharedMemory
     }
 
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        Some(crate::ring::capacity_for(size))
+    }
+
     fn supports(&self, phase: Phase, _size: usize) -> bool {
         phase == Phase::RoundTrip
     }

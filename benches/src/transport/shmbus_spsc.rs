@@ -30,6 +30,7 @@
 
 use super::Phase;
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
+use crate::ring::capacity_for;
 use anyhow::{ensure, Context, Result};
 use shmbus::ring::segment::{HugePages, SysvOptions};
 use shmbus::ring::{
@@ -88,14 +89,21 @@ impl Mode {
 /// shmbus's SPSC ring, in one of three waiting [`Mode`]s.
 pub struct ShmbusSpsc(pub Mode);
 
-/// Ring capacity for messages of `size` bytes: at least 64 KiB (a pipe's buffer), and room for
-/// at least eight records of the largest size so streaming never runs in lock-step.
-pub fn capacity_for(size: usize) -> u64 {
-    let record = (size as u64 + 8).next_multiple_of(8);
-    (record * 8).next_power_of_two().max(64 * 1024)
+impl ShmbusSpsc {
+    /// The ring's data bytes for `size`-byte messages: the run's ring size (with the
+    /// checksum each record is 4 bytes longer), or 64 MiB for the large-ring modes.
+    fn capacity(&self, size: usize) -> u64 {
+        let checksum = self.0 == Mode::SpinChecksum;
+        let capacity = capacity_for(size + if checksum { 4 } else { 0 });
+        if self.0.large() {
+            capacity.max(LARGE)
+        } else {
+            capacity
+        }
+    }
 }
 
-fn options() -> SegmentOptions {
+pub(super) fn options() -> SegmentOptions {
     SegmentOptions::default().prefault(true)
 }
 
@@ -127,7 +135,7 @@ impl SpscEndpoint {
     }
 }
 
-fn push_failed(e: PushError) -> anyhow::Error {
+pub(super) fn push_failed(e: PushError) -> anyhow::Error {
     match e {
         PushError::Disconnected => {
             anyhow::anyhow!("push: the consumer detached (peer exited?)")
@@ -136,7 +144,7 @@ fn push_failed(e: PushError) -> anyhow::Error {
     }
 }
 
-fn pop_failed(e: PopError) -> anyhow::Error {
+pub(super) fn pop_failed(e: PopError) -> anyhow::Error {
     match e {
         PopError::Disconnected => {
             anyhow::anyhow!("pop: the producer detached (peer exited?)")
@@ -186,6 +194,43 @@ impl Endpoint for SpscEndpoint {
             }
         }
     }
+
+    fn send_batch(&mut self, msgs: &[Vec<u8>]) -> Result<()> {
+        let mut done = 0;
+        while done < msgs.len() {
+            match self.tx.try_push_batch(&msgs[done..]) {
+                Ok(n) => done += n,
+                Err(PushError::Full) => std::hint::spin_loop(),
+                Err(e) => return Err(push_failed(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn recv_batch(
+        &mut self,
+        _buf: &mut [u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let mut failed = None;
+        loop {
+            let got = self.rx.try_pop_batch(crate::driver::BATCH, |m| {
+                if failed.is_none() {
+                    if let Err(e) = f(m) {
+                        failed = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            match got {
+                Ok(0) => std::hint::spin_loop(),
+                Ok(n) => return Ok(n),
+                Err(e) => return Err(pop_failed(e)),
+            }
+        }
+    }
 }
 
 impl Transport for ShmbusSpsc {
@@ -205,8 +250,17 @@ impl Transport for ShmbusSpsc {
         Class::SharedMemory
     }
 
+    fn ring_bytes(&self, size: usize) -> Option<u64> {
+        Some(self.capacity(size))
+    }
+
     fn supports(&self, phase: Phase, _size: usize) -> bool {
         !self.0.large() || phase == Phase::Stream
+    }
+
+    fn batches(&self) -> bool {
+        // The batch path is the ring's ceiling: measured on the plain spinning ring.
+        self.0 == Mode::Spin
     }
 
     fn prepare(&self, _sizes: &[usize]) -> Vec<String> {
@@ -234,11 +288,7 @@ impl Transport for ShmbusSpsc {
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
         let checksum = self.0 == Mode::SpinChecksum;
-        // With the checksum, each record is 4 bytes longer.
-        let mut capacity = capacity_for(size + if checksum { 4 } else { 0 });
-        if self.0.large() {
-            capacity = capacity.max(LARGE);
-        }
+        let capacity = self.capacity(size);
         let config = SpscConfig::new(capacity)
             .notify(!self.0.spins())
             .checksum(checksum);
@@ -255,6 +305,13 @@ impl Transport for ShmbusSpsc {
             }
         };
         let (down, up) = (create("down")?, create("up")?);
+        // The ring size the report names is the ring's own.
+        ensure!(
+            down.data_capacity() == capacity && up.data_capacity() == capacity,
+            "asked for {capacity}-byte rings, got {} and {}",
+            down.data_capacity(),
+            up.data_capacity()
+        );
         let ep = SpscEndpoint::new(
             down.producer().context("producer")?,
             up.consumer().context("consumer")?,
@@ -282,19 +339,5 @@ impl Transport for ShmbusSpsc {
             self.0,
             [down, up],
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ring_capacity_is_a_power_of_two_holding_eight_messages() {
-        for size in [8, 64, 512, 4096, 65536, 100_000] {
-            let cap = capacity_for(size);
-            assert!(cap.is_power_of_two() && cap >= 64 * 1024);
-            assert!(cap >= 8 * (size as u64 + 8), "{size}: {cap}");
-        }
     }
 }
