@@ -200,3 +200,29 @@ fn the_aligned_flag_is_refused_on_an_mpmc_ring() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// A reservation leaked with `mem::forget` (safe code) leaves its skip record in the producer;
+/// a later batch (which never skips) moves `tail` without clearing it, and the next push whose
+/// record starts where that stale skip's record would have started commits the stale skip over
+/// the batch's first header: the batch's message is lost (the consumer skips over it).
+#[test]
+fn a_leaked_reservation_skip_never_overwrites_a_later_batch() {
+    let ring = SpscRing::in_heap(&SpscConfig::new(1 << 12)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(&[1u8; 24]).unwrap(); // 32 bytes: the next header sits 32 bytes into a line
+    // 600 bytes from position 32: a 24-byte skip (len 16) puts the payload at 64.
+    let w = tx.reserve(600).unwrap();
+    assert_eq!(w.as_ptr() as usize % 64, 0);
+    std::mem::forget(w);
+    // A 24-byte record at 32, ending at 56: where the leaked reservation's record started.
+    assert_eq!(tx.try_push_batch(&[[2u8; 16]]).unwrap(), 1);
+    tx.try_push(b"after").unwrap();
+    let mut buf = [0u8; 1024];
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[1u8; 24]);
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[2u8; 16], "the batch's message was lost");
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"after");
+    assert_eq!(rx.try_pop(&mut buf), Err(PopError::Empty));
+}
