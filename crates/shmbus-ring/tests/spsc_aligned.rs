@@ -200,3 +200,74 @@ fn the_aligned_flag_is_refused_on_an_mpmc_ring() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// A reservation leaked with `mem::forget` (safe code) leaves its skip record in the producer;
+/// a later batch (which never skips) moves `tail` without clearing it, and the next push whose
+/// record starts where that stale skip's record would have started commits the stale skip over
+/// the batch's first header: the batch's message is lost (the consumer skips over it).
+#[test]
+fn a_leaked_reservation_skip_never_overwrites_a_later_batch() {
+    let ring = SpscRing::in_heap(&SpscConfig::new(1 << 12)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    tx.try_push(&[1u8; 24]).unwrap(); // 32 bytes: the next header sits 32 bytes into a line
+                                      // 600 bytes from position 32: a 24-byte skip (len 16) puts the payload at 64.
+    let w = tx.reserve(600).unwrap();
+    assert_eq!(w.as_ptr() as usize % 64, 0);
+    std::mem::forget(w);
+    // A 24-byte record at 32, ending at 56: where the leaked reservation's record started.
+    assert_eq!(tx.try_push_batch(&[[2u8; 16]]).unwrap(), 1);
+    tx.try_push(b"after").unwrap();
+    let mut buf = [0u8; 1024];
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[1u8; 24]);
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[2u8; 16], "the batch's message was lost");
+    let n = rx.try_pop(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"after");
+    assert_eq!(rx.try_pop(&mut buf), Err(PopError::Empty));
+}
+
+/// A ring sized by `Kind::config_for(n, max)` with the bound `n` (as the typed channel's
+/// `bounded(n)`) takes a push whenever fewer than `n` messages are queued, whatever their
+/// lengths up to `max` and wherever the consumer stands: skips (up to 56 bytes before each
+/// large record) and the padding of a wrap included (crossbeam's contract).
+#[test]
+fn a_sized_bounded_ring_never_reports_full_below_its_message_bound() {
+    use shmbus_ring::{Identity, Kind, Ring, Spsc};
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for max in [256u64, 257, 300, 1000, 2040, 4096] {
+        for n in 1..=9u64 {
+            let cfg = Spsc::with_limit(
+                Spsc::config_for(n, max, Identity::default(), false).unwrap(),
+                n,
+            );
+            let ring = Ring::<Spsc>::in_heap(&cfg).unwrap();
+            let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+            let lens = [0, 1, 7, 200, 255, 256, max - 1, max, max, max];
+            let mut queued = std::collections::VecDeque::new();
+            let mut buf = vec![0u8; max as usize];
+            for i in 0..3000u64 {
+                if (queued.len() as u64) < n && rand(3) != 0 {
+                    let len = lens[rand(lens.len() as u64) as usize] as usize;
+                    let data = payload(i as usize, len);
+                    tx.try_push(&data).unwrap_or_else(|e| {
+                        panic!(
+                            "max {max}, bound {n}: push {i} of {len} bytes with {} queued: {e}",
+                            queued.len()
+                        )
+                    });
+                    queued.push_back(data);
+                } else if let Some(want) = queued.pop_front() {
+                    let got = rx.try_pop(&mut buf).unwrap();
+                    assert_eq!(&buf[..got], &want[..]);
+                }
+            }
+        }
+    }
+}

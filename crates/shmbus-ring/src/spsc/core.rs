@@ -363,7 +363,13 @@ impl<M: Memory> ProducerCore<M> {
         // SAFETY: `at` gives in-bounds aligned data words: `start` from `place`/`ensure`, and
         // the skip's position, free space `place` granted with it.
         unsafe {
-            match skip.filter(|&(at, w)| at + HEADER_SIZE + u64::from(decode(w).0) == start) {
+            // A skip is current only at the tail: a reservation never committed (its guard
+            // leaked with `mem::forget`) left one behind, and a batch, which never skips, may
+            // since have moved the tail so that the stale skip's record would start at `start`.
+            let tail = self.tail;
+            match skip
+                .filter(|&(at, w)| at == tail && at + HEADER_SIZE + u64::from(decode(w).0) == start)
+            {
                 Some((at, skip)) => {
                     // S5: Relaxed; the consumer reaches this header only through the skip
                     // header, whose Release store just below orders it.
