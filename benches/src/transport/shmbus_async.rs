@@ -69,7 +69,7 @@ impl Endpoint for AsyncEndpoint {
         match self.rt.block_on(self.rx.recv()) {
             Ok(m) => {
                 m.to_bytes(buf)?;
-                self.spare = m.payload;
+                self.spare = m.payload.into_vec();
                 Ok(buf.len())
             }
             Err(e) if e.is_disconnected() => bail!("recv: the sender detached (peer exited?)"),

@@ -2,7 +2,7 @@
 //! carrying a small struct, two channels in POSIX shared memory (parent→peer and peer→parent).
 //! Both sides spin exactly like `shmbus-spsc`: `try_send` until there is room, `try_recv`
 //! until a message is there, channels built without wake-up notification. What this adds over
-//! `shmbus-spsc` is the typed layer: measuring and encoding the struct straight into the
+//! `shmbus-spsc` is the typed layer: encoding the struct in one pass straight into the
 //! ring's reservation, copying the record out into the receiver's private buffer, decoding it.
 //!
 //! The struct, [`BenchMessage`], carries the harness's message field for field: `word0` (the
@@ -16,12 +16,9 @@
 //! receive it copies only the header words into the harness's buffer (the harness reads
 //! nothing else; the payload stays in the decoded struct, as with the zero-copy rows), and
 //! on send it writes the harness's bytes into the struct (the one copy left: a user builds
-//! the struct instead of bytes). Allocation: today's API takes a message by value and hands
-//! one back by value, so decoding allocates one `Vec` per received message; the endpoint
-//! reuses the last received buffer for its next send, so a ping-pong costs one allocation per
-//! message per side, and a streaming sender allocates its payload per message. With
-//! `send_ref(&T)` and `recv_into(&mut T)` both go: [`ChannelEndpoint::offer`] and
-//! [`ChannelEndpoint::take`] are the one line each to change.
+//! the struct instead of bytes). Allocation: none per message: each endpoint keeps one
+//! `BenchMessage`, sends it by reference (`try_send_ref`) and receives into it
+//! (`try_recv_into`, decoding in place: the payload is a `shmbus::codec::Bytes`).
 //!
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
 //! `Disconnected`, which ends the phase with an error rather than a wait for ever.
@@ -46,48 +43,9 @@ pub struct BenchMessage {
     /// The one-way phase's sequence number; the filler's bytes 8..16 otherwise; 0 for a
     /// message shorter than 16 bytes.
     pub word1: u64,
-    /// The rest of the message.
-    #[serde(
-        serialize_with = "bytes::serialize",
-        deserialize_with = "bytes::deserialize"
-    )]
-    pub payload: Vec<u8>,
-}
-
-/// `Vec<u8>` as serde bytes (bincode: a varint length, then the bytes in one copy) instead of
-/// a sequence of `u8` (one call per byte).
-mod bytes {
-    use serde::de::{Error, SeqAccess, Visitor};
-    use serde::{Deserializer, Serializer};
-    use std::fmt;
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct Bytes;
-        impl<'de> Visitor<'de> for Bytes {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-                while let Some(b) = seq.next_element()? {
-                    v.push(b);
-                }
-                Ok(v)
-            }
-        }
-        d.deserialize_byte_buf(Bytes)
-    }
+    /// The rest of the message: serde bytes (a length and one copy, not byte by byte), which
+    /// `recv_into` decodes in place, reusing the buffer.
+    pub payload: shmbus::codec::Bytes,
 }
 
 /// Where the payload starts in a harness message of `len` bytes (`word1` needs 16).
@@ -134,7 +92,7 @@ impl BenchMessage {
         BenchMessage {
             word0: word0(msg),
             word1: word1(msg).unwrap_or(0),
-            payload,
+            payload: payload.into(),
         }
     }
 
@@ -167,10 +125,18 @@ fn max_message(size: usize) -> usize {
 
 /// The channel's capacity in messages of the maximum size, chosen so that its ring has the
 /// same number of bytes as `shmbus-spsc`'s for this size ([`capacity_for`]): the channel
-/// makes a ring of `(capacity + 1)` records of the maximum size plus 8, rounded up to a power
-/// of two.
+/// makes a ring of `(capacity + 1)` records of the maximum size (each with room for a skip
+/// record before it, from 256 bytes) plus 8, rounded up to a power of two.
 fn capacity_messages(size: usize) -> u64 {
-    let record = 8 + (max_message(size) as u64).next_multiple_of(8);
+    use shmbus::ring::frame::{ALIGN_FROM, HEADER_SIZE, MAX_SKIP_LEN};
+    let max = max_message(size) as u64;
+    // An aligned SPSC ring's sizing allows a skip record before each large record.
+    let skip = if max >= ALIGN_FROM {
+        HEADER_SIZE + MAX_SKIP_LEN
+    } else {
+        0
+    };
+    let record = 8 + max.next_multiple_of(8) + skip;
     ((capacity_for(size) - 8) / record).saturating_sub(1).max(1)
 }
 
@@ -200,17 +166,13 @@ enum Offer {
 }
 
 impl ChannelEndpoint {
-    /// The one place the adapter hands its message to the channel. Today `try_send` takes the
-    /// message by value (returned on `Full`); with `send_ref(&T)` this becomes
-    /// `self.tx.try_send_ref(&self.out)` and `out` keeps its buffer for good.
+    /// The one place the adapter hands its message to the channel: by reference
+    /// (`try_send_ref`), so `out` keeps its buffer for good.
     #[inline]
     fn offer(&mut self) -> Result<Offer> {
-        match self.tx.try_send(std::mem::take(&mut self.out)) {
+        match self.tx.try_send_ref(&self.out) {
             Ok(()) => Ok(Offer::Sent),
-            Err(e) if e.is_full() => {
-                self.out = e.into_inner();
-                Ok(Offer::Full)
-            }
+            Err(e) if e.is_full() => Ok(Offer::Full),
             Err(e) if e.is_disconnected() => {
                 bail!("try_send: the receiver detached (peer exited?)")
             }
@@ -219,16 +181,11 @@ impl ChannelEndpoint {
     }
 
     /// The one place the adapter takes a message from the channel; `Ok(false)` when there is
-    /// none. Today `try_recv` decodes into a fresh message; with `recv_into(&mut T)` this
-    /// becomes `self.rx.try_recv_into(&mut self.out)` (decoding into the buffer the next
-    /// send reuses anyway).
+    /// none. `try_recv_into` decodes in place, into the buffer the next send reuses.
     #[inline]
     fn take(&mut self) -> Result<bool> {
-        match self.rx.try_recv() {
-            Ok(m) => {
-                self.out = m;
-                Ok(true)
-            }
+        match self.rx.try_recv_into(&mut self.out) {
+            Ok(()) => Ok(true),
             Err(e) if e.is_empty() => Ok(false),
             Err(e) if e.is_disconnected() => {
                 bail!("try_recv: the sender detached (peer exited?)")
@@ -405,7 +362,7 @@ mod tests {
             // decoded message, whole.
             assert_eq!(buf[..16], msg[..16]);
             assert!(buf[16..].iter().all(|&b| b == 0), "no payload copied out");
-            assert_eq!(theirs.out.payload, msg[16..]);
+            assert_eq!(&theirs.out.payload[..], &msg[16..]);
             theirs.send(&buf).unwrap();
             ours.recv(&mut buf).unwrap();
             assert_eq!(word0(&buf), seq);

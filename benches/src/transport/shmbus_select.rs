@@ -65,7 +65,7 @@ impl Endpoint for Parent {
             match self.rx.try_recv() {
                 Ok(m) => {
                     m.to_bytes(buf)?;
-                    self.spare = m.payload;
+                    self.spare = m.payload.into_vec();
                     return Ok(buf.len());
                 }
                 Err(e) if e.is_empty() => std::hint::spin_loop(),
@@ -97,7 +97,7 @@ impl Endpoint for Peer {
         match op.recv(&mut self.rx[i]) {
             Ok(m) => {
                 m.to_bytes(buf)?;
-                self.spare = m.payload;
+                self.spare = m.payload.into_vec();
                 Ok(buf.len())
             }
             Err(e) if e.is_disconnected() => {

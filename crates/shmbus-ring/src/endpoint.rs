@@ -65,6 +65,9 @@ pub trait WriteCore {
     fn commit(&mut self, at: u64, len: usize);
     /// Gives up the message reserved at `at` (nothing becomes visible).
     fn abandon(&mut self, at: u64);
+    /// The next reservation is a bound, not a size (its commit will be shorter): place it
+    /// packed, as a small message (an aligned SPSC ring puts no skip record before it).
+    fn pack_next(&mut self) {}
     /// The largest message.
     fn max_message(&self) -> usize;
     /// Whether a push of the largest message would find the ring full now (a snapshot).
@@ -464,6 +467,32 @@ impl<K: Kind> Producer<K> {
             len,
             done: false,
         })
+    }
+
+    /// Reserves room for a message of at most `len` bytes whose size is not known yet (an
+    /// encoder writing in one pass), to be published with [`WriteGuard::commit_len`]. As
+    /// [`reserve`](Self::reserve), except that an aligned SPSC ring places it packed, as it
+    /// would the short message it usually turns out to be, rather than on a cache line.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_push`](Self::try_push).
+    ///
+    /// ```
+    /// # use shmbus_ring::{SpscConfig, SpscRing};
+    /// let ring = SpscRing::in_heap(&SpscConfig::new(1 << 12))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// let mut w = tx.reserve_up_to(1024)?;
+    /// w[..2].copy_from_slice(b"hi");
+    /// w.commit_len(2);
+    /// assert_eq!(ring.used_bytes(), Some(16)); // one packed 16-byte record, no skip
+    /// assert_eq!(&*rx.read()?.expect("committed"), b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn reserve_up_to(&mut self, len: usize) -> Result<WriteGuard<'_, K>, PushError> {
+        self.core.pack_next();
+        self.reserve(len)
     }
 
     /// Reserves a message of `len` bytes, waiting until `deadline` (`None`: for ever) while

@@ -33,6 +33,7 @@ use std::ptr::NonNull;
 mod dir;
 mod huge;
 mod sysv;
+mod words;
 
 pub use dir::{shm_dir, validate_name, DEFAULT_SHM_DIR, MAX_NAME_LEN, SHM_DIR_ENV};
 pub use huge::{huge_page_info, HugePageInfo, HugePages};

@@ -181,7 +181,8 @@ impl Geometry {
         let at = self.at(head);
         match self {
             Geometry::Spsc { limit, .. } => {
-                // An unknown kind (3..=255), or a data record longer than the limit.
+                // A kind of 3..=255 with a length of 1 (unknown, or a skip record of a
+                // length no skip has), or a data record longer than the limit.
                 let bad = if extra % 2 == 0 {
                     encode(1, 3 + u32::from(extra / 2))
                 } else {

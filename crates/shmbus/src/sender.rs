@@ -88,7 +88,7 @@ impl<T, F: Flavor, C: Codec<T>> Sender<T, F, C> {
         if C::MEASURE_FIRST {
             return self.write_measured(msg, wait);
         }
-        if let Ok(mut r) = self.producer.reserve(self.max) {
+        if let Ok(mut r) = self.producer.reserve_up_to(self.max) {
             if let Ok(n) = C::encode(msg, &mut r) {
                 r.commit_len(n);
                 return Ok(());

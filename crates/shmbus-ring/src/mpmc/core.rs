@@ -513,7 +513,9 @@ impl<M: Memory> Core<M> {
     }
 
     /// Checks a commit or read-claim word `(seq, ·)` against the producers' tail hint: its
-    /// producer raised the hint to at least `seq` (M4) before the Release store of the commit
+    /// producer raised the hint to at least `seq` (M4), or saw it there already (M4a: its
+    /// Relaxed load read a value at least `seq`, and read-read coherence carries that to any
+    /// later load ordered after it), before the Release store of the commit
     /// (M5) that the caller's Acquire load of the word synchronised with (directly, or through
     /// a consumer's claiming CAS, which continues M5's release sequence), so a later load of
     /// the hint sees at least `seq` (PROTOCOL §5.5).

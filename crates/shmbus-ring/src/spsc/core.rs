@@ -121,6 +121,8 @@ pub struct ProducerCore<M: Memory> {
     /// A skip record placed before the record being written: its position and header word,
     /// stored by the record's commit (PROTOCOL §4.2, R1s).
     skip: Option<(u64, u64)>,
+    /// The next placement is packed, whatever its length (`pack_next`).
+    pack: bool,
 }
 
 impl<M: Memory> ProducerCore<M> {
@@ -193,6 +195,7 @@ impl<M: Memory> ProducerCore<M> {
                         sent: sent.max(taken),
                         cached_taken: taken,
                         skip: None,
+                        pack: false,
                     })
                 }
                 Some((kind, size)) => {
@@ -391,6 +394,14 @@ impl<M: Memory> ProducerCore<M> {
     // trait method, which cost the streaming rate at 8 B about a fifth (harness A/B).
     #[inline(always)]
     fn place(&mut self, len: usize) -> Result<u64, PushError> {
+        let placed = self.place_inner(len);
+        self.pack = false;
+        placed
+    }
+
+    /// [`place`](Self::place), before the one-shot `pack` is reset.
+    #[inline(always)]
+    fn place_inner(&mut self, len: usize) -> Result<u64, PushError> {
         if wide(len) > self.g.max_record {
             return Err(PushError::TooLarge {
                 len,
@@ -432,7 +443,7 @@ impl<M: Memory> ProducerCore<M> {
     #[inline(always)]
     fn skip_before(&self, at: u64, len: u64, size: u64) -> u64 {
         let Some(a) = self.g.aligned else { return 0 };
-        if len < a.from {
+        if len < a.from || self.pack {
             return 0;
         }
         let into = (at + HEADER_SIZE) & (a.boundary - 1);
@@ -726,6 +737,11 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         // Nothing was published: the next record is written over the reservation (and its
         // skip record, if it had one).
         self.skip = None;
+    }
+
+    #[inline]
+    fn pack_next(&mut self) {
+        self.pack = true;
     }
 
     fn max_message(&self) -> usize {

@@ -167,7 +167,8 @@ impl<M: Memory> Core<M> {
                 "sequence word at the producers' position holds an earlier lap than the tail hint allows",
             );
         }
-        // M16: Relaxed, as M7: a hint; the two-probe rule covers a stale value.
+        // M16: Relaxed (M7 itself is Acquire since D58, for the blind claims; the audit only
+        // reads a hint): the two-probe rule covers a stale value.
         // SAFETY: in-bounds aligned hint word (constructor contract).
         let head = unsafe { self.mem.load(self.g.words.head, Ordering::Relaxed) };
         let read_claimed = head > q - cap;
