@@ -473,6 +473,7 @@ impl Detail {
                 "checksum": h.ring_flags & 2 != 0,
                 "bounded": h.ring_flags & 4 != 0,
                 "aligned": h.ring_flags & 8 != 0,
+                "membarrier": h.ring_flags & 16 != 0,
                 "total_len": h.total_len,
                 "capacity": h.capacity,
                 "record_limit": h.record_limit,

@@ -198,6 +198,7 @@ pub fn print_inspect(d: &Detail, fmt: Format) -> Result<(), Failure> {
         (2, "checksum"),
         (4, "bounded"),
         (8, "aligned"),
+        (16, "membarrier"),
     ]
     .iter()
     .filter(|(b, _)| h.ring_flags & b != 0)
