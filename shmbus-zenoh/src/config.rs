@@ -244,8 +244,14 @@ impl Config {
     ///
     /// The first pattern Zenoh refuses; an import queue of 0.
     pub fn validate(&self) -> Result<(), KeyError> {
-        let ex = self.export.iter().flat_map(|r| r.topics.iter().chain(&r.deny));
-        let im = self.import.iter().flat_map(|r| r.topics.iter().chain(&r.deny));
+        let ex = self
+            .export
+            .iter()
+            .flat_map(|r| r.topics.iter().chain(&r.deny));
+        let im = self
+            .import
+            .iter()
+            .flat_map(|r| r.topics.iter().chain(&r.deny));
         for p in ex.chain(im) {
             Pattern::new(p)?;
         }

@@ -5,7 +5,7 @@
 
 use crate::config::{Congestion, ExportRule};
 use crate::keys::{data_key, live_key, Announce, Meta};
-use crate::status::{add, Direction};
+use crate::status::{add, add_drop, Direction};
 use crate::Shared;
 use shmbus::topic::{RawSubscribeOptions, RawSubscriber, RecvTimeoutError, StartAt};
 use std::collections::HashMap;
@@ -46,7 +46,9 @@ pub(crate) fn scan(shared: &Arc<Shared>) {
                         Ok(h) => {
                             running.insert(t.name, h);
                         }
-                        Err(e) => tracing::error!(topic = %t.name, "cannot start an export thread: {e}"),
+                        Err(e) => {
+                            tracing::error!(topic = %t.name, "cannot start an export thread: {e}")
+                        }
                     }
                 }
             }
@@ -142,15 +144,17 @@ fn export_topic(shared: &Shared, topic: &str, rule: &ExportRule) {
                 {
                     Ok(()) => add(&stats.forwarded, 1),
                     Err(e) => {
-                        add(&stats.put_errors, 1);
-                        tracing::warn!(topic, "Zenoh put failed: {e}");
+                        if add_drop(&stats.put_errors, 1) {
+                            tracing::warn!(topic, "Zenoh put failed: {e}");
+                        }
                     }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Lagged { missed }) => {
-                add(&stats.dropped_local, missed);
-                tracing::warn!(topic, missed, "export lapped by the local publisher");
+                if add_drop(&stats.dropped_local, missed) {
+                    tracing::warn!(topic, missed, "export lapped by the local publisher");
+                }
             }
             // The publisher is gone and all it wrote was read: wait for a successor.
             Err(RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),

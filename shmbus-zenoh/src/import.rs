@@ -5,7 +5,7 @@
 
 use crate::config::{ImportRule, Overflow};
 use crate::keys::{parse_live_key, topic_of_data_key, Meta};
-use crate::status::{add, Direction, TopicStats};
+use crate::status::{add, add_drop, Direction, TopicStats};
 use crate::Shared;
 use shmbus::topic::{RawIdentity, RawPublisher, RawPublisherBuilder};
 use std::collections::{HashMap, VecDeque};
@@ -43,7 +43,14 @@ impl Topic {
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let data = |q: &VecDeque<Item>| q.iter().filter(|i| matches!(i, Item::Data(..))).count();
         if matches!(item, Item::Data(..)) && data(&q) >= self.rule.queue {
-            add(&self.stats.dropped_queue, 1);
+            if add_drop(&self.stats.dropped_queue, 1) {
+                tracing::warn!(
+                    topic = %self.name,
+                    dropped = self.stats.dropped_queue.load(Ordering::Relaxed),
+                    policy = ?self.rule.overflow,
+                    "import queue full, dropping"
+                );
+            }
             if self.rule.overflow == Overflow::DropOldest {
                 if let Some(at) = q.iter().position(|i| matches!(i, Item::Data(..))) {
                     q.remove(at);
@@ -76,10 +83,13 @@ impl Topic {
     }
 }
 
+/// The imported topics by name, with their threads.
+type Topics = HashMap<String, (Arc<Topic>, JoinHandle<()>)>;
+
 /// The import side of a bridge.
 pub(crate) struct Importer {
     shared: Arc<Shared>,
-    topics: Mutex<HashMap<String, (Arc<Topic>, JoinHandle<()>)>>,
+    topics: Mutex<Topics>,
 }
 
 impl Importer {
@@ -183,7 +193,8 @@ impl Importer {
 
     /// Joins the topics' threads (after shutdown was flagged).
     pub(crate) fn join(&self) {
-        let topics = std::mem::take(&mut *self.topics.lock().unwrap_or_else(PoisonError::into_inner));
+        let topics =
+            std::mem::take(&mut *self.topics.lock().unwrap_or_else(PoisonError::into_inner));
         for (_, (t, h)) in topics {
             t.ready.notify_all();
             let _ = h.join();
@@ -276,8 +287,13 @@ impl Drain<'_> {
                 // `block`: wait as long as the local subscribers need, but see shutdown.
                 Err(e) if e.is_timeout() && block && !shared.stopping() => continue,
                 Err(e) => {
-                    add(&stats.dropped_ring, 1);
-                    tracing::warn!(topic = %topic.name, "dropped an imported message: {e}");
+                    if add_drop(&stats.dropped_ring, 1) {
+                        tracing::warn!(
+                            topic = %topic.name,
+                            dropped = stats.dropped_ring.load(Ordering::Relaxed),
+                            "the local ring did not take an imported message: {e}"
+                        );
+                    }
                 }
             }
             break;

@@ -73,7 +73,11 @@ pub fn unescape_chunk(chunk: &str) -> Result<String, KeyError> {
 
 /// A topic's key chunks: its `/`-separated segments, each escaped.
 pub fn topic_chunks(topic: &str) -> String {
-    topic.split('/').map(escape_chunk).collect::<Vec<_>>().join("/")
+    topic
+        .split('/')
+        .map(escape_chunk)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The topic of key chunks made by [`topic_chunks`].
@@ -343,7 +347,9 @@ mod tests {
 
     #[test]
     fn chunks_round_trip_and_are_valid_keys() {
-        for topic in ["prices", "a/b/c", "/lead", "trail/", "a//b", "*/$?#/**", "é ü%"] {
+        for topic in [
+            "prices", "a/b/c", "/lead", "trail/", "a//b", "*/$?#/**", "é ü%",
+        ] {
             let key = data_key("plant-a", topic).unwrap();
             assert_eq!(topic_of_data_key("plant-a", key.as_str()).unwrap(), topic);
         }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "shmbus-zenoh", version, about = "Bridges shmbus topics across hosts over Zenoh")]
+#[command(
+    name = "shmbus-zenoh",
+    version,
+    about = "Bridges shmbus topics across hosts over Zenoh"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

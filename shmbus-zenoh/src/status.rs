@@ -55,6 +55,13 @@ pub fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
+/// A drop counter plus `n`; whether this is one to log (the first, then one in 1000, so a
+/// stalled topic does not flood the log).
+pub fn add_drop(c: &AtomicU64, n: u64) -> bool {
+    let before = c.fetch_add(n, Ordering::Relaxed);
+    before == 0 || before / 1000 != (before + n) / 1000
+}
+
 /// One topic's line in the status file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -128,7 +135,10 @@ impl Registry {
     /// The flag set while this bridge publishes `topic` (imports into it): its exporter
     /// then skips what it reads there (DECISIONS D62).
     pub fn importing(&self, topic: &str) -> Arc<AtomicBool> {
-        let mut map = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .importing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.entry(topic.to_string()).or_default().clone()
     }
 
