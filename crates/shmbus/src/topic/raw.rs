@@ -9,7 +9,8 @@
 //! identity ([`Error::TypeMismatch`]).
 //!
 //! ```
-//! use shmbus::topic::{RawIdentity, StartAt};
+//! use shmbus::codec::{Bincode, Codec};
+//! use shmbus::topic::RawIdentity;
 //! use std::time::{Duration, Instant};
 //!
 //! let topic = format!("doc/raw/{}", std::process::id());
@@ -20,11 +21,14 @@
 //! let mut bytes = shmbus::topic::RawSubscriber::open(&topic)?;
 //! assert_eq!(bytes.identity(), &identity);
 //!
-//! raw.send_deadline(&7u32.to_le_bytes(), Instant::now() + Duration::from_secs(1))?;
+//! // Bytes encoded elsewhere (here by bincode, the topic's codec).
+//! let mut encoded = vec![0; <Bincode as Codec<u32>>::encoded_len(&7)?];
+//! <Bincode as Codec<u32>>::encode(&7, &mut encoded)?;
+//! raw.send_deadline(&encoded, Instant::now() + Duration::from_secs(1))?;
 //! assert_eq!(typed.recv()?, 7);
 //! let mut buf = Vec::new();
 //! let len = bytes.recv_deadline(&mut buf, Instant::now() + Duration::from_secs(1))?;
-//! assert_eq!(&buf[..len], &7u32.to_le_bytes());
+//! assert_eq!(&buf[..len], &encoded[..]);
 //!
 //! // A typed subscriber of another type is refused, as for a typed publisher's topic.
 //! assert!(shmbus::topic::subscriber::<String>().open(&topic).is_err());
@@ -182,7 +186,9 @@ impl RawPublisherBuilder {
     }
 
     fn config(&self, topic: &str) -> Result<BroadcastConfig, Error> {
-        let two = (self.max_message as u64).saturating_add(24).saturating_mul(2);
+        let two = (self.max_message as u64)
+            .saturating_add(24)
+            .saturating_mul(2);
         let cap = self
             .capacity
             .max(shmbus_ring::broadcast::MIN_CAPACITY)
@@ -232,8 +238,7 @@ impl RawPublisherBuilder {
                 Err(shmbus_ring::Error::Os { code, .. }) if code.raw() == super::EEXIST => {
                     match Segment::open(name, &self.common.segment) {
                         Ok(seg) => {
-                            let (ring, found) =
-                                attach_raw(topic, seg, self.common.ready_timeout)?;
+                            let (ring, found) = attach_raw(topic, seg, self.common.ready_timeout)?;
                             if found.fingerprint != self.identity.fingerprint
                                 || found.codec_id != self.identity.codec_id
                             {
@@ -345,7 +350,11 @@ impl RawPublisher {
     /// # Errors
     ///
     /// As [`send_until`](Self::send_until).
-    pub fn send_deadline(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), SendTimeoutError> {
+    pub fn send_deadline(
+        &mut self,
+        bytes: &[u8],
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError> {
         self.send_until(bytes, Some(deadline))
     }
 
