@@ -47,7 +47,7 @@ pub struct Config {
     #[serde(default)]
     pub shm_dir: Option<PathBuf>,
     /// Where the bridge writes its status file, `shmbus-bridge.<zid>.json`, which `shmbus
-    /// bridges` reads (default: the shm directory).
+    /// bridges` reads (default: `shmbus-bridges` in the shm directory).
     #[serde(default)]
     pub status_dir: Option<PathBuf>,
     /// How often the bridge looks for new local topics to export and rewrites its status

@@ -217,11 +217,12 @@ impl Drop for Bridge {
     }
 }
 
-fn status_dir(config: &Config) -> std::path::PathBuf {
+/// Where the status file goes.
+pub fn status_dir(config: &Config) -> std::path::PathBuf {
     config
         .status_dir
         .clone()
-        .unwrap_or_else(|| config.resolved_shm_dir())
+        .unwrap_or_else(|| config.resolved_shm_dir().join(status::STATUS_SUBDIR))
 }
 
 /// Rewrites the status file every scan interval until shutdown.

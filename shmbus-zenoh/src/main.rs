@@ -22,7 +22,7 @@ enum Command {
     Run(RunArgs),
     /// Prints the status files of the bridges on this host (JSON).
     Status {
-        /// The status directory (default: the shm directory).
+        /// The status directory (default: `shmbus-bridges` in the shm directory).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -66,7 +66,7 @@ struct RunArgs {
     /// The shm directory of the local topics.
     #[arg(long)]
     shm_dir: Option<PathBuf>,
-    /// Where to write the status file (default: the shm directory).
+    /// Where to write the status file (default: `shmbus-bridges` in the shm directory).
     #[arg(long)]
     status_dir: Option<PathBuf>,
 }
@@ -130,7 +130,9 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::Status { dir } => {
-            let dir = dir.unwrap_or_else(shmbus::ring::segment::shm_dir);
+            let dir = dir.unwrap_or_else(|| {
+                shmbus::ring::segment::shm_dir().join(shmbus_zenoh::status::STATUS_SUBDIR)
+            });
             let all = shmbus_zenoh::status::read_all(&dir);
             match serde_json::to_string_pretty(&all) {
                 Ok(s) => println!("{s}"),

@@ -1,6 +1,8 @@
 //! The bridge's counters, per topic and direction, and the status file that shows them to
 //! the `shmbus` command (`shmbus bridges`) without talking to the bridge: JSON, rewritten
-//! whole every scan interval by write-then-rename, so a reader never sees half of it.
+//! whole every scan interval by write-then-rename, so a reader never sees half of it. The
+//! files live in [`STATUS_SUBDIR`] of the shm directory, where `shmbus ls` (which lists
+//! regular files only) does not take them for segments.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,6 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// The status file's name prefix: `shmbus-bridge.<zid>.json` in the status directory.
 pub const STATUS_PREFIX: &str = "shmbus-bridge.";
+
+/// The default status directory, under the shm directory: `<shm dir>/shmbus-bridges`.
+pub const STATUS_SUBDIR: &str = "shmbus-bridges";
 
 /// Which way a topic crosses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -216,6 +221,7 @@ pub fn status_path(dir: &Path, zid: &str) -> PathBuf {
 ///
 /// The directory is not writable.
 pub fn write(dir: &Path, status: &BridgeStatus) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     let path = status_path(dir, &status.zid);
     let tmp = dir.join(format!(".{STATUS_PREFIX}{}.json.tmp", status.zid));
     let text = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
