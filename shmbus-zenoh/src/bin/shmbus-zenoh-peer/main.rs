@@ -1,12 +1,15 @@
 //! A typed shmbus publisher and subscriber for the bridge's end-to-end tests and for the
 //! README's walkthrough: `pub` publishes numbered messages, `sub` receives them and reports
-//! (as one JSON line) what arrived once, in order, and what did not.
+//! (as one JSON line) what arrived once, in order, and what did not; `bench` measures the
+//! bridge against Zenoh alone and a local topic (`bench.rs`).
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use shmbus::topic::{RecvTimeoutError, StartAt};
 use std::io::BufRead;
 use std::time::{Duration, Instant};
+
+mod bench;
 
 /// The message the peers exchange; its type name is fixed so that the fingerprint does not
 /// depend on this binary's module path.
@@ -63,6 +66,8 @@ enum Cli {
         #[arg(long)]
         topic: String,
     },
+    /// Latency and throughput: local topic, Zenoh alone, and through two bridges.
+    Bench(bench::BenchArgs),
 }
 
 /// What a subscriber saw.
@@ -199,6 +204,7 @@ fn main() -> std::process::ExitCode {
             stall,
             Duration::from_millis(linger_ms),
         ),
+        Cli::Bench(args) => bench::run(&args).map_err(|e| e.to_string().into()),
         Cli::WrongType { topic } => {
             match shmbus::topic::subscriber::<String>().open(&topic) {
                 Ok(_) => println!("accepted"),
