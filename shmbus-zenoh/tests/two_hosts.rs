@@ -77,7 +77,7 @@ fn two_hosts_once_in_order_typed_and_restart() {
     std::thread::sleep(Duration::from_millis(800));
     bridge_b.signal("KILL");
     bridge_b.wait(Duration::from_secs(5));
-    let _bridge_b2 = bridge(&b, &bridge_b_args);
+    let mut bridge_b2 = bridge(&b, &bridge_b_args);
 
     let ra = report(&mut sub_a, Duration::from_secs(120));
     let rb = report(&mut sub_b, Duration::from_secs(120));
@@ -99,4 +99,9 @@ fn two_hosts_once_in_order_typed_and_restart() {
     let imp = topic_status(&st, "e2e/t", Direction::Import).expect("import status");
     assert!(imp.forwarded > 0, "{imp:?}");
     assert_eq!(imp.duplicates, 0);
+
+    // SIGTERM: a clean stop, which removes the bridge's status file.
+    bridge_b2.signal("TERM");
+    assert!(bridge_b2.wait(Duration::from_secs(20)).success());
+    assert!(status(&b).is_empty());
 }
