@@ -228,11 +228,13 @@ pub fn topic_status(
         .cloned()
 }
 
-/// Starts a bridge in `host` with `args` and waits until it is up.
-pub fn bridge(host: &Host, args: &[&str]) -> Proc {
+/// Starts a bridge in `host` with `args` and waits until it is up; the process and its
+/// Zenoh id.
+pub fn bridge(host: &Host, args: &[&str]) -> (Proc, String) {
     let mut all = vec!["run"];
     all.extend_from_slice(args);
     let mut p = host.spawn("bridge", BRIDGE, &all);
-    p.expect("ready", Duration::from_secs(30));
-    p
+    let line = p.expect("ready ", Duration::from_secs(30));
+    let zid = line.trim_start_matches("ready ").to_string();
+    (p, zid)
 }
