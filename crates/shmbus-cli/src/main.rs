@@ -21,6 +21,7 @@ macro_rules! outln {
     }};
 }
 
+mod bridges;
 mod doctor;
 mod gather;
 mod out;
@@ -134,6 +135,12 @@ enum Cmd {
     },
     /// Check the host's limits that bite shared-memory transports.
     Doctor {
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// The bridges to other hosts (`shmbus-zenoh`) on this host: per topic, what each
+    /// forwarded and dropped.
+    Bridges {
         #[command(flatten)]
         fmt: Format,
     },
@@ -306,6 +313,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Cmd::Doctor { fmt } => out::print_doctor(&doctor::checks(), fmt),
+        Cmd::Bridges { fmt } => bridges::print(fmt),
         Cmd::Bench { args } => bench(&args),
     }
 }

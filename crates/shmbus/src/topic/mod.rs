@@ -62,6 +62,7 @@
 mod error;
 mod name;
 mod publisher;
+mod raw;
 mod subscriber;
 mod wait;
 
@@ -70,6 +71,7 @@ pub use error::{
 };
 pub use name::{segment_name, topic_of, MAX_ESCAPED, MAX_TOPIC_LEN, SEGMENT_PREFIX};
 pub use publisher::Publisher;
+pub use raw::{RawIdentity, RawPublisher, RawPublisherBuilder, RawSubscribeOptions, RawSubscriber};
 pub use shmbus_ring::broadcast::{SlowSubscribers, StartAt, SubscriberInfo};
 pub use subscriber::{Iter, Subscriber, TryIter};
 
