@@ -170,9 +170,11 @@ fn a_sleeper_is_woken_by_a_light_notifier_in_another_process_every_time() {
     assert!(libc::WIFEXITED(status), "child status {status}");
     assert_eq!(libc::WEXITSTATUS(status), 0, "child exit code");
     eprintln!("{slept} sleeps in {ROUNDS} rounds");
-    // The test is only worth its name if the sleeper really slept, many times.
+    // The test is only worth its name if the sleeper really slept, many times: on a quiet
+    // machine most rounds end in a futex sleep; under a loaded CI runner (other tests on both
+    // cores) a few hundred in 100 000 did, so the bar is a hundred.
     assert!(
-        slept > ROUNDS / 100,
+        slept >= ROUNDS / 1000,
         "slept only {slept} times in {ROUNDS} rounds"
     );
 }
