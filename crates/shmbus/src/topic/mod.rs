@@ -148,22 +148,7 @@ impl Common {
         seg: Segment,
         ready_timeout: Duration,
     ) -> Result<BroadcastRing, Error> {
-        let target = seg.target();
-        let opts = OpenOptions {
-            ready_timeout,
-            expect: None,
-        };
-        let ring = BroadcastRing::open_in(seg, &opts)?;
-        let info = ring.info().ok().flatten();
-        if let Some(found) = info.as_ref().map(|i| &i.name) {
-            if found != topic {
-                return Err(Error::TopicCollision {
-                    topic: topic.to_string(),
-                    target,
-                    found: found.clone(),
-                });
-            }
-        }
+        let (ring, info, target) = open_named(topic, seg, ready_timeout)?;
         let expected = self.identity::<T, C>();
         let header = ring.header();
         if header.type_fingerprint != expected.fingerprint || header.codec_id != expected.codec_id {
@@ -177,6 +162,33 @@ impl Common {
         }
         Ok(ring)
     }
+}
+
+/// Opens the topic ring in `seg` and checks that its info region (if any) names `topic`: the
+/// ring, its info, and the segment's name for errors. Typed and raw endpoints check the
+/// recorded type after this, each in their own way.
+pub(crate) fn open_named(
+    topic: &str,
+    seg: Segment,
+    ready_timeout: Duration,
+) -> Result<(BroadcastRing, Option<shmbus_ring::info::Info>, String), Error> {
+    let target = seg.target();
+    let opts = OpenOptions {
+        ready_timeout,
+        expect: None,
+    };
+    let ring = BroadcastRing::open_in(seg, &opts)?;
+    let info = ring.info().ok().flatten();
+    if let Some(found) = info.as_ref().map(|i| &i.name) {
+        if found != topic {
+            return Err(Error::TopicCollision {
+                topic: topic.to_string(),
+                target,
+                found: found.clone(),
+            });
+        }
+    }
+    Ok((ring, info, target))
 }
 
 /// Settings for a topic's publisher; [`create`](Self::create) makes the topic (or succeeds a

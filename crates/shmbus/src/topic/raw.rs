@@ -43,7 +43,7 @@ use crate::error::Error;
 use crate::fingerprint::TypeIdentity;
 use crate::flavor::{self, Wait};
 use shmbus_ring::broadcast::{BroadcastConfig, BroadcastRing, Subscription};
-use shmbus_ring::{Broadcast, Consumer, Identity, OpenOptions, Producer, Segment};
+use shmbus_ring::{Broadcast, Consumer, Identity, Producer, Segment};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -86,22 +86,7 @@ fn attach_raw(
     seg: Segment,
     ready_timeout: Duration,
 ) -> Result<(BroadcastRing, RawIdentity), Error> {
-    let target = seg.target();
-    let opts = OpenOptions {
-        ready_timeout,
-        expect: None,
-    };
-    let ring = BroadcastRing::open_in(seg, &opts)?;
-    let info = ring.info().ok().flatten();
-    if let Some(found) = info.as_ref().map(|i| &i.name) {
-        if found != topic {
-            return Err(Error::TopicCollision {
-                topic: topic.to_string(),
-                target,
-                found: found.clone(),
-            });
-        }
-    }
+    let (ring, info, _) = super::open_named(topic, seg, ready_timeout)?;
     let header = ring.header();
     let identity = RawIdentity {
         fingerprint: header.type_fingerprint,
