@@ -98,15 +98,8 @@ impl BenchMessage {
 
     /// Writes the message back into `buf` (the harness's message size).
     pub fn to_bytes(&self, buf: &mut [u8]) -> Result<()> {
+        self.header_into(buf)?;
         let start = payload_start(buf.len());
-        ensure!(
-            buf.len() >= 8 && self.payload.len() == buf.len() - start,
-            "shmbus-channel: a {}-byte payload for a {}-byte message",
-            self.payload.len(),
-            buf.len()
-        );
-        put_word0(buf, self.word0);
-        put_word1(buf, self.word1);
         buf[start..].copy_from_slice(&self.payload);
         Ok(())
     }
