@@ -293,23 +293,15 @@ pub struct Words {
 }
 
 impl Words {
-    /// The words of layout 1 (both kinds): the control blocks' position words, data after the
-    /// first page.
-    pub(crate) fn segment(notify: bool) -> Self {
+    /// The words of layout 1 (every kind): the control blocks' position words, data after the
+    /// first page, and the wake words in the mode the ring flags say (`NOTIFY`, and
+    /// `MEMBARRIER`: PROTOCOL §6.3).
+    pub(crate) fn segment(ring_flags: u32) -> Self {
         Words {
             tail: offset(crate::layout::PRODUCER_BLOCK + crate::layout::BLOCK_POSITION),
             head: offset(crate::layout::CONSUMER_BLOCK + crate::layout::BLOCK_POSITION),
             data: offset(DATA_OFFSET),
-            wake: notify.then_some(Wake::SEGMENT),
-        }
-    }
-
-    /// As [`segment`](Self::segment), with the wake words in the mode the ring flags say
-    /// (`NOTIFY`, and `MEMBARRIER`: PROTOCOL §6.3).
-    pub(crate) fn segment_flags(ring_flags: u32) -> Self {
-        Words {
             wake: Wake::for_ring(ring_flags),
-            ..Words::segment(false)
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::sync::{Memory, Ordering, RawMem};
 impl Geometry {
     fn for_segment(cap: u64, max_record: u64, flags: u32, history: u64) -> Self {
         Geometry {
-            words: Words::segment_flags(flags),
+            words: Words::segment(flags),
             cap,
             shift: cap.trailing_zeros(),
             max_record,

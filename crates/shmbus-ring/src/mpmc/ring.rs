@@ -21,7 +21,7 @@ use crate::sync::{Memory, Ordering, RawMem};
 /// each the sequence word, `len`, 4 reserved bytes and the payload.
 fn geometry(slots: u64, slot_size: u64, flags: u32, limit: u64) -> Geometry {
     Geometry {
-        words: Words::segment_flags(flags),
+        words: Words::segment(flags),
         slots,
         slot_size,
         stride: slot_stride(slot_size),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 impl Geometry {
     fn for_segment(cap: u64, max_record: u64, flags: u32, limit: u64) -> Self {
         Geometry {
-            words: Words::segment_flags(flags),
+            words: Words::segment(flags),
             cap,
             max_record,
             limit,
