@@ -142,6 +142,18 @@ fn copy_alignment(c: &mut Criterion) {
     g.finish();
 }
 
+/// `try_pop` on an empty ring whose producer is attached: the cost of one poll of a consumer
+/// spinning for the next message, which adds to every hand-off's latency (about half a poll
+/// on average), against `spsc/push_pop`.
+fn empty_poll(c: &mut Criterion) {
+    let ring = ring();
+    let (_tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    let mut buf = vec![0u8; 8];
+    c.bench_function("spsc/empty_poll", |b| {
+        b.iter(|| black_box(rx.try_pop(black_box(&mut buf)).is_err()))
+    });
+}
+
 /// Every micro-benchmark of this file (what `criterion_group!` would generate, documented).
 fn benches() {
     let mut c = Criterion::default().configure_from_args();
@@ -151,6 +163,7 @@ fn benches() {
     reserve_commit(&mut c);
     pop_with(&mut c);
     copy_alignment(&mut c);
+    empty_poll(&mut c);
 }
 
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 
 use crate::clock::now_ns;
 use crate::fanout::FanPublisher;
-use crate::msg::{new_message, put_word0, put_word1, word0, word1, SeqChecker, STOP};
+use crate::msg::{new_message, Buf, put_word0, put_word1, word0, word1, SeqChecker, STOP};
 use crate::stats::new_histogram;
 use crate::transport::Endpoint;
 use anyhow::{ensure, Result};
@@ -40,8 +40,8 @@ pub fn rtt_client(
     duration: Duration,
     block: usize,
 ) -> Result<RttTimes> {
-    let mut msg = new_message(size);
-    let mut buf = vec![0u8; size];
+    let mut msg = Buf::message(size);
+    let mut buf = Buf::zeroed(size);
     let (mut each, mut blocks) = (new_histogram(), new_histogram());
     let mut seq = 0u64;
     let mut one = |seq: u64, msg: &mut [u8], buf: &mut [u8]| -> Result<()> {
@@ -96,7 +96,7 @@ pub fn rtt_client(
 
 /// Round trip, peer side: echo every message, STOP included; returns how many were echoed.
 pub fn rtt_echo(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
-    let mut buf = vec![0u8; size];
+    let mut buf = Buf::zeroed(size);
     let mut n = 0;
     loop {
         ep.recv(&mut buf)?;
@@ -111,7 +111,7 @@ pub fn rtt_echo(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
 /// Streaming, sender side: sequence-numbered messages as fast as the transport takes them for
 /// `duration`, then STOP. Returns how many were sent (STOP not counted).
 pub fn stream_send(ep: &mut dyn Endpoint, size: usize, duration: Duration) -> Result<u64> {
-    let mut msg = new_message(size);
+    let mut msg = Buf::message(size);
     let end = now_ns() + ns(duration);
     let mut seq = 0u64;
     loop {
@@ -147,7 +147,7 @@ pub fn stream_send_batch(ep: &mut dyn Endpoint, size: usize, duration: Duration)
             break;
         }
     }
-    let mut stop = new_message(size);
+    let mut stop = Buf::message(size);
     put_word0(&mut stop, STOP);
     ep.send(&stop)?;
     Ok(seq)
@@ -155,7 +155,7 @@ pub fn stream_send_batch(ep: &mut dyn Endpoint, size: usize, duration: Duration)
 
 /// Batched streaming, receiver side: as [`stream_recv`], through [`Endpoint::recv_batch`].
 pub fn stream_recv_batch(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
-    let mut buf = vec![0u8; size];
+    let mut buf = Buf::zeroed(size);
     let mut seq = SeqChecker::new();
     let mut stopped = false;
     while !stopped {
@@ -178,7 +178,7 @@ pub fn stream_recv_batch(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
 /// Streaming, receiver side: takes messages until STOP, failing on any gap, duplicate or
 /// reordering. Returns how many arrived.
 pub fn stream_recv(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
-    let mut buf = vec![0u8; size];
+    let mut buf = Buf::zeroed(size);
     let mut seq = SeqChecker::new();
     loop {
         ep.recv(&mut buf)?;
@@ -194,7 +194,7 @@ pub fn stream_recv(ep: &mut dyn Endpoint, size: usize) -> Result<u64> {
 /// subscriber that fell a lap behind): sequence numbers must rise, gaps are counted. Returns
 /// how many arrived and how many were missed.
 pub fn stream_recv_lossy(ep: &mut dyn Endpoint, size: usize) -> Result<(u64, u64)> {
-    let mut buf = vec![0u8; size];
+    let mut buf = Buf::zeroed(size);
     let (mut count, mut missed, mut next) = (0u64, 0u64, 0u64);
     loop {
         ep.recv(&mut buf)?;
@@ -223,8 +223,8 @@ pub fn fan_rtt(
     warmup: Duration,
     duration: Duration,
 ) -> Result<(Histogram<u64>, Histogram<u64>)> {
-    let mut msg = new_message(size);
-    let mut buf = vec![0u8; size];
+    let mut msg = Buf::message(size);
+    let mut buf = Buf::zeroed(size);
     let (mut rtt, mut publish) = (new_histogram(), new_histogram());
     let mut seq = 0u64;
     let replies = |p: &mut dyn FanPublisher, seq: u64, buf: &mut [u8]| -> Result<()> {
@@ -282,7 +282,7 @@ pub fn fan_rtt(
 
 /// Fan-out streaming, publisher side: as [`stream_send`] through `publish`.
 pub fn fan_stream(p: &mut dyn FanPublisher, size: usize, duration: Duration) -> Result<u64> {
-    let mut msg = new_message(size);
+    let mut msg = Buf::message(size);
     let end = now_ns() + ns(duration);
     let mut seq = 0u64;
     loop {
@@ -305,7 +305,7 @@ pub fn fan_stream(p: &mut dyn FanPublisher, size: usize, duration: Duration) -> 
 /// delay (coordinated-omission correction: the receiver measures from when the message should
 /// have left). Returns how many were sent.
 pub fn rate_send(ep: &mut dyn Endpoint, size: usize, rate: u64, duration: Duration) -> Result<u64> {
-    let mut msg = new_message(size);
+    let mut msg = Buf::message(size);
     let period = 1e9 / rate as f64;
     let start = now_ns();
     let end = start + ns(duration);
@@ -330,7 +330,7 @@ pub fn rate_send(ep: &mut dyn Endpoint, size: usize, rate: u64, duration: Durati
 
 /// One-way at a fixed rate, receiver side: latency from intended send time to arrival.
 pub fn rate_recv(ep: &mut dyn Endpoint, size: usize) -> Result<Histogram<u64>> {
-    let mut buf = vec![0u8; size];
+    let mut buf = Buf::zeroed(size);
     let mut hist = new_histogram();
     let mut seq = SeqChecker::new();
     let mut last_due = 0;
@@ -355,7 +355,7 @@ pub fn rate_recv(ep: &mut dyn Endpoint, size: usize) -> Result<Histogram<u64>> {
 
 /// Idle, receiver side: waits for one message that the parent sends only after a while.
 pub fn idle_recv(ep: &mut dyn Endpoint, size: usize) -> Result<()> {
-    let mut buf = vec![0u8; size];
+    let mut buf = Buf::zeroed(size);
     ep.recv(&mut buf)?;
     ensure!(word0(&buf) == STOP, "idle: expected the wake-up message");
     Ok(())
@@ -363,7 +363,7 @@ pub fn idle_recv(ep: &mut dyn Endpoint, size: usize) -> Result<()> {
 
 /// Idle, parent side: the wake-up message.
 pub fn idle_wake(ep: &mut dyn Endpoint, size: usize) -> Result<()> {
-    let mut msg = new_message(size);
+    let mut msg = Buf::message(size);
     put_word0(&mut msg, STOP);
     ep.send(&msg)
 }

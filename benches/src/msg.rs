@@ -48,6 +48,50 @@ pub fn word1(msg: &[u8]) -> Option<u64> {
     })
 }
 
+/// A byte buffer whose first byte sits on a cache line (64-byte aligned), as the C reference's
+/// `aligned_alloc(64, ..)` buffers do: every copy a transport makes into or out of the
+/// harness's buffers then starts from the same alignment in every transport and in the
+/// reference, so a comparison measures the transports, not where the allocator happened to
+/// put a buffer (`rep movsb` on a destination off a cache line is measurably slower at 4 KiB).
+pub struct Buf {
+    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Buf {
+    /// `size` zero bytes.
+    pub fn zeroed(size: usize) -> Buf {
+        let bytes = vec![0u8; size + 63];
+        let start = bytes.as_ptr().align_offset(64).min(63);
+        Buf {
+            bytes,
+            start,
+            len: size,
+        }
+    }
+
+    /// A message of `size` bytes with the filler pattern of [`new_message`] in place.
+    pub fn message(size: usize) -> Buf {
+        let mut buf = Buf::zeroed(size);
+        buf.copy_from_slice(&new_message(size));
+        buf
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.start + self.len]
+    }
+}
+
 /// A message buffer of `size` bytes with the filler pattern in place.
 pub fn new_message(size: usize) -> Vec<u8> {
     (0..size)
@@ -144,6 +188,9 @@ mod tests {
         put_word1(&mut m, 7);
         assert_eq!((word0(&m), word1(&m)), (42, None));
         let mut m = new_message(64);
+        let b = Buf::message(100);
+        assert_eq!(b.as_ptr() as usize % 64, 0);
+        assert_eq!(&b[..], &new_message(100)[..]);
         put_word0(&mut m, STOP);
         put_word1(&mut m, 7);
         assert_eq!((word0(&m), word1(&m)), (STOP, Some(7)));
