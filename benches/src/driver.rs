@@ -3,7 +3,7 @@
 
 use crate::clock::now_ns;
 use crate::fanout::FanPublisher;
-use crate::msg::{new_message, Buf, put_word0, put_word1, word0, word1, SeqChecker, STOP};
+use crate::msg::{new_message, put_word0, put_word1, word0, word1, Buf, SeqChecker, STOP};
 use crate::stats::new_histogram;
 use crate::transport::Endpoint;
 use anyhow::{ensure, Result};

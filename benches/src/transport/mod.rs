@@ -16,6 +16,7 @@ mod eventfd;
 mod fifo;
 mod floor_cacheline;
 mod floor_ring;
+mod floor_two_lines;
 #[cfg(feature = "iceoryx2")]
 pub(crate) mod iceoryx2;
 mod kernel_spin;
@@ -145,6 +146,7 @@ pub trait Transport {
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
         Box::new(floor_cacheline::FloorCacheline),
+        Box::new(floor_two_lines::FloorTwoLines),
         Box::new(floor_ring::FloorRing),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Spin)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
