@@ -107,7 +107,7 @@ impl SpscConfig {
     /// on, whether used or not. For messages of 4 KiB and more, where the buffers you push from
     /// and pop into sit in their pages matters as much as the ring: on the EPYC VM a 64 KiB
     /// ring streamed 4 KiB messages 15–20% slower with both buffers at page offsets 128–512
-    /// than at 0 or at 1024 and above (DECISIONS D75); page-aligned buffers were the fast case.
+    /// than at 1024 and above (DECISIONS D75).
     pub fn new(capacity: u64) -> Self {
         SpscConfig {
             capacity,
