@@ -11,8 +11,12 @@ use anyhow::{anyhow, ensure, Context, Result};
 use shmbus::ring::{Segment, SegmentOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One cache line shared by the two processes.
-pub struct FloorCacheline;
+/// One cache line shared by the two processes (`floor-cacheline`), or, with `two`, a line per
+/// direction (`floor-two-lines`, [`super::floor_two_lines`]).
+pub struct FloorCacheline {
+    /// A line per direction rather than one line both ways.
+    pub two: bool,
+}
 
 const PING: u64 = 1;
 const PONG: u64 = 0;
@@ -69,7 +73,11 @@ impl Endpoint for Line {
 
 impl Transport for FloorCacheline {
     fn name(&self) -> &'static str {
-        "floor-cacheline"
+        if self.two {
+            "floor-two-lines"
+        } else {
+            "floor-cacheline"
+        }
     }
 
     fn class(&self) -> Class {
@@ -84,17 +92,31 @@ impl Transport for FloorCacheline {
         let name = format!("/{}-line", env.unique);
         let seg = Segment::create(&name, 4096, &SegmentOptions::default().prefault(true))
             .with_context(|| format!("Segment::create({name})"))?;
+        let two = self.two;
         Ok(Listening {
             arg: name,
             child_stdin: None,
             child_stdout: None,
-            finish: Box::new(move || Ok(Box::new(Line { seg, mine: PING }) as Box<dyn Endpoint>)),
+            finish: Box::new(move || Ok(endpoint(seg, two, true))),
         })
     }
 
     fn connect(&self, arg: &str, _size: usize) -> Result<Box<dyn Endpoint>> {
         let seg = Segment::open(arg, &SegmentOptions::default().prefault(true))
             .with_context(|| format!("Segment::open({arg})"))?;
-        Ok(Box::new(Line { seg, mine: PONG }))
+        Ok(endpoint(seg, self.two, false))
+    }
+}
+
+/// The parent's (`parent`) or the peer's endpoint on `seg`.
+fn endpoint(seg: Segment, two: bool, parent: bool) -> Box<dyn Endpoint> {
+    if two {
+        Box::new(super::floor_two_lines::Lines::new(
+            seg,
+            usize::from(!parent),
+        ))
+    } else {
+        let mine = if parent { PING } else { PONG };
+        Box::new(Line { seg, mine })
     }
 }

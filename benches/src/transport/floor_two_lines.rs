@@ -9,18 +9,17 @@
 //! the reader waits for the count to move, then reads the word. The lines are 128 bytes apart,
 //! so the adjacent-line prefetcher does not pair them. 8-byte messages, round trips only.
 
-use super::{Class, Endpoint, Listening, Phase, SetupEnv, Transport};
-use anyhow::{anyhow, ensure, Context, Result};
-use shmbus::ring::{Segment, SegmentOptions};
+use super::Endpoint;
+use anyhow::{anyhow, ensure, Result};
+use shmbus::ring::Segment;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Two cache lines, one per direction.
-pub struct FloorTwoLines;
 
 /// Byte offset of the parent's line, and of the peer's.
 const LINES: [usize; 2] = [0, 128];
 
-struct Lines {
+/// One side's end: the transport (set up as `floor-cacheline`'s, [`super::floor_cacheline`])
+/// hands the parent line 0 and the peer line 1.
+pub(super) struct Lines {
     seg: Segment,
     /// Which line this side writes (0: parent, 1: peer); it reads the other.
     mine: usize,
@@ -30,6 +29,16 @@ struct Lines {
 }
 
 impl Lines {
+    /// The end that writes line `mine` of `seg`.
+    pub(super) fn new(seg: Segment, mine: usize) -> Self {
+        Lines {
+            seg,
+            mine,
+            sent: 0,
+            seen: 0,
+        }
+    }
+
     #[inline(always)]
     fn word(&self, off: usize) -> Result<&AtomicU64> {
         self.seg
@@ -71,49 +80,5 @@ impl Endpoint for Lines {
         };
         self.seen = n;
         Ok(8)
-    }
-}
-
-impl Transport for FloorTwoLines {
-    fn name(&self) -> &'static str {
-        "floor-two-lines"
-    }
-
-    fn class(&self) -> Class {
-        Class::Floor
-    }
-
-    fn supports(&self, phase: Phase, size: usize) -> bool {
-        phase == Phase::RoundTrip && size == 8
-    }
-
-    fn listen(&self, env: &SetupEnv, _size: usize) -> Result<Listening> {
-        let name = format!("/{}-lines", env.unique);
-        let seg = Segment::create(&name, 4096, &SegmentOptions::default().prefault(true))
-            .with_context(|| format!("Segment::create({name})"))?;
-        Ok(Listening {
-            arg: name,
-            child_stdin: None,
-            child_stdout: None,
-            finish: Box::new(move || {
-                Ok(Box::new(Lines {
-                    seg,
-                    mine: 0,
-                    sent: 0,
-                    seen: 0,
-                }) as Box<dyn Endpoint>)
-            }),
-        })
-    }
-
-    fn connect(&self, arg: &str, _size: usize) -> Result<Box<dyn Endpoint>> {
-        let seg = Segment::open(arg, &SegmentOptions::default().prefault(true))
-            .with_context(|| format!("Segment::open({arg})"))?;
-        Ok(Box::new(Lines {
-            seg,
-            mine: 1,
-            sent: 0,
-            seen: 0,
-        }))
     }
 }

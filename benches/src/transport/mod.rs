@@ -145,8 +145,8 @@ pub trait Transport {
 /// Every transport the harness knows, in the order rounds run them (floors first).
 pub fn all() -> Vec<Box<dyn Transport>> {
     vec![
-        Box::new(floor_cacheline::FloorCacheline),
-        Box::new(floor_two_lines::FloorTwoLines),
+        Box::new(floor_cacheline::FloorCacheline { two: false }),
+        Box::new(floor_cacheline::FloorCacheline { two: true }),
         Box::new(floor_ring::FloorRing),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Spin)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::Blocking)),
@@ -181,7 +181,7 @@ pub fn all() -> Vec<Box<dyn Transport>> {
 /// The floor the harness runs before and after each transport's phases, inside the same
 /// process pair: one cache line bounced (see `floor-cacheline`).
 pub fn bracket_floor() -> Box<dyn Transport> {
-    Box::new(floor_cacheline::FloorCacheline)
+    Box::new(floor_cacheline::FloorCacheline { two: false })
 }
 
 /// The transport called `name`.
