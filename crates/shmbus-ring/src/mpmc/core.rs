@@ -11,6 +11,8 @@ use crate::sync::{Memory, Ordering, RawMem};
 
 mod audit;
 mod head;
+#[cfg(all(test, not(loom)))]
+mod locked_ops;
 use crate::wait::{notify, Direction};
 pub(crate) use head::observed_head;
 
