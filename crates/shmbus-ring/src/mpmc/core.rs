@@ -342,6 +342,7 @@ impl<M: Memory> Core<M> {
         self.stopped = None;
         // The head hint (M7), or this consumer's own cursor if the hint lags it (M10b).
         let (mut pos, mut seen) = self.read_start()?;
+        let start = pos;
         // A consumer that took the position before this one tries this one with a blind CAS
         // (M8'): at one consumer the load, then the CAS, took the slot's line in two
         // synchronous steps (a read miss, then an upgrade that invalidates the producer's
@@ -365,7 +366,7 @@ impl<M: Memory> Core<M> {
                         Ordering::Acquire,
                     )
                 } {
-                    Ok(_) => return Ok(Some(self.claimed_read(pos, seen))),
+                    Ok(_) => return Ok(Some(self.claimed_read(pos, seen, start))),
                     Err(word) => word,
                 }
             } else {
@@ -391,7 +392,7 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    return Ok(Some(self.claimed_read(pos, seen)));
+                    return Ok(Some(self.claimed_read(pos, seen, start)));
                 }
             } else if dif == 0 {
                 // Another consumer is reading it.
@@ -459,8 +460,8 @@ impl<M: Memory> Core<M> {
     /// through `raise`: Release, pairs with M7's Acquire as M9 does with M8), else defers the
     /// raise to its next empty walk (M10b, D73); remembers where its next claim starts.
     #[inline]
-    fn claimed_read(&mut self, pos: u64, seen: u64) -> u64 {
-        self.after_claim(pos, seen);
+    fn claimed_read(&mut self, pos: u64, seen: u64, start: u64) -> u64 {
+        self.after_claim(pos, seen, start);
         pos
     }
 

@@ -2,8 +2,9 @@
 //! keeps its own cursor (`next_read`, one past its last claim) and raises the shared hint only
 //! when someone could need it — when it finds nothing to take (the ring drained: observers and
 //! idle consumers then see it exact), when the hint lags its claim by `head_lag` positions or
-//! more (streaming: the lag stays bounded), and always on a ring with a message bound (whose
-//! producers read the hint to count). At one producer and one consumer this takes the raise, a
+//! more (streaming: the lag stays bounded), when its walk passed other consumers' claims
+//! (they would walk over its lag), and always on a ring with a message bound (whose producers
+//! read the hint to count). At one producer and one consumer this takes the raise, a
 //! locked read-modify-write, off the path between a claim and the caller's next send: it runs
 //! while the consumer waits for the next message.
 
@@ -52,12 +53,14 @@ impl<M: Memory> Core<M> {
         Ok((self.next_read, hint))
     }
 
-    /// After a claim of `pos` by a walk that read the head hint as `hint` (or more): raises the
-    /// hint past `pos` (M10, through `raise`) if it lags by `head_lag` or more, else leaves
-    /// that to the next time this consumer finds nothing (`publish_head`).
+    /// After a claim of `pos` by a walk that started at `start` and read the head hint as
+    /// `hint` (or more): raises the hint past `pos` (M10, through `raise`) if it lags by
+    /// `head_lag` or more, or if the walk passed positions (`pos > start`: other consumers
+    /// are taking messages, and would walk over this one's lag); else leaves that to the next
+    /// time this consumer finds nothing (`publish_head`).
     #[inline]
-    pub(super) fn after_claim(&mut self, pos: u64, hint: u64) {
-        if pos + 1 - hint.min(pos + 1) >= self.head_lag {
+    pub(super) fn after_claim(&mut self, pos: u64, hint: u64, start: u64) {
+        if pos != start || pos + 1 - hint.min(pos + 1) >= self.head_lag {
             self.raise(self.g.words.head, pos + 1);
         }
         self.next_read = pos + 1;
