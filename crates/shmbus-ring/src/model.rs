@@ -330,6 +330,10 @@ pub mod mpmc {
         pub fn repair_claims(&mut self, tag: u64) -> usize {
             self.0.repair_claims(tag)
         }
+        /// The consumers' head hint (a Relaxed load, as an observer's).
+        pub fn head_hint(&self) -> u64 {
+            ReadCore::position(&self.0)
+        }
         /// The audit a consumer that found the ring empty runs at a probe.
         pub fn audit_read(&self) -> super::Audit {
             self.0.audit_read()

@@ -370,3 +370,94 @@ fn loom_mpmc_blind_write_claim_follows_the_previous_laps_read() {
         assert_eq!(rest, vec![vec![1], vec![2]], "the rest in order, once");
     });
 }
+
+/// The head hint lags (M10b, D73): a consumer raises it only when it lags by `head_lag` (a
+/// whole ring under loom) or when the consumer finds nothing. Two consumers race over
+/// messages the first one's lag left behind the hint: every message is taken once, each
+/// consumer's in order, and after a walk that found the ring drained the hint says exactly
+/// where the next message goes — a consumer with a stale cursor then finds a message pushed
+/// after the race. With the deferred raise one position too far (M10b to `p + 1`), that
+/// message is skipped and this model fails.
+#[test]
+fn loom_mpmc_lagging_head_hint_loses_and_duplicates_nothing() {
+    model(3, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut c1 = ring.endpoint(2);
+        let mut c2 = ring.endpoint(3);
+        let mut buf = Vec::new();
+        tx.try_push(&[0]).expect("room");
+        c1.try_pop_vec(&mut buf).expect("m0");
+        assert_eq!(c1.head_hint(), 0, "the raise after a claim is deferred");
+        tx.try_push(&[1]).expect("room");
+        tx.try_push(&[2]).expect("room");
+        let other = loom::thread::spawn(move || {
+            let got = pop_some(&mut c2, 2);
+            (c2, got)
+        });
+        let mine = pop_some(&mut c1, 2);
+        let (mut c2, theirs) = other.join().unwrap();
+        let mut rest = Vec::new();
+        while c1.try_pop_vec(&mut buf).is_ok() {
+            rest.push(buf.clone());
+        }
+        assert_eq!(c1.head_hint(), 3, "a drained ring's head hint is exact");
+        for got in [&mine, &theirs] {
+            let mut sorted = got.clone();
+            sorted.sort();
+            assert_eq!(
+                &sorted, got,
+                "a consumer sees one producer's messages in order"
+            );
+        }
+        let mut all = [mine, theirs, rest].concat();
+        all.sort();
+        assert_eq!(all, vec![vec![1], vec![2]], "each message exactly once");
+        tx.try_push(&[3]).expect("room");
+        c2.try_pop_vec(&mut buf)
+            .expect("a consumer whose cursor is behind finds the next message");
+        assert_eq!(buf, vec![3]);
+    });
+}
+
+/// The deferred raise (M10b) is a Release, as every write of the head hint: a consumer that
+/// stops at a write claim raises the hint to it, and a consumer that starts there (M7,
+/// Acquire) must see that claim — and the message its own thread pushed behind it before —
+/// rather than a stale "free" word, which would answer `Empty` at once. Here `c1`'s thread
+/// pushes `x`, then polls; `c2` reads the hint and pops. If `c2` saw `c1`'s raise, `x` was
+/// pushed before its pop, so the pop finds a message unless `c1` took `x`. With M10b Relaxed,
+/// `c2` may load the slot at the hint as it was before `p1`'s claim and report `Empty`: this
+/// model fails.
+#[test]
+fn loom_mpmc_deferred_head_raise_publishes_what_the_walk_saw() {
+    model(3, || {
+        let ring = ModelRing::new(2, 8);
+        let mut tx = ring.endpoint(1);
+        let mut c1 = ring.endpoint(2);
+        let mut buf = Vec::new();
+        tx.try_push(&[0]).expect("room");
+        c1.try_pop_vec(&mut buf).expect("m0");
+        let mut p1 = ring.endpoint(3);
+        let mut c2 = ring.endpoint(4);
+        let writer = loom::thread::spawn(move || {
+            p1.try_push(&[1]).expect("room for m1");
+        });
+        let reader = loom::thread::spawn(move || {
+            let hint = c2.head_hint();
+            let mut buf = Vec::new();
+            let got = c2.try_pop_vec_settled(&mut buf).map(|_| buf);
+            (hint, got)
+        });
+        tx.try_push(&[9]).expect("room for x");
+        let mine = c1.try_pop_vec(&mut buf).map(|_| buf.clone());
+        writer.join().unwrap();
+        let (hint, theirs) = reader.join().unwrap();
+        if hint >= 1 && theirs == Err(PopError::Empty) {
+            assert_eq!(
+                mine,
+                Ok(vec![9]),
+                "the second consumer saw the first one's raise after x was pushed, yet found nothing"
+            );
+        }
+    });
+}
