@@ -76,7 +76,8 @@ pub struct Snapshot {
     pub tail: u64,
     /// The consumer block's position: SPSC `head` (bytes), MPMC the head hint (messages).
     pub head: u64,
-    /// Messages in the ring (SPSC: bounded rings only; MPMC: tail hint − head hint).
+    /// Messages in the ring (SPSC: bounded rings only; MPMC: from the tail hint to the head
+    /// hint walked past the slots already claimed or consumed, PROTOCOL M20a).
     pub len: Option<u64>,
     /// SPSC bounded rings: data records committed (`sent`, producer block +32); else 0.
     pub sent: u64,
