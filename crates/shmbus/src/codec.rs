@@ -22,6 +22,7 @@
 
 use std::fmt;
 
+mod bincode_enc;
 mod bytes;
 mod in_place;
 
@@ -232,9 +233,11 @@ where
         Ok(size.bytes_written)
     }
 
+    /// bincode's format, written by shmbus's own serializer (`codec/bincode_enc.rs`, every
+    /// step inlined; DECISIONS D71): the bytes `bincode::serde::encode_into_slice` writes.
+    #[inline]
     fn encode(msg: &T, buf: &mut [u8]) -> Result<usize, CodecError> {
-        bincode::serde::encode_into_slice(msg, buf, bincode::config::standard())
-            .map_err(|e| CodecError::encode("bincode", e))
+        bincode_enc::encode(msg, buf).map_err(|e| CodecError::encode("bincode", e))
     }
 
     fn decode(bytes: &[u8]) -> Result<T, CodecError> {

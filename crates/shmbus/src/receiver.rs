@@ -189,7 +189,11 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
     /// Decodes the next message into the scratch value (a new value the first time) and lends
     /// it to `f`.
     #[inline]
-    pub(crate) fn read_lent<R>(&mut self, wait: Wait, f: impl FnOnce(&T) -> R) -> Result<R, RecvFailure>
+    pub(crate) fn read_lent<R>(
+        &mut self,
+        wait: Wait,
+        f: impl FnOnce(&T) -> R,
+    ) -> Result<R, RecvFailure>
     where
         T: Send + Sync + 'static,
     {

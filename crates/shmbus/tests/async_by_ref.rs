@@ -59,7 +59,10 @@ fn recv_into_and_recv_with_receive_in_order_and_reuse_the_allocations() {
                     rx.recv_into(&mut place).await.unwrap();
                     assert_eq!(place, expected);
                     // Decoded in place: the same allocations, message after message.
-                    assert_eq!((place.text.as_ptr(), place.data.as_ptr()), (text_at, data_at));
+                    assert_eq!(
+                        (place.text.as_ptr(), place.data.as_ptr()),
+                        (text_at, data_at)
+                    );
                 }
                 1 => {
                     let got = rx.recv_with(Msg::clone).await.unwrap();
@@ -200,7 +203,12 @@ fn a_permit_sends_in_one_pass_and_gives_back_what_does_not_fit() {
                     tx.reserve(5).await.unwrap().send("four".into()).unwrap();
                     assert_eq!(rx.try_recv().unwrap(), "four");
                     // One byte over: the message, its exact length and the room come back.
-                    let err = tx.reserve(5).await.unwrap().send("fives".into()).unwrap_err();
+                    let err = tx
+                        .reserve(5)
+                        .await
+                        .unwrap()
+                        .send("fives".into())
+                        .unwrap_err();
                     assert!(
                         matches!(err, TrySendError::TooLarge { len: 6, max: 5, .. }),
                         "{err:?}"
@@ -208,7 +216,14 @@ fn a_permit_sends_in_one_pass_and_gives_back_what_does_not_fit() {
                     assert_eq!(err.into_inner(), "fives");
                     let text = "by reference".to_string();
                     let err = tx.reserve(4).await.unwrap().send_ref(&text).unwrap_err();
-                    assert!(matches!(err, TrySendError::TooLarge { msg: (), len: 13, max: 4 }));
+                    assert!(matches!(
+                        err,
+                        TrySendError::TooLarge {
+                            msg: (),
+                            len: 13,
+                            max: 4
+                        }
+                    ));
                     // Nothing became visible, and the room came back: two sends fill it.
                     assert!(rx.try_recv().unwrap_err().is_empty());
                     tx.reserve(64).await.unwrap().send_ref(&text).unwrap();
@@ -218,9 +233,10 @@ fn a_permit_sends_in_one_pass_and_gives_back_what_does_not_fit() {
                     assert!(rx.try_recv().unwrap_err().is_empty());
                 }};
             }
-            match ch {
-                Some(ch) => check!(ch),
-                None => check!(mch),
+            if let Some(ch) = ch {
+                check!(ch);
+            } else {
+                check!(mch);
             }
         }
         // An encoding failure is `Encode`, not `TooLarge`, and leaves nothing behind.
