@@ -105,10 +105,10 @@ fn per_size(c: &mut Criterion, size: usize) {
         });
     };
     g.bench_function("channel send_ref alone", |b| {
-        sides(b, true, &mut tx, &mut rx, &mut got)
+        sides(b, true, &mut tx, &mut rx, &mut got);
     });
     g.bench_function("channel recv_into alone", |b| {
-        sides(b, false, &mut tx, &mut rx, &mut got)
+        sides(b, false, &mut tx, &mut rx, &mut got);
     });
     g.finish();
 }
