@@ -45,7 +45,7 @@
 //! A dropped pending call may leave its bell armed: the next publication sends it one
 //! datagram, which the next wait absorbs (one spurious wake-up, no lost message).
 
-use crate::codec::{Bincode, Codec};
+use crate::codec::{Bincode, Codec, CodecError};
 use crate::error::{
     RecvError, RecvFailure, RecvTimeoutError, SendError, SendFailure, SendTimeoutError,
     TryRecvError, TrySendError,
@@ -360,6 +360,119 @@ impl<T, F: Flavor, C: Codec<T>> AsyncReceiver<T, F, C> {
         })
     }
 
+    /// Receives the next message into `place`, waiting (asynchronously) while the channel is
+    /// empty: [`recv`](Self::recv) that reuses what `place` owns, as [`Receiver::recv_into`]
+    /// (a receiver that reuses one value allocates nothing per message). Cancel-safe: a
+    /// message is taken, and `place` written, only in the poll that completes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ch = shmbus::channel::<(u32, String)>().in_process()?;
+    /// let mut tx = ch.sender()?.into_async()?;
+    /// let mut rx = ch.receiver()?.into_async()?;
+    /// let mut got = (0, String::with_capacity(32));
+    /// for (n, text) in [(1, "one"), (2, "two")] {
+    ///     tx.send((n, text.to_string())).await?;
+    ///     rx.recv_into(&mut got).await?;
+    ///     assert_eq!((got.0, got.1.as_str(), got.1.capacity()), (n, text, 32));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); `place` as [`Receiver::recv_into`] says.
+    pub async fn recv_into(&mut self, place: &mut T) -> Result<(), RecvError> {
+        poll_fn(|cx| self.poll_recv_into(cx, place)).await
+    }
+
+    /// Receives a message into `place` if one is waiting, without waiting, as
+    /// [`Receiver::try_recv_into`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::try_recv_into`].
+    pub fn try_recv_into(&mut self, place: &mut T) -> Result<(), TryRecvError> {
+        self.rx.consumer_mut().set_settle(true);
+        let got = self.rx.try_recv_into(place);
+        self.rx.consumer_mut().set_settle(false);
+        got
+    }
+
+    /// Polls for the next message into `place`: `Ready` once decoded into it (or with an
+    /// error), `Pending` with the task's waker registered, as [`poll_recv`](Self::poll_recv).
+    pub fn poll_recv_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        place: &mut T,
+    ) -> Poll<Result<(), RecvError>> {
+        drive(&mut self.parking, &mut self.rx, cx, |rx| {
+            match rx.read_into(place, Wait::Never) {
+                Err(RecvFailure::Empty) => None,
+                done => Some(done.map_err(RecvError::new)),
+            }
+        })
+    }
+
+    /// Receives the next message, waiting (asynchronously) while the channel is empty, and
+    /// lends it to `f`, as [`Receiver::recv_with`]: the receiver decodes in place into a
+    /// value it keeps, and returns what `f` returns. Cancel-safe, as [`recv`](Self::recv);
+    /// `f` runs once, in the poll that completes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ch = shmbus::channel::<Vec<u16>>().in_process()?;
+    /// let mut tx = ch.sender()?.into_async()?;
+    /// let mut rx = ch.receiver()?.into_async()?;
+    /// tx.send(vec![1, 2, 3]).await?;
+    /// let sum = rx.recv_with(|v| v.iter().sum::<u16>()).await?;
+    /// assert_eq!(sum, 6);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv); `f` is not called.
+    pub async fn recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, RecvError>
+    where
+        T: Send + Sync + 'static,
+    {
+        let mut f = Some(f);
+        poll_fn(|cx| {
+            drive(&mut self.parking, &mut self.rx, cx, |rx| {
+                let lend = |msg: &T| f.take().map(|f| f(msg));
+                match rx.read_lent(Wait::Never, lend) {
+                    Ok(Some(lent)) => Some(Ok(lent)),
+                    // `f` was taken by an earlier poll that completed: not reached, since a
+                    // completed future is not polled again; look again rather than panic.
+                    Ok(None) | Err(RecvFailure::Empty) => None,
+                    Err(failure) => Some(Err(RecvError::new(failure))),
+                }
+            })
+        })
+        .await
+    }
+
+    /// Lends the next message to `f` if one is waiting, without waiting, as
+    /// [`Receiver::try_recv_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::try_recv_with`]; `f` is not called.
+    pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&T) -> R) -> Result<R, TryRecvError>
+    where
+        T: Send + Sync + 'static,
+    {
+        self.rx.consumer_mut().set_settle(true);
+        let got = self.rx.try_recv_with(f);
+        self.rx.consumer_mut().set_settle(false);
+        got
+    }
+
     /// Retry for up to `spin` before parking (default zero: a spinning task holds its worker
     /// thread). A few microseconds catch a reply that is on its way without a kernel wake-up.
     pub fn set_spin(&mut self, spin: Duration) {
@@ -635,36 +748,88 @@ impl<T, F: Flavor, C> std::fmt::Debug for Permit<'_, T, F, C> {
 }
 
 impl<T, F: Flavor, C: Codec<T>> Permit<'_, T, F, C> {
-    /// Encodes `msg` into the reserved room and publishes it.
+    /// Encodes `msg` into the reserved room and publishes it, in one pass: the codec writes
+    /// straight into the room and the permit publishes what it wrote. Only an encoding that
+    /// fails is measured ([`Codec::encoded_len`]), to tell a message longer than the room from
+    /// one that cannot be encoded at all.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ch = shmbus::channel::<String>().in_process()?;
+    /// let mut tx = ch.sender()?.into_async()?;
+    /// let mut rx = ch.receiver()?;
+    /// tx.reserve(16).await?.send("fits".to_string())?;
+    /// assert_eq!(rx.try_recv()?, "fits");
+    /// // Longer than the room: the message comes back, and so does the room.
+    /// let err = tx.reserve(4).await?.send("does not fit".to_string()).unwrap_err();
+    /// assert!(matches!(err, shmbus::TrySendError::TooLarge { len: 13, max: 4, .. }));
+    /// assert_eq!(err.into_inner(), "does not fit");
+    /// assert!(rx.try_recv().unwrap_err().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
     /// [`TrySendError::TooLarge`] if its encoding is longer than the reserved length, and
     /// [`TrySendError::Encode`]: the message comes back, and the room is given back.
-    pub fn send(mut self, msg: T) -> Result<(), TrySendError<T>> {
-        let len = match C::encoded_len(&msg) {
-            Ok(len) => len,
-            Err(e) => return Err(TrySendError::new(SendFailure::Encode(e), msg)),
-        };
-        if len > self.len {
-            return Err(TrySendError::new(
-                SendFailure::TooLarge { len, max: self.len },
-                msg,
-            ));
-        }
+    pub fn send(self, msg: T) -> Result<(), TrySendError<T>> {
+        self.write(&msg)
+            .map_err(|failure| TrySendError::new(failure, msg))
+    }
+
+    /// Encodes a copy of `*msg` into the reserved room and publishes it:
+    /// [`send`](Self::send) without taking the message, as [`Sender::send_ref`]. The errors
+    /// carry `()` where [`send`](Self::send)'s carry the message.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ch = shmbus::channel::<Vec<u32>>().in_process()?;
+    /// let mut tx = ch.sender()?.into_async()?;
+    /// let mut rx = ch.receiver()?;
+    /// let msg = vec![1, 2, 3];
+    /// tx.reserve(8).await?.send_ref(&msg)?;
+    /// tx.reserve(8).await?.send_ref(&msg)?; // the same vector again
+    /// assert_eq!((rx.try_recv()?, rx.try_recv()?), (msg.clone(), msg));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_ref(self, msg: &T) -> Result<(), TrySendError<()>> {
+        self.write(msg)
+            .map_err(|failure| TrySendError::new(failure, ()))
+    }
+
+    /// The one pass: encode into the room, publish what was written; measure only a failure.
+    fn write(mut self, msg: &T) -> Result<(), SendFailure> {
+        let room = self.len;
         let Some(r) = self.reservation.take() else {
-            return Err(TrySendError::new(SendFailure::Disconnected, msg));
+            return Err(SendFailure::Disconnected);
         };
         let Ok(mut guard) = self.tx.tx.producer_mut().resume(r) else {
-            return Err(TrySendError::new(SendFailure::Disconnected, msg));
+            return Err(SendFailure::Disconnected);
         };
-        match C::encode(&msg, &mut guard[..len]) {
-            Ok(n) => {
-                guard.commit_len(n.min(len));
-                Ok(())
+        let failed = match C::encode(msg, &mut guard[..room]) {
+            Ok(n) if n <= room => {
+                guard.commit_len(n);
+                return Ok(());
             }
-            // Dropping the guard abandons the room.
-            Err(e) => Err(TrySendError::new(SendFailure::Encode(e), msg)),
+            Ok(n) => CodecError::encode(
+                C::NAME,
+                format_args!("wrote {n} bytes into a {room}-byte room"),
+            ),
+            Err(e) => e,
+        };
+        drop(guard); // abandons the room
+        match C::encoded_len(msg) {
+            Ok(len) if len > room => Err(SendFailure::TooLarge { len, max: room }),
+            Ok(_) => Err(SendFailure::Encode(failed)),
+            Err(e) => Err(SendFailure::Encode(e)),
         }
     }
 

@@ -1,4 +1,4 @@
-//! How a message becomes bytes in the ring and back: the [`Codec`] trait and its four
+//! How a message becomes bytes in the ring and back: the [`Codec`] trait and its five
 //! implementations.
 //!
 //! | codec | messages | id | decode limit |
@@ -7,6 +7,7 @@
 //! | `Postcard` (feature `postcard`) | `T: Serialize + DeserializeOwned` | 2 | the message's length |
 //! | [`Plain`] | `T: bytemuck::Pod`, copied as its bytes, no codec | 3 | exactly `size_of::<T>()` |
 //! | [`Raw`] | `Vec<u8>`, the bytes as they are | 0 | the message's length |
+//! | [`BincodeFixint`] | as [`Bincode`], fixed-width integers: faster, larger | 4 | as [`Bincode`] |
 //!
 //! A sender reserves the channel's maximum message size in the ring and encodes into the
 //! reservation in one pass ([`Codec::encode`]), then publishes what was written: no
@@ -22,9 +23,12 @@
 
 use std::fmt;
 
+mod bincode_enc;
+mod bincode_fixint;
 mod bytes;
 mod in_place;
 
+pub use bincode_fixint::BincodeFixint;
 pub use bytes::Bytes;
 
 /// The decode limit of [`Bincode`] unless its `LIMIT` parameter says otherwise: 64 MiB.
@@ -199,6 +203,11 @@ impl std::error::Error for CodecError {}
 /// bincode 2, standard configuration (little-endian, variable-length integers), through serde.
 /// The default codec.
 ///
+/// A send writes bincode's bytes with shmbus's own serde serializer, every step inlined (the
+/// sender is the side a streaming channel waits on; DECISIONS D71); decoding is bincode's.
+/// The bytes are the same: peers built with bincode's encoder read them, and a test checks
+/// them against `bincode::serde::encode_to_vec` over every serde shape.
+///
 /// Decoding runs with bincode's `with_limit::<LIMIT>()`: a decode that would claim more than
 /// `LIMIT` bytes of memory (the sum of the lengths of its strings, byte vectors and
 /// containers times their element size) fails with an error instead of allocating. Without a
@@ -232,9 +241,11 @@ where
         Ok(size.bytes_written)
     }
 
+    /// bincode's format, written by shmbus's own serializer (`codec/bincode_enc.rs`, every
+    /// step inlined; DECISIONS D71): the bytes `bincode::serde::encode_into_slice` writes.
+    #[inline]
     fn encode(msg: &T, buf: &mut [u8]) -> Result<usize, CodecError> {
-        bincode::serde::encode_into_slice(msg, buf, bincode::config::standard())
-            .map_err(|e| CodecError::encode("bincode", e))
+        bincode_enc::encode(msg, buf).map_err(|e| CodecError::encode("bincode", e))
     }
 
     fn decode(bytes: &[u8]) -> Result<T, CodecError> {
@@ -443,6 +454,7 @@ pub fn codec_name(id: u32) -> Option<&'static str> {
         1 => Some("bincode"),
         2 => Some("postcard"),
         3 => Some("plain"),
+        4 => Some("bincode-fixint"),
         _ => None,
     }
 }

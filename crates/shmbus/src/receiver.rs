@@ -182,14 +182,18 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
 
     /// Decodes the next message into `place`, waiting as `wait` says.
     #[inline]
-    fn read_into(&mut self, place: &mut T, wait: Wait) -> Result<(), RecvFailure> {
+    pub(crate) fn read_into(&mut self, place: &mut T, wait: Wait) -> Result<(), RecvFailure> {
         self.read_with(wait, |bytes| C::decode_into(bytes, place))
     }
 
     /// Decodes the next message into the scratch value (a new value the first time) and lends
     /// it to `f`.
     #[inline]
-    fn read_lent<R>(&mut self, wait: Wait, f: impl FnOnce(&T) -> R) -> Result<R, RecvFailure>
+    pub(crate) fn read_lent<R>(
+        &mut self,
+        wait: Wait,
+        f: impl FnOnce(&T) -> R,
+    ) -> Result<R, RecvFailure>
     where
         T: Send + Sync + 'static,
     {

@@ -420,6 +420,98 @@ fn in_place_matches_decode<C: Codec<Everything>>(before: &Everything, value: &Ev
     }
 }
 
+/// Integers at and around the widths where bincode's varints change length, and lengths
+/// across the one-byte boundary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Ints {
+    u: (u16, u32, u64, u128),
+    i: (i16, i32, i64, i128),
+    bytes: Bytes,
+    text: String,
+    variant: Option<Shape>,
+}
+
+fn edgy() -> impl Strategy<Value = u128> {
+    let edges: Vec<u128> = [0u128, 250, 251, 1 << 8, 1 << 16, 1 << 32, 1 << 64, 1 << 127]
+        .iter()
+        .flat_map(|&e| [e.saturating_sub(1), e, e + 1])
+        .chain([u128::MAX])
+        .collect();
+    prop_oneof![prop::sample::select(edges), any::<u128>(), 0u128..70_000]
+}
+
+fn ints() -> impl Strategy<Value = Ints> {
+    (
+        prop::collection::vec(edgy(), 8),
+        0usize..300,
+        ".{0,3}",
+        prop::option::of(shape()),
+        any::<bool>(),
+    )
+        .prop_map(|(v, len, text, variant, negative)| {
+            let s = |x: u128| {
+                if negative {
+                    (x as i128).wrapping_neg()
+                } else {
+                    x as i128
+                }
+            };
+            Ints {
+                u: (v[0] as u16, v[1] as u32, v[2] as u64, v[3]),
+                i: (s(v[4]) as i16, s(v[5]) as i32, s(v[6]) as i64, s(v[7])),
+                bytes: Bytes(vec![7; len]),
+                text: text.repeat(len % 90),
+                variant,
+            }
+        })
+}
+
+/// shmbus's own bincode serializer writes exactly what bincode's does, and refuses a room one
+/// byte short (at any length) with an error rather than a panic.
+fn encodes_as_bincode_does<T: Serialize + serde::de::DeserializeOwned>(value: &T) {
+    let theirs = bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap();
+    assert_eq!(
+        <Bincode as Codec<T>>::encoded_len(value).unwrap(),
+        theirs.len()
+    );
+    let mut ours = vec![0xa5u8; theirs.len() + 16];
+    let n = <Bincode as Codec<T>>::encode(value, &mut ours).unwrap();
+    assert_eq!(&ours[..n], &theirs[..]);
+    for short in [0, theirs.len() / 2, theirs.len().saturating_sub(1)] {
+        if short < theirs.len() {
+            let err = <Bincode as Codec<T>>::encode(value, &mut ours[..short]).unwrap_err();
+            assert!(!err.is_decode() && err.codec() == "bincode", "{err}");
+        }
+    }
+}
+
+/// A sequence whose length serde cannot tell: bincode needs it first, so encoding fails.
+struct Unsized;
+
+impl Serialize for Unsized {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((0u8..3).filter(|_| true))
+    }
+}
+
+/// `Codec<T>` asks `Deserialize` too: the unsized sequence inside a field.
+#[derive(Serialize, Deserialize)]
+struct Wrap(#[serde(serialize_with = "unsized_seq")] Vec<u8>);
+
+fn unsized_seq<S: serde::Serializer>(_: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    Unsized.serialize(s)
+}
+
+#[test]
+fn a_sequence_without_a_length_is_an_encoding_error() {
+    let mut buf = [0u8; 16];
+    assert!(
+        bincode::serde::encode_into_slice(Unsized, &mut buf, bincode::config::standard()).is_err()
+    );
+    let err = <Bincode as Codec<Wrap>>::encode(&Wrap(vec![]), &mut buf).unwrap_err();
+    assert!(err.reason().contains("length"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -428,6 +520,13 @@ proptest! {
     fn decoding_in_place_gives_what_decoding_gives(before in everything(), value in everything()) {
         in_place_matches_decode::<Bincode>(&before, &value);
         in_place_matches_decode::<Postcard>(&before, &value);
+    }
+
+    /// The sender's bincode bytes are bincode's, for every serde shape.
+    #[test]
+    fn shmbus_encodes_every_shape_as_bincode_does(value in everything(), ints in ints()) {
+        encodes_as_bincode_does(&value);
+        encodes_as_bincode_does(&ints);
     }
 
     /// The one-pass send reserves the maximum message size; the channel must still be full
