@@ -3,6 +3,8 @@
 //! (as one JSON line) what arrived once, in order, and what did not; `bench` measures the
 //! bridge against Zenoh alone and a local topic (`bench.rs`).
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use shmbus::topic::{RecvTimeoutError, StartAt};

@@ -1,0 +1,312 @@
+//! Channel export: local channels to Zenoh, with credit. A scanner looks for local channel
+//! rings that a channel export rule matches; each gets a thread that is a receiver of the
+//! channel ([`RawReceiver`]). It takes a message out of the ring only while it holds credit
+//! from the importing bridge, so a slow remote receiver leaves the messages in the local ring,
+//! and the local senders find it full (DECISIONS D68).
+
+use super::importing_flag;
+use super::keys::{credit_key, data_key, live_key, ChannelAnnounce, Grant};
+use crate::keys::Meta;
+use crate::status::{add, add_drop, Direction, Kind, TopicStats};
+use crate::Shared;
+use shmbus::raw_channel::RawReceiver;
+use shmbus::ring::PopError;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use zenoh::qos::CongestionControl;
+use zenoh::sample::{Locality, Sample};
+use zenoh::Wait;
+
+/// How long a blocked receive or a wait for credit lasts before it looks at the shutdown
+/// flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How long the importer the exporter follows may stay silent (it grants every 200 ms)
+/// before another importer's grant is followed instead.
+const SWITCH_AFTER: Duration = Duration::from_secs(2);
+
+/// The importer an exporter sends to, and how far it may send.
+#[derive(Debug)]
+struct Peer {
+    zid: String,
+    /// The exporter's sequence number from which a grant without `last` counts.
+    base: Option<u64>,
+    /// Messages with sequence numbers below this may be sent.
+    limit: u64,
+    heard: Instant,
+}
+
+#[derive(Debug, Default)]
+struct CreditState {
+    peer: Option<Peer>,
+    /// The sequence number of the next message this exporter sends.
+    next: u64,
+}
+
+/// The credit an exporter holds, updated by the Zenoh callback of its credit key.
+#[derive(Debug, Default)]
+struct Credit {
+    state: Mutex<CreditState>,
+    changed: Condvar,
+}
+
+impl Credit {
+    /// A grant arrived: follow its importer if it is the one followed, or if that one went
+    /// silent; raise the limit (limits never go down: a late grant changes nothing).
+    fn grant(&self, g: &Grant) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let follow = match &st.peer {
+            Some(p) if p.zid == g.importer => true,
+            Some(p) => now.duration_since(p.heard) > SWITCH_AFTER,
+            None => true,
+        };
+        if !follow {
+            return;
+        }
+        let next = st.next;
+        let peer = match &mut st.peer {
+            Some(p) if p.zid == g.importer => p,
+            other => {
+                if let Some(old) = other.as_ref() {
+                    tracing::warn!(old = %old.zid, new = %g.importer, "channel importer changed");
+                }
+                other.insert(Peer {
+                    zid: g.importer.clone(),
+                    base: None,
+                    limit: 0,
+                    heard: now,
+                })
+            }
+        };
+        peer.heard = now;
+        let limit = match g.last {
+            Some(last) => last.saturating_add(1).saturating_add(g.window),
+            None => peer.base.get_or_insert(next).saturating_add(g.window),
+        };
+        peer.limit = peer.limit.max(limit);
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Waits (at most `POLL`) for credit to send the next message; the importer to send it
+    /// to, and its sequence number.
+    fn wait(&self, stats: &TopicStats) -> Option<(String, u64)> {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ready = |st: &CreditState| st.peer.as_ref().is_some_and(|p| st.next < p.limit);
+        let st = if ready(&st) {
+            st
+        } else {
+            add(&stats.credit_waits, 1);
+            self.changed
+                .wait_timeout_while(st, POLL, |st| !ready(st))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+        };
+        let p = st.peer.as_ref().filter(|p| st.next < p.limit)?;
+        Some((p.zid.clone(), st.next))
+    }
+
+    /// The message numbered `seq` was taken and sent.
+    fn sent(&self, seq: u64) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.next = st.next.max(seq + 1);
+    }
+}
+
+/// Looks for local channels to export until shutdown, then joins their threads.
+pub(crate) fn scan(shared: &Arc<Shared>) {
+    let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut not_channels: HashSet<String> = HashSet::new();
+    let dir = shared.config.resolved_shm_dir();
+    let interval = Duration::from_millis(shared.config.scan_interval_ms.max(1));
+    let topic_prefix = shmbus::topic::SEGMENT_PREFIX.trim_start_matches('/');
+    while !shared.stopping() {
+        running.retain(|_, h| !h.is_finished());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("cannot list {}: {e}", dir.display());
+                std::thread::sleep(interval);
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let name = format!("/{file}");
+            if file.starts_with(topic_prefix)
+                || !entry.file_type().is_ok_and(|t| t.is_file())
+                || running.contains_key(&name)
+                || not_channels.contains(&name)
+                || importing_flag(shared, &name).load(Ordering::Relaxed)
+                || shared.config.channel_export_rule(&name).is_none()
+            {
+                continue;
+            }
+            if let Err(e) = shmbus::raw_channel::describe_channel(&name, Some(&dir)) {
+                tracing::debug!(channel = %name, "not a channel ring: {e}");
+                not_channels.insert(name);
+                continue;
+            }
+            let s = shared.clone();
+            let n = name.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("export {name}"))
+                .spawn(move || export_channel(&s, &n));
+            match spawned {
+                Ok(h) => {
+                    running.insert(name, h);
+                }
+                Err(e) => tracing::error!(channel = %name, "cannot start an export thread: {e}"),
+            }
+        }
+        std::thread::sleep(interval);
+    }
+    for (_, h) in running {
+        let _ = h.join();
+    }
+}
+
+/// Carries one channel out until shutdown, or until its receiver fails (the scanner then
+/// starts it again).
+fn export_channel(shared: &Shared, name: &str) {
+    let stats = shared
+        .registry
+        .counters(Kind::Channel, name, Direction::Export);
+    let dir = shared.config.resolved_shm_dir();
+    let mut rx = match RawReceiver::open(name, Some(&dir)) {
+        Ok(r) => r,
+        Err(e) => {
+            // An SPSC channel whose receiver is local: not for export (retried next scan).
+            tracing::debug!(channel = name, "cannot receive for export: {e}");
+            std::thread::sleep(POLL);
+            return;
+        }
+    };
+    let info = rx.info().clone();
+    let domain = &shared.config.domain;
+    let max_message = u32::try_from(info.max_message).unwrap_or(u32::MAX);
+    let announce = ChannelAnnounce {
+        origin: shared.zid.clone(),
+        identity: info.identity.clone(),
+        flavor: info.flavor,
+        capacity: info.capacity,
+        max_message,
+        checksum: info.checksum,
+        channel: name.to_string(),
+    };
+    let (credit_ke, live) = match (
+        credit_key(domain, &shared.zid, name),
+        live_key(domain, &announce),
+    ) {
+        (Ok(c), Ok(l)) => (c, l),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(channel = name, "no key for the channel: {e}");
+            return;
+        }
+    };
+    let credit = Arc::new(Credit::default());
+    let c = credit.clone();
+    let credit_sub = shared
+        .session
+        .declare_subscriber(credit_ke)
+        .allowed_origin(Locality::Remote)
+        .callback(
+            move |s: Sample| match Grant::decode(&s.payload().to_bytes()) {
+                Ok(g) => c.grant(&g),
+                Err(e) => tracing::warn!("ignoring a credit grant: {e}"),
+            },
+        )
+        .wait();
+    let credit_sub = match credit_sub {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(channel = name, "cannot subscribe to credit: {e}");
+            return;
+        }
+    };
+    // Declared after the credit subscriber, so an importer that sees the token is heard.
+    let token = match shared.session.liveliness().declare_token(live).wait() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(channel = name, "cannot declare the liveliness token: {e}");
+            return;
+        }
+    };
+    tracing::info!(channel = name, type_name = %info.identity.type_name, flavor = info.flavor.name(), "exporting channel");
+    stats.active.store(true, Ordering::Relaxed);
+    let mut publisher: Option<(String, zenoh::pubsub::Publisher<'static>)> = None;
+    let mut buf = Vec::new();
+    while !shared.stopping() {
+        // Only with credit is a message taken out of the ring (DECISIONS D68).
+        let Some((importer, seq)) = credit.wait(&stats) else {
+            continue;
+        };
+        if publisher.as_ref().is_none_or(|(z, _)| *z != importer) {
+            let declared = data_key(domain, &importer, name).map(|k| {
+                shared
+                    .session
+                    .declare_publisher(k)
+                    .congestion_control(CongestionControl::Block)
+                    .allowed_destination(Locality::Remote)
+                    .wait()
+            });
+            match declared {
+                Ok(Ok(p)) => publisher = Some((importer.clone(), p)),
+                Ok(Err(e)) => {
+                    tracing::error!(channel = name, "cannot declare the Zenoh publisher: {e}");
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(channel = name, "no data key: {e}");
+                    break;
+                }
+            }
+        }
+        let Some((_, p)) = publisher.as_ref() else {
+            continue;
+        };
+        match rx.recv_deadline(&mut buf, Some(Instant::now() + POLL)) {
+            Ok(n) => {
+                let meta = Meta {
+                    origin: shared.zid.clone(),
+                    seq,
+                    identity: info.identity.clone(),
+                    max_message,
+                };
+                credit.sent(seq);
+                match p.put(buf[..n].to_vec()).attachment(meta.encode()).wait() {
+                    Ok(()) => add(&stats.forwarded, 1),
+                    Err(e) => {
+                        if add_drop(&stats.put_errors, 1) {
+                            tracing::warn!(channel = name, "Zenoh put failed: {e}");
+                        }
+                    }
+                }
+            }
+            Err(PopError::Timeout | PopError::Empty) => {}
+            // A message whose bytes fail their CRC32C was taken and is not sent.
+            Err(PopError::Checksum(e)) => {
+                if add_drop(&stats.dropped_local, 1) {
+                    tracing::warn!(channel = name, "dropping a corrupt message: {e}");
+                }
+            }
+            // Every sender is gone and all they sent was taken: wait for another.
+            Err(PopError::Disconnected) => std::thread::sleep(POLL),
+            Err(e) => {
+                tracing::warn!(channel = name, "channel export ended: {e}");
+                break;
+            }
+        }
+    }
+    stats.active.store(false, Ordering::Relaxed);
+    drop(token);
+    drop(publisher);
+    let _ = credit_sub.undeclare().wait();
+}
