@@ -12,6 +12,7 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 mod bench;
+mod chan;
 
 /// The message the peers exchange; its type name is fixed so that the fingerprint does not
 /// depend on this binary's module path.
@@ -67,6 +68,17 @@ enum Cli {
     WrongType {
         #[arg(long)]
         topic: String,
+    },
+    /// Creates a channel, then sends `count` messages `seq` 0.. (see `chan.rs`).
+    Send(chan::ChanArgs),
+    /// Opens a channel (waiting for it), then receives and reports as `sub` does.
+    Recv(chan::ChanArgs),
+    /// Tries to open a channel's receiver with another type.
+    WrongTypeChannel {
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        mpmc: bool,
     },
     /// Latency and throughput: local topic, Zenoh alone, and through two bridges.
     Bench(bench::BenchArgs),
@@ -206,6 +218,9 @@ fn main() -> std::process::ExitCode {
             stall,
             Duration::from_millis(linger_ms),
         ),
+        Cli::Send(args) => chan::send(&args),
+        Cli::Recv(args) => chan::recv(&args),
+        Cli::WrongTypeChannel { channel, mpmc } => chan::wrong_type(&channel, mpmc),
         Cli::Bench(args) => bench::run(&args).map_err(|e| e.to_string().into()),
         Cli::WrongType { topic } => {
             match shmbus::topic::subscriber::<String>().open(&topic) {
