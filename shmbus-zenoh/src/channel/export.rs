@@ -12,7 +12,7 @@ use crate::Shared;
 use shmbus::raw_channel::RawReceiver;
 use shmbus::ring::PopError;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +37,9 @@ struct Peer {
     /// Messages with sequence numbers below this may be sent.
     limit: u64,
     heard: Instant,
+    /// Whether Zenoh sees the importer's data subscriber (its publisher's matching status):
+    /// a killed importer's goes false at once, and the exporter stops taking messages for it.
+    reachable: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug, Default)]
@@ -61,7 +64,12 @@ impl Credit {
         let now = Instant::now();
         let follow = match &st.peer {
             Some(p) if p.zid == g.importer => true,
-            Some(p) => now.duration_since(p.heard) > SWITCH_AFTER,
+            Some(p) => {
+                now.duration_since(p.heard) > SWITCH_AFTER
+                    || p.reachable
+                        .as_ref()
+                        .is_some_and(|r| !r.load(Ordering::Relaxed))
+            }
             None => true,
         };
         if !follow {
@@ -79,6 +87,7 @@ impl Credit {
                     base: None,
                     limit: 0,
                     heard: now,
+                    reachable: None,
                 })
             }
         };
@@ -110,10 +119,62 @@ impl Credit {
         Some((p.zid.clone(), st.next))
     }
 
+    /// Records whether `importer`, if it is the one followed, is reachable.
+    fn set_reachable(&self, importer: &str, reachable: Arc<AtomicBool>) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = st.peer.as_mut().filter(|p| p.zid == importer) {
+            p.reachable = Some(reachable);
+        }
+    }
+
+    /// Waits at most `timeout` for a grant.
+    fn nap(&self, timeout: Duration) {
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(self.changed.wait_timeout(st, timeout));
+    }
+
     /// The message numbered `seq` was taken and sent.
     fn sent(&self, seq: u64) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.next = st.next.max(seq + 1);
+    }
+}
+
+/// The Zenoh publisher of one importer's data key, and whether that importer is reachable.
+struct Target {
+    importer: String,
+    publisher: zenoh::pubsub::Publisher<'static>,
+    reachable: Arc<AtomicBool>,
+    _listener: zenoh::matching::MatchingListener<()>,
+}
+
+impl Target {
+    fn declare(shared: &Shared, name: &str, importer: &str) -> Result<Self, String> {
+        let key = data_key(&shared.config.domain, importer, name).map_err(|e| e.to_string())?;
+        let publisher = shared
+            .session
+            .declare_publisher(key)
+            .congestion_control(CongestionControl::Block)
+            .allowed_destination(Locality::Remote)
+            .wait()
+            .map_err(|e| e.to_string())?;
+        let now = publisher
+            .matching_status()
+            .wait()
+            .map_or(true, |m| m.matching());
+        let reachable = Arc::new(AtomicBool::new(now));
+        let r = reachable.clone();
+        let listener = publisher
+            .matching_listener()
+            .callback(move |m| r.store(m.matching(), Ordering::Relaxed))
+            .wait()
+            .map_err(|e| e.to_string())?;
+        Ok(Target {
+            importer: importer.to_string(),
+            publisher,
+            reachable,
+            _listener: listener,
+        })
     }
 }
 
@@ -240,38 +301,37 @@ fn export_channel(shared: &Shared, name: &str) {
     };
     tracing::info!(channel = name, type_name = %info.identity.type_name, flavor = info.flavor.name(), "exporting channel");
     stats.active.store(true, Ordering::Relaxed);
-    let mut publisher: Option<(String, zenoh::pubsub::Publisher<'static>)> = None;
+    let mut publisher: Option<Target> = None;
     let mut buf = Vec::new();
     while !shared.stopping() {
         // Only with credit is a message taken out of the ring (DECISIONS D68).
         let Some((importer, seq)) = credit.wait(&stats) else {
             continue;
         };
-        if publisher.as_ref().is_none_or(|(z, _)| *z != importer) {
-            let declared = data_key(domain, &importer, name).map(|k| {
-                shared
-                    .session
-                    .declare_publisher(k)
-                    .congestion_control(CongestionControl::Block)
-                    .allowed_destination(Locality::Remote)
-                    .wait()
-            });
-            match declared {
-                Ok(Ok(p)) => publisher = Some((importer.clone(), p)),
-                Ok(Err(e)) => {
+        if publisher.as_ref().is_none_or(|t| t.importer != importer) {
+            match Target::declare(shared, name, &importer) {
+                Ok(t) => {
+                    credit.set_reachable(&importer, t.reachable.clone());
+                    publisher = Some(t);
+                }
+                Err(e) => {
                     tracing::error!(channel = name, "cannot declare the Zenoh publisher: {e}");
                     std::thread::sleep(POLL);
                     continue;
                 }
-                Err(e) => {
-                    tracing::error!(channel = name, "no data key: {e}");
-                    break;
-                }
             }
         }
-        let Some((_, p)) = publisher.as_ref() else {
+        let Some(t) = publisher.as_ref() else {
             continue;
         };
+        // An importer that is gone gets nothing more: what it was granted stays in the ring
+        // for the next one (DECISIONS D69).
+        if !t.reachable.load(Ordering::Relaxed) {
+            add(&stats.credit_waits, 1);
+            credit.nap(Duration::from_millis(20));
+            continue;
+        }
+        let p = &t.publisher;
         match rx.recv_deadline(&mut buf, Some(Instant::now() + POLL)) {
             Ok(n) => {
                 let meta = Meta {
