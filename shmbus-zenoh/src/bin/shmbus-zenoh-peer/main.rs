@@ -12,6 +12,7 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 mod bench;
+mod bench_chan;
 mod chan;
 
 /// The message the peers exchange; its type name is fixed so that the fingerprint does not
