@@ -143,9 +143,10 @@ impl Credit {
 /// The Zenoh publisher of one importer's data key, and whether that importer is reachable.
 struct Target {
     importer: String,
+    // Dropped before the publisher it listens to (fields drop in order).
+    _listener: zenoh::matching::MatchingListener<()>,
     publisher: zenoh::pubsub::Publisher<'static>,
     reachable: Arc<AtomicBool>,
-    _listener: zenoh::matching::MatchingListener<()>,
 }
 
 impl Target {
@@ -171,9 +172,9 @@ impl Target {
             .map_err(|e| e.to_string())?;
         Ok(Target {
             importer: importer.to_string(),
+            _listener: listener,
             publisher,
             reachable,
-            _listener: listener,
         })
     }
 }
