@@ -33,6 +33,7 @@ mod export;
 mod import;
 pub mod keys;
 pub mod status;
+mod topic_credit;
 
 pub use config::{
     ChannelExportRule, ChannelImportRule, Config, Congestion, ExportRule, ImportRule, Overflow,

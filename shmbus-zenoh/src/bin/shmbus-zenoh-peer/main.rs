@@ -64,6 +64,10 @@ enum Cli {
         /// After the last message, keep receiving this long: anything more is a duplicate.
         #[arg(long, default_value_t = 0)]
         linger_ms: u64,
+        /// After `ready`, wait for a line on stdin before receiving (a stalled subscriber
+        /// that resumes), then print `resumed`.
+        #[arg(long)]
+        go_stdin: bool,
     },
     /// Tries to subscribe with another type; prints `refused: <error>` or `accepted`.
     WrongType {
@@ -135,6 +139,7 @@ fn subscribe(
     timeout: Duration,
     stall: bool,
     linger: Duration,
+    go_stdin: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + timeout;
     let mut s = shmbus::topic::subscriber::<TestMsg>()
@@ -145,6 +150,11 @@ fn subscribe(
     if stall {
         std::thread::sleep(timeout);
         return Ok(());
+    }
+    if go_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        println!("resumed");
     }
     let mut r = Report::default();
     while Instant::now() < deadline && r.last != Some(count - 1) {
@@ -212,12 +222,14 @@ fn main() -> std::process::ExitCode {
             timeout_ms,
             stall,
             linger_ms,
+            go_stdin,
         } => subscribe(
             &topic,
             count,
             Duration::from_millis(timeout_ms),
             stall,
             Duration::from_millis(linger_ms),
+            go_stdin,
         ),
         Cli::Send(args) => chan::send(&args),
         Cli::Recv(args) => chan::recv(&args),
