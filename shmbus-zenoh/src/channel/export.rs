@@ -92,6 +92,13 @@ impl Credit {
             }
         };
         peer.heard = now;
+        // A grant that arrives after Zenoh reported the importer's subscriber gone proves it
+        // is back: its transport was replaced (two peers that both connect to each other keep
+        // one of two links), since a dead importer's last grants arrive before its link is
+        // seen closed. The matching listener does not always report the return.
+        if let Some(r) = &peer.reachable {
+            r.store(true, Ordering::Relaxed);
+        }
         let limit = match g.last {
             Some(last) => last.saturating_add(1).saturating_add(g.window),
             None => peer.base.get_or_insert(next).saturating_add(g.window),
