@@ -159,8 +159,10 @@ pub enum Overflow {
     /// The queue refuses the new message; the ring writer drops as for `drop_oldest`.
     DropNewest,
     /// The ring writer waits as long as the local subscribers hold it up (this topic's
-    /// import stalls, no other); the queue in front of it fills, and then refuses new
-    /// messages. The Zenoh callback never waits (DECISIONS D61).
+    /// import stalls, no other), and the importer grants the exporter credit for `queue`
+    /// messages beyond the last it wrote: a tethered export with `congestion = "block"` then
+    /// waits for it, so the queue never overflows (DECISIONS D69). From an exporter that does
+    /// not wait, a full queue refuses new messages. The Zenoh callback never waits (D61).
     Block,
 }
 
