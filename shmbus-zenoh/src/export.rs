@@ -175,9 +175,13 @@ fn export_topic(shared: &Shared, topic: &str, rule: &ExportRule) {
                     add(&stats.skipped_own, 1);
                     continue;
                 }
+                let seq = sub.sequence().saturating_sub(1);
+                if let Some((c, _)) = &credit {
+                    c.sent(seq);
+                }
                 let meta = Meta {
                     origin: shared.zid.clone(),
-                    seq: sub.sequence().saturating_sub(1),
+                    seq,
                     identity: identity.clone(),
                     max_message,
                 };

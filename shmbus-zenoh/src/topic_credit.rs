@@ -42,48 +42,63 @@ struct Peer {
     base: Option<u64>,
     limit: u64,
     window: u64,
-    last_granted: Option<u64>,
     heard: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<String, Peer>,
+    /// The sequence number after the last message the export sent.
+    next: u64,
 }
 
 /// The exporter's side: what each importer allows.
 #[derive(Default)]
 pub(crate) struct ExportCredit {
-    peers: Mutex<HashMap<String, Peer>>,
+    state: Mutex<State>,
     changed: Condvar,
 }
 
 impl ExportCredit {
     /// The Zenoh callback of the credit key.
     pub(crate) fn grant(&self, g: &Grant) {
-        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        let p = peers.entry(g.importer.clone()).or_insert(Peer {
-            base: None,
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // A new importer's window counts from the export's position: a message read while
+        // no importer held the export back (and sent after this grant) is in it.
+        let next = st.next;
+        let p = st.peers.entry(g.importer.clone()).or_insert(Peer {
+            base: Some(next),
             limit: 0,
             window: g.window,
-            last_granted: None,
             heard: Instant::now(),
         });
         p.heard = Instant::now();
         p.window = g.window;
-        p.last_granted = g.last;
         if let Some(l) = g.last {
             p.limit = p.limit.max(l.saturating_add(1).saturating_add(g.window));
         }
-        drop(peers);
+        drop(st);
         self.changed.notify_all();
+    }
+
+    /// The message numbered `seq` was sent.
+    pub(crate) fn sent(&self, seq: u64) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.next = st.next.max(seq + 1);
     }
 
     /// Whether the message numbered `next` may be read now; waits at most `wait` for it.
     pub(crate) fn allows(&self, next: u64, wait: Duration, stats: &TopicStats) -> bool {
-        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        let ok = |peers: &mut HashMap<String, Peer>| {
+        let mut peers = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ok = |st: &mut State| {
+            let peers = &mut st.peers;
             peers.retain(|_, p| p.heard.elapsed() < FORGET_AFTER);
             peers.values_mut().all(|p| {
-                if p.last_granted.is_none() {
-                    let base = *p.base.get_or_insert(next);
-                    p.limit = p.limit.max(base.saturating_add(p.window));
-                }
+                // The window counts from where the export was when it first (or again) heard
+                // the importer, at least: one heard again after a silence has an old `last`,
+                // and must not stall the topic for good.
+                let base = *p.base.get_or_insert(next);
+                p.limit = p.limit.max(base.saturating_add(p.window));
                 next < p.limit
             })
         };
@@ -187,5 +202,69 @@ impl ImportGrants {
             }
             Err(e) => tracing::error!(topic = %self.topic, "no credit key: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(importer: &str, last: Option<u64>, window: u64) -> Grant {
+        Grant {
+            importer: importer.into(),
+            last,
+            window,
+        }
+    }
+
+    #[test]
+    fn the_slowest_importer_sets_the_pace() {
+        let (c, stats) = (ExportCredit::default(), TopicStats::default());
+        let z = Duration::ZERO;
+        assert!(
+            c.allows(1000, z, &stats),
+            "no block importer: nothing held back"
+        );
+        // Two block importers appear (no message of ours written yet): 10 from here.
+        c.sent(999);
+        c.grant(&grant("fast", None, 10));
+        c.grant(&grant("slow", None, 10));
+        assert!(c.allows(1000, z, &stats) && c.allows(1009, z, &stats));
+        assert!(!c.allows(1010, z, &stats));
+        c.grant(&grant("fast", Some(1008), 10));
+        c.grant(&grant("slow", Some(1003), 10));
+        assert!(c.allows(1013, z, &stats));
+        assert!(!c.allows(1014, z, &stats), "slow wrote 1003: up to 1013");
+        c.grant(&grant("slow", Some(1012), 10));
+        assert!(c.allows(1018, z, &stats));
+        assert!(!c.allows(1019, z, &stats), "fast wrote 1008: up to 1018");
+        assert!(
+            stats
+                .credit_waits
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+        );
+    }
+
+    #[test]
+    fn an_importer_heard_again_with_an_old_last_does_not_stall() {
+        let (c, stats) = (ExportCredit::default(), TopicStats::default());
+        let z = Duration::ZERO;
+        c.sent(99);
+        c.grant(&grant("b", None, 4));
+        assert!(c.allows(100, z, &stats) && c.allows(103, z, &stats));
+        assert!(!c.allows(104, z, &stats));
+        // Forgotten after its silence; heard again with the `last` it had.
+        c.state.lock().unwrap().peers.get_mut("b").unwrap().heard =
+            Instant::now() - FORGET_AFTER - Duration::from_millis(1);
+        assert!(
+            c.allows(500, z, &stats),
+            "a silent importer holds nothing back"
+        );
+        // Its window counts from where the export is, not from its old `last`.
+        c.sent(502);
+        c.grant(&grant("b", Some(103), 4));
+        assert!(c.allows(503, z, &stats) && c.allows(506, z, &stats));
+        assert!(!c.allows(507, z, &stats));
     }
 }

@@ -99,9 +99,13 @@ impl Credit {
         if let Some(r) = &peer.reachable {
             r.store(true, Ordering::Relaxed);
         }
+        // The window counts from where this exporter was when it began to follow the
+        // importer, at least: an importer followed again after another one has an old `last`,
+        // and must not stall the channel for good.
+        let base = peer.base.get_or_insert(next).saturating_add(g.window);
         let limit = match g.last {
-            Some(last) => last.saturating_add(1).saturating_add(g.window),
-            None => peer.base.get_or_insert(next).saturating_add(g.window),
+            Some(last) => last.saturating_add(1).saturating_add(g.window).max(base),
+            None => base,
         };
         peer.limit = peer.limit.max(limit);
         drop(st);
@@ -377,4 +381,59 @@ fn export_channel(shared: &Shared, name: &str) {
     drop(token);
     drop(publisher);
     let _ = credit_sub.undeclare().wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(importer: &str, last: Option<u64>, window: u64) -> Grant {
+        Grant {
+            importer: importer.into(),
+            last,
+            window,
+        }
+    }
+
+    /// Sends as the exporter thread does until the credit runs out; the sequence numbers sent.
+    fn drain(c: &Credit, stats: &TopicStats) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        while let Some((i, seq)) = c.wait(stats) {
+            c.sent(seq);
+            out.push((i, seq));
+        }
+        out
+    }
+
+    #[test]
+    fn credit_bounds_what_is_sent_and_follows_one_importer() {
+        let (c, stats) = (Credit::default(), TopicStats::default());
+        assert!(c.wait(&stats).is_none(), "no importer, no credit");
+        c.grant(&grant("x", None, 3));
+        let sent = drain(&c, &stats);
+        assert_eq!(sent.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 2]);
+        // X wrote 0 and 1: two more.
+        c.grant(&grant("x", Some(1), 3));
+        assert_eq!(drain(&c, &stats).len(), 2);
+        // Another importer is ignored while X is heard and reachable...
+        c.grant(&grant("y", None, 10));
+        assert!(c.wait(&stats).is_none());
+        // ...and followed once Zenoh no longer matches X.
+        let reach = Arc::new(AtomicBool::new(false));
+        c.set_reachable("x", reach.clone());
+        c.grant(&grant("y", None, 10));
+        let sent = drain(&c, &stats);
+        assert_eq!(sent.len(), 10);
+        assert!(sent.iter().all(|s| s.0 == "y" && s.1 >= 5));
+        // A late grant of X with its old `last` (it is back) does not stall the channel.
+        let reach_y = Arc::new(AtomicBool::new(false));
+        c.set_reachable("y", reach_y);
+        c.grant(&grant("x", Some(1), 3));
+        assert_eq!(
+            drain(&c, &stats).len(),
+            3,
+            "X followed again, from where we are"
+        );
+        assert!(stats.credit_waits.load(Ordering::Relaxed) > 0);
+    }
 }
