@@ -4,9 +4,11 @@
 //! are (`bench.rs`).
 
 use super::bench::{free_port, payload, row, seq_of, BenchArgs, Res, Row};
-use shmbus::{Receiver, Sender};
+use shmbus::{Receiver, RecvTimeoutError, Sender};
 use shmbus_zenoh::{Bridge, ChannelExportRule, ChannelImportRule, Config};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn sender(dir: &Path, name: &str, size: usize) -> Res<Sender<Vec<u8>>> {
@@ -43,11 +45,18 @@ fn measure(
     let (ping_n, pong_n, tp_n) = names;
     let mut ping = sender(dir_a, ping_n, size)?;
     let (db, pi, po) = (PathBuf::from(dir_b), ping_n.to_string(), pong_n.to_string());
+    let stop = Arc::new(AtomicBool::new(false));
+    let halt = stop.clone();
+    // Echoes until told to stop: a slow round trip must not end it.
     let echo = std::thread::spawn(move || -> Res<()> {
         let mut rx = receiver(&db, &pi)?;
         let mut tx = sender(&db, &po, size)?;
-        while let Ok(m) = rx.recv_timeout(Duration::from_secs(2)) {
-            tx.send(m)?;
+        while !halt.load(Ordering::Relaxed) {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => tx.send(m)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     });
@@ -67,6 +76,7 @@ fn measure(
         rtts.push(t.elapsed());
     }
     drop(ping);
+    stop.store(true, Ordering::Relaxed);
     let _ = echo.join();
     let mut tp = sender(dir_a, tp_n, size)?;
     let (db, name, n) = (PathBuf::from(dir_b), tp_n.to_string(), a.stream);
