@@ -15,11 +15,20 @@
 //!     topics = ["fills/**"]
 //!     queue = 1024
 //!     overflow = "drop_newest"
+//!     [[export_channel]]
+//!     channels = ["jobs"]
+//!     [[import_channel]]
+//!     channels = ["results", "*"]
+//!     deny = ["private"]
+//!     window = 64
 //! "#).unwrap();
 //! assert_eq!(config.domain, "plant-a");
 //! assert!(config.export_rule("orders/eu").is_some());
 //! assert!(config.export_rule("md/debug").is_none());
 //! assert_eq!(config.import_rule("fills/x").unwrap().queue, 1024);
+//! assert!(config.channel_export_rule("/jobs").is_some());
+//! assert_eq!(config.channel_import_rule("/results").unwrap().window, 64);
+//! assert!(config.channel_import_rule("/private").is_none());
 //! ```
 
 use crate::keys::{KeyError, Pattern};
@@ -43,6 +52,14 @@ pub struct Config {
     /// Which remote topics come in, and how (the first rule that matches applies).
     #[serde(default)]
     pub import: Vec<ImportRule>,
+    /// Which local channels go out (the first rule that matches a channel applies). The
+    /// bridge becomes a receiver of each: it *takes* their messages.
+    #[serde(default)]
+    pub export_channel: Vec<ChannelExportRule>,
+    /// Which remote channels come in, and how (the first rule that matches applies). The
+    /// bridge becomes a sender of each.
+    #[serde(default)]
+    pub import_channel: Vec<ChannelImportRule>,
     /// The shm directory of the local topics (default: `SHMBUS_DIR`, else `/dev/shm`).
     #[serde(default)]
     pub shm_dir: Option<PathBuf>,
@@ -71,6 +88,8 @@ impl Default for Config {
             zenoh: ZenohSettings::default(),
             export: Vec::new(),
             import: Vec::new(),
+            export_channel: Vec::new(),
+            import_channel: Vec::new(),
             shm_dir: None,
             status_dir: None,
             scan_interval_ms: default_scan(),
@@ -140,8 +159,10 @@ pub enum Overflow {
     /// The queue refuses the new message; the ring writer drops as for `drop_oldest`.
     DropNewest,
     /// The ring writer waits as long as the local subscribers hold it up (this topic's
-    /// import stalls, no other); the queue in front of it fills, and then refuses new
-    /// messages. The Zenoh callback never waits (DECISIONS D61).
+    /// import stalls, no other), and the importer grants the exporter credit for `queue`
+    /// messages beyond the last it wrote: a tethered export with `congestion = "block"` then
+    /// waits for it, so the queue never overflows (DECISIONS D69). From an exporter that does
+    /// not wait, a full queue refuses new messages. The Zenoh callback never waits (D61).
     Block,
 }
 
@@ -185,6 +206,49 @@ pub struct ImportRule {
     /// The size of a ring the import creates, in bytes (default shmbus's 256 KiB).
     #[serde(default)]
     pub capacity_bytes: Option<u64>,
+}
+
+/// One channel export rule. A channel's name is matched without its leading `/`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelExportRule {
+    /// Channel name patterns, without the leading `/` (`orders`; `*` matches any name).
+    pub channels: Vec<String>,
+    /// Patterns left out.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// One channel import rule. Channels are always lossless (DECISIONS D68): the importer grants
+/// the exporter credit for `window` messages beyond the last it wrote into the local ring.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelImportRule {
+    /// Channel name patterns.
+    pub channels: Vec<String>,
+    /// Patterns left out.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// The credit window, in messages: at most this many are in flight or queued between the
+    /// exporter's ring and this host's (default 256).
+    #[serde(default = "default_queue")]
+    pub window: usize,
+    /// The bound of a channel the import creates, in messages (default: the exporting
+    /// host's channel's).
+    #[serde(default)]
+    pub capacity: Option<u64>,
+}
+
+impl ChannelImportRule {
+    /// A rule for `channels` with the defaults.
+    pub fn new(channels: Vec<String>) -> Self {
+        ChannelImportRule {
+            channels,
+            deny: Vec::new(),
+            window: default_queue(),
+            capacity: None,
+        }
+    }
 }
 
 fn default_queue() -> usize {
@@ -252,13 +316,36 @@ impl Config {
             .import
             .iter()
             .flat_map(|r| r.topics.iter().chain(&r.deny));
-        for p in ex.chain(im) {
+        let exc = self
+            .export_channel
+            .iter()
+            .flat_map(|r| r.channels.iter().chain(&r.deny));
+        let imc = self
+            .import_channel
+            .iter()
+            .flat_map(|r| r.channels.iter().chain(&r.deny));
+        for p in ex.chain(im).chain(exc).chain(imc) {
             Pattern::new(p)?;
         }
         if self.import.iter().any(|r| r.queue == 0) {
             return Err(KeyError::KeyExpr("an import queue of 0 messages".into()));
         }
+        if self.import_channel.iter().any(|r| r.window == 0) {
+            return Err(KeyError::KeyExpr("a channel window of 0 messages".into()));
+        }
         Ok(())
+    }
+
+    /// The export rule of the channel `name` (`/orders`), if it is exported.
+    pub fn channel_export_rule(&self, name: &str) -> Option<&ChannelExportRule> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        first_match(&self.export_channel, name, |r| (&r.channels, &r.deny))
+    }
+
+    /// The import rule of the channel `name` (`/orders`), if it is imported.
+    pub fn channel_import_rule(&self, name: &str) -> Option<&ChannelImportRule> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        first_match(&self.import_channel, name, |r| (&r.channels, &r.deny))
     }
 
     /// The export rule of `topic`, if it is exported.

@@ -3,9 +3,11 @@
 //! message on the topic's key, with the [`Meta`] attachment, while a liveliness token
 //! announces the topic and its identity to the other bridges.
 
+use crate::channel::keys::Grant;
 use crate::config::{Congestion, ExportRule};
 use crate::keys::{data_key, live_key, Announce, Meta};
 use crate::status::{add, add_drop, Direction};
+use crate::topic_credit::{credit_key, ExportCredit};
 use crate::Shared;
 use shmbus::topic::{RawSubscribeOptions, RawSubscriber, RecvTimeoutError, StartAt};
 use std::collections::HashMap;
@@ -58,6 +60,38 @@ pub(crate) fn scan(shared: &Arc<Shared>) {
     }
     for (_, h) in running {
         let _ = h.join();
+    }
+}
+
+/// The credit of a lossless export, kept up to date by a subscriber of its credit key.
+fn subscribe_credit(
+    shared: &Shared,
+    topic: &str,
+) -> Option<(Arc<ExportCredit>, zenoh::pubsub::Subscriber<()>)> {
+    let key = match credit_key(&shared.config.domain, &shared.zid, topic) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(topic, "no credit key: {e}");
+            return None;
+        }
+    };
+    let credit = Arc::new(ExportCredit::default());
+    let c = credit.clone();
+    let sub = shared
+        .session
+        .declare_subscriber(key)
+        .allowed_origin(Locality::Remote)
+        .callback(move |s| match Grant::decode(&s.payload().to_bytes()) {
+            Ok(g) => c.grant(&g),
+            Err(e) => tracing::warn!("ignoring a credit grant: {e}"),
+        })
+        .wait();
+    match sub {
+        Ok(s) => Some((credit, s)),
+        Err(e) => {
+            tracing::error!(topic, "cannot subscribe to credit: {e}");
+            None
+        }
     }
 }
 
@@ -120,10 +154,20 @@ fn export_topic(shared: &Shared, topic: &str, rule: &ExportRule) {
             return;
         }
     };
+    // A lossless export (tethered, congestion block) reads only with every block importer's
+    // credit (DECISIONS D69).
+    let credit = (rule.tethered && rule.congestion == Congestion::Block)
+        .then(|| subscribe_credit(shared, topic))
+        .flatten();
     tracing::info!(topic, type_name = %identity.type_name, tethered = rule.tethered, "exporting");
     stats.active.store(true, Ordering::Relaxed);
     let mut buf = Vec::new();
     while !shared.stopping() {
+        if let Some((c, _)) = &credit {
+            if !c.allows(sub.sequence(), POLL, &stats) {
+                continue;
+            }
+        }
         match sub.recv_deadline(&mut buf, Instant::now() + POLL) {
             Ok(n) => {
                 // What this bridge imported into the topic goes no further (DECISIONS D62).
@@ -131,9 +175,13 @@ fn export_topic(shared: &Shared, topic: &str, rule: &ExportRule) {
                     add(&stats.skipped_own, 1);
                     continue;
                 }
+                let seq = sub.sequence().saturating_sub(1);
+                if let Some((c, _)) = &credit {
+                    c.sent(seq);
+                }
                 let meta = Meta {
                     origin: shared.zid.clone(),
-                    seq: sub.sequence().saturating_sub(1),
+                    seq,
                     identity: identity.clone(),
                     max_message,
                 };

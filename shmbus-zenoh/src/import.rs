@@ -6,6 +6,7 @@
 use crate::config::{ImportRule, Overflow};
 use crate::keys::{parse_live_key, topic_of_data_key, Meta};
 use crate::status::{add, add_drop, Direction, TopicStats};
+use crate::topic_credit::ImportGrants;
 use crate::Shared;
 use shmbus::topic::{RawIdentity, RawPublisher, RawPublisherBuilder};
 use std::collections::{HashMap, VecDeque};
@@ -20,8 +21,10 @@ const RETRY: Duration = Duration::from_millis(500);
 
 /// What the Zenoh callbacks hand to a topic's thread.
 enum Item {
-    /// A remote bridge announced the topic (its liveliness token).
-    Announce(RawIdentity, u32),
+    /// A remote bridge (its id) announced the topic (its liveliness token).
+    Announce(String, RawIdentity, u32),
+    /// That bridge's token went.
+    Gone(String),
     /// A message.
     Data(Meta, Vec<u8>),
 }
@@ -65,21 +68,20 @@ impl Topic {
         self.ready.notify_one();
     }
 
-    fn pop(&self, shared: &Shared) -> Option<Item> {
-        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(item) = q.pop_front() {
-                return Some(item);
-            }
-            if shared.stopping() {
-                return None;
-            }
-            q = self
-                .ready
-                .wait_timeout(q, Duration::from_millis(100))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+    /// The next item, waiting at most 100 ms.
+    fn pop(&self) -> Option<Item> {
+        let q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut q = self
+            .ready
+            .wait_timeout_while(q, Duration::from_millis(100), |q| q.is_empty())
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        q.pop_front()
+    }
+
+    fn queue_empty(&self) -> bool {
+        let q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        !q.iter().any(|i| matches!(i, Item::Data(..)))
     }
 }
 
@@ -181,12 +183,15 @@ impl Importer {
                 tracing::info!(topic = %a.topic, origin = %a.origin, "remote topic appeared");
                 registry.remote(&a.origin, &a.topic, Some(&a.identity.type_name));
                 if let Some(topic) = self.topic(&a.topic) {
-                    topic.push(Item::Announce(a.identity, a.max_message));
+                    topic.push(Item::Announce(a.origin, a.identity, a.max_message));
                 }
             }
             SampleKind::Delete => {
                 tracing::info!(topic = %a.topic, origin = %a.origin, "remote topic went");
                 registry.remote(&a.origin, &a.topic, None);
+                if let Some(topic) = self.topic(&a.topic) {
+                    topic.push(Item::Gone(a.origin));
+                }
             }
         }
     }
@@ -209,6 +214,8 @@ struct Drain<'a> {
     publisher: Option<RawPublisher>,
     retry_at: Instant,
     last: Option<(String, u64)>,
+    /// Under `block`: the credit granted to each exporter (DECISIONS D69).
+    grants: Option<ImportGrants>,
 }
 
 impl Drain<'_> {
@@ -242,6 +249,14 @@ impl Drain<'_> {
     }
 
     fn data(&mut self, meta: &Meta, bytes: &[u8]) {
+        self.write(meta, bytes);
+        let empty = self.topic.queue_empty();
+        if let Some(g) = self.grants.as_mut() {
+            g.done(self.shared, &meta.origin, meta.seq, empty);
+        }
+    }
+
+    fn write(&mut self, meta: &Meta, bytes: &[u8]) {
         let (topic, shared) = (self.topic, self.shared);
         let stats = &topic.stats;
         if self.publisher(&meta.identity, meta.max_message).is_none() {
@@ -285,7 +300,12 @@ impl Drain<'_> {
             match p.send_until(bytes, Some(Instant::now() + wait)) {
                 Ok(()) => add(&stats.forwarded, 1),
                 // `block`: wait as long as the local subscribers need, but see shutdown.
-                Err(e) if e.is_timeout() && block && !shared.stopping() => continue,
+                Err(e) if e.is_timeout() && block && !shared.stopping() => {
+                    if let Some(g) = self.grants.as_mut() {
+                        g.heartbeat(shared);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     if add_drop(&stats.dropped_ring, 1) {
                         tracing::warn!(
@@ -309,13 +329,27 @@ fn drain(shared: &Shared, topic: &Topic) {
         publisher: None,
         retry_at: Instant::now(),
         last: None,
+        grants: (topic.rule.overflow == Overflow::Block)
+            .then(|| ImportGrants::new(&topic.name, topic.rule.queue)),
     };
-    while let Some(item) = topic.pop(shared) {
-        match item {
-            Item::Announce(identity, max) => {
+    while !shared.stopping() {
+        match topic.pop() {
+            Some(Item::Announce(origin, identity, max)) => {
                 d.publisher(&identity, max);
+                if let Some(g) = d.grants.as_mut() {
+                    g.live(shared, &origin, true);
+                }
             }
-            Item::Data(meta, bytes) => d.data(&meta, &bytes),
+            Some(Item::Gone(origin)) => {
+                if let Some(g) = d.grants.as_mut() {
+                    g.live(shared, &origin, false);
+                }
+            }
+            Some(Item::Data(meta, bytes)) => d.data(&meta, &bytes),
+            None => {}
+        }
+        if let Some(g) = d.grants.as_mut() {
+            g.heartbeat(shared);
         }
     }
     topic.stats.active.store(false, Ordering::Relaxed);

@@ -25,13 +25,20 @@
 //! # Ok::<(), shmbus_zenoh::BridgeError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
+pub mod channel;
 pub mod config;
 mod export;
 mod import;
 pub mod keys;
 pub mod status;
+mod topic_credit;
 
-pub use config::{Config, Congestion, ExportRule, ImportRule, Overflow, ZenohSettings};
+pub use config::{
+    ChannelExportRule, ChannelImportRule, Config, Congestion, ExportRule, ImportRule, Overflow,
+    ZenohSettings,
+};
 pub use status::{BridgeStatus, TopicStatus};
 
 use status::Registry;
@@ -76,6 +83,7 @@ impl Shared {
 pub struct Bridge {
     shared: Arc<Shared>,
     importer: Option<Arc<import::Importer>>,
+    channel_importer: Option<Arc<channel::import::ChannelImporter>>,
     subscribers: Vec<zenoh::pubsub::Subscriber<()>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -115,11 +123,23 @@ impl Bridge {
         let mut bridge = Bridge {
             shared: shared.clone(),
             importer: None,
+            channel_importer: None,
             subscribers: Vec::new(),
             threads: Vec::new(),
         };
         if !shared.config.import.is_empty() {
             bridge.start_import()?;
+        }
+        if !shared.config.import_channel.is_empty() {
+            bridge.start_channel_import()?;
+        }
+        if !shared.config.export_channel.is_empty() {
+            let s = shared.clone();
+            bridge.threads.push(
+                std::thread::Builder::new()
+                    .name("channel export scan".into())
+                    .spawn(move || channel::export::scan(&s))?,
+            );
         }
         if !shared.config.export.is_empty() {
             let s = shared.clone();
@@ -170,6 +190,36 @@ impl Bridge {
         Ok(())
     }
 
+    fn start_channel_import(&mut self) -> Result<(), BridgeError> {
+        let shared = &self.shared;
+        let importer = Arc::new(channel::import::ChannelImporter::new(shared.clone()));
+        let domain = &shared.config.domain;
+        let err = |e: &dyn std::fmt::Display| BridgeError::Zenoh(e.to_string());
+        let data = channel::keys::data_all(domain, &shared.zid).map_err(|e| err(&e))?;
+        let live = channel::keys::live_all(domain).map_err(|e| err(&e))?;
+        let i = importer.clone();
+        let sub = shared
+            .session
+            .declare_subscriber(data)
+            .allowed_origin(Locality::Remote)
+            .callback(move |s| i.on_sample(&s))
+            .wait()
+            .map_err(|e| err(&e))?;
+        self.subscribers.push(sub);
+        let i = importer.clone();
+        let tokens = shared
+            .session
+            .liveliness()
+            .declare_subscriber(live)
+            .history(true)
+            .callback(move |s| i.on_token(&s))
+            .wait()
+            .map_err(|e| err(&e))?;
+        self.subscribers.push(tokens);
+        self.channel_importer = Some(importer);
+        Ok(())
+    }
+
     /// The bridge's Zenoh id.
     pub fn zid(&self) -> &str {
         &self.shared.zid
@@ -197,6 +247,9 @@ impl Bridge {
             let _ = s.undeclare().wait();
         }
         if let Some(i) = self.importer.take() {
+            i.join();
+        }
+        if let Some(i) = self.channel_importer.take() {
             i.join();
         }
         for t in self.threads.drain(..) {

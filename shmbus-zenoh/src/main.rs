@@ -1,7 +1,12 @@
 //! The `shmbus-zenoh` command: `shmbus-zenoh run --config FILE` (see the README).
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
-use shmbus_zenoh::{Bridge, Config, Congestion, ExportRule, ImportRule, Overflow};
+use shmbus_zenoh::{
+    Bridge, ChannelExportRule, ChannelImportRule, Config, Congestion, ExportRule, ImportRule,
+    Overflow,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +14,7 @@ use std::process::ExitCode;
 #[command(
     name = "shmbus-zenoh",
     version,
-    about = "Bridges shmbus topics across hosts over Zenoh"
+    about = "Bridges shmbus topics and channels across hosts over Zenoh"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -19,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs a bridge until SIGINT or SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Prints the status files of the bridges on this host (JSON).
     Status {
         /// The status directory (default: `shmbus-bridges` in the shm directory).
@@ -63,7 +68,17 @@ struct RunArgs {
     /// What an import does when its queue is full.
     #[arg(long, value_enum, default_value_t = Overflow::DropOldest)]
     overflow: Overflow,
-    /// The shm directory of the local topics.
+    /// A local channel to export, by name without the leading `/` or pattern (repeatable):
+    /// the bridge becomes one of its receivers.
+    #[arg(long)]
+    export_channel: Vec<String>,
+    /// A remote channel to import (repeatable): the bridge becomes one of its senders here.
+    #[arg(long)]
+    import_channel: Vec<String>,
+    /// The credit window of the flag channel imports, in messages.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// The shm directory of the local topics and channels.
     #[arg(long)]
     shm_dir: Option<PathBuf>,
     /// Where to write the status file (default: `shmbus-bridges` in the shm directory).
@@ -96,6 +111,17 @@ impl RunArgs {
             rule.queue = self.queue;
             rule.overflow = self.overflow;
             c.import.push(rule);
+        }
+        if !self.export_channel.is_empty() {
+            c.export_channel.push(ChannelExportRule {
+                channels: self.export_channel,
+                deny: Vec::new(),
+            });
+        }
+        if !self.import_channel.is_empty() {
+            let mut rule = ChannelImportRule::new(self.import_channel);
+            rule.window = self.window;
+            c.import_channel.push(rule);
         }
         if self.shm_dir.is_some() {
             c.shm_dir = self.shm_dir;

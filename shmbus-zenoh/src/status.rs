@@ -26,6 +26,17 @@ pub enum Direction {
     Import,
 }
 
+/// What is carried: a topic (broadcast) or a channel (SPSC or MPMC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A topic: `shmbus::topic`.
+    #[default]
+    Topic,
+    /// A channel: `shmbus::channel`, named by its shm name (`/orders`).
+    Channel,
+}
+
 /// One topic's counters. Relaxed atomics: each is a count read for display, ordering
 /// nothing else.
 #[derive(Debug, Default)]
@@ -51,6 +62,9 @@ pub struct TopicStats {
     pub skipped_own: AtomicU64,
     /// Export: Zenoh put errors.
     pub put_errors: AtomicU64,
+    /// Channel export: how many times the exporter waited for the importer's credit (a slow
+    /// remote receiver back-pressures the local senders).
+    pub credit_waits: AtomicU64,
     /// Whether the topic is being carried now.
     pub active: AtomicBool,
 }
@@ -72,6 +86,8 @@ pub fn add_drop(c: &AtomicU64, n: u64) -> bool {
 #[allow(missing_docs)]
 pub struct TopicStatus {
     pub topic: String,
+    #[serde(default)]
+    pub kind: Kind,
     pub direction: Direction,
     pub active: bool,
     pub forwarded: u64,
@@ -84,6 +100,8 @@ pub struct TopicStatus {
     pub refused: u64,
     pub skipped_own: u64,
     pub put_errors: u64,
+    #[serde(default)]
+    pub credit_waits: u64,
 }
 
 /// A remote topic seen through liveliness.
@@ -119,7 +137,7 @@ pub struct BridgeStatus {
 /// The live counters of one bridge.
 #[derive(Debug, Default)]
 pub struct Registry {
-    topics: Mutex<BTreeMap<(String, Direction), Arc<TopicStats>>>,
+    topics: Mutex<BTreeMap<(Kind, String, Direction), Arc<TopicStats>>>,
     remote: Mutex<BTreeMap<(String, String), String>>,
     importing: Mutex<BTreeMap<String, Arc<AtomicBool>>>,
 }
@@ -127,14 +145,21 @@ pub struct Registry {
 impl Registry {
     /// The counters of `topic` in `dir`, made on first use.
     pub fn topic(&self, topic: &str, dir: Direction) -> Arc<TopicStats> {
+        self.counters(Kind::Topic, topic, dir)
+    }
+
+    /// The counters of `name` of `kind` in `dir`, made on first use.
+    pub fn counters(&self, kind: Kind, name: &str, dir: Direction) -> Arc<TopicStats> {
         let mut map = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entry((topic.to_string(), dir)).or_default().clone()
+        map.entry((kind, name.to_string(), dir))
+            .or_default()
+            .clone()
     }
 
     /// The counters of `topic` in `dir`, if any.
     pub fn get(&self, topic: &str, dir: Direction) -> Option<Arc<TopicStats>> {
         let map = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&(topic.to_string(), dir)).cloned()
+        map.get(&(Kind::Topic, topic.to_string(), dir)).cloned()
     }
 
     /// The flag set while this bridge publishes `topic` (imports into it): its exporter
@@ -167,8 +192,9 @@ impl Registry {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let topics = topics
             .iter()
-            .map(|((topic, direction), s)| TopicStatus {
+            .map(|((kind, topic, direction), s)| TopicStatus {
                 topic: topic.clone(),
+                kind: *kind,
                 direction: *direction,
                 active: s.active.load(Ordering::Relaxed),
                 forwarded: get(&s.forwarded),
@@ -181,6 +207,7 @@ impl Registry {
                 refused: get(&s.refused),
                 skipped_own: get(&s.skipped_own),
                 put_errors: get(&s.put_errors),
+                credit_waits: get(&s.credit_waits),
             })
             .collect();
         let remote = self

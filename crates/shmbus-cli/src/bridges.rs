@@ -1,5 +1,6 @@
 //! `shmbus bridges`: the bridges to other hosts (`shmbus-zenoh`) running here, and what
-//! each topic they carry has forwarded and dropped. Read from the status files each bridge
+//! each topic and channel they carry has forwarded and dropped (and, for a channel export,
+//! how often it waited for the remote side's credit). Read from the status files each bridge
 //! rewrites (by write-then-rename) in `shmbus-bridges/` of the shm directory; the bridge is
 //! never asked.
 
@@ -75,15 +76,17 @@ pub fn print(fmt: Format) -> Result<(), Failure> {
             "BRIDGE",
             "PID",
             "STATE",
-            "TOPIC",
+            "KIND",
+            "NAME",
             "DIR",
             "FORWARDED",
             "DROPPED",
             "GAPS",
             "DUPS",
             "MISMATCHED",
+            "CREDIT_WAITS",
         ],
-        &[1, 5, 6, 7, 8, 9],
+        &[1, 6, 7, 8, 9, 10, 11],
     );
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     for b in &all {
@@ -107,6 +110,8 @@ pub fn print(fmt: Format) -> Result<(), Failure> {
                 zid.clone(),
                 pid.clone(),
                 state.into(),
+                // Files of bridges from before channels have topics only.
+                tp["kind"].as_str().unwrap_or("topic").into(),
                 tp["topic"].as_str().unwrap_or("?").into(),
                 tp["direction"].as_str().unwrap_or("?").into(),
                 n(tp, "forwarded").to_string(),
@@ -114,6 +119,7 @@ pub fn print(fmt: Format) -> Result<(), Failure> {
                 n(tp, "gaps").to_string(),
                 n(tp, "duplicates").to_string(),
                 n(tp, "mismatched").to_string(),
+                n(tp, "credit_waits").to_string(),
             ]);
         }
     }

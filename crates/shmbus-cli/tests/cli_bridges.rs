@@ -1,6 +1,6 @@
 //! `shmbus bridges` reads the status files that `shmbus-zenoh` bridges write in
-//! `shmbus-bridges/` of the shm directory: a running bridge's drops show, a gone one is
-//! marked so, and `shmbus ls` does not take the files for segments.
+//! `shmbus-bridges/` of the shm directory: a running bridge's drops show, for topics and
+//! channels, a gone one is marked so, and `shmbus ls` does not take the files for segments.
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
@@ -27,6 +27,11 @@ fn status(zid: &str, pid: u32, updated: u64, dropped_queue: u64) -> Value {
             "topic": "orders/eu", "direction": "import", "active": true, "forwarded": 10,
             "dropped_local": 0, "dropped_queue": dropped_queue, "dropped_ring": 2, "gaps": 3,
             "duplicates": 0, "mismatched": 1, "refused": 0, "skipped_own": 0, "put_errors": 0
+        }, {
+            "topic": "/jobs", "kind": "channel", "direction": "export", "active": true,
+            "forwarded": 40, "dropped_local": 1, "dropped_queue": 0, "dropped_ring": 0, "gaps": 0,
+            "duplicates": 0, "mismatched": 0, "refused": 0, "skipped_own": 0, "put_errors": 0,
+            "credit_waits": 12
         }],
         "remote": []
     })
@@ -72,7 +77,16 @@ fn bridges_lists_status_files_with_their_drops() {
     // Dropped = queue 5 + ring 2; gaps 3; mismatched 1.
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[2], "running", "{row}");
-    assert_eq!(&cells[5..], ["10", "7", "3", "0", "1"], "{row}");
+    assert_eq!(cells[3], "topic", "{row}");
+    assert_eq!(&cells[6..], ["10", "7", "3", "0", "1", "0"], "{row}");
+    // A channel's row: its kind, and the times its export waited for credit.
+    let row = text
+        .lines()
+        .find(|l| l.contains("aaaa1111") && l.contains("/jobs"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[3..6], ["channel", "/jobs", "export"], "{row}");
+    assert_eq!(&cells[6..], ["40", "1", "0", "0", "0", "12"], "{row}");
     assert!(text.contains("gone"), "{text}");
 
     // `ls` lists segments only: the status directory is not one.

@@ -92,6 +92,7 @@ pub mod flavor;
 
 mod channel;
 mod error;
+pub mod raw_channel;
 mod receiver;
 pub mod select;
 mod select_macro;

@@ -129,6 +129,19 @@ impl Proc {
         }
     }
 
+    /// The next line that starts with `prefix`, if one comes within `timeout`.
+    pub fn try_expect(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").unwrap();
@@ -214,6 +227,22 @@ pub fn status(host: &Host) -> Vec<shmbus_zenoh::BridgeStatus> {
         text.push('\n');
     }
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("status: {e}: {text}"))
+}
+
+/// The counters of the channel `name` in `direction` in a status list.
+pub fn channel_status(
+    all: &[shmbus_zenoh::BridgeStatus],
+    name: &str,
+    direction: shmbus_zenoh::status::Direction,
+) -> Option<shmbus_zenoh::TopicStatus> {
+    all.iter()
+        .flat_map(|b| &b.topics)
+        .find(|t| {
+            t.topic == name
+                && t.direction == direction
+                && t.kind == shmbus_zenoh::status::Kind::Channel
+        })
+        .cloned()
 }
 
 /// The counters of `topic` in `direction` in a status list.

@@ -6,6 +6,9 @@
 //! - the bridge: shmbus topic -> bridge A -> Zenoh (TCP 127.0.0.1) -> bridge B -> shmbus
 //!   topic, two shm directories standing for two hosts, and back for the pong.
 //!
+//! and the same for channels (`bench_chan.rs`): a local SPSC channel, and one through the
+//! bridges with their credit flow control.
+//!
 //! Everything runs in this one process (two Zenoh sessions, two bridges): the figures
 //! compare paths on the same machine at the same time, not hosts.
 
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zenoh::Wait;
 
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+pub(crate) type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// The benchmark's settings.
 #[derive(clap::Args, Debug)]
@@ -35,7 +38,7 @@ pub struct BenchArgs {
 }
 
 /// One path's figures at one size.
-struct Row {
+pub(crate) struct Row {
     path: &'static str,
     size: usize,
     p50_us: f64,
@@ -48,7 +51,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
 }
 
-fn row(path: &'static str, size: usize, mut rtts: Vec<Duration>, rate: f64) -> Row {
+pub(crate) fn row(path: &'static str, size: usize, mut rtts: Vec<Duration>, rate: f64) -> Row {
     rtts.sort();
     Row {
         path,
@@ -59,13 +62,13 @@ fn row(path: &'static str, size: usize, mut rtts: Vec<Duration>, rate: f64) -> R
     }
 }
 
-fn payload(seq: u64, size: usize) -> Vec<u8> {
+pub(crate) fn payload(seq: u64, size: usize) -> Vec<u8> {
     let mut v = vec![0xA5; size.max(8)];
     v[..8].copy_from_slice(&seq.to_le_bytes());
     v
 }
 
-fn seq_of(v: &[u8]) -> u64 {
+pub(crate) fn seq_of(v: &[u8]) -> u64 {
     v.get(..8)
         .and_then(|b| b.try_into().ok())
         .map_or(u64::MAX, u64::from_le_bytes)
@@ -202,7 +205,7 @@ fn zenoh_config(listen: Option<u16>, connect: Option<u16>) -> Res<zenoh::Config>
     Ok(c)
 }
 
-fn free_port() -> Res<u16> {
+pub(crate) fn free_port() -> Res<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -386,6 +389,8 @@ pub fn run(a: &BenchArgs) -> Res<()> {
             rows.push(local(&dir_a, size, a)?);
             rows.push(zenoh_only(size, a)?);
             rows.push(bridged(&dir_a, &dir_b, size, a)?);
+            rows.push(super::bench_chan::local(&dir_a, size, a)?);
+            rows.push(super::bench_chan::bridged(&dir_a, &dir_b, size, a)?);
         }
         Ok(rows)
     })();

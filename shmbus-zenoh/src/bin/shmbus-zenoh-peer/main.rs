@@ -3,6 +3,8 @@
 //! (as one JSON line) what arrived once, in order, and what did not; `bench` measures the
 //! bridge against Zenoh alone and a local topic (`bench.rs`).
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use shmbus::topic::{RecvTimeoutError, StartAt};
@@ -10,6 +12,8 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 mod bench;
+mod bench_chan;
+mod chan;
 
 /// The message the peers exchange; its type name is fixed so that the fingerprint does not
 /// depend on this binary's module path.
@@ -60,11 +64,26 @@ enum Cli {
         /// After the last message, keep receiving this long: anything more is a duplicate.
         #[arg(long, default_value_t = 0)]
         linger_ms: u64,
+        /// After `ready`, wait for a line on stdin before receiving (a stalled subscriber
+        /// that resumes), then print `resumed`.
+        #[arg(long)]
+        go_stdin: bool,
     },
     /// Tries to subscribe with another type; prints `refused: <error>` or `accepted`.
     WrongType {
         #[arg(long)]
         topic: String,
+    },
+    /// Creates a channel, then sends `count` messages `seq` 0.. (see `chan.rs`).
+    Send(chan::ChanArgs),
+    /// Opens a channel (waiting for it), then receives and reports as `sub` does.
+    Recv(chan::ChanArgs),
+    /// Tries to open a channel's receiver with another type.
+    WrongTypeChannel {
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        mpmc: bool,
     },
     /// Latency and throughput: local topic, Zenoh alone, and through two bridges.
     Bench(bench::BenchArgs),
@@ -120,6 +139,7 @@ fn subscribe(
     timeout: Duration,
     stall: bool,
     linger: Duration,
+    go_stdin: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + timeout;
     let mut s = shmbus::topic::subscriber::<TestMsg>()
@@ -130,6 +150,11 @@ fn subscribe(
     if stall {
         std::thread::sleep(timeout);
         return Ok(());
+    }
+    if go_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        println!("resumed");
     }
     let mut r = Report::default();
     while Instant::now() < deadline && r.last != Some(count - 1) {
@@ -197,13 +222,18 @@ fn main() -> std::process::ExitCode {
             timeout_ms,
             stall,
             linger_ms,
+            go_stdin,
         } => subscribe(
             &topic,
             count,
             Duration::from_millis(timeout_ms),
             stall,
             Duration::from_millis(linger_ms),
+            go_stdin,
         ),
+        Cli::Send(args) => chan::send(&args),
+        Cli::Recv(args) => chan::recv(&args),
+        Cli::WrongTypeChannel { channel, mpmc } => chan::wrong_type(&channel, mpmc),
         Cli::Bench(args) => bench::run(&args).map_err(|e| e.to_string().into()),
         Cli::WrongType { topic } => {
             match shmbus::topic::subscriber::<String>().open(&topic) {
