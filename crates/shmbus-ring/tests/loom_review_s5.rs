@@ -81,9 +81,7 @@ fn loom_review_s5_cursor_ahead_of_the_hint_races_a_dying_consumer_and_its_repair
         let mut all = [got1, got2].concat();
         all.sort_unstable();
         // Message m is at position m (one producer); the victim held position `held`.
-        let want: Vec<u8> = (1..4u8)
-            .filter(|m| Some(u64::from(*m)) != held)
-            .collect();
+        let want: Vec<u8> = (1..4u8).filter(|m| Some(u64::from(*m)) != held).collect();
         assert_eq!(all, want, "held {held:?}");
         assert_eq!(c1.head_hint(), 4, "a drained ring's hint is exact");
         // Not wedged: a whole lap goes in again and comes out in order.
