@@ -1,9 +1,9 @@
 //! Review of the inline empty poll (`Consumer::spin_empty`, `ProbeClock::spin_skips`; D76):
 //! a consumer that only ever spins on non-blocking pops (never blocks) must still notice a
-//! SIGKILLed producer process within its probe interval, and a producer's clean detach must
+//! `SIGKILLed` producer process within its probe interval, and a producer's clean detach must
 //! turn the very next empty poll into `Disconnected` (crossbeam's `try_recv` contract), on
 //! every non-blocking read path, whichever poll of the 16 it falls on. Also (D73) a consumer
-//! process SIGKILLed while the head hint lags its claims and while it holds one.
+//! process `SIGKILLed` while the head hint lags its claims and while it holds one.
 #![cfg(not(loom))]
 
 use shmbus_ring::{Kind, Mpmc, MpmcConfig, PopError, Ring, SegmentOptions, Spsc, SpscConfig};
@@ -60,7 +60,7 @@ fn review_s5_a_dropped_producer_disconnects_the_next_spinning_poll() {
     clean_drop(|| Ring::<Mpmc>::in_heap(&MpmcConfig::new(64, 8)).unwrap());
 }
 
-/// The producer is a child process that attaches, sends nothing and sleeps; it is SIGKILLed
+/// The producer is a child process that attaches, sends nothing and sleeps; it is `SIGKILLed`
 /// while the consumer spins on `try_pop` (never a blocking call): the consumer must report
 /// `Disconnected` within a few probe intervals.
 fn sigkill<K: Kind>(test: &str, make: impl Fn(&str) -> Ring<K>, open: impl Fn(&str) -> Ring<K>) {
@@ -102,7 +102,7 @@ fn sigkill<K: Kind>(test: &str, make: impl Fn(&str) -> Ring<K>, open: impl Fn(&s
                     polls += 1;
                     assert!(
                         killed.elapsed() < Duration::from_secs(5),
-                        "path {path}: a spinning consumer missed a SIGKILLed producer for 5 s \
+                        "path {path}: a spinning consumer missed a `SIGKILLed` producer for 5 s \
                          ({polls} polls)"
                     );
                 }
