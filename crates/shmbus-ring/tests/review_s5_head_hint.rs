@@ -361,3 +361,56 @@ proptest! {
         }
     }
 }
+
+/// A peer of the old behaviour (it raises the head hint past every claim: emulated by a raw
+/// `fetch_max` after each of its pops, message `i` being at position `i`) shares a ring with
+/// consumers that defer their raises: every message arrives exactly once, each consumer's in
+/// increasing order, and the drained ring's `len` is 0.
+#[test]
+fn review_s5_an_eager_peer_and_lazy_consumers_share_a_ring() {
+    const N: u32 = 200_000;
+    let (_name, ring, raw) = shm(&MpmcConfig::new(64, 8));
+    let hint = word(&raw, CONSUMER_BLOCK);
+    let done = std::sync::atomic::AtomicU32::new(0);
+    let mut tx = ring.producer().unwrap();
+    let got: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let consumers: Vec<_> = (0..3)
+            .map(|c| {
+                let (ring, done) = (&ring, &done);
+                s.spawn(move || {
+                    let mut rx = ring.consumer().unwrap();
+                    let mut buf = [0u8; 8];
+                    let mut got = Vec::new();
+                    while done.load(Ordering::SeqCst) < N {
+                        match rx.try_pop(&mut buf) {
+                            Ok(4) => {
+                                let v = u32::from_le_bytes(buf[..4].try_into().unwrap());
+                                if c == 0 {
+                                    hint.fetch_max(u64::from(v) + 1, Ordering::Release);
+                                }
+                                got.push(v);
+                                done.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(PopError::Empty) => std::hint::spin_loop(),
+                            other => panic!("consumer {c}: {other:?}"),
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        for i in 0..N {
+            while tx.try_push(&i.to_le_bytes()).is_err() {
+                std::hint::spin_loop();
+            }
+        }
+        consumers.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for g in &got {
+        assert!(g.windows(2).all(|w| w[0] < w[1]), "a consumer out of order");
+    }
+    let mut all: Vec<u32> = got.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..N).collect::<Vec<_>>());
+    assert_eq!(ring.len(), Some(0));
+}
