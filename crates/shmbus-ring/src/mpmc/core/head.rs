@@ -37,10 +37,21 @@ impl<M: Memory> Core<M> {
     /// Where a consumer's walk starts: the head hint (M7) or, if further on, this consumer's
     /// own cursor — every position below it was claimed for reading by this consumer or passed
     /// by its walks (F3 holds of it as of the hint). Returns `(start, hint)`.
+    ///
+    /// The cursor is trusted only within `head_lag` of the hint: an honest hint never falls
+    /// that far behind it (`after_claim` raises it first, and a walk that finds nothing raises
+    /// it to the cursor or beyond), and the hint never goes back. A cursor further on was set
+    /// by a forged hint or commit that a hostile peer then took back; walking from the hint is
+    /// then always correct (the positions between are consumed: the walk passes them), where
+    /// trusting the cursor would skip every message below it and publish it as the hint
+    /// (M10b), making the hint lead the tail for every consumer.
     #[inline]
     pub(super) fn read_start(&self) -> Result<(u64, u64), Corruption> {
         let hint = self.hint(self.g.words.head)?;
-        if self.next_read == u64::MAX || self.next_read <= hint {
+        if self.next_read == u64::MAX
+            || self.next_read <= hint
+            || self.next_read - hint >= self.head_lag
+        {
             return Ok((hint, hint));
         }
         if self.next_read >= MAX_POSITION {
