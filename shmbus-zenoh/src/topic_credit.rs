@@ -206,6 +206,9 @@ impl ImportGrants {
 }
 
 #[cfg(test)]
+mod adversarial;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -384,6 +384,9 @@ fn export_channel(shared: &Shared, name: &str) {
 }
 
 #[cfg(test)]
+mod adversarial;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -451,3 +451,6 @@ impl<'a> Drain<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod adversarial;
