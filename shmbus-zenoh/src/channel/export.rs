@@ -103,7 +103,11 @@ impl Credit {
         // importer, at least: an importer followed again after another one has an old `last`,
         // and must not stall the channel for good.
         let base = peer.base.get_or_insert(next).saturating_add(g.window);
-        let limit = match g.last {
+        // A `last` beyond what this exporter sent (a bogus or replayed grant, or an importer
+        // that kept the count of an earlier exporter of the same id) opens no more than the
+        // window beyond what was really sent.
+        let last = g.last.filter(|_| next > 0).map(|l| l.min(next - 1));
+        let limit = match last {
             Some(last) => last.saturating_add(1).saturating_add(g.window).max(base),
             None => base,
         };
@@ -147,7 +151,7 @@ impl Credit {
     /// The message numbered `seq` was taken and sent.
     fn sent(&self, seq: u64) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.next = st.next.max(seq + 1);
+        st.next = st.next.max(seq.saturating_add(1));
     }
 }
 

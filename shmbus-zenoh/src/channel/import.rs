@@ -46,12 +46,22 @@ struct Chan {
 }
 
 impl Chan {
-    /// Queues `item`; never waits beyond the lock. Credit keeps the data items within the
-    /// window; one beyond it (an exporter that ignored its credit) is dropped and counted.
+    /// Queues `item`; never waits beyond the lock. Credit keeps each exporter's data items
+    /// within its window (each exporter of the channel is granted a window of its own); one
+    /// beyond it (an exporter that ignored its credit) is dropped and counted.
     fn push(&self, item: Item) {
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let data = q.iter().filter(|i| matches!(i, Item::Data(..))).count();
-        if matches!(item, Item::Data(..)) && data >= self.rule.window {
+        let beyond = match &item {
+            Item::Data(meta, _) => {
+                let queued = q
+                    .iter()
+                    .filter(|i| matches!(i, Item::Data(m, _) if m.origin == meta.origin))
+                    .count();
+                queued >= self.rule.window
+            }
+            _ => false,
+        };
+        if beyond {
             drop(q);
             if add_drop(&self.stats.dropped_queue, 1) {
                 tracing::warn!(channel = %self.name, "a message beyond the granted credit, dropped");
@@ -327,7 +337,7 @@ impl<'a> Drain<'a> {
                 add(&stats.duplicates, 1);
                 return;
             }
-            Some(l) if meta.seq > l + 1 => {
+            Some(l) if meta.seq > l.saturating_add(1) => {
                 add(&stats.gaps, meta.seq - l - 1);
                 tracing::warn!(channel = %self.chan.name, missed = meta.seq - l - 1, "gap in the exporter's sequence");
             }
@@ -346,8 +356,11 @@ impl<'a> Drain<'a> {
         // that a slow stream is never left waiting for a heartbeat).
         let window = self.chan.rule.window as u64;
         let moved = self.origins.get(&meta.origin).is_some_and(|o| {
-            let limit = o.last.map_or(0, |l| l + 1 + window);
-            o.granted.is_none_or(|g| limit >= g + (window / 4).max(1))
+            let limit = o
+                .last
+                .map_or(0, |l| l.saturating_add(1).saturating_add(window));
+            o.granted
+                .is_none_or(|g| limit >= g.saturating_add((window / 4).max(1)))
         });
         if moved || !self.chan.has_data() {
             self.grant(&meta.origin);
@@ -421,7 +434,10 @@ impl<'a> Drain<'a> {
             last: o.last,
             window,
         };
-        o.granted = Some(o.last.map_or(0, |l| l + 1 + window));
+        o.granted = Some(
+            o.last
+                .map_or(0, |l| l.saturating_add(1).saturating_add(window)),
+        );
         let key = match credit_key(&self.shared.config.domain, origin, &self.chan.name) {
             Ok(k) => k,
             Err(e) => {

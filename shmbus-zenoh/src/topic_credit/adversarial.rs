@@ -26,3 +26,29 @@ fn export_credit_at_the_end_of_the_range_does_not_panic() {
     c.sent(u64::MAX);
     c.sent(u64::MAX);
 }
+
+/// A grant whose `last` is beyond what the export sent must not let the export run more than
+/// the window ahead of what was really sent (the importer's block queue would overflow).
+#[test]
+fn a_grant_claiming_more_than_was_sent_opens_no_more_than_the_window() {
+    let (c, stats) = (ExportCredit::default(), TopicStats::default());
+    let z = Duration::ZERO;
+    c.sent(99);
+    c.grant(&Grant {
+        importer: "b".into(),
+        last: None,
+        window: 4,
+    });
+    assert!(c.allows(103, z, &stats));
+    c.sent(103);
+    c.grant(&Grant {
+        importer: "b".into(),
+        last: Some(1_000_000),
+        window: 4,
+    });
+    assert!(c.allows(107, z, &stats));
+    assert!(
+        !c.allows(108, z, &stats),
+        "103 was the last sent: up to 107"
+    );
+}

