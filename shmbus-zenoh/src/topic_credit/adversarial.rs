@@ -52,3 +52,17 @@ fn a_grant_claiming_more_than_was_sent_opens_no_more_than_the_window() {
         "103 was the last sent: up to 107"
     );
 }
+
+/// A grant of no room (a window of 0, which no import rule allows) must not hold the export
+/// back: a sender repeating it would stop the topic for good.
+#[test]
+fn a_grant_of_no_room_holds_nothing_back() {
+    let (c, stats) = (ExportCredit::default(), TopicStats::default());
+    c.sent(9);
+    c.grant(&Grant {
+        importer: "ghost".into(),
+        last: None,
+        window: 0,
+    });
+    assert!(c.allows(10, Duration::ZERO, &stats));
+}

@@ -63,3 +63,16 @@ fn an_importer_followed_again_gets_no_more_than_its_window_outstanding() {
         again.len()
     );
 }
+
+/// A grant of no room (a window of 0, which no importer's configuration allows: a bogus or
+/// foreign grant) must not make the exporter follow its sender: the real importer would wait
+/// for that one's silence, and a sender that repeats it would hold the channel for good.
+#[test]
+fn a_grant_of_no_room_is_not_followed() {
+    let (c, stats) = (Credit::default(), TopicStats::default());
+    c.grant(&grant("ghost", None, 0));
+    c.grant(&grant("x", None, 4));
+    let sent = drain(&c, &stats, 100);
+    assert_eq!(sent.len(), 4, "the real importer is followed");
+    assert!(sent.iter().all(|s| s.0 == "x"));
+}
