@@ -62,6 +62,11 @@ pub(crate) struct ExportCredit {
 impl ExportCredit {
     /// The Zenoh callback of the credit key.
     pub(crate) fn grant(&self, g: &Grant) {
+        // No import rule grants no room (a queue of 0 is refused by the configuration): such
+        // a grant is bogus or foreign, and would hold the export back for good.
+        if g.window == 0 {
+            return;
+        }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         // A new importer's window counts from the export's position: a message read while
         // no importer held the export back (and sent after this grant) is in it.

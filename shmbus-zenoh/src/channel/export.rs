@@ -60,6 +60,11 @@ impl Credit {
     /// A grant arrived: follow its importer if it is the one followed, or if that one went
     /// silent; raise the limit (limits never go down: a late grant changes nothing).
     fn grant(&self, g: &Grant) {
+        // No importer grants no room (a window of 0 is refused by the configuration): such a
+        // grant is bogus or foreign, and following its sender would stall the channel.
+        if g.window == 0 {
+            return;
+        }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let follow = match &st.peer {
