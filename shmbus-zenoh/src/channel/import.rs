@@ -250,35 +250,41 @@ impl<'a> Drain<'a> {
 
     fn run(mut self) {
         while !self.shared.stopping() {
-            match self.chan.pop() {
-                Some(Item::Announce(a)) => {
-                    let origin = a.origin.clone();
-                    // Made now, so that receivers here can open the channel before its
-                    // first message; a refusal is retried (and counted) with the data.
-                    let _ = self.ensure_sender(&a);
-                    let o = self.origins.entry(origin.clone()).or_insert(Origin {
-                        announce: None,
-                        last: None,
-                        granted: None,
-                        live: true,
-                    });
-                    o.announce = Some(a);
-                    o.live = true;
-                    self.grant(&origin);
-                }
-                Some(Item::Gone(origin)) => {
-                    if let Some(o) = self.origins.get_mut(&origin) {
-                        o.live = false;
-                    }
-                }
-                Some(Item::Data(meta, bytes)) => self.data(&meta, &bytes),
-                None => {}
+            if let Some(item) = self.chan.pop() {
+                self.item(item);
             }
             self.heartbeat();
         }
         self.chan.stats.active.store(false, Ordering::Relaxed);
         drop(self.sender.take());
         self.chan.importing.store(false, Ordering::Relaxed);
+    }
+
+    /// Handles one item of the queue.
+    fn item(&mut self, item: Item) {
+        match item {
+            Item::Announce(a) => {
+                let origin = a.origin.clone();
+                // Made now, so that receivers here can open the channel before its first
+                // message; a refusal is retried (and counted) with the data.
+                let _ = self.ensure_sender(&a);
+                let o = self.origins.entry(origin.clone()).or_insert(Origin {
+                    announce: None,
+                    last: None,
+                    granted: None,
+                    live: true,
+                });
+                o.announce = Some(a);
+                o.live = true;
+                self.grant(&origin);
+            }
+            Item::Gone(origin) => {
+                if let Some(o) = self.origins.get_mut(&origin) {
+                    o.live = false;
+                }
+            }
+            Item::Data(meta, bytes) => self.data(&meta, &bytes),
+        }
     }
 
     /// The channel's sender, made (or the channel created) with the announced identity if

@@ -66,3 +66,43 @@ fn a_sequence_number_at_the_end_of_the_range_does_not_panic() {
     assert_eq!(c.stats.duplicates.load(Ordering::Relaxed), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An exporting bridge restarted under the same Zenoh id (a fixed `id` in a Zenoh config
+/// file) numbers its messages from 0 again (D69). Its token went and came back; the importer
+/// must not take its new messages for duplicates of the old ones and drop them (each was
+/// taken out of the channel on the other host: a loss of up to all the old count).
+#[test]
+fn an_exporter_back_under_the_same_id_is_not_taken_for_duplicates() {
+    let dir = std::env::temp_dir().join(format!("shmbus-zreview-r-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shared = crate::test_shared(&dir);
+    let c = chan(4);
+    let mut d = Drain::new(&shared, &c);
+    let announce = ChannelAnnounce {
+        origin: "e".into(),
+        identity: meta("e", 0).identity,
+        flavor: shmbus::raw_channel::RawFlavor::Mpmc,
+        capacity: 8,
+        max_message: 64,
+        checksum: false,
+        channel: "/jobs".into(),
+    };
+    d.item(Item::Announce(announce.clone()));
+    // Messages of another fingerprint are dropped (mismatched) without a local receiver,
+    // and their numbers are kept as those of written ones are.
+    let other = |seq| {
+        let mut m = meta("e", seq);
+        m.identity.fingerprint = 8;
+        m
+    };
+    for seq in 0..4 {
+        d.item(Item::Data(other(seq), vec![1]));
+    }
+    d.item(Item::Gone("e".into()));
+    d.item(Item::Announce(announce));
+    d.item(Item::Data(other(0), vec![1]));
+    assert_eq!(c.stats.duplicates.load(Ordering::Relaxed), 0);
+    assert_eq!(c.stats.mismatched.load(Ordering::Relaxed), 5);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
