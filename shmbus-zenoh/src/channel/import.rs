@@ -274,6 +274,13 @@ impl<'a> Drain<'a> {
                     granted: None,
                     live: true,
                 });
+                // Back after its token went: a bridge restarted under the same Zenoh id (a
+                // fixed `id`) numbers from 0 again; its old numbers must not make its new
+                // messages duplicates. (Its old messages all came before its token went.)
+                if !o.live {
+                    o.last = None;
+                    o.granted = None;
+                }
                 o.announce = Some(a);
                 o.live = true;
                 self.grant(&origin);
