@@ -324,7 +324,10 @@ fn export_channel(shared: &Shared, name: &str) {
     stats.active.store(true, Ordering::Relaxed);
     let mut publisher: Option<Target> = None;
     let mut buf = Vec::new();
-    while !shared.stopping() {
+    // This bridge began to import the channel (it sends into it): it no longer exports it, or
+    // what it imports would go back (DECISIONS D62); the scanner does not start it again.
+    let importing = importing_flag(shared, name);
+    while !shared.stopping() && !importing.load(Ordering::Relaxed) {
         // Only with credit is a message taken out of the ring (DECISIONS D68).
         let Some((importer, seq)) = credit.wait(&stats) else {
             continue;
