@@ -16,7 +16,10 @@ fn a_channel_recreated_by_a_restarted_sender_is_exported_again() {
     let n = N.to_string();
     let (a, b) = (Host::new("A"), Host::new("B"));
     let (ea, eb) = (ep(free_port()), ep(free_port()));
-    let _ba = bridge(&a, &["--listen", &ea, "--connect", &eb, "--export-channel", "*"]);
+    let _ba = bridge(
+        &a,
+        &["--listen", &ea, "--connect", &eb, "--export-channel", "*"],
+    );
     let _bb = bridge(
         &b,
         &[

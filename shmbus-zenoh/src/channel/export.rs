@@ -261,8 +261,14 @@ fn export_channel(shared: &Shared, name: &str) {
         .registry
         .counters(Kind::Channel, name, Direction::Export);
     let dir = shared.config.resolved_shm_dir();
+    // The file this thread exports: a sender that exits unlinks it, and one that comes back
+    // makes a new one of the same name, which the scanner must find (see `replaced`).
+    let path = dir.join(name.trim_start_matches('/'));
+    let inode = file_id(&path);
     let mut rx = match RawReceiver::open(name, Some(&dir)) {
-        Ok(r) => r,
+        Ok(r) if file_id(&path) == inode => r,
+        // Replaced while it was opened: the next scan takes the new one.
+        Ok(_) => return,
         Err(e) => {
             // An SPSC channel whose receiver is local: not for export (retried next scan).
             tracing::debug!(channel = name, "cannot receive for export: {e}");
@@ -381,8 +387,16 @@ fn export_channel(shared: &Shared, name: &str) {
                     tracing::warn!(channel = name, "dropping a corrupt message: {e}");
                 }
             }
-            // Every sender is gone and all they sent was taken: wait for another.
-            Err(PopError::Disconnected) => std::thread::sleep(POLL),
+            // Every sender is gone and all they sent was taken: wait for another, unless the
+            // channel's file was unlinked or replaced (its sender made it and went): the
+            // thread ends, and the scanner exports the new channel of the name.
+            Err(PopError::Disconnected) => {
+                if file_id(&path) != inode {
+                    tracing::info!(channel = name, "channel removed or re-created");
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
             Err(e) => {
                 tracing::warn!(channel = name, "channel export ended: {e}");
                 break;
@@ -393,6 +407,12 @@ fn export_channel(shared: &Shared, name: &str) {
     drop(token);
     drop(publisher);
     let _ = credit_sub.undeclare().wait();
+}
+
+/// The device and inode of the file at `path`, if there is one.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]
