@@ -4,8 +4,8 @@
 //! from the importing bridge, so a slow remote receiver leaves the messages in the local ring,
 //! and the local senders find it full (DECISIONS D68).
 
-use super::importing_flag;
 use super::keys::{credit_key, data_key, live_key, ChannelAnnounce, Grant};
+use super::{importing_flag, sending_flag};
 use crate::keys::Meta;
 use crate::status::{add, add_drop, Direction, Kind, TopicStats};
 use crate::Shared;
@@ -332,8 +332,8 @@ fn export_channel(shared: &Shared, name: &str) {
     let mut buf = Vec::new();
     // This bridge began to import the channel (it sends into it): it no longer exports it, or
     // what it imports would go back (DECISIONS D62); the scanner does not start it again.
-    let importing = importing_flag(shared, name);
-    while !shared.stopping() && !importing.load(Ordering::Relaxed) {
+    let sending = sending_flag(shared, name);
+    while !shared.stopping() && !sending.load(Ordering::Relaxed) {
         // Only with credit is a message taken out of the ring (DECISIONS D68).
         let Some((importer, seq)) = credit.wait(&stats) else {
             continue;

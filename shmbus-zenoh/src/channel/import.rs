@@ -5,8 +5,8 @@
 //! `window` messages beyond the last it wrote, so the queue never holds more than `window`
 //! (DECISIONS D68).
 
-use super::importing_flag;
 use super::keys::{channel_of_data_key, credit_key, parse_live_key, ChannelAnnounce, Grant};
+use super::{importing_flag, sending_flag};
 use crate::config::ChannelImportRule;
 use crate::keys::Meta;
 use crate::status::{add, add_drop, Direction, Kind, TopicStats};
@@ -43,6 +43,8 @@ struct Chan {
     ready: Condvar,
     stats: Arc<TopicStats>,
     importing: Arc<AtomicBool>,
+    /// Up while this bridge holds a sender of the channel.
+    sending: Arc<AtomicBool>,
 }
 
 impl Chan {
@@ -122,6 +124,7 @@ impl ChannelImporter {
                 .registry
                 .counters(Kind::Channel, name, Direction::Import),
             importing: importing_flag(&self.shared, name),
+            sending: sending_flag(&self.shared, name),
         });
         let (c, s) = (chan.clone(), self.shared.clone());
         let spawned = std::thread::Builder::new()
@@ -257,6 +260,7 @@ impl<'a> Drain<'a> {
         }
         self.chan.stats.active.store(false, Ordering::Relaxed);
         drop(self.sender.take());
+        self.chan.sending.store(false, Ordering::Relaxed);
         self.chan.importing.store(false, Ordering::Relaxed);
     }
 
@@ -321,6 +325,7 @@ impl<'a> Drain<'a> {
             Ok(s) => {
                 tracing::info!(channel = %c.name, type_name = %a.identity.type_name, "importing channel");
                 c.stats.active.store(true, Ordering::Relaxed);
+                c.sending.store(true, Ordering::Relaxed);
                 self.sender = Some(s);
                 Ok(())
             }
@@ -330,6 +335,9 @@ impl<'a> Drain<'a> {
                     shmbus::Error::TypeMismatch { .. }
                         | shmbus::Error::Ring(shmbus::ring::Error::WrongKind { .. })
                 );
+                // Not importing after all: the scanner may export the channel (a local one
+                // of another type, say), as for topics (DECISIONS D62).
+                c.importing.store(false, Ordering::Relaxed);
                 tracing::warn!(channel = %c.name, "cannot send into the imported channel: {e}");
                 self.retry_at = Instant::now() + RETRY;
                 Err(permanent)

@@ -14,6 +14,7 @@ fn chan(window: usize) -> Chan {
         ready: Condvar::new(),
         stats: Arc::new(TopicStats::default()),
         importing: Arc::new(AtomicBool::new(false)),
+        sending: Arc::new(AtomicBool::new(false)),
     }
 }
 
