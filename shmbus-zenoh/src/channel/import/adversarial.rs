@@ -107,3 +107,38 @@ fn an_exporter_back_under_the_same_id_is_not_taken_for_duplicates() {
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two hosts export `/jobs` with different types (or this host's `/jobs` is of another type
+/// than the exporter's). The importer cannot write the other type's messages: it must not
+/// grant that exporter credit, or every message it takes out of its channel is dropped here
+/// (counted, but lost), and its senders never see back-pressure.
+#[test]
+fn an_exporter_of_another_type_gets_no_credit() {
+    let dir = std::env::temp_dir().join(format!("shmbus-zreview-m-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shared = crate::test_shared(&dir);
+    let c = chan(4);
+    let mut d = Drain::new(&shared, &c);
+    let announce = |origin: &str, fingerprint| {
+        let mut identity = meta(origin, 0).identity;
+        identity.fingerprint = fingerprint;
+        ChannelAnnounce {
+            origin: origin.into(),
+            identity,
+            flavor: shmbus::raw_channel::RawFlavor::Mpmc,
+            capacity: 8,
+            max_message: 64,
+            checksum: false,
+            channel: "/jobs".into(),
+        }
+    };
+    d.item(Item::Announce(announce("a", 7)));
+    assert!(d.origins["a"].granted.is_some(), "the channel's type: granted");
+    d.item(Item::Announce(announce("c", 9)));
+    assert!(
+        d.origins.get("c").is_none_or(|o| o.granted.is_none()),
+        "an exporter of another type was granted credit"
+    );
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
