@@ -233,8 +233,11 @@ struct Drain<'a> {
 /// What became of a message.
 enum Outcome {
     Written,
-    /// Dropped for good (counted): another type, too large, a channel of another type.
+    /// Dropped for good (counted): too large for the ring.
     Dropped,
+    /// Refused for good (counted): a message of another type than the channel here, or a
+    /// channel here that this bridge cannot send into. Its exporter gets no more credit.
+    Refused,
     /// Shutting down before it was written.
     Stopped,
 }
@@ -270,8 +273,25 @@ impl<'a> Drain<'a> {
             Item::Announce(a) => {
                 let origin = a.origin.clone();
                 // Made now, so that receivers here can open the channel before its first
-                // message; a refusal is retried (and counted) with the data.
-                let _ = self.ensure_sender(&a);
+                // message; an attempt that is not possible now is retried with the data.
+                let refused = match self.ensure_sender(&a) {
+                    Ok(()) => self.sender.as_ref().is_some_and(|s| {
+                        let id = &s.info().identity;
+                        id.fingerprint != a.identity.fingerprint
+                            || id.codec_id != a.identity.codec_id
+                    }),
+                    Err(permanent) => permanent,
+                };
+                if refused {
+                    // Its messages could not be written here: it gets no credit, so they stay
+                    // in its channel on its host, where its senders feel the back-pressure.
+                    add(&self.chan.stats.refused, 1);
+                    tracing::warn!(channel = %self.chan.name, origin = %origin, type_name = %a.identity.type_name, "an exporter of another type than the channel here: no credit");
+                    if let Some(o) = self.origins.get_mut(&origin) {
+                        o.live = false;
+                    }
+                    return;
+                }
                 let o = self.origins.entry(origin.clone()).or_insert(Origin {
                     announce: None,
                     last: None,
@@ -369,6 +389,12 @@ impl<'a> Drain<'a> {
             Outcome::Stopped => return,
             Outcome::Written => add(&stats.forwarded, 1),
             Outcome::Dropped => {}
+            Outcome::Refused => {
+                // No more credit: what it has not sent yet stays in its channel (DECISIONS D68).
+                if let Some(o) = self.origins.get_mut(&meta.origin) {
+                    o.live = false;
+                }
+            }
         }
         if let Some(o) = self.origins.get_mut(&meta.origin) {
             o.last = Some(meta.seq);
@@ -403,7 +429,7 @@ impl<'a> Drain<'a> {
                 match refused {
                     Some(true) => {
                         add(&stats.refused, 1);
-                        return Outcome::Dropped;
+                        return Outcome::Refused;
                     }
                     Some(false) => {
                         self.heartbeat();
@@ -421,7 +447,7 @@ impl<'a> Drain<'a> {
             {
                 add(&stats.mismatched, 1);
                 tracing::warn!(channel = %self.chan.name, expected = id.fingerprint, found = meta.identity.fingerprint, "dropping a message of another type");
-                return Outcome::Dropped;
+                return Outcome::Refused;
             }
             match s.send_deadline(bytes, Some(Instant::now() + POLL)) {
                 Ok(()) => return Outcome::Written,

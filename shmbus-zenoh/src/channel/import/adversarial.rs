@@ -133,7 +133,10 @@ fn an_exporter_of_another_type_gets_no_credit() {
         }
     };
     d.item(Item::Announce(announce("a", 7)));
-    assert!(d.origins["a"].granted.is_some(), "the channel's type: granted");
+    assert!(
+        d.origins["a"].granted.is_some(),
+        "the channel's type: granted"
+    );
     d.item(Item::Announce(announce("c", 9)));
     assert!(
         d.origins.get("c").is_none_or(|o| o.granted.is_none()),
