@@ -282,7 +282,7 @@ impl Drain<'_> {
                 add(&stats.duplicates, 1);
                 return;
             }
-            Some((_, seq)) if meta.seq > seq + 1 => {
+            Some((_, seq)) if meta.seq > seq.saturating_add(1) => {
                 let missed = meta.seq - seq - 1;
                 add(&stats.gaps, missed);
                 tracing::warn!(topic = %topic.name, missed, "gap in the exporter's sequence");

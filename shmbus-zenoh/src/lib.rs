@@ -296,3 +296,25 @@ fn status_loop(shared: &Shared) {
         std::thread::sleep(interval);
     }
 }
+
+/// A `Shared` for unit tests: a Zenoh peer session that listens on 127.0.0.1 only and
+/// connects to nothing, and a shm directory of the test's own.
+#[cfg(test)]
+pub(crate) fn test_shared(shm_dir: &std::path::Path) -> Shared {
+    let mut config = Config {
+        shm_dir: Some(shm_dir.to_path_buf()),
+        ..Config::default()
+    };
+    config.zenoh.listen = vec!["tcp/127.0.0.1:0".into()];
+    let session = zenoh::open(config.zenoh_config().expect("zenoh config"))
+        .wait()
+        .expect("zenoh session");
+    let zid = session.zid().to_string();
+    Shared {
+        session,
+        config,
+        zid,
+        registry: Registry::default(),
+        shutdown: AtomicBool::new(false),
+    }
+}

@@ -62,6 +62,11 @@ pub(crate) struct ExportCredit {
 impl ExportCredit {
     /// The Zenoh callback of the credit key.
     pub(crate) fn grant(&self, g: &Grant) {
+        // No import rule grants no room (a queue of 0 is refused by the configuration): such
+        // a grant is bogus or foreign, and would hold the export back for good.
+        if g.window == 0 {
+            return;
+        }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         // A new importer's window counts from the export's position: a message read while
         // no importer held the export back (and sent after this grant) is in it.
@@ -74,7 +79,9 @@ impl ExportCredit {
         });
         p.heard = Instant::now();
         p.window = g.window;
-        if let Some(l) = g.last {
+        // A `last` beyond what the export sent (a bogus or replayed grant) opens no more than
+        // the window beyond what was really sent.
+        if let Some(l) = g.last.filter(|_| next > 0).map(|l| l.min(next - 1)) {
             p.limit = p.limit.max(l.saturating_add(1).saturating_add(g.window));
         }
         drop(st);
@@ -84,7 +91,7 @@ impl ExportCredit {
     /// The message numbered `seq` was sent.
     pub(crate) fn sent(&self, seq: u64) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.next = st.next.max(seq + 1);
+        st.next = st.next.max(seq.saturating_add(1));
     }
 
     /// Whether the message numbered `next` may be read now; waits at most `wait` for it.
@@ -160,8 +167,11 @@ impl ImportGrants {
             return;
         };
         o.last = Some(o.last.map_or(seq, |l| l.max(seq)));
-        let limit = seq + 1 + w;
-        if queue_empty || o.granted.is_none_or(|g| limit >= g + (w / 4).max(1)) {
+        let limit = seq.saturating_add(1).saturating_add(w);
+        if queue_empty
+            || o.granted
+                .is_none_or(|g| limit >= g.saturating_add((w / 4).max(1)))
+        {
             self.send(shared, origin);
         }
     }
@@ -188,7 +198,7 @@ impl ImportGrants {
         let Some(o) = self.origins.get_mut(origin).filter(|o| o.live) else {
             return;
         };
-        o.granted = Some(o.last.map_or(0, |l| l + 1 + w));
+        o.granted = Some(o.last.map_or(0, |l| l.saturating_add(1).saturating_add(w)));
         let g = Grant {
             importer: shared.zid.clone(),
             last: o.last,
@@ -204,6 +214,9 @@ impl ImportGrants {
         }
     }
 }
+
+#[cfg(test)]
+mod adversarial;
 
 #[cfg(test)]
 mod tests {
@@ -231,10 +244,13 @@ mod tests {
         c.grant(&grant("slow", None, 10));
         assert!(c.allows(1000, z, &stats) && c.allows(1009, z, &stats));
         assert!(!c.allows(1010, z, &stats));
+        // The export sent 1000..=1009 (a `last` beyond what was sent counts as the last sent).
+        c.sent(1009);
         c.grant(&grant("fast", Some(1008), 10));
         c.grant(&grant("slow", Some(1003), 10));
         assert!(c.allows(1013, z, &stats));
         assert!(!c.allows(1014, z, &stats), "slow wrote 1003: up to 1013");
+        c.sent(1013);
         c.grant(&grant("slow", Some(1012), 10));
         assert!(c.allows(1018, z, &stats));
         assert!(!c.allows(1019, z, &stats), "fast wrote 1008: up to 1018");

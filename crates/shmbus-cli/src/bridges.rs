@@ -43,6 +43,8 @@ fn running(v: &Value, now_ms: u64) -> bool {
     let pid_alive = v["pid"]
         .as_u64()
         .and_then(|p| i32::try_from(p).ok())
+        // `kill(0, 0)` would ask about this process group: pid 0 is no bridge.
+        .filter(|&p| p > 0)
         .is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
     let fresh = v["updated_unix_ms"]
         .as_u64()
@@ -102,10 +104,11 @@ pub fn print(fmt: Format) -> Result<(), Failure> {
             t.add_row(vec![zid.clone(), pid.clone(), state.into(), "-".into()]);
         }
         for tp in &topics {
+            // A status file is untrusted input: its counters saturate.
             let dropped = n(tp, "dropped_local")
-                + n(tp, "dropped_queue")
-                + n(tp, "dropped_ring")
-                + n(tp, "refused");
+                .saturating_add(n(tp, "dropped_queue"))
+                .saturating_add(n(tp, "dropped_ring"))
+                .saturating_add(n(tp, "refused"));
             t.add_row(vec![
                 zid.clone(),
                 pid.clone(),

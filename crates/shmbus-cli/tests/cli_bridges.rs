@@ -102,3 +102,32 @@ fn bridges_without_any_says_so() {
     assert_eq!(shmbus(&dir, &["bridges"]).trim(), "no bridges");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A status file is untrusted input (anyone who can write the shm directory can write one):
+/// counters at the end of the range must not make `shmbus bridges` panic, and a pid of 0
+/// (which `kill(0, 0)` would take for this process group) is no running bridge.
+#[test]
+fn bridges_survive_hostile_status_files() {
+    let dir = std::env::temp_dir().join(format!("shmbus-cli-hostile-{}", std::process::id()));
+    let sub = dir.join("shmbus-bridges");
+    std::fs::create_dir_all(&sub).unwrap();
+    let now = u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let mut v = status("cccc2222", 0, now, u64::MAX);
+    v["topics"][0]["dropped_ring"] = json!(u64::MAX);
+    std::fs::write(sub.join("shmbus-bridge.cccc2222.json"), v.to_string()).unwrap();
+    let text = shmbus(&dir, &["bridges"]);
+    let row = text
+        .lines()
+        .find(|l| l.contains("cccc2222") && l.contains("orders/eu"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2], "gone", "pid 0 is no bridge: {row}");
+    assert_eq!(cells[7], u64::MAX.to_string(), "drops saturate: {row}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

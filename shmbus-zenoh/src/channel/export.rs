@@ -4,8 +4,8 @@
 //! from the importing bridge, so a slow remote receiver leaves the messages in the local ring,
 //! and the local senders find it full (DECISIONS D68).
 
-use super::importing_flag;
 use super::keys::{credit_key, data_key, live_key, ChannelAnnounce, Grant};
+use super::{importing_flag, sending_flag};
 use crate::keys::Meta;
 use crate::status::{add, add_drop, Direction, Kind, TopicStats};
 use crate::Shared;
@@ -60,6 +60,11 @@ impl Credit {
     /// A grant arrived: follow its importer if it is the one followed, or if that one went
     /// silent; raise the limit (limits never go down: a late grant changes nothing).
     fn grant(&self, g: &Grant) {
+        // No importer grants no room (a window of 0 is refused by the configuration): such a
+        // grant is bogus or foreign, and following its sender would stall the channel.
+        if g.window == 0 {
+            return;
+        }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let follow = match &st.peer {
@@ -103,7 +108,11 @@ impl Credit {
         // importer, at least: an importer followed again after another one has an old `last`,
         // and must not stall the channel for good.
         let base = peer.base.get_or_insert(next).saturating_add(g.window);
-        let limit = match g.last {
+        // A `last` beyond what this exporter sent (a bogus or replayed grant, or an importer
+        // that kept the count of an earlier exporter of the same id) opens no more than the
+        // window beyond what was really sent.
+        let last = g.last.filter(|_| next > 0).map(|l| l.min(next - 1));
+        let limit = match last {
             Some(last) => last.saturating_add(1).saturating_add(g.window).max(base),
             None => base,
         };
@@ -147,7 +156,7 @@ impl Credit {
     /// The message numbered `seq` was taken and sent.
     fn sent(&self, seq: u64) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.next = st.next.max(seq + 1);
+        st.next = st.next.max(seq.saturating_add(1));
     }
 }
 
@@ -252,8 +261,14 @@ fn export_channel(shared: &Shared, name: &str) {
         .registry
         .counters(Kind::Channel, name, Direction::Export);
     let dir = shared.config.resolved_shm_dir();
+    // The file this thread exports: a sender that exits unlinks it, and one that comes back
+    // makes a new one of the same name, which the scanner must find (see `replaced`).
+    let path = dir.join(name.trim_start_matches('/'));
+    let inode = file_id(&path);
     let mut rx = match RawReceiver::open(name, Some(&dir)) {
-        Ok(r) => r,
+        Ok(r) if file_id(&path) == inode => r,
+        // Replaced while it was opened: the next scan takes the new one.
+        Ok(_) => return,
         Err(e) => {
             // An SPSC channel whose receiver is local: not for export (retried next scan).
             tracing::debug!(channel = name, "cannot receive for export: {e}");
@@ -315,7 +330,10 @@ fn export_channel(shared: &Shared, name: &str) {
     stats.active.store(true, Ordering::Relaxed);
     let mut publisher: Option<Target> = None;
     let mut buf = Vec::new();
-    while !shared.stopping() {
+    // This bridge began to import the channel (it sends into it): it no longer exports it, or
+    // what it imports would go back (DECISIONS D62); the scanner does not start it again.
+    let sending = sending_flag(shared, name);
+    while !shared.stopping() && !sending.load(Ordering::Relaxed) {
         // Only with credit is a message taken out of the ring (DECISIONS D68).
         let Some((importer, seq)) = credit.wait(&stats) else {
             continue;
@@ -369,8 +387,16 @@ fn export_channel(shared: &Shared, name: &str) {
                     tracing::warn!(channel = name, "dropping a corrupt message: {e}");
                 }
             }
-            // Every sender is gone and all they sent was taken: wait for another.
-            Err(PopError::Disconnected) => std::thread::sleep(POLL),
+            // Every sender is gone and all they sent was taken: wait for another, unless the
+            // channel's file was unlinked or replaced (its sender made it and went): the
+            // thread ends, and the scanner exports the new channel of the name.
+            Err(PopError::Disconnected) => {
+                if file_id(&path) != inode {
+                    tracing::info!(channel = name, "channel removed or re-created");
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
             Err(e) => {
                 tracing::warn!(channel = name, "channel export ended: {e}");
                 break;
@@ -382,6 +408,15 @@ fn export_channel(shared: &Shared, name: &str) {
     drop(publisher);
     let _ = credit_sub.undeclare().wait();
 }
+
+/// The device and inode of the file at `path`, if there is one.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod adversarial;
 
 #[cfg(test)]
 mod tests {

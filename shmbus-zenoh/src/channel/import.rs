@@ -5,8 +5,8 @@
 //! `window` messages beyond the last it wrote, so the queue never holds more than `window`
 //! (DECISIONS D68).
 
-use super::importing_flag;
 use super::keys::{channel_of_data_key, credit_key, parse_live_key, ChannelAnnounce, Grant};
+use super::{importing_flag, sending_flag};
 use crate::config::ChannelImportRule;
 use crate::keys::Meta;
 use crate::status::{add, add_drop, Direction, Kind, TopicStats};
@@ -43,15 +43,27 @@ struct Chan {
     ready: Condvar,
     stats: Arc<TopicStats>,
     importing: Arc<AtomicBool>,
+    /// Up while this bridge holds a sender of the channel.
+    sending: Arc<AtomicBool>,
 }
 
 impl Chan {
-    /// Queues `item`; never waits beyond the lock. Credit keeps the data items within the
-    /// window; one beyond it (an exporter that ignored its credit) is dropped and counted.
+    /// Queues `item`; never waits beyond the lock. Credit keeps each exporter's data items
+    /// within its window (each exporter of the channel is granted a window of its own); one
+    /// beyond it (an exporter that ignored its credit) is dropped and counted.
     fn push(&self, item: Item) {
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        let data = q.iter().filter(|i| matches!(i, Item::Data(..))).count();
-        if matches!(item, Item::Data(..)) && data >= self.rule.window {
+        let beyond = match &item {
+            Item::Data(meta, _) => {
+                let queued = q
+                    .iter()
+                    .filter(|i| matches!(i, Item::Data(m, _) if m.origin == meta.origin))
+                    .count();
+                queued >= self.rule.window
+            }
+            _ => false,
+        };
+        if beyond {
             drop(q);
             if add_drop(&self.stats.dropped_queue, 1) {
                 tracing::warn!(channel = %self.name, "a message beyond the granted credit, dropped");
@@ -112,6 +124,7 @@ impl ChannelImporter {
                 .registry
                 .counters(Kind::Channel, name, Direction::Import),
             importing: importing_flag(&self.shared, name),
+            sending: sending_flag(&self.shared, name),
         });
         let (c, s) = (chan.clone(), self.shared.clone());
         let spawned = std::thread::Builder::new()
@@ -220,8 +233,11 @@ struct Drain<'a> {
 /// What became of a message.
 enum Outcome {
     Written,
-    /// Dropped for good (counted): another type, too large, a channel of another type.
+    /// Dropped for good (counted): too large for the ring.
     Dropped,
+    /// Refused for good (counted): a message of another type than the channel here, or a
+    /// channel here that this bridge cannot send into. Its exporter gets no more credit.
+    Refused,
     /// Shutting down before it was written.
     Stopped,
 }
@@ -240,35 +256,66 @@ impl<'a> Drain<'a> {
 
     fn run(mut self) {
         while !self.shared.stopping() {
-            match self.chan.pop() {
-                Some(Item::Announce(a)) => {
-                    let origin = a.origin.clone();
-                    // Made now, so that receivers here can open the channel before its
-                    // first message; a refusal is retried (and counted) with the data.
-                    let _ = self.ensure_sender(&a);
-                    let o = self.origins.entry(origin.clone()).or_insert(Origin {
-                        announce: None,
-                        last: None,
-                        granted: None,
-                        live: true,
-                    });
-                    o.announce = Some(a);
-                    o.live = true;
-                    self.grant(&origin);
-                }
-                Some(Item::Gone(origin)) => {
-                    if let Some(o) = self.origins.get_mut(&origin) {
-                        o.live = false;
-                    }
-                }
-                Some(Item::Data(meta, bytes)) => self.data(&meta, &bytes),
-                None => {}
+            if let Some(item) = self.chan.pop() {
+                self.item(item);
             }
             self.heartbeat();
         }
         self.chan.stats.active.store(false, Ordering::Relaxed);
         drop(self.sender.take());
+        self.chan.sending.store(false, Ordering::Relaxed);
         self.chan.importing.store(false, Ordering::Relaxed);
+    }
+
+    /// Handles one item of the queue.
+    fn item(&mut self, item: Item) {
+        match item {
+            Item::Announce(a) => {
+                let origin = a.origin.clone();
+                // Made now, so that receivers here can open the channel before its first
+                // message; an attempt that is not possible now is retried with the data.
+                let refused = match self.ensure_sender(&a) {
+                    Ok(()) => self.sender.as_ref().is_some_and(|s| {
+                        let id = &s.info().identity;
+                        id.fingerprint != a.identity.fingerprint
+                            || id.codec_id != a.identity.codec_id
+                    }),
+                    Err(permanent) => permanent,
+                };
+                if refused {
+                    // Its messages could not be written here: it gets no credit, so they stay
+                    // in its channel on its host, where its senders feel the back-pressure.
+                    add(&self.chan.stats.refused, 1);
+                    tracing::warn!(channel = %self.chan.name, origin = %origin, type_name = %a.identity.type_name, "an exporter of another type than the channel here: no credit");
+                    if let Some(o) = self.origins.get_mut(&origin) {
+                        o.live = false;
+                    }
+                    return;
+                }
+                let o = self.origins.entry(origin.clone()).or_insert(Origin {
+                    announce: None,
+                    last: None,
+                    granted: None,
+                    live: true,
+                });
+                // Back after its token went: a bridge restarted under the same Zenoh id (a
+                // fixed `id`) numbers from 0 again; its old numbers must not make its new
+                // messages duplicates. (Its old messages all came before its token went.)
+                if !o.live {
+                    o.last = None;
+                    o.granted = None;
+                }
+                o.announce = Some(a);
+                o.live = true;
+                self.grant(&origin);
+            }
+            Item::Gone(origin) => {
+                if let Some(o) = self.origins.get_mut(&origin) {
+                    o.live = false;
+                }
+            }
+            Item::Data(meta, bytes) => self.data(&meta, &bytes),
+        }
     }
 
     /// The channel's sender, made (or the channel created) with the announced identity if
@@ -298,6 +345,7 @@ impl<'a> Drain<'a> {
             Ok(s) => {
                 tracing::info!(channel = %c.name, type_name = %a.identity.type_name, "importing channel");
                 c.stats.active.store(true, Ordering::Relaxed);
+                c.sending.store(true, Ordering::Relaxed);
                 self.sender = Some(s);
                 Ok(())
             }
@@ -307,6 +355,9 @@ impl<'a> Drain<'a> {
                     shmbus::Error::TypeMismatch { .. }
                         | shmbus::Error::Ring(shmbus::ring::Error::WrongKind { .. })
                 );
+                // Not importing after all: the scanner may export the channel (a local one
+                // of another type, say), as for topics (DECISIONS D62).
+                c.importing.store(false, Ordering::Relaxed);
                 tracing::warn!(channel = %c.name, "cannot send into the imported channel: {e}");
                 self.retry_at = Instant::now() + RETRY;
                 Err(permanent)
@@ -327,7 +378,7 @@ impl<'a> Drain<'a> {
                 add(&stats.duplicates, 1);
                 return;
             }
-            Some(l) if meta.seq > l + 1 => {
+            Some(l) if meta.seq > l.saturating_add(1) => {
                 add(&stats.gaps, meta.seq - l - 1);
                 tracing::warn!(channel = %self.chan.name, missed = meta.seq - l - 1, "gap in the exporter's sequence");
             }
@@ -338,6 +389,12 @@ impl<'a> Drain<'a> {
             Outcome::Stopped => return,
             Outcome::Written => add(&stats.forwarded, 1),
             Outcome::Dropped => {}
+            Outcome::Refused => {
+                // No more credit: what it has not sent yet stays in its channel (DECISIONS D68).
+                if let Some(o) = self.origins.get_mut(&meta.origin) {
+                    o.live = false;
+                }
+            }
         }
         if let Some(o) = self.origins.get_mut(&meta.origin) {
             o.last = Some(meta.seq);
@@ -346,8 +403,11 @@ impl<'a> Drain<'a> {
         // that a slow stream is never left waiting for a heartbeat).
         let window = self.chan.rule.window as u64;
         let moved = self.origins.get(&meta.origin).is_some_and(|o| {
-            let limit = o.last.map_or(0, |l| l + 1 + window);
-            o.granted.is_none_or(|g| limit >= g + (window / 4).max(1))
+            let limit = o
+                .last
+                .map_or(0, |l| l.saturating_add(1).saturating_add(window));
+            o.granted
+                .is_none_or(|g| limit >= g.saturating_add((window / 4).max(1)))
         });
         if moved || !self.chan.has_data() {
             self.grant(&meta.origin);
@@ -369,7 +429,7 @@ impl<'a> Drain<'a> {
                 match refused {
                     Some(true) => {
                         add(&stats.refused, 1);
-                        return Outcome::Dropped;
+                        return Outcome::Refused;
                     }
                     Some(false) => {
                         self.heartbeat();
@@ -387,7 +447,7 @@ impl<'a> Drain<'a> {
             {
                 add(&stats.mismatched, 1);
                 tracing::warn!(channel = %self.chan.name, expected = id.fingerprint, found = meta.identity.fingerprint, "dropping a message of another type");
-                return Outcome::Dropped;
+                return Outcome::Refused;
             }
             match s.send_deadline(bytes, Some(Instant::now() + POLL)) {
                 Ok(()) => return Outcome::Written,
@@ -421,7 +481,10 @@ impl<'a> Drain<'a> {
             last: o.last,
             window,
         };
-        o.granted = Some(o.last.map_or(0, |l| l + 1 + window));
+        o.granted = Some(
+            o.last
+                .map_or(0, |l| l.saturating_add(1).saturating_add(window)),
+        );
         let key = match credit_key(&self.shared.config.domain, origin, &self.chan.name) {
             Ok(k) => k,
             Err(e) => {
@@ -451,3 +514,6 @@ impl<'a> Drain<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod adversarial;

@@ -17,3 +17,12 @@ pub(crate) fn importing_flag(shared: &Shared, name: &str) -> Arc<AtomicBool> {
     // Channel and topic names live apart: a NUL can be in neither.
     shared.registry.importing(&format!("channel\0{name}"))
 }
+
+/// The flag set while this bridge holds a sender of the channel `name` (it imports it for
+/// real, not only tries to): a running export of the channel then ends, or what this bridge
+/// writes into the channel would go back (DECISIONS D62).
+pub(crate) fn sending_flag(shared: &Shared, name: &str) -> Arc<AtomicBool> {
+    shared
+        .registry
+        .importing(&format!("channel-sending\0{name}"))
+}
