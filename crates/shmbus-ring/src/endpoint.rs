@@ -771,20 +771,6 @@ impl<K: Kind> Consumer<K> {
         on_empty(&mut self.core, &mut self.att, pace)
     }
 
-    /// What a spinning non-blocking pop that found nothing reports: inline for 15 polls of
-    /// 16, when the producers are not gone (the Acquire load `on_empty` makes) and so no
-    /// probe can be due: `Empty`; else [`on_empty`](Self::on_empty), which also probes when
-    /// the interval has passed. The out-of-line call on every poll cost a spinning consumer
-    /// 6.3 ns a poll against 2.4 ns (criterion `spsc/empty_poll`).
-    #[inline(always)]
-    fn spin_empty(&mut self) -> PopError {
-        if !self.att.gone(Role::Producer) && self.att.clock.spin_skips() {
-            PopError::Empty
-        } else {
-            self.on_empty(Pace::Spinning)
-        }
-    }
-
     /// Runs one non-blocking operation; an empty ring is judged by `on_empty`, after waiting
     /// out a message that is being written at the head (`settle`, MPMC only: for SPSC
     /// `in_flight` is `false`). A loop here, not a cold helper: moving the retries into a
@@ -800,7 +786,7 @@ impl<K: Kind> Consumer<K> {
         loop {
             match op(&mut self.core) {
                 Err(PopError::Empty) if self.core.in_flight() && self.settle(&mut since)? => {}
-                Err(PopError::Empty) => return Err(self.spin_empty()),
+                Err(PopError::Empty) => return Err(self.on_empty(Pace::Spinning)),
                 other => return other,
             }
         }
@@ -873,7 +859,7 @@ impl<K: Kind> Consumer<K> {
                 at,
                 len,
             })),
-            None => match self.spin_empty() {
+            None => match self.on_empty(Pace::Spinning) {
                 e @ (PopError::Disconnected | PopError::Corrupt(_)) => Err(e),
                 _ => Ok(None),
             },
@@ -892,7 +878,7 @@ impl<K: Kind> Consumer<K> {
     pub fn try_pop_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PopError> {
         self.take_pending()?;
         let Some((at, len)) = self.next_settled()? else {
-            return Err(self.spin_empty());
+            return Err(self.on_empty(Pace::Spinning));
         };
         Ok(self.hand_over(at, len, f))
     }
@@ -952,7 +938,9 @@ impl<K: Kind> Consumer<K> {
         if n > 0 {
             self.core.flush();
         } else if max > 0 {
-            if let e @ (PopError::Disconnected | PopError::Corrupt(_)) = self.spin_empty() {
+            if let e @ (PopError::Disconnected | PopError::Corrupt(_)) =
+                self.on_empty(Pace::Spinning)
+            {
                 return Err(e);
             }
         }

@@ -257,21 +257,6 @@ impl ProbeClock {
         Duration::from_nanos(self.interval_ns)
     }
 
-    /// A spinning poll's fast path: tallies the poll and returns `true` unless it is the
-    /// 16th, whose caller goes on to [`due`](Self::due) (which tallies it there). Inline, with
-    /// no clock read and no call: a consumer spinning on an empty ring pays this instead of
-    /// the out-of-line empty path on every poll.
-    #[inline]
-    pub(crate) fn spin_skips(&mut self) -> bool {
-        let polls = self.polls.wrapping_add(1);
-        if polls % 16 == 0 {
-            return false;
-        }
-        self.polls = polls;
-        self.stalls = self.stalls.wrapping_add(1);
-        true
-    }
-
     /// Whether the probe interval has passed since the last probe (and if so, starts the next
     /// interval). A caller in a tight loop ([`Pace::Spinning`]) reads the coarse clock only
     /// every 16th time; a caller that just yielded or slept reads it every time.
@@ -301,30 +286,5 @@ impl ProbeClock {
     /// The stalls tallied since the last call, for the shared counter (reset to 0).
     pub(crate) fn take_stalls(&mut self) -> u64 {
         std::mem::take(&mut self.stalls)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ProbeClock;
-    use crate::wait::Pace;
-
-    /// The inline poll path hands every 16th poll to `due`, which reads the clock there, and
-    /// every poll is tallied exactly once whichever path took it.
-    #[test]
-    fn spin_skips_fifteen_polls_of_sixteen_and_tallies_each_once() {
-        let mut c = ProbeClock::new();
-        // `new` makes the first call read the clock.
-        assert!(!c.spin_skips());
-        assert!(c.due(Pace::Spinning), "the first probe is due at once");
-        let mut handed = 0;
-        for _ in 0..160 {
-            if !c.spin_skips() {
-                handed += 1;
-                assert!(!c.due(Pace::Spinning), "the interval has not passed");
-            }
-        }
-        assert_eq!(handed, 10);
-        assert_eq!(c.take_stalls(), 161);
     }
 }
