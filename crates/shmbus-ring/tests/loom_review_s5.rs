@@ -1,6 +1,6 @@
-//! Review of the lazily raised head hint (M10b, D73) under loom: a consumer whose cursor runs
-//! ahead of the lagging hint races a consumer that dies holding a claim, the reaper's repair,
-//! and a producer lapping the ring. Only the dead consumer's message may be lost; the rest
+//! The adversarial review's loom model, written against a lazily raised head hint (D73, since
+//! reverted) and kept for the eager one: a consumer races a consumer that dies holding a
+//! claim, the reaper's repair, and a producer lapping the ring. Only the dead consumer's message may be lost; the rest
 //! arrive exactly once, each consumer's in order; the drained ring's hint is exact.
 //!
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p shmbus-ring --release --test loom_review_s5`.

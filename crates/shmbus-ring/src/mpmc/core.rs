@@ -10,11 +10,7 @@ use crate::ring::Words;
 use crate::sync::{Memory, Ordering, RawMem};
 
 mod audit;
-mod head;
-#[cfg(all(test, not(loom)))]
-mod locked_ops;
 use crate::wait::{notify, Direction};
-pub(crate) use head::observed_head;
 
 /// Where a ring's words live inside its memory, and its geometry (validated at open).
 #[derive(Debug, Clone, Copy)]
@@ -83,11 +79,8 @@ pub struct Core<M: Memory> {
     /// The consumers' head hint as last read, for the message bound (`limit`).
     cached_head: u64,
     /// One past the position this consumer last claimed for reading (`u64::MAX`: none yet):
-    /// where its next claim starts with a blind CAS (M8', D58), and where its walk starts if
-    /// the head hint lags it (M10b, D73).
+    /// where its next claim starts with a blind CAS (M8', D58).
     next_read: u64,
-    /// How far the head hint may lag this consumer's claims before it raises it (D73).
-    head_lag: u64,
 }
 
 impl<M: Memory> Core<M> {
@@ -104,7 +97,6 @@ impl<M: Memory> Core<M> {
             stopped: None,
             cached_head: 0,
             next_read: u64::MAX,
-            head_lag: head::head_lag(&g),
         }
     }
 
@@ -340,9 +332,7 @@ impl<M: Memory> Core<M> {
     /// Claims the next committed position for reading; `Ok(None)` when none is committed.
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
         self.stopped = None;
-        // The head hint (M7), or this consumer's own cursor if the hint lags it (M10b).
-        let (mut pos, mut seen) = self.read_start()?;
-        let start = pos;
+        let mut pos = self.hint(self.g.words.head)?;
         // A consumer that took the position before this one tries this one with a blind CAS
         // (M8'): at one consumer the load, then the CAS, took the slot's line in two
         // synchronous steps (a read miss, then an upgrade that invalidates the producer's
@@ -366,7 +356,7 @@ impl<M: Memory> Core<M> {
                         Ordering::Acquire,
                     )
                 } {
-                    Ok(_) => return Ok(Some(self.claimed_read(pos, seen, start))),
+                    Ok(_) => return Ok(Some(self.claimed_read(pos))),
                     Err(word) => word,
                 }
             } else {
@@ -392,7 +382,7 @@ impl<M: Memory> Core<M> {
                 }
                 .is_ok()
                 {
-                    return Ok(Some(self.claimed_read(pos, seen, start)));
+                    return Ok(Some(self.claimed_read(pos)));
                 }
             } else if dif == 0 {
                 // Another consumer is reading it.
@@ -413,7 +403,6 @@ impl<M: Memory> Core<M> {
                 if !(dif == -1 && tag == 0) {
                     self.stopped = Some((pos, word));
                 }
-                self.publish_head(pos, seen);
                 return Ok(None);
             } else {
                 // A commit (or read claim) of a later lap than the next one: a lapped walk,
@@ -439,8 +428,6 @@ impl<M: Memory> Core<M> {
                     };
                 }
                 pos = hint.max(pos + 1);
-                // The hint is at `pos` now (it was, or this walk raised it there).
-                seen = pos;
             }
             if pos >= MAX_POSITION {
                 return Err(Corruption {
@@ -450,18 +437,16 @@ impl<M: Memory> Core<M> {
                 });
             }
         }
-        // The walk's bound: every position below `pos` was passed (M10b, as on empty).
-        self.publish_head(pos, seen);
         Ok(None)
     }
 
-    /// What a consumer does once it has claimed `pos` for reading, by a walk that read the head
-    /// hint as `seen` or more: raises the hint past it if it lags by `head_lag` or more (M10,
-    /// through `raise`: Release, pairs with M7's Acquire as M9 does with M8), else defers the
-    /// raise to its next empty walk (M10b, D73); remembers where its next claim starts.
+    /// What a consumer does once it has claimed `pos` for reading: raises the head hint past it
+    /// and remembers where its next claim starts; returns `pos`.
     #[inline]
-    fn claimed_read(&mut self, pos: u64, seen: u64, start: u64) -> u64 {
-        self.after_claim(pos, seen, start);
+    fn claimed_read(&mut self, pos: u64) -> u64 {
+        // M10 (through `raise`): Release; pairs with M7's Acquire, as M9 does with M8.
+        self.raise(self.g.words.head, pos + 1);
+        self.next_read = pos + 1;
         pos
     }
 

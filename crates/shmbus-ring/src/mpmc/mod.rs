@@ -25,11 +25,6 @@
 //! not committed. Every claim is by one endpoint, so a slot left claimed by an endpoint that
 //! died names its owner: liveness repair can free it without guessing.
 //!
-//! A consumer raises the head hint only when someone could need it — when it finds nothing, or
-//! when the hint lags its claims by a quarter of the ring (at most 16; every claim on a bounded
-//! ring) — and starts its walks at its own cursor when the hint lags it (PROTOCOL M10b, D73);
-//! `len` walks past the lag.
-//!
 //! A claim where an endpoint is likely alone (a producer at the tail hint, a consumer right after
 //! its last claim) is a blind CAS, without a load before it (PROTOCOL M2', M8'; D58).
 //!
@@ -44,7 +39,6 @@
 //! - `core.rs`: the algorithm over [`Memory`](crate::sync): claim, commit, read, release,
 //!   and the repair of a dead endpoint's claims;
 //! - `core/audit.rs`: the audits a waiting endpoint runs at a probe (contradictions, §5.5);
-//! - `core/head.rs`: the consumers' head hint, raised lazily (M10b), and `len`'s walk (M20a);
 //! - `ring.rs`: the ring in a segment — geometry checks at create and open.
 //!
 //! The endpoints are the generic [`Producer`](crate::Producer) and

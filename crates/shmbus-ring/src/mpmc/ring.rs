@@ -1,6 +1,6 @@
 //! The MPMC ring in a segment: its geometry, checked at create and open (PROTOCOL §5.1).
 
-use super::core::{observed_head, repair_claims, Core, Geometry};
+use super::core::{repair_claims, Core, Geometry};
 use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
 use crate::checksum::framed;
 use crate::conv::offset;
@@ -155,9 +155,6 @@ impl KindImpl for Mpmc {
         let head = unsafe { mem.load(g.words.head, Ordering::Relaxed) };
         // SAFETY: as above.
         let tail = unsafe { mem.load(g.words.tail, Ordering::Relaxed) };
-        // M20a: past positions consumers claimed before they raised the hint (M10b, D73).
-        // SAFETY: the geometry was validated against the segment, which `mem` is.
-        let head = unsafe { observed_head(mem, g, head, tail) };
         Self::capacity(g).map(|cap| tail.saturating_sub(head).min(cap))
     }
 

@@ -76,8 +76,7 @@ pub struct Snapshot {
     pub tail: u64,
     /// The consumer block's position: SPSC `head` (bytes), MPMC the head hint (messages).
     pub head: u64,
-    /// Messages in the ring (SPSC: bounded rings only; MPMC: from the tail hint to the head
-    /// hint walked past the slots already claimed or consumed, PROTOCOL M20a).
+    /// Messages in the ring (SPSC: bounded rings only; MPMC: tail hint − head hint).
     pub len: Option<u64>,
     /// SPSC bounded rings: data records committed (`sent`, producer block +32); else 0.
     pub sent: u64,
@@ -329,21 +328,6 @@ impl Observer {
         Peek::new(self, start)
     }
 
-    /// Where the messages still in the ring start, from the consumers' position `head`
-    /// (validated by the caller): MPMC walks past the positions consumers claimed before they
-    /// raised the head hint (M20a, as `len`), which may lag their claims (M10b); else `head`.
-    fn oldest(&self, head: u64) -> u64 {
-        let Rings::Mpmc(r) = &self.ring else {
-            return head;
-        };
-        let (mem, g) = (&r.inner.mem, &r.inner.g);
-        // V4: Relaxed, a snapshot (the head was loaded first, as M20).
-        // SAFETY: the tail hint is an aligned word of the first page, which `mem` holds.
-        let tail = unsafe { mem.load(g.words.tail, Ordering::Relaxed) };
-        // SAFETY: the geometry was validated against the segment, which `mem` is.
-        unsafe { crate::mpmc::core::observed_head(mem, g, head, tail) }
-    }
-
     /// The gate of a broadcast ring's publisher at its last rescan (its slowest tethered
     /// subscriber's position), 0 for other kinds.
     fn broadcast_gate(&self) -> u64 {
@@ -370,11 +354,7 @@ impl Observer {
             RingKind::Broadcast => s.tail.saturating_sub(self.broadcast_gate()).min(h.capacity),
             RingKind::Mpmc => {
                 let stride = h.data_len / h.capacity.max(1);
-                // `len` (M20a), not the hints alone: the head hint may lag the consumers'
-                // claims (M10b), and that lag is not messages in the ring.
-                s.len
-                    .unwrap_or_else(|| s.tail.saturating_sub(s.head).min(h.capacity))
-                    * stride
+                s.tail.saturating_sub(s.head).min(h.capacity) * stride
             }
         }
     }

@@ -69,8 +69,7 @@ impl<'a> Peek<'a> {
         };
         p.pos = match start {
             Start::Newest => p.shared(PRODUCER_BLOCK),
-            // MPMC: past the consumed positions the head hint may lag (M10b, M20a).
-            Start::Oldest => obs.oldest(p.shared(CONSUMER_BLOCK)),
+            Start::Oldest => p.shared(CONSUMER_BLOCK),
         };
         p
     }
