@@ -451,9 +451,7 @@ impl<K: Kind> Producer<K> {
     /// drop(msg); // consumed
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    // Always: the typed channel's one-pass send goes through here and `commit_len`, which
-    // the compiler left out of line there (D77).
-    #[inline(always)]
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<WriteGuard<'_, K>, PushError> {
         let checked = self.att.trailer != 0;
         let at = self.once(|core| {
@@ -658,7 +656,7 @@ impl<K: Kind> WriteGuard<'_, K> {
     /// # Panics
     ///
     /// If `len` exceeds the reserved length.
-    #[inline(always)]
+    #[inline]
     pub fn commit_len(mut self, len: usize) {
         assert!(
             len <= self.len,

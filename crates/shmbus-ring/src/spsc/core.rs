@@ -722,12 +722,12 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         }
     }
 
-    #[inline(always)]
+    #[inline]
     fn reserve(&mut self, len: usize) -> Result<u64, PushError> {
         self.place(len)
     }
 
-    #[inline(always)]
+    #[inline]
     fn commit(&mut self, at: u64, len: usize) {
         let end = at + record_size(wide(len));
         self.publish(at, end, encode(len_u32(len), KIND_DATA), 1);
