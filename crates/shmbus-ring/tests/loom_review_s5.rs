@@ -32,7 +32,7 @@ fn loom_review_s5_cursor_ahead_of_the_hint_races_a_dying_consumer_and_its_repair
         let mut buf = Vec::new();
         tx.try_push(&[0]).expect("room");
         c1.try_pop_vec(&mut buf).expect("m0");
-        // c1's cursor is 1, the hint 0 (deferred).
+        // c1 has taken m0: its cursor and the head hint are at 1.
         tx.try_push(&[1]).expect("room");
         tx.try_push(&[2]).expect("room");
         let mut victim = ring.endpoint(3);
