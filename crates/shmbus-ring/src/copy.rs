@@ -1,5 +1,6 @@
 //! Copies between a ring's memory and a caller's buffer: the one place that chooses how bytes
-//! move, by size and by where source and destination sit in their pages (DECISIONS D9, D66).
+//! move, by size and by where source and destination sit in their pages (DECISIONS D9, D66,
+//! D79).
 //!
 //! - Up to 32 bytes: inline, as two overlapping pairs of unaligned loads and stores, so the
 //!   small messages of a round trip make no call to `memcpy` (which glibc reaches through the
@@ -8,8 +9,13 @@
 //! - Larger: one `memcpy` (glibc's `rep movsb` path, which streams between cores best: on the
 //!   2-vCPU EPYC VM a 4 KiB message streamed at 8.0–8.5 M msgs/s through one call against
 //!   5.8–6.2 M through two 2 KiB calls) **unless** source and destination sit within 64
-//!   bytes of each other's page offset: there `rep movsb` runs about ten times slower on AMD
-//!   Zen 3 (D9), and the copy goes in 2 KiB pieces, each below the threshold.
+//!   bytes of each other's page offset *and* this CPU is one where `rep movsb` runs about ten
+//!   times slower there (AMD Zen 3, D9): there the copy goes in 2 KiB pieces, each below the
+//!   threshold. Whether the CPU is one of those is measured once per process ([`trap`],
+//!   D79): on a CPU without the trap the pieces only cost (10–20% of the 4 KiB streaming rate
+//!   on the Zen 4 VM, wherever a record met the user's buffer at a near offset).
+
+mod trap;
 
 /// Below this, glibc (2.36, x86-64) copies with vector loops; at and above its tunable
 /// `x86_rep_movsb_threshold` (2112 bytes on the EPYC VM) it uses `rep movsb`.
@@ -80,8 +86,8 @@ unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
-/// More than [`PIECE`] bytes: one call, or pieces when the page offsets are near (see the
-/// module docs).
+/// More than [`PIECE`] bytes: one call, or pieces when the page offsets are near on a CPU
+/// where that is slow (see the module docs).
 ///
 /// # Safety
 ///
@@ -89,11 +95,21 @@ unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn copy_large(src: *const u8, dst: *mut u8, len: usize) {
-    if !pages_near(src, dst) {
+    if pages_near(src, dst) && trap::near_is_slow() {
+        // SAFETY: the caller's contract.
+        unsafe { copy_pieces(src, dst, len) };
+    } else {
         // SAFETY: the caller's contract.
         unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
-        return;
     }
+}
+
+/// `len` bytes in calls of at most [`PIECE`] bytes.
+///
+/// # Safety
+///
+/// As for [`copy`].
+unsafe fn copy_pieces(src: *const u8, dst: *mut u8, len: usize) {
     let mut done = 0;
     while done < len {
         let n = PIECE.min(len - done);
@@ -114,20 +130,31 @@ fn pages_near(a: *const u8, b: *mut u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{copy, pages_near};
+    use super::{copy, copy_pieces, pages_near};
 
     #[test]
     fn every_length_and_offset_copies_exactly_its_bytes() {
         let src: Vec<u8> = (0..13000u32)
             .map(|i| (i * 7 + 3).to_le_bytes()[0])
             .collect();
+        // Both ways a large copy can go, whichever this CPU's measured verdict picks.
+        let ways: [(&str, CopyFn); 2] = [("copy", copy), ("pieces", copy_pieces)];
+        for (way, f) in ways {
+            every_length_and_offset_by(&src, way, f);
+        }
+    }
+
+    /// A copy function under test.
+    type CopyFn = unsafe fn(*const u8, *mut u8, usize);
+
+    fn every_length_and_offset_by(src: &[u8], way: &str, f: CopyFn) {
         for len in (0..=70).chain([2047, 2048, 2049, 2112, 4088, 4096, 8191]) {
             for (so, doff) in [(0, 0), (1, 0), (0, 3), (5, 9), (8, 16), (0, 4040), (17, 2)] {
                 let mut dst = vec![0xEEu8; 13000];
                 // SAFETY: both ranges are inside their vectors (lengths checked by the slices
                 // below), and the vectors are distinct.
                 unsafe {
-                    copy(
+                    f(
                         src[so..so + len].as_ptr(),
                         dst[doff..doff + len].as_mut_ptr(),
                         len,
@@ -136,15 +163,15 @@ mod tests {
                 assert_eq!(
                     &dst[doff..doff + len],
                     &src[so..so + len],
-                    "len {len} at {so}/{doff}"
+                    "{way}: len {len} at {so}/{doff}"
                 );
                 assert!(
                     dst[..doff].iter().all(|&b| b == 0xEE),
-                    "wrote before, len {len}"
+                    "{way}: wrote before, len {len}"
                 );
                 assert!(
                     dst[doff + len..].iter().all(|&b| b == 0xEE),
-                    "wrote after, len {len}"
+                    "{way}: wrote after, len {len}"
                 );
             }
         }
