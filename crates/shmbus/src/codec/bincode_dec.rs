@@ -108,7 +108,10 @@ impl fmt::Display for DecError {
                 "the sequences and maps announce more elements in total than the decode limit",
             ),
             DecError::Marker { bits, found } => {
-                write!(f, "varint marker {found} is not valid for a {bits}-bit integer")
+                write!(
+                    f,
+                    "varint marker {found} is not valid for a {bits}-bit integer"
+                )
             }
             DecError::Bool(b) => write!(f, "invalid bool byte {b}"),
             DecError::OptionTag(b) => write!(f, "invalid Option tag {b}"),
@@ -480,7 +483,10 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq { de: self, left: len })
+        visitor.visit_seq(Seq {
+            de: self,
+            left: len,
+        })
     }
 
     #[inline]
@@ -490,7 +496,10 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq { de: self, left: len })
+        visitor.visit_seq(Seq {
+            de: self,
+            left: len,
+        })
     }
 
     #[inline]
@@ -617,7 +626,10 @@ impl<'de> VariantAccess<'de> for &mut Dec<'de> {
 
     #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq { de: self, left: len })
+        visitor.visit_seq(Seq {
+            de: self,
+            left: len,
+        })
     }
 
     #[inline]
