@@ -154,6 +154,8 @@ struct Everything {
     nested: Vec<Vec<u8>>,
     raw: Bytes,
     maybe: Option<String>,
+    // A nested Option is a shape of its own (two tags).
+    #[allow(clippy::option_option)]
     maybe_not: Option<Option<Vec<u16>>>,
     shape: Shape,
     shapes: Vec<Shape>,

@@ -57,9 +57,16 @@ const U32_BYTE: u8 = 252;
 const U64_BYTE: u8 = 253;
 const U128_BYTE: u8 = 254;
 
-/// Why a decode failed. Two words, so that every step's `Result` stays in registers.
+/// Why a decode failed: one word (a box), so that a `Result<(), DecError>` or
+/// `Result<u64, DecError>` comes back in registers from the steps the compiler leaves out of
+/// line (serde's per-field `deserialize_in_place`). The box is allocated on failure only, where
+/// `CodecError` allocates its reason anyway.
 #[derive(Debug)]
-pub(super) enum DecError {
+pub(super) struct DecError(Box<Kind>);
+
+/// What [`DecError`] holds.
+#[derive(Debug)]
+enum Kind {
     /// The input ends inside a value.
     End,
     /// The decode would claim more than the limit (bincode's `LimitExceeded`).
@@ -89,39 +96,43 @@ pub(super) enum DecError {
     Identifier,
     /// `deserialize_ignored_any`, refused as bincode does.
     IgnoredAny,
-    /// The type's `Deserialize` implementation failed. Boxed twice on purpose: a `String` is
-    /// three words and would make every step's error three words too; the extra allocation is
-    /// on the failure path only.
-    #[allow(clippy::box_collection)]
-    Custom(Box<String>),
+    /// The type's `Deserialize` implementation failed.
+    Custom(String),
 }
 
-// Two words: the tag and a `u64` (or a box). A larger error slows every step's return.
-const _: () = assert!(size_of::<DecError>() <= 2 * size_of::<usize>());
+const _: () = assert!(size_of::<Result<(), DecError>>() == size_of::<usize>());
+
+impl From<Kind> for DecError {
+    #[cold]
+    #[inline(never)]
+    fn from(kind: Kind) -> Self {
+        DecError(Box::new(kind))
+    }
+}
 
 impl fmt::Display for DecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecError::End => f.write_str("the message ends inside a value"),
-            DecError::Limit => f.write_str("the decode would claim more than the decode limit"),
-            DecError::Elements => f.write_str(
+        match &*self.0 {
+            Kind::End => f.write_str("the message ends inside a value"),
+            Kind::Limit => f.write_str("the decode would claim more than the decode limit"),
+            Kind::Elements => f.write_str(
                 "the sequences and maps announce more elements in total than the decode limit",
             ),
-            DecError::Marker { bits, found } => {
+            Kind::Marker { bits, found } => {
                 write!(
                     f,
                     "varint marker {found} is not valid for a {bits}-bit integer"
                 )
             }
-            DecError::Bool(b) => write!(f, "invalid bool byte {b}"),
-            DecError::OptionTag(b) => write!(f, "invalid Option tag {b}"),
-            DecError::Char(bytes) => write!(f, "invalid char encoding {bytes:?}"),
-            DecError::Utf8 => f.write_str("a string is not valid UTF-8"),
-            DecError::Usize(v) => write!(f, "length {v} does not fit usize"),
-            DecError::Any => f.write_str("bincode's format cannot decode self-describing types"),
-            DecError::Identifier => f.write_str("bincode's format has no identifiers"),
-            DecError::IgnoredAny => f.write_str("bincode's format cannot skip values"),
-            DecError::Custom(m) => f.write_str(m),
+            Kind::Bool(b) => write!(f, "invalid bool byte {b}"),
+            Kind::OptionTag(b) => write!(f, "invalid Option tag {b}"),
+            Kind::Char(bytes) => write!(f, "invalid char encoding {bytes:?}"),
+            Kind::Utf8 => f.write_str("a string is not valid UTF-8"),
+            Kind::Usize(v) => write!(f, "length {v} does not fit usize"),
+            Kind::Any => f.write_str("bincode's format cannot decode self-describing types"),
+            Kind::Identifier => f.write_str("bincode's format has no identifiers"),
+            Kind::IgnoredAny => f.write_str("bincode's format cannot skip values"),
+            Kind::Custom(m) => f.write_str(m),
         }
     }
 }
@@ -131,7 +142,7 @@ impl std::error::Error for DecError {}
 impl de::Error for DecError {
     #[cold]
     fn custom<M: fmt::Display>(msg: M) -> Self {
-        DecError::Custom(Box::new(msg.to_string()))
+        Kind::Custom(msg.to_string()).into()
     }
 }
 
@@ -186,14 +197,14 @@ impl<'de> Dec<'de> {
     /// Claims `n` bytes against the limit, as bincode's `claim_bytes_read` does before a read.
     #[inline(always)]
     fn claim(&mut self, n: usize) -> Result<(), DecError> {
-        self.budget = self.budget.checked_sub(n).ok_or(DecError::Limit)?;
+        self.budget = self.budget.checked_sub(n).ok_or(Kind::Limit)?;
         Ok(())
     }
 
     /// Reads `N` bytes.
     #[inline(always)]
     fn take<const N: usize>(&mut self) -> Result<[u8; N], DecError> {
-        let (head, rest) = self.rest.split_first_chunk::<N>().ok_or(DecError::End)?;
+        let (head, rest) = self.rest.split_first_chunk::<N>().ok_or(Kind::End)?;
         self.rest = rest;
         Ok(*head)
     }
@@ -201,7 +212,7 @@ impl<'de> Dec<'de> {
     /// Reads one byte.
     #[inline(always)]
     fn byte(&mut self) -> Result<u8, DecError> {
-        let (&b, rest) = self.rest.split_first().ok_or(DecError::End)?;
+        let (&b, rest) = self.rest.split_first().ok_or(Kind::End)?;
         self.rest = rest;
         Ok(b)
     }
@@ -210,7 +221,7 @@ impl<'de> Dec<'de> {
     #[inline(always)]
     fn slice(&mut self, n: usize) -> Result<&'de [u8], DecError> {
         if n > self.rest.len() {
-            return Err(DecError::End);
+            return Err(Kind::End.into());
         }
         let (head, rest) = self.rest.split_at(n);
         self.rest = rest;
@@ -231,22 +242,25 @@ impl<'de> Dec<'de> {
     fn len(&mut self) -> Result<usize, DecError> {
         self.claim(8)?;
         let v = self.varint_u64()?;
-        usize::try_from(v).map_err(|_| DecError::Usize(v))
+        usize::try_from(v).map_err(|_| Kind::Usize(v).into())
     }
 
     /// A sequence's or map's announced length, counted against the element guard.
     #[inline(always)]
     fn elements(&mut self) -> Result<usize, DecError> {
         let len = self.len()?;
-        self.elements = self.elements.checked_sub(len).ok_or(DecError::Elements)?;
+        self.elements = self.elements.checked_sub(len).ok_or(Kind::Elements)?;
         Ok(len)
     }
 }
 
-/// One varint reader per width: the first byte up to 250 is the value (one bounds check),
-/// the markers listed are followed by that many little-endian bytes, any other is an error.
+/// One varint reader per width: the first byte up to 250 is the value (one bounds check);
+/// widths up to 64 bits then try [`Dec::wide`] (`$max`: their widest marker); the exact path,
+/// out of line and cold (a marker with fewer than 8 bytes after it, or an invalid one), reads
+/// the markers listed, followed by that many little-endian bytes, and refuses any other.
 macro_rules! varint {
-    ($name:ident -> $ty:ty, $bits:literal, $($marker:ident => $wire:ty),*) => {
+    ($name:ident, $exact:ident -> $ty:ty, $bits:literal, $($max:ident)?;
+        $($marker:ident => $wire:ty),*) => {
         impl Dec<'_> {
             #[inline(always)]
             fn $name(&mut self) -> Result<$ty, DecError> {
@@ -254,20 +268,49 @@ macro_rules! varint {
                 if first <= SINGLE_BYTE_MAX {
                     return Ok(<$ty>::from(first));
                 }
+                $(if let Some(v) = self.wide(first, $max) {
+                    return Ok(v);
+                })?
+                self.$exact(first)
+            }
+
+            #[cold]
+            #[inline(never)]
+            fn $exact(&mut self, first: u8) -> Result<$ty, DecError> {
                 match first {
                     $($marker => Ok(<$ty>::from(<$wire>::from_le_bytes(self.take()?))),)*
-                    found => Err(DecError::Marker { bits: $bits, found }),
+                    found => Err(Kind::Marker { bits: $bits, found }.into()),
                 }
             }
         }
     };
 }
 
-varint!(varint_u16 -> u16, 16, U16_BYTE => u16);
-varint!(varint_u32 -> u32, 32, U16_BYTE => u16, U32_BYTE => u32);
-varint!(varint_u64 -> u64, 64, U16_BYTE => u16, U32_BYTE => u32, U64_BYTE => u64);
-varint!(varint_u128 -> u128, 128,
+varint!(varint_u16, exact_u16 -> u16, 16, ; U16_BYTE => u16);
+varint!(varint_u32, exact_u32 -> u32, 32, U32_BYTE; U16_BYTE => u16, U32_BYTE => u32);
+varint!(varint_u64, exact_u64 -> u64, 64, U64_BYTE;
+    U16_BYTE => u16, U32_BYTE => u32, U64_BYTE => u64);
+varint!(varint_u128, exact_u128 -> u128, 128, ;
     U16_BYTE => u16, U32_BYTE => u32, U64_BYTE => u64, U128_BYTE => u128);
+
+impl Dec<'_> {
+    /// A varint's value after a marker `first` from 251 to `max` (at most 253), read as one
+    /// 8-byte load masked to the marker's 2, 4 or 8 bytes, when 8 bytes follow; `None` (and
+    /// nothing read) leaves it to the exact path. Branch-free, so that the harness's wide
+    /// `u64`s (a timestamp, a sequence number) cost no more than a few instructions.
+    #[inline(always)]
+    fn wide<T: TryFrom<u64>>(&mut self, first: u8, max: u8) -> Option<T> {
+        if first > max {
+            return None;
+        }
+        let (word, _) = self.rest.split_first_chunk::<8>()?;
+        let len = 1usize << (first - SINGLE_BYTE_MAX);
+        let v = u64::from_le_bytes(*word) & (u64::MAX >> (64 - 8 * len));
+        let v = T::try_from(v).ok()?;
+        self.rest = self.rest.get(len..)?;
+        Some(v)
+    }
+}
 
 /// Zigzag back: even values are the non-negative half, odd ones `!(n / 2)` (bincode's
 /// `decode_signed.rs`), the bits reinterpreted rather than converted.
@@ -307,7 +350,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
     type Error = DecError;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DecError> {
-        Err(DecError::Any)
+        Err(Kind::Any.into())
     }
 
     #[inline]
@@ -316,7 +359,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         match self.byte()? {
             0 => visitor.visit_bool(false),
             1 => visitor.visit_bool(true),
-            b => Err(DecError::Bool(b)),
+            b => Err(Kind::Bool(b).into()),
         }
     }
 
@@ -398,7 +441,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         let first = self.byte()?;
         let width = utf8_width(first);
         if width == 0 {
-            return Err(DecError::Char([first, 0, 0, 0]));
+            return Err(Kind::Char([first, 0, 0, 0]).into());
         }
         self.claim(width)?;
         if width == 1 {
@@ -409,14 +452,14 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         let c = std::str::from_utf8(&buf[..width])
             .ok()
             .and_then(|s| s.chars().next())
-            .ok_or(DecError::Char(buf))?;
+            .ok_or(Kind::Char(buf))?;
         visitor.visit_char(c)
     }
 
     #[inline]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecError> {
         let bytes = self.bytes()?;
-        visitor.visit_borrowed_str(std::str::from_utf8(bytes).map_err(|_| DecError::Utf8)?)
+        visitor.visit_borrowed_str(std::str::from_utf8(bytes).map_err(|_| Kind::Utf8)?)
     }
 
     /// Borrowed, unlike bincode's (which decodes an owned `String`): every visitor accepts a
@@ -444,7 +487,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         match self.byte()? {
             0 => visitor.visit_none(),
             1 => visitor.visit_some(self),
-            b => Err(DecError::OptionTag(b)),
+            b => Err(Kind::OptionTag(b).into()),
         }
     }
 
@@ -532,11 +575,11 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DecError> {
-        Err(DecError::Identifier)
+        Err(Kind::Identifier.into())
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DecError> {
-        Err(DecError::IgnoredAny)
+        Err(Kind::IgnoredAny.into())
     }
 
     fn is_human_readable(&self) -> bool {
