@@ -6,15 +6,19 @@
 //!
 //! Why by hand: a receive's decode is half the typed channel's receive cost, and at 64 bytes
 //! the receiver limits streaming once the send is cheap (DECISIONS D71). bincode's serde
-//! decoder claims bytes against the limit through a generic decoder per value, decodes varints
-//! out of line, returns a five-word `DecodeError` from every step and decodes an owned `String`
-//! for `deserialize_string` (which `codec/in_place.rs` had to work around): 7–8 ns for the
-//! harness's 64-byte message. Here every step is inlined, a varint below 251 is one bounds
-//! check, the error is two words, and borrowed strings need no wrapper (figures in DECISIONS
-//! D78). bincode itself is unmaintained (RUSTSEC-2025-0141), so its format is what we keep, not
-//! its code. `tests/bincode_decoder.rs` compares this decoder with
+//! decoder claims bytes against the limit through a generic decoder per value, takes an
+//! out-of-line byte-by-byte path for every varint with fewer than its full width of input left
+//! (all of them in a message under 9 bytes), returns a five-word `DecodeError` from every step
+//! and decodes an owned `String` for `deserialize_string` (which `codec/in_place.rs` works
+//! around for [`BincodeFixint`](super::BincodeFixint)). Here every step is inlined, a varint
+//! below 251 is one bounds check and a wider one (up to 64 bits) one masked 8-byte load, the
+//! error is one word (boxed on failure only, so results come back in registers), and strings
+//! and byte strings are handed out borrowed with no wrapper. Figures in DECISIONS D78. bincode
+//! itself is unmaintained (RUSTSEC-2025-0141): its format is what we keep, not its code.
+//! `tests/bincode_decoder.rs` compares this decoder with
 //! `bincode::serde::decode_from_slice(.., standard().with_limit::<LIMIT>())` over every serde
-//! shape and over arbitrary bytes.
+//! shape, over arbitrary and mutated bytes and under every small limit; the fuzz target
+//! `bincode_differential` does the same on arbitrary bytes.
 //!
 //! The rules, read from bincode 2.0.1's source (`varint/decode_unsigned.rs`,
 //! `features/serde/de_borrowed.rs`, `de/impls.rs`):
