@@ -16,7 +16,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(ring_ops open_segment hostile_peer decode)
+  targets=(ring_ops open_segment hostile_peer decode bincode_differential)
 fi
 case $secs in
   '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;

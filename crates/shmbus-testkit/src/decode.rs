@@ -1,7 +1,8 @@
 //! The `decode` target's cases: message types with every serde shape, and the property every
-//! decoder must have. Shared by `fuzz/fuzz_targets/decode.rs` and the stable property test
-//! `crates/shmbus/tests/decode_arbitrary_bytes.rs`, so a finding and its regression test run
-//! the same code.
+//! decoder must have; and the `bincode_differential` target's, shmbus's bincode decoder against
+//! bincode's. Shared by `fuzz/fuzz_targets/decode.rs`, `fuzz/fuzz_targets/bincode_differential.rs`
+//! and the stable property test `crates/shmbus/tests/decode_arbitrary_bytes.rs`, so a finding
+//! and its regression test run the same code.
 
 use serde::{Deserialize, Serialize};
 use shmbus::codec::{Bincode, Codec, Plain, Postcard, Raw};
@@ -81,9 +82,44 @@ pub fn one(which: u8, bytes: &[u8]) -> bool {
     }
 }
 
+/// shmbus's bincode decoder (`Bincode<LIMIT>`) against bincode's own
+/// (`decode_from_slice` with `with_limit::<LIMIT>()`) on `bytes`: both accept it whole with
+/// equal values, or both refuse it. Returns whether it decoded.
+pub fn bincode_agrees_on<T, const LIMIT: usize>(bytes: &[u8]) -> bool
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let theirs = bincode::serde::decode_from_slice::<T, _>(bytes, config)
+        .ok()
+        .filter(|(_, used)| *used == bytes.len())
+        .map(|(v, _)| v);
+    let ours = <Bincode<LIMIT> as Codec<T>>::decode(bytes).ok();
+    assert_eq!(
+        ours, theirs,
+        "shmbus's bincode decoder and bincode's disagree"
+    );
+    ours.is_some()
+}
+
+/// The differential target's dispatch: one type and limit, picked by `which`.
+pub fn bincode_agrees(which: u8, bytes: &[u8]) -> bool {
+    match which % 6 {
+        0 => bincode_agrees_on::<Order, { 64 << 20 }>(bytes),
+        1 => bincode_agrees_on::<Order, 40>(bytes),
+        2 => bincode_agrees_on::<String, 8>(bytes),
+        3 => bincode_agrees_on::<Vec<Vec<u64>>, 64>(bytes),
+        4 => bincode_agrees_on::<Shape, { 64 << 20 }>(bytes),
+        _ => bincode_agrees_on::<(i16, u32, i64, u128, char, Option<bool>), 30>(bytes),
+    }
+}
+
 /// Every codec and type on `bytes`.
 pub fn all(bytes: &[u8]) {
     for which in 0..8 {
         one(which, bytes);
+    }
+    for which in 0..6 {
+        bincode_agrees(which, bytes);
     }
 }

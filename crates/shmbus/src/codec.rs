@@ -23,6 +23,7 @@
 
 use std::fmt;
 
+mod bincode_dec;
 mod bincode_enc;
 mod bincode_fixint;
 mod bytes;
@@ -203,17 +204,23 @@ impl std::error::Error for CodecError {}
 /// bincode 2, standard configuration (little-endian, variable-length integers), through serde.
 /// The default codec.
 ///
-/// A send writes bincode's bytes with shmbus's own serde serializer, every step inlined (the
-/// sender is the side a streaming channel waits on; DECISIONS D71); decoding is bincode's.
-/// The bytes are the same: peers built with bincode's encoder read them, and a test checks
-/// them against `bincode::serde::encode_to_vec` over every serde shape.
+/// A send writes bincode's bytes with shmbus's own serde serializer and a receive reads them
+/// with shmbus's own deserializer, every step inlined (DECISIONS D71, D78). The format is
+/// bincode's: peers built with bincode read and write the same bytes, and tests check the
+/// encoder against `bincode::serde::encode_to_vec` and the decoder against
+/// `bincode::serde::decode_from_slice` (same inputs accepted, same values) over every serde
+/// shape and over arbitrary bytes.
 ///
-/// Decoding runs with bincode's `with_limit::<LIMIT>()`: a decode that would claim more than
-/// `LIMIT` bytes of memory (the sum of the lengths of its strings, byte vectors and
-/// containers times their element size) fails with an error instead of allocating. Without a
-/// limit, bincode 2 aborts the process on a 9-byte message that claims a 2^40-byte string.
-/// A channel refuses to be built with a maximum message size above `LIMIT`; raise it for
-/// channels of larger messages: `Bincode<{ 1 << 30 }>`.
+/// Decoding applies `LIMIT` as bincode's `with_limit::<LIMIT>()` does: a decode that would
+/// claim more than `LIMIT` bytes (every integer its width, every string and byte string its
+/// length) fails with an error, and a length prefix beyond the message is an error before
+/// anything is allocated; strings and byte strings are borrowed from the message, sequences
+/// preallocated only by serde's cautious hint. Without a limit, bincode 2's own decoder
+/// aborts the process on a 9-byte message that claims a 2^40-byte string. A channel refuses
+/// to be built with a maximum message size above `LIMIT`; raise it for channels of larger
+/// messages: `Bincode<{ 1 << 30 }>`. Sequences and maps announcing more than `LIMIT`
+/// elements in total are refused too (bincode would loop over a `Vec<()>` claiming 2^60
+/// elements).
 ///
 /// bincode is unmaintained upstream (RUSTSEC-2025-0141); it is the default because users ask
 /// for it, pinned at `=2.0.1`. `Postcard` is the maintained alternative.
@@ -248,22 +255,24 @@ where
         bincode_enc::encode(msg, buf).map_err(|e| CodecError::encode("bincode", e))
     }
 
+    /// bincode's format, read by shmbus's own deserializer (`codec/bincode_dec.rs`, every step
+    /// inlined; DECISIONS D78): the inputs `bincode::serde::decode_from_slice` accepts under
+    /// `with_limit::<LIMIT>()`, to the same values.
+    #[inline]
     fn decode(bytes: &[u8]) -> Result<T, CodecError> {
-        let config = bincode::config::standard().with_limit::<LIMIT>();
-        let (msg, used) = bincode::serde::decode_from_slice(bytes, config)
+        let (msg, used) = bincode_dec::decode(bytes, LIMIT)
             .map_err(|e| CodecError::decode("bincode", bytes.len(), e))?;
         left_over("bincode", bytes.len(), used)?;
         Ok(msg)
     }
 
+    /// As [`decode`](Self::decode), into `place`: the deserializer hands strings and byte
+    /// strings over borrowed, which serde's in-place visitors copy into the existing
+    /// allocation.
     #[inline]
     fn decode_into(bytes: &[u8], place: &mut T) -> Result<(), CodecError> {
-        // bincode's serde decoder over the slice, through the wrapper that asks for borrowed
-        // strings and bytes (which the in-place visitors copy into the existing allocation).
-        let config = bincode::config::standard().with_limit::<LIMIT>();
-        let ((), used) =
-            bincode::serde::seed_decode_from_slice(in_place::InPlace(place), bytes, config)
-                .map_err(|e| CodecError::decode("bincode", bytes.len(), e))?;
+        let used = bincode_dec::decode_into(bytes, place, LIMIT)
+            .map_err(|e| CodecError::decode("bincode", bytes.len(), e))?;
         left_over("bincode", bytes.len(), used)
     }
 

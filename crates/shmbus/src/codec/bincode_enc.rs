@@ -9,7 +9,7 @@
 //! against 2.5 ns here (criterion, one core). Streaming 64-byte messages between two cores went
 //! from 0.6–0.75× the raw ring to the figure in DECISIONS D71. The format is bincode's:
 //! `tests/by_ref.rs` checks byte for byte against `bincode::serde::encode_to_vec` over every
-//! serde shape, and decoding is still bincode's.
+//! serde shape. Decoding is `bincode_dec.rs`'s, the same format read back (DECISIONS D78).
 
 use serde::ser::{
     self, Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,

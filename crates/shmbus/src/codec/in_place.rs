@@ -1,5 +1,7 @@
-//! Decoding in place with bincode: a `serde::Deserializer` wrapper that asks bincode for
-//! *borrowed* strings and byte slices where the visitor asked for owned ones.
+//! Decoding in place with bincode's own decoder, for [`BincodeFixint`](super::BincodeFixint)
+//! (the default [`Bincode`](super::Bincode) decodes with `bincode_dec.rs`, which hands out
+//! borrowed strings itself; DECISIONS D78): a `serde::Deserializer` wrapper that asks bincode
+//! for *borrowed* strings and byte slices where the visitor asked for owned ones.
 //!
 //! serde's in-place decode (`Deserialize::deserialize_in_place`) reuses a `String`'s capacity
 //! only when the deserializer hands its visitor a `&str` (`clear` + `push_str`); handed an owned
