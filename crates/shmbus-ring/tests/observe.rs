@@ -39,14 +39,24 @@ fn counters_count_stalls_sleeps_wakes_and_probes_on_their_own_side() {
     assert!(c.sleeps >= 1, "{c:?}");
     assert!(c.probes >= 1, "{c:?}");
     assert_eq!(p.sleeps, 0, "the producer never slept: {p:?}");
-    // A sleeper wakes on a push: the producer counts the wake it sent.
-    std::thread::scope(|s| {
-        s.spawn(|| rx.pop_timeout(&mut buf, Duration::from_secs(5)).unwrap());
-        while stats::read(ring.segment()).unwrap()[1].sleeps < c.sleeps + 1 {
-            std::thread::sleep(Duration::from_millis(1));
+    // A sleeper wakes on a push: the producer counts the wake it sent. A sleeper leaves its
+    // futex every nap to re-check (and between two naps it is briefly not a waiter), so a push
+    // that lands in that gap finds no one to wake and counts nothing; under load the gap is
+    // hit now and then. Up to ten rounds: one counted wake is what is asserted.
+    for round in 0..10 {
+        let [_, before] = stats::read(ring.segment()).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| rx.pop_timeout(&mut buf, Duration::from_secs(5)).unwrap());
+            while stats::read(ring.segment()).unwrap()[1].sleeps < before.sleeps + 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            tx.try_push(b"wake").unwrap();
+        });
+        if stats::read(ring.segment()).unwrap()[0].wakes >= 1 {
+            break;
         }
-        tx.try_push(b"wake").unwrap();
-    });
+        assert!(round < 9, "ten sleepers woken by pushes, no wake counted");
+    }
     let [p, _] = stats::read(ring.segment()).unwrap();
     assert!(p.wakes >= 1, "{p:?}");
     // Full pushes are the producer's stalls, published when it detaches.
