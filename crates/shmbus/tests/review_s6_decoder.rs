@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use shmbus::codec::{Bincode, Codec};
+use shmbus_testkit::decode::{bincode_agrees_on_mixed, Mixed, Nothing};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -446,5 +447,58 @@ fn depth_until_the_stack_overflows() {
             .unwrap();
         eprintln!("  decoded: {ok}");
         // Dropping a deep `Box` chain recurses too: the value is dropped inside the thread.
+    }
+}
+
+fn mixed() -> impl proptest::strategy::Strategy<Value = Mixed> {
+    use proptest::prelude::*;
+    (
+        0usize..70,
+        prop::collection::vec(any::<u8>(), 0..20),
+        prop::option::of(prop::collection::vec(prop::option::of(Just(())), 0..20)),
+        prop::option::of(any::<u8>()),
+        prop::collection::vec(0usize..40, 0..4),
+    )
+        .prop_map(|(n, b, o, m, inner)| {
+            (
+                vec![Nothing; n],
+                b,
+                o,
+                m.map(|v| BTreeMap::from([((), v)])).unwrap_or_default(),
+                inner.into_iter().map(|k| vec![Nothing; k]).collect(),
+            )
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Valid encodings of `Mixed`, with a few bytes changed, inserted, removed or cut, under
+    /// every limit from 0 to 64 and a few beyond: shmbus refuses for its guard exactly where
+    /// bincode would read more than the limit of elements that read nothing.
+    #[test]
+    fn the_guard_refuses_exactly_where_bincode_reads_too_many_nothings(
+        value in mixed(),
+        edits in proptest::collection::vec(
+            (0u8..5, proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..3),
+    ) {
+        let mut bytes = bincode::serde::encode_to_vec(&value, bincode::config::standard()).unwrap();
+        for (kind, at, b) in edits {
+            let at = if bytes.is_empty() { 0 } else { at % bytes.len() };
+            match kind {
+                0 if !bytes.is_empty() => bytes[at] = b,
+                1 => bytes.insert(at, b),
+                2 if !bytes.is_empty() => { bytes.remove(at); }
+                3 => bytes.truncate(at),
+                _ => bytes.insert(at, [0u8, 1, 250, 251, 253][usize::from(b) % 5]),
+            }
+        }
+        macro_rules! limits {
+            ($($l:literal)*) => {$( bincode_agrees_on_mixed::<$l>(&bytes); )*};
+        }
+        limits!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29
+            30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57
+            58 59 60 61 62 63 64 80 100 128 200 1000);
+        bincode_agrees_on_mixed::<{ 64 << 20 }>(&bytes);
     }
 }
