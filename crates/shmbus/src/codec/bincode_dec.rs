@@ -57,6 +57,11 @@
 //! (serde's cautious hint alone allowed 1 MiB per sequence whatever the input: a 3-byte
 //! message allocated 128 KB under a 1 KiB limit, and 100 nested 3-byte lengths 100 MB).
 //! Only the capacity a visitor reserves up front changes, never a value.
+//!
+//! Also different, for hand-written visitors only: bincode hands `deserialize_string` and
+//! `deserialize_byte_buf` to `visit_string`/`visit_byte_buf`, [`Dec`] to the borrowed
+//! methods, so a visitor implementing only the owned ones is refused here (every serde and std
+//! visitor implements the borrowed ones). Neither decoder limits recursion (DECISIONS D81).
 
 use serde::de::{
     self, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, VariantAccess,
