@@ -218,9 +218,10 @@ impl std::error::Error for CodecError {}
 /// preallocated only by serde's cautious hint. Without a limit, bincode 2's own decoder
 /// aborts the process on a 9-byte message that claims a 2^40-byte string. A channel refuses
 /// to be built with a maximum message size above `LIMIT`; raise it for channels of larger
-/// messages: `Bincode<{ 1 << 30 }>`. Sequences and maps announcing more than `LIMIT`
-/// elements in total are refused too (bincode would loop over a `Vec<()>` claiming 2^60
-/// elements).
+/// messages: `Bincode<{ 1 << 30 }>`. Sequences and maps holding more than `LIMIT` elements
+/// that read nothing (`()`, unit structs), in total, are refused too (bincode would loop over
+/// a `Vec<()>` claiming 2^60 elements), and an announced length never makes a visitor
+/// preallocate for more elements than the message has bytes.
 ///
 /// bincode is unmaintained upstream (RUSTSEC-2025-0141); it is the default because users ask
 /// for it, pinned at `=2.0.1`. `Postcard` is the maintained alternative.

@@ -43,9 +43,25 @@
 //! One deliberate difference: bincode would iterate as many times as a sequence or map claims
 //! to hold, and elements that read nothing (`()`, unit structs) claim nothing, so a 9-byte
 //! `Vec<()>` claiming 2^60 elements would loop for centuries. [`Dec`] refuses a decode whose
-//! sequences and maps announce more than `LIMIT` elements in total. Elements that read
-//! anything claim at least a byte each, so for them bincode refuses those inputs too; only
-//! more than `LIMIT` elements that read nothing (which bincode accepts, slowly) differ.
+//! sequences and maps hold more than `LIMIT` elements (map entries) that read nothing, in
+//! total; bincode accepts those, slowly, and every other input is accepted or refused as
+//! bincode does. A length is refused when announced if it cannot end otherwise: elements that
+//! read anything claim at least a byte each, so at most the limit left of them can, and the
+//! rest would read nothing (review s6, DECISIONS D81: counting every announced element
+//! instead refused `(Vec<()>, Vec<u8>)` holding 995 units and 10 bytes under a limit of 1000,
+//! 26 bytes claimed, which bincode accepts).
+//!
+//! Sequences and maps tell their visitors a size hint of at most the input left and, over
+//! the whole decode, at most the message's length in elements, so that an announced length
+//! never makes serde's visitors preallocate more than the message's own bytes could fill
+//! (serde's cautious hint alone allowed 1 MiB per sequence whatever the input: a 3-byte
+//! message allocated 128 KB under a 1 KiB limit, and 100 nested 3-byte lengths 100 MB).
+//! Only the capacity a visitor reserves up front changes, never a value.
+//!
+//! Also different, for hand-written visitors only: bincode hands `deserialize_string` and
+//! `deserialize_byte_buf` to `visit_string`/`visit_byte_buf`, [`Dec`] to the borrowed
+//! methods, so a visitor implementing only the owned ones is refused here (every serde and std
+//! visitor implements the borrowed ones). Neither decoder limits recursion (DECISIONS D81).
 
 use serde::de::{
     self, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, VariantAccess,
@@ -75,7 +91,7 @@ enum Kind {
     End,
     /// The decode would claim more than the limit (bincode's `LimitExceeded`).
     Limit,
-    /// Sequences and maps announce more elements in total than the limit.
+    /// Sequences and maps hold more elements that read nothing, in total, than the limit.
     Elements,
     /// A varint of `bits` bits starts with a marker for a wider one, or with 255.
     Marker {
@@ -120,7 +136,7 @@ impl fmt::Display for DecError {
             Kind::End => f.write_str("the message ends inside a value"),
             Kind::Limit => f.write_str("the decode would claim more than the decode limit"),
             Kind::Elements => f.write_str(
-                "the sequences and maps announce more elements in total than the decode limit",
+                "the sequences and maps hold more elements that read nothing than the decode limit",
             ),
             Kind::Marker { bits, found } => {
                 write!(
@@ -150,12 +166,13 @@ impl de::Error for DecError {
     }
 }
 
-/// The input not yet read, what may still be claimed, and how many sequence and map elements
-/// may still be announced.
+/// The input not yet read, what may still be claimed, how many more sequence and map elements
+/// may read nothing, and how many more elements serde's visitors may be told to expect.
 pub(super) struct Dec<'de> {
     rest: &'de [u8],
     budget: usize,
-    elements: usize,
+    empties: usize,
+    hints: usize,
 }
 
 /// Decodes a `T` from the start of `bytes` under `limit`; returns it and the bytes used.
@@ -188,7 +205,8 @@ impl<'de> Dec<'de> {
         Dec {
             rest: bytes,
             budget: limit,
-            elements: limit,
+            empties: limit,
+            hints: bytes.len(),
         }
     }
 
@@ -249,12 +267,27 @@ impl<'de> Dec<'de> {
         usize::try_from(v).map_err(|_| Kind::Usize(v).into())
     }
 
-    /// A sequence's or map's announced length, counted against the element guard.
+    /// A sequence's or map's announced length and the size hint its visitor gets. At most
+    /// `budget` of the elements can read anything (each claims a byte or more), so a length
+    /// that leaves more than `empties` to read nothing cannot decode: refused now. The hint is
+    /// at most the input left (every element that reads anything reads a byte of it) and
+    /// comes out of `hints`, the message's length, for the whole decode.
     #[inline(always)]
-    fn elements(&mut self) -> Result<usize, DecError> {
+    fn elements(&mut self) -> Result<(usize, usize), DecError> {
         let len = self.len()?;
-        self.elements = self.elements.checked_sub(len).ok_or(Kind::Elements)?;
-        Ok(len)
+        if len.saturating_sub(self.budget) > self.empties {
+            return Err(Kind::Elements.into());
+        }
+        let hint = len.min(self.hints).min(self.rest.len());
+        self.hints -= hint;
+        Ok((len, hint))
+    }
+
+    /// An element (or map entry) that read nothing: counted against the guard.
+    #[inline]
+    fn empty(&mut self) -> Result<(), DecError> {
+        self.empties = self.empties.checked_sub(1).ok_or(Kind::Elements)?;
+        Ok(())
     }
 }
 
@@ -520,8 +553,8 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecError> {
-        let left = self.elements()?;
-        visitor.visit_seq(Seq { de: self, left })
+        let (left, hint) = self.elements()?;
+        visitor.visit_seq(Seq::counted(self, left, hint))
     }
 
     #[inline]
@@ -530,10 +563,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq {
-            de: self,
-            left: len,
-        })
+        visitor.visit_seq(Seq::fields(self, len))
     }
 
     #[inline]
@@ -543,16 +573,13 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq {
-            de: self,
-            left: len,
-        })
+        visitor.visit_seq(Seq::fields(self, len))
     }
 
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecError> {
-        let left = self.elements()?;
-        visitor.visit_map(Seq { de: self, left })
+        let (left, hint) = self.elements()?;
+        visitor.visit_map(Seq::counted(self, left, hint))
     }
 
     #[inline]
@@ -562,10 +589,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq {
-            de: self,
-            left: fields.len(),
-        })
+        visitor.visit_seq(Seq::fields(self, fields.len()))
     }
 
     #[inline]
@@ -592,9 +616,40 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
 }
 
 /// A sequence's elements, a tuple's or struct's fields, or a map's entries: `left` more.
+/// A sequence's or map's (`counted`) elements that read nothing count against the guard; a
+/// tuple's or struct's fields, as many as the type has, do not.
 struct Seq<'a, 'de> {
     de: &'a mut Dec<'de>,
     left: usize,
+    /// The size hint handed to the visitor ([`Dec::elements`]).
+    hint: usize,
+    counted: bool,
+    /// The input left when the current map entry's key began.
+    entry: usize,
+}
+
+impl<'a, 'de> Seq<'a, 'de> {
+    #[inline(always)]
+    fn counted(de: &'a mut Dec<'de>, left: usize, hint: usize) -> Self {
+        Seq {
+            de,
+            left,
+            hint,
+            counted: true,
+            entry: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn fields(de: &'a mut Dec<'de>, left: usize) -> Self {
+        Seq {
+            de,
+            left,
+            hint: left,
+            counted: false,
+            entry: 0,
+        }
+    }
 }
 
 impl<'de> SeqAccess<'de> for Seq<'_, 'de> {
@@ -609,12 +664,17 @@ impl<'de> SeqAccess<'de> for Seq<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        let before = self.de.rest.len();
+        let value = seed.deserialize(&mut *self.de)?;
+        if self.counted && self.de.rest.len() == before {
+            self.de.empty()?;
+        }
+        Ok(Some(value))
     }
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        Some(self.hint.min(self.left))
     }
 }
 
@@ -630,17 +690,23 @@ impl<'de> MapAccess<'de> for Seq<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
+        self.entry = self.de.rest.len();
         seed.deserialize(&mut *self.de).map(Some)
     }
 
+    /// An entry whose key and value read nothing counts against the guard.
     #[inline]
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, DecError> {
-        seed.deserialize(&mut *self.de)
+        let value = seed.deserialize(&mut *self.de)?;
+        if self.de.rest.len() == self.entry {
+            self.de.empty()?;
+        }
+        Ok(value)
     }
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left)
+        Some(self.hint.min(self.left))
     }
 }
 
@@ -673,10 +739,7 @@ impl<'de> VariantAccess<'de> for &mut Dec<'de> {
 
     #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq {
-            de: self,
-            left: len,
-        })
+        visitor.visit_seq(Seq::fields(self, len))
     }
 
     #[inline]
@@ -685,9 +748,6 @@ impl<'de> VariantAccess<'de> for &mut Dec<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq {
-            de: self,
-            left: fields.len(),
-        })
+        visitor.visit_seq(Seq::fields(self, fields.len()))
     }
 }
