@@ -26,6 +26,7 @@ use std::fmt;
 mod bincode_dec;
 mod bincode_enc;
 mod bincode_fixint;
+mod bincode_varint;
 mod bytes;
 mod in_place;
 

@@ -69,13 +69,7 @@ use serde::de::{
 };
 use std::fmt;
 
-/// bincode's varint markers: a byte up to 250 is the value itself; 251–254 announce a `u16`,
-/// `u32`, `u64` or `u128` in the bytes that follow.
-const SINGLE_BYTE_MAX: u8 = 250;
-const U16_BYTE: u8 = 251;
-const U32_BYTE: u8 = 252;
-const U64_BYTE: u8 = 253;
-const U128_BYTE: u8 = 254;
+use super::bincode_varint::{SINGLE_BYTE_MAX, U128_BYTE, U16_BYTE, U32_BYTE, U64_BYTE};
 
 /// Why a decode failed: one word (a box), so that a `Result<(), DecError>` or
 /// `Result<u64, DecError>` comes back in registers from the steps the compiler leaves out of
