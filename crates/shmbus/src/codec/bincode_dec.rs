@@ -58,6 +58,11 @@
 //! message allocated 128 KB under a 1 KiB limit, and 100 nested 3-byte lengths 100 MB).
 //! Only the capacity a visitor reserves up front changes, never a value.
 //!
+//! Values nested more than [`MAX_DEPTH`] (256) levels deep are refused, where bincode
+//! recurses until the stack overflows and the process aborts (a 9 KiB message did it on a
+//! 2 MiB thread stack; DECISIONS D82). Options, sequences, tuples, maps, structs, enums and
+//! newtype structs each count a level.
+//!
 //! Also different, for hand-written visitors only: bincode hands `deserialize_string` and
 //! `deserialize_byte_buf` to `visit_string`/`visit_byte_buf`, [`Dec`] to the borrowed
 //! methods, so a visitor implementing only the owned ones is refused here (every serde and std
@@ -87,6 +92,8 @@ enum Kind {
     Limit,
     /// Sequences and maps hold more elements that read nothing, in total, than the limit.
     Elements,
+    /// Values nested deeper than [`MAX_DEPTH`].
+    Depth,
     /// A varint of `bits` bits starts with a marker for a wider one, or with 255.
     Marker {
         /// The width of the integer being decoded.
@@ -132,6 +139,7 @@ impl fmt::Display for DecError {
             Kind::Elements => f.write_str(
                 "the sequences and maps hold more elements that read nothing than the decode limit",
             ),
+            Kind::Depth => write!(f, "values nested more than {MAX_DEPTH} levels deep"),
             Kind::Marker { bits, found } => {
                 write!(
                     f,
@@ -160,13 +168,24 @@ impl de::Error for DecError {
     }
 }
 
+/// How deep values may nest: options, sequences, tuples, maps, structs, enums and newtype
+/// structs each count a level. Decoding recurses once per level, so a hostile peer's few
+/// bytes of nesting (`enum Tree { Leaf, Node(Box<Tree>) }` nests one level per byte) would
+/// otherwise overflow the receiver's stack and abort the process: on a 2 MiB thread stack the
+/// simplest recursive type overflowed at 8 192–16 384 levels in an optimized build (review s6,
+/// D82), and debug builds and larger types take more stack a level. bincode has no limit;
+/// `serde_json`'s is 128, protobuf's 100.
+pub(super) const MAX_DEPTH: u32 = 256;
+
 /// The input not yet read, what may still be claimed, how many more sequence and map elements
-/// may read nothing, and how many more elements serde's visitors may be told to expect.
+/// may read nothing, how many more elements serde's visitors may be told to expect, and how
+/// many more levels values may nest.
 pub(super) struct Dec<'de> {
     rest: &'de [u8],
     budget: usize,
     empties: usize,
     hints: usize,
+    depth: u32,
 }
 
 /// Decodes a `T` from the start of `bytes` under `limit`; returns it and the bytes used.
@@ -201,6 +220,7 @@ impl<'de> Dec<'de> {
             budget: limit,
             empties: limit,
             hints: bytes.len(),
+            depth: MAX_DEPTH,
         }
     }
 
@@ -275,6 +295,18 @@ impl<'de> Dec<'de> {
         let hint = len.min(self.hints).min(self.rest.len());
         self.hints -= hint;
         Ok((len, hint))
+    }
+
+    /// Runs `f` one level deeper, refusing past [`MAX_DEPTH`].
+    #[inline(always)]
+    fn nested<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, DecError>,
+    ) -> Result<R, DecError> {
+        self.depth = self.depth.checked_sub(1).ok_or(Kind::Depth)?;
+        let out = f(self);
+        self.depth += 1;
+        out
     }
 
     /// An element (or map entry) that read nothing: counted against the guard.
@@ -517,7 +549,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         self.claim(1)?;
         match self.byte()? {
             0 => visitor.visit_none(),
-            1 => visitor.visit_some(self),
+            1 => self.nested(|d| visitor.visit_some(d)),
             b => Err(Kind::OptionTag(b).into()),
         }
     }
@@ -542,13 +574,13 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         _: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_newtype_struct(self)
+        self.nested(|d| visitor.visit_newtype_struct(d))
     }
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecError> {
         let (left, hint) = self.elements()?;
-        visitor.visit_seq(Seq::counted(self, left, hint))
+        self.nested(|d| visitor.visit_seq(Seq::counted(d, left, hint)))
     }
 
     #[inline]
@@ -557,7 +589,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq::fields(self, len))
+        self.nested(|d| visitor.visit_seq(Seq::fields(d, len)))
     }
 
     #[inline]
@@ -567,13 +599,13 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq::fields(self, len))
+        self.nested(|d| visitor.visit_seq(Seq::fields(d, len)))
     }
 
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecError> {
         let (left, hint) = self.elements()?;
-        visitor.visit_map(Seq::counted(self, left, hint))
+        self.nested(|d| visitor.visit_map(Seq::counted(d, left, hint)))
     }
 
     #[inline]
@@ -583,7 +615,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_seq(Seq::fields(self, fields.len()))
+        self.nested(|d| visitor.visit_seq(Seq::fields(d, fields.len())))
     }
 
     #[inline]
@@ -593,7 +625,7 @@ impl<'de> de::Deserializer<'de> for &mut Dec<'de> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecError> {
-        visitor.visit_enum(self)
+        self.nested(|d| visitor.visit_enum(d))
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DecError> {
