@@ -46,7 +46,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use zenoh::sample::Locality;
+use zenoh::key_expr::OwnedKeyExpr;
+use zenoh::sample::{Locality, Sample};
 use zenoh::Wait;
 
 /// What can stop a bridge from starting.
@@ -166,27 +167,43 @@ impl Bridge {
         let err = |e: &dyn std::fmt::Display| BridgeError::Zenoh(e.to_string());
         let data = keys::data_all(domain).map_err(|e| err(&e))?;
         let live = keys::live_all(domain).map_err(|e| err(&e))?;
-        let i = importer.clone();
-        let sub = shared
-            .session
+        let (i, j) = (importer.clone(), importer.clone());
+        self.subscribe_import(
+            data,
+            live,
+            move |s| i.on_sample(&s),
+            move |s| j.on_token(&s),
+        )?;
+        self.importer = Some(importer);
+        Ok(())
+    }
+
+    /// Declares an importer's two subscribers: its data key (remote puts only: an export of
+    /// this session's does not come back) and its exporters' liveliness tokens, with history.
+    fn subscribe_import(
+        &mut self,
+        data: OwnedKeyExpr,
+        live: OwnedKeyExpr,
+        on_sample: impl Fn(Sample) + Send + Sync + 'static,
+        on_token: impl Fn(Sample) + Send + Sync + 'static,
+    ) -> Result<(), BridgeError> {
+        let err = |e: &dyn std::fmt::Display| BridgeError::Zenoh(e.to_string());
+        let session = &self.shared.session;
+        let sub = session
             .declare_subscriber(data)
-            // Never this session's own puts: an export of ours does not come back.
             .allowed_origin(Locality::Remote)
-            .callback(move |s| i.on_sample(&s))
+            .callback(on_sample)
             .wait()
             .map_err(|e| err(&e))?;
         self.subscribers.push(sub);
-        let i = importer.clone();
-        let tokens = shared
-            .session
+        let tokens = session
             .liveliness()
             .declare_subscriber(live)
             .history(true)
-            .callback(move |s| i.on_token(&s))
+            .callback(on_token)
             .wait()
             .map_err(|e| err(&e))?;
         self.subscribers.push(tokens);
-        self.importer = Some(importer);
         Ok(())
     }
 
@@ -197,25 +214,13 @@ impl Bridge {
         let err = |e: &dyn std::fmt::Display| BridgeError::Zenoh(e.to_string());
         let data = channel::keys::data_all(domain, &shared.zid).map_err(|e| err(&e))?;
         let live = channel::keys::live_all(domain).map_err(|e| err(&e))?;
-        let i = importer.clone();
-        let sub = shared
-            .session
-            .declare_subscriber(data)
-            .allowed_origin(Locality::Remote)
-            .callback(move |s| i.on_sample(&s))
-            .wait()
-            .map_err(|e| err(&e))?;
-        self.subscribers.push(sub);
-        let i = importer.clone();
-        let tokens = shared
-            .session
-            .liveliness()
-            .declare_subscriber(live)
-            .history(true)
-            .callback(move |s| i.on_token(&s))
-            .wait()
-            .map_err(|e| err(&e))?;
-        self.subscribers.push(tokens);
+        let (i, j) = (importer.clone(), importer.clone());
+        self.subscribe_import(
+            data,
+            live,
+            move |s| i.on_sample(&s),
+            move |s| j.on_token(&s),
+        )?;
         self.channel_importer = Some(importer);
         Ok(())
     }
