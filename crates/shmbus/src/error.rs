@@ -364,6 +364,7 @@ macro_rules! send_error {
             }
 
             #[allow(unreachable_patterns)]
+            #[inline]
             pub(crate) fn new(failure: SendFailure, msg: T) -> Self {
                 match failure {
                     $( SendFailure::$failure => $name::$variant(msg), )*
@@ -576,6 +577,7 @@ macro_rules! recv_error {
             }
 
             #[allow(unreachable_patterns)]
+            #[inline]
             pub(crate) fn new(failure: RecvFailure) -> Self {
                 match failure {
                     $( RecvFailure::$failure => $name::$variant, )*

@@ -80,7 +80,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
         let buf = if C::DECODES_BY_COPY {
             Vec::new()
         } else {
-            Vec::with_capacity(ring.max_message().min(PREALLOCATED_BUFFER))
+            vec![0; ring.max_message().min(PREALLOCATED_BUFFER)]
         };
         Receiver {
             consumer,
@@ -112,20 +112,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             return true;
         }
         let Receiver { consumer, buf, .. } = self;
-        let popped = if consumer.ring().checksum() {
-            let max = consumer.max_message();
-            if buf.len() < max {
-                buf.resize(max, 0);
-            }
-            flavor::read_copy(consumer, wait, buf)
-        } else {
-            flavor::read(consumer, wait, |bytes| {
-                buf.clear();
-                buf.extend_from_slice(bytes);
-                bytes.len()
-            })
-        };
-        self.staged = match popped {
+        self.staged = match pop_private(consumer, wait, buf) {
             Ok(len) => Some(Staged::Message(len)),
             Err(PopError::Empty | PopError::Timeout) => None,
             Err(e) => Some(Staged::Failure(failure(e))),
@@ -153,26 +140,15 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             }
         }
         let Receiver { consumer, buf, .. } = self;
-        let popped = if consumer.ring().checksum() {
-            // A checksum ring: pop into the private buffer, where the ring verifies the
-            // copy (a view of shared memory could change after its check), then decode it.
-            let max = consumer.max_message();
-            if buf.len() < max {
-                buf.resize(max, 0);
-            }
-            flavor::read_copy(consumer, wait, buf).map(|n| decode(&buf[..n]))
-        } else if C::DECODES_BY_COPY {
+        let popped = if C::DECODES_BY_COPY && !consumer.ring().checksum() {
             // The decode is the copy out of shared memory.
             flavor::read(consumer, wait, &mut decode)
         } else {
-            // Copy out first (the buffer keeps its capacity: no allocation once it has grown
-            // to the largest message), then decode the private copy. The ring frees the
-            // message's room before the decode starts.
-            flavor::read(consumer, wait, |bytes| {
-                buf.clear();
-                buf.extend_from_slice(bytes);
-            })
-            .map(|()| decode(buf))
+            // Copy out first, by the ring's own copy (small messages inline; a checksum ring
+            // verifies the copy, as a view of shared memory could change after its check),
+            // then decode the private copy. The ring frees the message's room before the
+            // decode starts.
+            pop_private(consumer, wait, buf).map(|n| decode(&buf[..n]))
         };
         match popped {
             Ok(decoded) => decoded.map_err(RecvFailure::Decode),
@@ -548,6 +524,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
 }
 
 /// What a receive reports for a ring's pop error.
+#[inline]
 fn failure(e: PopError) -> RecvFailure {
     match e {
         PopError::Empty => RecvFailure::Empty,
@@ -754,4 +731,34 @@ impl<'a, T, F: Flavor, C: Codec<T>> IntoIterator for &'a mut Receiver<T, F, C> {
     fn into_iter(self) -> Iter<'a, T, F, C> {
         self.iter()
     }
+}
+
+/// Pops the next message into the receiver's private buffer (as [`flavor::read_copy`] waits),
+/// returning its length: the ring's copy, which inlines small messages and verifies a checksum
+/// ring's. A message longer than the buffer stays in the ring; the buffer then grows to it
+/// (never beyond the ring's largest message) and the pop is tried again.
+#[inline]
+fn pop_private<F: Flavor>(
+    consumer: &mut shmbus_ring::Consumer<F>,
+    wait: Wait,
+    buf: &mut Vec<u8>,
+) -> Result<usize, PopError> {
+    match flavor::read_copy(consumer, wait, buf) {
+        Err(PopError::BufferTooSmall { needed, .. }) => grow_and_pop(consumer, wait, buf, needed),
+        popped => popped,
+    }
+}
+
+/// [`pop_private`] after a message too long for the buffer: out of line, as it happens once
+/// per new largest message.
+#[cold]
+#[inline(never)]
+fn grow_and_pop<F: Flavor>(
+    consumer: &mut shmbus_ring::Consumer<F>,
+    wait: Wait,
+    buf: &mut Vec<u8>,
+    needed: usize,
+) -> Result<usize, PopError> {
+    buf.resize(needed.min(consumer.max_message()).max(buf.len()), 0);
+    flavor::read_copy(consumer, wait, buf)
 }

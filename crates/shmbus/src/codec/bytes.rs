@@ -93,18 +93,21 @@ impl AsRef<[u8]> for Bytes {
 }
 
 impl Serialize for Bytes {
+    #[inline]
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&self.0)
     }
 }
 
 impl<'de> Deserialize<'de> for Bytes {
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut place = Bytes::new();
         Self::deserialize_in_place(d, &mut place)?;
         Ok(place)
     }
 
+    #[inline]
     fn deserialize_in_place<D: Deserializer<'de>>(d: D, place: &mut Self) -> Result<(), D::Error> {
         // A byte buffer asked for; shmbus's decoders hand over borrowed bytes, which are
         // copied into the existing vector.
@@ -122,17 +125,20 @@ impl<'de> Visitor<'de> for InPlace<'_> {
         f.write_str("a byte string")
     }
 
+    #[inline]
     fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<(), E> {
         self.0.clear();
         self.0.extend_from_slice(v);
         Ok(())
     }
 
+    #[inline]
     fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<(), E> {
         *self.0 = v;
         Ok(())
     }
 
+    #[inline]
     fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
         self.visit_bytes(v.as_bytes())
     }
