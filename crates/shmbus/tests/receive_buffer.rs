@@ -81,8 +81,8 @@ fn receive<P: Payload, F: Flavor>(rx: &mut Receiver<P, F, P::C>, how: usize, pla
             rx.try_recv_into(place).unwrap();
             place.clone()
         }
-        5 => rx.recv_with(|m| m.clone()).unwrap(),
-        6 => rx.try_recv_with(|m| m.clone()).unwrap(),
+        5 => rx.recv_with(P::clone).unwrap(),
+        6 => rx.try_recv_with(P::clone).unwrap(),
         _ => {
             let mut sel = Select::new();
             let op = sel.recv(rx);
