@@ -722,12 +722,14 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         }
     }
 
-    #[inline]
+    // Always, as `place` and `publish`: left to the heuristics, each stayed a call on the
+    // typed channel's send path (the one-pass encode reserves, then commits).
+    #[inline(always)]
     fn reserve(&mut self, len: usize) -> Result<u64, PushError> {
         self.place(len)
     }
 
-    #[inline]
+    #[inline(always)]
     fn commit(&mut self, at: u64, len: usize) {
         let end = at + record_size(wide(len));
         self.publish(at, end, encode(len_u32(len), KIND_DATA), 1);
