@@ -318,9 +318,12 @@ impl<'de> Dec<'de> {
 }
 
 /// One varint reader per width: the first byte up to 250 is the value (one bounds check);
-/// widths up to 64 bits then try [`Dec::wide`] (`$max`: their widest marker); the exact path,
-/// out of line and cold (a marker with fewer than 8 bytes after it, or an invalid one), reads
-/// the markers listed, followed by that many little-endian bytes, and refuses any other.
+/// widths up to 64 bits then try [`Dec::wide`] (`$max`: their widest marker); the exact path
+/// (a marker with fewer than 8 bytes after it, or an invalid one) reads the markers listed,
+/// followed by that many little-endian bytes, and refuses any other. The exact path is
+/// inlined too: it is not rare, as every varint in a message's last 8 bytes takes it (the
+/// harness's 7-byte round-trip message does at its sequence number); out of line, it cost the
+/// 8-byte decode 0.5 ns of its 5.9 in criterion.
 macro_rules! varint {
     ($name:ident, $exact:ident -> $ty:ty, $bits:literal, $($max:ident)?;
         $($marker:ident => $wire:ty),*) => {
@@ -337,8 +340,7 @@ macro_rules! varint {
                 self.$exact(first)
             }
 
-            #[cold]
-            #[inline(never)]
+            #[inline]
             fn $exact(&mut self, first: u8) -> Result<$ty, DecError> {
                 match first {
                     $($marker => Ok(<$ty>::from(<$wire>::from_le_bytes(self.take()?))),)*
