@@ -29,6 +29,7 @@ mod bincode_fixint;
 mod bincode_varint;
 mod bytes;
 mod in_place;
+mod small_copy;
 
 pub use bincode_fixint::BincodeFixint;
 pub use bytes::Bytes;

@@ -81,7 +81,7 @@ impl Enc<'_> {
     fn put_slice(&mut self, bytes: &[u8]) -> Result<(), EncError> {
         let end = self.at.checked_add(bytes.len()).ok_or(EncError::Full)?;
         let dst = self.buf.get_mut(self.at..end).ok_or(EncError::Full)?;
-        dst.copy_from_slice(bytes);
+        super::small_copy::copy(dst, bytes);
         self.at = end;
         Ok(())
     }

@@ -127,8 +127,14 @@ impl<'de> Visitor<'de> for InPlace<'_> {
 
     #[inline]
     fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<(), E> {
-        self.0.clear();
-        self.0.extend_from_slice(v);
+        if self.0.len() == v.len() {
+            // The usual case of a receive in place: as long as the last message's payload,
+            // copied over it without a call for a short one.
+            super::small_copy::copy(self.0, v);
+        } else {
+            self.0.clear();
+            self.0.extend_from_slice(v);
+        }
         Ok(())
     }
 
