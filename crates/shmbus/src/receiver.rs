@@ -735,8 +735,10 @@ impl<'a, T, F: Flavor, C: Codec<T>> IntoIterator for &'a mut Receiver<T, F, C> {
 
 /// Pops the next message into the receiver's private buffer (as [`flavor::read_copy`] waits),
 /// returning its length: the ring's copy, which inlines small messages and verifies a checksum
-/// ring's. A message longer than the buffer stays in the ring; the buffer then grows to it
-/// (never beyond the ring's largest message) and the pop is tried again.
+/// ring's. A message longer than the buffer stays in the ring; the buffer then grows to what the
+/// ring asked for and the pop is tried again. That is the record's length as the ring validated
+/// it (SPSC), or a whole slot (MPMC, whose slots can be a few bytes longer than the largest
+/// message): both bounded by the ring's validated geometry.
 #[inline]
 fn pop_private<F: Flavor>(
     consumer: &mut shmbus_ring::Consumer<F>,
@@ -759,6 +761,6 @@ fn grow_and_pop<F: Flavor>(
     buf: &mut Vec<u8>,
     needed: usize,
 ) -> Result<usize, PopError> {
-    buf.resize(needed.min(consumer.max_message()).max(buf.len()), 0);
+    buf.resize(needed.max(buf.len()), 0);
     flavor::read_copy(consumer, wait, buf)
 }

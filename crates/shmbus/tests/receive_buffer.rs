@@ -158,3 +158,59 @@ fn a_message_that_grows_the_buffer_keeps_its_place_in_line() {
         assert!(*got == message(i, len), "message {i} ({len} bytes)");
     }
 }
+
+/// Whatever the largest message, on either flavor, with or without checksums, the buffer a
+/// receiver starts with (or grows to) holds what the ring asks for: an MPMC pop needs room for
+/// a whole slot, which can be longer than the largest message (slots are rounded up).
+#[test]
+fn any_maximum_message_size_is_received_on_both_flavors() {
+    fn check<F: Flavor>(max: usize, checksum: bool) {
+        let ch = ChannelBuilder::<Vec<u8>, F, Raw>::new()
+            .max_message(max)
+            .capacity(2)
+            .checksum(checksum)
+            .in_process()
+            .unwrap();
+        let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+        for len in [0, 1, max / 2, max] {
+            tx.send(message(len, len)).unwrap();
+            assert_eq!(
+                rx.try_recv().unwrap(),
+                message(len, len),
+                "max {max}, len {len}"
+            );
+        }
+        // Bincode through a private copy too.
+        let cb = ChannelBuilder::<Bytes, F, Bincode>::new()
+            .max_message(max + 8)
+            .capacity(2)
+            .checksum(checksum)
+            .in_process()
+            .unwrap();
+        let (mut tx, mut rx) = (cb.sender().unwrap(), cb.receiver().unwrap());
+        for len in [0, 1, max / 2, max] {
+            tx.send(message(len, len).into()).unwrap();
+            let got = rx.try_recv().unwrap();
+            assert_eq!(
+                &got[..],
+                &message(len, len)[..],
+                "bincode, max {max}, len {len}"
+            );
+        }
+    }
+    for max in (1..=72).chain([
+        99,
+        100,
+        101,
+        1001,
+        4095,
+        4097,
+        (64 << 10) - 1,
+        (64 << 10) + 3,
+    ]) {
+        for checksum in [false, true] {
+            check::<Spsc>(max, checksum);
+            check::<Mpmc>(max, checksum);
+        }
+    }
+}
