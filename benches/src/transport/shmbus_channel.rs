@@ -17,8 +17,8 @@
 //! nothing else; the payload stays in the decoded struct, as with the zero-copy rows), and
 //! on send it writes the harness's header words into the struct, and the payload (the
 //! harness's fixed filler) only when its length changes ([`BenchMessage::fill_from`]): a user
-//! updates the fields that change in the struct it sends. Allocation: none per message: each endpoint keeps one
-//! `BenchMessage`, sends it by reference (`try_send_ref`) and receives into it
+//! updates the fields that change in the struct it sends. Allocation: none per message: each
+//! endpoint keeps one `BenchMessage`, sends it by reference (`try_send_ref`) and receives into it
 //! (`try_recv_into`, decoding in place: the payload is a `shmbus::codec::Bytes`).
 //!
 //! The other side detaching (or dying: the ring reaps it) turns `Full`/`Empty` into
@@ -200,8 +200,8 @@ impl ChannelEndpoint {
 impl Endpoint for ChannelEndpoint {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        // The adapter's one remaining copy: the harness's bytes into the struct (a user
-        // builds the struct instead).
+        // The harness's header words into the struct; its payload only when the length
+        // changes (`fill_from`), as a user updates the fields that change.
         self.out.fill_from(msg);
         loop {
             match self.offer()? {
