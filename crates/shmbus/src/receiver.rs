@@ -112,7 +112,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             return true;
         }
         let Receiver { consumer, buf, .. } = self;
-        self.staged = match pop_private(consumer, wait, buf) {
+        self.staged = match copy_out(consumer, wait, buf) {
             Ok(len) => Some(Staged::Message(len)),
             Err(PopError::Empty | PopError::Timeout) => None,
             Err(e) => Some(Staged::Failure(failure(e))),
@@ -148,7 +148,7 @@ impl<T, F: Flavor, C: Codec<T>> Receiver<T, F, C> {
             // verifies the copy, as a view of shared memory could change after its check),
             // then decode the private copy. The ring frees the message's room before the
             // decode starts.
-            pop_private(consumer, wait, buf).map(|n| decode(&buf[..n]))
+            copy_out(consumer, wait, buf).map(|n| decode(&buf[..n]))
         };
         match popped {
             Ok(decoded) => decoded.map_err(RecvFailure::Decode),
@@ -531,8 +531,8 @@ fn failure(e: PopError) -> RecvFailure {
         PopError::Timeout => RecvFailure::Timeout,
         PopError::Corrupt(c) => RecvFailure::Corrupt(c),
         PopError::Checksum(m) => RecvFailure::Checksum(m),
-        // The pops a receiver makes have a buffer of the maximum size, and later variants are
-        // treated as the end of the channel.
+        // `BufferTooSmall` does not reach here: `pop_private` grows the buffer and pops again,
+        // then sizes it to the message. Later variants are treated as the end of the channel.
         _ => RecvFailure::Disconnected,
     }
 }
@@ -733,6 +733,29 @@ impl<'a, T, F: Flavor, C: Codec<T>> IntoIterator for &'a mut Receiver<T, F, C> {
     }
 }
 
+/// Copies the next message out of the ring into the receiver's private buffer (as
+/// [`flavor::read`] waits), returning its length. A channel whose largest message fits the
+/// buffer allocated up front (64 KiB), and a checksum ring, pop with the ring's own copy
+/// ([`pop_private`]). A larger channel copies from a view of the message into the buffer, which
+/// grows to the largest message received: an MPMC pop into a buffer needs room for a whole
+/// slot, and a receiver of a 64 MiB channel should not hold 64 MiB for 1 KiB messages.
+#[inline]
+fn copy_out<F: Flavor>(
+    consumer: &mut shmbus_ring::Consumer<F>,
+    wait: Wait,
+    buf: &mut Vec<u8>,
+) -> Result<usize, PopError> {
+    if consumer.max_message() <= PREALLOCATED_BUFFER || consumer.ring().checksum() {
+        pop_private(consumer, wait, buf)
+    } else {
+        flavor::read(consumer, wait, |bytes| {
+            buf.clear();
+            buf.extend_from_slice(bytes);
+            bytes.len()
+        })
+    }
+}
+
 /// Pops the next message into the receiver's private buffer (as [`flavor::read_copy`] waits),
 /// returning its length: the ring's copy, which inlines small messages and verifies a checksum
 /// ring's. A message longer than the buffer stays in the ring; the buffer then grows to what the
@@ -752,7 +775,11 @@ fn pop_private<F: Flavor>(
 }
 
 /// [`pop_private`] after a message too long for the buffer: out of line, as it happens once
-/// per new largest message.
+/// per new largest message. If the second pop finds the message longer still (its header
+/// rewritten in between: only a hostile peer does that, as an honest SPSC record stays put and
+/// an MPMC pop checks the buffer against the slot size before claiming), the message is popped
+/// with `try_pop_vec`, which sizes the buffer to what it reads, rather than reported as an
+/// error it is not.
 #[cold]
 #[inline(never)]
 fn grow_and_pop<F: Flavor>(
@@ -762,5 +789,8 @@ fn grow_and_pop<F: Flavor>(
     needed: usize,
 ) -> Result<usize, PopError> {
     buf.resize(needed.max(buf.len()), 0);
-    flavor::read_copy(consumer, wait, buf)
+    match flavor::read_copy(consumer, wait, buf) {
+        Err(PopError::BufferTooSmall { .. }) => consumer.try_pop_vec(buf),
+        popped => popped,
+    }
 }

@@ -214,3 +214,62 @@ fn any_maximum_message_size_is_received_on_both_flavors() {
         }
     }
 }
+
+/// Review s7: a hostile peer rewrites a committed record's length between the pop that makes
+/// the buffer grow and the pop after it. The receive may fail as a checksum, decode or
+/// corruption error, or return the bytes it read; it must never say `Disconnected` while the
+/// sender is attached (it did: the second `BufferTooSmall` fell through to the catch-all).
+#[test]
+fn a_length_rewritten_between_two_pops_is_never_reported_as_a_disconnection() {
+    use shmbus::ring::frame::{encode, KIND_DATA};
+    use shmbus::ring::layout::DATA_OFFSET;
+    use shmbus::TryRecvError;
+    use shmbus_testkit::hostile::raw_view;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    const LEN: usize = 100 << 10;
+    // A checksum record carries a 4-byte trailer after the payload.
+    let honest = encode(u32::try_from(LEN + 4).unwrap(), KIND_DATA);
+    let longer = encode(u32::try_from(2 * LEN + 4).unwrap(), KIND_DATA);
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut attempts = 0;
+    while Instant::now() < end {
+        attempts += 1;
+        // `Raw` on a checksum ring: the receiver's buffer starts empty and grows on the first
+        // message.
+        let ch = ChannelBuilder::<Vec<u8>, Spsc, Raw>::new()
+            .max_message(1 << 20)
+            .capacity(2)
+            .checksum(true)
+            .memfd("receive-buffer-race")
+            .unwrap();
+        let raw = raw_view(ch.segment()).unwrap();
+        let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+        tx.send(vec![5u8; LEN]).unwrap();
+        // The record's header: at the start of the data region, or after a skip record.
+        let at = (0..8)
+            .map(|w| DATA_OFFSET as usize + 8 * w)
+            .find(|&off| raw.atomic_u64(off).unwrap().load(Ordering::SeqCst) == honest)
+            .expect("the record's header");
+        let word = raw.atomic_u64(at).unwrap();
+        let stop = AtomicBool::new(false);
+        let got = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    word.store(longer, Ordering::SeqCst);
+                    word.store(honest, Ordering::SeqCst);
+                }
+            });
+            let got = rx.try_recv();
+            stop.store(true, Ordering::Relaxed);
+            got
+        });
+        match got {
+            Ok(_)
+            | Err(TryRecvError::Checksum(_) | TryRecvError::Corrupt(_) | TryRecvError::Decode(_)) =>
+                {}
+            Err(e) => panic!("attempt {attempts}: {e:?} with the sender attached"),
+        }
+    }
+}
