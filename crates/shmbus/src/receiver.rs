@@ -760,8 +760,8 @@ fn copy_out<F: Flavor>(
 /// returning its length: the ring's copy, which inlines small messages and verifies a checksum
 /// ring's. A message longer than the buffer stays in the ring; the buffer then grows to what the
 /// ring asked for and the pop is tried again. That is the record's length as the ring validated
-/// it (SPSC), or a whole slot (MPMC, whose slots can be a few bytes longer than the largest
-/// message): both bounded by the ring's validated geometry.
+/// it (SPSC), or a whole slot (MPMC, which checks the buffer before it claims): both bounded by
+/// the ring's validated geometry.
 #[inline]
 fn pop_private<F: Flavor>(
     consumer: &mut shmbus_ring::Consumer<F>,
