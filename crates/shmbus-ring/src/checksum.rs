@@ -5,7 +5,7 @@
 //! it hands out).
 
 use crate::conv::len_u32;
-use crate::copy::copy;
+use crate::copy;
 use crate::endpoint::{Publish, ReadCore, ReadInPlace, WriteCore, WriteInPlace};
 use crate::error::{ChecksumMismatch, Corruption, PopError, PushError};
 use crate::layout::CHECKSUM_LEN;
@@ -31,7 +31,7 @@ pub(crate) fn push_checked<C: WriteInPlace>(core: &mut C, payload: &[u8]) -> Res
     // inside the ring's memory and this producer's until `commit`; `payload` is process-local,
     // so it does not overlap it.
     unsafe {
-        copy(payload.as_ptr(), core.payload(at), len);
+        copy::copy_in(payload.as_ptr(), core.payload(at), len);
         seal(core, at, len, checksum_of(payload));
     }
     Ok(())
@@ -183,7 +183,7 @@ pub(crate) fn copy_out<C: ReadInPlace>(core: &C, at: u64, dst: &mut [u8]) -> [u8
     // the caller), lies inside the ring's memory, and it is ours until consumed; `dst` and
     // `stored` are process-local, so they do not overlap it.
     unsafe {
-        copy(src, dst.as_mut_ptr(), dst.len());
+        copy::copy_out(src, dst.as_mut_ptr(), dst.len());
         std::ptr::copy_nonoverlapping(src.add(dst.len()), stored.as_mut_ptr(), CHECKSUM_LEN);
     }
     stored

@@ -520,14 +520,14 @@ unsafe impl Memory for RawMem {
     unsafe fn write(&self, off: usize, src: &[u8]) {
         debug_assert!(off + src.len() <= self.len);
         // SAFETY: in bounds by contract; `src` is process-local memory, so cannot overlap.
-        unsafe { crate::copy::copy(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
+        unsafe { crate::copy::copy_in(src.as_ptr(), self.base.as_ptr().add(off), src.len()) }
     }
 
     #[inline]
     unsafe fn read(&self, off: usize, dst: &mut [u8]) {
         debug_assert!(off + dst.len() <= self.len);
         // SAFETY: in bounds by contract; `dst` is process-local memory, so cannot overlap.
-        unsafe { crate::copy::copy(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
+        unsafe { crate::copy::copy_out(self.base.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 }
 
