@@ -9,8 +9,9 @@
 //!   threshold), except into a ring from [`STRING_IN`] bytes, where a `rep movsb` of our own
 //!   goes on CPUs with fast string moves (ERMS, D84). Between cores, on the Zen 4 VM, the
 //!   ring then streamed 1 KiB at 26.6–28.2 M msgs/s against 22.2–24.0 M (fast placement), and
-//!   5.1 M against 4.3–4.4 M (slow placement), with no cost to the round trip. Out of a ring
-//!   it cost the round trip, so copies out keep `memcpy`.
+//!   5.1 M against 4.3–4.5 M (slow placement); its round trip moved by about 2% (fast) or
+//!   dropped 5% (slow). Out of a ring `rep movsb` cost the round trip, so copies out keep
+//!   `memcpy`.
 //! - Larger: one `memcpy` (glibc's `rep movsb` path, which streams between cores best: on the
 //!   2-vCPU EPYC VM a 4 KiB message streamed at 8.0–8.5 M msgs/s through one call against
 //!   5.8–6.2 M through two 2 KiB calls) **unless** source and destination sit within 64
@@ -34,8 +35,8 @@ const NEAR: usize = 64;
 /// Into a ring's memory, mid-size copies from this many bytes use `rep movsb` (D84): it
 /// lost at 512 bytes (33 against 41 M msgs/s) and won from 768 (30 against 27 M).
 const STRING_IN: usize = 768;
-/// Out of a ring's memory, never (D84): streaming gained 5–15% from 512 bytes, but the
-/// round trip lost 8% at 512 bytes and the typed channel's 6% at 1 KiB.
+/// Out of a ring's memory, never (D84): streaming gained 3–16% from 512 bytes, but the
+/// round trip lost about 6% at 512 bytes and the typed channel's about 9% at 1 KiB.
 const STRING_OUT: usize = usize::MAX;
 
 /// Copies `len` bytes from `src`, a caller's buffer, into `dst`, a ring's memory.
@@ -61,6 +62,33 @@ pub(crate) unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize) {
     unsafe { copy::<STRING_OUT>(src, dst, len) }
 }
 
+/// How a copy of some length goes ([`path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Inline, [`copy_small`].
+    Small,
+    /// One `memcpy`.
+    Memcpy,
+    /// [`copy_mid`]: `rep movsb` where that is fast.
+    Mid,
+    /// [`copy_large`].
+    Large,
+}
+
+/// How a copy of `len` bytes goes when mid-size copies take `rep movsb` from `string` bytes.
+#[inline(always)]
+const fn path(len: usize, string: usize) -> Path {
+    if len <= 32 {
+        Path::Small
+    } else if len > PIECE {
+        Path::Large
+    } else if len >= string {
+        Path::Mid
+    } else {
+        Path::Memcpy
+    }
+}
+
 /// Copies `len` bytes from `src` to `dst`, mid-size copies by `rep movsb` from `STRING`
 /// bytes.
 ///
@@ -69,18 +97,15 @@ pub(crate) unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize) {
 /// As for [`copy_in`].
 #[inline(always)]
 unsafe fn copy<const STRING: usize>(src: *const u8, dst: *mut u8, len: usize) {
-    if len <= 32 {
-        // SAFETY: the caller's contract, `len <= 32`.
-        unsafe { copy_small(src, dst, len) };
-    } else if len > PIECE {
+    match path(len, STRING) {
+        // SAFETY: the caller's contract, and `len <= 32` (what `Path::Small` means).
+        Path::Small => unsafe { copy_small(src, dst, len) },
         // SAFETY: the caller's contract.
-        unsafe { copy_large(src, dst, len) };
-    } else if len >= STRING {
+        Path::Memcpy => unsafe { std::ptr::copy_nonoverlapping(src, dst, len) },
         // SAFETY: the caller's contract.
-        unsafe { copy_mid(src, dst, len) };
-    } else {
+        Path::Mid => unsafe { copy_mid(src, dst, len) },
         // SAFETY: the caller's contract.
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+        Path::Large => unsafe { copy_large(src, dst, len) },
     }
 }
 
@@ -144,7 +169,7 @@ unsafe fn copy_mid(src: *const u8, dst: *mut u8, len: usize) {
 
 /// Whether `rep movsb` is the CPU's fast string move (ERMS); std caches the answer.
 #[inline]
-fn string_moves_fast() -> bool {
+pub(super) fn string_moves_fast() -> bool {
     #[cfg(all(target_arch = "x86_64", not(any(loom, miri))))]
     {
         std::arch::is_x86_feature_detected!("ermsb")
@@ -159,14 +184,16 @@ fn string_moves_fast() -> bool {
 ///
 /// # Safety
 ///
-/// As for [`copy_in`]; only called where [`string_moves_fast`] (x86-64 only).
+/// As for [`copy_in`]. The instruction is valid on every x86-64 CPU; [`string_moves_fast`]
+/// says where it is also fast, which is why the copy paths ask it first.
 #[inline(always)]
-unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
+pub(super) unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `rep movsb` copies `rcx` bytes from `rsi` to `rdi`, forwards (Rust guarantees
     // the direction flag clear on entry to `asm!`), and only those bytes: the caller's
-    // contract makes both ranges valid and disjoint. It touches no stack and no flags it does
-    // not restore; the three registers are marked clobbered.
+    // contract makes both ranges valid and disjoint. It touches no stack and changes no
+    // flags; the three registers it advances are marked clobbered. No `nomem`/`readonly`: it
+    // writes memory, and the block stays a compiler barrier before the publishing store.
     unsafe {
         std::arch::asm!(
             "rep movsb",
@@ -228,14 +255,13 @@ fn pages_near(a: *const u8, b: *mut u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        copy_in, copy_mid, copy_out, copy_pieces, pages_near, rep_movsb, string_moves_fast,
+        copy_in, copy_mid, copy_out, copy_pieces, pages_near, path, rep_movsb, string_moves_fast,
+        Path, STRING_IN, STRING_OUT,
     };
 
     #[test]
     fn every_length_and_offset_copies_exactly_its_bytes() {
-        let src: Vec<u8> = (0..13000u32)
-            .map(|i| (i * 7 + 3).to_le_bytes()[0])
-            .collect();
+        let src: Vec<u8> = (0..13000u32).map(pattern).collect();
         // Both directions, and every way a mid-size or large copy can go, whichever this
         // CPU's features and measured verdict pick.
         let mut ways: Vec<(&str, CopyFn)> = vec![
@@ -270,10 +296,18 @@ mod tests {
                         len,
                     );
                 };
-                assert_eq!(
-                    &dst[doff..doff + len],
-                    &src[so..so + len],
+                // Against the pattern itself, not only `src`: a copy that ran backwards
+                // (destination into source) would leave the two equal.
+                assert!(
+                    dst[doff..doff + len]
+                        .iter()
+                        .zip(so..)
+                        .all(|(&b, i)| b == pattern(u32::try_from(i).unwrap())),
                     "{way}: len {len} at {so}/{doff}"
+                );
+                assert!(
+                    src.iter().zip(0..).all(|(&b, i)| b == pattern(i)),
+                    "{way}: wrote its source, len {len}"
                 );
                 assert!(
                     dst[..doff].iter().all(|&b| b == 0xEE),
@@ -284,6 +318,28 @@ mod tests {
                     "{way}: wrote after, len {len}"
                 );
             }
+        }
+    }
+
+    /// The test bytes: byte `i` of the source.
+    fn pattern(i: u32) -> u8 {
+        (i * 7 + 3).to_le_bytes()[0]
+    }
+
+    #[test]
+    fn each_length_takes_its_directions_path() {
+        for (len, into, out) in [
+            (0, Path::Small, Path::Small),
+            (32, Path::Small, Path::Small),
+            (33, Path::Memcpy, Path::Memcpy),
+            (767, Path::Memcpy, Path::Memcpy),
+            (768, Path::Mid, Path::Memcpy),
+            (2048, Path::Mid, Path::Memcpy),
+            (2049, Path::Large, Path::Large),
+            (1 << 20, Path::Large, Path::Large),
+        ] {
+            assert_eq!(path(len, STRING_IN), into, "into a ring, {len} bytes");
+            assert_eq!(path(len, STRING_OUT), out, "out of a ring, {len} bytes");
         }
     }
 

@@ -1,5 +1,6 @@
 //! Whether this CPU's `rep movsb` falls into the near-page-offset trap (DECISIONS D9, D79):
-//! measured once per process, on the first large copy between near page offsets.
+//! measured once per process, on the first copy that asks (one of 768 bytes or more between
+//! near page offsets).
 //!
 //! On AMD Zen 3 (D9) glibc's `rep movsb` copy of a few KiB ran about ten times slower when the
 //! destination sat 8–24 bytes from the source's page offset; on the Zen 4 VM of D79 the same
@@ -40,7 +41,8 @@ const ROUNDS: usize = 5;
 const NEAR: [usize; 3] = [8, 16, 24];
 const FAR: usize = 1024;
 
-/// Whether copies above 2 KiB between near page offsets should go in pieces: measured the
+/// Whether copies between near page offsets should avoid `rep movsb` (above 2 KiB: go in
+/// pieces; from 768 bytes into a ring: `memcpy`, D84): measured the
 /// first time it is asked, then cached for the process.
 #[inline]
 pub(super) fn near_is_slow() -> bool {
@@ -91,11 +93,24 @@ fn to_page(p: *const u8) -> usize {
 }
 
 /// The time of [`BATCH`] copies of `src` into the start of `dst`.
+///
+/// The copy is our own `rep movsb` where the CPU has fast string moves, as the mid-size copies
+/// into a ring use it (D84), and glibc's `memcpy` (which takes `rep movsb` at this length
+/// unless tuned otherwise) elsewhere: the verdict must be about the instruction those paths
+/// run, whatever glibc chooses.
 fn time(src: &[u8], dst: &mut [u8]) -> Duration {
     let dst = &mut dst[..src.len()];
+    let own = super::string_moves_fast();
     let start = Instant::now();
     for _ in 0..BATCH {
-        black_box(&mut *dst).copy_from_slice(black_box(src));
+        let (s, d) = (black_box(src), black_box(&mut *dst));
+        if own {
+            // SAFETY: `d` is `s.len()` bytes (sliced above), and the two are distinct
+            // vectors' bytes, so they do not overlap.
+            unsafe { super::rep_movsb(s.as_ptr(), d.as_mut_ptr(), s.len()) };
+        } else {
+            d.copy_from_slice(s);
+        }
     }
     start.elapsed()
 }
