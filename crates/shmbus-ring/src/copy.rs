@@ -8,7 +8,7 @@
 //! - Mid-size, up to 2 KiB: `memcpy` (glibc's vector loop, below its 2112-byte `rep movsb`
 //!   threshold), except into a ring from [`STRING_IN`] bytes, where a `rep movsb` of our own
 //!   goes on CPUs with fast string moves (ERMS, D84). Between cores, on the Zen 4 VM, the
-//!   ring then streamed 1 KiB at 26.6–28.2 M msgs/s against 22.2–24.0 M (fast placement), and
+//!   ring then streamed 1 KiB at 26.6–28.2 M msgs/s against 20.4–24.0 M (fast placement), and
 //!   5.1 M against 4.3–4.5 M (slow placement); its round trip moved by about 2% (fast) or
 //!   dropped 5% (slow). Out of a ring `rep movsb` cost the round trip, so copies out keep
 //!   `memcpy`.
