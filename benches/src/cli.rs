@@ -70,6 +70,12 @@ struct Args {
     /// The fan-out comparison with these subscriber counts.
     #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
     fanout: Vec<usize>,
+    /// Hold the run to one placement of the two cores: a transport whose bracketing floors
+    /// (before or after it) are more than 1.6x off the run's first steady floor is measured
+    /// again, up to N more times, and the report counts what was redone. For VMs whose vCPUs
+    /// move between placements with different cache-line costs [default: 0, off].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    hold_placement: usize,
 }
 
 /// Everything one run of the harness is asked to do.
@@ -106,6 +112,9 @@ pub struct Options {
     /// `--fanout 1,2,4`: the fan-out comparison with these subscriber counts (empty: the
     /// ordinary 1:1 run).
     pub fanout: Vec<usize>,
+    /// `--hold-placement N`: measure a transport again (up to N times) when its bracketing
+    /// floors say the cores' placement is not the run's (0: off).
+    pub hold_placement: usize,
 }
 
 /// What the command line asked for: a run or the transport list (clap prints `--help` and
@@ -195,6 +204,7 @@ fn validate(a: Args) -> Result<Command> {
         csv: a.csv,
         svg: a.svg,
         fanout: a.fanout,
+        hold_placement: a.hold_placement,
     })))
 }
 
