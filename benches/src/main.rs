@@ -261,11 +261,11 @@ fn run(opts: &Options) -> Result<bool> {
                     if hold.judge(bracket, attempt, &label) == placement::Verdict::Keep {
                         break (measured, probe);
                     }
-                    attempt += 1;
-                    // Placements change on a scale of seconds: give it one before measuring
-                    // again.
+                    // Placements change on a scale of seconds to minutes: wait 1 s, then
+                    // 2, 4 and 8 s at most, before measuring again.
                     bar.set_message(format!("{label}: off the run's placement, again"));
-                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    std::thread::sleep(placement::pause(attempt));
+                    attempt += 1;
                 };
                 match measured {
                     Ok(result) => records.push(Record {

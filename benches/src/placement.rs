@@ -7,8 +7,11 @@
 //! transport's measurement is bracketed by a floor ping-pong in the same process pair
 //! ([`crate::measure`]); the first measurement whose two floors agree sets the run's
 //! reference, and a later one whose floor before or after is more than [`TOLERANCE`] off it
-//! is measured again, up to N more times. What was redone, and what was kept off the
-//! reference after every retry, goes into the report's notes.
+//! is measured again (after a pause of 1 s, doubling to 8 s), up to N more times. What was
+//! redone, and what was kept off the reference after every retry, goes into the report's
+//! notes.
+
+use std::time::Duration;
 
 /// How far (as a ratio, either way) a bracketing floor may be from the run's reference and
 /// still count as the same placement. The two placements above are 3–5x apart; the noise
@@ -17,6 +20,13 @@ pub const TOLERANCE: f64 = 1.6;
 
 /// How close a measurement's floors before and after must be to set the reference.
 const STEADY: f64 = 1.25;
+
+/// How long to wait before measuring again after the `attempt`-th measurement (0 for the
+/// first) was off the reference: 1 s, doubling up to 8 s, since the slow placement can last
+/// minutes.
+pub fn pause(attempt: usize) -> Duration {
+    Duration::from_secs(1 << attempt.min(3))
+}
 
 /// What to do with a measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +156,12 @@ mod tests {
         assert!(note.contains("reference floor 75 ns"), "{note}");
         assert!(note.contains("3 measurement(s) redone"), "{note}");
         assert!(note.contains("c 8 B (floors 350 / 370 ns)"), "{note}");
+    }
+
+    #[test]
+    fn the_pause_doubles_to_eight_seconds() {
+        let secs: Vec<u64> = (0..6).map(|a| pause(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 8, 8]);
     }
 
     #[test]
