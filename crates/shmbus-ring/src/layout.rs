@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 5;
+pub const LAYOUT_MINOR: u16 = 6;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -133,12 +133,29 @@ pub const RING_FLAG_ALIGNED: u32 = 8;
 /// A peer that does not know the bit must refuse the ring: its sleepers would miss wake-ups
 /// (layout 1.5, DECISIONS D65).
 pub const RING_FLAG_MEMBARRIER: u32 = 16;
+/// Ring flag (layout 1.6, MPMC rings only): sole endpoints (PROTOCOL §5.7). Each control
+/// block's [`BLOCK_SOLE`] word names the endpoint that is alone in its role, which then raises
+/// its hint with a plain store instead of a locked `fetch_max`; an endpoint that joins it
+/// marks the word shared and, before it raises the hint itself, waits out the sole one's
+/// raise in flight. A peer that does not know the bit must refuse the ring: its raises would
+/// race the sole endpoint's plain stores, and a hint could move back (DECISIONS D88).
+pub const RING_FLAG_SOLE: u32 = 32;
+/// Within a control block of an MPMC ring with [`RING_FLAG_SOLE`] (layout 1.6): the *sole
+/// word* (`u64`) of that block's role (the producer block: producers; the consumer block:
+/// consumers). 0: no endpoint holds it; a tag `k` (1..=55): endpoint `k` is alone in its role;
+/// [`SOLE_SHARED`] set: the role is (or was) shared, with the tag of the endpoint that was
+/// alone when it became shared in the low bits (0 if none). The word an SPSC ring uses for
+/// [`BLOCK_OWNER`].
+pub const BLOCK_SOLE: u64 = 8;
+/// In a [`BLOCK_SOLE`] word: the role is shared. Set once, never cleared.
+pub const SOLE_SHARED: u64 = 1 << 63;
 /// Every ring flag this build knows; an opener refuses any other bit.
 pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY
     | RING_FLAG_CHECKSUM
     | RING_FLAG_BOUNDED
     | RING_FLAG_ALIGNED
-    | RING_FLAG_MEMBARRIER;
+    | RING_FLAG_MEMBARRIER
+    | RING_FLAG_SOLE;
 /// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C
 /// (Castagnoli) of the payload followed by its length as a little-endian `u32`, stored as a
 /// little-endian `u32`.

@@ -245,7 +245,7 @@ pub mod mpmc {
     use super::LoomMem;
     use crate::endpoint::{ReadCore, WriteCore};
     use crate::error::{PopError, PushError};
-    use crate::mpmc::core::{Core, Geometry};
+    use crate::mpmc::core::{Core, Geometry, Side};
     use crate::mpmc::{slot_stride, SLOT_HEADER};
     use crate::ring::Words;
 
@@ -261,6 +261,17 @@ pub mod mpmc {
     impl ModelRing {
         /// A fresh ring.
         pub fn new(slots: u64, slot_size: u64) -> Self {
+            Self::build(slots, slot_size, false)
+        }
+
+        /// A fresh ring with sole words (layout 1.6, PROTOCOL §5.7): an endpoint that
+        /// [enters](ModelEndpoint::enter_write) a role first is alone in it until another
+        /// enters.
+        pub fn new_sole(slots: u64, slot_size: u64) -> Self {
+            Self::build(slots, slot_size, true)
+        }
+
+        fn build(slots: u64, slot_size: u64, sole: bool) -> Self {
             let stride = slot_stride(slot_size);
             let g = Geometry {
                 words: Words {
@@ -275,6 +286,7 @@ pub mod mpmc {
                 len_off: 8,
                 payload_off: crate::conv::offset(SLOT_HEADER),
                 limit: 0,
+                sole: sole.then_some([16, 24]),
             };
             let mem = LoomMem::zeroed(64 + crate::conv::offset(slots * stride));
             // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.
@@ -333,6 +345,24 @@ pub mod mpmc {
         /// The consumers' head hint (a Relaxed load, as an observer's).
         pub fn head_hint(&self) -> u64 {
             ReadCore::position(&self.0)
+        }
+        /// The producers' tail hint (a Relaxed load, as an observer's).
+        pub fn tail_hint(&self) -> u64 {
+            WriteCore::position(&self.0)
+        }
+        /// Registers this endpoint as a producer in the ring's sole word (PROTOCOL §5.7, M22),
+        /// as attaching a producer does.
+        pub fn enter_write(&mut self) {
+            self.0.enter(Side::Write);
+        }
+        /// Registers this endpoint as a consumer in the ring's sole word (M22).
+        pub fn enter_read(&mut self) {
+            self.0.enter(Side::Read);
+        }
+        /// Gives the producers' sole word back if this endpoint holds it (M24), as detaching
+        /// does.
+        pub fn leave_write(&mut self) {
+            self.0.leave(Side::Write);
         }
         /// The audit a consumer that found the ring empty runs at a probe.
         pub fn audit_read(&self) -> super::Audit {

@@ -246,14 +246,17 @@ macro_rules! config_impl {
 config_impl!(crate::SpscConfig, crate::MpmcConfig);
 
 impl crate::MpmcConfig {
-    /// The ring flags this configuration sets beyond the shared ones: membarrier mode (an MPMC
-    /// ring's slots are fixed: aligned records are an SPSC ring's).
+    /// The ring flags this configuration sets beyond the shared ones: membarrier mode and sole
+    /// endpoints (an MPMC ring's slots are fixed: aligned records are an SPSC ring's).
     pub(crate) fn kind_flags(&self) -> u32 {
+        let mut flags = 0;
         if self.notify && self.membarrier {
-            crate::layout::RING_FLAG_MEMBARRIER
-        } else {
-            0
+            flags |= crate::layout::RING_FLAG_MEMBARRIER;
         }
+        if self.sole {
+            flags |= crate::layout::RING_FLAG_SOLE;
+        }
+        flags
     }
 }
 

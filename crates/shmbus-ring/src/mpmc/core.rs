@@ -10,7 +10,9 @@ use crate::ring::Words;
 use crate::sync::{Memory, Ordering, RawMem};
 
 mod audit;
+mod sole;
 use crate::wait::{notify, Direction};
+pub(crate) use sole::{vacate, Side};
 
 /// Where a ring's words live inside its memory, and its geometry (validated at open).
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +28,9 @@ pub struct Geometry {
     pub(crate) payload_off: usize,
     /// The message bound when it is below the slot count (layout 1.2), else 0.
     pub(crate) limit: u64,
+    /// The sole words of producers and consumers (layout 1.6, ring flag `SOLE`; PROTOCOL
+    /// §5.7), indexed by [`Side`].
+    pub(crate) sole: Option<[usize; 2]>,
 }
 
 impl Geometry {
@@ -81,6 +86,9 @@ pub struct Core<M: Memory> {
     /// One past the position this consumer last claimed for reading (`u64::MAX`: none yet):
     /// where its next claim starts with a blind CAS (M8', D58).
     next_read: u64,
+    /// Per [`Side`]: the tag of the endpoint that was alone in that role when this one joined
+    /// it, while the join (M23) is not over; else 0.
+    joining: [u64; 2],
 }
 
 impl<M: Memory> Core<M> {
@@ -97,6 +105,7 @@ impl<M: Memory> Core<M> {
             stopped: None,
             cached_head: 0,
             next_read: u64::MAX,
+            joining: [0; 2],
         }
     }
 
@@ -143,12 +152,18 @@ impl<M: Memory> Core<M> {
     // -10%).
     #[inline(always)]
     pub(crate) fn claim_write(&mut self) -> Result<u64, PushError> {
+        // A producer that joined one that was alone claims nothing before the join is over
+        // (PROTOCOL §5.7, M23): its raise could come before the other's, which would then
+        // move the hint back.
+        if self.joining[Side::Write as usize] != 0 && !self.join(Side::Write)? {
+            return Err(PushError::Full);
+        }
         let mut pos = self.hint(self.g.words.tail)?;
         if self.g.limit != 0 && pos >= self.cached_head + self.g.limit {
             self.reload_head_for_limit(pos)?;
         }
         let off = self.g.slot(pos);
-        // M2': a blind M3. Acquire on success, as M3; Acquire on failure too, as M2, since the
+        // M2': a blind M3. SeqCst on success, as M3; Acquire on failure, as M2, since the
         // word it returns feeds the walk below exactly as M2's load would (a claim it reports
         // must happen before what this producer does next: M17's argument).
         // SAFETY: `off` is an in-bounds aligned slot word.
@@ -157,7 +172,7 @@ impl<M: Memory> Core<M> {
                 off,
                 join(pos, 0),
                 join(pos, self.tag),
-                Ordering::Acquire,
+                Ordering::SeqCst,
                 Ordering::Acquire,
             )
         };
@@ -173,14 +188,18 @@ impl<M: Memory> Core<M> {
                     self.reload_head_for_limit(pos)?;
                 }
                 let mine = join(pos, self.tag);
-                // M3: Acquire on success, as M2. Relaxed on failure: we re-read (M2).
+                // M3: SeqCst on success: Acquire, as M2, and in the total order a joining
+                // producer's fence (M23) is in, so that a claim before it is one the joiner
+                // sees, and one after it is followed by an M21 that sees the role shared
+                // (PROTOCOL §5.7; a locked RMW on x86 either way). Relaxed on failure: we
+                // re-read (M2).
                 // SAFETY: an in-bounds aligned slot word.
                 if unsafe {
                     self.mem.compare_exchange(
                         self.g.slot(pos),
                         word,
                         mine,
-                        Ordering::Acquire,
+                        Ordering::SeqCst,
                         Ordering::Relaxed,
                     )
                 }
@@ -225,9 +244,13 @@ impl<M: Memory> Core<M> {
     }
 
     /// Raises the tail hint past `pos`, which we just claimed.
-    #[inline]
+    #[inline(always)]
     fn raise_tail(&self, pos: u64) {
-        self.raise(self.g.words.tail, pos + 1);
+        if self.is_sole(Side::Write) {
+            self.raise_alone(Side::Write, pos + 1);
+        } else {
+            self.raise(self.g.words.tail, pos + 1);
+        }
     }
 
     /// Raises the hint at `off` to `to` (M4 for the tail hint, M10 for the head hint), unless
@@ -338,6 +361,10 @@ impl<M: Memory> Core<M> {
     #[inline(always)]
     pub(crate) fn claim_read(&mut self) -> Result<Option<u64>, Corruption> {
         self.stopped = None;
+        // As in `claim_write`: a joining consumer claims nothing before its join is over.
+        if self.joining[Side::Read as usize] != 0 && !self.join(Side::Read)? {
+            return Ok(None);
+        }
         let mut pos = self.hint(self.g.words.head)?;
         // A consumer that took the position before this one tries this one with a blind CAS
         // (M8'): at one consumer the load, then the CAS, took the slot's line in two
@@ -350,7 +377,7 @@ impl<M: Memory> Core<M> {
             let off = self.g.slot(pos);
             let mut word = if blind {
                 blind = false;
-                // M8': a blind M9 (AcqRel on success, as M9); Acquire on failure, as M8,
+                // M8': a blind M9 (SeqCst on success, as M9); Acquire on failure, as M8,
                 // since the word it returns feeds the walk below exactly as M8's load would.
                 // SAFETY: `off` is an in-bounds aligned slot word.
                 match unsafe {
@@ -358,7 +385,7 @@ impl<M: Memory> Core<M> {
                         off,
                         join(pos + 1, 0),
                         join(pos + 1, self.tag),
-                        Ordering::AcqRel,
+                        Ordering::SeqCst,
                         Ordering::Acquire,
                     )
                 } {
@@ -378,13 +405,15 @@ impl<M: Memory> Core<M> {
             let dif = signed_diff(seq, pos + 1);
             if dif == 0 && tag == 0 {
                 let mine = join(pos + 1, self.tag);
-                // M9: AcqRel on success: Acquire as M8; Release so that a consumer whose walk
+                // M9: SeqCst on success: Acquire as M8; Release so that a consumer whose walk
                 // reads our claim (M8) knows what we did before it — our own pushes, whose
-                // messages it must then find (M17). Free on x86 (a locked RMW either way).
+                // messages it must then find (M17); and in the total order of a joining
+                // consumer's fence, as M3 (PROTOCOL §5.7). Free on x86 (a locked RMW either
+                // way).
                 // SAFETY: as above.
                 if unsafe {
                     self.mem
-                        .compare_exchange(off, word, mine, Ordering::AcqRel, Ordering::Relaxed)
+                        .compare_exchange(off, word, mine, Ordering::SeqCst, Ordering::Relaxed)
                 }
                 .is_ok()
                 {
@@ -450,8 +479,13 @@ impl<M: Memory> Core<M> {
     /// and remembers where its next claim starts; returns `pos`.
     #[inline]
     fn claimed_read(&mut self, pos: u64) -> u64 {
-        // M10 (through `raise`): Release; pairs with M7's Acquire, as M9 does with M8.
-        self.raise(self.g.words.head, pos + 1);
+        // M10 (through `raise`; M10s alone, PROTOCOL §5.7): Release; pairs with M7's Acquire,
+        // as M9 does with M8.
+        if self.is_sole(Side::Read) {
+            self.raise_alone(Side::Read, pos + 1);
+        } else {
+            self.raise(self.g.words.head, pos + 1);
+        }
         self.next_read = pos + 1;
         pos
     }

@@ -104,12 +104,15 @@ pub const fn slot_stride(slot_size: u64) -> u64 {
 /// assert_eq!(cfg.segment_len(), 4096 + 1024 * 64);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Each flag is an independent header bit or wake-up mode, as in `SpscConfig`.
+#[allow(clippy::struct_excessive_bools)]
 pub struct MpmcConfig {
     slots: u64,
     slot_size: u64,
     pub(crate) identity: Identity,
     pub(crate) notify: bool,
     pub(crate) membarrier: bool,
+    pub(crate) sole: bool,
     pub(crate) checksum: bool,
     pub(crate) limit: Option<u64>,
     pub(crate) info: Option<crate::info::Info>,
@@ -125,6 +128,7 @@ impl MpmcConfig {
             identity: Identity::default(),
             notify: true,
             membarrier: true,
+            sole: true,
             checksum: false,
             limit: None,
             info: None,
@@ -176,6 +180,26 @@ impl MpmcConfig {
     /// [`crate::SpscConfig::membarrier`].
     pub fn membarrier(mut self, yes: bool) -> Self {
         self.membarrier = yes;
+        self
+    }
+
+    /// Whether an endpoint alone in its role raises its hint with a plain store (default
+    /// `true`; ring flag [`RING_FLAG_SOLE`](crate::layout::RING_FLAG_SOLE), layout 1.6,
+    /// PROTOCOL §5.7). One producer and one consumer then pay no locked operation beyond their
+    /// claims per message; a second endpoint of a role that joins makes that role shared, for
+    /// good, and every raise locked again. `false` makes a ring that peers of layout 1.5 and
+    /// older can open.
+    ///
+    /// ```
+    /// use shmbus_ring::{layout::RING_FLAG_SOLE, MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 64))?;
+    /// assert_ne!(ring.header().ring_flags & RING_FLAG_SOLE, 0);
+    /// let old = MpmcRing::in_heap(&MpmcConfig::new(8, 64).sole(false))?;
+    /// assert_eq!(old.header().ring_flags & RING_FLAG_SOLE, 0);
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    pub fn sole(mut self, yes: bool) -> Self {
+        self.sole = yes;
         self
     }
 

@@ -1,6 +1,6 @@
 //! The MPMC ring in a segment: its geometry, checked at create and open (PROTOCOL §5.1).
 
-use super::core::{repair_claims, Core, Geometry};
+use super::core::{repair_claims, vacate, Core, Geometry, Side};
 use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
 use crate::checksum::framed;
 use crate::conv::offset;
@@ -10,7 +10,10 @@ use crate::error::{Corruption, Error, PushError, Result};
 use crate::handshake::bad_field;
 #[cfg(feature = "layout-experiments")]
 use crate::handshake::new_header;
-use crate::layout::{RingKind, SegmentHeader, DATA_OFFSET};
+use crate::layout::{
+    RingKind, SegmentHeader, BLOCK_SOLE, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
+    RING_FLAG_SOLE,
+};
 use crate::liveness::Registration;
 use crate::ring::sealed::KindImpl;
 use crate::ring::{Kind, Ring, Shape, Shared, Words};
@@ -29,6 +32,12 @@ fn geometry(slots: u64, slot_size: u64, flags: u32, limit: u64) -> Geometry {
         payload_off: offset(SLOT_HEADER),
         // A bound of the slot count is what the slots keep anyway: no check needed.
         limit: if limit == slots { 0 } else { limit },
+        sole: (flags & RING_FLAG_SOLE != 0).then(|| {
+            [
+                offset(PRODUCER_BLOCK + BLOCK_SOLE),
+                offset(CONSUMER_BLOCK + BLOCK_SOLE),
+            ]
+        }),
     }
 }
 
@@ -162,24 +171,46 @@ impl KindImpl for Mpmc {
         ring.register(role)
     }
 
-    fn detach(_ring: &Shared<Mpmc>, _reg: &Registration) {
-        // An endpoint's claims are its own to finish: a clean detach leaves none.
+    fn detach(ring: &Shared<Mpmc>, reg: &Registration) {
+        // An endpoint's claims are its own to finish: a clean detach leaves none. A sole
+        // endpoint gives its sole word back (M24), after its last raise.
+        give_back(ring, reg.tag(), reg.role());
     }
 
-    fn repair(ring: &Shared<Mpmc>, tag: u64, _gen: u16, _role: Role) {
+    fn repair(ring: &Shared<Mpmc>, tag: u64, _gen: u16, role: Role) {
         // SAFETY: the geometry was validated against the segment's size at create/open, and
         // `mem` is the whole segment.
         unsafe { repair_claims(&ring.mem, &ring.g, tag) };
+        // A dead sole endpoint's word, once its claims are repaired (M24): the next endpoint
+        // of its role may be alone again. Its raise, if it died before storing it, never
+        // comes: the hint stays below its (repaired) claim, which walks pass.
+        give_back(ring, tag, role);
     }
 
     fn writer(ring: &Shared<Mpmc>, reg: &Registration) -> Result<Core<RawMem>, Corruption> {
         // SAFETY: as in `repair`; the tag is the endpoint's own (1..=55).
-        Ok(unsafe { Core::new(ring.mem, ring.g, reg.tag()) })
+        let mut core = unsafe { Core::new(ring.mem, ring.g, reg.tag()) };
+        core.enter(Side::Write);
+        Ok(core)
     }
 
     fn reader(ring: &Shared<Mpmc>, reg: &Registration) -> Result<Core<RawMem>, Corruption> {
         // SAFETY: as in `writer`.
-        Ok(unsafe { Core::new(ring.mem, ring.g, reg.tag()) })
+        let mut core = unsafe { Core::new(ring.mem, ring.g, reg.tag()) };
+        core.enter(Side::Read);
+        Ok(core)
+    }
+}
+
+/// Gives the sole word of `role` back if endpoint `tag` holds it (M24).
+fn give_back(ring: &Shared<Mpmc>, tag: u64, role: Role) {
+    if let Some(words) = ring.g.sole {
+        let side = match role {
+            Role::Producer => Side::Write,
+            Role::Consumer => Side::Read,
+        };
+        // SAFETY: the sole words are in the first page, which `mem` holds.
+        unsafe { vacate(&ring.mem, words[side as usize], tag) };
     }
 }
 

@@ -39,9 +39,9 @@ use crate::error::{Error, Result};
 use crate::handshake::{read_header, OpenOptions};
 use crate::info::Info;
 use crate::layout::{
-    RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION, BLOCK_WAITERS, BLOCK_WAKE_SEQ,
-    CONSUMER_BLOCK, DATA_OFFSET, HEADER_LEN, MAGIC, PRODUCER_BLOCK, ROSTER, ROSTER_CONSUMERS,
-    ROSTER_PRODUCERS,
+    RingKind, SegmentHeader, BLOCK_OWNER, BLOCK_POSITION, BLOCK_SOLE, BLOCK_WAITERS,
+    BLOCK_WAKE_SEQ, CONSUMER_BLOCK, DATA_OFFSET, HEADER_LEN, MAGIC, PRODUCER_BLOCK, RING_FLAG_SOLE,
+    ROSTER, ROSTER_CONSUMERS, ROSTER_PRODUCERS,
 };
 use crate::liveness::{EndpointInfo, Vitality};
 use crate::segment::{Segment, SegmentOptions};
@@ -84,6 +84,11 @@ pub struct Snapshot {
     pub taken: u64,
     /// SPSC owner words `[producer, consumer]` (`tag | gen << 8`, 0 for none); 0 on MPMC.
     pub owners: [u32; 2],
+    /// MPMC sole words `[producers, consumers]` (layout 1.6, PROTOCOL §5.7): 0 for none, the
+    /// tag of the endpoint alone in the role, or [`SOLE_SHARED`](crate::layout::SOLE_SHARED)
+    /// set once the role is shared; 0 on other rings and on MPMC rings without the `SOLE`
+    /// flag.
+    pub sole: [u64; 2],
     /// Wake sequences `[data published, space freed]`.
     pub wake_seq: [u64; 2],
     /// Waiters `[consumers asleep for data, producers asleep for space]`.
@@ -305,6 +310,14 @@ impl Observer {
                 [
                     w32(PRODUCER_BLOCK + BLOCK_OWNER),
                     w32(CONSUMER_BLOCK + BLOCK_OWNER),
+                ]
+            } else {
+                [0, 0]
+            },
+            sole: if self.header().ring_flags & RING_FLAG_SOLE != 0 {
+                [
+                    w(PRODUCER_BLOCK + BLOCK_SOLE),
+                    w(CONSUMER_BLOCK + BLOCK_SOLE),
                 ]
             } else {
                 [0, 0]

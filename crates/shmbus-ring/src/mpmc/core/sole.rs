@@ -1,0 +1,260 @@
+//! Sole endpoints (PROTOCOL §5.7, layout 1.6, ring flag `SOLE`): an endpoint alone in its role
+//! raises its hint with a plain store (M4s, M10s) instead of a locked `fetch_max` (M4, M10),
+//! and an endpoint that joins it waits out the raise it may have in flight before it raises
+//! the hint itself (M23), so that the hint never moves back (DECISIONS D88).
+//!
+//! Each role's *sole word* says who, if anyone, is alone: 0 (nobody), a tag (that endpoint),
+//! or [`SOLE_SHARED`] with the tag that was alone when the role became shared. An endpoint
+//! takes the word at registration if it is 0 (M22), else marks it shared and joins; a sole
+//! endpoint gives it back when it detaches, and the reaper when it was dead (M24).
+//!
+//! Why the join is sound, in the memory model's terms (the loom models in
+//! `tests/loom_mpmc_sole.rs` check both roles):
+//!
+//! - A sole endpoint claims its position with a `SeqCst` RMW (M2'/M3, M8'/M9; a locked
+//!   instruction on x86 whatever the ordering), then loads its sole word (M21, `SeqCst`: a plain
+//!   load on x86), then stores the hint.
+//! - The joiner marks the word shared (M22, `SeqCst` RMW), then runs a `SeqCst` fence, once, at
+//!   registration; its walks load slot words after that fence.
+//! - In the single total order S of `SeqCst` operations, a sole claim either comes before the
+//!   joiner's fence, and then every load of that slot after the fence sees the claim or a
+//!   later word; or after it, and then so does the claimer's M21, which then sees the mark
+//!   (an SC load sees the last SC write before it in S, or a later one) and raises with
+//!   `fetch_max`.
+//! - So every plain store that can still come is for a claim the joiner's walk sees. It walks
+//!   from the hint past claimed and committed positions to the first one nobody has claimed
+//!   (the sole endpoint claims in order and cannot have claimed past it), and where the
+//!   former sole endpoint's claim sits at or past the hint, waits until the hint is past it
+//!   (its store landed: every later RMW of the hint comes after it in modification order).
+//!   A sole endpoint preempted between its claim and its store makes the joiner answer
+//!   `Full` (empty) meanwhile: the one case the walk cannot settle at once.
+
+use super::Core;
+use crate::conv::signed_diff;
+use crate::error::Corruption;
+use crate::layout::SOLE_SHARED;
+use crate::mpmc::{split, MAX_POSITION, TAG_MASK};
+use crate::sync::{Memory, Ordering};
+
+/// Which role's sole word and hint: the index into `Geometry::sole` and `Core::joining`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Producers: the producer block's sole word and the tail hint.
+    Write = 0,
+    /// Consumers: the consumer block's sole word and the head hint.
+    Read = 1,
+}
+
+/// How many times a joiner reloads the hint while a sole endpoint's claim sits at or past it,
+/// before it reports `Full` or empty: the sole endpoint stores the hint two instructions after
+/// its claim. One under loom: the same loads, fewer interleavings.
+const RAISE_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
+
+/// What a joiner's walk found at one position.
+enum Step {
+    /// Conclusive: no raise of the former sole endpoint can be in flight any more.
+    Joined,
+    /// Not conclusive yet; the caller reports full (empty) and the walk is made again.
+    Wait,
+    /// Move on to this position.
+    Next(u64),
+}
+
+impl<M: Memory> Core<M> {
+    /// The hint word of `side`.
+    fn hint_word(&self, side: Side) -> usize {
+        match side {
+            Side::Write => self.g.words.tail,
+            Side::Read => self.g.words.head,
+        }
+    }
+
+    /// Registers this endpoint in `side`'s sole word (M22), if the ring has them: takes it if
+    /// nobody holds it, else marks the role shared and, if an endpoint was alone in it, starts
+    /// the join that waits out that endpoint's raise in flight (`join`).
+    pub(crate) fn enter(&mut self, side: Side) {
+        let Some(words) = self.g.sole else {
+            return;
+        };
+        let off = words[side as usize];
+        // M22: AcqRel on success: Acquire, so that the raises of an endpoint that held the word
+        // before (and gave it back, M24, Release) happen before ours; Acquire on failure, as
+        // the value decides. A plain RMW on x86.
+        // SAFETY: the sole words are in the first page (geometry contract).
+        let taken = unsafe {
+            self.mem
+                .compare_exchange(off, 0, self.tag, Ordering::AcqRel, Ordering::Acquire)
+        };
+        if taken.is_ok() {
+            return;
+        }
+        // M22 (join): SeqCst, then a SeqCst fence: with the sole endpoint's SeqCst claim and
+        // M21, a claim of its that this walk cannot see is followed by an M21 that sees the
+        // mark (module docs). Also Acquire, as above.
+        // SAFETY: as above.
+        let before = unsafe { self.mem.fetch_or(off, SOLE_SHARED, Ordering::SeqCst) };
+        crate::sync::fence(Ordering::SeqCst);
+        let former = before & TAG_MASK;
+        if former != 0 {
+            self.joining[side as usize] = former;
+        }
+    }
+
+    /// Gives `side`'s sole word back if this endpoint holds it (M24): at a clean detach,
+    /// after its last raise.
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn leave(&self, side: Side) {
+        if let Some(words) = self.g.sole {
+            // SAFETY: in-bounds aligned sole word (geometry contract).
+            unsafe { vacate(&self.mem, words[side as usize], self.tag) };
+        }
+    }
+
+    /// Whether this endpoint is alone in `side` now (M21): it then raises with a plain store.
+    #[inline(always)]
+    pub(super) fn is_sole(&self, side: Side) -> bool {
+        let Some(words) = self.g.sole else {
+            return false;
+        };
+        // M21: SeqCst (a plain load on x86): after this endpoint's claim (SeqCst) in the total
+        // order; it sees a joiner's mark that comes before it there, and a joiner whose mark
+        // comes after it sees the claim (module docs).
+        // loom models SeqCst loads and RMWs as AcqRel (tokio-rs/loom#180) but SeqCst fences
+        // as the standard says: a fence here gives the model the order the SeqCst claim and
+        // load give the real program (the argument of the module docs holds either way).
+        #[cfg(loom)]
+        crate::sync::fence(Ordering::SeqCst);
+        // SAFETY: in-bounds aligned sole word (geometry contract).
+        let word = unsafe { self.mem.load(words[side as usize], Ordering::SeqCst) };
+        word == self.tag
+    }
+
+    /// Raises `side`'s hint to `to` by a plain store (M4s, M10s), as `raise` would but
+    /// without a locked instruction: only the sole endpoint of a role writes that role's hint
+    /// by a plain store, and every other writer of it (a producer's walk past consumed
+    /// positions, M10 in `reload_head_for_limit`) never raises it past a position the sole
+    /// endpoint has claimed and not yet raised past.
+    #[inline(always)]
+    pub(super) fn raise_alone(&self, side: Side, to: u64) {
+        let off = self.hint_word(side);
+        // M4a/M10a: Relaxed, as in `raise`.
+        // SAFETY: in-bounds aligned hint word (constructor contract).
+        if unsafe { self.mem.load(off, Ordering::Relaxed) } < to {
+            // M4s/M10s: Release: pairs with M1's/M7's Acquire, as M4/M10.
+            // SAFETY: as above.
+            unsafe { self.mem.store(off, to, Ordering::Release) };
+        }
+    }
+
+    /// The join (M23) of an endpoint that registered while another was alone in `side`:
+    /// `Ok(true)` once no raise of that endpoint can be in flight (the join is over and this
+    /// endpoint raises as any shared one); `Ok(false)` if the caller must answer full (empty)
+    /// now and try again.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn join(&mut self, side: Side) -> Result<bool, Corruption> {
+        let former = self.joining[side as usize];
+        let hint = self.hint_word(side);
+        let mut pos = self.hint(hint)?;
+        for _ in 0..self.g.walk_limit() {
+            let off = self.g.slot(pos);
+            // M23: Acquire, as M2/M8 (a commit or release it reads carries what came before);
+            // after the fence of `enter`.
+            // SAFETY: an in-bounds aligned slot word.
+            let word = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let step = match side {
+                Side::Write => self.join_write_step(pos, word, former)?,
+                Side::Read => self.join_read_step(pos, word, former)?,
+            };
+            match step {
+                Step::Joined => {
+                    self.joining[side as usize] = 0;
+                    return Ok(true);
+                }
+                Step::Wait => {
+                    if side == Side::Read {
+                        // What a pop that stops here answers is M17's to judge: a message
+                        // committed past `pos` means "wait", not "empty".
+                        self.stopped = Some((pos, word));
+                    }
+                    return Ok(false);
+                }
+                Step::Next(next) => pos = next,
+            }
+            if pos >= MAX_POSITION {
+                return Err(Corruption {
+                    what: "joining endpoint walked beyond 2^55",
+                    position: pos,
+                    value: word,
+                });
+            }
+        }
+        Ok(false)
+    }
+
+    /// One step of a joining producer's walk at `pos`, whose slot holds `word`.
+    fn join_write_step(&self, pos: u64, word: u64, former: u64) -> Result<Step, Corruption> {
+        let (seq, tag) = split(word);
+        let dif = signed_diff(seq, pos);
+        Ok(if dif < 0 || (dif == 0 && tag == 0) {
+            // Free, or an earlier lap still (full here): nobody has claimed this position, so
+            // neither has the former sole producer any later one.
+            Step::Joined
+        } else if dif == 0 && tag == former && !self.hint_passes(Side::Write, pos)? {
+            // Being written by the former sole producer, whose raise is not in yet.
+            Step::Wait
+        } else if dif <= 1 {
+            // Being written (its raise is in), committed or being read: claimed.
+            Step::Next(pos + 1)
+        } else {
+            // Passed (abandoned, or a later lap): on to the hint, or the next position.
+            Step::Next(self.hint(self.g.words.tail)?.max(pos + 1))
+        })
+    }
+
+    /// One step of a joining consumer's walk at `pos`, whose slot holds `word`.
+    fn join_read_step(&self, pos: u64, word: u64, former: u64) -> Result<Step, Corruption> {
+        let (seq, tag) = split(word);
+        let dif = signed_diff(seq, pos + 1);
+        Ok(if dif < 0 || (dif == 0 && tag == 0) {
+            // Not committed, or committed and unclaimed: nobody has claimed this position for
+            // reading, so neither has the former sole consumer any later one.
+            Step::Joined
+        } else if dif == 0 && tag == former && !self.hint_passes(Side::Read, pos)? {
+            // Being read by the former sole consumer, whose raise is not in yet.
+            Step::Wait
+        } else if dif == 0 {
+            // Being read by another, or by the former with its raise in.
+            Step::Next(pos + 1)
+        } else {
+            // Consumed (or abandoned): on to the hint, or the next position.
+            Step::Next(self.hint(self.g.words.head)?.max(pos + 1))
+        })
+    }
+
+    /// Whether `side`'s hint is past `pos` (a sole endpoint's raise for its claim of `pos` has
+    /// landed), reloading it a few times (M1/M7) while it is not.
+    fn hint_passes(&self, side: Side, pos: u64) -> Result<bool, Corruption> {
+        let off = self.hint_word(side);
+        for _ in 0..RAISE_SPINS {
+            if self.hint(off)? > pos {
+                return Ok(true);
+            }
+            crate::sync::spin_hint();
+        }
+        Ok(self.hint(off)? > pos)
+    }
+}
+
+/// Gives the sole word at `off` back if it names `tag` (M24): a clean detach, or the reaper of
+/// a dead endpoint after its claims are repaired. A shared word stays shared.
+///
+/// # Safety
+///
+/// - `off` is an in-bounds aligned word of `mem`.
+pub(crate) unsafe fn vacate<M: Memory>(mem: &M, off: usize, tag: u64) {
+    // M24: Release on success: the endpoint's raises (or, for the reaper, its repair) happen
+    // before the next taker's M22 (Acquire). Relaxed on failure: nothing to give back.
+    // SAFETY: the caller's contract.
+    let _ = unsafe { mem.compare_exchange(off, tag, 0, Ordering::Release, Ordering::Relaxed) };
+}

@@ -1,0 +1,229 @@
+//! Sole endpoints of the MPMC ring (PROTOCOL §5.7, layout 1.6, DECISIONS D88): who holds the
+//! sole words as endpoints attach, detach and die, and that traffic through every transition
+//! loses nothing. The memory-model argument is checked by `loom_mpmc_sole.rs`.
+// Real memory and processes: not a loom model.
+#![cfg(not(loom))]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use shmbus_ring::layout::{RING_FLAG_SOLE, SOLE_SHARED};
+use shmbus_ring::observe::Observer;
+use shmbus_ring::{Error, MpmcConfig, MpmcRing, PopError, SegmentOptions, SpscConfig, SpscRing};
+use shmbus_testkit::hostile::raw_view;
+use shmbus_testkit::{respawn, role, unique_name, ChildGuard};
+
+/// The sole words `[producers, consumers]` of the ring named `name`, as an observer sees them.
+fn sole(name: &str) -> [u64; 2] {
+    Observer::open(name).unwrap().snapshot().sole
+}
+
+/// A named MPMC ring with the default configuration (sole words on).
+fn ring(prefix: &str, slots: u64) -> (String, MpmcRing) {
+    let name = unique_name(prefix);
+    let ring = MpmcRing::create_shm(
+        &name,
+        &MpmcConfig::new(slots, 16),
+        &SegmentOptions::default(),
+    )
+    .unwrap();
+    (name, ring)
+}
+
+#[test]
+fn one_producer_and_one_consumer_each_hold_their_roles_sole_word() {
+    let (name, ring) = ring("sole-pair", 8);
+    assert_ne!(ring.header().ring_flags & RING_FLAG_SOLE, 0);
+    assert_eq!(sole(&name), [0, 0]);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let [p, c] = sole(&name);
+    assert!(
+        (1..=55).contains(&p) && (1..=55).contains(&c) && p != c,
+        "{p:#x} {c:#x}"
+    );
+    let mut buf = [0u8; 16];
+    for i in 0u64..100 {
+        tx.try_push(&i.to_le_bytes()).unwrap();
+        let n = rx.try_pop(&mut buf).unwrap();
+        assert_eq!(u64::from_le_bytes(buf[..n].try_into().unwrap()), i);
+    }
+    // The plain raises kept the hints exact.
+    let snap = Observer::open(&name).unwrap().snapshot();
+    assert_eq!((snap.tail, snap.head), (100, 100));
+    // A clean detach gives the word back, and the next endpoint of the role holds it.
+    drop(tx);
+    assert_eq!(sole(&name)[0], 0);
+    let _tx2 = ring.producer().unwrap();
+    assert!((1..=55).contains(&sole(&name)[0]));
+}
+
+#[test]
+fn a_second_endpoint_makes_the_role_shared_for_good_and_nothing_is_lost() {
+    let (name, ring) = ring("sole-join", 4);
+    let mut a = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let alone = sole(&name)[0];
+    a.try_push(b"a0").unwrap();
+    let mut b = ring.producer().unwrap();
+    assert_eq!(
+        sole(&name)[0],
+        SOLE_SHARED | alone,
+        "shared, naming who was alone"
+    );
+    // Both push through the join and across several laps of the 4-slot ring.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    for i in 0..20u8 {
+        a.try_push(&[b'a', i]).unwrap();
+        b.try_push(&[b'b', i]).unwrap();
+        while let Ok(n) = rx.try_pop(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+    }
+    let a_seen: Vec<_> = got.iter().filter(|m| m[0] == b'a').collect();
+    let b_seen: Vec<_> = got.iter().filter(|m| m[0] == b'b').collect();
+    assert_eq!((a_seen.len(), b_seen.len()), (21, 20), "{got:?}");
+    // Shared stays shared: the sole producer leaving does not give a shared word back.
+    drop(a);
+    drop(b);
+    assert_eq!(sole(&name)[0], SOLE_SHARED | alone);
+    // A consumer that joins the sole consumer: the same.
+    let c_alone = sole(&name)[1];
+    let _rx2 = ring.consumer().unwrap();
+    assert_eq!(sole(&name)[1], SOLE_SHARED | c_alone);
+}
+
+#[test]
+fn a_ring_made_without_sole_words_has_no_flag_and_no_words() {
+    let name = unique_name("sole-off");
+    let ring = MpmcRing::create_shm(
+        &name,
+        &MpmcConfig::new(8, 16).sole(false),
+        &SegmentOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(ring.header().ring_flags & RING_FLAG_SOLE, 0);
+    let mut tx = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    tx.try_push(b"x").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.try_pop(&mut buf), Ok(1));
+    assert_eq!(sole(&name), [0, 0]);
+    let raw = raw_view(ring.segment()).unwrap();
+    let words = [256 + 8, 384 + 8].map(|off| {
+        raw.atomic_u64(off)
+            .unwrap()
+            .load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert_eq!(
+        words,
+        [0, 0],
+        "nothing written where 1.5 readers keep zeros"
+    );
+}
+
+#[test]
+fn the_sole_flag_is_refused_on_an_spsc_ring() {
+    let name = unique_name("sole-spsc");
+    let ring =
+        SpscRing::create_shm(&name, &SpscConfig::new(4096), &SegmentOptions::default()).unwrap();
+    let raw = raw_view(ring.segment()).unwrap();
+    raw.atomic_u32(112)
+        .unwrap()
+        .fetch_or(RING_FLAG_SOLE, std::sync::atomic::Ordering::SeqCst);
+    match SpscRing::open_shm(&name, &SegmentOptions::default()) {
+        Err(Error::BadField { field, reason, .. }) => {
+            assert_eq!(field, "ring_flags");
+            assert!(reason.contains("MPMC rings only"), "{reason}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+/// A forged sole word naming a consumer while another consumer raises too, one thread: the
+/// forged one raises with plain stores (M10s), which never lower the hint it just read, and
+/// every message is delivered once. (Racing, a forged word can move a hint back, which the
+/// audits report as corruption: PROTOCOL §5.7, "Validation".)
+#[test]
+fn a_forged_sole_word_still_delivers_every_message_once_in_sequence() {
+    let (name, ring) = ring("sole-forged", 4);
+    let mut tx = ring.producer().unwrap();
+    let mut rx1 = ring.consumer().unwrap();
+    let mut rx2 = ring.consumer().unwrap();
+    let raw = raw_view(ring.segment()).unwrap();
+    let word = raw.atomic_u64(384 + 8).unwrap();
+    let [_, shared] = sole(&name);
+    assert_ne!(shared & SOLE_SHARED, 0);
+    // Forge: the consumers' word names rx1 (its tag is the low bits the join recorded).
+    word.store(shared & 0xff, std::sync::atomic::Ordering::SeqCst);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    for i in 0u64..40 {
+        tx.push_timeout(&i.to_le_bytes(), Duration::from_secs(5))
+            .unwrap();
+        for rx in [&mut rx1, &mut rx2] {
+            match rx.try_pop(&mut buf) {
+                Ok(n) => got.push(u64::from_le_bytes(buf[..n].try_into().unwrap())),
+                Err(PopError::Empty) => {}
+                Err(e) => panic!("an honest producer's ring, a forged word: {e}"),
+            }
+        }
+    }
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), 40, "every message once");
+}
+
+const NAME: &str = "SHMBUS_SOLE_NAME";
+
+/// A sole producer SIGKILLed: once a consumer's probe reaps it, its word is given back and the
+/// next producer is alone again; what it committed is received.
+#[test]
+fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
+    const TEST: &str = "a_dead_sole_producers_word_is_given_back_by_the_reaper";
+    if role().is_some() {
+        let ring =
+            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let mut tx = ring.producer().unwrap();
+        tx.try_push(b"before").unwrap();
+        println!("ready");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let (name, ring) = ring("sole-dead", 8);
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::from_millis(5));
+    let mut child = ChildGuard::spawn(
+        respawn(TEST, "producer")
+            .env(NAME, &name)
+            .stdout(Stdio::piped()),
+    );
+    {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        assert!(
+            out.lines()
+                .map_while(std::result::Result::ok)
+                .any(|l| l.contains("ready")),
+            "the producer did not start"
+        );
+    }
+    let dead = sole(&name)[0];
+    assert!((1..=55).contains(&dead), "{dead:#x}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.pop_timeout(&mut buf, Duration::from_secs(5)), Ok(6));
+    assert_eq!(&buf[..6], b"before");
+    // The probe of a blocked pop reaps the dead producer: Disconnected once drained.
+    assert_eq!(
+        rx.pop_timeout(&mut buf, Duration::from_secs(5)),
+        Err(PopError::Disconnected)
+    );
+    assert_eq!(sole(&name)[0], 0, "the reaper gave the word back");
+    let mut tx = ring.producer().unwrap();
+    assert!((1..=55).contains(&sole(&name)[0]));
+    tx.try_push(b"after").unwrap();
+    assert_eq!(rx.try_pop(&mut buf), Ok(5));
+}
