@@ -177,7 +177,7 @@ fn a_forged_sole_word_still_delivers_every_message_once_in_sequence() {
 
 const NAME: &str = "SHMBUS_SOLE_NAME";
 
-/// A sole producer SIGKILLed: once a consumer's probe reaps it, its word is given back and the
+/// A sole producer killed (`SIGKILL`): once a consumer's probe reaps it, its word is given back and the
 /// next producer is alone again; what it committed is received.
 #[test]
 fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
