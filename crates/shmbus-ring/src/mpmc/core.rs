@@ -708,7 +708,7 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
     for i in 0..g.slots {
         let off = g.slot(i);
         // M12: Acquire; pairs with the Release store (M5 or M11) that the dead endpoint's
-        // claiming CAS (M3/M9, Acquire-only) replaced, through the release sequence that RMW
+        // claiming CAS (M3/M9) replaced, through the release sequence that RMW
         // continues: the previous lap's accesses to the slot happen before we free it. The
         // dead endpoint's own payload writes are never read (PROTOCOL §5.4).
         // SAFETY: `off` is an in-bounds aligned slot word.
