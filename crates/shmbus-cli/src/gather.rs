@@ -440,6 +440,19 @@ pub fn inspect(name: &str) -> Result<Detail, Failure> {
     })
 }
 
+/// An MPMC sole word (PROTOCOL §5.7) for JSON: `null` when nobody holds it, the tag of the
+/// endpoint alone in the role, or `"shared"` (with the tag that was alone then, if any).
+fn sole(word: u64) -> Value {
+    let tag = word & 0xff;
+    if word & shmbus_ring::layout::SOLE_SHARED != 0 {
+        json!({"shared": true, "was_alone": (tag != 0).then_some(tag)})
+    } else if word == 0 {
+        Value::Null
+    } else {
+        json!({"alone": word})
+    }
+}
+
 /// An endpoint phase as the JSON and tables spell it.
 pub fn phase(p: Phase) -> &'static str {
     match p {
@@ -503,6 +516,7 @@ impl Detail {
                 "used_bytes": self.obs.used_bytes(),
             },
             "owners": {"producer": s.owners[0], "consumer": s.owners[1]},
+            "sole": {"producers": sole(s.sole[0]), "consumers": sole(s.sole[1])},
             "waiters": {"data": s.waiters[0], "space": s.waiters[1]},
             "wake_seq": {"data": s.wake_seq[0], "space": s.wake_seq[1]},
             "roster": {"producers": format!("{:#018x}", s.roster[0]),

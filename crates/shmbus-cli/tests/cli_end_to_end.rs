@@ -260,7 +260,7 @@ fn ls_and_inspect_show_kind_type_and_live_endpoints() {
         assert_eq!(d["schema"], "shmbus.inspect/1");
         assert_eq!(d["kind"], kind);
         assert_eq!(d["info"]["type"], "test::Msg");
-        assert_eq!(d["header"]["layout"], "1.5");
+        assert_eq!(d["header"]["layout"], "1.6");
         let eps = d["endpoints"].as_array().unwrap();
         assert_eq!(eps.len(), 2, "{d}");
         for (role, child) in [("producer", &pair.producer), ("consumer", &pair.consumer)] {
@@ -268,6 +268,14 @@ fn ls_and_inspect_show_kind_type_and_live_endpoints() {
             assert_eq!(e["pid"], child.id());
             assert_eq!(e["vitality"], "alive");
             assert_eq!(e["phase"], "active");
+            // An MPMC ring's one producer and one consumer are each alone in their role
+            // (PROTOCOL §5.7); an SPSC ring has no sole words.
+            let sole = &d["sole"][format!("{role}s")];
+            if kind == "MPMC" {
+                assert_eq!(sole["alone"], e["tag"], "{d}");
+            } else {
+                assert!(sole.is_null(), "{d}");
+            }
         }
         let t = text_of(&["inspect", &pair.name]);
         assert!(
