@@ -126,9 +126,11 @@ impl<M: Memory> Core<M> {
         // M1 (tail hint) and M7 (head hint): Acquire; pair with the Release raises M4 and
         // M10, so an endpoint that starts past positions others claimed knows what those
         // claimers (or the walker that saw them claimed) did before: M17's linearizability
-        // argument (PROTOCOL §5.3). Plain loads on x86.
+        // argument (PROTOCOL §5.3). SeqCst (layout 1.6): a consumer that starts past positions
+        // it did not claim passes them in the total order a joining consumer's fence is in
+        // (§5.7, "passed positions"). Plain loads on x86 either way.
         // SAFETY: hint words are in bounds and aligned (constructor contract).
-        let v = unsafe { self.mem.load(off, Ordering::Acquire) };
+        let v = unsafe { self.mem.load(off, Ordering::SeqCst) };
         if v >= MAX_POSITION {
             return Err(Corruption {
                 what: "position hint beyond 2^55",
@@ -218,11 +220,11 @@ impl<M: Memory> Core<M> {
                 // This position was passed long ago: we were lapped. Jump to the hint.
                 let hint = self.hint(self.g.words.tail)?;
                 if hint <= pos {
-                    // M4, as in `raise_tail`.
+                    // M4, as in `raise`.
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.tail, pos + 1, Ordering::Release)
+                            .fetch_max(self.g.words.tail, pos + 1, Ordering::SeqCst)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -265,9 +267,11 @@ impl<M: Memory> Core<M> {
         // M4a/M10a: Relaxed: only decides whether to raise; see above.
         // SAFETY: in-bounds aligned hint word (constructor contract).
         if unsafe { self.mem.load(off, Ordering::Relaxed) } < to {
-            // M4/M10: Release (a locked RMW on x86 either way): pairs with M1's/M7's Acquire.
+            // M4/M10: Release: pairs with M1's/M7's Acquire; SeqCst (layout 1.6) so that a
+            // hint a consumer jumps to carries the passes behind it into the total order of
+            // §5.7 (a locked RMW on x86 either way).
             // SAFETY: as above.
-            unsafe { self.mem.fetch_max(off, to, Ordering::Release) };
+            unsafe { self.mem.fetch_max(off, to, Ordering::SeqCst) };
         }
     }
 
@@ -289,9 +293,10 @@ impl<M: Memory> Core<M> {
                 break;
             }
             // M19: Acquire, as M8: a word that says `head` was passed (read or abandoned, or
-            // a later lap's) makes the next hint honest.
+            // a later lap's) makes the next hint honest. SeqCst as M8 (§5.7, "passed
+            // positions"; a plain load on x86).
             // SAFETY: an in-bounds aligned slot word.
-            let word = unsafe { self.mem.load(self.g.slot(head), Ordering::Acquire) };
+            let word = unsafe { self.mem.load(self.g.slot(head), Ordering::SeqCst) };
             let (seq, _) = split(word);
             if signed_diff(seq, head + 1) <= 0 {
                 break;
@@ -300,7 +305,7 @@ impl<M: Memory> Core<M> {
             // SAFETY: in-bounds aligned hint word.
             unsafe {
                 self.mem
-                    .fetch_max(self.g.words.head, head + 1, Ordering::Release)
+                    .fetch_max(self.g.words.head, head + 1, Ordering::SeqCst)
             };
             head += 1;
         }
@@ -340,15 +345,30 @@ impl<M: Memory> Core<M> {
     /// and consumers walk past the position.
     #[inline]
     pub(crate) fn release(&mut self, pos: u64) {
-        // M6/M11: Release; our reads of the slot (or nothing, for an abandoned write) happen before
-        // the next lap's producer writes; pairs with the Acquire load/CAS in `claim_write`.
+        // M11: Release; our reads of the slot happen before the next lap's producer writes;
+        // pairs with the Acquire load/CAS in `claim_write`.
+        self.free(pos, Ordering::Release);
+    }
+
+    /// Gives up a position claimed for writing and not committed (M6): as `release`, with a
+    /// `SeqCst` store. Consumers pass an abandoned position without claiming it, and a joining
+    /// consumer must see that pass wherever a sole consumer made it (PROTOCOL §5.7, "passed
+    /// positions"). Rare: an `xchg` on x86 instead of a `mov`.
+    #[cold]
+    pub(crate) fn abandon_write(&mut self, pos: u64) {
+        // M6: SeqCst: Release as M11 (pairs with the Acquire load/CAS in `claim_write`), and in
+        // the total order of a joining consumer's fence (§5.7).
+        self.free(pos, Ordering::SeqCst);
+    }
+
+    /// Stores "free for the next lap" in the slot of `pos` (claimed by us) with `order`, and
+    /// wakes producers that wait for space.
+    #[inline]
+    fn free(&mut self, pos: u64, order: Ordering) {
         // SAFETY: in-bounds aligned slot word, claimed by us.
         unsafe {
-            self.mem.store(
-                self.g.slot(pos),
-                join(pos + self.g.slots, 0),
-                Ordering::Release,
-            );
+            self.mem
+                .store(self.g.slot(pos), join(pos + self.g.slots, 0), order);
         };
         if let Some(w) = self.g.words.wake {
             // SAFETY: wake words are in-bounds aligned control words (constructor contract).
@@ -377,7 +397,7 @@ impl<M: Memory> Core<M> {
             let off = self.g.slot(pos);
             let mut word = if blind {
                 blind = false;
-                // M8': a blind M9 (SeqCst on success, as M9); Acquire on failure, as M8,
+                // M8': a blind M9 (SeqCst on success, as M9); SeqCst on failure, as M8,
                 // since the word it returns feeds the walk below exactly as M8's load would.
                 // SAFETY: `off` is an in-bounds aligned slot word.
                 match unsafe {
@@ -386,7 +406,7 @@ impl<M: Memory> Core<M> {
                         join(pos + 1, 0),
                         join(pos + 1, self.tag),
                         Ordering::SeqCst,
-                        Ordering::Acquire,
+                        Ordering::SeqCst,
                     )
                 } {
                     Ok(_) => return Ok(Some(self.claimed_read(pos))),
@@ -395,8 +415,11 @@ impl<M: Memory> Core<M> {
             } else {
                 // M8: Acquire; pairs with the producer's Release store of `(pos + 1, 0)` (M5)
                 // in `commit_write`: the payload is visible once the word says committed.
+                // SeqCst (layout 1.6; a plain load on x86): a position this walk passes
+                // without claiming it (abandoned M6, repaired M13: SeqCst writes) is passed in
+                // the total order a joining consumer's fence is in (PROTOCOL §5.7).
                 // SAFETY: `off` is an in-bounds aligned slot word.
-                unsafe { self.mem.load(off, Ordering::Acquire) }
+                unsafe { self.mem.load(off, Ordering::SeqCst) }
             };
             if word >> super::TAG_BITS == pos && word & TAG_MASK != 0 {
                 word = self.await_commit(off, word);
@@ -455,11 +478,12 @@ impl<M: Memory> Core<M> {
                     // M10: Release (PROTOCOL §5.3 step 2, `d > 0`; Relaxed before D58): every
                     // write of the head hint is then a Release, so a consumer that skips its
                     // own raise because the hint is past its claim already (`raise`) leaves
-                    // it to a raiser that saw that claim, and releases what it saw.
+                    // it to a raiser that saw that claim, and releases what it saw. SeqCst
+                    // as in `raise` (§5.7).
                     // SAFETY: in-bounds aligned hint word.
                     unsafe {
                         self.mem
-                            .fetch_max(self.g.words.head, pos + 1, Ordering::Release)
+                            .fetch_max(self.g.words.head, pos + 1, Ordering::SeqCst)
                     };
                 }
                 pos = hint.max(pos + 1);
@@ -502,9 +526,9 @@ impl<M: Memory> Core<M> {
     fn await_commit(&self, off: usize, word: u64) -> u64 {
         for _ in 0..WRITE_SPINS {
             crate::sync::spin_hint();
-            // M8: Acquire, as in `claim_read`.
+            // M8: SeqCst, as in `claim_read`.
             // SAFETY: an in-bounds aligned slot word (the caller's).
-            let now = unsafe { self.mem.load(off, Ordering::Acquire) };
+            let now = unsafe { self.mem.load(off, Ordering::SeqCst) };
             if now != word {
                 return now;
             }
@@ -676,7 +700,7 @@ impl<M: Memory> Core<M> {
                 Ok(pos) => claimed.push(pos),
                 Err(e) => {
                     for &pos in claimed.iter() {
-                        self.release(pos);
+                        self.abandon_write(pos);
                     }
                     return Err(e);
                 }
@@ -727,14 +751,16 @@ pub(crate) unsafe fn repair_claims<M: Memory>(mem: &M, g: &Geometry, dead: u64) 
         };
         crate::crashpoint::hit("mpmc.repair.slot");
         // M13: Release; pairs with the Acquire load/CAS (M2/M2'/M3) in `claim_write` of the next lap's
-        // producer (as `release`). Relaxed on failure: the slot moved on; not ours to fix.
+        // producer (as `release`). SeqCst (layout 1.6): consumers pass a repaired position
+        // without claiming it, as an abandoned one (M6; PROTOCOL §5.7, "passed positions").
+        // Relaxed on failure: the slot moved on; not ours to fix.
         // SAFETY: as above.
         if unsafe {
             mem.compare_exchange(
                 off,
                 word,
                 join(pos + g.slots, 0),
-                Ordering::Release,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             )
         }
@@ -792,7 +818,7 @@ impl<M: Memory> WriteCore for Core<M> {
     }
 
     fn abandon(&mut self, at: u64) {
-        self.release(at);
+        self.abandon_write(at);
         // An abandoned position also lets consumers waiting behind it go on (they walk past
         // it): N1–N3 for data too (a dropped permit of an asynchronous sender, say).
         if let Some(w) = self.g.words.wake {

@@ -120,8 +120,11 @@ impl<M: Memory> Core<M> {
         // order; it sees a joiner's mark that comes before it there, and a joiner whose mark
         // comes after it sees the claim (module docs).
         // loom models SeqCst loads and RMWs as AcqRel (tokio-rs/loom#180) but SeqCst fences
-        // as the standard says: a fence here gives the model the order the SeqCst claim and
-        // load give the real program (the argument of the module docs holds either way).
+        // as the standard says, and its fences also carry happens-before: with a fence here
+        // the model checks a stronger program than the real one. It checks the claims; the
+        // positions a sole consumer passes without claiming them are covered in the real
+        // program by SeqCst writes (M6, M13) and loads (M7, M8, M19), which the model cannot
+        // tell from AcqRel ones (PROTOCOL §5.7, "passed positions").
         #[cfg(loom)]
         crate::sync::fence(Ordering::SeqCst);
         // SAFETY: in-bounds aligned sole word (geometry contract).
