@@ -225,16 +225,7 @@ fn a_segment_whose_creator_and_endpoints_died_is_reported_stale_and_removed() {
             .env(NAME, &name)
             .stdout(Stdio::piped()),
     );
-    {
-        use std::io::BufRead;
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        assert!(
-            out.lines()
-                .map_while(std::result::Result::ok)
-                .any(|l| l.contains("ready")),
-            "creator did not start"
-        );
-    }
+    assert!(child.await_line("ready"), "creator did not start");
     // Alive: its producer is live, and so is the creator.
     let status = liveness::inspect(&name).unwrap();
     assert_eq!(status.endpoints.len(), 1);

@@ -209,6 +209,17 @@ fn loom_mpmc_repair_of_a_dead_consumers_claim_loses_only_its_message() {
 /// the two-probe rule is for; the model counts how often it is seen.)
 #[test]
 fn loom_mpmc_audits_during_honest_traffic_never_report_corrupt() {
+    audits_during_honest_traffic(false);
+}
+
+/// The same with sole endpoints (PROTOCOL §5.7): each side alone in its role raises its hint
+/// with a plain store (M4s before M5, so F2 holds), and the hints end exact.
+#[test]
+fn loom_mpmc_audits_of_sole_endpoints_never_report_corrupt() {
+    audits_during_honest_traffic(true);
+}
+
+fn audits_during_honest_traffic(sole: bool) {
     use shmbus_ring::model::{spin, Audit};
     use std::sync::atomic::{AtomicUsize, Ordering};
     static SUSPECTS: AtomicUsize = AtomicUsize::new(0);
@@ -223,10 +234,18 @@ fn loom_mpmc_audits_during_honest_traffic_never_report_corrupt() {
             Audit::Fine | Audit::Claimed { .. } => {}
         }
     }
-    model(2, || {
-        let ring = ModelRing::new(2, 8);
+    model(2, move || {
+        let ring = if sole {
+            ModelRing::new_sole(2, 8)
+        } else {
+            ModelRing::new(2, 8)
+        };
         let mut tx = ring.endpoint(1);
         let mut rx = ring.endpoint(2);
+        if sole {
+            tx.enter_write();
+            rx.enter_read();
+        }
         let producer = loom::thread::spawn(move || {
             for s in 0..3u8 {
                 spin(|| match tx.try_push(&[0, s]) {
@@ -252,6 +271,11 @@ fn loom_mpmc_audits_during_honest_traffic_never_report_corrupt() {
             assert_eq!(buf, [0, s]);
         }
         producer.join().unwrap();
+        assert_eq!(
+            (rx.head_hint(), rx.tail_hint()),
+            (3, 3),
+            "the hints end exact"
+        );
     });
     eprintln!(
         "audits: {}, suspects among them: {}",

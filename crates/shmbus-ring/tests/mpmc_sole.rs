@@ -199,16 +199,7 @@ fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
             .env(NAME, &name)
             .stdout(Stdio::piped()),
     );
-    {
-        use std::io::BufRead;
-        let out = std::io::BufReader::new(child.stdout.take().unwrap());
-        assert!(
-            out.lines()
-                .map_while(std::result::Result::ok)
-                .any(|l| l.contains("ready")),
-            "the producer did not start"
-        );
-    }
+    assert!(child.await_line("ready"), "the producer did not start");
     let dead = sole(&name)[0];
     assert!((1..=55).contains(&dead), "{dead:#x}");
     child.kill().unwrap();

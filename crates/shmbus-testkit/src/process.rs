@@ -75,6 +75,21 @@ impl ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Reads the child's piped standard output until a line containing `needle` (taking the
+    /// pipe); whether one came before the output ended. The child's "I am set up" handshake.
+    pub fn await_line(&mut self, needle: &str) -> bool {
+        use std::io::BufRead;
+        let Some(out) = self.0.stdout.take() else {
+            return false;
+        };
+        std::io::BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+            .any(|l| l.contains(needle))
+    }
+}
+
 impl Deref for ChildGuard {
     type Target = Child;
     fn deref(&self) -> &Child {
