@@ -28,6 +28,11 @@
 //!   (its store landed: every later RMW of the hint comes after it in modification order).
 //!   A sole endpoint preempted between its claim and its store makes the joiner answer
 //!   `Full` (empty) meanwhile: the one case the walk cannot settle at once.
+//! - A sole consumer also passes positions it never claims (abandoned, repaired, below a hint
+//!   it jumps to). The writes that make a position passable (M6, M13, the raises) and the
+//!   loads a consumer passes it by (M7, M8, M19) are `SeqCst` too, so such a pass also comes
+//!   before the joiner's fence in the total order, and the joiner's walk sees it (PROTOCOL
+//!   §5.7, "passed positions").
 
 use super::Core;
 use crate::conv::signed_diff;
