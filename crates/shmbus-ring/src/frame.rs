@@ -21,6 +21,13 @@ pub const MAX_SKIP_LEN: u64 = 48;
 /// The payload length from which an SPSC producer on an aligned ring starts payloads on a
 /// [`PAYLOAD_ALIGN`] boundary (below it, a message shares lines with its neighbours anyway).
 pub const ALIGN_FROM: u64 = 256;
+/// The payload length from which an SPSC producer on an aligned ring without a message bound
+/// starts a payload shorter than [`ALIGN_FROM`] on a [`PAYLOAD_ALIGN`] boundary *where that
+/// costs no line*: where the record, skip record included, touches no more cache lines than
+/// packed (DECISIONS D89). A stream of 192-byte messages then runs on whole lines, one line for
+/// each skip and header and three for each payload; a stream of 248-byte records that start on
+/// a line stays packed. A bounded ring (every typed channel) packs these sizes.
+pub const ALIGN_IF_FREE_FROM: u64 = 192;
 /// The boundary an aligned ring's producer puts large payloads on: a cache line.
 pub const PAYLOAD_ALIGN: u64 = 64;
 

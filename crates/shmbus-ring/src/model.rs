@@ -67,7 +67,16 @@ pub mod spsc {
     /// start on a multiple of `boundary` (16 to 64), after a skip record where needed.
     pub fn pair_aligned(cap: u64, from: u64, boundary: u64) -> (ModelProducer, ModelConsumer) {
         assert!(boundary.is_power_of_two() && (16..=64).contains(&boundary));
-        pair_with(cap, 0, Some(crate::spsc::core::Align { from, boundary }))
+        pair_with(
+            cap,
+            0,
+            Some(crate::spsc::core::Align {
+                from: u32::try_from(from).expect("a model's threshold fits 32 bits"),
+                boundary,
+                // The loom models check the skip record's commit, not where it goes.
+                free_from: u32::try_from(from).expect("a model's threshold fits 32 bits"),
+            }),
+        )
     }
 
     fn pair_with(

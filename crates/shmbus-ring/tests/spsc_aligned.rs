@@ -52,6 +52,76 @@ fn large_payloads_start_on_cache_lines_in_every_lap_and_arrive_whole() {
     assert_eq!(ring.used_bytes(), Some(0));
 }
 
+/// Payloads from 192 to 255 bytes start on a line exactly where the record then touches no
+/// more lines than packed (DECISIONS D89); below 192 bytes never unless packing puts them
+/// there, from 256 bytes always. Every length from 184 to 264 bytes, from every 8-byte offset
+/// within a line.
+#[test]
+fn mid_size_payloads_start_on_a_line_only_where_that_costs_no_line() {
+    // 1 MiB: the whole test stays within the first lap, so no padding moves a record.
+    let ring = SpscRing::in_heap(&SpscConfig::new(1 << 20)).unwrap();
+    let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    // Where the next header goes, as an offset within its line.
+    let mut next = 0usize;
+    let mut aligned_by_rule = 0;
+    let mut packed_by_rule = 0;
+    for len in 184..=264usize {
+        for o in (0..64).step_by(8) {
+            // Empty messages (8-byte records) until the next header sits `o` bytes into a line.
+            while next != o {
+                tx.try_push(&[]).unwrap();
+                assert_eq!(rx.try_pop(&mut []).unwrap(), 0);
+                next = (next + 8) % 64;
+            }
+            let data = payload(len + o, len);
+            tx.try_push(&data).unwrap();
+            let msg = rx.read().unwrap().expect("committed");
+            assert_eq!(&*msg, &data[..]);
+            // The data region starts on a line (the test above relies on it too).
+            let at = msg.as_ptr() as usize;
+            let packed_lines = (o + 8 + len).div_ceil(64);
+            let aligned_lines = 1 + len.div_ceil(64);
+            let already = (o + 8) % 64 == 0;
+            let rule = len >= 256 || (len >= 192 && aligned_lines <= packed_lines);
+            let want_line = already || rule;
+            assert_eq!(
+                at % 64 == 0,
+                want_line,
+                "{len} bytes after a header {o} bytes into a line: payload {} bytes into its line",
+                at % 64
+            );
+            if !already && len < 256 {
+                if rule {
+                    aligned_by_rule += 1;
+                } else if len >= 192 {
+                    packed_by_rule += 1;
+                }
+            }
+            next = (at + len).next_multiple_of(8) % 64;
+            drop(msg);
+        }
+    }
+    assert!(aligned_by_rule > 0 && packed_by_rule > 0);
+    assert_eq!(ring.used_bytes(), Some(0));
+}
+
+/// A stream of 192-byte messages runs on whole lines; one of 248-byte messages whose first
+/// record starts on a line stays packed, four lines a record (D89).
+#[test]
+fn a_192_byte_stream_aligns_and_a_248_byte_stream_from_a_line_stays_packed() {
+    for (len, want) in [(192usize, 0usize), (248, 8)] {
+        let ring = SpscRing::in_heap(&SpscConfig::new(1 << 16)).unwrap();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        for i in 0..1000 {
+            let data = payload(i, len);
+            tx.try_push(&data).unwrap();
+            let msg = rx.read().unwrap().expect("committed");
+            assert_eq!(&*msg, &data[..]);
+            assert_eq!(msg.as_ptr() as usize % 64, want, "{len} bytes, message {i}");
+        }
+    }
+}
+
 #[test]
 fn reservations_are_aligned_and_a_shorter_commit_keeps_its_skip() {
     let ring = SpscRing::in_heap(&SpscConfig::new(1 << 12)).unwrap();
@@ -241,7 +311,7 @@ fn a_sized_bounded_ring_never_reports_full_below_its_message_bound() {
         seed ^= seed << 17;
         seed % n
     };
-    for max in [256u64, 257, 300, 1000, 2040, 4096] {
+    for max in [192u64, 200, 248, 255, 256, 257, 300, 1000, 2040, 4096] {
         for n in 1..=9u64 {
             let cfg = Spsc::with_limit(
                 Spsc::config_for(n, max, Identity::default(), false).unwrap(),
@@ -249,7 +319,7 @@ fn a_sized_bounded_ring_never_reports_full_below_its_message_bound() {
             );
             let ring = Ring::<Spsc>::in_heap(&cfg).unwrap();
             let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
-            let lens = [0, 1, 7, 200, 255, 256, max - 1, max, max, max];
+            let lens = [0, 1, 7, 192, 200, 255, 256, max - 1, max, max, max].map(|l| l.min(max));
             let mut queued = std::collections::VecDeque::new();
             let mut buf = vec![0u8; max as usize];
             for i in 0..3000u64 {

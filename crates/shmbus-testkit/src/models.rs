@@ -49,12 +49,23 @@ impl SpscModel {
         }
     }
 
-    /// The skip record before a record of `len` payload bytes (`size` in all) at `at`.
+    /// The skip record before a record of `len` payload bytes (`size` in all) at `at`:
+    /// payloads of 256 bytes and more start on a line; from 192 bytes, only where the record
+    /// then touches no more lines than packed (DECISIONS D89).
     fn skip_before(&self, at: u64, len: usize, size: u64) -> u64 {
-        if !self.aligned || len < 256 {
+        if !self.aligned || len < 192 {
             return 0;
         }
         let skip = (64 - (at + 8) % 64) % 64;
+        // The lines a record touches: from the line of its first byte to that of its last.
+        let lines = |first: u64, last: u64| last / 64 - first / 64 + 1;
+        let len64 = len as u64;
+        if len < 256
+            && skip != 0
+            && lines(at, at + 8 + len64 - 1) < lines(at, at + skip + 8 + len64 - 1)
+        {
+            return 0;
+        }
         if skip + size + 8 > self.cap {
             0
         } else {

@@ -6,7 +6,9 @@ use super::{largest_record, max_messages, Spsc, SpscConfig, MAX_CAPACITY, MIN_CA
 use crate::conv::offset;
 use crate::endpoint::Role;
 use crate::error::{Corruption, Error, Result};
-use crate::frame::{record_size, ALIGN_FROM, HEADER_SIZE, MAX_SKIP_LEN, PAYLOAD_ALIGN};
+use crate::frame::{
+    record_size, ALIGN_FROM, ALIGN_IF_FREE_FROM, HEADER_SIZE, MAX_SKIP_LEN, PAYLOAD_ALIGN,
+};
 use crate::handshake::bad_field;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_COUNT, BLOCK_OWNER, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
@@ -31,10 +33,21 @@ impl Geometry {
                 offset(CONSUMER_BLOCK + BLOCK_COUNT),
             ),
             aligned: (flags & RING_FLAG_ALIGNED != 0).then_some(Align {
-                from: ALIGN_FROM,
+                from: const { threshold(ALIGN_FROM) },
                 boundary: PAYLOAD_ALIGN,
+                free_from: const { threshold(ALIGN_IF_FREE_FROM) },
             }),
         }
+    }
+}
+
+/// An alignment threshold as [`Align`] keeps it (32 bits, so that the geometry keeps its size:
+/// D89); both are small constants.
+const fn threshold(len: u64) -> u32 {
+    assert!(len <= u32::MAX as u64);
+    #[allow(clippy::cast_possible_truncation)] // checked just above
+    {
+        len as u32
     }
 }
 
@@ -145,7 +158,9 @@ impl KindImpl for Spsc {
     fn sized_for(messages: u64, max_message: u64) -> Result<SpscConfig> {
         // Room for `messages` records of the largest size, plus one more for the padding a
         // wrap may cost, plus the zero-ahead word; a power of two.
-        // An aligned ring's large records may each need a skip record before them.
+        // An aligned ring's large records may each need a skip record before them (below
+        // `ALIGN_FROM` a bounded ring's producer never skips, D89: sizing for those skips would
+        // double some rings for nothing a channel's packed sends use).
         let skip = if max_message >= ALIGN_FROM {
             HEADER_SIZE + MAX_SKIP_LEN
         } else {
