@@ -194,8 +194,8 @@ impl SpscConfig {
     /// between two cores, DECISIONS D67). Payloads from
     /// [`ALIGN_IF_FREE_FROM`](crate::frame::ALIGN_IF_FREE_FROM) bytes are aligned too, on a
     /// ring without a message bound, where that touches no more lines than packing them
-    /// (192-byte messages streamed about 1.9x faster, DECISIONS D89). Readers of layout 1.4 and older refuse an aligned ring; turn it
-    /// off for them.
+    /// (192-byte messages streamed 1.6–1.8x faster, DECISIONS D89). Readers of layout 1.4 and
+    /// older refuse an aligned ring; turn it off for them.
     ///
     /// ```
     /// use shmbus_ring::{SpscConfig, SpscRing};
