@@ -68,6 +68,12 @@ fn stalled_remote_subscriber_holds_back_the_publisher_and_nothing_is_dropped() {
         &["sub", "--topic", "blk/t", "--count", &n, "--go-stdin"],
     );
     sub.expect("ready", Duration::from_secs(30));
+    // The export holds itself to the importers it has heard from (DECISIONS D69). B's importer
+    // grants when it sees the export's token, then every 200 ms: give the grant time to reach
+    // A, so that the first messages already go under credit. Messages the export sends before
+    // it has heard of an importer are outside any credit, and with the subscriber stalled they
+    // can overflow B's queue (seen once in CI on a loaded machine: 18 of 2000 dropped).
+    std::thread::sleep(Duration::from_secs(1));
     publisher.send_line("go");
     assert!(
         publisher
