@@ -26,7 +26,8 @@ pub const ALIGN_FROM: u64 = 256;
 /// costs no line*: where the record, skip record included, touches no more cache lines than
 /// packed (DECISIONS D89). A stream of 192-byte messages then runs on whole lines, one line for
 /// each skip and header and three for each payload; a stream of 248-byte records that start on
-/// a line stays packed. A bounded ring (every typed channel) packs these sizes.
+/// a line stays packed. A bounded ring (every typed channel), and one whose record limit is
+/// below [`ALIGN_FROM`] (`Kind::config_for` sizes those without skip room), packs these sizes.
 pub const ALIGN_IF_FREE_FROM: u64 = 192;
 /// The boundary an aligned ring's producer puts large payloads on: a cache line.
 pub const PAYLOAD_ALIGN: u64 = 64;

@@ -341,3 +341,110 @@ fn a_sized_bounded_ring_never_reports_full_below_its_message_bound() {
         }
     }
 }
+
+/// `Kind::config_for(n, max)` is "a ring that holds at least `n` messages of up to `max` bytes
+/// each" without a bound too: `sized_for` has skip room only from 256 bytes, so a ring whose
+/// record limit is below 256 packs payloads of 192 to 255 bytes (D89).
+#[test]
+fn a_sized_ring_without_a_bound_holds_its_messages_of_the_largest_size() {
+    use shmbus_ring::{Identity, Kind, Ring, Spsc};
+    let mut short = Vec::new();
+    for max in 180u64..=300 {
+        for n in 1..=40u64 {
+            let cfg = Spsc::config_for(n, max, Identity::default(), false).unwrap();
+            let ring = Ring::<Spsc>::in_heap(&cfg).unwrap();
+            let mut tx = ring.producer().unwrap();
+            let data = payload(0, max as usize);
+            let fitted = (0..n).take_while(|_| tx.try_push(&data).is_ok()).count() as u64;
+            if fitted < n {
+                short.push((max, n, fitted));
+            }
+        }
+    }
+    assert!(short.is_empty(), "(max, n, fitted): {short:?}");
+}
+
+/// A checksum ring (record length = payload + 4) against the model fed
+/// record lengths; pushes, reservations (committed, shorter, abandoned), packed reservations.
+#[test]
+fn checksum_ring_positions_match_the_model_fed_record_lengths() {
+    use shmbus_testkit::models::SpscModel;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for cap in [256u64, 512, 1024, 4096] {
+        let ring = SpscRing::in_heap(&SpscConfig::new(cap).checksum(true)).unwrap();
+        let max = ring.max_message();
+        let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut m = SpscModel::aligned(cap).record_limit(ring.max_record() as u64);
+        for step in 0..20_000 {
+            let len = match rand(3) {
+                0 => 176 + rand(96) as usize,
+                1 => rand(64) as usize,
+                _ => rand(max as u64 + 1) as usize,
+            }
+            .min(max);
+            let data = payload(step, len);
+            match rand(6) {
+                0 | 1 => {
+                    let expect = m.place(len + 4);
+                    match tx.try_push(&data) {
+                        Ok(()) => {
+                            assert!(expect, "cap {cap} step {step}: push {len}");
+                            let mut rec = data.clone();
+                            rec.extend_from_slice(&[0; 4]);
+                            m.commit(rec);
+                        }
+                        Err(e) => assert!(!expect, "cap {cap} step {step}: push {len}: {e}"),
+                    }
+                }
+                2 | 3 => {
+                    let packed = rand(4) == 0;
+                    let expect = if packed {
+                        m.place_batched(len + 4)
+                    } else {
+                        m.place(len + 4)
+                    };
+                    let r = if packed {
+                        tx.reserve_up_to(len)
+                    } else {
+                        tx.reserve(len)
+                    };
+                    match r {
+                        Ok(mut w) => {
+                            assert!(expect, "cap {cap} step {step}: reserve {len}");
+                            w.copy_from_slice(&data);
+                            match rand(3) {
+                                0 => {
+                                    w.commit();
+                                    m.commit(vec![0; len + 4]);
+                                }
+                                1 => {
+                                    let keep = len.saturating_sub(rand(250) as usize);
+                                    w.commit_len(keep);
+                                    m.commit(vec![0; keep + 4]);
+                                }
+                                _ => drop(w),
+                            }
+                        }
+                        Err(e) => assert!(!expect, "cap {cap} step {step}: reserve {len}: {e}"),
+                    }
+                }
+                _ => {
+                    let mut buf = vec![0u8; max];
+                    let got = rx.try_pop(&mut buf);
+                    let want = m.pop();
+                    assert_eq!(got.is_ok(), want.is_some(), "cap {cap} step {step}: pop");
+                    if let (Ok(n), Some(w)) = (got, want) {
+                        assert_eq!(n + 4, w.len(), "cap {cap} step {step}");
+                    }
+                }
+            }
+            assert_eq!(ring.used_bytes(), Some(m.used()), "cap {cap} step {step}");
+        }
+    }
+}

@@ -140,3 +140,55 @@ fn a_panic_in_a_pop_batch_callback_does_not_redeliver_records_already_handed_out
     rx.try_pop_vec(&mut buf).unwrap();
     assert_eq!(buf, [2]);
 }
+
+/// D89: many deterministic random cases through the shared driver, with
+/// lengths clustered around the 192/256 thresholds and the limit, small rings and record
+/// limits.
+#[test]
+fn mid_size_records_match_the_model_on_small_rings_and_record_limits() {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for case_no in 0..20_000u32 {
+        let cap_shift = 2 + rand(4) as u8; // 256 .. 2048
+        let max_record = if rand(3) == 0 { rand(2048) as u16 } else { 0 };
+        let mut ops = Vec::new();
+        for _ in 0..rand(200) {
+            fn len(rand: &mut impl FnMut(u64) -> u64) -> u16 {
+                match rand(4) {
+                    0 => (176 + rand(96)) as u16,
+                    1 => rand(48) as u16,
+                    2 => (rand(2048)) as u16,
+                    _ => (184 + 8 * rand(10) + rand(8)) as u16,
+                }
+            }
+            let op = match rand(12) {
+                0..=2 => SpscOp::Push(len(&mut rand)),
+                3 => {
+                    let k = rand(4);
+                    SpscOp::PushBatch((0..k).map(|_| len(&mut rand)).collect())
+                }
+                4 => SpscOp::ReserveCommit(len(&mut rand)),
+                5 => SpscOp::ReserveCommitShorter(len(&mut rand), rand(250) as u8),
+                6 => SpscOp::ReserveAbort(len(&mut rand)),
+                7 | 8 => SpscOp::Pop,
+                9 => SpscOp::Read,
+                10 => SpscOp::PopBatch(rand(4) as u8),
+                _ => SpscOp::PopWith,
+            };
+            ops.push(op);
+        }
+        let case = SpscCase {
+            cap_shift,
+            max_record,
+            ops,
+        };
+        if let Err(e) = run_spsc(&case) {
+            panic!("case {case_no}: {e}\n{case:?}");
+        }
+    }
+}

@@ -12,7 +12,9 @@ use std::collections::VecDeque;
 /// one free word after it. On an aligned ring (layout 1.5) a record of 256 payload bytes or
 /// more placed by a single push or reservation is preceded by a skip record of 8 to 56 bytes
 /// that puts its payload on a 64-byte boundary, unless already there or unless the two would
-/// not fit in a lap; the skip goes (and is consumed) with its record.
+/// not fit in a lap; the skip goes (and is consumed) with its record. From 192 bytes, where
+/// the record limit is 256 or more, the same where the record then touches no more lines
+/// (D89).
 #[derive(Debug, Clone)]
 pub struct SpscModel {
     cap: u64,
@@ -25,6 +27,8 @@ pub struct SpscModel {
     aligned: bool,
     /// The skip placed before the record being placed.
     skip: u64,
+    /// Payloads of 192 to 255 bytes may be aligned: the record limit is 256 or more.
+    mid_size: bool,
 }
 
 impl SpscModel {
@@ -38,6 +42,7 @@ impl SpscModel {
             next_seq: 0,
             aligned: false,
             skip: 0,
+            mid_size: true,
         }
     }
 
@@ -46,6 +51,15 @@ impl SpscModel {
         SpscModel {
             aligned: true,
             ..SpscModel::new(cap)
+        }
+    }
+
+    /// This model with the ring's record limit `max`: below 256 bytes, no payload shorter
+    /// than 256 bytes is aligned (a ring `Spsc::sized_for` sized without skip room; D89).
+    pub fn record_limit(self, max: u64) -> SpscModel {
+        SpscModel {
+            mid_size: max >= 256,
+            ..self
         }
     }
 
@@ -62,7 +76,8 @@ impl SpscModel {
         let len64 = len as u64;
         if len < 256
             && skip != 0
-            && lines(at, at + 8 + len64 - 1) < lines(at, at + skip + 8 + len64 - 1)
+            && (!self.mid_size
+                || lines(at, at + 8 + len64 - 1) < lines(at, at + skip + 8 + len64 - 1))
         {
             return 0;
         }

@@ -100,7 +100,7 @@ pub fn run_spsc(case: &SpscCase) -> Result<(), String> {
     let mut tx = ring.producer().map_err(|e| format!("producer: {e}"))?;
     let mut rx = ring.consumer().map_err(|e| format!("consumer: {e}"))?;
     let mut m = if aligned {
-        SpscModel::aligned(cap)
+        SpscModel::aligned(cap).record_limit(max as u64)
     } else {
         SpscModel::new(cap)
     };

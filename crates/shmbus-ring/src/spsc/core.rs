@@ -456,7 +456,7 @@ impl<M: Memory> ProducerCore<M> {
         // Below `from`, only on a ring without a message bound (a bounded ring is sized for its
         // bound's records without skips below `from`: `Spsc::sized_for`), and only where the
         // record touches no more lines aligned than packed (D89).
-        if len < u64::from(a.from) && skip != 0 && self.packs_mid_size(at, len, a.boundary) {
+        if len < u64::from(a.from) && skip != 0 && self.packs_mid_size(at, len, a) {
             return 0;
         }
         if skip + size + HEADER_SIZE > self.g.cap {
@@ -467,15 +467,16 @@ impl<M: Memory> ProducerCore<M> {
     }
 
     /// Whether a record of `len` payload bytes (from `free_from` up to `from`) at `at` stays
-    /// packed: on a bounded ring always, else where it touches fewer `boundary`-sized lines
-    /// packed (its header at `at`, its payload right after) than with its payload moved onto
-    /// the next boundary (the skip record and the header in `at`'s line, the payload on its
-    /// own lines).
+    /// packed: on a bounded ring, or one whose record limit is below `from` (a ring
+    /// `Spsc::sized_for` sized without skip room), always; else where it touches fewer
+    /// `boundary`-sized lines packed (its header at `at`, its payload right after) than with
+    /// its payload moved onto the next boundary (the skip record and the header in `at`'s
+    /// line, the payload on its own lines).
     #[inline(always)]
-    fn packs_mid_size(&self, at: u64, len: u64, boundary: u64) -> bool {
-        let packed = ((at & (boundary - 1)) + HEADER_SIZE + len).div_ceil(boundary);
-        let aligned = 1 + len.div_ceil(boundary);
-        self.g.limit != 0 || packed < aligned
+    fn packs_mid_size(&self, at: u64, len: u64, a: Align) -> bool {
+        let packed = ((at & (a.boundary - 1)) + HEADER_SIZE + len).div_ceil(a.boundary);
+        let aligned = 1 + len.div_ceil(a.boundary);
+        self.g.limit != 0 || self.g.max_record < u64::from(a.from) || packed < aligned
     }
 
     #[inline]

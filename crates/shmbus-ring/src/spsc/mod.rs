@@ -97,7 +97,8 @@ impl SpscConfig {
     ///
     /// A message takes `8 + len` bytes rounded up to 8 (plus up to 56 before a message of 256
     /// bytes or more on an [`aligned`](Self::aligned) ring, or of 192 bytes or more on one
-    /// without a message bound). The ring is the backlog a producer
+    /// without a message bound whose record limit is 256 or more). The ring is the backlog a
+    /// producer
     /// may run ahead of its consumer; what it buys beyond holding the largest burst depends on
     /// the machine: on an Intel Xeon VM a minimal ring streamed 1 KiB messages 2.5× faster
     /// with 1 MiB than with 64 KiB (more messages in flight hide more of each cache-line
@@ -193,9 +194,10 @@ impl SpscConfig {
     /// lines: copies in and out run on whole lines (a 1 KiB message streamed about 1.2x faster
     /// between two cores, DECISIONS D67). Payloads from
     /// [`ALIGN_IF_FREE_FROM`](crate::frame::ALIGN_IF_FREE_FROM) bytes are aligned too, on a
-    /// ring without a message bound, where that touches no more lines than packing them
-    /// (192-byte messages streamed 1.6–1.8x faster, DECISIONS D89). Readers of layout 1.4 and
-    /// older refuse an aligned ring; turn it off for them.
+    /// ring without a message bound whose record limit is 256 bytes or more, where that
+    /// touches no more lines than packing them (192-byte messages streamed about 1.6–1.8x
+    /// faster, DECISIONS D89). Readers of layout 1.4 and older refuse an aligned ring; turn it
+    /// off for them.
     ///
     /// ```
     /// use shmbus_ring::{SpscConfig, SpscRing};
