@@ -304,13 +304,8 @@ fn a_leaked_reservation_skip_never_overwrites_a_later_batch() {
 #[test]
 fn a_sized_bounded_ring_never_reports_full_below_its_message_bound() {
     use shmbus_ring::{Identity, Kind, Ring, Spsc};
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = shmbus_testkit::rng::Rng::new(0x9E37_79B9_7F4A_7C15u64);
+    let mut rand = move |n: u64| rng.below(n);
     for max in [192u64, 200, 248, 255, 256, 257, 300, 1000, 2040, 4096] {
         for n in 1..=9u64 {
             let cfg = Spsc::with_limit(
@@ -369,13 +364,8 @@ fn a_sized_ring_without_a_bound_holds_its_messages_of_the_largest_size() {
 #[test]
 fn checksum_ring_positions_match_the_model_fed_record_lengths() {
     use shmbus_testkit::models::SpscModel;
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = shmbus_testkit::rng::Rng::new(0x9E37_79B9_7F4A_7C15u64);
+    let mut rand = move |n: u64| rng.below(n);
     for cap in [256u64, 512, 1024, 4096] {
         let ring = SpscRing::in_heap(&SpscConfig::new(cap).checksum(true)).unwrap();
         let max = ring.max_message();

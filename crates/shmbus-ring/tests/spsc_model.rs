@@ -146,13 +146,8 @@ fn a_panic_in_a_pop_batch_callback_does_not_redeliver_records_already_handed_out
 /// limits.
 #[test]
 fn mid_size_records_match_the_model_on_small_rings_and_record_limits() {
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = shmbus_testkit::rng::Rng::new(0x2545_F491_4F6C_DD1Du64);
+    let mut rand = move |n: u64| rng.below(n);
     for case_no in 0..20_000u32 {
         let cap_shift = 2 + rand(4) as u8; // 256 .. 2048
         let max_record = if rand(3) == 0 { rand(2048) as u16 } else { 0 };
