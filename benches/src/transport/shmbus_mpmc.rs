@@ -11,7 +11,6 @@
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use crate::ring::capacity_for;
 use anyhow::{bail, ensure, Context, Result};
-use shmbus::ring::mpmc::slot_stride;
 use shmbus::ring::{
     MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, PopError, PushError, SegmentOptions,
 };
@@ -24,7 +23,9 @@ pub struct ShmbusMpmc(pub bool);
 /// ring's capacity for that size (at least 8).
 fn geometry(size: usize, checksum: bool) -> (u64, u64) {
     let slot = size.max(1) as u64 + if checksum { 4 } else { 0 };
-    let slots = (capacity_for(size) / slot_stride(slot))
+    // The stride of this slot size as the ring lays it out (aligned from 256 bytes).
+    let stride = MpmcConfig::new(8, slot).stride();
+    let slots = (capacity_for(size) / stride)
         .max(8)
         .next_power_of_two();
     (slots, slot)
@@ -92,8 +93,7 @@ impl Transport for ShmbusMpmc {
     }
 
     fn ring_bytes(&self, size: usize) -> Option<u64> {
-        let (slots, slot) = geometry(size, self.0);
-        Some(slots * slot_stride(slot))
+        Some(config(size, self.0).stride() * geometry(size, self.0).0)
     }
 
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {

@@ -291,11 +291,11 @@ pub(crate) fn open_header(
             ),
         ));
     }
-    if h.ring_flags & RING_FLAG_ALIGNED != 0 && kind != RingKind::Spsc {
+    if h.ring_flags & RING_FLAG_ALIGNED != 0 && !matches!(kind, RingKind::Spsc | RingKind::Mpmc) {
         return Err(bad(
             "ring_flags",
             h.ring_flags.into(),
-            "bit 3 (aligned) is defined for SPSC rings only".into(),
+            "bit 3 (aligned) is defined for SPSC and (layout 1.7) MPMC rings only".into(),
         ));
     }
     if h.ring_flags & RING_FLAG_SOLE != 0 && kind != RingKind::Mpmc {

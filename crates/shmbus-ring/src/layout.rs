@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 6;
+pub const LAYOUT_MINOR: u16 = 7;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -122,10 +122,17 @@ pub const RING_FLAG_CHECKSUM: u32 = 2;
 /// its control blocks ([`BLOCK_COUNT`]). A reader that does not know the bit refuses it: it
 /// would not keep the bound (an SPSC consumer that does not count would wedge its producer).
 pub const RING_FLAG_BOUNDED: u32 = 4;
-/// Ring flag (layout 1.5, SPSC rings only): the producer may publish skip records
-/// ([`KIND_SKIP`](crate::frame::KIND_SKIP)) to start large payloads on a cache-line boundary
-/// (PROTOCOL §4.2). A reader that does not know the bit refuses it: it would take a skip
-/// record for corruption.
+/// Ring flag: aligned payloads.
+///
+/// - SPSC (layout 1.5): the producer may publish skip records
+///   ([`KIND_SKIP`](crate::frame::KIND_SKIP)) to start large payloads on a cache-line boundary
+///   (PROTOCOL §4.2). A reader that does not know the bit refuses it: it would take a skip
+///   record for corruption.
+/// - MPMC (layout 1.7): each slot's payload starts on the slot's second cache line
+///   ([`ALIGNED_PAYLOAD_OFFSET`](crate::mpmc::ALIGNED_PAYLOAD_OFFSET)) and slots are
+///   [`aligned_slot_stride`](crate::mpmc::aligned_slot_stride) apart (PROTOCOL §5.1). Readers
+///   of 1.5 and 1.6 refuse the bit on an MPMC ring, as they must: they would read payloads
+///   at the wrong offset.
 pub const RING_FLAG_ALIGNED: u32 = 8;
 /// Ring flag (PROTOCOL §6.3, with [`RING_FLAG_NOTIFY`]): membarrier mode. Notifiers of a
 /// process registered for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` publish without N1's fence, and

@@ -246,10 +246,13 @@ macro_rules! config_impl {
 config_impl!(crate::SpscConfig, crate::MpmcConfig);
 
 impl crate::MpmcConfig {
-    /// The ring flags this configuration sets beyond the shared ones: membarrier mode and sole
-    /// endpoints (an MPMC ring's slots are fixed: aligned records are an SPSC ring's).
+    /// The ring flags this configuration sets beyond the shared ones: membarrier mode, sole
+    /// endpoints and aligned slots.
     pub(crate) fn kind_flags(&self) -> u32 {
         let mut flags = 0;
+        if self.is_aligned() {
+            flags |= crate::layout::RING_FLAG_ALIGNED;
+        }
         if self.notify && self.membarrier {
             flags |= crate::layout::RING_FLAG_MEMBARRIER;
         }

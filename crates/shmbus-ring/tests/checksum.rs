@@ -7,8 +7,8 @@
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
-use shmbus_ring::layout::{CHECKSUM_LEN, DATA_OFFSET, RING_FLAG_CHECKSUM};
-use shmbus_ring::mpmc::SLOT_HEADER;
+use shmbus_ring::layout::{CHECKSUM_LEN, DATA_OFFSET, RING_FLAG_ALIGNED, RING_FLAG_CHECKSUM};
+use shmbus_ring::mpmc::{ALIGNED_PAYLOAD_OFFSET, SLOT_HEADER};
 use shmbus_ring::{
     ChecksumMismatch, Consumer, Kind, MpmcConfig, MpmcRing, PopError, PushError, Ring, Segment,
     SegmentOptions, SpscConfig, SpscRing,
@@ -93,15 +93,27 @@ fn spsc(checksum: bool) -> SpscRing {
     SpscRing::create_shm(&unique_name("crc"), &config, &SegmentOptions::default()).unwrap()
 }
 
+/// An MPMC ring of 256-byte slots: aligned (layout 1.7), each payload on its slot's second
+/// line.
 fn mpmc(checksum: bool) -> MpmcRing {
     let config = MpmcConfig::new(8, 256).checksum(checksum);
+    let ring =
+        MpmcRing::create_shm(&unique_name("crc"), &config, &SegmentOptions::default()).unwrap();
+    assert_ne!(ring.header().ring_flags & RING_FLAG_ALIGNED, 0);
+    ring
+}
+
+/// The same ring with packed slots: each payload right after its slot's 16-byte header.
+fn mpmc_packed(checksum: bool) -> MpmcRing {
+    let config = MpmcConfig::new(8, 256).checksum(checksum).aligned(false);
     MpmcRing::create_shm(&unique_name("crc"), &config, &SegmentOptions::default()).unwrap()
 }
 
 /// The first SPSC record's payload follows its 8-byte header; the first MPMC slot's, its
-/// 16-byte slot header.
+/// slot header: 16 bytes, or a line in an aligned ring.
 const SPSC_PAYLOAD: u64 = DATA_OFFSET + 8;
-const MPMC_PAYLOAD: u64 = DATA_OFFSET + SLOT_HEADER;
+const MPMC_PAYLOAD: u64 = DATA_OFFSET + ALIGNED_PAYLOAD_OFFSET;
+const MPMC_PACKED_PAYLOAD: u64 = DATA_OFFSET + SLOT_HEADER;
 
 fn assert_caught(got: &[Result<Vec<u8>, PopError>; 2], how: PopBy) {
     match &got[0] {
@@ -134,6 +146,10 @@ fn mpmc_flipped_payload_byte_is_a_checksum_error_by_every_pop() {
     for how in POPS {
         for at in [0, 7, 14] {
             assert_caught(&flip_first(&mpmc(true), MPMC_PAYLOAD, at, how), how);
+            assert_caught(
+                &flip_first(&mpmc_packed(true), MPMC_PACKED_PAYLOAD, at, how),
+                how,
+            );
         }
     }
 }
@@ -159,6 +175,7 @@ fn without_the_option_the_same_flip_is_ok_with_the_flipped_byte() {
         for [first, second] in [
             flip_first(&spsc(false), SPSC_PAYLOAD, 0, how),
             flip_first(&mpmc(false), MPMC_PAYLOAD, 0, how),
+            flip_first(&mpmc_packed(false), MPMC_PACKED_PAYLOAD, 0, how),
         ] {
             assert_eq!(first.as_deref(), Ok(&b"iello, checksum"[..]), "{how:?}");
             assert_eq!(second.as_deref(), Ok(&b"second"[..]), "{how:?}");
@@ -192,7 +209,7 @@ fn an_opener_sees_the_flag_and_verifies_without_being_told() {
     assert!(opener.checksum());
     assert_eq!(opener.max_message(), 60);
     assert_caught(
-        &flip_first_across(&creator, &opener, MPMC_PAYLOAD),
+        &flip_first_across(&creator, &opener, MPMC_PACKED_PAYLOAD),
         PopBy::TryPop,
     );
     // ...and the opener's producer writes the trailer the creator's consumer checks.
@@ -243,7 +260,10 @@ fn a_batch_that_meets_a_mismatch_returns_what_it_had_and_the_next_call_reports_i
     let raw = raw_view(ring.segment()).unwrap();
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     tx.try_push_all(&[&b"one"[..], b"two", b"three"]).unwrap();
-    flip(&raw, DATA_OFFSET + mpmc::slot_stride(256) + SLOT_HEADER);
+    flip(
+        &raw,
+        DATA_OFFSET + mpmc::aligned_slot_stride(256) + ALIGNED_PAYLOAD_OFFSET,
+    );
     let mut got = Vec::new();
     assert_eq!(rx.try_pop_batch(10, |m| got.push(m.to_vec())), Ok(1));
     let mut buf = [0u8; 252];

@@ -25,9 +25,11 @@ enum Op {
 }
 
 const SLOT: usize = 40;
+/// Aligned slots (layout 1.7): from 256 bytes, each payload on its slot's second line.
+const ALIGNED_SLOT: usize = 300;
 
-fn op() -> impl Strategy<Value = Op> {
-    let len = 0..=SLOT;
+fn op(slot: usize) -> impl Strategy<Value = Op> {
+    let len = 0..=slot;
     let who = 0..3usize;
     prop_oneof![
         4 => (who.clone(), len.clone()).prop_map(|(w, l)| Op::Push(w, l)),
@@ -44,8 +46,9 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// The operations as the shared driver takes them (`shmbus_testkit::ops::run_mpmc_with`, the
-/// `ring_ops` fuzz target's MPMC driver): `SLOT`-byte slots, 3 producers and 3 consumers.
-fn case(slots: u64, ops: Vec<Op>) -> MpmcCase {
+/// `ring_ops` fuzz target's MPMC driver): `slot`-byte slots (`SLOT` or `ALIGNED_SLOT`), 3
+/// producers and 3 consumers.
+fn case(slots: u64, slot: usize, ops: Vec<Op>) -> MpmcCase {
     const _: () = assert!(MPMC_ENDPOINTS == 3);
     let (w, l) = (|w: usize| w as u8, |l: usize| l as u16);
     let ops = ops
@@ -63,10 +66,17 @@ fn case(slots: u64, ops: Vec<Op>) -> MpmcCase {
             Op::Read(who) => MpmcOp::Read(w(who)),
         })
         .collect();
-    MpmcCase {
-        slots_sel: [2, 4, 8, 64].iter().position(|&s| s == slots).unwrap() as u8,
+    let sel = [2, 4, 8, 64].iter().position(|&s| s == slots).unwrap() as u8;
+    let (slots_sel, slot_size) = if slot >= 256 {
+        // Bit 2: `256 + slot_size % 96` bytes, aligned.
+        (sel | 4, (slot - 256) as u8)
+    } else {
         // `1 + slot_size % 96` bytes.
-        slot_size: SLOT as u8 - 1,
+        (sel, slot as u8 - 1)
+    };
+    MpmcCase {
+        slots_sel,
+        slot_size,
         ops,
     }
 }
@@ -74,8 +84,8 @@ fn case(slots: u64, ops: Vec<Op>) -> MpmcCase {
 /// Checks every operation against the model (`shmbus_testkit::models::MpmcModel`: committed
 /// messages, abandoned positions, free slots), each pop exactly (no retry of an `Empty`);
 /// then drains: every committed message comes out once, in order.
-fn run(slots: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    run_mpmc_with(&case(slots, ops), Retries::Never).map_err(TestCaseError::fail)
+fn run(slots: u64, slot: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    run_mpmc_with(&case(slots, slot, ops), Retries::Never).map_err(TestCaseError::fail)
 }
 
 proptest! {
@@ -84,9 +94,17 @@ proptest! {
     #[test]
     fn mpmc_matches_the_model_across_laps_full_empty_and_abandoned_claims(
         slots in prop_oneof![Just(2u64), Just(4), Just(8), Just(64)],
-        ops in prop::collection::vec(op(), 1..300),
+        ops in prop::collection::vec(op(SLOT), 1..300),
     ) {
-        run(slots, ops)?;
+        run(slots, SLOT, ops)?;
+    }
+
+    #[test]
+    fn aligned_slots_match_the_model_too(
+        slots in prop_oneof![Just(2u64), Just(4), Just(8), Just(64)],
+        ops in prop::collection::vec(op(ALIGNED_SLOT), 1..300),
+    ) {
+        run(slots, ALIGNED_SLOT, ops)?;
     }
 }
 

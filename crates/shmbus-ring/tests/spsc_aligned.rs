@@ -6,7 +6,7 @@
 use shmbus_ring::frame::{encode, KIND_DATA, KIND_SKIP};
 use shmbus_ring::layout::{DATA_OFFSET, RING_FLAG_ALIGNED};
 use shmbus_ring::{
-    Error, MpmcConfig, MpmcRing, PopError, Segment, SegmentOptions, SpscConfig, SpscRing,
+    BroadcastConfig, BroadcastRing, Error, PopError, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
 use shmbus_testkit::hostile::raw_view;
 use shmbus_testkit::unique_name;
@@ -255,17 +255,21 @@ fn a_forged_skip_before_a_valid_record_is_honoured_on_an_aligned_ring() {
 }
 
 #[test]
-fn the_aligned_flag_is_refused_on_an_mpmc_ring() {
-    let name = unique_name("aligned-mpmc");
-    let ring =
-        MpmcRing::create_shm(&name, &MpmcConfig::new(8, 64), &SegmentOptions::default()).unwrap();
+fn the_aligned_flag_is_refused_on_a_broadcast_ring() {
+    let name = unique_name("aligned-broadcast");
+    let ring = BroadcastRing::create_shm(
+        &name,
+        &BroadcastConfig::new(4096).max_record(256).history(16),
+        &SegmentOptions::default(),
+    )
+    .unwrap();
     let raw = raw_view(ring.segment()).unwrap();
     let flags = raw.atomic_u32(112).unwrap();
     flags.fetch_or(RING_FLAG_ALIGNED, Ordering::SeqCst);
-    match MpmcRing::open_shm(&name, &SegmentOptions::default()) {
+    match BroadcastRing::open_shm(&name, &SegmentOptions::default()) {
         Err(Error::BadField { field, reason, .. }) => {
             assert_eq!(field, "ring_flags");
-            assert!(reason.contains("SPSC rings only"), "{reason}");
+            assert!(reason.contains("SPSC and (layout 1.7) MPMC"), "{reason}");
         }
         other => panic!("{:?}", other.map(|_| ())),
     }

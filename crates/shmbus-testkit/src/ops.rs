@@ -305,9 +305,10 @@ pub enum MpmcOp {
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct MpmcCase {
-    /// Slots: `[2, 4, 8, 64][slots_sel % 4]`.
+    /// Slots: `[2, 4, 8, 64][slots_sel % 4]`; bit 2 makes the slots aligned (layout 1.7).
     pub slots_sel: u8,
-    /// Slot size: `1 + slot_size % 96`.
+    /// Slot size: `1 + slot_size % 96`, or `256 + slot_size % 96` with bit 2 of `slots_sel`
+    /// (aligned slots, whose payload starts on a line).
     pub slot_size: u8,
     /// The operations, in order.
     pub ops: Vec<MpmcOp>,
@@ -346,10 +347,19 @@ pub fn run_mpmc(case: &MpmcCase) -> Result<(), String> {
 /// reports `Empty` while the model holds a message is retried as `retries` says.
 pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
     let slots = [2u64, 4, 8, 64][usize::from(case.slots_sel % 4)];
-    let max = 1 + usize::from(case.slot_size % 96);
+    let max = if case.slots_sel & 4 == 0 {
+        1 + usize::from(case.slot_size % 96)
+    } else {
+        256 + usize::from(case.slot_size % 96)
+    };
     let ring = MpmcRing::in_heap(&MpmcConfig::new(slots, max as u64))
         .map_err(|e| format!("in_heap: {e}"))?;
     ensure_eq!(ring.slot_size(), max, "slot size");
+    ensure_eq!(
+        ring.header().ring_flags & shmbus_ring::layout::RING_FLAG_ALIGNED != 0,
+        case.slots_sel & 4 != 0,
+        "aligned slots"
+    );
     let mut txs = Vec::new();
     let mut rxs = Vec::new();
     for _ in 0..MPMC_ENDPOINTS {

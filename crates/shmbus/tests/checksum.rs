@@ -5,7 +5,7 @@
 //! the creator's setting whatever its own builder says.
 
 use shmbus::ring::layout::DATA_OFFSET;
-use shmbus::ring::mpmc::SLOT_HEADER;
+use shmbus::ring::mpmc::ALIGNED_PAYLOAD_OFFSET;
 use shmbus::ring::{ChecksumMismatch, Mpmc, Segment, Spsc};
 use shmbus::{Channel, RecvError, RecvTimeoutError, TryRecvError};
 use shmbus_testkit::hostile::raw_view;
@@ -20,10 +20,11 @@ fn flip(raw: &Segment, off: u64) {
         .fetch_xor(1 << ((off - word) * 8), Ordering::SeqCst);
 }
 
-/// The first message's payload: after an SPSC record header (8 bytes) or an MPMC slot header.
-/// A bincode `String` is its length (one byte here), then the bytes: `+ 1` is the `h`.
+/// The first message's payload: after an SPSC record header (8 bytes) or an MPMC slot's
+/// header line (a channel's default slots are aligned, layout 1.7). A bincode `String` is its
+/// length (one byte here), then the bytes: `+ 1` is the `h`.
 const SPSC_H: u64 = DATA_OFFSET + 8 + 1;
-const MPMC_H: u64 = DATA_OFFSET + SLOT_HEADER + 1;
+const MPMC_H: u64 = DATA_OFFSET + ALIGNED_PAYLOAD_OFFSET + 1;
 
 /// Sends "hello" and "next", flips the `h`, receives twice with `recv`: what each returned.
 fn flipped<F: shmbus::flavor::Flavor>(

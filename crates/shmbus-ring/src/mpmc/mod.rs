@@ -91,9 +91,34 @@ pub(crate) const fn split(word: u64) -> (u64, u64) {
     (word >> TAG_BITS, word & TAG_MASK)
 }
 
-/// The distance between slots for a payload of `slot_size` bytes.
+/// The distance between slots for a payload of `slot_size` bytes, in a ring without
+/// [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED): the payload follows the
+/// [`SLOT_HEADER`].
 pub const fn slot_stride(slot_size: u64) -> u64 {
     (SLOT_HEADER + slot_size).div_ceil(SLOT_ALIGN) * SLOT_ALIGN
+}
+
+/// Slots from this payload size up are aligned by default ([`MpmcConfig::aligned`]): as
+/// for SPSC records ([`ALIGN_FROM`](crate::frame::ALIGN_FROM)), smaller payloads share a
+/// line with the slot's header, and a line more per slot would cost small messages.
+pub const ALIGNED_SLOT_FROM: u64 = crate::frame::ALIGN_FROM;
+
+/// Where a slot's payload starts in a ring with
+/// [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED) (layout 1.7): on the slot's
+/// second cache line, so that it starts on a line.
+pub const ALIGNED_PAYLOAD_OFFSET: u64 = SLOT_ALIGN;
+
+/// The distance between slots for a payload of `slot_size` bytes, in a ring with
+/// [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED): a line for the slot's header,
+/// then the payload's lines.
+///
+/// ```
+/// use shmbus_ring::mpmc::{aligned_slot_stride, slot_stride};
+/// assert_eq!((slot_stride(1024), aligned_slot_stride(1024)), (1088, 1088));
+/// assert_eq!((slot_stride(1028), aligned_slot_stride(1028)), (1088, 1152));
+/// ```
+pub const fn aligned_slot_stride(slot_size: u64) -> u64 {
+    ALIGNED_PAYLOAD_OFFSET + slot_size.div_ceil(SLOT_ALIGN) * SLOT_ALIGN
 }
 
 /// The geometry and identity of a new MPMC ring.
@@ -113,6 +138,7 @@ pub struct MpmcConfig {
     pub(crate) notify: bool,
     pub(crate) membarrier: bool,
     pub(crate) sole: bool,
+    pub(crate) aligned: bool,
     pub(crate) checksum: bool,
     pub(crate) limit: Option<u64>,
     pub(crate) info: Option<crate::info::Info>,
@@ -129,6 +155,7 @@ impl MpmcConfig {
             notify: true,
             membarrier: true,
             sole: true,
+            aligned: true,
             checksum: false,
             limit: None,
             info: None,
@@ -203,6 +230,51 @@ impl MpmcConfig {
         self
     }
 
+    /// Whether slots of [`ALIGNED_SLOT_FROM`] (256) payload bytes or more start their payload
+    /// on a cache line (default `true`; ring flag
+    /// [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED), layout 1.7, PROTOCOL §5.1).
+    /// The slot's header then has a line of its own, and copies in and out run line to line
+    /// (DECISIONS D90). A slot may take one line more: [`aligned_slot_stride`] against
+    /// [`slot_stride`] (the same at 1024 bytes, 1152 against 1088 at 1028). Smaller slots
+    /// are never aligned. `false` makes a ring that peers of layout 1.6 and older can open.
+    ///
+    /// ```
+    /// use shmbus_ring::{layout::RING_FLAG_ALIGNED, MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 1024))?;
+    /// assert_ne!(ring.header().ring_flags & RING_FLAG_ALIGNED, 0);
+    /// let small = MpmcRing::in_heap(&MpmcConfig::new(8, 64))?;
+    /// assert_eq!(small.header().ring_flags & RING_FLAG_ALIGNED, 0);
+    /// let old = MpmcRing::in_heap(&MpmcConfig::new(8, 1024).aligned(false))?;
+    /// assert_eq!(old.header().ring_flags & RING_FLAG_ALIGNED, 0);
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    pub fn aligned(mut self, yes: bool) -> Self {
+        self.aligned = yes;
+        self
+    }
+
+    /// Whether this ring's slots are aligned: asked for, and at least [`ALIGNED_SLOT_FROM`].
+    pub(crate) fn is_aligned(&self) -> bool {
+        self.aligned && self.slot_size >= ALIGNED_SLOT_FROM
+    }
+
+    /// The distance between this ring's slots: [`aligned_slot_stride`] or [`slot_stride`].
+    ///
+    /// ```
+    /// use shmbus_ring::MpmcConfig;
+    /// assert_eq!(MpmcConfig::new(8, 1028).stride(), 1152);
+    /// assert_eq!(MpmcConfig::new(8, 1028).aligned(false).stride(), 1088);
+    /// assert_eq!(MpmcConfig::new(8, 200).stride(), 256);
+    /// ```
+    pub fn stride(&self) -> u64 {
+        let size = self.slot_size.min(MAX_SLOT_SIZE);
+        if self.is_aligned() {
+            aligned_slot_stride(size)
+        } else {
+            slot_stride(size)
+        }
+    }
+
     /// Whether endpoints wake sleepers (default `true`); see [`crate::SpscConfig::notify`].
     pub fn notify(mut self, yes: bool) -> Self {
         self.notify = yes;
@@ -218,10 +290,7 @@ impl MpmcConfig {
     /// The segment length this ring needs.
     pub fn segment_len(&self) -> u64 {
         DATA_OFFSET
-            .saturating_add(
-                self.slots
-                    .saturating_mul(slot_stride(self.slot_size.min(MAX_SLOT_SIZE))),
-            )
+            .saturating_add(self.slots.saturating_mul(self.stride()))
             .saturating_add(self.info.as_ref().map_or(0, crate::info::Info::encoded_len))
     }
 

@@ -1,7 +1,10 @@
 //! The MPMC ring in a segment: its geometry, checked at create and open (PROTOCOL §5.1).
 
 use super::core::{repair_claims, vacate, Core, Geometry, Side};
-use super::{slot_stride, Mpmc, MpmcConfig, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER};
+use super::{
+    aligned_slot_stride, slot_stride, Mpmc, MpmcConfig, ALIGNED_PAYLOAD_OFFSET, MAX_SLOTS,
+    MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER,
+};
 use crate::checksum::framed;
 use crate::conv::offset;
 use crate::endpoint::Producer;
@@ -12,7 +15,7 @@ use crate::handshake::bad_field;
 use crate::handshake::new_header;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_SOLE, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_SOLE,
+    RING_FLAG_ALIGNED, RING_FLAG_SOLE,
 };
 use crate::liveness::Registration;
 use crate::ring::sealed::KindImpl;
@@ -21,15 +24,26 @@ use crate::segment::Segment;
 use crate::sync::{Memory, Ordering, RawMem};
 
 /// The geometry of layout 1: slots of `slot_stride(slot_size)` bytes after the first page,
-/// each the sequence word, `len`, 4 reserved bytes and the payload.
+/// each the sequence word, `len`, 4 reserved bytes and the payload; with ring flag `ALIGNED`
+/// (layout 1.7), slots of `aligned_slot_stride(slot_size)` bytes whose payload starts on
+/// their second line (PROTOCOL §5.1).
 fn geometry(slots: u64, slot_size: u64, flags: u32, limit: u64) -> Geometry {
+    let aligned = flags & RING_FLAG_ALIGNED != 0;
     Geometry {
         words: Words::segment(flags),
         slots,
         slot_size,
-        stride: slot_stride(slot_size),
+        stride: if aligned {
+            aligned_slot_stride(slot_size)
+        } else {
+            slot_stride(slot_size)
+        },
         len_off: 8,
-        payload_off: offset(SLOT_HEADER),
+        payload_off: offset(if aligned {
+            ALIGNED_PAYLOAD_OFFSET
+        } else {
+            SLOT_HEADER
+        }),
         // A bound of the slot count is what the slots keep anyway: no check needed.
         limit: if limit == slots { 0 } else { limit },
         sole: (flags & RING_FLAG_SOLE != 0).then(|| {

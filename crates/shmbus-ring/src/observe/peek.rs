@@ -386,7 +386,13 @@ impl<'a> Peek<'a> {
             return Ok(self.missed(pos + 1));
         }
         let n = offset(len);
-        self.copy(at + offset(crate::mpmc::SLOT_HEADER), n, out);
+        // Aligned slots (layout 1.7) start their payload on their second line.
+        let payload = if h.ring_flags & RING_FLAG_ALIGNED != 0 {
+            crate::mpmc::ALIGNED_PAYLOAD_OFFSET
+        } else {
+            crate::mpmc::SLOT_HEADER
+        };
+        self.copy(at + offset(payload), n, out);
         // V3: Acquire fence, then the sequence word again: it must still say the slot holds
         // position `pos` — committed or being read (`pos + 1`, any tag), or consumed and not
         // claimed again (`pos + slots` with tag 0). A next-lap producer's claim keeps the
