@@ -93,10 +93,10 @@ fn spsc(checksum: bool) -> SpscRing {
     SpscRing::create_shm(&unique_name("crc"), &config, &SegmentOptions::default()).unwrap()
 }
 
-/// An MPMC ring of 256-byte slots: aligned (layout 1.7), each payload on its slot's second
+/// An MPMC ring of 768-byte slots: aligned (layout 1.7), each payload on its slot's second
 /// line.
 fn mpmc(checksum: bool) -> MpmcRing {
-    let config = MpmcConfig::new(8, 256).checksum(checksum);
+    let config = MpmcConfig::new(8, 768).checksum(checksum);
     let ring =
         MpmcRing::create_shm(&unique_name("crc"), &config, &SegmentOptions::default()).unwrap();
     assert_ne!(ring.header().ring_flags & RING_FLAG_ALIGNED, 0);
@@ -105,7 +105,7 @@ fn mpmc(checksum: bool) -> MpmcRing {
 
 /// The same ring with packed slots: each payload right after its slot's 16-byte header.
 fn mpmc_packed(checksum: bool) -> MpmcRing {
-    let config = MpmcConfig::new(8, 256).checksum(checksum).aligned(false);
+    let config = MpmcConfig::new(8, 768).checksum(checksum).aligned(false);
     MpmcRing::create_shm(&unique_name("crc"), &config, &SegmentOptions::default()).unwrap()
 }
 
@@ -262,11 +262,11 @@ fn a_batch_that_meets_a_mismatch_returns_what_it_had_and_the_next_call_reports_i
     tx.try_push_all(&[&b"one"[..], b"two", b"three"]).unwrap();
     flip(
         &raw,
-        DATA_OFFSET + mpmc::aligned_slot_stride(256) + ALIGNED_PAYLOAD_OFFSET,
+        DATA_OFFSET + mpmc::aligned_slot_stride(768) + ALIGNED_PAYLOAD_OFFSET,
     );
     let mut got = Vec::new();
     assert_eq!(rx.try_pop_batch(10, |m| got.push(m.to_vec())), Ok(1));
-    let mut buf = [0u8; 252];
+    let mut buf = [0u8; 764];
     assert!(matches!(
         rx.try_pop(&mut buf),
         Err(PopError::Checksum(ChecksumMismatch {

@@ -1,4 +1,4 @@
-//! Aligned MPMC slots (layout 1.7, `RING_FLAG_ALIGNED` on an MPMC ring): from 256 bytes a
+//! Aligned MPMC slots (layout 1.7, `RING_FLAG_ALIGNED` on an MPMC ring): from 768 bytes a
 //! slot's payload starts on its second cache line; the flag is in the header, so an opener,
 //! an observer and the zero-copy views all find payloads where the creator put them, and a
 //! header whose flag does not match its slots' stride is refused.
@@ -25,10 +25,11 @@ fn aligned(ring: &MpmcRing) -> bool {
 }
 
 #[test]
-fn slots_from_256_bytes_are_aligned_by_default_and_smaller_ones_packed() {
+fn slots_from_768_bytes_are_aligned_by_default_and_smaller_ones_packed() {
     for (slot_size, expect) in [
         (8, false),
         (64, false),
+        (256, false),
         (ALIGNED_SLOT_FROM - 1, false),
         (ALIGNED_SLOT_FROM, true),
         (1024, true),
@@ -57,7 +58,7 @@ fn slots_from_256_bytes_are_aligned_by_default_and_smaller_ones_packed() {
 fn every_payload_of_an_aligned_ring_starts_on_a_line_and_a_packed_ones_after_its_header() {
     for (config, line_offset) in [
         (MpmcConfig::new(4, 1024), 0),
-        (MpmcConfig::new(4, 300).checksum(true), 0),
+        (MpmcConfig::new(4, 800).checksum(true), 0),
         (
             MpmcConfig::new(4, 1024).aligned(false),
             SLOT_HEADER as usize,
@@ -86,12 +87,12 @@ fn every_payload_of_an_aligned_ring_starts_on_a_line_and_a_packed_ones_after_its
 
 #[test]
 fn every_length_up_to_the_slot_goes_through_an_aligned_ring_by_every_call() {
-    let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 320)).unwrap();
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 800)).unwrap();
     assert!(aligned(&ring));
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
-    let mut buf = vec![0u8; 320];
+    let mut buf = vec![0u8; 800];
     let mut v = Vec::new();
-    for len in 0..=320 {
+    for len in 0..=800 {
         let msg = payload(len, len);
         tx.try_push(&msg).unwrap();
         match len % 3 {
@@ -106,7 +107,7 @@ fn every_length_up_to_the_slot_goes_through_an_aligned_ring_by_every_call() {
             _ => assert_eq!(rx.try_pop_with(<[u8]>::to_vec).unwrap(), msg, "{len} bytes"),
         }
     }
-    let batch: Vec<Vec<u8>> = (0..8).map(|i| payload(i, 313 + i)).collect();
+    let batch: Vec<Vec<u8>> = (0..8).map(|i| payload(i, 793 + i)).collect();
     tx.try_push_all(&batch).unwrap();
     let mut got = Vec::new();
     assert_eq!(rx.try_pop_batch(8, |m| got.push(m.to_vec())), Ok(8));
@@ -160,7 +161,7 @@ fn a_flipped_aligned_flag_is_refused_where_the_strides_differ() {
     for (config, set) in [
         (MpmcConfig::new(8, 1028).aligned(false), true),
         (MpmcConfig::new(8, 1028), false),
-        (MpmcConfig::new(8, 300), false),
+        (MpmcConfig::new(8, 800), false),
     ] {
         let name = unique_name("mpmc-aligned-flip");
         let ring = MpmcRing::create_shm(&name, &config, &SegmentOptions::default()).unwrap();
@@ -184,17 +185,17 @@ fn a_flipped_aligned_flag_is_refused_where_the_strides_differ() {
 fn the_header_line_holds_only_the_slot_header() {
     let name = unique_name("mpmc-aligned-line");
     let ring =
-        MpmcRing::create_shm(&name, &MpmcConfig::new(2, 256), &SegmentOptions::default()).unwrap();
+        MpmcRing::create_shm(&name, &MpmcConfig::new(2, 768), &SegmentOptions::default()).unwrap();
     let raw = raw_view(ring.segment()).unwrap();
     let mut tx = ring.producer().unwrap();
-    tx.try_push(&[0xA5; 256]).unwrap();
+    tx.try_push(&[0xA5; 768]).unwrap();
     let word = |off: u64| raw.atomic_u64(off as usize).unwrap().load(Ordering::SeqCst);
     assert_eq!(word(DATA_OFFSET) >> 8, 1, "committed position 0");
-    assert_eq!(word(DATA_OFFSET + 8) & 0xffff_ffff, 256, "len");
+    assert_eq!(word(DATA_OFFSET + 8) & 0xffff_ffff, 768, "len");
     for off in (16..ALIGNED_PAYLOAD_OFFSET).step_by(8) {
         assert_eq!(word(DATA_OFFSET + off), 0, "header line at {off}");
     }
-    for off in (ALIGNED_PAYLOAD_OFFSET..ALIGNED_PAYLOAD_OFFSET + 256).step_by(8) {
+    for off in (ALIGNED_PAYLOAD_OFFSET..ALIGNED_PAYLOAD_OFFSET + 768).step_by(8) {
         assert_eq!(
             word(DATA_OFFSET + off),
             0xA5A5_A5A5_A5A5_A5A5,

@@ -25,8 +25,8 @@ enum Op {
 }
 
 const SLOT: usize = 40;
-/// Aligned slots (layout 1.7): from 256 bytes, each payload on its slot's second line.
-const ALIGNED_SLOT: usize = 300;
+/// Aligned slots (layout 1.7): from 768 bytes, each payload on its slot's second line.
+const ALIGNED_SLOT: usize = 800;
 
 fn op(slot: usize) -> impl Strategy<Value = Op> {
     let len = 0..=slot;
@@ -67,9 +67,9 @@ fn case(slots: u64, slot: usize, ops: Vec<Op>) -> MpmcCase {
         })
         .collect();
     let sel = [2, 4, 8, 64].iter().position(|&s| s == slots).unwrap() as u8;
-    let (slots_sel, slot_size) = if slot >= 256 {
-        // Bit 2: `256 + slot_size % 96` bytes, aligned.
-        (sel | 4, (slot - 256) as u8)
+    let (slots_sel, slot_size) = if slot >= 768 {
+        // Bit 2: `768 + slot_size % 96` bytes, aligned.
+        (sel | 4, (slot - 768) as u8)
     } else {
         // `1 + slot_size % 96` bytes.
         (sel, slot as u8 - 1)

@@ -307,7 +307,7 @@ pub enum MpmcOp {
 pub struct MpmcCase {
     /// Slots: `[2, 4, 8, 64][slots_sel % 4]`; bit 2 makes the slots aligned (layout 1.7).
     pub slots_sel: u8,
-    /// Slot size: `1 + slot_size % 96`, or `256 + slot_size % 96` with bit 2 of `slots_sel`
+    /// Slot size: `1 + slot_size % 96`, or `768 + slot_size % 96` with bit 2 of `slots_sel`
     /// (aligned slots, whose payload starts on a line).
     pub slot_size: u8,
     /// The operations, in order.
@@ -350,7 +350,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
     let max = if case.slots_sel & 4 == 0 {
         1 + usize::from(case.slot_size % 96)
     } else {
-        256 + usize::from(case.slot_size % 96)
+        768 + usize::from(case.slot_size % 96)
     };
     let ring = MpmcRing::in_heap(&MpmcConfig::new(slots, max as u64))
         .map_err(|e| format!("in_heap: {e}"))?;
