@@ -8,7 +8,6 @@
 use crate::honest::{Ends, Honest, HonestKind};
 use shmbus_ring::frame::{encode, KIND_DATA};
 use shmbus_ring::layout::{CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, ROSTER};
-use shmbus_ring::mpmc::slot_stride;
 use shmbus_ring::{
     Backing, MpmcConfig, MpmcRing, PopError, Ring, Segment, SegmentOptions, SpscConfig, SpscRing,
 };
@@ -71,7 +70,8 @@ pub enum Step {
 pub struct HostileCase {
     /// SPSC (false) or MPMC (true).
     pub mpmc: bool,
-    /// Geometry selector.
+    /// Geometry selector: the ring's size (`% 5`); on MPMC, from 128 on, slots of 768 bytes
+    /// and more, which are aligned.
     pub geometry: u8,
     /// Limit selector.
     pub limit: u8,
@@ -213,11 +213,12 @@ impl Geometry {
 pub fn run_hostile(case: &HostileCase) -> Result<(), String> {
     if case.mpmc {
         let slots = 2u64 << (case.geometry % 5);
-        let limit = 1 + u64::from(case.limit) % 128;
+        // From geometry 128 on, slots of 768 bytes and more: aligned (layout 1.7).
+        let limit = u64::from(case.limit) % 128 + if case.geometry >= 128 { 768 } else { 1 };
         let cfg = MpmcConfig::new(slots, limit);
         let (seg, raw) = memfd_pair(cfg.segment_len())?;
         let ring = MpmcRing::create_in(seg, &cfg).map_err(|e| format!("create_in: {e}"))?;
-        let stride = slot_stride(limit);
+        let stride = cfg.stride();
         drive(
             &ring,
             &raw,
