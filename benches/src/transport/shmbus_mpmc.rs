@@ -23,7 +23,7 @@ pub struct ShmbusMpmc(pub bool);
 /// ring's capacity for that size (at least 8).
 fn geometry(size: usize, checksum: bool) -> (u64, u64) {
     let slot = size.max(1) as u64 + if checksum { 4 } else { 0 };
-    // The stride of this slot size as the ring lays it out (aligned from 256 bytes).
+    // The stride of this slot size as the ring lays it out (aligned from 768 bytes, D90).
     let stride = MpmcConfig::new(8, slot).stride();
     let slots = (capacity_for(size) / stride).max(8).next_power_of_two();
     (slots, slot)

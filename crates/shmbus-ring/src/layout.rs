@@ -131,8 +131,8 @@ pub const RING_FLAG_BOUNDED: u32 = 4;
 /// - MPMC (layout 1.7): each slot's payload starts on the slot's second cache line
 ///   ([`ALIGNED_PAYLOAD_OFFSET`](crate::mpmc::ALIGNED_PAYLOAD_OFFSET)) and slots are
 ///   [`aligned_slot_stride`](crate::mpmc::aligned_slot_stride) apart (PROTOCOL §5.1). Readers
-///   of 1.5 and 1.6 refuse the bit on an MPMC ring, as they must: they would read payloads
-///   at the wrong offset.
+///   before 1.7 refuse the bit on an MPMC ring, as they must: they would read payloads at
+///   the wrong offset.
 pub const RING_FLAG_ALIGNED: u32 = 8;
 /// Ring flag (PROTOCOL §6.3, with [`RING_FLAG_NOTIFY`]): membarrier mode. Notifiers of a
 /// process registered for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` publish without N1's fence, and

@@ -150,6 +150,11 @@ fn an_opener_and_an_observer_find_the_payloads_where_the_creator_put_them() {
                 &msg[..],
                 "back, message {i}, checksum {checksum}"
             );
+            // The same ring both ways: the observer sees the message sent back too.
+            match peek.next(&mut seen).unwrap() {
+                Peeked::Message { .. } => assert_eq!(seen, msg, "observer, back message {i}"),
+                other => panic!("observer, back message {i}: {other:?}"),
+            }
         }
     }
 }

@@ -24,7 +24,8 @@ pub struct Geometry {
     pub(crate) stride: u64,
     /// Offset of `len` within a slot: 8 (packed with the sequence word) in layout 1.0.
     pub(crate) len_off: usize,
-    /// Offset of the payload within a slot: [`SLOT_HEADER`](super::SLOT_HEADER) in layout 1.0.
+    /// Offset of the payload within a slot: [`SLOT_HEADER`](super::SLOT_HEADER) in layout 1.0,
+    /// [`ALIGNED_PAYLOAD_OFFSET`](super::ALIGNED_PAYLOAD_OFFSET) on an aligned ring (1.7).
     pub(crate) payload_off: usize,
     /// The message bound when it is below the slot count (layout 1.2), else 0.
     pub(crate) limit: u64,

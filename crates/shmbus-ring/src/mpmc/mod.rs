@@ -238,7 +238,8 @@ impl MpmcConfig {
     /// The slot's header then has a line of its own, and copies in and out run line to line
     /// (DECISIONS D90). A slot may take one line more: [`aligned_slot_stride`] against
     /// [`slot_stride`] (the same at 1024 bytes, 1152 against 1088 at 1028). Smaller slots
-    /// are never aligned. `false` makes a ring that peers of layout 1.6 and older can open.
+    /// are never aligned. `false` makes a ring that peers of layout 1.6 can open (1.5 and
+    /// older need [`sole(false)`](Self::sole) too).
     ///
     /// ```
     /// use shmbus_ring::{layout::RING_FLAG_ALIGNED, MpmcConfig, MpmcRing};

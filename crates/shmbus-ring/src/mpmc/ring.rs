@@ -296,6 +296,9 @@ impl Ring<Mpmc> {
         use super::SLOT_ALIGN;
         use crate::conv::wide;
         config.checked()?;
+        // Its own slot layout: never the aligned one's flag, which would tell an observer to
+        // read payloads at +64.
+        let config = &config.clone().aligned(false);
         let flags = crate::ring::sealed::ConfigImpl::header_identity(config).1;
         let base = geometry(config.slots, config.slot_size, flags, 0);
         let g = Geometry {
