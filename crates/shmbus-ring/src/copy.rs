@@ -34,7 +34,7 @@ const NEAR: usize = 64;
 
 /// Into a ring's memory, mid-size copies from this many bytes use `rep movsb` (D84): it
 /// lost at 512 bytes (33 against 41 M msgs/s) and won from 768 (30 against 27 M).
-const STRING_IN: usize = 768;
+pub(crate) const STRING_IN: usize = 768;
 /// Out of a ring's memory, never (D84): streaming gained 3–16% from 512 bytes, but the
 /// round trip lost about 6% at 512 bytes and the typed channel's about 9% at 1 KiB.
 const STRING_OUT: usize = usize::MAX;

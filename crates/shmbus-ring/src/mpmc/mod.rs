@@ -104,6 +104,8 @@ pub const fn slot_stride(slot_size: u64) -> u64 {
 /// aligned slots shortened the round trip by 4–9%; at 256 and 512 bytes they shortened
 /// nothing and streamed up to 40% slower.
 pub const ALIGNED_SLOT_FROM: u64 = 768;
+// The reason for the threshold is the copy's: keep the two together.
+const _: () = assert!(ALIGNED_SLOT_FROM == crate::copy::STRING_IN as u64);
 
 /// Where a slot's payload starts in a ring with
 /// [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED) (layout 1.7): on the slot's
