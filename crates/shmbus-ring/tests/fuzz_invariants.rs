@@ -371,3 +371,40 @@ mod broadcast {
         }
     }
 }
+
+/// Found by the `hostile_peer` fuzz target (s12): a 255-byte record at position 0 of a ring
+/// whose records of 192 bytes and more may be aligned (D89) is committed with a skip record
+/// before it. A probe (`is_empty`) reads past the skip without publishing `head`, so a poison
+/// written at the published `head` lands on the skip the consumer has already passed. The
+/// consumer must still report the poisoned ring as corrupt: the driver poisons the record
+/// after a valid skip, which the consumer reads next in either case.
+#[test]
+fn a_poison_after_a_probe_past_a_skip_record_is_reported() {
+    let steps = vec![
+        Step::Honest(Honest::Push(255)),
+        Step::Honest(Honest::PushMany(16, 10610)),
+        Step::Honest(Honest::Push(255)),
+        Step::Honest(Honest::Reattach(true)),
+        Step::Honest(Honest::Probe),
+        Step::Poison(0),
+    ];
+    for extra in [0, 1] {
+        let mut steps = steps.clone();
+        *steps.last_mut().unwrap() = Step::Poison(extra);
+        run_hostile(&HostileCase {
+            mpmc: false,
+            geometry: 48,
+            limit: 255,
+            steps,
+        })
+        .unwrap();
+    }
+    // Without the probe the consumer meets the skip itself; the poison is reported too.
+    run_hostile(&HostileCase {
+        mpmc: false,
+        geometry: 48,
+        limit: 255,
+        steps: vec![Step::Honest(Honest::Push(255)), Step::Poison(0)],
+    })
+    .unwrap();
+}

@@ -6,7 +6,7 @@
 //! to meet (a poisoned header in an otherwise clean ring) as `Corrupt`.
 
 use crate::honest::{Ends, Honest, HonestKind};
-use shmbus_ring::frame::{encode, KIND_DATA};
+use shmbus_ring::frame::{decode, encode, HEADER_SIZE, KIND_DATA, KIND_SKIP, MAX_SKIP_LEN};
 use shmbus_ring::layout::{CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK, ROSTER};
 use shmbus_ring::{
     Backing, MpmcConfig, MpmcRing, PopError, Ring, Segment, SegmentOptions, SpscConfig, SpscRing,
@@ -177,10 +177,19 @@ impl Geometry {
     /// Returns what it wrote and where (the consumer's position), or `None` when there is
     /// nothing to poison (MPMC: the slot at the head hint holds no committed message).
     fn poison(self, raw: &Segment, extra: u8) -> Result<Option<(u64, u64)>, String> {
-        let head = word(raw, CONSUMER_BLOCK)?.load(Ordering::Relaxed);
-        let at = self.at(head);
+        let mut head = word(raw, CONSUMER_BLOCK)?.load(Ordering::Relaxed);
+        let mut at = self.at(head);
         match self {
             Geometry::Spsc { limit, .. } => {
+                // A valid skip record at the published head: the consumer may already have
+                // read past it (a peek such as `is_empty` does, and publishes `head` only with
+                // the record it commits), so poison that record instead, which the consumer
+                // reads next either way (found by the `hostile_peer` fuzz target).
+                let (len, kind) = decode(word(raw, at)?.load(Ordering::Acquire));
+                if kind == KIND_SKIP && len % 8 == 0 && u64::from(len) <= MAX_SKIP_LEN {
+                    head += HEADER_SIZE + u64::from(len);
+                    at = self.at(head);
+                }
                 // A kind of 3..=255 with a length of 1 (unknown, or a skip record of a
                 // length no skip has), or a data record longer than the limit.
                 let bad = if extra % 2 == 0 {
