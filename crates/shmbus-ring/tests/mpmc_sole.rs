@@ -218,3 +218,28 @@ fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
     tx.try_push(b"after").unwrap();
     assert_eq!(rx.try_pop(&mut buf), Ok(5));
 }
+
+/// Found by the `ring_ops` fuzz target (s12): a consumer that joins a sole one walks from the
+/// head hint, a walk of at most `2 × slots + 64` positions per call, and raises no hint. Behind
+/// a longer run of abandoned positions that no consumer had passed, its join never reached
+/// the message after them, and it answered empty for ever while the message waited. Its join
+/// now resumes where its last call stopped.
+#[test]
+fn a_joiner_behind_a_long_run_of_abandoned_positions_finds_the_message() {
+    let ring = MpmcRing::in_heap(&MpmcConfig::new(2, 48)).unwrap();
+    let mut tx = ring.producer().unwrap();
+    let _sole = ring.consumer().unwrap();
+    let mut joiner = ring.consumer().unwrap();
+    // 300 abandoned positions: over four walks' worth at two slots.
+    for _ in 0..300 {
+        drop(tx.reserve(8).unwrap());
+    }
+    tx.try_push(b"after the run").unwrap();
+    let mut got = Vec::new();
+    let mut calls = 0;
+    while joiner.try_pop_vec(&mut got) == Err(PopError::Empty) {
+        calls += 1;
+        assert!(calls < 20, "the joiner never found the message");
+    }
+    assert_eq!(got, b"after the run");
+}

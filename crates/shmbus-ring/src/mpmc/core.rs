@@ -90,6 +90,11 @@ pub struct Core<M: Memory> {
     /// Per [`Side`]: the tag of the endpoint that was alone in that role when this one joined
     /// it, while the join (M23) is not over; else 0.
     joining: [u64; 2],
+    /// Per [`Side`]: where the join's walk (M23) stopped at its last call, so that the next
+    /// resumes there: every position before it was claimed or passed when the walk read it,
+    /// and stays so. A walk of `walk_limit` positions from the hint each call, restarting
+    /// there, never got past a longer run of abandoned positions (the join raises no hint).
+    join_from: [u64; 2],
 }
 
 impl<M: Memory> Core<M> {
@@ -107,6 +112,7 @@ impl<M: Memory> Core<M> {
             cached_head: 0,
             next_read: u64::MAX,
             joining: [0; 2],
+            join_from: [0; 2],
         }
     }
 

@@ -102,6 +102,7 @@ impl<M: Memory> Core<M> {
         let former = before & TAG_MASK;
         if former != 0 {
             self.joining[side as usize] = former;
+            self.join_from[side as usize] = 0;
         }
     }
 
@@ -163,7 +164,10 @@ impl<M: Memory> Core<M> {
     pub(super) fn join(&mut self, side: Side) -> Result<bool, Corruption> {
         let former = self.joining[side as usize];
         let hint = self.hint_word(side);
-        let mut pos = self.hint(hint)?;
+        // From the hint, or from where the last call's walk stopped if that is further: the
+        // positions before it were claimed or passed when read, and a position's word only
+        // moves on, so the walk goes on as if it had not stopped.
+        let mut pos = self.hint(hint)?.max(self.join_from[side as usize]);
         for _ in 0..self.g.walk_limit() {
             let off = self.g.slot(pos);
             // M23: Acquire, as M2/M8 (a commit or release it reads carries what came before);
@@ -180,6 +184,7 @@ impl<M: Memory> Core<M> {
                     return Ok(true);
                 }
                 Step::Wait => {
+                    self.join_from[side as usize] = pos;
                     if side == Side::Read {
                         // What a pop that stops here answers is M17's to judge: a message
                         // committed past `pos` means "wait", not "empty".
@@ -197,6 +202,7 @@ impl<M: Memory> Core<M> {
                 });
             }
         }
+        self.join_from[side as usize] = pos;
         Ok(false)
     }
 
