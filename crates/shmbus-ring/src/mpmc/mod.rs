@@ -125,6 +125,18 @@ pub const fn aligned_slot_stride(slot_size: u64) -> u64 {
     ALIGNED_PAYLOAD_OFFSET + slot_size.div_ceil(SLOT_ALIGN) * SLOT_ALIGN
 }
 
+/// The distance between slots for a payload of `slot_size` bytes: [`aligned_slot_stride`]
+/// in a ring with [`RING_FLAG_ALIGNED`](crate::layout::RING_FLAG_ALIGNED), else
+/// [`slot_stride`]. The one place the flag chooses a stride: the opener's geometry and
+/// [`MpmcConfig::stride`] both ask it.
+pub(crate) const fn stride_for(slot_size: u64, aligned: bool) -> u64 {
+    if aligned {
+        aligned_slot_stride(slot_size)
+    } else {
+        slot_stride(slot_size)
+    }
+}
+
 /// The geometry and identity of a new MPMC ring.
 ///
 /// ```
@@ -272,12 +284,7 @@ impl MpmcConfig {
     /// assert_eq!(MpmcConfig::new(8, 200).stride(), 256);
     /// ```
     pub fn stride(&self) -> u64 {
-        let size = self.slot_size.min(MAX_SLOT_SIZE);
-        if self.is_aligned() {
-            aligned_slot_stride(size)
-        } else {
-            slot_stride(size)
-        }
+        stride_for(self.slot_size.min(MAX_SLOT_SIZE), self.is_aligned())
     }
 
     /// Whether endpoints wake sleepers (default `true`); see [`crate::SpscConfig::notify`].

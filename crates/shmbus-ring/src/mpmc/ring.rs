@@ -2,8 +2,8 @@
 
 use super::core::{repair_claims, vacate, Core, Geometry, Side};
 use super::{
-    aligned_slot_stride, slot_stride, Mpmc, MpmcConfig, ALIGNED_PAYLOAD_OFFSET, MAX_SLOTS,
-    MAX_SLOT_SIZE, MIN_SLOTS, SLOT_HEADER,
+    stride_for, Mpmc, MpmcConfig, ALIGNED_PAYLOAD_OFFSET, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS,
+    SLOT_HEADER,
 };
 use crate::checksum::framed;
 use crate::conv::offset;
@@ -33,11 +33,7 @@ fn geometry(slots: u64, slot_size: u64, flags: u32, limit: u64) -> Geometry {
         words: Words::segment(flags),
         slots,
         slot_size,
-        stride: if aligned {
-            aligned_slot_stride(slot_size)
-        } else {
-            slot_stride(slot_size)
-        },
+        stride: stride_for(slot_size, aligned),
         len_off: 8,
         payload_off: offset(if aligned {
             ALIGNED_PAYLOAD_OFFSET
