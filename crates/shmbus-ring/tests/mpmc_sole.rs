@@ -219,6 +219,74 @@ fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
     assert_eq!(rx.try_pop(&mut buf), Ok(5));
 }
 
+/// A sole endpoint killed (`SIGKILL`) and replaced at once, before any peer's probe has reaped
+/// it: a supervisor restarting a crashed process. The replacement reaps the dead holder of its
+/// role's sole word when it attaches, and holds the word itself; before, it joined the dead
+/// endpoint and the role stayed shared for the ring's life, every raise locked. What the dead
+/// one committed is received, and the replacement's messages after it.
+#[test]
+fn a_replacement_attached_right_after_its_sole_predecessor_died_is_sole() {
+    const TEST: &str = "a_replacement_attached_right_after_its_sole_predecessor_died_is_sole";
+    if let Some(who) = role() {
+        let ring =
+            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        // Held until the parent kills this process.
+        let _held = if who == "producer" {
+            let mut tx = ring.producer().unwrap();
+            tx.try_push(b"before").unwrap();
+            (Some(tx), None)
+        } else {
+            (None, Some(ring.consumer().unwrap()))
+        };
+        println!("ready");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    for (side, who) in [(0, "producer"), (1, "consumer")] {
+        let (name, ring) = ring("sole-replaced", 8);
+        // The surviving peer of the other role, attached first; it never waits, so it never
+        // probes.
+        let mut peer_tx = (side == 1).then(|| ring.producer().unwrap());
+        let mut peer_rx = (side == 0).then(|| ring.consumer().unwrap());
+        let mut child =
+            ChildGuard::spawn(respawn(TEST, who).env(NAME, &name).stdout(Stdio::piped()));
+        assert!(child.await_line("ready"), "the {who} did not start");
+        let dead = sole(&name)[side];
+        assert!((1..=55).contains(&dead), "{who}: {dead:#x}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut buf = [0u8; 16];
+        if let Some(rx) = peer_rx.as_mut() {
+            let mut tx = ring.producer().unwrap();
+            let word = sole(&name)[side];
+            assert!(
+                (1..=55).contains(&word) && word != dead,
+                "{who}: the replacement does not hold the word: {word:#x} (dead {dead:#x})"
+            );
+            tx.try_push(b"after").unwrap();
+            assert_eq!(rx.try_pop(&mut buf), Ok(6));
+            assert_eq!(&buf[..6], b"before");
+            assert_eq!(rx.try_pop(&mut buf), Ok(5));
+            assert_eq!(&buf[..5], b"after");
+        } else if let Some(tx) = peer_tx.as_mut() {
+            let mut rx = ring.consumer().unwrap();
+            let word = sole(&name)[side];
+            assert!(
+                (1..=55).contains(&word) && word != dead,
+                "{who}: the replacement does not hold the word: {word:#x} (dead {dead:#x})"
+            );
+            tx.try_push(b"after").unwrap();
+            assert_eq!(rx.try_pop(&mut buf), Ok(5));
+            assert_eq!(&buf[..5], b"after");
+        }
+        assert_eq!(
+            sole(&name)[side] & SOLE_SHARED,
+            0,
+            "{who}: the role became shared"
+        );
+    }
+}
+
 /// Found by the `ring_ops` fuzz target (s12): a consumer that joins a sole one walks from the
 /// head hint, a walk of at most `2 × slots + 64` positions per call, and raises no hint. Behind
 /// a longer run of abandoned positions that no consumer had passed, its join never reached

@@ -15,7 +15,7 @@ use crate::handshake::bad_field;
 use crate::handshake::new_header;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_SOLE, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_ALIGNED, RING_FLAG_SOLE,
+    RING_FLAG_ALIGNED, RING_FLAG_SOLE, SOLE_SHARED,
 };
 use crate::liveness::Registration;
 use crate::ring::sealed::KindImpl;
@@ -198,6 +198,7 @@ impl KindImpl for Mpmc {
     }
 
     fn writer(ring: &Shared<Mpmc>, reg: &Registration) -> Result<Core<RawMem>, Corruption> {
+        reap_a_dead_holder(ring, reg, Side::Write);
         // SAFETY: as in `repair`; the tag is the endpoint's own (1..=55).
         let mut core = unsafe { Core::new(ring.mem, ring.g, reg.tag()) };
         core.enter(Side::Write);
@@ -205,10 +206,30 @@ impl KindImpl for Mpmc {
     }
 
     fn reader(ring: &Shared<Mpmc>, reg: &Registration) -> Result<Core<RawMem>, Corruption> {
+        reap_a_dead_holder(ring, reg, Side::Read);
         // SAFETY: as in `writer`.
         let mut core = unsafe { Core::new(ring.mem, ring.g, reg.tag()) };
         core.enter(Side::Read);
         Ok(core)
+    }
+}
+
+/// Before a new endpoint registers in `side`'s sole word (M22): if another endpoint holds the
+/// word alone, probes the endpoint table first, as a waiting endpoint does (PROTOCOL §7.2),
+/// so that a holder that died is reaped and its word given back (M24) before M22 reads it.
+/// A replacement attached right after its predecessor died (a supervisor restarting a
+/// crashed process) is then alone, rather than joining the dead endpoint and leaving the
+/// role shared for the ring's life (DECISIONS D93). A live holder is joined as before; a role
+/// already shared stays shared, so there is nothing to reap for.
+fn reap_a_dead_holder(ring: &Shared<Mpmc>, reg: &Registration, side: Side) {
+    let Some(words) = ring.g.sole else {
+        return;
+    };
+    // M25: Relaxed: only whether to probe; the probe's own loads and M22 decide the rest.
+    // SAFETY: the sole words are in the first page, which `mem` holds.
+    let word = unsafe { ring.mem.load(words[side as usize], Ordering::Relaxed) };
+    if word != 0 && word & SOLE_SHARED == 0 && word != reg.tag() {
+        ring.probe(reg, 0);
     }
 }
 
