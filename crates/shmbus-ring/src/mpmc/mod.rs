@@ -230,8 +230,9 @@ impl MpmcConfig {
     /// `true`; ring flag [`RING_FLAG_SOLE`](crate::layout::RING_FLAG_SOLE), layout 1.6,
     /// PROTOCOL §5.7). One producer and one consumer then pay no locked operation beyond their
     /// claims per message; a second endpoint of a role that joins makes that role shared, for
-    /// good, and every raise locked again. `false` makes a ring that peers of layout 1.5 and
-    /// older can open.
+    /// good, and every raise locked again. An endpoint that replaces a dead sole one (killed,
+    /// and not yet reaped by a peer) reaps it as it attaches and is alone in turn (DECISIONS
+    /// D93). `false` makes a ring that peers of layout 1.5 and older can open.
     ///
     /// ```
     /// use shmbus_ring::{layout::RING_FLAG_SOLE, MpmcConfig, MpmcRing};
