@@ -408,3 +408,62 @@ fn a_poison_after_a_probe_past_a_skip_record_is_reported() {
     })
     .unwrap();
 }
+
+/// Found by `ring_ops` (s13): a fault of the oracle, not of the ring. The oracle lets a pop
+/// retry `2 + n / (2 × slots + 64)` times while the model holds a message (a walk passes that
+/// many abandoned positions per call), with `n` the model's length. But a pop that found no
+/// message (step 129 here, a `read` while only abandoned positions were held) emptied the
+/// model of ~125 abandoned positions, which the ring's walk had passed only 72 of; so at step
+/// 184, with the run still ahead of the head hint, the oracle counted a run of ~54 positions
+/// where ~190 lay ahead, and allowed two calls where four were needed. `n` now counts from the last message consumed
+/// (`MpmcModel::to_walk`). Failed before that change.
+#[test]
+fn a_pop_after_an_empty_one_gets_the_calls_for_the_whole_run() {
+    use MpmcOp::{PopBatch, PopVec, Push, Read, ReserveAbort as Ra, ReserveCommit as Rc};
+    let mut ops = vec![Push(133, 27499), PopVec(181), Read(255), Read(255)];
+    let run = |ops: &mut Vec<MpmcOp>, spec: &[(u8, usize)]| {
+        for &(w, n) in spec {
+            ops.extend((0..n).map(|_| Ra(w)));
+        }
+    };
+    run(
+        &mut ops,
+        &[
+            (107, 18),
+            (228, 1),
+            (107, 10),
+            (228, 1),
+            (107, 7),
+            (228, 1),
+            (107, 27),
+            (228, 1),
+            (107, 18),
+            (228, 1),
+            (107, 10),
+            (228, 1),
+            (107, 15),
+            (228, 1),
+            (107, 12),
+            (235, 1),
+        ],
+    );
+    ops.push(Read(107));
+    run(&mut ops, &[(107, 19), (47, 1), (107, 5), (71, 1)]);
+    ops.extend((0..5).map(|_| Rc(71, 18247)));
+    run(&mut ops, &[(107, 3)]);
+    ops.push(Push(0, 27392));
+    run(&mut ops, &[(107, 13), (228, 1), (107, 5)]);
+    ops.push(PopBatch(107, 107));
+    run(&mut ops, &[(107, 7)]);
+    ops.extend((0..3).map(|_| Rc(71, 18247)));
+    ops.extend([Rc(199, 17991), Rc(71, 18247), Rc(156, 27499)]);
+    run(&mut ops, &[(107, 2)]);
+    ops.push(Push(0, 0));
+    run(&mut ops, &[(107, 14)]);
+    let case = MpmcCase {
+        slots_sel: 49,
+        slot_size: 244,
+        ops,
+    };
+    assert_eq!(run_mpmc(&case), Ok(()));
+}

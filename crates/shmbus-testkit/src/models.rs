@@ -189,6 +189,9 @@ pub struct MpmcModel {
     tail: u64,
     entries: VecDeque<Entry>,
     next: u8,
+    /// The position after the last message consumed: the ring's head hint is at least this
+    /// (the consumer that claimed it raised the hint past it), wherever the model's `head`.
+    after_last: u64,
 }
 
 impl MpmcModel {
@@ -200,7 +203,16 @@ impl MpmcModel {
             tail: 0,
             entries: VecDeque::new(),
             next: 0,
+            after_last: 0,
         }
+    }
+
+    /// Positions from the last message consumed to the tail: at most what a consumer's walk
+    /// from the head hint has to pass to find the next message. [`MpmcModel::len`] can be
+    /// less: a pop that finds no message in the model drops the abandoned positions it holds,
+    /// which the ring's walks pass only a bounded number at a time.
+    pub fn to_walk(&self) -> u64 {
+        self.tail - self.after_last
     }
 
     /// The number of slots.
@@ -244,6 +256,7 @@ impl MpmcModel {
         while let Some(e) = self.entries.pop_front() {
             self.head += 1;
             if let Entry::Msg(m) = e {
+                self.after_last = self.head;
                 return Some(m);
             }
         }

@@ -320,10 +320,14 @@ pub enum Retries {
     /// Never: every call must see what the model says (the model test, whose short sequences
     /// never build runs of abandoned positions longer than one walk).
     Never,
-    /// As a consumer's walk needs: it covers `2 × slots + 64` positions per call and moves
+    /// As a consumer's walks need: a walk covers `2 × slots + 64` positions per call and moves
     /// the head hint past runs of abandoned positions as it goes (PROTOCOL.md §5.3), so behind
     /// a longer run a message arrives within a bounded number of calls, not necessarily the
-    /// first (the fuzz target, whose cases can abandon any number of positions).
+    /// first (the fuzz target, whose cases can abandon any number of positions). The run is
+    /// counted from the last message consumed ([`MpmcModel::to_walk`]), where the ring's head
+    /// hint is at least, not from the model's head: a pop that finds no message in the model
+    /// drops every abandoned position the model holds, where the ring's walk passes a bounded
+    /// number of them.
     Walk,
 }
 
@@ -332,7 +336,7 @@ impl Retries {
     fn calls(self, m: &MpmcModel) -> u64 {
         match self {
             Retries::Never => 1,
-            Retries::Walk => 2 + m.len() as u64 / (2 * m.slots() + 64),
+            Retries::Walk => 2 + m.to_walk() / (2 * m.slots() + 64),
         }
     }
 }
