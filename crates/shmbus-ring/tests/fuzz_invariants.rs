@@ -467,3 +467,52 @@ fn a_pop_after_an_empty_one_gets_the_calls_for_the_whole_run() {
     };
     assert_eq!(run_mpmc(&case), Ok(()));
 }
+
+/// Found by `ring_ops` (s13), right after the case above: again the oracle's bound. A consumer
+/// that had never been called (rxs[2], a joiner of the sole consumer, D88) was asked for three
+/// messages behind ~157 abandoned positions that no walk had passed. It walks them twice:
+/// to join (M23, which raises no hint) and then to claim from the head hint, 72 positions per
+/// call each, so it needs more calls than the four one walk's bound allowed. The bound counts two
+/// walks. The ring could start its claim walk where the join's stopped; it does not, and a
+/// joiner's first pop behind a long run takes up to twice the calls (noted, not changed).
+#[test]
+fn a_joiner_walks_a_run_of_abandoned_positions_twice() {
+    use MpmcOp::{Batch, PopBatch, PopSmallBuffer, PopVec, Push, Read, ReserveAbort as Ra};
+    let mut ops = vec![Push(133, 27499), PopVec(181), Read(255), Read(255)];
+    let run = |ops: &mut Vec<MpmcOp>, spec: &[(u8, usize)]| {
+        for &(w, n) in spec {
+            ops.extend((0..n).map(|_| Ra(w)));
+        }
+    };
+    run(
+        &mut ops,
+        &[
+            (107, 18),
+            (228, 1),
+            (107, 10),
+            (228, 1),
+            (107, 7),
+            (228, 1),
+            (107, 27),
+            (228, 1),
+            (107, 34),
+            (228, 1),
+            (107, 10),
+            (228, 1),
+            (107, 5),
+        ],
+    );
+    ops.push(PopSmallBuffer(148, 147));
+    run(&mut ops, &[(107, 23), (235, 1), (107, 15)]);
+    ops.push(Batch(107, vec![27499; 12]));
+    run(&mut ops, &[(107, 12), (235, 1), (107, 22)]);
+    ops.push(PopBatch(107, 107));
+    run(&mut ops, &[(107, 11)]);
+    ops.extend([PopVec(181), Push(0, 0)]);
+    let case = MpmcCase {
+        slots_sel: 49,
+        slot_size: 244,
+        ops,
+    };
+    assert_eq!(run_mpmc(&case), Ok(()));
+}

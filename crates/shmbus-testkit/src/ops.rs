@@ -327,7 +327,10 @@ pub enum Retries {
     /// counted from the last message consumed ([`MpmcModel::to_walk`]), where the ring's head
     /// hint is at least, not from the model's head: a pop that finds no message in the model
     /// drops every abandoned position the model holds, where the ring's walk passes a bounded
-    /// number of them.
+    /// number of them. And a consumer that has not yet joined the sole one (PROTOCOL.md §5.7)
+    /// walks the run twice: to join (M23, which raises no hint and resumes from call to call)
+    /// and then to claim, from the hint. So a run of `n` positions takes at most `n / walk + 1`
+    /// calls per walk, two walks, and one more call.
     Walk,
 }
 
@@ -336,7 +339,7 @@ impl Retries {
     fn calls(self, m: &MpmcModel) -> u64 {
         match self {
             Retries::Never => 1,
-            Retries::Walk => 2 + m.to_walk() / (2 * m.slots() + 64),
+            Retries::Walk => 3 + 2 * (m.to_walk() / (2 * m.slots() + 64)),
         }
     }
 }
