@@ -409,110 +409,86 @@ fn a_poison_after_a_probe_past_a_skip_record_is_reported() {
     .unwrap();
 }
 
+/// `n` positions abandoned by endpoint `w` (an MPMC fuzz case's run): `ReserveAbort(w)` ×
+/// `n`.
+fn aborts(w: u8, n: usize) -> Vec<MpmcOp> {
+    vec![MpmcOp::ReserveAbort(w); n]
+}
+
+/// Runs of `lens` positions abandoned by endpoint `w`, one abandoned by `between` after each
+/// run but the last.
+fn runs(w: u8, lens: &[usize], between: u8) -> Vec<MpmcOp> {
+    let mut ops = Vec::new();
+    for (i, &n) in lens.iter().enumerate() {
+        if i > 0 {
+            ops.push(MpmcOp::ReserveAbort(between));
+        }
+        ops.extend(aborts(w, n));
+    }
+    ops
+}
+
+/// The `ring_ops` cases below: 4 slots of 53 bytes, packed (`slots_sel` 49, `slot_size` 244).
+fn found_case(parts: &[Vec<MpmcOp>]) -> MpmcCase {
+    MpmcCase {
+        slots_sel: 49,
+        slot_size: 244,
+        ops: parts.concat(),
+    }
+}
+
 /// Found by `ring_ops` (s13): a fault of the oracle, not of the ring. The oracle lets a pop
 /// retry `2 + n / (2 × slots + 64)` times while the model holds a message (a walk passes that
 /// many abandoned positions per call), with `n` the model's length. But a pop that found no
 /// message (step 129 here, a `read` while only abandoned positions were held) emptied the
 /// model of ~125 abandoned positions, which the ring's walk had passed only 72 of; so at step
 /// 184, with the run still ahead of the head hint, the oracle counted a run of ~54 positions
-/// where ~190 lay ahead, and allowed two calls where four were needed. `n` now counts from the last message consumed
-/// (`MpmcModel::to_walk`). Failed before that change.
+/// where ~190 lay ahead, and allowed two calls where four were needed. `n` now counts from
+/// the last message consumed (`MpmcModel::to_walk`). Failed before that change.
 #[test]
 fn a_pop_after_an_empty_one_gets_the_calls_for_the_whole_run() {
     use MpmcOp::{PopBatch, PopVec, Push, Read, ReserveAbort as Ra, ReserveCommit as Rc};
-    let mut ops = vec![Push(133, 27499), PopVec(181), Read(255), Read(255)];
-    let run = |ops: &mut Vec<MpmcOp>, spec: &[(u8, usize)]| {
-        for &(w, n) in spec {
-            ops.extend((0..n).map(|_| Ra(w)));
-        }
-    };
-    run(
-        &mut ops,
-        &[
-            (107, 18),
-            (228, 1),
-            (107, 10),
-            (228, 1),
-            (107, 7),
-            (228, 1),
-            (107, 27),
-            (228, 1),
-            (107, 18),
-            (228, 1),
-            (107, 10),
-            (228, 1),
-            (107, 15),
-            (228, 1),
-            (107, 12),
-            (235, 1),
-        ],
-    );
-    ops.push(Read(107));
-    run(&mut ops, &[(107, 19), (47, 1), (107, 5), (71, 1)]);
-    ops.extend((0..5).map(|_| Rc(71, 18247)));
-    run(&mut ops, &[(107, 3)]);
-    ops.push(Push(0, 27392));
-    run(&mut ops, &[(107, 13), (228, 1), (107, 5)]);
-    ops.push(PopBatch(107, 107));
-    run(&mut ops, &[(107, 7)]);
-    ops.extend((0..3).map(|_| Rc(71, 18247)));
-    ops.extend([Rc(199, 17991), Rc(71, 18247), Rc(156, 27499)]);
-    run(&mut ops, &[(107, 2)]);
-    ops.push(Push(0, 0));
-    run(&mut ops, &[(107, 14)]);
-    let case = MpmcCase {
-        slots_sel: 49,
-        slot_size: 244,
-        ops,
-    };
+    let case = found_case(&[
+        vec![Push(133, 27499), PopVec(181), Read(255), Read(255)],
+        runs(107, &[18, 10, 7, 27, 18, 10, 15, 12], 228),
+        vec![Ra(235), Read(107)],
+        runs(107, &[19, 5], 47),
+        vec![Ra(71)],
+        vec![Rc(71, 18247); 5],
+        aborts(107, 3),
+        vec![Push(0, 27392)],
+        runs(107, &[13, 5], 228),
+        vec![PopBatch(107, 107)],
+        aborts(107, 7),
+        vec![Rc(71, 18247); 3],
+        vec![Rc(199, 17991), Rc(71, 18247), Rc(156, 27499)],
+        aborts(107, 2),
+        vec![Push(0, 0)],
+        aborts(107, 14),
+    ]);
     assert_eq!(run_mpmc(&case), Ok(()));
 }
 
 /// Found by `ring_ops` (s13), right after the case above: again the oracle's bound. A consumer
 /// that had never been called (rxs[2], a joiner of the sole consumer, D88) was asked for three
-/// messages behind ~157 abandoned positions that no walk had passed. It walks them twice:
-/// to join (M23, which raises no hint) and then to claim from the head hint, 72 positions per
-/// call each, so it needs more calls than the four one walk's bound allowed. The bound counts two
-/// walks. The ring could start its claim walk where the join's stopped; it does not, and a
-/// joiner's first pop behind a long run takes up to twice the calls (noted, not changed).
+/// messages behind ~157 abandoned positions that no walk had passed. It walks them twice: to
+/// join (M23, which raises no hint) and then to claim from the head hint, 72 positions per
+/// call each, so it needs more calls than the four one walk's bound allowed. The bound counts
+/// two walks. The ring could start its claim walk where the join's stopped; it does not, and
+/// a joiner's first pop behind a long run takes up to twice the calls (noted, not changed).
 #[test]
 fn a_joiner_walks_a_run_of_abandoned_positions_twice() {
-    use MpmcOp::{Batch, PopBatch, PopSmallBuffer, PopVec, Push, Read, ReserveAbort as Ra};
-    let mut ops = vec![Push(133, 27499), PopVec(181), Read(255), Read(255)];
-    let run = |ops: &mut Vec<MpmcOp>, spec: &[(u8, usize)]| {
-        for &(w, n) in spec {
-            ops.extend((0..n).map(|_| Ra(w)));
-        }
-    };
-    run(
-        &mut ops,
-        &[
-            (107, 18),
-            (228, 1),
-            (107, 10),
-            (228, 1),
-            (107, 7),
-            (228, 1),
-            (107, 27),
-            (228, 1),
-            (107, 34),
-            (228, 1),
-            (107, 10),
-            (228, 1),
-            (107, 5),
-        ],
-    );
-    ops.push(PopSmallBuffer(148, 147));
-    run(&mut ops, &[(107, 23), (235, 1), (107, 15)]);
-    ops.push(Batch(107, vec![27499; 12]));
-    run(&mut ops, &[(107, 12), (235, 1), (107, 22)]);
-    ops.push(PopBatch(107, 107));
-    run(&mut ops, &[(107, 11)]);
-    ops.extend([PopVec(181), Push(0, 0)]);
-    let case = MpmcCase {
-        slots_sel: 49,
-        slot_size: 244,
-        ops,
-    };
+    use MpmcOp::{Batch, PopBatch, PopSmallBuffer, PopVec, Push, Read};
+    let case = found_case(&[
+        vec![Push(133, 27499), PopVec(181), Read(255), Read(255)],
+        runs(107, &[18, 10, 7, 27, 34, 10, 5], 228),
+        vec![PopSmallBuffer(148, 147)],
+        runs(107, &[23, 15], 235),
+        vec![Batch(107, vec![27499; 12])],
+        runs(107, &[12, 22], 235),
+        vec![PopBatch(107, 107)],
+        aborts(107, 11),
+        vec![PopVec(181), Push(0, 0)],
+    ]);
     assert_eq!(run_mpmc(&case), Ok(()));
 }
