@@ -219,8 +219,10 @@ impl KindImpl for Mpmc {
 /// so that a holder that died is reaped and its word given back (M24) before M22 reads it.
 /// A replacement attached right after its predecessor died (a supervisor restarting a
 /// crashed process) is then alone, rather than joining the dead endpoint and leaving the
-/// role shared for the ring's life (DECISIONS D93). A live holder is joined as before; a role
-/// already shared stays shared, so there is nothing to reap for.
+/// role shared for the ring's life (DECISIONS D93). Best effort: if another endpoint is
+/// reaping the holder at that instant, the probe passes its entry by and M22 may still run
+/// before that reaper gives the word back. A live holder is joined as before; a role already
+/// shared stays shared, so there is nothing to reap for.
 fn reap_a_dead_holder(ring: &Shared<Mpmc>, reg: &Registration, side: Side) {
     let Some(words) = ring.g.sole else {
         return;
