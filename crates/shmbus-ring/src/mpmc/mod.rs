@@ -232,7 +232,8 @@ impl MpmcConfig {
     /// claims per message; a second endpoint of a role that joins makes that role shared, for
     /// good, and every raise locked again. An endpoint that replaces a dead sole one (killed,
     /// and not yet reaped by a peer) reaps it as it attaches and is alone in turn, unless a
-    /// peer is reaping it at that instant (DECISIONS D93). `false` makes a ring that peers of layout 1.5 and older can open.
+    /// peer is reaping it at that instant (DECISIONS D93). `false` makes a ring that peers of
+    /// layout 1.5 and older can open.
     ///
     /// ```
     /// use shmbus_ring::{layout::RING_FLAG_SOLE, MpmcConfig, MpmcRing};
