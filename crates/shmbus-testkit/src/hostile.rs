@@ -185,7 +185,9 @@ impl Geometry {
                 // read past it (a peek such as `is_empty` does, and publishes `head` only with
                 // the record it commits), so poison that record instead, which the consumer
                 // reads next either way (found by the `hostile_peer` fuzz target).
-                let (len, kind) = decode(word(raw, at)?.load(Ordering::Acquire));
+                // Relaxed, as the head above: the driver runs between honest operations, on
+                // the thread that made them.
+                let (len, kind) = decode(word(raw, at)?.load(Ordering::Relaxed));
                 if kind == KIND_SKIP && len % 8 == 0 && u64::from(len) <= MAX_SKIP_LEN {
                     head += HEADER_SIZE + u64::from(len);
                     at = self.at(head);
