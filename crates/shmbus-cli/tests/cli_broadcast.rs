@@ -83,7 +83,7 @@ fn ls_inspect_and_echo_see_a_broadcast_ring_and_its_subscribers() {
 
     let d = shmbus(&["inspect", &bare, "--json"]);
     assert_eq!(d["kind"], "broadcast");
-    assert_eq!(d["header"]["layout"], "1.7");
+    assert_eq!(d["header"]["layout"], "1.8");
     assert_eq!(d["endpoints"].as_array().unwrap().len(), 3, "{d}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_shmbus"))

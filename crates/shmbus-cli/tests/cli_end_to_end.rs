@@ -260,7 +260,7 @@ fn ls_and_inspect_show_kind_type_and_live_endpoints() {
         assert_eq!(d["schema"], "shmbus.inspect/1");
         assert_eq!(d["kind"], kind);
         assert_eq!(d["info"]["type"], "test::Msg");
-        assert_eq!(d["header"]["layout"], "1.7");
+        assert_eq!(d["header"]["layout"], "1.8");
         let eps = d["endpoints"].as_array().unwrap();
         assert_eq!(eps.len(), 2, "{d}");
         for (role, child) in [("producer", &pair.producer), ("consumer", &pair.consumer)] {

@@ -9,7 +9,7 @@ use crate::layout::{
     Identity, RingKind, SegmentHeader, ABI_FLAGS, BLOCK_ALIGN, CHECKSUM_LEN, CONSUMER_BLOCK,
     DATA_OFFSET, HEADER_LEN, INIT_BUILDING, INIT_READY, INIT_STATE, LAYOUT_MAJOR, LAYOUT_MINOR,
     MAGIC, PRODUCER_BLOCK, RING_FLAGS_KNOWN, RING_FLAG_ALIGNED, RING_FLAG_BOUNDED,
-    RING_FLAG_CHECKSUM, RING_FLAG_SOLE,
+    RING_FLAG_CHECKSUM, RING_FLAG_RECLAIM, RING_FLAG_SOLE,
 };
 use crate::segment::Segment;
 use crate::sync::{fence, Memory, Ordering, RawMem};
@@ -287,7 +287,8 @@ pub(crate) fn open_header(
             h.ring_flags.into(),
             format!(
                 "only bits 0 (notify), 1 (checksum), 2 (bounded), 3 (aligned), 4 \
-                 (membarrier) and 5 (sole) are defined in layout {LAYOUT_MAJOR}.{LAYOUT_MINOR}"
+                 (membarrier), 5 (sole) and 6 (reclaim) are defined in layout \
+                 {LAYOUT_MAJOR}.{LAYOUT_MINOR}"
             ),
         ));
     }
@@ -303,6 +304,13 @@ pub(crate) fn open_header(
             "ring_flags",
             h.ring_flags.into(),
             "bit 5 (sole) is defined for MPMC rings only".into(),
+        ));
+    }
+    if h.ring_flags & RING_FLAG_RECLAIM != 0 && h.ring_flags & RING_FLAG_SOLE == 0 {
+        return Err(bad(
+            "ring_flags",
+            h.ring_flags.into(),
+            "bit 6 (reclaim) is defined only with bit 5 (sole)".into(),
         ));
     }
     let bounded = h.ring_flags & RING_FLAG_BOUNDED != 0;

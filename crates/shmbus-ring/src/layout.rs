@@ -22,7 +22,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"shmbus\0\0");
 /// The layout major version: a reader refuses any other major.
 pub const LAYOUT_MAJOR: u16 = 1;
 /// The layout minor version: additions that older readers of the same major may ignore.
-pub const LAYOUT_MINOR: u16 = 7;
+pub const LAYOUT_MINOR: u16 = 8;
 /// `init_state` while the creator is building the segment (the object starts zeroed).
 pub const INIT_BUILDING: u32 = 0;
 /// `init_state` once the creator has written everything: `b"REDY"` as little-endian.
@@ -147,22 +147,40 @@ pub const RING_FLAG_MEMBARRIER: u32 = 16;
 /// raise in flight. A peer that does not know the bit must refuse the ring: its raises would
 /// race the sole endpoint's plain stores, and a hint could move back (DECISIONS D88).
 pub const RING_FLAG_SOLE: u32 = 32;
+/// Ring flag (layout 1.8, MPMC rings with [`RING_FLAG_SOLE`] only): reclaimable sole words
+/// (PROTOCOL §5.7, "Reclaim"). Every join adds [`SOLE_JOIN`] to the word before it marks it
+/// shared, so that the word changes at every join; an endpoint that finds itself alone in
+/// the roster of a shared role takes the word back with a CAS of the value it read before it
+/// read the roster (M26–M27), and raises with plain stores again. A peer that does not know
+/// the bit must refuse the ring: its joins would leave the word as it was, and a reclaim that
+/// read it before such a join would succeed after it, making two endpoints raise as if alone
+/// (DECISIONS D94).
+pub const RING_FLAG_RECLAIM: u32 = 64;
 /// Within a control block of an MPMC ring with [`RING_FLAG_SOLE`] (layout 1.6): the *sole
 /// word* (`u64`) of that block's role (the producer block: producers; the consumer block:
 /// consumers). 0: no endpoint holds it; a tag `k` (1..=55): endpoint `k` is alone in its role;
 /// [`SOLE_SHARED`] set: the role is (or was) shared, with the tag of the endpoint that was
-/// alone when it became shared in the low bits (0 if none). The word an SPSC ring uses for
+/// alone when it became shared in the low bits (0 if none) and, with [`RING_FLAG_RECLAIM`]
+/// (layout 1.8), a count of joins in [`SOLE_JOINS`]. The word an SPSC ring uses for
 /// [`BLOCK_OWNER`].
 pub const BLOCK_SOLE: u64 = 8;
-/// In a [`BLOCK_SOLE`] word: the role is shared. Set once, never cleared.
+/// In a [`BLOCK_SOLE`] word: the role is shared. Without [`RING_FLAG_RECLAIM`], set once and
+/// never cleared; with it, cleared when the endpoint left alone in the role reclaims the word.
 pub const SOLE_SHARED: u64 = 1 << 63;
+/// In a [`BLOCK_SOLE`] word of a ring with [`RING_FLAG_RECLAIM`]: the join count, bits 8–62
+/// (above the tag, below [`SOLE_SHARED`]), which every join raises by [`SOLE_JOIN`]. It
+/// would reach `SOLE_SHARED` after 2⁵⁵ joins: never.
+pub const SOLE_JOINS: u64 = 0x7fff_ffff_ffff_ff00;
+/// One join, in [`SOLE_JOINS`].
+pub const SOLE_JOIN: u64 = 1 << 8;
 /// Every ring flag this build knows; an opener refuses any other bit.
 pub const RING_FLAGS_KNOWN: u32 = RING_FLAG_NOTIFY
     | RING_FLAG_CHECKSUM
     | RING_FLAG_BOUNDED
     | RING_FLAG_ALIGNED
     | RING_FLAG_MEMBARRIER
-    | RING_FLAG_SOLE;
+    | RING_FLAG_SOLE
+    | RING_FLAG_RECLAIM;
 /// Bytes of the checksum trailer after a message's payload on a checksum ring: the CRC32C
 /// (Castagnoli) of the payload followed by its length as a little-endian `u32`, stored as a
 /// little-endian `u32`.

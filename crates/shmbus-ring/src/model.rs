@@ -251,15 +251,19 @@ pub mod broadcast {
 
 /// The MPMC core over loom memory.
 pub mod mpmc {
-    use super::LoomMem;
+    use super::{LoomMem, Memory, Ordering};
     use crate::endpoint::{ReadCore, WriteCore};
     use crate::error::{PopError, PushError};
     use crate::mpmc::core::{Core, Geometry, Side};
     use crate::mpmc::{slot_stride, SLOT_HEADER};
     use crate::ring::Words;
 
+    /// Where a model ring keeps the producers' and the consumers' roster words (its first 64
+    /// bytes: the hints at 0 and 8, the sole words at 16 and 24).
+    const ROSTER_WORDS: [usize; 2] = [32, 40];
+
     /// An endpoint over loom memory.
-    pub struct ModelEndpoint(Core<LoomMem>);
+    pub struct ModelEndpoint(Core<LoomMem>, LoomMem, u64);
 
     /// A ring of `slots` slots of `slot_size` bytes in loom memory, and a factory of endpoints.
     pub struct ModelRing {
@@ -270,17 +274,24 @@ pub mod mpmc {
     impl ModelRing {
         /// A fresh ring.
         pub fn new(slots: u64, slot_size: u64) -> Self {
-            Self::build(slots, slot_size, false)
+            Self::build(slots, slot_size, false, false)
         }
 
         /// A fresh ring with sole words (layout 1.6, PROTOCOL §5.7): an endpoint that
         /// [enters](ModelEndpoint::enter_write) a role first is alone in it until another
         /// enters.
         pub fn new_sole(slots: u64, slot_size: u64) -> Self {
-            Self::build(slots, slot_size, true)
+            Self::build(slots, slot_size, true, false)
         }
 
-        fn build(slots: u64, slot_size: u64, sole: bool) -> Self {
+        /// A fresh ring with reclaimable sole words (layout 1.8, PROTOCOL §5.7 "Reclaim"):
+        /// the endpoint left alone in a shared role's roster takes the word back. Endpoints
+        /// [register](ModelEndpoint::register_write) in a model roster (tags 1..=62).
+        pub fn new_reclaim(slots: u64, slot_size: u64) -> Self {
+            Self::build(slots, slot_size, true, true)
+        }
+
+        fn build(slots: u64, slot_size: u64, sole: bool, reclaim: bool) -> Self {
             let stride = slot_stride(slot_size);
             let g = Geometry {
                 words: Words {
@@ -296,6 +307,7 @@ pub mod mpmc {
                 payload_off: crate::conv::offset(SLOT_HEADER),
                 limit: 0,
                 sole: sole.then_some([16, 24]),
+                reclaim: reclaim.then_some([ROSTER_WORDS[0], ROSTER_WORDS[1]]),
             };
             let mem = LoomMem::zeroed(64 + crate::conv::offset(slots * stride));
             // SAFETY: the model memory holds the hints and the slots; nothing else uses it yet.
@@ -306,7 +318,11 @@ pub mod mpmc {
         /// An endpoint with tag `tag` (1..=255).
         pub fn endpoint(&self, tag: u64) -> ModelEndpoint {
             // SAFETY: as in `new`.
-            ModelEndpoint(unsafe { Core::new(self.mem.clone(), self.g, tag) })
+            ModelEndpoint(
+                unsafe { Core::new(self.mem.clone(), self.g, tag) },
+                self.mem.clone(),
+                tag,
+            )
         }
     }
 
@@ -372,6 +388,48 @@ pub mod mpmc {
         /// does.
         pub fn leave_write(&mut self) {
             self.0.leave(Side::Write);
+        }
+        /// Registers this endpoint as a producer as attaching does: its bit in the model
+        /// roster (L5), then the sole word (M22).
+        pub fn register_write(&mut self) {
+            self.roster(Side::Write, true);
+            self.0.enter(Side::Write);
+        }
+        /// Registers this endpoint as a consumer (L5, M22).
+        pub fn register_read(&mut self) {
+            self.roster(Side::Read, true);
+            self.0.enter(Side::Read);
+        }
+        /// Detaches this producer as detaching does: M24, then its roster bit cleared (L7).
+        pub fn unregister_write(&mut self) {
+            self.0.leave(Side::Write);
+            self.roster(Side::Write, false);
+        }
+        /// Detaches this consumer (M24, L7).
+        pub fn unregister_read(&mut self) {
+            self.0.leave(Side::Read);
+            self.roster(Side::Read, false);
+        }
+        /// The sole word of producers (a `SeqCst` load, as an observer's after the threads
+        /// joined).
+        pub fn producers_word(&self) -> u64 {
+            // SAFETY: the model ring's sole words are in its first 64 bytes.
+            unsafe { self.1.load(16, Ordering::SeqCst) }
+        }
+        /// Sets (L5, `SeqCst`) or clears (L7, `Release`) this endpoint's bit in the roster of
+        /// `side`, with the "ever" bit, as registration does.
+        fn roster(&self, side: Side, on: bool) {
+            let off = ROSTER_WORDS[side as usize];
+            let bit = 1u64 << (self.2 - 1);
+            // SAFETY: the roster words are in the model ring's first 64 bytes.
+            unsafe {
+                if on {
+                    self.1
+                        .fetch_or(off, crate::liveness::EVER | bit, Ordering::SeqCst);
+                } else {
+                    self.1.fetch_and(off, !bit, Ordering::Release);
+                }
+            }
         }
         /// The audit a consumer that found the ring empty runs at a probe.
         pub fn audit_read(&self) -> super::Audit {

@@ -257,7 +257,7 @@ impl crate::MpmcConfig {
             flags |= crate::layout::RING_FLAG_MEMBARRIER;
         }
         if self.sole {
-            flags |= crate::layout::RING_FLAG_SOLE;
+            flags |= crate::layout::RING_FLAG_SOLE | crate::layout::RING_FLAG_RECLAIM;
         }
         flags
     }

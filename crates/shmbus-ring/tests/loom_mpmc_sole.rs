@@ -155,3 +155,115 @@ fn loom_mpmc_sole_word_given_back_while_another_registers() {
         assert_eq!(got, [vec![0, 0], vec![1, 0], vec![2, 0]]);
     });
 }
+
+/// Reclaim (layout 1.8, PROTOCOL §5.7 "Reclaim", DECISIONS D94) racing a registration. Producer
+/// 1 was alone, producer 2 joined it (the word shared, naming 1), and 1 left: 2 is alone in a
+/// shared role. 2 pushes twice — its first claim finds itself alone in the roster and takes
+/// the word back (M26–M27), its second raises with a plain store — while producer 4 registers
+/// (L5, M22) and pushes. Whichever comes first, 4 either joins 2 (and waits out its raise) or
+/// makes 2's reclaim fail: the tail hint ends at the positions claimed, and every message
+/// arrives once. Were a join into a shared role to leave the word as it was (as before 1.8),
+/// 2's reclaim could succeed after 4's join, and 4, having joined the departed 1, would not
+/// wait for 2's plain store.
+#[test]
+fn loom_mpmc_sole_reclaim_racing_a_join_never_moves_the_tail_hint_back() {
+    model(3, || {
+        let ring = ModelRing::new_reclaim(4, 8);
+        let mut first = ring.endpoint(1);
+        first.register_write();
+        let mut left_alone = ring.endpoint(2);
+        left_alone.register_write();
+        first.unregister_write();
+        let mut rx = ring.endpoint(3);
+        rx.register_read();
+        let alone = loom::thread::spawn(move || {
+            left_alone.try_push(&[2, 0]).expect("room for it");
+            left_alone.try_push(&[2, 1]).expect("room for it");
+            left_alone
+        });
+        let mut joiner = ring.endpoint(4);
+        joiner.register_write();
+        let early = push_within(&mut joiner, &[4, 0], 1);
+        let _alone = alone.join().unwrap();
+        if !early {
+            joiner
+                .try_push(&[4, 0])
+                .expect("the join ends once the raise landed");
+        }
+        assert_eq!(joiner.tail_hint(), 3, "the tail hint moved back");
+        let mut got = drain(&mut rx);
+        got.sort();
+        assert_eq!(got, [vec![2, 0], vec![2, 1], vec![4, 0]]);
+    });
+}
+
+/// The endpoint left alone in a shared role takes the word back at its next claim (M26–M27),
+/// and a producer that leaves while it claims never lets it: the word ends naming it only if
+/// the other had gone (its roster bit cleared) when it looked.
+#[test]
+fn loom_mpmc_sole_reclaim_only_once_the_other_has_left() {
+    model(3, || {
+        let ring = ModelRing::new_reclaim(4, 8);
+        let mut a = ring.endpoint(1);
+        a.register_write();
+        let mut b = ring.endpoint(2);
+        b.register_write();
+        let mut rx = ring.endpoint(3);
+        rx.register_read();
+        let leaver = loom::thread::spawn(move || {
+            b.try_push(&[2, 0]).expect("room for it");
+            b.unregister_write();
+        });
+        a.try_push(&[1, 0]).expect("room for it");
+        leaver.join().unwrap();
+        a.try_push(&[1, 1]).expect("room for it");
+        assert_eq!(a.producers_word(), 1, "alone, and not holding the word");
+        assert_eq!(a.tail_hint(), 3, "the tail hint moved back");
+        let mut got = drain(&mut rx);
+        got.sort();
+        assert_eq!(got, [vec![1, 0], vec![1, 1], vec![2, 0]]);
+    });
+}
+
+/// The consumers' side of the race above: consumer 2, left alone in a shared role, pops twice
+/// (reclaiming the word at its first claim) while consumer 4 registers and pops. The head
+/// hint ends at the positions claimed, and every message is received exactly once.
+#[test]
+fn loom_mpmc_sole_consumer_reclaim_racing_a_join_never_moves_the_head_hint_back() {
+    model(3, || {
+        let ring = ModelRing::new_reclaim(4, 8);
+        let mut tx = ring.endpoint(3);
+        tx.register_write();
+        for i in 0..3 {
+            tx.try_push(&[0, i]).unwrap();
+        }
+        let mut first = ring.endpoint(1);
+        first.register_read();
+        let mut left_alone = ring.endpoint(2);
+        left_alone.register_read();
+        first.unregister_read();
+        let alone = loom::thread::spawn(move || {
+            let got: Vec<_> = (0..2)
+                .filter_map(|_| pop_within(&mut left_alone, 1))
+                .collect();
+            (left_alone, got)
+        });
+        let mut joiner = ring.endpoint(4);
+        joiner.register_read();
+        let early = pop_within(&mut joiner, 1);
+        let (_alone, got_alone) = alone.join().unwrap();
+        let mut got: Vec<Vec<u8>> = got_alone.into_iter().chain(early).collect();
+        assert_eq!(
+            joiner.head_hint(),
+            got.len() as u64,
+            "the head hint moved back"
+        );
+        got.extend(drain(&mut joiner));
+        got.sort();
+        assert_eq!(
+            got,
+            [vec![0, 0], vec![0, 1], vec![0, 2]],
+            "not every message exactly once"
+        );
+    });
+}

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use shmbus_ring::layout::{RING_FLAG_SOLE, SOLE_SHARED};
+use shmbus_ring::layout::{RING_FLAG_RECLAIM, RING_FLAG_SOLE, SOLE_JOIN, SOLE_SHARED};
 use shmbus_ring::observe::Observer;
 use shmbus_ring::{Error, MpmcConfig, MpmcRing, PopError, SegmentOptions, SpscConfig, SpscRing};
 use shmbus_testkit::hostile::raw_view;
@@ -58,8 +58,14 @@ fn one_producer_and_one_consumer_each_hold_their_roles_sole_word() {
     assert!((1..=55).contains(&sole(&name)[0]));
 }
 
+/// The sole word of a role with `joins` joins since it was last alone, `alone` the tag of
+/// the endpoint alone then (layout 1.8: every join counts in `SOLE_JOINS`).
+fn shared_word(alone: u64, joins: u64) -> u64 {
+    SOLE_SHARED | (joins * SOLE_JOIN) | alone
+}
+
 #[test]
-fn a_second_endpoint_makes_the_role_shared_for_good_and_nothing_is_lost() {
+fn a_second_endpoint_makes_the_role_shared_and_nothing_is_lost() {
     let (name, ring) = ring("sole-join", 4);
     let mut a = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
@@ -68,8 +74,8 @@ fn a_second_endpoint_makes_the_role_shared_for_good_and_nothing_is_lost() {
     let mut b = ring.producer().unwrap();
     assert_eq!(
         sole(&name)[0],
-        SOLE_SHARED | alone,
-        "shared, naming who was alone"
+        shared_word(alone, 1),
+        "shared, naming who was alone, one join"
     );
     // Both push through the join and across several laps of the 4-slot ring.
     let mut got = Vec::new();
@@ -84,14 +90,112 @@ fn a_second_endpoint_makes_the_role_shared_for_good_and_nothing_is_lost() {
     let a_seen: Vec<_> = got.iter().filter(|m| m[0] == b'a').collect();
     let b_seen: Vec<_> = got.iter().filter(|m| m[0] == b'b').collect();
     assert_eq!((a_seen.len(), b_seen.len()), (21, 20), "{got:?}");
-    // Shared stays shared: the sole producer leaving does not give a shared word back.
+    // Both live all along: it stayed shared. Both gone: a shared word is not given back (the
+    // next endpoint to claim takes it, below).
+    assert_eq!(sole(&name)[0], shared_word(alone, 1));
     drop(a);
     drop(b);
-    assert_eq!(sole(&name)[0], SOLE_SHARED | alone);
+    assert_eq!(sole(&name)[0], shared_word(alone, 1));
     // A consumer that joins the sole consumer: the same.
     let c_alone = sole(&name)[1];
     let _rx2 = ring.consumer().unwrap();
-    assert_eq!(sole(&name)[1], SOLE_SHARED | c_alone);
+    assert_eq!(sole(&name)[1], shared_word(c_alone, 1));
+    let _rx3 = ring.consumer().unwrap();
+    assert_eq!(sole(&name)[1], shared_word(c_alone, 2), "every join counts");
+}
+
+/// Pushes the next number through `tx` and pops it through `rx`, recording it in `got`.
+fn pump(
+    tx: &mut shmbus_ring::MpmcProducer,
+    rx: &mut shmbus_ring::MpmcConsumer,
+    got: &mut Vec<u64>,
+) {
+    let next = got.len() as u64;
+    tx.try_push(&next.to_le_bytes()).unwrap();
+    let mut buf = [0u8; 16];
+    let n = rx.try_pop(&mut buf).unwrap();
+    got.push(u64::from_le_bytes(buf[..n].try_into().unwrap()));
+}
+
+/// A role made shared by a second endpoint is sole again once the second has gone: the one
+/// left takes the word back at its next claim (M26–M27, layout 1.8, DECISIONS D94), and raises
+/// with plain stores again. Both roles; every message arrives once, in order, and the hints
+/// stay exact.
+#[test]
+fn the_endpoint_left_alone_in_a_shared_role_is_sole_again_after_its_next_claim() {
+    let (name, ring) = ring("sole-reclaim", 4);
+    let mut a = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let [p, c] = sole(&name);
+    let mut got = Vec::new();
+    pump(&mut a, &mut rx, &mut got);
+    // Producers: a second one joins, both push, it leaves.
+    let mut b = ring.producer().unwrap();
+    for _ in 0..6 {
+        pump(&mut a, &mut rx, &mut got);
+        pump(&mut b, &mut rx, &mut got);
+    }
+    assert_ne!(sole(&name)[0] & SOLE_SHARED, 0, "both live: shared");
+    drop(b);
+    pump(&mut a, &mut rx, &mut got);
+    assert_eq!(
+        sole(&name)[0],
+        p,
+        "the producer left alone holds the word again"
+    );
+    // Consumers: the same.
+    let mut rx2 = ring.consumer().unwrap();
+    for _ in 0..6 {
+        pump(&mut a, &mut rx, &mut got);
+        pump(&mut a, &mut rx2, &mut got);
+    }
+    assert_ne!(sole(&name)[1] & SOLE_SHARED, 0, "both live: shared");
+    drop(rx2);
+    pump(&mut a, &mut rx, &mut got);
+    assert_eq!(
+        sole(&name)[1],
+        c,
+        "the consumer left alone holds the word again"
+    );
+    // Alone again, through several laps of the 4-slot ring.
+    for _ in 0..10 {
+        pump(&mut a, &mut rx, &mut got);
+    }
+    assert_eq!(sole(&name), [p, c]);
+    let sent = got.len() as u64;
+    assert_eq!(
+        got,
+        (0..sent).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+    let snap = Observer::open(&name).unwrap().snapshot();
+    assert_eq!((snap.tail, snap.head), (sent, sent), "the hints are exact");
+}
+
+/// A role whose endpoints all left while it was shared stays marked shared until the next
+/// endpoint claims: that one joins the mark, and is alone after its first push.
+#[test]
+fn an_endpoint_that_joins_an_empty_shared_role_is_sole_after_its_first_claim() {
+    let (name, ring) = ring("sole-rejoin", 4);
+    let mut rx = ring.consumer().unwrap();
+    let a = ring.producer().unwrap();
+    let b = ring.producer().unwrap();
+    let shared = sole(&name)[0];
+    assert_ne!(shared & SOLE_SHARED, 0);
+    drop(a);
+    drop(b);
+    assert_eq!(sole(&name)[0], shared, "nobody left to take it back");
+    let mut c = ring.producer().unwrap();
+    assert_ne!(sole(&name)[0] & SOLE_SHARED, 0, "a newcomer joins the mark");
+    let mut got = Vec::new();
+    pump(&mut c, &mut rx, &mut got);
+    let now = sole(&name)[0];
+    assert!(
+        (1..=55).contains(&now),
+        "the newcomer alone holds the word: {now:#x}"
+    );
+    pump(&mut c, &mut rx, &mut got);
+    assert_eq!(got, [0, 1]);
 }
 
 #[test]
@@ -139,6 +243,59 @@ fn the_sole_flag_is_refused_on_an_spsc_ring() {
         }
         other => panic!("{:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn the_reclaim_flag_is_refused_without_the_sole_flag() {
+    let name = unique_name("reclaim-alone");
+    let ring = MpmcRing::create_shm(
+        &name,
+        &MpmcConfig::new(4, 16).sole(false),
+        &SegmentOptions::default(),
+    )
+    .unwrap();
+    raw_view(ring.segment())
+        .unwrap()
+        .atomic_u32(112)
+        .unwrap()
+        .fetch_or(RING_FLAG_RECLAIM, std::sync::atomic::Ordering::SeqCst);
+    match MpmcRing::open_shm(&name, &SegmentOptions::default()) {
+        Err(Error::BadField { field, reason, .. }) => {
+            assert_eq!(field, "ring_flags");
+            assert!(reason.contains("only with bit 5 (sole)"), "{reason}");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+/// A ring with sole words but without `RECLAIM`, as layout 1.6 and 1.7 made them: joins
+/// mark the word shared without counting, nobody reclaims it, and the role stays shared for
+/// good, as those layouts' peers expect.
+#[test]
+fn without_the_reclaim_flag_a_shared_role_stays_shared() {
+    let name = unique_name("sole-1.7");
+    let made =
+        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 16), &SegmentOptions::default()).unwrap();
+    raw_view(made.segment())
+        .unwrap()
+        .atomic_u32(112)
+        .unwrap()
+        .fetch_and(!RING_FLAG_RECLAIM, std::sync::atomic::Ordering::SeqCst);
+    let ring = MpmcRing::open_shm(&name, &SegmentOptions::default()).unwrap();
+    let mut a = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let alone = sole(&name)[0];
+    let b = ring.producer().unwrap();
+    drop(b);
+    let mut got = Vec::new();
+    pump(&mut a, &mut rx, &mut got);
+    pump(&mut a, &mut rx, &mut got);
+    assert_eq!(
+        sole(&name)[0],
+        SOLE_SHARED | alone,
+        "shared for good, no count"
+    );
+    assert_eq!(got, [0, 1]);
 }
 
 /// A forged sole word naming a consumer while another consumer raises too, one thread: the

@@ -393,10 +393,13 @@ impl Registration {
             return Err(RegisterError::Stopped);
         }
         // L5: the "ever" bit goes in with our own bit, in one RMW: a peer never sees "ever"
-        // without an attached endpoint. Relaxed: nothing of ours needs publishing to a peer
-        // that sees the bit.
+        // without an attached endpoint. SeqCst (a locked RMW on x86 whatever the ordering):
+        // before our M22 (MPMC sole words) in the total order, so that an endpoint whose
+        // reclaim's roster load (M26, SeqCst) does not see our bit comes before our M22 there,
+        // and its reclaim (M27) fails or our join sees it (PROTOCOL §5.7, "Reclaim"). Nothing
+        // of ours needs publishing to a peer that sees the bit.
         // SAFETY: the roster word is an aligned word of the first page.
-        unsafe { mem.fetch_or(roster_off(role), EVER | 1 << index, Ordering::Relaxed) };
+        unsafe { mem.fetch_or(roster_off(role), EVER | 1 << index, Ordering::SeqCst) };
         Ok(Some(Registration {
             index,
             role,

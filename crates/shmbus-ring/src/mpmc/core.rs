@@ -32,6 +32,10 @@ pub struct Geometry {
     /// The sole words of producers and consumers (layout 1.6, ring flag `SOLE`; PROTOCOL
     /// §5.7), indexed by [`Side`].
     pub(crate) sole: Option<[usize; 2]>,
+    /// With sole words that the endpoint left alone in a shared role reclaims (layout 1.8,
+    /// ring flag `RECLAIM`): the roster words of producers and consumers, indexed by
+    /// [`Side`].
+    pub(crate) reclaim: Option<[usize; 2]>,
 }
 
 impl Geometry {

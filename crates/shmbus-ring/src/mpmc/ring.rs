@@ -15,9 +15,9 @@ use crate::handshake::bad_field;
 use crate::handshake::new_header;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_SOLE, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_ALIGNED, RING_FLAG_SOLE, SOLE_SHARED,
+    RING_FLAG_ALIGNED, RING_FLAG_RECLAIM, RING_FLAG_SOLE, SOLE_SHARED,
 };
-use crate::liveness::Registration;
+use crate::liveness::{roster_off, Registration};
 use crate::ring::sealed::KindImpl;
 use crate::ring::{Kind, Ring, Shape, Shared, Words};
 use crate::segment::Segment;
@@ -48,6 +48,9 @@ fn geometry(slots: u64, slot_size: u64, flags: u32, limit: u64) -> Geometry {
                 offset(CONSUMER_BLOCK + BLOCK_SOLE),
             ]
         }),
+        // The opener refuses `RECLAIM` without `SOLE`.
+        reclaim: (flags & RING_FLAG_SOLE != 0 && flags & RING_FLAG_RECLAIM != 0)
+            .then(|| [roster_off(Role::Producer), roster_off(Role::Consumer)]),
     }
 }
 

@@ -33,11 +33,40 @@
 //!   loads a consumer passes it by (M7, M8, M19) are `SeqCst` too, so such a pass also comes
 //!   before the joiner's fence in the total order, and the joiner's walk sees it (PROTOCOL
 //!   §5.7, "passed positions").
+//!
+//! # Reclaim (layout 1.8, ring flag `RECLAIM`; DECISIONS D94)
+//!
+//! Before 1.8 a shared word stayed shared for the ring's life: a sender cloned once and
+//! dropped left every raise locked. On a `RECLAIM` ring the endpoint left alone in a shared
+//! role takes the word back, and a join always changes the word, so that it cannot take it
+//! from under a joiner:
+//!
+//! - A join adds [`SOLE_JOIN`] to the word (M22, `SeqCst` RMW), then sets `SOLE_SHARED`; the
+//!   word is different after every join, even into a role already shared.
+//! - After a claim, an endpoint whose M21 finds the word shared (and which is not joining)
+//!   loads its role's roster (M26, `SeqCst`). If its own bit is the only one, it CASes the word
+//!   from the value M21 read to its tag (M27, `SeqCst`); its next claim's M21 finds the word
+//!   its own, and it raises with plain stores.
+//! - A registrant sets its roster bit (L5, `SeqCst` RMW) before its M22. If M26 does not see
+//!   that bit, M26 comes before L5 in the total order S, so M21 (before M26) comes before the
+//!   registrant's M22 there: the M22 add is later in the word's modification order than the
+//!   value M21 read, and changes it. M27 then either comes before the add in modification
+//!   order — and the joiner's M22 reads our tag and joins us, waiting out our raise in flight
+//!   as any join does — or after it, and fails: the role stays shared.
+//! - The role's other endpoints have all gone when M26 sees the roster: each cleared its bit
+//!   (L7 after its last raise, or the reaper's L13 after repairing its claims) with a Release
+//!   RMW, which M26's load synchronizes with. Their raises happen before ours, so our plain
+//!   store's load of the hint (M4a/M10a) sees them and never lowers it.
+//! - Without the add (a join of an older peer: `fetch_or` of a set bit changes nothing) M27
+//!   could succeed after a join that named someone else as the former sole endpoint; that is
+//!   why older peers must refuse the flag. The loom models in `tests/loom_mpmc_sole.rs`
+//!   (`..._reclaim_...`) fail with the add replaced by the old `fetch_or`.
 
 use super::Core;
 use crate::conv::signed_diff;
 use crate::error::Corruption;
-use crate::layout::SOLE_SHARED;
+use crate::layout::{SOLE_JOIN, SOLE_SHARED};
+use crate::liveness::EVER;
 use crate::mpmc::{split, MAX_POSITION, TAG_MASK};
 use crate::sync::{Memory, Ordering};
 
@@ -93,11 +122,25 @@ impl<M: Memory> Core<M> {
         if taken.is_ok() {
             return;
         }
-        // M22 (join): SeqCst, then a SeqCst fence: with the sole endpoint's SeqCst claim and
-        // M21, a claim of its that this walk cannot see is followed by an M21 that sees the
-        // mark (module docs). Also Acquire, as above.
-        // SAFETY: as above.
-        let before = unsafe { self.mem.fetch_or(off, SOLE_SHARED, Ordering::SeqCst) };
+        let before = if self.g.reclaim.is_some() {
+            // M22 (join, layout 1.8): SeqCst, as below; an add, so that the word changes at
+            // every join, even one into a role already shared: a reclaim (M27) that read the
+            // word before this join then fails (module docs, "Reclaim").
+            // SAFETY: as above.
+            let before = unsafe { self.mem.fetch_add(off, SOLE_JOIN, Ordering::SeqCst) };
+            // M22m: Relaxed: the mark for observers and for M25/M27, which judge the word by
+            // it; the add above is what orders the join (the word is not a sole tag from the
+            // add on, so no endpoint takes it for its own meanwhile).
+            // SAFETY: as above.
+            unsafe { self.mem.fetch_or(off, SOLE_SHARED, Ordering::Relaxed) };
+            before
+        } else {
+            // M22 (join): SeqCst, then a SeqCst fence: with the sole endpoint's SeqCst claim
+            // and M21, a claim of its that this walk cannot see is followed by an M21 that sees
+            // the mark (module docs). Also Acquire, as above.
+            // SAFETY: as above.
+            unsafe { self.mem.fetch_or(off, SOLE_SHARED, Ordering::SeqCst) }
+        };
         crate::sync::fence(Ordering::SeqCst);
         let former = before & TAG_MASK;
         if former != 0 {
@@ -135,7 +178,41 @@ impl<M: Memory> Core<M> {
         crate::sync::fence(Ordering::SeqCst);
         // SAFETY: in-bounds aligned sole word (geometry contract).
         let word = unsafe { self.mem.load(words[side as usize], Ordering::SeqCst) };
-        word == self.tag
+        if word == self.tag {
+            return true;
+        }
+        if let Some(rosters) = self.g.reclaim {
+            if word & SOLE_SHARED != 0 && self.joining[side as usize] == 0 {
+                // M26: SeqCst (a plain load on x86): after M21 in the total order, so that a
+                // registrant whose roster bit this does not see joins after M21 read the
+                // word, and M27 fails; and Acquire, pairing with the Release of the L7/L13
+                // that cleared the roster bits of the role's other endpoints, so that their
+                // raises happen before ours (module docs, "Reclaim"). The roster line is
+                // read-mostly, and held already (every push checks the consumers' roster).
+                // SAFETY: the roster words are in the first page (geometry contract).
+                let roster = unsafe { self.mem.load(rosters[side as usize], Ordering::SeqCst) };
+                if Some(roster) == alone_in_roster(self.tag) {
+                    self.reclaim(words[side as usize], word);
+                }
+            }
+        }
+        false
+    }
+
+    /// Takes the sole word of a shared role back (M27), this endpoint being the only one in
+    /// its role's roster (M26) when the word read `word` (M21). This claim's raise stays a
+    /// `fetch_max`; the next claim's M21 finds the word this endpoint's.
+    #[cold]
+    #[inline(never)]
+    fn reclaim(&self, off: usize, word: u64) {
+        // M27: SeqCst on success: after M26 in the total order (module docs, "Reclaim"), and
+        // Release, so that a later joiner's M22 (Acquire) is ordered after it. Relaxed on
+        // failure: a join (or another change) came first, and the role stays shared.
+        // SAFETY: in-bounds aligned sole word (geometry contract).
+        let _ = unsafe {
+            self.mem
+                .compare_exchange(off, word, self.tag, Ordering::SeqCst, Ordering::Relaxed)
+        };
     }
 
     /// Raises `side`'s hint to `to` by a plain store (M4s, M10s), as `raise` would but
@@ -258,6 +335,13 @@ impl<M: Memory> Core<M> {
         }
         Ok(self.hint(off)? > pos)
     }
+}
+
+/// The roster word of a role in which endpoint `tag` alone is attached: its bit and the
+/// "ever attached" bit. `None` for a tag with no roster bit (above 63: model tags only).
+fn alone_in_roster(tag: u64) -> Option<u64> {
+    let bit = 1u64.checked_shl(u32::try_from(tag.checked_sub(1)?).ok()?)?;
+    (bit != EVER).then_some(EVER | bit)
 }
 
 /// Gives the sole word at `off` back if it names `tag` (M24): a clean detach, or the reaper of
