@@ -441,11 +441,17 @@ pub fn inspect(name: &str) -> Result<Detail, Failure> {
 }
 
 /// An MPMC sole word (PROTOCOL §5.7) for JSON: `null` when nobody holds it, the tag of the
-/// endpoint alone in the role, or `"shared"` (with the tag that was alone then, if any).
+/// endpoint alone in the role, or `"shared"` (with the tag that was alone then, if any, and,
+/// on a layout 1.8 `RECLAIM` ring, the joins counted since it was last alone).
 fn sole(word: u64) -> Value {
+    use shmbus_ring::layout::{SOLE_JOIN, SOLE_JOINS, SOLE_SHARED};
     let tag = word & 0xff;
-    if word & shmbus_ring::layout::SOLE_SHARED != 0 {
-        json!({"shared": true, "was_alone": (tag != 0).then_some(tag)})
+    if word & (SOLE_SHARED | SOLE_JOINS) != 0 {
+        json!({
+            "shared": true,
+            "was_alone": (tag != 0).then_some(tag),
+            "joins": (word & SOLE_JOINS) / SOLE_JOIN,
+        })
     } else if word == 0 {
         Value::Null
     } else {
@@ -623,4 +629,26 @@ pub fn gc(prefix: &str, yes: bool) -> Vec<GcRow> {
 pub fn rm(name: &str) -> Result<GcRow, Failure> {
     let (status, removed) = liveness::remove_if_stale(name).map_err(|e| Failure::of(name, &e))?;
     Ok(GcRow::of(&status, removed, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sole;
+    use serde_json::json;
+    use shmbus_ring::layout::{SOLE_JOIN, SOLE_SHARED};
+
+    #[test]
+    fn sole_words_read_as_nobody_alone_or_shared_with_their_joins() {
+        assert_eq!(sole(0), serde_json::Value::Null);
+        assert_eq!(sole(7), json!({"alone": 7}));
+        assert_eq!(
+            sole(SOLE_SHARED | 3 * SOLE_JOIN | 2),
+            json!({"shared": true, "was_alone": 2, "joins": 3})
+        );
+        // Layout 1.7: no count.
+        assert_eq!(
+            sole(SOLE_SHARED),
+            json!({"shared": true, "was_alone": null, "joins": 0})
+        );
+    }
 }

@@ -247,7 +247,7 @@ config_impl!(crate::SpscConfig, crate::MpmcConfig);
 
 impl crate::MpmcConfig {
     /// The ring flags this configuration sets beyond the shared ones: membarrier mode, sole
-    /// endpoints and aligned slots.
+    /// endpoints (reclaimable or not) and aligned slots.
     pub(crate) fn kind_flags(&self) -> u32 {
         let mut flags = 0;
         if self.is_aligned() {
@@ -257,7 +257,10 @@ impl crate::MpmcConfig {
             flags |= crate::layout::RING_FLAG_MEMBARRIER;
         }
         if self.sole {
-            flags |= crate::layout::RING_FLAG_SOLE | crate::layout::RING_FLAG_RECLAIM;
+            flags |= crate::layout::RING_FLAG_SOLE;
+            if self.reclaim {
+                flags |= crate::layout::RING_FLAG_RECLAIM;
+            }
         }
         flags
     }

@@ -268,19 +268,19 @@ fn the_reclaim_flag_is_refused_without_the_sole_flag() {
     }
 }
 
-/// A ring with sole words but without `RECLAIM`, as layout 1.6 and 1.7 made them: joins
-/// mark the word shared without counting, nobody reclaims it, and the role stays shared for
-/// good, as those layouts' peers expect.
+/// A ring with sole words but without `RECLAIM` (`reclaim(false)`), as layout 1.6 and 1.7
+/// made them: joins mark the word shared without counting, nobody reclaims it, and the role
+/// stays shared for good, as those layouts' peers expect.
 #[test]
 fn without_the_reclaim_flag_a_shared_role_stays_shared() {
     let name = unique_name("sole-1.7");
-    let made =
-        MpmcRing::create_shm(&name, &MpmcConfig::new(4, 16), &SegmentOptions::default()).unwrap();
-    raw_view(made.segment())
-        .unwrap()
-        .atomic_u32(112)
-        .unwrap()
-        .fetch_and(!RING_FLAG_RECLAIM, std::sync::atomic::Ordering::SeqCst);
+    let made = MpmcRing::create_shm(
+        &name,
+        &MpmcConfig::new(4, 16).reclaim(false),
+        &SegmentOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(made.header().ring_flags & RING_FLAG_RECLAIM, 0);
     let ring = MpmcRing::open_shm(&name, &SegmentOptions::default()).unwrap();
     let mut a = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();

@@ -154,6 +154,7 @@ pub struct MpmcConfig {
     pub(crate) notify: bool,
     pub(crate) membarrier: bool,
     pub(crate) sole: bool,
+    pub(crate) reclaim: bool,
     pub(crate) aligned: bool,
     pub(crate) checksum: bool,
     pub(crate) limit: Option<u64>,
@@ -171,6 +172,7 @@ impl MpmcConfig {
             notify: true,
             membarrier: true,
             sole: true,
+            reclaim: true,
             aligned: true,
             checksum: false,
             limit: None,
@@ -229,11 +231,12 @@ impl MpmcConfig {
     /// Whether an endpoint alone in its role raises its hint with a plain store (default
     /// `true`; ring flag [`RING_FLAG_SOLE`](crate::layout::RING_FLAG_SOLE), layout 1.6,
     /// PROTOCOL §5.7). One producer and one consumer then pay no locked operation beyond their
-    /// claims per message; a second endpoint of a role that joins makes that role shared, for
-    /// good, and every raise locked again. An endpoint that replaces a dead sole one (killed,
-    /// and not yet reaped by a peer) reaps it as it attaches and is alone in turn, unless a
-    /// peer is reaping it at that instant (DECISIONS D93). `false` makes a ring that peers of
-    /// layout 1.5 and older can open.
+    /// claims per message; a second endpoint of a role that joins makes that role shared, and
+    /// every raise locked, until it leaves: the endpoint left alone then takes the word back
+    /// at its next claim (see [`reclaim`](Self::reclaim)). An endpoint that replaces a dead
+    /// sole one (killed, and not yet reaped by a peer) reaps it as it attaches and is alone in
+    /// turn, unless a peer is reaping it at that instant (DECISIONS D93). `false` makes a ring
+    /// that peers of layout 1.5 and older can open.
     ///
     /// ```
     /// use shmbus_ring::{layout::RING_FLAG_SOLE, MpmcConfig, MpmcRing};
@@ -245,6 +248,27 @@ impl MpmcConfig {
     /// ```
     pub fn sole(mut self, yes: bool) -> Self {
         self.sole = yes;
+        self
+    }
+
+    /// Whether, with [`sole`](Self::sole) endpoints, a role that became shared is sole again
+    /// once one endpoint is left in it (default `true`; ring flag
+    /// [`RING_FLAG_RECLAIM`](crate::layout::RING_FLAG_RECLAIM), layout 1.8, PROTOCOL §5.7
+    /// "Reclaim", DECISIONS D94). A sender cloned for a while and dropped, or a second
+    /// producer that attached and left, then costs the one left no locked raise after its next
+    /// message. `false` makes a ring whose shared roles stay shared for good, which peers of
+    /// layout 1.6 and 1.7 can open. No effect without sole endpoints.
+    ///
+    /// ```
+    /// use shmbus_ring::{layout::RING_FLAG_RECLAIM, MpmcConfig, MpmcRing};
+    /// let ring = MpmcRing::in_heap(&MpmcConfig::new(8, 64))?;
+    /// assert_ne!(ring.header().ring_flags & RING_FLAG_RECLAIM, 0);
+    /// let for_1_7_peers = MpmcRing::in_heap(&MpmcConfig::new(8, 64).reclaim(false))?;
+    /// assert_eq!(for_1_7_peers.header().ring_flags & RING_FLAG_RECLAIM, 0);
+    /// # Ok::<(), shmbus_ring::Error>(())
+    /// ```
+    pub fn reclaim(mut self, yes: bool) -> Self {
+        self.reclaim = yes;
         self
     }
 

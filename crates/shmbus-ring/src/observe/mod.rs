@@ -86,8 +86,9 @@ pub struct Snapshot {
     pub owners: [u32; 2],
     /// MPMC sole words `[producers, consumers]` (layout 1.6, PROTOCOL §5.7): 0 for none, the
     /// tag of the endpoint alone in the role, or [`SOLE_SHARED`](crate::layout::SOLE_SHARED)
-    /// set once the role is shared; 0 on other rings and on MPMC rings without the `SOLE`
-    /// flag.
+    /// set while the role is shared (with a join count in
+    /// [`SOLE_JOINS`](crate::layout::SOLE_JOINS) on a layout 1.8 `RECLAIM` ring, whose endpoint
+    /// left alone clears it); 0 on other rings and on MPMC rings without the `SOLE` flag.
     pub sole: [u64; 2],
     /// Wake sequences `[data published, space freed]`.
     pub wake_seq: [u64; 2],
