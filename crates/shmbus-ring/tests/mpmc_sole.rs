@@ -444,6 +444,59 @@ fn a_replacement_attached_right_after_its_sole_predecessor_died_is_sole() {
     }
 }
 
+/// A producer that joined the sole one is killed (`SIGKILL`): once a probe reaps it (its roster
+/// bit cleared after its claims are repaired, L13), the producer left is alone in the roster
+/// and takes the word back at its next push (D94). Everything committed arrives.
+#[test]
+fn the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped() {
+    const TEST: &str = "the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped";
+    if role().is_some() {
+        let ring =
+            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let mut tx = ring.producer().unwrap();
+        tx.try_push(b"joiner").unwrap();
+        println!("ready");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let (name, ring) = ring("sole-survivor", 8);
+    let mut a = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::from_millis(5));
+    let p = sole(&name)[0];
+    a.try_push(b"a0").unwrap();
+    let mut child = ChildGuard::spawn(
+        respawn(TEST, "producer")
+            .env(NAME, &name)
+            .stdout(Stdio::piped()),
+    );
+    assert!(child.await_line("ready"), "the joiner did not start");
+    assert_ne!(
+        sole(&name)[0] & SOLE_SHARED,
+        0,
+        "the joiner shared the role"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Received until a pop waits, and its probe reaps the dead joiner.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    loop {
+        match rx.pop_timeout(&mut buf, Duration::from_millis(50)) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(PopError::Timeout) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    a.try_push(b"a1").unwrap();
+    assert_eq!(sole(&name)[0], p, "the survivor holds the word again");
+    a.try_push(b"a2").unwrap();
+    while let Ok(n) = rx.try_pop(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got, ["a0", "joiner", "a1", "a2"]);
+}
+
 /// Found by the `ring_ops` fuzz target (s12): a consumer that joins a sole one walks from the
 /// head hint, a walk of at most `2 × slots + 64` positions per call, and raises no hint. Behind
 /// a longer run of abandoned positions that no consumer had passed, its join never reached
