@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use shmbus_ring::layout::{RING_FLAG_RECLAIM, RING_FLAG_SOLE, SOLE_JOIN, SOLE_SHARED};
+use shmbus_ring::layout::{RING_FLAG_RECLAIM, RING_FLAG_SOLE, SOLE_JOIN, SOLE_JOINS, SOLE_SHARED};
 use shmbus_ring::observe::Observer;
 use shmbus_ring::{Error, MpmcConfig, MpmcRing, PopError, SegmentOptions, SpscConfig, SpscRing};
 use shmbus_testkit::hostile::raw_view;
@@ -495,6 +495,69 @@ fn the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped() {
         got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     assert_eq!(got, ["a0", "joiner", "a1", "a2"]);
+}
+
+/// D93's gap, closed by D94: a sole producer dies holding a claim, and its replacement attaches
+/// while a consumer's probe is reaping it (between the repair of its claim and its
+/// unregistration). The replacement's own probe passes the entry being reaped by, so it joins
+/// the dead producer and the role is shared: D93 is best effort. Once the reap is over, the
+/// replacement is alone in the roster and takes the word back at its first push.
+#[test]
+fn a_replacement_attached_mid_reap_is_sole_after_its_first_push() {
+    const TEST: &str = "a_replacement_attached_mid_reap_is_sole_after_its_first_push";
+    if role().is_some() {
+        let ring =
+            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let mut tx = ring.producer().unwrap();
+        // Dies holding this claim.
+        let _claim = tx.reserve(4).unwrap();
+        println!("ready");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let (name, ring) = ring("sole-midreap", 8);
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::from_millis(5));
+    let mut child = ChildGuard::spawn(
+        respawn(TEST, "producer")
+            .env(NAME, &name)
+            .stdout(Stdio::piped()),
+    );
+    assert!(child.await_line("ready"), "the producer did not start");
+    let dead = sole(&name)[0];
+    assert!((1..=55).contains(&dead), "{dead:#x}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The replacement attaches from inside the consumer's reap, at the repair of the claim.
+    let replacement = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (slot, attaching) = (replacement.clone(), ring.clone());
+    shmbus_ring::crashpoint::on_this_thread("mpmc.repair.slot", move || {
+        *slot.lock().unwrap() = Some(attaching.producer().unwrap());
+    });
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        rx.pop_timeout(&mut buf, Duration::from_millis(100)),
+        Err(PopError::Timeout),
+        "the dead producer's claim was never committed"
+    );
+    let mut tx = replacement
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the probe reaped the dead producer and attached the replacement");
+    assert_eq!(
+        sole(&name)[0] & !SOLE_JOINS,
+        SOLE_SHARED | dead,
+        "attached mid-reap, it joined the dead producer (D93 is best effort)"
+    );
+    tx.try_push(b"after").unwrap();
+    let word = sole(&name)[0];
+    assert!(
+        (1..=55).contains(&word) && word != dead,
+        "the replacement holds the word after its first push: {word:#x}"
+    );
+    assert_eq!(rx.pop_timeout(&mut buf, Duration::from_secs(5)), Ok(5));
+    assert_eq!(&buf[..5], b"after");
 }
 
 /// Found by the `ring_ops` fuzz target (s12): a consumer that joins a sole one walks from the

@@ -235,8 +235,8 @@ impl MpmcConfig {
     /// every raise locked, until it leaves: the endpoint left alone then takes the word back
     /// at its next claim (see [`reclaim`](Self::reclaim)). An endpoint that replaces a dead
     /// sole one (killed, and not yet reaped by a peer) reaps it as it attaches and is alone in
-    /// turn, unless a peer is reaping it at that instant (DECISIONS D93). `false` makes a ring
-    /// that peers of layout 1.5 and older can open.
+    /// turn (DECISIONS D93; if a peer is reaping it at that instant, at its first claim after
+    /// that reap, D94). `false` makes a ring that peers of layout 1.5 and older can open.
     ///
     /// ```
     /// use shmbus_ring::{layout::RING_FLAG_SOLE, MpmcConfig, MpmcRing};

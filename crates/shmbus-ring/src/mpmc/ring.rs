@@ -224,8 +224,9 @@ impl KindImpl for Mpmc {
 /// crashed process) is then alone, rather than joining the dead endpoint and leaving the
 /// role shared for the ring's life (DECISIONS D93). Best effort: if another endpoint is
 /// reaping the holder at that instant, the probe passes its entry by and M22 may still run
-/// before that reaper gives the word back. A live holder is joined as before; a role already
-/// shared stays shared, so there is nothing to reap for.
+/// before that reaper gives the word back; on a `RECLAIM` ring (layout 1.8) the replacement
+/// then takes the word back at its first claim after that reap (D94). A live holder is
+/// joined as before; a role already shared is left to the reclaim.
 fn reap_a_dead_holder(ring: &Shared<Mpmc>, reg: &Registration, side: Side) {
     let Some(words) = ring.g.sole else {
         return;
