@@ -642,7 +642,7 @@ mod tests {
         assert_eq!(sole(0), serde_json::Value::Null);
         assert_eq!(sole(7), json!({"alone": 7}));
         assert_eq!(
-            sole(SOLE_SHARED | 3 * SOLE_JOIN | 2),
+            sole(SOLE_SHARED | (3 * SOLE_JOIN) | 2),
             json!({"shared": true, "was_alone": 2, "joins": 3})
         );
         // Layout 1.7: no count.

@@ -560,6 +560,60 @@ fn a_replacement_attached_mid_reap_is_sole_after_its_first_push() {
     assert_eq!(&buf[..5], b"after");
 }
 
+/// Found by review (D94): a joiner killed (`SIGKILL`) between its join's count (M22) and its
+/// mark (M22m) leaves a word that is no bare tag and has no `SOLE_SHARED`. Once it is reaped,
+/// the producer left must still see that word as shared and take it back; it did not when the
+/// reclaim looked for the mark, and the role stayed locked until the next join.
+#[test]
+fn a_joiner_killed_between_its_count_and_its_mark_leaves_the_role_reclaimable() {
+    const TEST: &str = "a_joiner_killed_between_its_count_and_its_mark_leaves_the_role_reclaimable";
+    if role().is_some() {
+        let ring =
+            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        shmbus_ring::crashpoint::arm("mpmc.join.counted");
+        println!("attaching");
+        // Parks at the crash point, between M22 and M22m, until killed.
+        let _tx = ring.producer();
+        unreachable!("parked at the crash point");
+    }
+    let (name, ring) = ring("sole-unmarked", 8);
+    let mut a = ring.producer().unwrap();
+    let mut rx = ring.consumer().unwrap();
+    rx.set_probe_interval(Duration::from_millis(5));
+    let p = sole(&name)[0];
+    let mut child = ChildGuard::spawn(
+        respawn(TEST, "producer")
+            .env(NAME, &name)
+            .stdout(Stdio::piped()),
+    );
+    assert!(child.await_line("attaching"), "the joiner did not start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sole(&name)[0] != p + SOLE_JOIN {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the joiner never parked between its count and its mark: {:#x}",
+            sole(&name)[0]
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A pop that waits probes, and reaps the dead joiner.
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        rx.pop_timeout(&mut buf, Duration::from_millis(50)),
+        Err(PopError::Timeout)
+    );
+    assert_eq!(sole(&name)[0], p + SOLE_JOIN, "counted, never marked");
+    a.try_push(b"a0").unwrap();
+    assert_eq!(
+        sole(&name)[0],
+        p,
+        "the producer left alone holds the word again"
+    );
+    assert_eq!(rx.try_pop(&mut buf), Ok(2));
+}
+
 /// Found by the `ring_ops` fuzz target (s12): a consumer that joins a sole one walks from the
 /// head hint, a walk of at most `2 × slots + 64` positions per call, and raises no hint. Behind
 /// a longer run of abandoned positions that no consumer had passed, its join never reached

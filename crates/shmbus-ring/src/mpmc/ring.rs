@@ -3,7 +3,7 @@
 use super::core::{repair_claims, vacate, Core, Geometry, Side};
 use super::{
     stride_for, Mpmc, MpmcConfig, ALIGNED_PAYLOAD_OFFSET, MAX_SLOTS, MAX_SLOT_SIZE, MIN_SLOTS,
-    SLOT_HEADER,
+    SLOT_HEADER, TAG_MASK,
 };
 use crate::checksum::framed;
 use crate::conv::offset;
@@ -15,7 +15,7 @@ use crate::handshake::bad_field;
 use crate::handshake::new_header;
 use crate::layout::{
     RingKind, SegmentHeader, BLOCK_SOLE, CONSUMER_BLOCK, DATA_OFFSET, PRODUCER_BLOCK,
-    RING_FLAG_ALIGNED, RING_FLAG_RECLAIM, RING_FLAG_SOLE, SOLE_SHARED,
+    RING_FLAG_ALIGNED, RING_FLAG_RECLAIM, RING_FLAG_SOLE,
 };
 use crate::liveness::{roster_off, Registration};
 use crate::ring::sealed::KindImpl;
@@ -234,7 +234,8 @@ fn reap_a_dead_holder(ring: &Shared<Mpmc>, reg: &Registration, side: Side) {
     // M25: Relaxed: only whether to probe; the probe's own loads and M22 decide the rest.
     // SAFETY: the sole words are in the first page, which `mem` holds.
     let word = unsafe { ring.mem.load(words[side as usize], Ordering::Relaxed) };
-    if word != 0 && word & SOLE_SHARED == 0 && word != reg.tag() {
+    // A bare tag (no mark, no join count): someone alone.
+    if word != 0 && word <= TAG_MASK && word != reg.tag() {
         ring.probe(reg, 0);
     }
 }

@@ -43,8 +43,9 @@
 //!
 //! - A join adds [`SOLE_JOIN`] to the word (M22, `SeqCst` RMW), then sets `SOLE_SHARED`; the
 //!   word is different after every join, even into a role already shared.
-//! - After a claim, an endpoint whose M21 finds the word shared (and which is not joining)
-//!   loads its role's roster (M26, `SeqCst`). If its own bit is the only one, it CASes the word
+//! - After a claim, an endpoint whose M21 finds the word no bare tag — shared, or a join's
+//!   count whose mark has not come (its joiner killed between the two) — and which is not
+//!   joining loads its role's roster (M26, `SeqCst`). If its own bit is the only one, it CASes the word
 //!   from the value M21 read to its tag (M27, `SeqCst`); its next claim's M21 finds the word
 //!   its own, and it raises with plain stores.
 //! - A registrant sets its roster bit (L5, `SeqCst` RMW) before its M22. If M26 does not see
@@ -61,6 +62,12 @@
 //!   could succeed after a join that named someone else as the former sole endpoint; that is
 //!   why older peers must refuse the flag. The loom models in `tests/loom_mpmc_sole.rs`
 //!   (`..._reclaim_...`) fail with the add replaced by the old `fetch_or`.
+//! - The argument also holds without S, on acquire/release alone, which loom models exactly:
+//!   every write of a sole word is an RMW, so if M21 read the add's value or a later one, it
+//!   read from the add's release sequence, the registrant's L5 happens before M26, and M26
+//!   sees its bit; if M21 read an earlier value, M27 succeeds only directly after it in
+//!   modification order, and the add then reads our tag. What is relied on: no plain store
+//!   to a sole word, M21 at least Acquire, M22 at least Release (DECISIONS D94, "Review").
 
 use super::Core;
 use crate::conv::signed_diff;
@@ -128,9 +135,11 @@ impl<M: Memory> Core<M> {
             // word before this join then fails (module docs, "Reclaim").
             // SAFETY: as above.
             let before = unsafe { self.mem.fetch_add(off, SOLE_JOIN, Ordering::SeqCst) };
-            // M22m: Relaxed: the mark for observers and for M25/M27, which judge the word by
-            // it; the add above is what orders the join (the word is not a sole tag from the
-            // add on, so no endpoint takes it for its own meanwhile).
+            crate::crashpoint::hit("mpmc.join.counted");
+            // M22m: Relaxed: the mark, for observers; the add above is what orders the join,
+            // and from it on the word is no bare tag, so no endpoint takes it for its own
+            // (M21), gives it back (M24) or takes it from 0 (M22) meanwhile. A joiner killed
+            // before this leaves the count alone, which M25 and M26 treat as shared.
             // SAFETY: as above.
             unsafe { self.mem.fetch_or(off, SOLE_SHARED, Ordering::Relaxed) };
             before
@@ -182,7 +191,9 @@ impl<M: Memory> Core<M> {
             return true;
         }
         if let Some(rosters) = self.g.reclaim {
-            if word & SOLE_SHARED != 0 && self.joining[side as usize] == 0 {
+            // Not a bare tag: shared, or a join's count (M22) whose mark (M22m) has not come,
+            // or never will (the joiner killed between them, and reaped since).
+            if word & !TAG_MASK != 0 && self.joining[side as usize] == 0 {
                 // M26: SeqCst (a plain load on x86): after M21 in the total order, so that a
                 // registrant whose roster bit this does not see joins after M21 read the
                 // word, and M27 fails; and Acquire, pairing with the Release of the L7/L13
