@@ -195,7 +195,7 @@ fn ring_bytes_reach_every_ring_transport_and_the_json_keeps_every_round() {
         "rings",
         &[
             "--transports",
-            "floor-ring,shmbus-spsc,shmbus-mpmc,shmbus-mpmc-crc,shmbus-channel,shmbus-spsc-zc,pipe-spin",
+            "floor-ring,shmbus-spsc,shmbus-mpmc,shmbus-mpmc-rejoined,shmbus-mpmc-crc,shmbus-channel,shmbus-spsc-zc,pipe-spin",
             "--sizes",
             "64",
             "--rounds",
@@ -218,6 +218,7 @@ fn ring_bytes_reach_every_ring_transport_and_the_json_keeps_every_round() {
         "floor-ring",
         "shmbus-spsc",
         "shmbus-mpmc",
+        "shmbus-mpmc-rejoined",
         "shmbus-mpmc-crc",
         "shmbus-channel",
         "shmbus-spsc-zc",

@@ -156,8 +156,18 @@ pub fn all() -> Vec<Box<dyn Transport>> {
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargeSysv)),
         Box::new(shmbus_spsc::ShmbusSpsc(shmbus_spsc::Mode::LargeSysvHuge)),
         Box::new(shmbus_zero_copy::ShmbusZeroCopy),
-        Box::new(shmbus_mpmc::ShmbusMpmc(false)),
-        Box::new(shmbus_mpmc::ShmbusMpmc(true)),
+        Box::new(shmbus_mpmc::ShmbusMpmc {
+            checksum: false,
+            rejoined: false,
+        }),
+        Box::new(shmbus_mpmc::ShmbusMpmc {
+            checksum: false,
+            rejoined: true,
+        }),
+        Box::new(shmbus_mpmc::ShmbusMpmc {
+            checksum: true,
+            rejoined: false,
+        }),
         Box::new(shmbus_channel::ShmbusChannel),
         Box::new(shmbus_select::ShmbusSelect4),
         Box::new(shmbus_async::ShmbusAsync(false)),

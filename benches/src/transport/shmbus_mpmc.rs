@@ -7,6 +7,13 @@
 //! (`MpmcConfig::checksum`): slots 4 bytes larger for the CRC32C trailer (at 64-byte messages
 //! that takes the stride from one cache line to two), written by every push and verified on
 //! every pop's copy.
+//!
+//! `shmbus-mpmc-rejoined`: `shmbus-mpmc` on rings whose roles were shared once: before the
+//! measured endpoints attach, a second producer and a second consumer attach to each ring,
+//! pass one message and leave (a sender cloned for a while and dropped). The measured
+//! endpoints then join a shared role; on a layout 1.8 ring each takes its role's sole word
+//! back at its first claim (DECISIONS D94) and raises with plain stores, so this row should
+//! match `shmbus-mpmc`. Before 1.8 the roles stayed shared, every raise a locked `fetch_max`.
 
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use crate::ring::capacity_for;
@@ -15,9 +22,13 @@ use shmbus::ring::{
     MpmcConfig, MpmcConsumer, MpmcProducer, MpmcRing, PopError, PushError, SegmentOptions,
 };
 
-/// shmbus's MPMC ring at one producer and one consumer, busy-polling; with the per-message
-/// checksum when the flag is set.
-pub struct ShmbusMpmc(pub bool);
+/// shmbus's MPMC ring at one producer and one consumer, busy-polling.
+pub struct ShmbusMpmc {
+    /// With the per-message checksum.
+    pub checksum: bool,
+    /// On rings whose roles a second producer and consumer shared, then left.
+    pub rejoined: bool,
+}
 
 /// Slots for messages of `size` bytes (plus the checksum trailer), as many as fit the SPSC
 /// ring's capacity for that size (at least 8).
@@ -38,6 +49,17 @@ fn config(size: usize, checksum: bool) -> MpmcConfig {
 
 fn options() -> SegmentOptions {
     SegmentOptions::default().prefault(true)
+}
+
+/// A producer and a consumer that attach to `ring`, pass one message of `size` bytes and
+/// leave, so that each role the measured endpoints then take was shared once.
+fn share_and_leave(ring: &MpmcRing, size: usize) -> Result<()> {
+    let mut tx = ring.producer().context("transient producer")?;
+    let mut rx = ring.consumer().context("transient consumer")?;
+    let mut buf = vec![0u8; size.max(1)];
+    tx.try_push(&buf).context("transient push")?;
+    rx.try_pop(&mut buf).context("transient pop")?;
+    Ok(())
 }
 
 struct MpmcEndpoint {
@@ -79,10 +101,10 @@ impl Endpoint for MpmcEndpoint {
 
 impl Transport for ShmbusMpmc {
     fn name(&self) -> &'static str {
-        if self.0 {
-            "shmbus-mpmc-crc"
-        } else {
-            "shmbus-mpmc"
+        match (self.checksum, self.rejoined) {
+            (true, _) => "shmbus-mpmc-crc",
+            (false, true) => "shmbus-mpmc-rejoined",
+            (false, false) => "shmbus-mpmc",
         }
     }
 
@@ -91,21 +113,26 @@ impl Transport for ShmbusMpmc {
     }
 
     fn ring_bytes(&self, size: usize) -> Option<u64> {
-        Some(config(size, self.0).stride() * geometry(size, self.0).0)
+        Some(config(size, self.checksum).stride() * geometry(size, self.checksum).0)
     }
 
     fn listen(&self, env: &SetupEnv, size: usize) -> Result<Listening> {
         let base = format!("/{}", env.unique);
-        let cfg = config(size, self.0);
+        let cfg = config(size, self.checksum);
         let create = |suffix: &str| {
             let name = format!("{base}-{suffix}");
             MpmcRing::create_shm(&name, &cfg, &options())
                 .with_context(|| format!("MpmcRing::create_shm({name})"))
         };
         let (down, up) = (create("down")?, create("up")?);
+        if self.rejoined {
+            for ring in [&down, &up] {
+                share_and_leave(ring, size)?;
+            }
+        }
         // The ring size the report names is the ring's own.
         // (`slot_size` is the largest message: the slot less the checksum trailer.)
-        let (slots, _) = geometry(size, self.0);
+        let (slots, _) = geometry(size, self.checksum);
         ensure!(
             down.slots() == slots && up.slots() == slots && down.slot_size() == size.max(1),
             "asked for {slots} slots for {size}-byte messages, got {} for {}-byte ones",

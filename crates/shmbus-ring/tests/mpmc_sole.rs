@@ -227,45 +227,52 @@ fn a_ring_made_without_sole_words_has_no_flag_and_no_words() {
     );
 }
 
-#[test]
-fn the_sole_flag_is_refused_on_an_spsc_ring() {
-    let name = unique_name("sole-spsc");
-    let ring =
-        SpscRing::create_shm(&name, &SpscConfig::new(4096), &SegmentOptions::default()).unwrap();
-    let raw = raw_view(ring.segment()).unwrap();
-    raw.atomic_u32(112)
+/// Sets `flag` in the ring header of `seg` and checks that `open` refuses the ring, with a
+/// reason that says `why`.
+fn assert_flag_refused<T>(
+    seg: &shmbus_ring::Segment,
+    flag: u32,
+    open: impl FnOnce() -> Result<T, Error>,
+    why: &str,
+) {
+    raw_view(seg)
         .unwrap()
-        .fetch_or(RING_FLAG_SOLE, std::sync::atomic::Ordering::SeqCst);
-    match SpscRing::open_shm(&name, &SegmentOptions::default()) {
+        .atomic_u32(112)
+        .unwrap()
+        .fetch_or(flag, std::sync::atomic::Ordering::SeqCst);
+    match open() {
         Err(Error::BadField { field, reason, .. }) => {
             assert_eq!(field, "ring_flags");
-            assert!(reason.contains("MPMC rings only"), "{reason}");
+            assert!(reason.contains(why), "{reason}");
         }
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
 
 #[test]
+fn the_sole_flag_is_refused_on_an_spsc_ring() {
+    let name = unique_name("sole-spsc");
+    let ring =
+        SpscRing::create_shm(&name, &SpscConfig::new(4096), &SegmentOptions::default()).unwrap();
+    assert_flag_refused(
+        ring.segment(),
+        RING_FLAG_SOLE,
+        || SpscRing::open_shm(&name, &SegmentOptions::default()),
+        "MPMC rings only",
+    );
+}
+
+#[test]
 fn the_reclaim_flag_is_refused_without_the_sole_flag() {
     let name = unique_name("reclaim-alone");
-    let ring = MpmcRing::create_shm(
-        &name,
-        &MpmcConfig::new(4, 16).sole(false),
-        &SegmentOptions::default(),
-    )
-    .unwrap();
-    raw_view(ring.segment())
-        .unwrap()
-        .atomic_u32(112)
-        .unwrap()
-        .fetch_or(RING_FLAG_RECLAIM, std::sync::atomic::Ordering::SeqCst);
-    match MpmcRing::open_shm(&name, &SegmentOptions::default()) {
-        Err(Error::BadField { field, reason, .. }) => {
-            assert_eq!(field, "ring_flags");
-            assert!(reason.contains("only with bit 5 (sole)"), "{reason}");
-        }
-        other => panic!("{:?}", other.map(|_| ())),
-    }
+    let config = MpmcConfig::new(4, 16).sole(false);
+    let ring = MpmcRing::create_shm(&name, &config, &SegmentOptions::default()).unwrap();
+    assert_flag_refused(
+        ring.segment(),
+        RING_FLAG_RECLAIM,
+        || MpmcRing::open_shm(&name, &SegmentOptions::default()),
+        "only with bit 5 (sole)",
+    );
 }
 
 /// A ring with sole words but without `RECLAIM` (`reclaim(false)`), as layout 1.6 and 1.7
