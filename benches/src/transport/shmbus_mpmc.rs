@@ -9,11 +9,12 @@
 //! every pop's copy.
 //!
 //! `shmbus-mpmc-rejoined`: `shmbus-mpmc` on rings whose roles were shared once: before the
-//! measured endpoints attach, a second producer and a second consumer attach to each ring,
-//! pass one message and leave (a sender cloned for a while and dropped). The measured
-//! endpoints then join a shared role; on a layout 1.8 ring each takes its role's sole word
-//! back at its first claim (DECISIONS D94) and raises with plain stores, so this row should
-//! match `shmbus-mpmc`. Before 1.8 the roles stayed shared, every raise a locked `fetch_max`.
+//! measured endpoints attach, two producers and two consumers attach to each ring (each role
+//! shared: a sender and its clone), pass a message each way and leave. The measured
+//! endpoints then join a role still marked shared; on a layout 1.8 ring each takes its
+//! role's sole word back at its first claim (DECISIONS D94) and raises with plain stores, so
+//! this row should match `shmbus-mpmc`. Before 1.8 the roles stayed shared for the ring's
+//! life, every raise a locked `fetch_max`.
 
 use super::{Class, Endpoint, Listening, SetupEnv, Transport};
 use crate::ring::capacity_for;
@@ -51,14 +52,19 @@ fn options() -> SegmentOptions {
     SegmentOptions::default().prefault(true)
 }
 
-/// A producer and a consumer that attach to `ring`, pass one message of `size` bytes and
-/// leave, so that each role the measured endpoints then take was shared once.
+/// Two producers and two consumers that attach to `ring` (each role shared), pass a message of
+/// `size` bytes each and leave, so that each role the measured endpoints then take is marked
+/// shared.
 fn share_and_leave(ring: &MpmcRing, size: usize) -> Result<()> {
-    let mut tx = ring.producer().context("transient producer")?;
-    let mut rx = ring.consumer().context("transient consumer")?;
+    let producer = || ring.producer().context("transient producer");
+    let consumer = || ring.consumer().context("transient consumer");
+    let mut txs = [producer()?, producer()?];
+    let mut rxs = [consumer()?, consumer()?];
     let mut buf = vec![0u8; size.max(1)];
-    tx.try_push(&buf).context("transient push")?;
-    rx.try_pop(&mut buf).context("transient pop")?;
+    for (tx, rx) in txs.iter_mut().zip(&mut rxs) {
+        tx.try_push(&buf).context("transient push")?;
+        rx.try_pop(&mut buf).context("transient pop")?;
+    }
     Ok(())
 }
 

@@ -55,6 +55,7 @@ fn mpmc_op() -> impl Strategy<Value = MpmcOp> {
         1 => who.prop_map(MpmcOp::PopWith),
         1 => (who, any::<u8>()).prop_map(|(w, n)| MpmcOp::PopBatch(w, n)),
         1 => who.prop_map(MpmcOp::Read),
+        1 => (who, any::<bool>()).prop_map(|(w, p)| MpmcOp::Leave(w, p)),
     ]
 }
 

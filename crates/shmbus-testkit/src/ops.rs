@@ -299,6 +299,11 @@ pub enum MpmcOp {
     PopBatch(u8, u8),
     /// `read`, look, drop (consumed).
     Read(u8),
+    /// The endpoint detaches (a producer if the flag is set, else a consumer), unless it is
+    /// the last attached of its role (the other side would then see `Disconnected`); the
+    /// next operation naming it attaches a new one, which joins the role (PROTOCOL.md §5.7).
+    /// A role left with one endpoint is sole again at its next claim (layout 1.8, D94).
+    Leave(u8, bool),
 }
 
 /// An MPMC case.
@@ -370,28 +375,60 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
     let mut txs = Vec::new();
     let mut rxs = Vec::new();
     for _ in 0..MPMC_ENDPOINTS {
-        txs.push(ring.producer().map_err(|e| format!("producer: {e}"))?);
-        rxs.push(ring.consumer().map_err(|e| format!("consumer: {e}"))?);
+        txs.push(Some(ring.producer().map_err(|e| format!("producer: {e}"))?));
+        rxs.push(Some(ring.consumer().map_err(|e| format!("consumer: {e}"))?));
+    }
+    // The endpoint an operation names, attached just before it (`Leave` may have detached it).
+    macro_rules! tx {
+        ($w:expr) => {
+            txs[usize::from($w) % MPMC_ENDPOINTS]
+                .as_mut()
+                .expect("attached before the operation")
+        };
+    }
+    macro_rules! rx {
+        ($w:expr) => {
+            rxs[usize::from($w) % MPMC_ENDPOINTS]
+                .as_mut()
+                .expect("attached before the operation")
+        };
     }
     let mut m = MpmcModel::new(slots);
     let too_large = |len: usize| PushError::TooLarge { len, max };
     let who = |w: u8| usize::from(w) % MPMC_ENDPOINTS;
     let mut buf = vec![0u8; max];
     for (step, op) in case.ops.iter().enumerate() {
+        if let MpmcOp::Leave(w, producer) = *op {
+            if producer {
+                leave(&mut txs, who(w));
+            } else {
+                leave(&mut rxs, who(w));
+            }
+            continue;
+        }
+        let (w, producer) = op.endpoint();
+        if producer && txs[who(w)].is_none() {
+            txs[who(w)] = Some(
+                ring.producer()
+                    .map_err(|e| format!("step {step} attach: {e}"))?,
+            );
+        } else if !producer && rxs[who(w)].is_none() {
+            rxs[who(w)] = Some(
+                ring.consumer()
+                    .map_err(|e| format!("step {step} attach: {e}"))?,
+            );
+        }
         match *op {
+            MpmcOp::Leave(..) => unreachable!("handled above"),
             MpmcOp::Push(w, raw) => {
                 let len = fuzz_len(raw, max);
                 let msg = m.msg(len);
                 if len > max {
-                    ensure_eq!(
-                        txs[who(w)].try_push(&msg),
-                        Err(too_large(len)),
-                        "step {step}"
-                    );
+                    ensure_eq!(tx!(w).try_push(&msg), Err(too_large(len)), "step {step}");
                     continue;
                 }
                 let expect = m.can_claim();
-                match txs[who(w)].try_push(&msg) {
+                match tx!(w).try_push(&msg) {
                     Ok(()) => {
                         ensure!(expect, "step {step}: pushed into a full ring");
                         m.push(Entry::Msg(msg));
@@ -409,23 +446,15 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                         count: msgs.len(),
                         max: slots as usize,
                     };
-                    ensure_eq!(
-                        txs[who(w)].try_push_all(&msgs),
-                        Err(want),
-                        "step {step} bulk"
-                    );
+                    ensure_eq!(tx!(w).try_push_all(&msgs), Err(want), "step {step} bulk");
                     continue;
                 }
                 if let Some(big) = msgs.iter().find(|b| b.len() > max) {
                     let want = too_large(big.len());
                     if bulk {
-                        ensure_eq!(
-                            txs[who(w)].try_push_all(&msgs),
-                            Err(want),
-                            "step {step} bulk"
-                        );
+                        ensure_eq!(tx!(w).try_push_all(&msgs), Err(want), "step {step} bulk");
                     } else {
-                        ensure_eq!(txs[who(w)].try_push_batch(&msgs), Err(want), "step {step}");
+                        ensure_eq!(tx!(w).try_push_batch(&msgs), Err(want), "step {step}");
                     }
                     continue;
                 }
@@ -444,13 +473,13 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                         // Claims are abandoned when the ring fills before all are claimed.
                         m.abandon_from(start);
                     }
-                    match txs[who(w)].try_push_all(&msgs) {
+                    match tx!(w).try_push_all(&msgs) {
                         Ok(()) => ensure!(all, "step {step}: bulk succeeded where it fills"),
                         Err(PushError::Full) => ensure!(!all, "step {step}: bulk full with room"),
                         Err(e) => return Err(format!("step {step} bulk: {e}")),
                     }
                 } else {
-                    match txs[who(w)].try_push_batch(&msgs) {
+                    match tx!(w).try_push_batch(&msgs) {
                         Ok(n) => ensure_eq!(n, fit, "step {step} burst count"),
                         Err(PushError::Full) => ensure_eq!(fit, 0, "step {step} burst full"),
                         Err(e) => return Err(format!("step {step} burst: {e}")),
@@ -463,7 +492,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                     MpmcOp::ReserveCommit(_, raw) => usize::from(raw) % (max + 1),
                     _ => max,
                 };
-                match txs[who(w)].reserve(len) {
+                match tx!(w).reserve(len) {
                     Ok(mut slot) => {
                         ensure!(expect, "step {step}: reserved in a full ring");
                         ensure_eq!(slot.len(), len, "step {step} reservation length");
@@ -482,12 +511,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                 }
             }
             MpmcOp::Pop(w) => {
-                match retry_empty!(
-                    retries,
-                    m,
-                    Err(PopError::Empty),
-                    rxs[who(w)].try_pop(&mut buf)
-                ) {
+                match retry_empty!(retries, m, Err(PopError::Empty), rx!(w).try_pop(&mut buf)) {
                     Ok(n) => ensure_eq!(Some(buf[..n].to_vec()), m.pop(), "step {step} pop"),
                     Err(PopError::Empty) => ensure_eq!(m.pop(), None, "step {step} empty"),
                     Err(e) => return Err(format!("step {step} pop: {e}")),
@@ -495,12 +519,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
             }
             MpmcOp::PopSmallBuffer(w, n) => {
                 let mut small = vec![0u8; usize::from(n) % (max + 1)];
-                match retry_empty!(
-                    retries,
-                    m,
-                    Err(PopError::Empty),
-                    rxs[who(w)].try_pop(&mut small)
-                ) {
+                match retry_empty!(retries, m, Err(PopError::Empty), rx!(w).try_pop(&mut small)) {
                     Ok(k) => {
                         ensure!(
                             small.len() >= max,
@@ -518,12 +537,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
             }
             MpmcOp::PopVec(w) => {
                 let mut v = vec![7u8; 2];
-                match retry_empty!(
-                    retries,
-                    m,
-                    Err(PopError::Empty),
-                    rxs[who(w)].try_pop_vec(&mut v)
-                ) {
+                match retry_empty!(retries, m, Err(PopError::Empty), rx!(w).try_pop_vec(&mut v)) {
                     Ok(n) => {
                         ensure_eq!(n, v.len(), "step {step} pop_vec length");
                         ensure_eq!(Some(v), m.pop(), "step {step} pop_vec");
@@ -536,7 +550,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                 retries,
                 m,
                 Err(PopError::Empty),
-                rxs[who(w)].try_pop_with(|b| b.to_vec())
+                rx!(w).try_pop_with(|b| b.to_vec())
             ) {
                 Ok(v) => ensure_eq!(Some(v), m.pop(), "step {step} pop_with"),
                 Err(PopError::Empty) => ensure_eq!(m.pop(), None, "step {step} empty"),
@@ -549,7 +563,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                     retries,
                     m,
                     Ok(0),
-                    rxs[who(w)].try_pop_batch(n, |b| got.push(b.to_vec()))
+                    rx!(w).try_pop_batch(n, |b| got.push(b.to_vec()))
                 )
                 .map_err(|e| format!("step {step} try_pop_batch: {e}"))?;
                 ensure_eq!(k, got.len(), "step {step} try_pop_batch count");
@@ -560,7 +574,7 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
                 // As `retry_empty!`, by hand: the claimed slot borrows the consumer.
                 let calls = retries.calls(&m);
                 for call in 1..=calls {
-                    match rxs[who(w)]
+                    match rx!(w)
                         .read()
                         .map_err(|e| format!("step {step} read: {e}"))?
                     {
@@ -579,11 +593,41 @@ pub fn run_mpmc_with(case: &MpmcCase, retries: Retries) -> Result<(), String> {
         }
     }
     let mut v = Vec::new();
+    let mut attached = rxs.iter_mut().flatten();
+    let rx = attached.next().ok_or("no consumer attached")?;
     while !m.is_empty() {
-        retry_empty!(retries, m, Err(PopError::Empty), rxs[0].try_pop_vec(&mut v))
+        retry_empty!(retries, m, Err(PopError::Empty), rx.try_pop_vec(&mut v))
             .map_err(|e| format!("drain: {e}"))?;
         ensure_eq!(Some(v.clone()), m.pop(), "drain");
     }
-    ensure_eq!(rxs[1].try_pop_vec(&mut v), Err(PopError::Empty), "drained");
+    let other = attached.next().unwrap_or(rx);
+    ensure_eq!(other.try_pop_vec(&mut v), Err(PopError::Empty), "drained");
     Ok(())
+}
+
+/// Detaches endpoint `i` of a role (`Leave`), unless it is the last one attached.
+fn leave<E>(endpoints: &mut [Option<E>], i: usize) {
+    if endpoints.iter().filter(|e| e.is_some()).count() > 1 {
+        endpoints[i] = None;
+    }
+}
+
+impl MpmcOp {
+    /// The endpoint this operation names, and whether it is a producer.
+    fn endpoint(&self) -> (u8, bool) {
+        match *self {
+            MpmcOp::Push(w, _)
+            | MpmcOp::Batch(w, _)
+            | MpmcOp::All(w, _)
+            | MpmcOp::ReserveCommit(w, _)
+            | MpmcOp::ReserveAbort(w) => (w, true),
+            MpmcOp::Pop(w)
+            | MpmcOp::PopSmallBuffer(w, _)
+            | MpmcOp::PopVec(w)
+            | MpmcOp::PopWith(w)
+            | MpmcOp::PopBatch(w, _)
+            | MpmcOp::Read(w) => (w, false),
+            MpmcOp::Leave(w, producer) => (w, producer),
+        }
+    }
 }
