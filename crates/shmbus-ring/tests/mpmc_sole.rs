@@ -341,14 +341,32 @@ fn a_forged_sole_word_still_delivers_every_message_once_in_sequence() {
 
 const NAME: &str = "SHMBUS_SOLE_NAME";
 
+/// In a child: the ring the parent named in [`NAME`].
+fn child_ring() -> MpmcRing {
+    MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap()
+}
+
+/// Starts this test (`test`) again as a child of role `who` on the ring `name`, and waits for
+/// it to print `line`.
+fn spawn_child(test: &str, who: &str, name: &str, line: &str) -> ChildGuard {
+    let mut child = ChildGuard::spawn(respawn(test, who).env(NAME, name).stdout(Stdio::piped()));
+    assert!(child.await_line(line), "the {who} did not start");
+    child
+}
+
+/// Kills the child (`SIGKILL`) and reaps its process.
+fn kill(child: &mut ChildGuard) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// A sole producer killed (`SIGKILL`): once a consumer's probe reaps it, its word is given back and the
 /// next producer is alone again; what it committed is received.
 #[test]
 fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
     const TEST: &str = "a_dead_sole_producers_word_is_given_back_by_the_reaper";
     if role().is_some() {
-        let ring =
-            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let ring = child_ring();
         let mut tx = ring.producer().unwrap();
         tx.try_push(b"before").unwrap();
         println!("ready");
@@ -358,16 +376,10 @@ fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
     let (name, ring) = ring("sole-dead", 8);
     let mut rx = ring.consumer().unwrap();
     rx.set_probe_interval(Duration::from_millis(5));
-    let mut child = ChildGuard::spawn(
-        respawn(TEST, "producer")
-            .env(NAME, &name)
-            .stdout(Stdio::piped()),
-    );
-    assert!(child.await_line("ready"), "the producer did not start");
+    let mut child = spawn_child(TEST, "producer", &name, "ready");
     let dead = sole(&name)[0];
     assert!((1..=55).contains(&dead), "{dead:#x}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     let mut buf = [0u8; 16];
     assert_eq!(rx.pop_timeout(&mut buf, Duration::from_secs(5)), Ok(6));
     assert_eq!(&buf[..6], b"before");
@@ -392,8 +404,7 @@ fn a_dead_sole_producers_word_is_given_back_by_the_reaper() {
 fn a_replacement_attached_right_after_its_sole_predecessor_died_is_sole() {
     const TEST: &str = "a_replacement_attached_right_after_its_sole_predecessor_died_is_sole";
     if let Some(who) = role() {
-        let ring =
-            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let ring = child_ring();
         // Held until the parent kills this process.
         let _held = if who == "producer" {
             let mut tx = ring.producer().unwrap();
@@ -412,13 +423,10 @@ fn a_replacement_attached_right_after_its_sole_predecessor_died_is_sole() {
         // probes.
         let mut peer_tx = (side == 1).then(|| ring.producer().unwrap());
         let mut peer_rx = (side == 0).then(|| ring.consumer().unwrap());
-        let mut child =
-            ChildGuard::spawn(respawn(TEST, who).env(NAME, &name).stdout(Stdio::piped()));
-        assert!(child.await_line("ready"), "the {who} did not start");
+        let mut child = spawn_child(TEST, who, &name, "ready");
         let dead = sole(&name)[side];
         assert!((1..=55).contains(&dead), "{who}: {dead:#x}");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill(&mut child);
         // The replacement, attached at once; the survivor is the other role's endpoint.
         let (mut tx, mut rx) = match (peer_tx.take(), peer_rx.take()) {
             (None, Some(rx)) => (ring.producer().unwrap(), rx),
@@ -458,8 +466,7 @@ fn a_replacement_attached_right_after_its_sole_predecessor_died_is_sole() {
 fn the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped() {
     const TEST: &str = "the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped";
     if role().is_some() {
-        let ring =
-            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let ring = child_ring();
         let mut tx = ring.producer().unwrap();
         tx.try_push(b"joiner").unwrap();
         println!("ready");
@@ -472,19 +479,13 @@ fn the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped() {
     rx.set_probe_interval(Duration::from_millis(5));
     let p = sole(&name)[0];
     a.try_push(b"a0").unwrap();
-    let mut child = ChildGuard::spawn(
-        respawn(TEST, "producer")
-            .env(NAME, &name)
-            .stdout(Stdio::piped()),
-    );
-    assert!(child.await_line("ready"), "the joiner did not start");
+    let mut child = spawn_child(TEST, "producer", &name, "ready");
     assert_ne!(
         sole(&name)[0] & SOLE_SHARED,
         0,
         "the joiner shared the role"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     // Received until a pop waits, and its probe reaps the dead joiner.
     let mut got = Vec::new();
     let mut buf = [0u8; 16];
@@ -513,8 +514,7 @@ fn the_survivor_of_a_killed_joiner_is_sole_again_once_the_joiner_is_reaped() {
 fn a_replacement_attached_mid_reap_is_sole_after_its_first_push() {
     const TEST: &str = "a_replacement_attached_mid_reap_is_sole_after_its_first_push";
     if role().is_some() {
-        let ring =
-            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let ring = child_ring();
         let mut tx = ring.producer().unwrap();
         // Dies holding this claim.
         let _claim = tx.reserve(4).unwrap();
@@ -525,16 +525,10 @@ fn a_replacement_attached_mid_reap_is_sole_after_its_first_push() {
     let (name, ring) = ring("sole-midreap", 8);
     let mut rx = ring.consumer().unwrap();
     rx.set_probe_interval(Duration::from_millis(5));
-    let mut child = ChildGuard::spawn(
-        respawn(TEST, "producer")
-            .env(NAME, &name)
-            .stdout(Stdio::piped()),
-    );
-    assert!(child.await_line("ready"), "the producer did not start");
+    let mut child = spawn_child(TEST, "producer", &name, "ready");
     let dead = sole(&name)[0];
     assert!((1..=55).contains(&dead), "{dead:#x}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     // The replacement attaches from inside the consumer's reap, at the repair of the claim.
     let replacement = std::sync::Arc::new(std::sync::Mutex::new(None));
     let (slot, attaching) = (replacement.clone(), ring.clone());
@@ -575,8 +569,7 @@ fn a_replacement_attached_mid_reap_is_sole_after_its_first_push() {
 fn a_joiner_killed_between_its_count_and_its_mark_leaves_the_role_reclaimable() {
     const TEST: &str = "a_joiner_killed_between_its_count_and_its_mark_leaves_the_role_reclaimable";
     if role().is_some() {
-        let ring =
-            MpmcRing::open_shm(&std::env::var(NAME).unwrap(), &SegmentOptions::default()).unwrap();
+        let ring = child_ring();
         shmbus_ring::crashpoint::arm("mpmc.join.counted");
         println!("attaching");
         // Parks at the crash point, between M22 and M22m, until killed.
@@ -588,12 +581,7 @@ fn a_joiner_killed_between_its_count_and_its_mark_leaves_the_role_reclaimable() 
     let mut rx = ring.consumer().unwrap();
     rx.set_probe_interval(Duration::from_millis(5));
     let p = sole(&name)[0];
-    let mut child = ChildGuard::spawn(
-        respawn(TEST, "producer")
-            .env(NAME, &name)
-            .stdout(Stdio::piped()),
-    );
-    assert!(child.await_line("attaching"), "the joiner did not start");
+    let mut child = spawn_child(TEST, "producer", &name, "attaching");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while sole(&name)[0] != p + SOLE_JOIN {
         assert!(
@@ -603,8 +591,7 @@ fn a_joiner_killed_between_its_count_and_its_mark_leaves_the_role_reclaimable() 
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     // A pop that waits probes, and reaps the dead joiner.
     let mut buf = [0u8; 16];
     assert_eq!(
