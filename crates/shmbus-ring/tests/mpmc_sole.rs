@@ -632,3 +632,113 @@ fn a_joiner_behind_a_long_run_of_abandoned_positions_finds_the_message() {
     }
     assert_eq!(got, b"after the run");
 }
+
+/// Real threads, real memory: one producer pushes throughout while another thread attaches a
+/// second producer (and a second consumer), uses it and drops it, again and again, so that
+/// each role goes from sole to shared and back (D94) hundreds of times under traffic. An
+/// observer samples both hints all along: neither may ever move back (a plain store racing a
+/// `fetch_max` would show here). Every message arrives exactly once.
+#[test]
+fn roles_shared_and_reclaimed_under_traffic_never_move_a_hint_back() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    const CYCLES: u64 = 300;
+    const SAMPLES: u64 = 10_000;
+    let (name, ring) = ring("sole-churn", 16);
+    let mut steady_tx = ring.producer().unwrap();
+    let mut steady_rx = ring.consumer().unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let (cycles, samples) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let observer = {
+        let (name, done, samples) = (name.clone(), done.clone(), samples.clone());
+        std::thread::spawn(move || {
+            let obs = Observer::open(&name).unwrap();
+            let (mut tail, mut head) = (0, 0);
+            while !done.load(Relaxed) {
+                let snap = obs.snapshot();
+                assert!(
+                    snap.tail >= tail,
+                    "tail hint moved back: {tail} -> {}",
+                    snap.tail
+                );
+                assert!(
+                    snap.head >= head,
+                    "head hint moved back: {head} -> {}",
+                    snap.head
+                );
+                (tail, head) = (snap.tail, snap.head);
+                samples.fetch_add(1, Relaxed);
+            }
+        })
+    };
+    let churn = {
+        let (ring, done, cycles) = (ring.clone(), done.clone(), cycles.clone());
+        std::thread::spawn(move || {
+            let (mut sent, mut got) = (0u64, Vec::new());
+            let mut buf = [0u8; 16];
+            while !done.load(Relaxed) {
+                let mut tx = ring.producer().unwrap();
+                let mut rx = ring.consumer().unwrap();
+                for _ in 0..4 {
+                    let msg = (1u64 << 63 | sent).to_le_bytes();
+                    if tx.push_timeout(&msg, Duration::from_secs(5)).is_ok() {
+                        sent += 1;
+                    }
+                    if let Ok(n) = rx.try_pop(&mut buf) {
+                        got.push(u64::from_le_bytes(buf[..n].try_into().unwrap()));
+                    }
+                }
+                cycles.fetch_add(1, Relaxed);
+            }
+            (sent, got)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    let mut steady = 0u64;
+    while cycles.load(Relaxed) < CYCLES || samples.load(Relaxed) < SAMPLES {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "too slow: {} cycles, {} samples",
+            cycles.load(Relaxed),
+            samples.load(Relaxed)
+        );
+        steady_tx
+            .push_timeout(&steady.to_le_bytes(), Duration::from_secs(5))
+            .unwrap();
+        steady += 1;
+        if let Ok(n) = steady_rx.try_pop(&mut buf) {
+            got.push(u64::from_le_bytes(buf[..n].try_into().unwrap()));
+        }
+    }
+    done.store(true, Relaxed);
+    let (sent, churned) = churn.join().unwrap();
+    observer.join().unwrap();
+    while let Ok(n) = steady_rx.try_pop(&mut buf) {
+        got.push(u64::from_le_bytes(buf[..n].try_into().unwrap()));
+    }
+    got.extend(churned);
+    let (mut mine, other): (Vec<u64>, Vec<u64>) = got.into_iter().partition(|m| m >> 63 == 0);
+    mine.sort_unstable();
+    assert_eq!(
+        mine,
+        (0..steady).collect::<Vec<_>>(),
+        "the steady producer's messages"
+    );
+    let mut other: Vec<u64> = other.iter().map(|m| m & !(1 << 63)).collect();
+    other.sort_unstable();
+    assert_eq!(
+        other,
+        (0..sent).collect::<Vec<_>>(),
+        "the churning producers' messages"
+    );
+    // The steady endpoints are alone at the end: at their next claims they hold the words.
+    steady_tx.try_push(b"last").unwrap();
+    steady_rx.try_pop(&mut buf).unwrap();
+    let [p, c] = sole(&name);
+    assert!(
+        (1..=55).contains(&p) && (1..=55).contains(&c),
+        "{p:#x} {c:#x}"
+    );
+}
