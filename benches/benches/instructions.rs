@@ -112,7 +112,8 @@ struct Mpmc {
 
 /// An MPMC ring of 1024 slots of `size` bytes, one producer and one consumer.
 fn mpmc(size: usize) -> Mpmc {
-    let ring = MpmcRing::in_heap(&MpmcConfig::new(1024, size as u64).notify(false)).expect("heap ring");
+    let ring =
+        MpmcRing::in_heap(&MpmcConfig::new(1024, size as u64).notify(false)).expect("heap ring");
     let (mut tx, mut rx) = (ring.producer().unwrap(), ring.consumer().unwrap());
     let (msg, mut buf) = (vec![7u8; size], vec![0u8; size]);
     tx.try_push(&msg).unwrap();
