@@ -1,5 +1,5 @@
 //! In-process micro-benchmarks of the SPSC ring's operations (one thread, heap-backed ring):
-//! what a push and a pop cost without any cross-core traffic. `cargo bench -p shmbus-bench`.
+//! what a push and a pop cost without any cross-core traffic. `cargo bench -p shmbus-bench --bench spsc_ops`.
 
 use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
 use shmbus::ring::{SpscConfig, SpscRing};
