@@ -29,8 +29,10 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 mod attach;
+mod fast;
 mod reservation;
 mod slow;
+pub use fast::FastPop;
 pub use reservation::Reservation;
 pub(crate) use slow::{on_empty, on_full};
 
@@ -57,6 +59,15 @@ impl std::fmt::Display for Role {
 pub trait WriteCore {
     /// Copies `payload` in as one message and publishes it.
     fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError>;
+    /// Whether [`try_push_fast`](Self::try_push_fast) can ever push (so whether the endpoint
+    /// makes its checks for it).
+    const FAST: bool = false;
+    /// [`try_push`](Self::try_push) when it takes the common path, with no error to report:
+    /// whether it pushed. `false` changes nothing (D96).
+    #[inline(always)]
+    fn try_push_fast(&mut self, _payload: &[u8]) -> bool {
+        false
+    }
     /// Pushes as many of `records` as fit, in order; how many.
     fn try_push_batch<R: AsRef<[u8]>>(&mut self, records: &[R]) -> Result<usize, PushError>;
     /// Makes room for a message of `len` bytes, written in place; returns its position.
@@ -84,6 +95,12 @@ pub trait WriteCore {
 pub trait ReadCore {
     /// Pops one message into `buf`.
     fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError>;
+    /// [`try_pop`](Self::try_pop) when it takes the common path (D96). [`FastPop::Empty`]
+    /// only on a core whose [`in_flight`](Self::in_flight) is always `false`.
+    #[inline(always)]
+    fn try_pop_fast(&mut self, _buf: &mut [u8]) -> FastPop {
+        FastPop::Other
+    }
     /// Pops one message into a cleared `buf`.
     fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError>;
     /// Takes the next committed message for reading in place: its position and length.
@@ -392,6 +409,9 @@ impl<K: Kind> Producer<K> {
     /// ring's shared state is inconsistent.
     #[inline]
     pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        if self.push_fast(payload) {
+            return Ok(());
+        }
         let checked = self.att.trailer != 0;
         self.once(|core| {
             if checked {
@@ -820,7 +840,11 @@ impl<K: Kind> Consumer<K> {
     #[inline]
     pub fn try_pop(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
         if self.att.trailer == 0 && (!K::LOSSY_READS || self.pending.is_none()) {
-            return self.once(|core| core.try_pop(buf));
+            return match self.core.try_pop_fast(buf) {
+                FastPop::Popped(n) => Ok(n),
+                FastPop::Empty => Err(self.empty_spinning()),
+                FastPop::Other => self.once(|core| core.try_pop(buf)),
+            };
         }
         self.take_pending()?;
         self.once(|core| pop_checked(core, buf))

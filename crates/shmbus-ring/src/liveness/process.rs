@@ -283,6 +283,19 @@ impl ProbeClock {
         true
     }
 
+    /// A spinning caller's empty poll that needs no clock read: tallied as [`due`](Self::due)
+    /// tallies it (and then `true`), unless this poll is the one that reads the clock (then
+    /// `false`, nothing tallied: the caller calls `due`, which does both).
+    #[inline(always)]
+    pub(crate) fn quiet_poll(&mut self) -> bool {
+        if self.polls.wrapping_add(1) % 16 == 0 {
+            return false;
+        }
+        self.polls = self.polls.wrapping_add(1);
+        self.stalls = self.stalls.wrapping_add(1);
+        true
+    }
+
     /// The stalls tallied since the last call, for the shared counter (reset to 0).
     pub(crate) fn take_stalls(&mut self) -> u64 {
         std::mem::take(&mut self.stalls)
