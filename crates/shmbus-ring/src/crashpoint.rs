@@ -45,6 +45,26 @@ pub fn on_this_thread(name: &'static str, f: impl FnOnce() + Send + 'static) {
     ARMED.store(true, Ordering::Relaxed);
 }
 
+std::thread_local! {
+    static GENERAL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While `yes`, endpoints driven by this thread take the general path only, never the common
+/// push and pop steps (D96): for tests that compare the two. Does nothing without the
+/// `crashpoints` feature.
+#[doc(hidden)]
+pub fn general_path_only(yes: bool) {
+    if cfg!(feature = "crashpoints") {
+        GENERAL_ONLY.with(|g| g.set(yes));
+    }
+}
+
+/// Whether the common steps may run (always, without the `crashpoints` feature).
+#[inline(always)]
+pub(crate) fn fast_allowed() -> bool {
+    !cfg!(feature = "crashpoints") || !GENERAL_ONLY.with(std::cell::Cell::get)
+}
+
 /// Marks the point `name` of the protocol.
 #[inline(always)]
 pub(crate) fn hit(name: &'static str) {

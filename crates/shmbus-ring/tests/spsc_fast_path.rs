@@ -1,17 +1,20 @@
-//! The SPSC common push and pop (D96) against the general path: `try_push`/`try_pop`, which
-//! take the fast steps wherever they apply, and `reserve`+`commit`/`try_pop_vec`, which never
-//! do, driven with the same operations on two rings of the same configuration, must report the
-//! same outcomes, return the same bytes and leave the same occupancy (so the same placement:
-//! padding, skip records, packing) after every operation.
+//! The SPSC common push, reservation and pop (D96) against the general path: two rings of the
+//! same configuration driven with the same operations, one by this thread as it is (the fast
+//! steps wherever they apply), the other with `crashpoint::general_path_only` set (never), must
+//! report the same outcomes, return the same bytes and leave the same occupancy (so the same
+//! placement: padding, skip records, packing) after every operation.
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
-use shmbus_ring::{PopError, PushError, SpscConfig, SpscRing};
+use shmbus_ring::crashpoint::general_path_only;
+use shmbus_ring::{Producer, SpscConfig, SpscRing};
 
 #[derive(Debug, Clone)]
 enum Op {
     /// Push a message of this many bytes.
     Push(usize),
+    /// Reserve a message of this many bytes and commit it.
+    Reserve(usize),
     /// Pop into a buffer of this many bytes.
     Pop(usize),
     /// A reservation of at most this many bytes, committed shorter (`reserve_up_to`), on both
@@ -22,6 +25,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0usize..320).prop_map(Op::Push),
+        2 => (0usize..320).prop_map(Op::Reserve),
         4 => (0usize..320).prop_map(Op::Pop),
         1 => (0usize..320, 0usize..320).prop_map(|(a, b)| Op::PushUpTo(a.max(b), a.min(b))),
     ]
@@ -51,11 +55,6 @@ fn bytes(i: usize, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i * 131 + j * 7 + 1) as u8).collect()
 }
 
-/// The kinds of two push outcomes, compared (a `TooLarge` names the same limit).
-fn same_push(a: &Result<(), PushError>, b: &Result<(), PushError>) -> bool {
-    a == b
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     #[test]
@@ -67,46 +66,55 @@ proptest! {
         let general = SpscRing::in_heap(&cfg).expect("same config");
         let (mut ftx, mut frx) = (fast.producer().unwrap(), fast.consumer().unwrap());
         let (mut gtx, mut grx) = (general.producer().unwrap(), general.consumer().unwrap());
-        let mut big = vec![0u8; 1 << 12];
-        let mut got = Vec::new();
         for (i, op) in ops.iter().enumerate() {
+            // The same call on both rings, the second on the general path only.
+            fn both<R>(
+                f: &mut Producer,
+                g: &mut Producer,
+                mut op: impl FnMut(&mut Producer) -> R,
+            ) -> (R, R) {
+                let a = op(f);
+                general_path_only(true);
+                let b = op(g);
+                general_path_only(false);
+                (a, b)
+            }
             match *op {
                 Op::Push(len) => {
                     let data = bytes(i, len);
-                    let a = ftx.try_push(&data);
-                    let b = gtx.reserve(len).map(|mut w| {
-                        w.copy_from_slice(&data);
-                        w.commit();
+                    let (a, b) = both(&mut ftx, &mut gtx, |tx| tx.try_push(&data));
+                    prop_assert_eq!(a, b, "op {}: push {}", i, len);
+                }
+                Op::Reserve(len) => {
+                    let data = bytes(i, len);
+                    let (a, b) = both(&mut ftx, &mut gtx, |tx| {
+                        tx.reserve(len).map(|mut w| {
+                            w.copy_from_slice(&data);
+                            w.commit();
+                        })
                     });
-                    prop_assert!(same_push(&a, &b), "op {}: push {}: {:?} against {:?}", i, len, a, b);
+                    prop_assert_eq!(a, b, "op {}: reserve {}", i, len);
                 }
                 Op::PushUpTo(max, len) => {
                     let data = bytes(i, len);
-                    let one = |tx: &mut shmbus_ring::Producer| {
+                    let (a, b) = both(&mut ftx, &mut gtx, |tx| {
                         tx.reserve_up_to(max).map(|mut w| {
                             w[..len].copy_from_slice(&data);
                             w.commit_len(len);
                         })
-                    };
-                    let (a, b) = (one(&mut ftx), one(&mut gtx));
-                    prop_assert!(same_push(&a, &b), "op {}: up to {}: {:?} against {:?}", i, max, a, b);
+                    });
+                    prop_assert_eq!(a, b, "op {}: up to {}", i, max);
                 }
                 Op::Pop(len) => {
                     let mut buf = vec![0u8; len];
+                    let mut other = vec![0u8; len];
                     let a = frx.try_pop(&mut buf);
-                    let b = grx.try_pop_vec(&mut got);
-                    match (a, b) {
-                        (Ok(n), Ok(m)) => {
-                            prop_assert_eq!(n, m, "op {}: lengths", i);
-                            prop_assert_eq!(&buf[..n], &got[..], "op {}: bytes", i);
-                        }
-                        (Err(PopError::BufferTooSmall { needed, len: l }), Ok(m)) => {
-                            prop_assert_eq!((needed, l), (m, len), "op {}: short buffer", i);
-                            // The message stayed: the fast ring pops it now.
-                            let n = frx.try_pop(&mut big).expect("left in the ring");
-                            prop_assert_eq!(&big[..n], &got[..], "op {}: bytes after", i);
-                        }
-                        (a, b) => prop_assert_eq!(a, b, "op {}: pop", i),
+                    general_path_only(true);
+                    let b = grx.try_pop(&mut other);
+                    general_path_only(false);
+                    prop_assert_eq!(a, b, "op {}: pop into {}", i, len);
+                    if let Ok(n) = a {
+                        prop_assert_eq!(&buf[..n], &other[..n], "op {}: bytes", i);
                     }
                 }
             }

@@ -25,11 +25,30 @@ impl<K: Kind> Producer<K> {
     /// stopped this one).
     #[inline(always)]
     pub(super) fn push_fast(&mut self, payload: &[u8]) -> bool {
+        self.plain() && self.core.try_push_fast(payload)
+    }
+
+    /// The common reservation, as [`push_fast`](Self::push_fast): its position, or `None`
+    /// (nothing changed).
+    #[inline(always)]
+    pub(super) fn reserve_fast(&mut self, len: usize) -> Option<u64> {
+        if self.plain() {
+            self.core.try_reserve_fast(len)
+        } else {
+            None
+        }
+    }
+
+    /// What `once` checks before a core's step, when it finds nothing to do: a core with fast
+    /// steps, no reservation set aside, a plain ring (no checksum trailer), a consumer
+    /// attached.
+    #[inline(always)]
+    fn plain(&self) -> bool {
         <K::WriteCore as WriteCore>::FAST
+            && crate::crashpoint::fast_allowed()
             && self.aside.is_none()
             && self.att.trailer == 0
             && !(K::PRODUCER_NEEDS_CONSUMERS && self.att.gone(Role::Consumer))
-            && self.core.try_push_fast(payload)
     }
 }
 

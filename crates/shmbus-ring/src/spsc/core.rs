@@ -616,6 +616,11 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     }
 
     #[inline(always)]
+    fn try_reserve_fast(&mut self, len: usize) -> Option<u64> {
+        ProducerCore::try_reserve_fast(self, len)
+    }
+
+    #[inline(always)]
     fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         let start = self.place(payload.len())?;
         // SAFETY: `place` checked the record fits before the end of the data region and is free.
@@ -728,7 +733,7 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
     #[inline(always)]
     fn commit(&mut self, at: u64, len: usize) {
         let end = at + record_size(wide(len));
-        self.publish(at, end, encode(len_u32(len), KIND_DATA), 1);
+        self.publish_data(at, end, len_u32(len));
     }
 
     fn abandon(&mut self, _at: u64) {
@@ -832,6 +837,8 @@ impl<M: Memory> ConsumerCore<M> {
 }
 
 impl<M: Memory> ReadCore for ConsumerCore<M> {
+    const FAST: bool = true;
+
     #[inline(always)]
     fn try_pop_fast(&mut self, buf: &mut [u8]) -> FastPop {
         ConsumerCore::try_pop_fast(self, buf)

@@ -30,17 +30,17 @@ impl<M: Memory> ProducerCore<M> {
         }
     }
 
-    /// Pushes `payload` as a data record at the tail if that is the common case: a payload
-    /// the ring places packed ([`fast_limit`](Self::fast_limit)), no skip record or packing
-    /// request pending, a record that ends at or before the end of the ring (no padding), room
-    /// that the cached `head` already grants, and (bounded rings) a count under the bound by the
-    /// cached `taken`. Whether it pushed; `false` changes nothing, and the caller runs
-    /// `try_push`, which handles every other case.
+    /// Places a record of `len` payload bytes, at most `max`, at the tail if that is the
+    /// common case: no skip record pending, a record that ends at or before the end of the
+    /// ring (no padding), room that the cached `head` already grants, and (bounded rings) a
+    /// count under the bound by the cached `taken`. Its start and end; `None` changes nothing,
+    /// and the caller takes the general path, which handles every other case. `max` is where
+    /// the ring places every payload packed (below [`fast_limit`](Self::fast_limit), or any
+    /// size under a packing request).
     #[inline(always)]
-    pub(crate) fn try_push_fast(&mut self, payload: &[u8]) -> bool {
-        let len = wide(payload.len());
-        if len > self.fast_max || self.skip.is_some() || self.pack {
-            return false;
+    fn fast_place(&self, len: u64, max: u64) -> Option<(u64, u64)> {
+        if len > max || self.skip.is_some() {
+            return None;
         }
         // No overflow: `len` is at most the record limit, below the capacity.
         let size = record_size(len);
@@ -50,29 +50,78 @@ impl<M: Memory> ProducerCore<M> {
         // As `place_inner`: no padding needed (`size <= to_end`), and `ensure(end + 8)` holds
         // by the cached head (the zero-ahead word included).
         if off + size > self.g.cap || end + HEADER_SIZE - self.cached_head > self.g.cap {
-            return false;
+            return None;
         }
         // As `counted_room(0)` without its reload.
         if self.g.limit != 0 && self.sent.wrapping_sub(self.cached_taken) >= self.g.limit {
+            return None;
+        }
+        Some((start, end))
+    }
+
+    /// `try_push` when [`fast_place`](Self::fast_place) places the record: whether it pushed
+    /// (`false` changes nothing).
+    #[inline(always)]
+    pub(crate) fn try_push_fast(&mut self, payload: &[u8]) -> bool {
+        // Not under a packing request, which only a reservation answers (`place` resets it).
+        if self.pack {
             return false;
         }
-        // SAFETY: the record `[start, end)` lies inside the data region (`off + size <= cap`)
-        // and is free space, as is the zero-ahead word at `end` (`end + 8 - head <= cap`, with
-        // `head` the consumer's validated position): `try_push`'s contract, checked as `place`
-        // checks it.
+        let Some((start, end)) = self.fast_place(wide(payload.len()), self.fast_max) else {
+            return false;
+        };
+        // SAFETY: `fast_place` checked, as `place` does, that the record `[start, end)` lies
+        // inside the data region and is free space, as is the zero-ahead word at `end` (the
+        // consumer's validated `head` at most a lap behind it).
         unsafe {
             self.mem
-                .write(self.g.words.data + offset(off + HEADER_SIZE), payload);
+                .write(self.g.at(start) + offset(HEADER_SIZE), payload);
         };
         crate::crashpoint::hit("spsc.push.written");
         let word = encode(len_u32(payload.len()), KIND_DATA);
-        if !self.quiet {
+        // No skip record is pending (`fast_place`).
+        if self.quiet {
+            self.publish_quiet(start, end, word);
+        } else {
             self.publish(start, end, word, 1);
-            return true;
         }
-        // `publish` for a ring with no message bound and no wake words, whose count and
-        // notification are nothing (so the compiler need not keep them on the path).
-        // SAFETY: as above: `end` is free space, `start` this record's header word.
+        true
+    }
+
+    /// `reserve` when [`fast_place`](Self::fast_place) places the record: its start.
+    #[inline(always)]
+    pub(crate) fn try_reserve_fast(&mut self, len: usize) -> Option<u64> {
+        let max = if self.pack {
+            self.g.max_record
+        } else {
+            self.fast_max
+        };
+        let (start, _) = self.fast_place(wide(len), max)?;
+        // As `place`: the request is answered.
+        self.pack = false;
+        Some(start)
+    }
+
+    /// Publishes the data record of `len` payload bytes from `start` to `end`: `publish`, with
+    /// the stores alone on a ring without a message bound and wake words (`quiet`), whose
+    /// count and notification are nothing, and without a skip record pending (the common
+    /// case, taken without `publish`'s branches for the others).
+    #[inline(always)]
+    pub(super) fn publish_data(&mut self, start: u64, end: u64, len: u32) {
+        let word = encode(len, KIND_DATA);
+        if self.quiet && self.skip.is_none() {
+            self.publish_quiet(start, end, word);
+        } else {
+            self.publish(start, end, word, 1);
+        }
+    }
+
+    /// `publish` of the data record with header `word` on a `quiet` ring, with no skip record
+    /// pending: its stores alone.
+    #[inline(always)]
+    fn publish_quiet(&mut self, start: u64, end: u64, word: u64) {
+        // SAFETY: `end` is free space and `start` this record's header word (the caller's
+        // placement: `place` or `fast_place`); both in-bounds aligned data words by `at`.
         unsafe {
             // S1: Relaxed; ordered before the consumer's view by R1 just below.
             self.mem.store(self.g.at(end), 0, Ordering::Relaxed);
@@ -85,7 +134,6 @@ impl<M: Memory> ProducerCore<M> {
         // S2: Release, as in `publish` (pairs with A9 of the consumer's audit).
         // SAFETY: in-bounds aligned control word (attach contract).
         unsafe { self.mem.store(self.g.words.tail, end, Ordering::Release) };
-        true
     }
 }
 
