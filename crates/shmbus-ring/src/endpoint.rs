@@ -34,6 +34,7 @@ mod reservation;
 mod slow;
 pub use fast::FastPop;
 pub use reservation::Reservation;
+pub use slow::Audit;
 pub(crate) use slow::{on_empty, on_full};
 
 /// Which side of a ring an endpoint is.
@@ -139,30 +140,6 @@ pub trait ReadCore {
     /// Checks, after a pop found the ring empty, whether the shared state that keeps it empty
     /// contradicts itself (PROTOCOL §4.4, §5.5). Slow path only, as [`WriteCore::audit`].
     fn audit(&mut self) -> Audit;
-}
-
-/// What an audit of a waiting endpoint's ring found (PROTOCOL §6 "Audits", §4.4, §5.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audit {
-    /// Nothing contradicts itself (or the ring moved on: the caller retries).
-    Fine,
-    /// A contradiction that a stale read of an honest state could explain for a moment (the
-    /// relaxed position hints, or records of a dead predecessor): the ring is corrupt if the
-    /// same observation (positions and word) is made again at the next probe.
-    Suspect(Corruption),
-    /// A contradiction no honest state explains.
-    Corrupt(Corruption),
-    /// The ring waits on a claim (MPMC) that endpoint `tag` holds as a `role`: fine while an
-    /// endpoint of that role is registered under that tag (it, or the reaper of its dead
-    /// process, releases the claim); a suspect otherwise, since no one ever will.
-    Claimed {
-        /// The claimer's tag (1..=55 for a real endpoint).
-        tag: u64,
-        /// The role that makes such a claim.
-        role: Role,
-        /// What to report if no such endpoint is registered.
-        found: Corruption,
-    },
 }
 
 /// A producer's core over mapped memory: its reservations can be written in place.
@@ -427,25 +404,6 @@ impl<K: Kind> Producer<K> {
         self.try_push_general(payload)
     }
 
-    /// [`try_push_at`](Self::try_push_at) out of line.
-    #[inline(never)]
-    fn try_push_general(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        self.try_push_at(payload)
-    }
-
-    /// The general push.
-    #[inline(always)]
-    fn try_push_at(&mut self, payload: &[u8]) -> Result<(), PushError> {
-        let checked = self.att.trailer != 0;
-        self.once(|core| {
-            if checked {
-                push_checked(core, payload)
-            } else {
-                core.try_push(payload)
-            }
-        })
-    }
-
     /// Pushes as many of `records` as fit, in order, and returns how many were pushed. An SPSC
     /// ring publishes them all with a single Release store.
     ///
@@ -511,25 +469,6 @@ impl<K: Kind> Producer<K> {
             at,
             len,
             done: false,
-        })
-    }
-
-    /// [`reserve_at`](Self::reserve_at) out of line.
-    #[inline(never)]
-    fn reserve_general(&mut self, len: usize) -> Result<u64, PushError> {
-        self.reserve_at(len)
-    }
-
-    /// The general reservation: the position of the message reserved.
-    #[inline(always)]
-    fn reserve_at(&mut self, len: usize) -> Result<u64, PushError> {
-        let checked = self.att.trailer != 0;
-        self.once(|core| {
-            if checked {
-                reserve_checked(core, len)
-            } else {
-                core.reserve(len)
-            }
         })
     }
 
@@ -896,13 +835,6 @@ impl<K: Kind> Consumer<K> {
         }
         self.take_pending()?;
         self.once(|core| pop_checked(core, buf))
-    }
-
-    /// The general pop of a plain ring, out of line: after a fast step that did not take the
-    /// message.
-    #[inline(never)]
-    fn try_pop_general(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
-        self.once(|core| core.try_pop(buf))
     }
 
     /// On a checksum ring: the mismatch a batch found after handing out messages, if any.

@@ -2,8 +2,10 @@
 //! core's step, made inline, around the cores' fast steps (`try_push_fast`, `try_pop_fast`).
 //! Whatever a fast step does not take goes the general way, unchanged.
 
-use super::{Consumer, Producer, Role, WriteCore};
+use super::{Consumer, Producer, ReadCore, Role, WriteCore};
+use crate::checksum::{push_checked, reserve_checked};
 use crate::error::PopError;
+use crate::error::PushError;
 use crate::ring::Kind;
 use crate::wait::Pace;
 
@@ -50,6 +52,44 @@ impl<K: Kind> Producer<K> {
             && self.att.trailer == 0
             && !(K::PRODUCER_NEEDS_CONSUMERS && self.att.gone(Role::Consumer))
     }
+
+    /// [`try_push_at`](Self::try_push_at) out of line.
+    #[inline(never)]
+    pub(super) fn try_push_general(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        self.try_push_at(payload)
+    }
+
+    /// The general push.
+    #[inline(always)]
+    pub(super) fn try_push_at(&mut self, payload: &[u8]) -> Result<(), PushError> {
+        let checked = self.att.trailer != 0;
+        self.once(|core| {
+            if checked {
+                push_checked(core, payload)
+            } else {
+                core.try_push(payload)
+            }
+        })
+    }
+
+    /// [`reserve_at`](Self::reserve_at) out of line.
+    #[inline(never)]
+    pub(super) fn reserve_general(&mut self, len: usize) -> Result<u64, PushError> {
+        self.reserve_at(len)
+    }
+
+    /// The general reservation: the position of the message reserved.
+    #[inline(always)]
+    pub(super) fn reserve_at(&mut self, len: usize) -> Result<u64, PushError> {
+        let checked = self.att.trailer != 0;
+        self.once(|core| {
+            if checked {
+                reserve_checked(core, len)
+            } else {
+                core.reserve(len)
+            }
+        })
+    }
 }
 
 impl<K: Kind> Consumer<K> {
@@ -64,5 +104,12 @@ impl<K: Kind> Consumer<K> {
         } else {
             self.on_empty(Pace::Spinning)
         }
+    }
+
+    /// The general pop of a plain ring, out of line: after a fast step that did not take the
+    /// message.
+    #[inline(never)]
+    pub(super) fn try_pop_general(&mut self, buf: &mut [u8]) -> Result<usize, PopError> {
+        self.once(|core| core.try_pop(buf))
     }
 }

@@ -3,8 +3,33 @@
 
 use super::{Attachment, Kind, Role, WriteCore};
 use crate::endpoint::ReadCore;
+use crate::error::Corruption;
 use crate::error::{PopError, PushError};
 use crate::wait::Pace;
+
+/// What an audit of a waiting endpoint's ring found (PROTOCOL §6 "Audits", §4.4, §5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// Nothing contradicts itself (or the ring moved on: the caller retries).
+    Fine,
+    /// A contradiction that a stale read of an honest state could explain for a moment (the
+    /// relaxed position hints, or records of a dead predecessor): the ring is corrupt if the
+    /// same observation (positions and word) is made again at the next probe.
+    Suspect(Corruption),
+    /// A contradiction no honest state explains.
+    Corrupt(Corruption),
+    /// The ring waits on a claim (MPMC) that endpoint `tag` holds as a `role`: fine while an
+    /// endpoint of that role is registered under that tag (it, or the reaper of its dead
+    /// process, releases the claim); a suspect otherwise, since no one ever will.
+    Claimed {
+        /// The claimer's tag (1..=55 for a real endpoint).
+        tag: u64,
+        /// The role that makes such a claim.
+        role: Role,
+        /// What to report if no such endpoint is registered.
+        found: Corruption,
+    },
+}
 
 /// What a push that found the ring full reports: `Corrupt` if the audit after a probe finds
 /// the ring contradicting itself, `Disconnected` if every consumer is gone (probing for dead
