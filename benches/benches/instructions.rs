@@ -114,6 +114,7 @@ fn spsc_empty_poll(mut s: Spsc) -> Spsc {
 #[library_benchmark]
 #[bench::b8(setup = spsc, args = (8))]
 #[bench::b64(setup = spsc, args = (64))]
+#[bench::b1k(setup = spsc, args = (1024))]
 fn spsc_reserve_peek(mut s: Spsc) -> Spsc {
     let len = s.msg.len();
     for i in 0..OPS {
