@@ -41,7 +41,8 @@ pub fn spin<T>(mut f: impl FnMut() -> Option<T>) -> T {
 /// The SPSC cores over loom memory.
 pub mod spsc {
     use super::LoomMem;
-    use crate::endpoint::{ReadCore, WriteCore};
+    use crate::conv::offset;
+    use crate::endpoint::{FastPop, ReadCore, WriteCore};
     use crate::error::{PopError, PushError};
     use crate::ring::Words;
     use crate::spsc::core::{ConsumerCore, Geometry, ProducerCore};
@@ -49,8 +50,9 @@ pub mod spsc {
 
     /// A producer over loom memory.
     pub struct ModelProducer(ProducerCore<LoomMem>);
-    /// A consumer over loom memory.
-    pub struct ModelConsumer(ConsumerCore<LoomMem>);
+    /// A consumer over loom memory, with the ring's record limit (the buffer its fast pop
+    /// reads into).
+    pub struct ModelConsumer(ConsumerCore<LoomMem>, usize);
 
     /// A ring of `cap` data bytes in loom memory, with control words in front of the data.
     pub fn pair(cap: u64) -> (ModelProducer, ModelConsumer) {
@@ -102,12 +104,16 @@ pub mod spsc {
         let p = unsafe { ProducerCore::attach(mem.clone(), g) }.expect("fresh ring");
         // SAFETY: as above.
         let c = unsafe { ConsumerCore::attach(mem, g) }.expect("fresh ring");
-        (ModelProducer(p), ModelConsumer(c))
+        (ModelProducer(p), ModelConsumer(c, offset(g.max_record)))
     }
 
     impl ModelProducer {
-        /// See [`crate::Producer::try_push`].
+        /// See [`crate::Producer::try_push`]: as the endpoint, the fast step first and the
+        /// general one when it does not take the message (D96), so the models check both.
         pub fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
+            if self.0.try_push_fast(payload) {
+                return Ok(());
+            }
             self.0.try_push(payload)
         }
         /// See [`crate::Producer::try_push_batch`].
@@ -121,9 +127,20 @@ pub mod spsc {
     }
 
     impl ModelConsumer {
-        /// See [`crate::Consumer::try_pop_vec`].
+        /// See [`crate::Consumer::try_pop`]: as the endpoint, the fast step first (into a
+        /// buffer of the record limit) and the general one when it leaves the record (D96),
+        /// so the models check both; `buf` holds the message.
         pub fn try_pop_vec(&mut self, buf: &mut Vec<u8>) -> Result<usize, PopError> {
-            self.0.try_pop_vec(buf)
+            buf.clear();
+            buf.resize(self.1, 0);
+            match self.0.try_pop_fast(buf) {
+                FastPop::Popped(n) => {
+                    buf.truncate(n);
+                    Ok(n)
+                }
+                FastPop::Empty => Err(PopError::Empty),
+                FastPop::Other => self.0.try_pop_vec(buf),
+            }
         }
         /// The audit a consumer that found the ring empty runs at a probe.
         pub fn audit(&mut self) -> super::Audit {
