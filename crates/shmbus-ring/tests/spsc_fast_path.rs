@@ -9,9 +9,10 @@
 //! header words at the consumer's head, reservations dropped or forgotten, a reservation set
 //! aside, and an endpoint gone and replaced.
 //!
-//! Mutations this catches (each tried): the packing request left set by the fast reservation;
-//! `fast_max` ignoring the alignment threshold; the room check dropped; the quiet publication
-//! taken on a notifying ring (a lost wake-up).
+//! Mutations caught: the packing request left set by the fast reservation, `fast_max` ignoring
+//! the alignment threshold and the room check dropped (tried against this test's first form,
+//! which compared outcomes and occupancy only), and the quiet publication taken on a notifying
+//! ring, a lost wake-up (which only this form catches).
 #![cfg(not(loom))]
 
 use proptest::prelude::*;
