@@ -47,7 +47,7 @@ const STRING_OUT: usize = usize::MAX;
 /// Into a ring's memory, copies from 16 bytes to this many go 8 bytes at a time (D97): SPSC
 /// streaming gained 1.4× at 16 B, 1.7× at 32 and 64 B, 1.3× at 96 and 128 B and 1.1× at
 /// 192 B, and was level at 256 and 512 B.
-pub(crate) const WORDS_IN: usize = 256;
+const WORDS_IN: usize = 256;
 /// Out of a ring's memory, never: what the consumer loads was stored by another core, and
 /// what the caller then loads from its buffer lies inside one of the copy's stores.
 const WORDS_OUT: usize = 0;
@@ -171,9 +171,9 @@ unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
 }
 
 /// `len >= 8` bytes, inline, by 8-byte loads and stores from the start, the last one ending
-/// at `len` (overlapping the one before when `len` is not a multiple of 8). Each load lies
-/// within one 8-byte store of a caller that wrote its message by words, so it takes its bytes
-/// from that store (D97).
+/// at `len` (overlapping the one before when `len` is not a multiple of 8). Each load but
+/// that last overlapping one lies within one 8-byte store of a caller that wrote its message
+/// by words from its start, so it takes its bytes from that store (D97).
 ///
 /// # Safety
 ///

@@ -604,10 +604,6 @@ impl<M: Memory> ConsumerCore<M> {
 }
 
 impl<M: Memory> WriteCore for ProducerCore<M> {
-    /// Copies `payload` in as one record and publishes it.
-    // Always (D86): left to the heuristics it became a call from the endpoint layer's
-    // `try_push` once an unrelated change elsewhere moved the inlining budget, and the raw
-    // ring streamed 8 B messages at half the rate (harness A/B).
     const FAST: bool = true;
 
     #[inline(always)]
@@ -620,6 +616,10 @@ impl<M: Memory> WriteCore for ProducerCore<M> {
         ProducerCore::try_reserve_fast(self, len)
     }
 
+    /// Copies `payload` in as one record and publishes it.
+    // Always (D86): left to the heuristics it became a call from the endpoint layer's
+    // `try_push` once an unrelated change elsewhere moved the inlining budget, and the raw
+    // ring streamed 8 B messages at half the rate (harness A/B).
     #[inline(always)]
     fn try_push(&mut self, payload: &[u8]) -> Result<(), PushError> {
         let start = self.place(payload.len())?;
