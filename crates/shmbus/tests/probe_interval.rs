@@ -16,7 +16,7 @@ mod common;
 
 use common::{role, ChildGuard, CHANNEL};
 use shmbus::flavor::{Flavor, Mpmc};
-use shmbus::{ChannelBuilder, RecvError, RecvTimeoutError};
+use shmbus::{ChannelBuilder, RecvError, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -224,4 +224,47 @@ fn an_mpmc_clone_inherits_the_probe_interval() {
         Err(RecvTimeoutError::Timeout),
         "the clone did not inherit the hour-long interval"
     );
+}
+
+/// A receiver that only spins on the non-blocking receives (`try_recv`, `try_recv_into`,
+/// `try_recv_with`) notices its sender's death (SIGKILL) by the probe, as a blocking receive
+/// does: `Disconnected`, never `Empty` for ever. An empty poll that skipped the probe when due
+/// (every 16th reads the clock for it) would fail this (DECISIONS D98 tried one that could).
+#[test]
+fn spinning_try_receivers_notice_a_sigkilled_sender() {
+    let test = "spinning_try_receivers_notice_a_sigkilled_sender";
+    let b = shmbus::channel::<u64>();
+    if let Some(role) = role() {
+        return child(&role, &b);
+    }
+    for path in 0..3 {
+        let name = common::unique_name("probe-spin");
+        let mut rx = b
+            .clone()
+            .probe_interval(SHORT)
+            .create_receiver(&name)
+            .unwrap();
+        let mut poll = move |rx: &mut shmbus::Receiver<u64>| match path {
+            0 => rx.try_recv().map(drop),
+            1 => rx.try_recv_into(&mut 0),
+            _ => rx.try_recv_with(|_| ()),
+        };
+        let sender = common::spawn(test, "sender", &name);
+        assert_eq!(rx.recv_timeout(LIMIT), Ok(1));
+        for _ in 0..1000 {
+            assert_eq!(poll(&mut rx), Err(TryRecvError::Empty), "path {path}");
+        }
+        kill(sender);
+        let killed = std::time::Instant::now();
+        loop {
+            match poll(&mut rx) {
+                Err(TryRecvError::Empty) => assert!(
+                    killed.elapsed() < LIMIT,
+                    "path {path}: a spinning receiver missed a SIGKILLed sender"
+                ),
+                Err(TryRecvError::Disconnected) => break,
+                other => panic!("path {path}: {other:?}"),
+            }
+        }
+    }
 }
