@@ -55,18 +55,27 @@ fn child<F: Flavor>(role: &str, b: &ChannelBuilder<u64, F>) {
     panic!("the child was not killed");
 }
 
+/// A receiver under a new name (from `prefix`), with the builder's probe interval set short.
+fn short_receiver<F: Flavor>(
+    b: &ChannelBuilder<u64, F>,
+    prefix: &str,
+) -> (String, shmbus::Receiver<u64, F>) {
+    let name = common::unique_name(prefix);
+    let rx = b
+        .clone()
+        .probe_interval(SHORT)
+        .create_receiver(&name)
+        .unwrap();
+    (name, rx)
+}
+
 /// A receiver notices its only sender's death as the probe interval says.
 fn receiver_case<F: Flavor>(test: &str, b: &ChannelBuilder<u64, F>) {
     if let Some(role) = role() {
         return child(&role, b);
     }
     // Phase 1: a short interval from the builder; recv() blocked at the kill.
-    let name = common::unique_name("probe-rx");
-    let mut rx = b
-        .clone()
-        .probe_interval(SHORT)
-        .create_receiver(&name)
-        .unwrap();
+    let (name, mut rx) = short_receiver(b, "probe-rx");
     let sender = common::spawn(test, "sender", &name);
     assert_eq!(rx.recv_timeout(LIMIT), Ok(1));
     let killer = std::thread::spawn(move || {
@@ -238,13 +247,8 @@ fn spinning_try_receivers_notice_a_sigkilled_sender() {
         return child(&role, &b);
     }
     for path in 0..3 {
-        let name = common::unique_name("probe-spin");
-        let mut rx = b
-            .clone()
-            .probe_interval(SHORT)
-            .create_receiver(&name)
-            .unwrap();
-        let mut poll = move |rx: &mut shmbus::Receiver<u64>| match path {
+        let (name, mut rx) = short_receiver(&b, "probe-spin");
+        let poll = move |rx: &mut shmbus::Receiver<u64>| match path {
             0 => rx.try_recv().map(drop),
             1 => rx.try_recv_into(&mut 0),
             _ => rx.try_recv_with(|_| ()),
