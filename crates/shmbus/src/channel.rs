@@ -175,9 +175,10 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// maximum size, rounded up to a power of two). The bound is recorded in the segment, so
     /// every end, in every process, keeps it (PROTOCOL §4.6, §5.6).
     ///
-    /// A larger capacity also buys streaming rate. In a small ring a receiver that keeps up
-    /// runs right behind the sender, and the two cores pass the lines being written back and
-    /// forth; in a ring of about a megabyte they can run apart. On an AMD EPYC VM, a 64-byte
+    /// A larger ring also buys streaming rate. In a small one every line the sender writes is
+    /// one the receiver's core read a lap before and probably still holds, so each write must
+    /// take the line back from it; in a ring of a megabyte or more it is gone from that core
+    /// by then. On an AMD EPYC VM, a 64-byte
     /// struct streamed between two threads at 16–17 M msgs/s with capacity 681 (a 64 KiB
     /// ring) and at 38–42 M with capacity 10922 (1 MiB); capacity 5448 (512 KiB) was still
     /// at 18 M (DECISIONS D100). What counts is the ring's size in bytes, which the maximum
