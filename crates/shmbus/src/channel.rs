@@ -175,17 +175,15 @@ impl<T, F: Flavor, C: Codec<T>> ChannelBuilder<T, F, C> {
     /// maximum size, rounded up to a power of two). The bound is recorded in the segment, so
     /// every end, in every process, keeps it (PROTOCOL §4.6, §5.6).
     ///
-    /// A larger ring also buys streaming rate. In a small one every line the sender writes is
-    /// one the receiver's core read a lap before and probably still holds, so each write must
-    /// take the line back from it; in a ring of a megabyte or more it is gone from that core
-    /// by then. On an AMD EPYC VM, a 64-byte
-    /// struct streamed between two threads at 16–17 M msgs/s with capacity 681 (a 64 KiB
-    /// ring) and at 38–42 M with capacity 10922 (1 MiB); capacity 5448 (512 KiB) was still
-    /// at 18 M (DECISIONS D100). What counts is the ring's size in bytes, which the maximum
-    /// message sets too: the defaults (1024 messages of up to 1 KiB, a 2 MiB ring) streamed
-    /// the same struct at 38 M. Round trips do not change: one message at a time never
-    /// fills a ring. The step is probably where the ring outgrows a core's own cache, so
-    /// measure with your message on your CPU.
+    /// A larger ring also buys streaming rate. In a small ring every line the sender writes
+    /// is one the receiver's core read a lap before and probably still holds, so each write
+    /// must take the line back; in a ring of a megabyte or more that core has let it go. On
+    /// an AMD EPYC VM, a 64-byte struct streamed between two threads at 16–17 M msgs/s with
+    /// capacity 681 (a 64 KiB ring), 18 M with 5448 (512 KiB) and 38–42 M with 10922
+    /// (1 MiB); the defaults (1024 messages of up to 1 KiB, a 2 MiB ring) streamed it at 38 M
+    /// (DECISIONS D100). What counts is the ring's size in bytes, which the maximum message
+    /// sets too. Round trips do not change: one message at a time never fills a ring. Where
+    /// the step lies depends on the CPU's caches, so measure with your message on your CPU.
     ///
     /// ```
     /// use shmbus::TrySendError;
